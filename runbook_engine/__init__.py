@@ -1,0 +1,5 @@
+"""runbook-engine: IT operations procedures as documentation that runs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,132 @@
+"""Error types of runbook-engine.
+
+One root, :class:`RunbookError`, and one subclass per layer.  Every error that
+comes from user input carries a :class:`Problem` list: each problem names the
+file and the 1-based line it is about, so the CLI can print ``file:line:col:
+code message`` and exit with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input file.
+
+    Attributes:
+        message: What is wrong and, where it helps, what to do about it.
+        path: The file the problem is in (``None`` for command-line input).
+        line: 1-based line in ``path``; 0 when the problem is about the whole file.
+        col: 1-based column, 0 when unknown.
+        code: Short stable code (``RB101`` ...), used by ``runbook lint``.
+        severity: ``"error"`` or ``"warning"``.
+        source_line: The offending line of the file, shown under the message.
+    """
+
+    message: str
+    path: Path | None = None
+    line: int = 0
+    col: int = 0
+    code: str = "RB000"
+    severity: str = "error"
+    source_line: str | None = None
+
+    def location(self) -> str:
+        """Return ``file:line:col`` (parts that are unknown are left out)."""
+        parts = [str(self.path) if self.path else "<input>"]
+        if self.line:
+            parts.append(str(self.line))
+            if self.col:
+                parts.append(str(self.col))
+        return ":".join(parts)
+
+    def format(self) -> str:
+        """Return the one-line form ``file:line:col: code message`` plus the source line."""
+        text = f"{self.location()}: {self.code} {self.message}"
+        if self.source_line is not None:
+            text += f"\n    {self.source_line.rstrip()}"
+        return text
+
+
+class RunbookError(Exception):
+    """Root of every error runbook-engine raises on purpose.
+
+    Attributes:
+        problems: The problems behind the error, possibly several (all problems
+            of a file are collected before failing).
+        exit_status: The CLI exit status this error maps to (DESIGN.md §6).
+    """
+
+    exit_status = 1
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems: list[Problem] = list(problems or [])
+
+    def format(self) -> str:
+        """Return the text a user sees: the problems, one per line, or the message."""
+        if self.problems:
+            return "\n".join(p.format() for p in self.problems)
+        return self.message
+
+
+class InputError(RunbookError):
+    """Bad input: a runbook, an environment, an answers file or a flag (exit 2)."""
+
+    exit_status = 2
+
+    @classmethod
+    def single(
+        cls,
+        message: str,
+        path: Path | None = None,
+        line: int = 0,
+        *,
+        code: str = "RB000",
+        source_line: str | None = None,
+    ) -> InputError:
+        """Build an error holding one :class:`Problem`."""
+        problem = Problem(message, path, line, code=code, source_line=source_line)
+        return cls(problem.format(), [problem])
+
+
+class RunbookSyntaxError(InputError):
+    """The runbook's Markdown, front matter or attribute lists are malformed."""
+
+
+class TemplateProblem(InputError):
+    """Tailoring failed: an undefined parameter, a jinja syntax error, a bad condition."""
+
+
+class EnvironmentFileError(InputError):
+    """The environment file is malformed or a value has the wrong type."""
+
+
+class ExecutionError(RunbookError):
+    """A transport could not run a command (exit 1)."""
+
+
+class StateError(RunbookError):
+    """The checkpoint store refuses an operation (unknown run, changed runbook, lock)."""
+
+    exit_status = 2
+
+
+class EvidenceError(RunbookError):
+    """The journal or an evidence file failed verification (exit 1)."""
+
+
+class RunPaused(RunbookError):
+    """The run stopped at a gate that needs a person (exit 3)."""
+
+    exit_status = 3
+
+
+class RunInterrupted(RunbookError):
+    """The operator interrupted the run (exit 130)."""
+
+    exit_status = 130
