@@ -1,0 +1,52 @@
+"""The registry of step kinds (a fenced block's language).
+
+Shell kinds are commands for a host; ``manual`` holds instructions for a
+person; declarative kinds take a YAML body and register themselves here with
+:func:`register_kind` when their module is imported (DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """What a step kind is.
+
+    Attributes:
+        name: The language word in the fence (``cmd``).
+        category: ``"command"``, ``"manual"`` or ``"declarative"``.
+        description: One line for docs and errors.
+        local_ok: Whether it can run on the operator's machine.
+        changes: Whether steps of this kind change state by default
+            (probes and approvals do not).
+    """
+
+    name: str
+    category: str
+    description: str
+    local_ok: bool = True
+    changes: bool = True
+
+
+KINDS: dict[str, KindInfo] = {}
+
+
+def register_kind(info: KindInfo) -> None:
+    """Add ``info`` to :data:`KINDS` (replacing a kind of the same name)."""
+    KINDS[info.name] = info
+
+
+for _name, _desc, _local in (
+    ("cmd", "Windows cmd.exe script", False),
+    ("powershell", "Windows PowerShell (2.0-compatible) script", True),
+    ("sh", "POSIX shell script", True),
+    ("bash", "bash script", True),
+    ("python", "Python 3 script", True),
+):
+    register_kind(KindInfo(_name, "command", _desc, _local))
+register_kind(KindInfo("manual", "manual", "instructions for a person (a gate)", True))
+register_kind(
+    KindInfo("probe", "declarative", "verification probe run from the operator's machine", True, False)
+)
