@@ -165,6 +165,12 @@ STEP_CASES = [
         [],
         id="blocks-without-id-are-prose",
     ),
+    pytest.param(
+        '```python title="setup.py"\nx\n```\n\n```text extra words\nx\n```\n\n'
+        "```js {.line-numbers}\nx\n```\n\n```c++\nx\n```\n\n```console $ prompt\nx\n```\n",
+        [],
+        id="other-tools-info-strings-are-prose",
+    ),
 ]
 
 
@@ -511,6 +517,10 @@ ERROR_CASES = [
     pytest.param("# T\n\n```sh {#x}\necho\n", {3}, [], id="unclosed-fence"),
     pytest.param(FM + "```sh {#x target=dc}\necho\n", {5}, [], id="unclosed-after-front-matter"),
     pytest.param("````sh {#x}\necho\n```\n", {1}, [], id="unclosed-shorter-close"),
+    # A step fence ended by the end of its container (body line not indented into the
+    # list item, blockquote ended by a blank line) would silently lose the rest of the body.
+    pytest.param("1. x\n\n   ```sh {#a}\necho\n   ```\n", {3}, [], id="list-body-not-indented"),
+    pytest.param("> ```sh {#q}\n> echo hi\n\nafter\n", {1}, [], id="blockquote-ends-inside-fence"),
     pytest.param("---\nid: x\n  bad: indent: here\n---\n# T\n", {3}, [], id="invalid-front-matter"),
     pytest.param("---\nid: x\n# T\n", {1}, [], id="unclosed-front-matter"),
     pytest.param("---\n- a\n---\n# T\n", {1, 2}, [], id="front-matter-not-mapping"),
@@ -574,6 +584,8 @@ def test_error_text_names_file_and_line() -> None:
         parse(FM + "\n" + _step("sh {#x colour=red}"), Path("books/rpc.md"))
     assert isinstance(excinfo.value, InputError) and excinfo.value.exit_status == 2
     assert "books/rpc.md:6" in excinfo.value.format()
+    (problem,) = excinfo.value.problems
+    assert problem.source_line is not None and "colour=red" in problem.source_line
 
 
 def test_all_problems_of_a_file_are_collected() -> None:
@@ -606,6 +618,17 @@ def test_large_runbook_with_unclosed_fence_at_top_completes() -> None:
     assert text.count("\n") >= 10_000
     (problem,) = problems_of(text)
     assert problem.line == 1
+
+
+@pytest.mark.timeout(120)
+def test_large_runbook_with_unclosed_illustration_at_top_completes() -> None:
+    # CommonMark: an unclosed fence runs to the end of the document, so nothing after
+    # it is a step; the parser must get there without hanging.
+    lines = ["````"]
+    for n in range(3400):
+        lines += [f"```sh {{#s{n}}}", f"echo {n}", "```"]
+    runbook = parse("\n".join(lines))
+    assert runbook.steps == ()
 
 
 @pytest.mark.timeout(120)
