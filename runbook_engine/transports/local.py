@@ -1,0 +1,263 @@
+"""The local transport: run a step's body as a script on the operator's machine.
+
+The body is written byte for byte to a temporary script file and run by the
+kind's interpreter (``sh FILE``, ``bash FILE``, ``python FILE``, ``pwsh -File
+FILE``, ``cmd.exe /d /c FILE.cmd``), so indentation, blank lines and heredocs
+survive exactly.  The child starts in a new session (POSIX) or process group
+(Windows); on the deadline the whole group gets SIGTERM, then, after a grace
+period, SIGKILL (Windows: CTRL_BREAK, then ``taskkill /T /F``), so grandchildren
+die with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from runbook_engine.errors import ExecutionError
+from runbook_engine.transports.base import CommandResult
+
+IS_WINDOWS = os.name == "nt"
+#: Seconds between SIGTERM and SIGKILL on timeout, and the longest wait for the
+#: output pipes to close after the command exited (a background child may hold them).
+GRACE_SECONDS = 2.0
+_SUFFIX = {"sh": ".sh", "bash": ".sh", "python": ".py", "powershell": ".ps1", "cmd": ".cmd"}
+
+
+def _which(program: str) -> str:
+    found = shutil.which(program)
+    if found is None:
+        raise ExecutionError(f"{program} step cannot run locally: no {program} on PATH")
+    return found
+
+
+def interpreter(kind: str) -> list[str]:
+    """Return the argument vector that runs a ``kind`` script (the file is appended).
+
+    Raises:
+        ExecutionError: the kind is unknown or its interpreter is not available here.
+    """
+    if kind in ("sh", "bash"):
+        return [_which(kind)]
+    if kind == "python":
+        return [sys.executable]
+    if kind == "powershell":
+        pwsh = shutil.which("pwsh") or (shutil.which("powershell") if IS_WINDOWS else None)
+        if pwsh is None:
+            raise ExecutionError(
+                "powershell step cannot run locally: no pwsh on PATH (install PowerShell 7 "
+                "or target a winrm or manual host)"
+            )
+        return [pwsh, "-NoProfile", "-NonInteractive", "-File"]
+    if kind == "cmd":
+        if not IS_WINDOWS:
+            raise ExecutionError(
+                "cmd step cannot run locally: cmd steps need a Windows host "
+                "(target a role whose host uses winrm or manual)"
+            )
+        return [os.environ.get("COMSPEC", "cmd.exe"), "/d", "/c"]
+    raise ExecutionError(f"local transport cannot run {kind!r} steps")
+
+
+def _script_bytes(kind: str, body: str) -> bytes:
+    if kind == "cmd":
+        return body.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    if kind == "powershell":
+        return b"\xef\xbb\xbf" + body.encode("utf-8")  # BOM: Windows PowerShell 5 reads UTF-8
+    return body.encode("utf-8")
+
+
+class _Pump(threading.Thread):
+    """Reads one pipe to its end, keeping the bytes and streaming decoded lines."""
+
+    def __init__(self, stream: IO[bytes], emit: Callable[[str], None] | None) -> None:
+        super().__init__(daemon=True)
+        self._stream = stream
+        self._emit = emit
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        for line in iter(self._stream.readline, b""):
+            with self._lock:
+                self._chunks.append(line)
+            if self._emit is not None:
+                self._emit(line.decode("utf-8", errors="replace").rstrip("\r\n"))
+        self._stream.close()
+
+    def text(self) -> str:
+        """Return what was read so far, decoded as UTF-8 (errors replaced)."""
+        with self._lock:
+            data = b"".join(self._chunks)
+        return data.decode("utf-8", errors="replace")
+
+
+class LocalTransport:
+    """Runs step bodies as scripts in subprocesses on this machine.
+
+    Args:
+        on_output: Called with each output line (stdout and stderr, without the
+            line break) as it arrives; calls are serialised.  An exception it raises
+            stops further calls for that command, never the command.
+        grace: Seconds between SIGTERM and SIGKILL on timeout.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        on_output: Callable[[str], None] | None = None,
+        grace: float = GRACE_SECONDS,
+    ) -> None:
+        self._on_output = on_output
+        self._grace = grace
+
+    def close(self) -> None:
+        """Nothing to release; safe to call twice."""
+
+    def run(
+        self,
+        kind: str,
+        body: str,
+        *,
+        timeout: float | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> CommandResult:
+        """Run ``body`` as a ``kind`` script and wait for it.
+
+        Args:
+            kind: ``sh``, ``bash``, ``python``, ``powershell`` or ``cmd`` (Windows only).
+            body: The script, written to a temporary file as UTF-8.
+            timeout: Deadline in seconds; ``None`` for none.
+            cwd: Working directory; ``None`` for the current one.
+            env: Variables added to a copy of this process's environment.
+
+        Returns:
+            The result; ``exit_code`` is ``None`` and ``timed_out`` true when the
+            deadline killed the command (output up to then is kept).
+
+        Raises:
+            ExecutionError: the kind cannot run here, the interpreter or ``cwd`` is
+                missing, or the process cannot be started.
+        """
+        argv = interpreter(kind)
+        if cwd is not None and not Path(cwd).is_dir():
+            raise ExecutionError(f"working directory {cwd!r} does not exist")
+        if timeout is not None and timeout <= 0:
+            raise ExecutionError(f"timeout must be a positive number of seconds, not {timeout}")
+        child_env = os.environ.copy()
+        child_env.update({str(k): str(v) for k, v in (env or {}).items()})
+        fd, script = tempfile.mkstemp(prefix="runbook-step-", suffix=_SUFFIX[kind])
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_script_bytes(kind, body))
+            return self._execute([*argv, script], timeout, cwd, child_env)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(script)
+
+    def _emitter(self) -> Callable[[str], None] | None:
+        callback = self._on_output
+        if callback is None:
+            return None
+        lock = threading.Lock()
+        broken = threading.Event()
+
+        def emit(line: str) -> None:
+            if broken.is_set():
+                return
+            with lock:
+                try:
+                    callback(line)
+                except Exception:
+                    broken.set()
+
+        return emit
+
+    def _execute(
+        self, argv: list[str], timeout: float | None, cwd: str | None, env: dict[str, str]
+    ) -> CommandResult:
+        command = subprocess.list2cmdline(argv) if IS_WINDOWS else shlex.join(argv)
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, **_group_options(),
+            )
+        except (OSError, ValueError) as exc:
+            raise ExecutionError(f"cannot start {argv[0]!r}: {exc}") from exc
+        emit = self._emitter()
+        pumps = [_Pump(proc.stdout, emit), _Pump(proc.stderr, emit)]  # type: ignore[arg-type]
+        for pump in pumps:
+            pump.start()
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self._kill_group(proc)
+        for pump in pumps:  # a background child may keep the pipes open: do not wait forever
+            pump.join(self._grace)
+        return CommandResult(
+            exit_code=None if timed_out else proc.returncode,
+            stdout=pumps[0].text(),
+            stderr=pumps[1].text(),
+            duration=time.monotonic() - start,
+            timed_out=timed_out,
+            command=command,
+        )
+
+    def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the child's whole group, wait ``grace`` seconds, then SIGKILL it."""
+        if IS_WINDOWS:  # pragma: no cover - exercised on Windows only
+            with contextlib.suppress(OSError):
+                proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(self._grace)
+            subprocess.run(["taskkill", "/T", "/F", "/PID", str(proc.pid)],
+                           capture_output=True, check=False)
+            proc.wait()
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        _wait_unreaped(proc, self._grace)
+        # The group may outlive its leader (a grandchild ignoring SIGTERM): kill it all.
+        # The leader is not reaped yet, so its pid (the group id) cannot have been reused.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _group_options() -> dict[str, Any]:
+    if IS_WINDOWS:  # pragma: no cover
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
+    return {"start_new_session": True}
+
+
+def _wait_unreaped(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """Wait up to ``seconds`` for ``proc`` to exit, without reaping it where POSIX allows."""
+    if not hasattr(os, "waitid"):  # pragma: no cover - old macOS builds
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.02)
