@@ -1,0 +1,304 @@
+"""The ``runbook`` command.  Thin commands over the library; one place maps errors to exit statuses.
+
+Exit statuses (DESIGN.md §6): 0 done, 1 a step or run failed, 2 bad input,
+3 paused at a gate, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runbook_engine import __version__
+from runbook_engine.errors import InputError, RunbookError
+
+_PATH = click.Path(path_type=Path, dir_okay=False)
+_EXISTING = click.Path(path_type=Path, exists=True, dir_okay=False)
+
+
+def _state_dir(value: Path | None) -> Path:
+    from runbook_engine.store import default_state_dir
+
+    return value or default_state_dir()
+
+
+def _sets(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--set {item!r}: write --set name=value")
+        out[name.strip()] = value
+    return out
+
+
+env_option = click.option("--env", "env_path", type=_EXISTING, help="Environment file (YAML).")
+set_option = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+                          help="Give a parameter value (repeatable); wins over the environment.")
+state_option = click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
+                            envvar="RUNBOOK_STATE_DIR",
+                            help="State directory [env RUNBOOK_STATE_DIR; default "
+                                 "~/.local/state/runbook-engine].")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="runbook")
+def cli() -> None:
+    """Operations procedures as documentation that runs: guides, plans, checkpointed runs."""
+
+
+@cli.command()
+@click.argument("runbook", type=_EXISTING)
+@env_option
+@set_option
+@click.option("--to", "fmt", default="md", show_default=True,
+              help="Output format: md, html (pdf and ipynb where installed).")
+@click.option("-o", "--output", type=_PATH, help="Write here instead of standard output.")
+@click.option("--change", "change_id", help="Change id printed in the guide's header.")
+def render(runbook: Path, env_path: Path | None, sets: tuple[str, ...], fmt: str,
+           output: Path | None, change_id: str | None) -> None:
+    """Render RUNBOOK as a tailored guide (generic without --env)."""
+    from runbook_engine.loading import load
+
+    loaded = load(runbook, env_path, _sets(sets))
+    data = _render(loaded.tailored, fmt, change_id)
+    _write(data, output)
+
+
+@cli.command()
+@click.argument("runbook", type=_EXISTING)
+@env_option
+@set_option
+@json_option
+def plan(runbook: Path, env_path: Path | None, sets: tuple[str, ...], as_json: bool) -> None:
+    """List every step with its host, transport, action and command; runs nothing."""
+    from runbook_engine.loading import load
+    from runbook_engine.plan import build_plan
+
+    loaded = load(runbook, env_path, _sets(sets))
+    data = build_plan(loaded.tailored)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    from runbook_engine.plan_view import print_plan
+
+    print_plan(data)
+
+
+def _run_options(operator: str | None, answers: Path | None, step_ids: set[str] | None,
+                 change_id: str | None, accept_changed: bool, no_input: bool, quiet: bool,
+                 stream: bool) -> Any:
+    from runbook_engine.gates import load_answers
+    from runbook_engine.reporter import Reporter
+    from runbook_engine.runner import RunOptions, default_operator
+
+    loaded_answers = load_answers(answers, step_ids) if answers else None
+    interactive = sys.stdin.isatty() and not no_input and loaded_answers is None
+    return RunOptions(operator=operator or default_operator(), answers=loaded_answers,
+                      interactive=interactive, change_id=change_id,
+                      accept_changed=accept_changed,
+                      reporter=Reporter(quiet=quiet, stderr=False, stream=stream))
+
+
+run_common = [
+    click.option("--answers", type=_PATH, help="Answers file with gate decisions (YAML)."),
+    click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login]."),
+    click.option("--no-input", is_flag=True, help="Never prompt; pause at gates (exit 3)."),
+    click.option("--stream", is_flag=True, help="Show command output as it arrives."),
+    state_option,
+    json_option,
+]
+
+
+def _apply(options: list[Any]) -> Any:
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+@cli.command()
+@click.argument("runbook", type=_EXISTING)
+@env_option
+@set_option
+@_apply(run_common)
+@click.option("--run-id", help="Id for the new run (default: generated).")
+@click.option("--change", "change_id", help="Change id (ticket) recorded with the run.")
+@click.option("--guide", type=_PATH, help="Also write the tailored guide here (.md or .html).")
+def run(runbook: Path, env_path: Path | None, sets: tuple[str, ...], answers: Path | None,
+        operator: str | None, no_input: bool, stream: bool, state_dir: Path | None, as_json: bool,
+        run_id: str | None, change_id: str | None, guide: Path | None) -> None:
+    """Execute RUNBOOK: automated steps on their hosts, manual steps as gates."""
+    from runbook_engine.loading import load
+    from runbook_engine.runner import start_run
+    from runbook_engine.store import CheckpointStore
+
+    overrides = _sets(sets)
+    loaded = load(runbook, env_path, overrides, need_env=True)
+    options = _run_options(operator, answers, {s.id for s in loaded.runbook.steps}, change_id,
+                           False, no_input, as_json, stream)
+    if guide is not None:
+        fmt = "html" if guide.suffix.lower() in (".html", ".htm") else "md"
+        _write(_render(loaded.tailored, fmt, change_id), guide)
+    store = CheckpointStore(_state_dir(state_dir))
+    _finish_run(lambda: start_run(runbook, env_path, overrides, store, options, run_id),
+                store, as_json, guide)
+
+
+@cli.command()
+@click.argument("run_id")
+@_apply(run_common)
+@click.option("--accept-changed", is_flag=True,
+              help="Resume although the runbook or environment changed (journaled).")
+def resume(run_id: str, answers: Path | None, operator: str | None, no_input: bool, stream: bool,
+           state_dir: Path | None, as_json: bool, accept_changed: bool) -> None:
+    """Continue RUN_ID where it stopped."""
+    from runbook_engine.runner import resume_run
+    from runbook_engine.store import CheckpointStore
+
+    store = CheckpointStore(_state_dir(state_dir))
+    store.get_run(run_id)
+    options = _run_options(operator, answers, None, None, accept_changed, no_input, as_json,
+                           stream)
+    _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
+
+
+def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> None:
+    from runbook_engine.errors import RunPaused
+
+    try:
+        result = action()
+    except RunPaused as paused:
+        if as_json:
+            click.echo(json.dumps({"status": "paused", "message": paused.message}))
+        raise
+    where = {"run_id": result.run_id, "status": result.status,
+             "state_dir": str(result.state_dir.resolve()), "journal": str(result.journal.resolve()),
+             "guide": str(guide.resolve()) if guide else None}
+    if as_json:
+        click.echo(json.dumps(where, indent=2))
+    else:
+        if guide:
+            click.echo(f"Guide:   {where['guide']}")
+        click.echo(f"State:   {where['state_dir']}")
+        click.echo(f"Journal: {where['journal']}")
+    if result.status in ("failed", "aborted"):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("step")
+@click.option("--as", "by", required=True, help="Who confirms (name).")
+@click.option("--note", help="What was done, observed or attached.")
+@click.option("--skip", "decision", flag_value="skip", help="Skip the step (needs --reason).")
+@click.option("--abort", "decision", flag_value="abort", help="Abort the run at this step.")
+@click.option("--rerun", "decision", flag_value="rerun", help="Run an interrupted step again.")
+@click.option("--reason", help="Why the step is skipped.")
+@click.option("--host", help="Only this host of the step's role (default: every host).")
+@state_option
+def confirm(run_id: str, step: str, by: str, note: str | None, decision: str | None,
+            reason: str | None, host: str | None, state_dir: Path | None) -> None:
+    """Record a decision for a gate of a paused run; `runbook resume` then continues."""
+    from runbook_engine.confirm import record_confirmation
+    from runbook_engine.store import CheckpointStore
+
+    store = CheckpointStore(_state_dir(state_dir))
+    hosts = record_confirmation(store, run_id, step, by, decision or "confirm", note, reason, host)
+    click.echo(f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "
+               f"continue with: runbook resume {run_id}")
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@state_option
+@json_option
+def status(run_id: str | None, state_dir: Path | None, as_json: bool) -> None:
+    """Show a run's steps (the latest run without RUN_ID)."""
+    from runbook_engine.status_view import show_status
+
+    show_status(_state_dir(state_dir), run_id, as_json)
+
+
+@cli.command()
+@state_option
+@json_option
+def runs(state_dir: Path | None, as_json: bool) -> None:
+    """List the runs in the state directory, newest first."""
+    from runbook_engine.status_view import show_runs
+
+    show_runs(_state_dir(state_dir), as_json)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def lint(paths: tuple[Path, ...], fmt: str) -> None:
+    """Check runbooks (default: runbooks/) and report every problem as file:line:col: code message."""
+    from runbook_engine.lint import run_lint
+
+    sys.exit(run_lint(list(paths) or [Path("runbooks")], fmt))
+
+
+@cli.group()
+def evidence() -> None:
+    """Evidence of runs: verify journals."""
+
+
+@evidence.command("verify")
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+def evidence_verify(path: Path) -> None:
+    """Check a run's journal (journal.jsonl, or a run folder) for any edit, deletion or reordering."""
+    from runbook_engine.journal import verify_journal
+
+    journal = path / "journal.jsonl" if path.is_dir() else path
+    check = verify_journal(journal)
+    click.echo(check.message)
+    sys.exit(0 if check.ok else 1)
+
+
+def _render(tailored: Any, fmt: str, change_id: str | None) -> bytes:
+    from runbook_engine.render import RENDERERS
+
+    renderer = RENDERERS.get(fmt)
+    if renderer is None:
+        raise InputError(f"--to {fmt}: unknown format; formats: {', '.join(sorted(RENDERERS))}")
+    return renderer.render(tailored, change_id=change_id)
+
+
+def _write(data: bytes, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map errors to exit statuses and print them without a traceback."""
+    try:
+        cli.main(args=argv, prog_name="runbook", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+    except RunbookError as exc:
+        click.echo(exc.format(), err=True)
+        sys.exit(exc.exit_status)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,469 @@
+"""Execute a tailored runbook: steps to transports, gates to people, state to checkpoints.
+
+The runner has papermill's shape: start -> execute -> always complete.  Each
+step on each host is checkpointed in the store before and after it runs (one
+transaction per transition) and every transition is a journal event, written
+before the process moves on.  A run stops with :class:`RunPaused` (exit 3) at a
+gate nobody has answered yet, and :func:`resume_run` continues it later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import os
+import platform
+import secrets as pysecrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runbook_engine import __version__
+from runbook_engine.errors import ExecutionError, RunInterrupted, RunPaused, StateError
+from runbook_engine.gates import Answers, Decision, prompt_gate
+from runbook_engine.journal import Journal
+from runbook_engine.loading import Loaded, load
+from runbook_engine.model import Host
+from runbook_engine.redact import Redactor
+from runbook_engine.reporter import Reporter
+from runbook_engine.store import DONE_STATUSES, CheckpointStore, RunRecord, StepState, utcnow
+from runbook_engine.tailor import TailoredStep
+from runbook_engine.transports import CommandResult, TransportPool
+
+EXCERPT_CHARS = 2000
+
+
+@dataclass
+class RunOptions:
+    """How to run.
+
+    Attributes:
+        operator: Who runs the change (recorded in every event).
+        answers: Pre-given gate decisions, or ``None``.
+        interactive: Prompt at gates on the terminal.
+        change_id: The change record's id (for example a ticket number).
+        accept_changed: On resume, continue although the runbook changed.
+        reporter: Terminal output.
+    """
+
+    operator: str
+    answers: Answers | None = None
+    interactive: bool = False
+    change_id: str | None = None
+    accept_changed: bool = False
+    reporter: Reporter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended: ``status`` (succeeded, unverified, failed, aborted) and where its files are."""
+
+    run_id: str
+    status: str
+    journal: Path
+    state_dir: Path
+
+
+def default_operator() -> str:
+    """Return ``$RUNBOOK_OPERATOR`` or the login name."""
+    return os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
+
+
+def new_run_id(runbook_id: str) -> str:
+    """Return a new run id: ``<runbook-id>-<UTC yyyymmdd-hhmmss>-<4 hex>``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{runbook_id}-{stamp}-{pysecrets.token_hex(2)}"
+
+
+def start_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, str],
+              store: CheckpointStore, options: RunOptions, run_id: str | None = None) -> RunResult:
+    """Validate, create a run and execute it.
+
+    Raises:
+        InputError: bad runbook, environment, values or answers (nothing is written).
+        RunPaused: stopped at an unanswered gate (exit 3).
+        RunInterrupted: Ctrl-C (exit 130).
+    """
+    loaded = load(runbook_path, env_path, overrides, with_secrets=True, need_env=True)
+    shown = load(runbook_path, env_path, overrides, need_env=True).tailored
+    run_id = run_id or new_run_id(loaded.runbook.id)
+    env = loaded.environment
+    record = RunRecord(
+        run_id=run_id, runbook_id=loaded.runbook.id, runbook_path=str(runbook_path.resolve()),
+        content_hash=loaded.runbook.content_hash,
+        env_path=str(env_path.resolve()) if env_path else None,
+        env_name=env.name if env else None, env_hash=env.content_hash if env else None,
+        overrides=overrides, status="running", outcome=None, operator=options.operator,
+        change_id=options.change_id, created_at=utcnow(), updated_at=utcnow(),
+    )
+    rows = [(ts.id, h.name, ts.number) for ts in loaded.tailored.steps for h in ts.hosts]
+    store.create_run(record, rows)
+    runner = Runner(store, record, loaded, shown, options)
+    params = {k: v for k, v in (loaded.values.params if loaded.values else {}).items()}
+    runner.journal.append(
+        "run-started", run_id=run_id, runbook=_runbook_fields(loaded), environment=_env_fields(loaded),
+        parameters=params, operator=options.operator, change_id=options.change_id,
+        tool={"name": "runbook-engine", "version": __version__, "python": platform.python_version()},
+        workstation=platform.node(), answers=_answers_fields(options.answers),
+    )
+    return runner.execute()
+
+
+def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunResult:
+    """Continue run ``run_id`` where it stopped.
+
+    Raises:
+        StateError: unknown run, finished run, or the runbook or environment
+            changed since the run started (unless ``options.accept_changed``).
+        RunPaused, RunInterrupted: as :func:`start_run`.
+    """
+    record = store.get_run(run_id)
+    if record.status in ("succeeded", "unverified", "aborted"):
+        raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
+    env_path = Path(record.env_path) if record.env_path else None
+    loaded = load(Path(record.runbook_path), env_path, record.overrides, with_secrets=True,
+                  need_env=True)
+    shown = load(Path(record.runbook_path), env_path, record.overrides, need_env=True).tailored
+    changed = []
+    if loaded.runbook.content_hash != record.content_hash:
+        changed.append(("runbook", record.content_hash, loaded.runbook.content_hash))
+    env_hash = loaded.environment.content_hash if loaded.environment else None
+    if env_hash != record.env_hash:
+        changed.append(("environment", record.env_hash, env_hash))
+    runner = Runner(store, record, loaded, shown, options)
+    if changed and not options.accept_changed:
+        what = ", ".join(f"{name} (sha256 {old and old[:12]} -> {new and new[:12]})"
+                         for name, old, new in changed)
+        raise StateError(f"run {run_id}: the {what} changed since the run started; refusing to "
+                         "resume. Review the change, then resume with --accept-changed (the "
+                         "acceptance is recorded in the journal), or start a new run.")
+    for name, old, new in changed:
+        runner.journal.append("change-accepted", what=name, old_sha256=old, new_sha256=new,
+                              by=options.operator)
+        store.update_run(run_id, **({"content_hash": new} if name == "runbook" else {"env_hash": new}))
+    for ts in loaded.tailored.steps:
+        for host in ts.hosts:
+            store.ensure_step(run_id, ts.id, host.name, ts.number)
+    store.update_run(run_id, status="running")
+    runner.journal.append("run-resumed", by=options.operator, answers=_answers_fields(options.answers))
+    return runner.execute()
+
+
+class Runner:
+    """Walks the flow of one run.  Build with :func:`start_run` or :func:`resume_run`."""
+
+    def __init__(self, store: CheckpointStore, record: RunRecord, loaded: Loaded,
+                 shown_steps: Any, options: RunOptions) -> None:
+        self.store = store
+        self.record = record
+        self.loaded = loaded
+        self.shown = shown_steps
+        self.options = options
+        self.run_dir = store.run_dir(record.run_id)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        secret_values = dict(loaded.values.secrets) if loaded.values else {}
+        self.redactor = Redactor(secret_values)
+        self.journal = Journal(self.run_dir / "journal.jsonl", self.redactor)
+        self.report = options.reporter or Reporter(quiet=True)
+        self.pool = TransportPool(secret_values, self.report.output_line)
+
+    # -- flow ---------------------------------------------------------------
+    def execute(self) -> RunResult:
+        """Run every pending step; always close transports and record how the run ended."""
+        run_id = self.record.run_id
+        try:
+            with self._lock():
+                status = self._flow()
+        except RunPaused:
+            self.store.update_run(run_id, status="paused")
+            self.journal.append("run-paused")
+            raise
+        except KeyboardInterrupt:
+            self.store.update_run(run_id, status="interrupted")
+            self.journal.append("run-interrupted", by=self.options.operator)
+            raise RunInterrupted(f"run {run_id} interrupted; `runbook resume {run_id}` continues "
+                                 "it (the interrupted step is checked before it runs again)") from None
+        finally:
+            self.pool.close()
+        self.store.update_run(run_id, status=status, outcome=status)
+        summary = self._summary()
+        self.journal.append("run-finished", status=status, **summary)
+        self.report.finished(run_id, status, summary)
+        return RunResult(run_id, status, self.journal.path, self.store.state_dir)
+
+    def _flow(self) -> str:
+        failed = False
+        paused: list[str] = []
+        total = len(self.loaded.tailored.steps)
+        for ts in self.loaded.tailored.steps:
+            for host in ts.hosts:
+                outcome = self._one(ts, host, total)
+                if outcome == "pause":
+                    paused.append(f"{ts.id}@{host.name}")
+                    break
+                if outcome == "abort":
+                    return "aborted"
+                if outcome == "fail-stop":
+                    return "failed"
+                if outcome == "fail-continue":
+                    failed = True
+            if paused:
+                break
+        if paused:
+            raise RunPaused(
+                f"run {self.record.run_id} is waiting at {paused[0]}: confirm with `runbook confirm "
+                f"{self.record.run_id} {paused[0].split('@')[0]} --as NAME`, then `runbook resume "
+                f"{self.record.run_id}` (or resume with --answers FILE)")
+        if failed:
+            return "failed"
+        return "succeeded" if self._verified() else "unverified"
+
+    def _verified(self) -> bool:
+        states = {(s.step_id, s.host): s for s in self.store.steps(self.record.run_id)}
+        for ts in self.loaded.tailored.steps:
+            if ts.step.phase != "verify":
+                continue
+            for host in ts.hosts:
+                state = states.get((ts.id, host.name))
+                if state is None or state.status not in ("succeeded", "already-done"):
+                    return False
+        return True
+
+    def _one(self, ts: TailoredStep, host: Host, total: int) -> str:
+        run_id = self.record.run_id
+        state = self.store.step(run_id, ts.id, host.name)
+        if state is None:
+            self.store.ensure_step(run_id, ts.id, host.name, ts.number)
+            state = self.store.step(run_id, ts.id, host.name)
+        assert state is not None
+        if state.status in DONE_STATUSES:
+            return "done"
+        self.report.step_header(ts, host, total)
+        if state.status == "running":
+            outcome = self._interrupted(ts, host)
+            if outcome != "rerun":
+                return outcome
+        if ts.skip_reason:
+            self._finish(ts, host, "skipped", reason=ts.skip_reason)
+            self.journal.append("step-skipped", step=ts.id, host=host.name, reason=ts.skip_reason)
+            return "done"
+        if ts.step.is_manual or host.transport == "manual":
+            return self._gate(ts, host, state)
+        if ts.step.check and self._check_done(ts, host):
+            return "done"
+        return self._command(ts, host, state)
+
+    # -- gates --------------------------------------------------------------
+    def _decision(self, ts: TailoredStep, host: Host, question: str,
+                  choices: tuple[str, ...]) -> Decision | None:
+        stored = self.store.take_gate(self.record.run_id, ts.id, host.name)
+        if stored is not None:
+            skip = stored.decision == "skip"
+            return Decision(stored.decision, stored.by, note=None if skip else stored.note,
+                            reason=stored.note if skip else None, source=stored.source)
+        if self.options.answers is not None:
+            found = self.options.answers.decision(ts.id)
+            if found is not None:
+                return found
+        if self.options.interactive:
+            console = self.report.console
+            return prompt_gate(console, f"Step {ts.number}: {ts.step.display_title()}", question,
+                               self.options.operator, choices=choices)
+        return None
+
+    def _gate(self, ts: TailoredStep, host: Host, state: StepState) -> str:
+        shown = self.shown.step(ts.id)
+        kind = "manual" if ts.step.is_manual else "command-by-hand"
+        self.report.gate(shown, host, kind)
+        decision = self._decision(ts, host, "Done as shown?", ("confirm", "skip", "abort"))
+        if decision is None:
+            if state.status != "awaiting":
+                self.store.transition(self.record.run_id, ts.id, host.name, "awaiting",
+                                      reason="waiting for confirmation")
+                self.journal.append("gate-awaiting", step=ts.id, host=host.name, gate=kind,
+                                    instructions=shown.body)
+            return "pause"
+        return self._apply(ts, host, decision, kind, shown.body)
+
+    def _apply(self, ts: TailoredStep, host: Host, decision: Decision, kind: str, body: str) -> str:
+        if decision.decision in ("confirm", "done"):
+            self.journal.append("gate-passed", step=ts.id, host=host.name, gate=kind,
+                                command=body if kind == "command-by-hand" else None,
+                                **decision.journal_fields())
+            self._finish(ts, host, "succeeded",
+                         reason=f"confirmed by {decision.by} ({decision.source})")
+            self.report.passed(ts, host, decision)
+            return "done"
+        if decision.decision == "skip":
+            self.journal.append("step-skipped", step=ts.id, host=host.name, gate=kind,
+                                **decision.journal_fields())
+            self._finish(ts, host, "skipped", reason=decision.reason or "skipped")
+            self.report.passed(ts, host, decision)
+            return "done"
+        if decision.decision == "rerun":
+            self.journal.append("gate-passed", step=ts.id, host=host.name, gate=kind,
+                                **decision.journal_fields())
+            return "rerun"
+        self.journal.append("run-aborted", step=ts.id, host=host.name, **decision.journal_fields())
+        self._finish(ts, host, "failed", reason=f"aborted by {decision.by}")
+        return "abort"
+
+    def _interrupted(self, ts: TailoredStep, host: Host) -> str:
+        """A step found ``running``: the process died mid-step.  Its check decides, or a person."""
+        self.journal.append("step-interrupted", step=ts.id, host=host.name)
+        if ts.step.check and not (ts.step.is_manual or host.transport == "manual"):
+            if self._check_done(ts, host):
+                return "done"
+            self.journal.append("step-rerun", step=ts.id, host=host.name,
+                                reason="its check found the change not in place")
+            return "rerun"
+        self.report.interrupted(ts, host)
+        decision = self._decision(ts, host, "The step was interrupted. Was it done?",
+                                  ("done", "rerun", "abort"))
+        if decision is None:
+            self.journal.append("gate-awaiting", step=ts.id, host=host.name, gate="interrupted")
+            return "pause"
+        if decision.decision == "confirm":
+            decision = Decision("done", decision.by, decision.note, source=decision.source,
+                                answers_path=decision.answers_path,
+                                answers_hash=decision.answers_hash)
+        return self._apply(ts, host, decision, "interrupted", ts.body)
+
+    # -- commands -----------------------------------------------------------
+    def _check_done(self, ts: TailoredStep, host: Host) -> bool:
+        check = self.loaded.tailored.helpers[ts.step.check or ""]
+        result = self._run(check, host, ts.id, purpose="check")
+        if result is not None and result.ok:
+            self._finish(ts, host, "already-done", reason=f"check {check.id!r} succeeded")
+            self.journal.append("step-already-done", step=ts.id, host=host.name, check=check.id)
+            self.report.already_done(ts, host)
+            return True
+        return False
+
+    def _command(self, ts: TailoredStep, host: Host, state: StepState) -> str:
+        step = ts.step
+        for attempt in range(step.retries + 1):
+            self.store.transition(self.record.run_id, ts.id, host.name, "running",
+                                  attempts=state.attempts + attempt + 1, started_at=utcnow())
+            result = self._run(ts, host, ts.id, purpose="step", attempt=attempt + 1)
+            if result is not None and result.ok:
+                self._finish(ts, host, "succeeded", exit_code=result.exit_code)
+                return "done"
+            if attempt < step.retries:
+                self.journal.append("step-retry", step=ts.id, host=host.name, attempt=attempt + 1,
+                                    delay_seconds=step.retry_delay)
+                time.sleep(step.retry_delay)
+        code = result.exit_code if result is not None else None
+        reason = "timed out" if result is not None and result.timed_out else f"exit code {code}"
+        self._finish(ts, host, "failed", exit_code=code, reason=reason)
+        self._offer_backout(ts, host)
+        return "fail-continue" if step.on_failure == "continue" else "fail-stop"
+
+    def _run(self, ts: TailoredStep, host: Host, step_id: str, *, purpose: str,
+             attempt: int = 1) -> CommandResult | None:
+        shown = self.shown.step(ts.id).body
+        self.journal.append(f"{purpose}-started", step=step_id, id=ts.id, host=host.name,
+                            address=host.address, transport=host.transport, kind=ts.step.kind,
+                            command=shown, attempt=attempt, timeout_seconds=ts.step.timeout)
+        try:
+            transport = self.pool.get(host)
+            result = transport.run(ts.step.kind, ts.body, timeout=ts.step.timeout, cwd=ts.step.cwd)
+        except ExecutionError as exc:
+            self.journal.append(f"{purpose}-finished", step=step_id, id=ts.id, host=host.name,
+                                status="error", error=exc.message)
+            self.report.error(ts, host, exc.message)
+            return None
+        output = self.redactor.redact(result.stdout + result.stderr)
+        digest = self._save_output(step_id, ts.id, host, attempt, purpose, output)
+        self.journal.append(
+            f"{purpose}-finished", step=step_id, id=ts.id, host=host.name,
+            status="succeeded" if result.ok else "failed", exit_code=result.exit_code,
+            timed_out=result.timed_out, duration_seconds=round(result.duration, 3),
+            output_sha256=digest, output_excerpt=output[-EXCERPT_CHARS:])
+        if purpose == "step":
+            self.store.transition(self.record.run_id, ts.id, host.name, "running",
+                                  output_digest=digest, exit_code=result.exit_code)
+        self.report.result(ts, host, result, purpose)
+        return result
+
+    def _save_output(self, step_id: str, own_id: str, host: Host, attempt: int, purpose: str,
+                     output: str) -> str:
+        folder = self.run_dir / "output"
+        folder.mkdir(exist_ok=True)
+        name = f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
+        data = output.encode("utf-8")
+        (folder / name).write_bytes(data)
+        return hashlib.sha256(data).hexdigest()
+
+    def _offer_backout(self, ts: TailoredStep, host: Host) -> None:
+        if not ts.step.backout:
+            return
+        backout = self.loaded.tailored.helpers[ts.step.backout]
+        shown = self.shown.step(backout.id)
+        decision = self.options.answers.decision(ts.id) if self.options.answers else None
+        wanted = decision.backout if decision else None
+        if wanted is None and self.options.interactive:
+            from rich.prompt import Confirm
+
+            self.report.backout_offer(ts, shown, host)
+            wanted = "run" if Confirm.ask("Run the backout now?", console=self.report.console) else "skip"
+        self.journal.append("backout-offered", step=ts.id, host=host.name, backout=backout.id,
+                            decision=wanted or "not-answered", command=shown.body)
+        if wanted != "run":
+            self.report.backout_offer(ts, shown, host)
+            return
+        if backout.step.is_manual or host.transport == "manual" or not backout.step.is_command:
+            self.journal.append("backout-by-hand", step=ts.id, backout=backout.id, host=host.name)
+            return
+        result = self._run(backout, host, ts.id, purpose="backout")
+        self.report.backout_done(ts, result)
+
+    def _finish(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
+        self.store.transition(self.record.run_id, ts.id, host.name, status,
+                              finished_at=utcnow(), **fields)
+
+    def _summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for s in self.store.steps(self.record.run_id):
+            counts[s.status] = counts.get(s.status, 0) + 1
+        return {"steps": counts}
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: one runner per run is assumed
+            yield
+            return
+        with open(self.run_dir / "lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise StateError(f"run {self.record.run_id} is being executed by another process") from None
+            yield
+
+
+def _runbook_fields(loaded: Loaded) -> dict[str, Any]:
+    rb = loaded.runbook
+    return {"id": rb.id, "title": rb.title, "version": rb.version, "path": str(rb.path.resolve()),
+            "sha256": rb.content_hash}
+
+
+def _env_fields(loaded: Loaded) -> dict[str, Any] | None:
+    env = loaded.environment
+    if env is None:
+        return None
+    hosts = {role: [{"name": h.name, "address": h.address, "transport": h.transport} for h in hs]
+             for role, hs in env.roles.items()}
+    return {"name": env.name, "path": str(env.path.resolve()), "sha256": env.content_hash,
+            "hosts": hosts}
+
+
+def _answers_fields(answers: Answers | None) -> dict[str, Any] | None:
+    if answers is None:
+        return None
+    return {"path": str(answers.path), "sha256": answers.sha256, "operator": answers.operator}

@@ -1,0 +1,294 @@
+"""The checkpoint store: run and step state in SQLite (pre-commit's shape).
+
+One database file per state directory, created atomically (built under a
+temporary name, then renamed), opened in WAL mode.  Every state transition is
+one transaction, so a run killed at any moment leaves a consistent store:
+each step is exactly in the last state committed for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runbook_engine.errors import StateError
+
+SCHEMA_VERSION = 1
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
+DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
+RUN_STATUSES = ("running", "paused", "succeeded", "failed", "aborted", "interrupted", "unverified")
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, runbook_id TEXT NOT NULL, runbook_path TEXT NOT NULL,
+    content_hash TEXT NOT NULL, env_path TEXT, env_name TEXT, env_hash TEXT,
+    overrides TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL, outcome TEXT,
+    operator TEXT NOT NULL, change_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE TABLE steps (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), step_id TEXT NOT NULL, host TEXT NOT NULL,
+    position INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER, started_at TEXT, finished_at TEXT, reason TEXT, output_digest TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id, host)
+);
+CREATE TABLE gates (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, host TEXT NOT NULL, decision TEXT NOT NULL,
+    by TEXT NOT NULL, note TEXT, source TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id, host)
+);
+"""
+
+
+def utcnow() -> str:
+    """Return the current UTC time as ISO-8601 with microseconds and ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as stored.
+
+    Attributes mirror the ``runs`` table; ``overrides`` is the ``--set``
+    mapping; times are UTC ISO-8601 strings.
+    """
+
+    run_id: str
+    runbook_id: str
+    runbook_path: str
+    content_hash: str
+    env_path: str | None
+    env_name: str | None
+    env_hash: str | None
+    overrides: dict[str, str]
+    status: str
+    outcome: str | None
+    operator: str
+    change_id: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    """One step on one host as stored (``status`` is one of :data:`STEP_STATUSES`)."""
+
+    run_id: str
+    step_id: str
+    host: str
+    position: int
+    status: str
+    attempts: int
+    exit_code: int | None
+    started_at: str | None
+    finished_at: str | None
+    reason: str | None
+    output_digest: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """A decision given for a gate outside the running process (``runbook confirm``)."""
+
+    run_id: str
+    step_id: str
+    host: str
+    decision: str
+    by: str
+    note: str | None
+    source: str
+    at: str
+
+
+def default_state_dir() -> Path:
+    """Return the state directory: ``$RUNBOOK_STATE_DIR``, else ``$XDG_STATE_HOME/runbook-engine``,
+    else ``~/.local/state/runbook-engine``."""
+    if os.environ.get("RUNBOOK_STATE_DIR"):
+        return Path(os.environ["RUNBOOK_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "runbook-engine"
+
+
+class CheckpointStore:
+    """Run and step state in ``state_dir/state.db``.
+
+    Args:
+        state_dir: The state directory; created when missing.
+
+    Raises:
+        StateError: the directory cannot be created or the database is from a
+            newer version.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.db_path = state_dir / "state.db"
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create state directory {state_dir}: {exc.strerror}") from None
+        if not self.db_path.exists():
+            self._create()
+        self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        version = int(self._scalar("SELECT value FROM meta WHERE key='schema_version'") or 0)
+        if version > SCHEMA_VERSION:
+            raise StateError(f"{self.db_path} was written by a newer runbook-engine "
+                             f"(schema {version}); upgrade runbook-engine")
+
+    def _create(self) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".db", dir=self.state_dir)
+        os.close(fd)
+        try:
+            with contextlib.closing(sqlite3.connect(tmp)) as db:
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                db.commit()
+            if not self.db_path.exists():
+                os.replace(tmp, self.db_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def run_dir(self, run_id: str) -> Path:
+        """Return the folder of a run's files (journal, outputs)."""
+        return self.state_dir / "runs" / run_id
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One immediate transaction: committed on success, rolled back on error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _scalar(self, sql: str, *args: Any) -> Any:
+        row = self._db.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    # runs -----------------------------------------------------------------
+    def create_run(self, record: RunRecord, steps: list[tuple[str, str, int]]) -> None:
+        """Insert a run and its steps (``(step_id, host, position)``, all pending) in one transaction.
+
+        Raises:
+            StateError: the run id exists already.
+        """
+        values = {f.name: getattr(record, f.name) for f in fields(RunRecord)}
+        values["overrides"] = json.dumps(record.overrides, sort_keys=True)
+        now = utcnow()
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM runs WHERE run_id=?", (record.run_id,)).fetchone():
+                raise StateError(f"run {record.run_id} exists already")
+            cols = ", ".join(values)
+            db.execute(f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(values))})",
+                       tuple(values.values()))
+            db.executemany(
+                "INSERT INTO steps (run_id, step_id, host, position, status, updated_at) "
+                "VALUES (?, ?, ?, ?, 'pending', ?)",
+                [(record.run_id, s, h, p, now) for s, h, p in steps],
+            )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Return the run ``run_id``.
+
+        Raises:
+            StateError: no such run in this state directory (exit status 2).
+        """
+        row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StateError(f"no run {run_id!r} in {self.state_dir}; `runbook runs` lists the runs "
+                             "(use --state-dir or RUNBOOK_STATE_DIR for another state directory)")
+        return _run(row)
+
+    def list_runs(self) -> list[RunRecord]:
+        """Return every run, newest first."""
+        rows = self._db.execute("SELECT * FROM runs ORDER BY created_at DESC, run_id DESC")
+        return [_run(r) for r in rows]
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        """Set columns of a run (``status``, ``outcome``, ``content_hash``...) in one transaction."""
+        if "overrides" in changes:
+            changes["overrides"] = json.dumps(changes["overrides"], sort_keys=True)
+        changes["updated_at"] = utcnow()
+        sets = ", ".join(f"{k}=?" for k in changes)
+        with self.transaction() as db:
+            db.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*changes.values(), run_id))
+
+    # steps ----------------------------------------------------------------
+    def steps(self, run_id: str) -> list[StepState]:
+        """Return every step state of a run in flow order."""
+        rows = self._db.execute(
+            "SELECT * FROM steps WHERE run_id=? ORDER BY position, host", (run_id,))
+        return [StepState(**dict(r)) for r in rows]
+
+    def step(self, run_id: str, step_id: str, host: str) -> StepState | None:
+        """Return one step state, or ``None``."""
+        row = self._db.execute("SELECT * FROM steps WHERE run_id=? AND step_id=? AND host=?",
+                               (run_id, step_id, host)).fetchone()
+        return StepState(**dict(row)) if row else None
+
+    def transition(self, run_id: str, step_id: str, host: str, status: str, **changes: Any) -> None:
+        """Move a step to ``status`` (and set other columns) in one committed transaction.
+
+        Raises:
+            ValueError: ``status`` is not a step status.
+        """
+        if status not in STEP_STATUSES:
+            raise ValueError(status)
+        changes["status"] = status
+        changes["updated_at"] = utcnow()
+        sets = ", ".join(f"{k}=?" for k in changes)
+        with self.transaction() as db:
+            db.execute(f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?",
+                       (*changes.values(), run_id, step_id, host))
+
+    def ensure_step(self, run_id: str, step_id: str, host: str, position: int) -> None:
+        """Add a pending step row if it is missing (used when an accepted changed runbook adds steps)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO steps (run_id, step_id, host, position, status, "
+                       "updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+                       (run_id, step_id, host, position, utcnow()))
+
+    # gates ----------------------------------------------------------------
+    def put_gate(self, decision: GateDecision) -> None:
+        """Record a gate decision given outside the run (replaces an earlier one)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO gates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (decision.run_id, decision.step_id, decision.host, decision.decision,
+                        decision.by, decision.note, decision.source, decision.at))
+
+    def take_gate(self, run_id: str, step_id: str, host: str) -> GateDecision | None:
+        """Return and delete the decision recorded for a gate, if any."""
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM gates WHERE run_id=? AND step_id=? AND host=?",
+                             (run_id, step_id, host)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?",
+                       (run_id, step_id, host))
+        return GateDecision(**dict(row))
+
+
+def _run(row: sqlite3.Row) -> RunRecord:
+    data = dict(row)
+    data["overrides"] = json.loads(data["overrides"] or "{}")
+    return RunRecord(**data)
