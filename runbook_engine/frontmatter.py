@@ -60,6 +60,12 @@ def _load(source: str, path: Path) -> dict[str, Any]:
         raise RunbookSyntaxError.single(
             f"invalid YAML front matter: {problem}", path, line, code="RB103", source_line=source_line
         ) from None
+    duplicate = duplicate_key(source)
+    if duplicate is not None:
+        key, first, second = duplicate
+        raise RunbookSyntaxError.single(
+            f"front-matter key {key!r} is given twice (lines {first} and {second}); keep one",
+            path, second, code="RB103")
     if not isinstance(data, dict):
         raise RunbookSyntaxError.single(
             f"front matter must be a YAML mapping (key: value), not {type(data).__name__}",
@@ -68,6 +74,33 @@ def _load(source: str, path: Path) -> dict[str, Any]:
             code="RB103",
         )
     return data
+
+
+def duplicate_key(source: str, offset: int = 2) -> tuple[str, int, int] | None:
+    """Return ``(key, first_line, second_line)`` of the first key repeated in one mapping.
+
+    YAML 1.2 requires unique keys; PyYAML keeps the last silently, which would
+    rewrite what the author wrote instead of reporting it.
+    """
+    try:
+        root = yaml.compose(source)
+    except yaml.YAMLError:
+        return None
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                line = key.start_mark.line + offset
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        return key.value, seen[key.value], line
+                    seen[key.value] = line
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return None
 
 
 def key_lines(text: str, body_line: int) -> dict[str, int]:

@@ -88,6 +88,8 @@ def read_meta(
     for role, description in roles.items():
         if not _ROLE.match(str(role)):
             add(f"role name {role!r} must start with a letter (letters, digits, '-', '_')", f"roles.{role}")
+        if description is not None and not isinstance(description, (str, int, float)):
+            add(f"role {role!r}: the description must be text", f"roles.{role}")
         info.roles[str(role)] = "" if description is None else str(description)
     params = meta.get("parameters") or {}
     if not isinstance(params, dict):

@@ -10,6 +10,7 @@ problems of a file are collected before :class:`RunbookSyntaxError` is raised.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -75,8 +76,9 @@ def parse_text(text: str, path: Path) -> Runbook:
     Raises:
         RunbookSyntaxError: with every problem found.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _parse(text, path, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return _parse(text, path, digest)
 
 
 @dataclass
@@ -87,6 +89,7 @@ class _Document:
     parameters: dict[str, Parameter] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
     hashes: list[str] = field(default_factory=list)
+    heading: str | None = None
 
     def problem(self, message: str, path: Path, line: int, code: str, source: str | None = None) -> None:
         self.problems.append(Problem(message, path, line, code=code, source_line=source))
@@ -108,7 +111,7 @@ def _parse(text: str, path: Path, digest: str) -> Runbook:
     return Runbook(
         path=path,
         id=info.id or path.stem,
-        title=info.title or _first_heading(text, body_line) or path.stem,
+        title=info.title or doc.heading or path.stem,
         version=info.version,
         summary=info.summary,
         tags=info.tags,
@@ -127,7 +130,10 @@ def _walk(doc: _Document, text: str, path: Path, body_line: int, depth: int, sta
     body = "\n".join(lines)
     offset = body_line  # token line i (0-based) is file line i + offset
     cursor = 0  # next body line not yet emitted as prose
-    for token in _MD.parse(body):
+    tokens = _MD.parse(body)
+    for index, token in enumerate(tokens):
+        if token.type == "heading_open" and doc.heading is None and depth == 0:
+            doc.heading = tokens[index + 1].content.strip()
         if token.type == "html_block" and token.level == 0 and token.map:
             match = _INCLUDE.match(token.content.strip())
             if match:
@@ -161,6 +167,10 @@ def _emit_prose(doc: _Document, lines: list[str], start: int, end: int, path: Pa
 def _include(doc: _Document, path: Path, target: str, line: int, depth: int, stack: tuple) -> None:
     fragment = (path.parent / target).resolve()
     source = f"<!-- include: {target} -->"
+    if Path(target).is_absolute() or target.startswith(("\\", "~")):
+        doc.problem(f"include path {target!r} must be relative to this file", path, line, "RB121",
+                    source)
+        return
     if depth >= MAX_INCLUDE_DEPTH or fragment in stack:
         chain = " -> ".join(p.name for p in (*stack, fragment))
         doc.problem(f"include cycle or nesting too deep: {chain}", path, line, "RB120", source)
@@ -184,6 +194,9 @@ def _include(doc: _Document, path: Path, target: str, line: int, depth: int, sta
                 f"(line {known.line}); declare it once", fragment, param.line, "RB122")
         doc.parameters.setdefault(name, param)
     for role, description in info.roles.items():
+        if role in doc.roles and doc.roles[role] != description:
+            doc.problem(f"role {role!r} is described differently here and in the runbook "
+                        f"({doc.roles[role]!r}); declare it once", fragment, 0, "RB122")
         doc.roles.setdefault(role, description)
     _walk(doc, text, fragment, body_line, depth + 1, (*stack, fragment))
 
@@ -254,7 +267,8 @@ def _step_fields(doc: _Document, attrs: dict[str, str], classes: tuple[str, ...]
             bad(f"unknown attribute {key!r}; known: {', '.join(sorted(ATTRIBUTES))}")
         elif key in ("timeout", "retry-delay"):
             number = _number(value)
-            if number is None or number < 0 or (key == "timeout" and number == 0):
+            if (number is None or not math.isfinite(number) or number < 0
+                    or (key == "timeout" and number == 0)):
                 bad(f"{key}={value!r} must be a positive number of seconds")
             else:
                 out["timeout" if key == "timeout" else "retry_delay"] = number
@@ -322,10 +336,3 @@ def _resolve(doc: _Document) -> dict[int, Step]:
                         f"(declared roles: {declared}); add it under 'roles' in the front matter",
                         step.span.path, step.span.start_line, "RB119")
     return {id(s): replace(s, role=roles[s.id]) for s in seen.values() if s.id in roles}
-
-
-def _first_heading(text: str, body_line: int) -> str | None:
-    for raw in text.split("\n")[body_line - 1 :]:
-        if raw.startswith("# "):
-            return raw[2:].strip().rstrip("#").strip()
-    return None

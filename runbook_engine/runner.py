@@ -371,7 +371,8 @@ class Runner:
                             command=shown, attempt=attempt, timeout_seconds=ts.step.timeout)
         try:
             transport = self.pool.get(host)
-            result = transport.run(ts.step.kind, ts.body, timeout=ts.step.timeout, cwd=ts.step.cwd)
+            result = transport.run(ts.step.kind, ts.body, timeout=ts.step.timeout,
+                                   cwd=self._cwd(ts, host))
         except ExecutionError as exc:
             self.journal.append(f"{purpose}-finished", step=step_id, id=ts.id, host=host.name,
                                 status="error", error=exc.message)
@@ -389,6 +390,13 @@ class Runner:
                                   output_digest=digest, exit_code=result.exit_code)
         self.report.result(ts, host, result, purpose)
         return result
+
+    def _cwd(self, ts: TailoredStep, host: Host) -> str | None:
+        """A relative ``cwd`` of a local step is taken from the runbook's folder."""
+        cwd = ts.step.cwd
+        if cwd and host.transport == "local" and not Path(cwd).is_absolute():
+            return str((ts.step.span.path.parent / cwd).resolve())
+        return cwd
 
     def _save_output(self, step_id: str, own_id: str, host: Host, attempt: int, purpose: str,
                      output: str) -> str:

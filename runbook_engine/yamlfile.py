@@ -43,6 +43,13 @@ def load_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, di
     lines: dict[KeyPath, int] = {}
     if node is not None:
         _index(node, (), lines)
+    from runbook_engine.frontmatter import duplicate_key
+
+    duplicate = duplicate_key(text, offset=1)
+    if duplicate is not None:
+        key, first, second = duplicate
+        raise error.single(f"key {key!r} is given twice (lines {first} and {second}); keep one",
+                           path, second, code="RB202")
     return data, lines
 
 

@@ -1,0 +1,86 @@
+"""Find the ``templates/`` folder and build the one jinja2 environment for it.
+
+Search path: the ``RUNBOOK_TEMPLATES`` environment variable if set, else the
+repository's ``templates/`` folder next to the package
+(``Path(__file__).parents[2] / "templates"``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from runbook_engine.errors import InputError
+
+TEMPLATES_ENV = "RUNBOOK_TEMPLATES"
+
+
+def template_dir() -> Path:
+    """Return the folder templates are loaded from.
+
+    Raises:
+        InputError: the folder does not exist (the message says how to point
+            ``RUNBOOK_TEMPLATES`` at one).
+    """
+    configured = os.environ.get(TEMPLATES_ENV)
+    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "templates"
+    if not folder.is_dir():
+        source = f"{TEMPLATES_ENV}={configured}" if configured else "the repository"
+        raise InputError.single(
+            f"template folder {folder} (from {source}) does not exist; set {TEMPLATES_ENV} to "
+            "the folder holding guide.md.j2, guide.html.j2 and guide.css", code="RB251")
+    return folder
+
+
+def environment() -> jinja2.Environment:
+    """Return the jinja2 environment for the current template folder (built once per folder).
+
+    HTML templates (``*.html.j2``) autoescape; Markdown templates do not.
+    """
+    return _environment(str(template_dir()))
+
+
+@lru_cache(maxsize=4)
+def _environment(folder: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                            default_for_string=False),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def get_template(name: str) -> jinja2.Template:
+    """Load template ``name`` from :func:`template_dir`.
+
+    Raises:
+        InputError: the template is missing or has a syntax error.
+    """
+    env = environment()
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateNotFound:
+        raise InputError.single(f"template {name!r} not found in {template_dir()}",
+                                code="RB251") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise InputError.single(f"template syntax error: {exc.message}",
+                                Path(exc.filename or name), exc.lineno, code="RB252") from None
+
+
+def read_asset(name: str) -> str:
+    """Return the text of asset ``name`` (e.g. ``guide.css``) from the template folder.
+
+    Raises:
+        InputError: the file is missing.
+    """
+    path = template_dir() / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError.single(f"cannot read {path}: {exc.strerror}", path, code="RB251") from None
