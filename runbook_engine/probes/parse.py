@@ -12,14 +12,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from ..errors import InputError, Problem
 from .schema import SCHEMAS
 from .spec import SPEC_TYPES, ProbeSpec, RelayTest
+
+if TYPE_CHECKING:
+    import jsonschema
 
 #: Problem codes of probe bodies (``runbook lint`` shows them).
 CODE_SYNTAX = "RB401"
@@ -136,6 +138,8 @@ def _schema_problems(
     kind: str, data: dict[str, Any], root: yaml.MappingNode, path: Path | None, line: int
 ) -> list[Problem]:
     """Validate ``data`` against the kind's schema; one problem per violation, by line."""
+    import jsonschema  # about 70 ms: imported only when a probe body is parsed
+
     schema = SCHEMAS[kind]
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
