@@ -83,6 +83,11 @@ class Reporter:
             for line in lines:
                 self._print(f"  [dim]│[/dim] {escape(line)}")
 
+    def probe(self, ts: TailoredStep, result: Any) -> None:
+        """Report a probe's result (``ProbeResult``)."""
+        mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
+        self._print(f"  {mark} {escape(result.message)} [dim]({result.duration:.2f} s)[/dim]")
+
     def error(self, ts: TailoredStep, host: Host, message: str) -> None:
         """Report a command that could not run."""
         self._print(f"  [red]✗ {escape(message)}[/red]")

@@ -251,6 +251,8 @@ class Runner:
             self._finish(ts, host, "skipped", reason=ts.skip_reason)
             self.journal.append("step-skipped", step=ts.id, host=host.name, reason=ts.skip_reason)
             return "done"
+        if ts.step.kind == "probe":
+            return self._probe(ts, host)
         if ts.step.is_manual or host.transport == "manual":
             return self._gate(ts, host, state)
         if ts.step.check and self._check_done(ts, host):
@@ -334,6 +336,26 @@ class Runner:
         return self._apply(ts, host, decision, "interrupted", ts.body)
 
     # -- commands -----------------------------------------------------------
+    def _probe(self, ts: TailoredStep, host: Host) -> str:
+        """Run a verification probe from the operator's machine and journal what it saw."""
+        from runbook_engine.probes import describe_probe, parse_probe, run_probe
+
+        spec = parse_probe(ts.body, ts.step.span.path, ts.step.body_line)
+        self.store.transition(self.record.run_id, ts.id, host.name, "running",
+                              attempts=1, started_at=utcnow())
+        self.journal.append("probe-started", step=ts.id, host=host.name,
+                            probe=describe_probe(spec))
+        result = run_probe(spec)
+        self.journal.append("probe-finished", step=ts.id, host=host.name,
+                            status="succeeded" if result.ok else "failed", **{
+                                "result": self.redactor.redact_obj(result.to_dict())})
+        self.report.probe(ts, result)
+        if result.ok:
+            self._finish(ts, host, "succeeded", reason=result.message)
+            return "done"
+        self._finish(ts, host, "failed", reason=result.message)
+        return "fail-continue" if ts.step.on_failure == "continue" else "fail-stop"
+
     def _check_done(self, ts: TailoredStep, host: Host) -> bool:
         check = self.loaded.tailored.helpers[ts.step.check or ""]
         result = self._run(check, host, ts.id, purpose="check")

@@ -178,9 +178,17 @@ def _tailor_step(step: Step, ctx: dict[str, Any], known: set[str], env: Environm
                             problems, expression=True)
             if value is not None and value.strip() in ("False", "", "None", "0", "[]"):
                 skip = f"condition when={step.when!r} is false in environment {env.name!r}"
+    if step.kind == "probe" and env is not None and not skip:
+        from runbook_engine.errors import InputError
+        from runbook_engine.probes import parse_probe
+
+        try:
+            parse_probe(body, path, step.body_line)
+        except InputError as exc:
+            problems.extend(exc.problems)
     hosts: tuple[Host, ...] = ()
     if env is not None:
-        if step.target is None:
+        if step.target is None or step.kind == "probe":
             hosts = (LOCAL_HOST,)
         elif step.target in env.roles and env.roles[step.target]:
             hosts = env.roles[step.target]
