@@ -88,6 +88,17 @@ def start_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, st
         RunPaused: stopped at an unanswered gate (exit 3).
         RunInterrupted: Ctrl-C (exit 130).
     """
+    return create_run(runbook_path, env_path, overrides, store, options, run_id).execute()
+
+
+def create_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, str],
+               store: CheckpointStore, options: RunOptions, run_id: str | None = None) -> Runner:
+    """Validate and create a run (journaled as started); return its runner, not yet executed.
+
+    Raises:
+        InputError: bad runbook, environment or values (nothing is written).
+        StateError: ``run_id`` exists already.
+    """
     loaded = load(runbook_path, env_path, overrides, with_secrets=True, need_env=True)
     shown = load(runbook_path, env_path, overrides, need_env=True).tailored
     run_id = run_id or new_run_id(loaded.runbook.id)
@@ -110,7 +121,7 @@ def start_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, st
         tool={"name": "runbook-engine", "version": __version__, "python": platform.python_version()},
         workstation=platform.node(), answers=_answers_fields(options.answers),
     )
-    return runner.execute()
+    return runner
 
 
 def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunResult:
@@ -120,6 +131,15 @@ def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunR
         StateError: unknown run, finished run, or the runbook or environment
             changed since the run started (unless ``options.accept_changed``).
         RunPaused, RunInterrupted: as :func:`start_run`.
+    """
+    return open_run(run_id, store, options).execute()
+
+
+def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner:
+    """Check that run ``run_id`` can go on (journaled as resumed); return its runner.
+
+    Raises:
+        StateError: as :func:`resume_run`.
     """
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted"):
@@ -150,7 +170,7 @@ def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunR
             store.ensure_step(run_id, ts.id, host.name, ts.number)
     store.update_run(run_id, status="running")
     runner.journal.append("run-resumed", by=options.operator, answers=_answers_fields(options.answers))
-    return runner.execute()
+    return runner
 
 
 class Runner:
@@ -172,12 +192,23 @@ class Runner:
         self.pool = TransportPool(secret_values, self.report.output_line)
 
     # -- flow ---------------------------------------------------------------
-    def execute(self) -> RunResult:
-        """Run every pending step; always close transports and record how the run ended."""
+    def execute(self, stop_after: str | None = None) -> RunResult:
+        """Run every pending step; always close transports and record how the run ended.
+
+        Args:
+            stop_after: Stop after this step (pending earlier steps run first; the
+                run is left ``running`` unless that was its last step).  Used by
+                notebooks, one cell per step.
+
+        Raises:
+            RunPaused: stopped at an unanswered gate (exit 3).
+            RunInterrupted: Ctrl-C (exit 130).
+            StateError: another process is executing this run.
+        """
         run_id = self.record.run_id
         try:
             with self._lock():
-                status = self._flow()
+                status = self._flow(stop_after)
         except RunPaused:
             self.store.update_run(run_id, status="paused")
             self.journal.append("run-paused")
@@ -189,17 +220,22 @@ class Runner:
                                  "it (the interrupted step is checked before it runs again)") from None
         finally:
             self.pool.close()
+        if status == "partial":
+            return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
         self.store.update_run(run_id, status=status, outcome=status)
         summary = self._summary()
         self.journal.append("run-finished", status=status, **summary)
         self.report.finished(run_id, status, summary)
         return RunResult(run_id, status, self.journal.path, self.store.state_dir)
 
-    def _flow(self) -> str:
+    def _flow(self, stop_after: str | None = None) -> str:
         failed = False
         paused: list[str] = []
-        total = len(self.loaded.tailored.steps)
-        for ts in self.loaded.tailored.steps:
+        steps = self.loaded.tailored.steps
+        total = len(steps)
+        if stop_after is not None and stop_after not in {ts.id for ts in steps}:
+            raise StateError(f"run {self.record.run_id}: no step {stop_after!r} in the flow")
+        for ts in steps:
             for host in ts.hosts:
                 outcome = self._one(ts, host, total)
                 if outcome == "pause":
@@ -213,6 +249,8 @@ class Runner:
                     failed = True
             if paused:
                 break
+            if ts.id == stop_after and ts is not steps[-1]:
+                return "failed" if failed else "partial"
         if paused:
             raise RunPaused(
                 f"run {self.record.run_id} is waiting at {paused[0]}: confirm with `runbook confirm "
