@@ -777,6 +777,42 @@ def test_error_in_fragment_names_the_fragment(tmp_path: Path) -> None:
     assert (problem.path.resolve(), problem.line) == (frag.resolve(), 3)
 
 
+def test_fragment_parameters_merge_into_runbook_without_front_matter(tmp_path: Path) -> None:
+    _write(tmp_path / "_p.md", "---\nparameters:\n  p:\n    type: int\n---\n")
+    runbook = parse_file(_write(tmp_path / "main.md", "# T\n\n<!-- include: _p.md -->\n"))
+    assert runbook.parameters["p"].type == "int"
+    assert runbook.body_start_line == 1
+
+
+def test_include_with_space_in_path_is_not_silently_dropped(tmp_path: Path) -> None:
+    # The directive is an HTML comment, invisible in every guide: if it is not
+    # honoured, the author must hear about it.
+    _write(tmp_path / "shared parts" / "_f.md", "spliced text\n")
+    main = _write(tmp_path / "main.md", "# T\n\n<!-- include: shared parts/_f.md -->\n")
+    try:
+        runbook = parse_file(main)
+    except RunbookSyntaxError as err:
+        assert [p.line for p in err.problems] == [3]
+    else:
+        assert "spliced text" in "".join(s.text for s in runbook.segments if isinstance(s, Prose))
+
+
+def test_include_without_path_is_an_error(tmp_path: Path) -> None:
+    main = _write(tmp_path / "main.md", "# T\n\n<!-- include: -->\n")
+    with pytest.raises(RunbookSyntaxError) as excinfo:
+        parse_file(main)
+    assert [p.line for p in excinfo.value.problems] == [3]
+
+
+def test_fragments_are_parsed_on_their_own(tmp_path: Path) -> None:
+    # A list left open at the end of a fragment must not swallow the including file's
+    # next block, and a fragment without a final newline must not glue onto it.
+    _write(tmp_path / "_list.md", "1. item")
+    main = _write(tmp_path / "main.md", "<!-- include: _list.md -->\n```sh {#x}\necho\n```\n")
+    (step,) = parse_file(main).steps
+    assert (step.id, step.body, step.span.start_line, step.prefix) == ("x", "echo\n", 2, "")
+
+
 def test_fragment_role_used_by_including_step(tmp_path: Path) -> None:
     _write(tmp_path / "_shared" / "roles.md", "---\nroles:\n  dc: Domain controller\n---\n")
     main = _write(
