@@ -517,6 +517,14 @@ ERROR_CASES = [
     pytest.param("# T\n\n```sh {#x}\necho\n", {3}, [], id="unclosed-fence"),
     pytest.param(FM + "```sh {#x target=dc}\necho\n", {5}, [], id="unclosed-after-front-matter"),
     pytest.param("````sh {#x}\necho\n```\n", {1}, [], id="unclosed-shorter-close"),
+    # CommonMark: a closing fence is indented at most 3 spaces (relative to its container);
+    # an over-indented one is body text, so these fences are never closed.
+    pytest.param("```sh {#x}\necho\n    ```\n", {1}, [], id="closing-fence-indented-4"),
+    pytest.param("```sh {#x}\necho\n\t```\n", {1}, [], id="closing-fence-after-tab"),
+    pytest.param(
+        "1. a\n\n   ```sh {#x}\n   echo\n       ```\n", {3}, [], id="list-closing-fence-indented-4"
+    ),
+    pytest.param("```sh {#x}\necho\n``` not closing\n", {1}, [], id="closing-fence-with-text"),
     # A step fence ended by the end of its container (body line not indented into the
     # list item, blockquote ended by a blank line) would silently lose the rest of the body.
     pytest.param("1. x\n\n   ```sh {#a}\necho\n   ```\n", {3}, [], id="list-body-not-indented"),
@@ -562,6 +570,12 @@ def test_bad_input(text: str, lines: set[int], words: list[str]) -> None:
     message = problem.message.lower().replace("_", "-")
     for word in words:
         assert word in message, problem.format()
+
+
+@pytest.mark.parametrize(("text", "lines", "words"), ERROR_CASES)
+def test_bad_input_crlf_names_the_same_line(text: str, lines: set[int], words: list[str]) -> None:
+    lf = [(p.line, p.message) for p in problems_of(text)]
+    assert [(p.line, p.message) for p in problems_of(crlf(text))] == lf
 
 
 def test_id_without_language_is_not_a_language() -> None:
