@@ -546,6 +546,32 @@ ERROR_CASES = [
         id="unknown-parameter-key",
     ),
     pytest.param("---\nparameters: [a, b]\n---\n", {1, 2}, [], id="parameters-not-mapping"),
+    # A quoted "false" or "no" is a string; bool() of it is True, which silently turns the
+    # author's intent around.  Flags must be YAML booleans.
+    pytest.param(
+        "---\nparameters:\n  p:\n    type: int\n    required: maybe\n---\n",
+        {3, 5},
+        ["required"],
+        id="parameter-required-not-bool",
+    ),
+    pytest.param(
+        '---\nparameters:\n  p:\n    type: int\n    required: "no"\n---\n',
+        {3, 5},
+        ["required"],
+        id="parameter-required-quoted-no",
+    ),
+    pytest.param(
+        '---\nparameters:\n  p:\n    type: string\n    secret: "false"\n---\n',
+        {3, 5},
+        ["secret"],
+        id="parameter-secret-quoted-false",
+    ),
+    pytest.param(
+        "---\nparameters:\n  p:\n    type: int\n    description: [a, b]\n---\n",
+        {3, 5},
+        ["description"],
+        id="parameter-description-not-text",
+    ),
     pytest.param("---\nroles: [dc]\n---\n", {1, 2}, [], id="roles-not-mapping"),
     pytest.param("---\nroles:\n  dc: [a, b]\n---\n", {3}, ["dc"], id="role-description-not-text"),
     # YAML says mapping keys are unique; PyYAML keeps the last one silently, which would
