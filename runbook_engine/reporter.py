@@ -52,7 +52,9 @@ class Reporter:
     def gate(self, ts: TailoredStep, host: Host, kind: str) -> None:
         """Show what a person must do at a gate."""
         if kind == "manual":
-            self._print(Panel(escape(ts.body.rstrip()), title="Do by hand", expand=False))
+            from rich.markdown import Markdown
+
+            self._print(Panel(Markdown(ts.body.rstrip()), title="Do by hand", expand=False))
         else:
             self._print(f"  Run by hand on {escape(host.name)}:")
             self._print(Syntax(ts.body.rstrip(), _lexer(ts.step.kind), word_wrap=True))
