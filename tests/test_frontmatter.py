@@ -98,3 +98,21 @@ def test_invalid_front_matter(text: str, lines: set[int]) -> None:
     assert problems[0].path == PATH
     assert problems[0].line in lines
     assert problems[0].message
+
+
+def _alias_bomb(levels: int) -> str:
+    """Front matter whose aliases expand to 9**levels items ("billion laughs")."""
+    lines = ["---", "lint:", "  a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for n in range(1, levels):
+        lines.append(f"  a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]")
+    return "\n".join([*lines, "---", "# T", ""])
+
+
+@pytest.mark.timeout(20)
+def test_yaml_alias_expansion_does_not_hang() -> None:
+    # 9**10 references: any walk that follows every alias never finishes.  Either
+    # refuse aliases (an error) or look at each node once.
+    try:
+        split_front_matter(_alias_bomb(10), PATH)
+    except RunbookSyntaxError as err:
+        assert err.problems and err.problems[0].path == PATH
