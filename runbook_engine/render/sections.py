@@ -118,8 +118,9 @@ def prerequisites(tailored: TailoredRunbook) -> list[str]:
             text += f" — {escape(description)}"
         hosts = env.roles.get(role, ()) if env else ()
         if hosts:
-            text += ": " + ", ".join(f"{escape(h.name)} ({TRANSPORT_LABELS.get(h.transport, h.transport)})"
-                                     for h in hosts)
+            text += ": " + ", ".join(
+                f"{escape(h.name)} ({TRANSPORT_LABELS.get(h.transport, h.transport)})"
+                for h in hosts)
         items.append(text)
     if any(ts.step.target is None for ts in tailored.steps):
         items.append("The operator machine, for the steps that run locally")

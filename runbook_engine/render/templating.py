@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from runbook_engine.errors import InputError
+from runbook_engine.render.mdtext import prefix_lines
 
 TEMPLATES_ENV = "RUNBOOK_TEMPLATES"
 
@@ -38,14 +39,15 @@ def template_dir() -> Path:
 def environment() -> jinja2.Environment:
     """Return the jinja2 environment for the current template folder (built once per folder).
 
-    HTML templates (``*.html.j2``) autoescape; Markdown templates do not.
+    HTML templates (``*.html.j2``) autoescape; Markdown templates do not.  Filter
+    ``prefix_lines(first, rest)`` puts a container prefix on every line of a block.
     """
     return _environment(str(template_dir()))
 
 
 @lru_cache(maxsize=4)
 def _environment(folder: str) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
@@ -54,6 +56,8 @@ def _environment(folder: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["prefix_lines"] = prefix_lines
+    return env
 
 
 def get_template(name: str) -> jinja2.Template:

@@ -30,7 +30,7 @@ class Block:
 
     Attributes:
         label: Markdown line shown before the block (``"Command:"``), may be empty.
-        text: The Markdown of the block itself, newline-terminated.
+        text: The Markdown of the block itself, without a final newline.
     """
 
     label: str
@@ -134,9 +134,9 @@ def limits_text(ts: TailoredStep) -> str:
 def command_block(ts: TailoredStep, label: str) -> Block:
     """The step's body: a fence in the step's language, or quoted instructions."""
     if ts.step.is_manual:
-        return Block(label, prefix_lines(ts.body or "(no instructions)\n", "> "))
+        return Block(label, prefix_lines(ts.body or "(no instructions)\n", "> ").rstrip("\n"))
     fence = fence_for(ts.body)
-    return Block(label, f"{fence}{ts.step.kind}\n{ts.body}{fence}\n")
+    return Block(label, f"{fence}{ts.step.kind}\n{ts.body}{fence}")
 
 
 def by_hand(ts: TailoredStep) -> bool:
@@ -154,7 +154,9 @@ def step_view(tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list
         users: Helper id to the flow steps that reference it (from :func:`helper_users`).
     """
     step = ts.step
-    badges = [PHASE_BADGES[step.phase]] if step.phase in PHASE_BADGES and ts.number else []
+    if not ts.number:
+        return _helper_view(ts, users.get(step.id, []))
+    badges = [PHASE_BADGES[step.phase]] if step.phase in PHASE_BADGES else []
     classes = ["step", f"step-{step.phase}"]
     if step.is_manual:
         badges.append("manual")
@@ -162,11 +164,11 @@ def step_view(tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list
     facts = [where_text(tailored, ts)]
     if limits := limits_text(ts):
         facts.append(limits)
-    if not ts.number:
-        return _helper_view(ts, users.get(step.id, []), facts, classes)
     heading = f"Step {ts.number}. {escape(step.display_title())}"
     if ts.skip_reason is not None:
-        facts.append(f"Skipped in this environment: {escape(ts.skip_reason)}")
+        reason = (f"condition {code(ts.condition)} is false" if ts.condition
+                  else escape(ts.skip_reason))
+        facts.append(f"Skipped in this environment: {reason}")
         return StepView(step.id, heading, tuple(badges), tuple(facts), None, None, False,
                         " ".join([*classes, "step-skipped"]))
     if ts.condition:
@@ -175,36 +177,41 @@ def step_view(tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list
     check = None
     if step.check and step.check in tailored.helpers:
         helper = tailored.helpers[step.check]
-        check = command_block(helper, "Skipped if already done — this read-only check succeeds "
-                                      f"(on {location_text(tailored, helper)}):")
+        where = "" if helper.hosts == ts.hosts else f" (on {location_text(tailored, helper)})"
+        check = command_block(helper, "Skipped if already done, that is when this read-only "
+                                      f"check succeeds{where}:")
     manual_host = by_hand(ts)
     if step.is_manual:
         label = "Instructions:"
     elif step.is_command:
         label = "Run by hand:" if manual_host else "Command:"
     else:
-        label = f"Declarative {code(step.kind)} step" + (", checked by hand:" if manual_host else ":")
+        label = f"Declarative {code(step.kind)} step" + (" (by hand):" if manual_host else ":")
     if manual_host:
         classes.append("step-by-hand")
     return StepView(step.id, heading, tuple(badges), tuple(facts), check,
                     command_block(ts, label), manual_host, " ".join(classes))
 
 
-def _helper_view(ts: TailoredStep, users: list[TailoredStep], facts: list[str],
-                 classes: list[str]) -> StepView:
+def _helper_view(ts: TailoredStep, users: list[TailoredStep]) -> StepView:
+    """A check or backout helper in place: a short pointer, its command is shown elsewhere."""
     role = ts.step.role
-    numbers = ", ".join(str(u.number) for u in users) or "?"
+    links = ", ".join(f"[{u.number}](#{u.id})" for u in users) or "?"
     noun = "steps" if len(users) > 1 else "step"
-    if role == "check":
-        heading = f"Check for {noun} {numbers}"
-        facts.append("Read-only; when it succeeds the step is already done and is skipped.")
-    else:
-        heading = f"Backout for {noun} {numbers}"
-        facts.append("Run only if that step fails.")
+    heading = f"{'Check' if role == 'check' else 'Backout'} for {noun} " + ", ".join(
+        str(u.number) for u in users)
     if ts.step.title:
         heading += f": {escape(ts.step.title)}"
-    return StepView(ts.step.id, heading, (), tuple(facts), None, command_block(ts, ""), False,
-                    " ".join([*classes, f"step-helper step-{role}"]))
+    if users and all(u.skip_reason is not None for u in users):
+        facts = [f"Not used in this environment: {noun} {links} is skipped."]
+    elif role == "check":
+        facts = [f"Read-only check, shown with {noun} {links}: when it succeeds, the step is "
+                 "already done and is skipped."]
+    else:
+        facts = [f"Undoes {noun} {links} if it fails; listed in the "
+                 "[backout plan](#_backout-plan)."]
+    return StepView(ts.step.id, heading, (), tuple(facts), None, None, False,
+                    f"step step-helper step-{role}")
 
 
 def helper_users(tailored: TailoredRunbook) -> dict[str, list[TailoredStep]]:

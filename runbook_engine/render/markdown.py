@@ -1,0 +1,115 @@
+"""The one configured markdown-it-py instance that turns guide Markdown into HTML.
+
+CommonMark plus GFM tables and strikethrough, task lists (mdit-py-plugins) shown
+as printable ``☐`` boxes, and ``::: rb-step`` containers (mdit-py-plugins)
+that wrap each step in a ``<div>`` so print CSS can keep it on one page.
+
+Raw HTML is parsed but not trusted: comments are dropped, a short allowlist
+of harmless inline tags passes (``<a id="...">`` anchors, ``<br>``, ``<kbd>``
+...), everything else is shown escaped.  Images that are not inline
+``data:`` URIs become text, so a guide never loads anything from the network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+from mdit_py_plugins.container import container_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
+
+STEP_CONTAINER = "rb-step"
+UNCHECKED, CHECKED = "☐", "☒"
+_ALLOWED_INLINE = re.compile(
+    r'^(?:<a id="[A-Za-z_][\w-]*">|</a>|<br ?/?>'
+    r"|</?(?:kbd|sub|sup|b|i|em|strong|code|u|s|small)>)$",
+    re.IGNORECASE,
+)
+_COMMENT = re.compile(r"^\s*<!--.*?-->\s*$", re.DOTALL)
+_CLASS = re.compile(r"^[A-Za-z][\w-]*$")
+
+
+def _html_inline(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    content = tokens[idx].content
+    if _ALLOWED_INLINE.match(content):
+        return content
+    if _COMMENT.match(content):
+        return ""
+    return escapeHtml(content)
+
+
+def _html_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    content = tokens[idx].content
+    if _COMMENT.match(content):
+        return ""
+    return f'<pre class="raw-html">{escapeHtml(content.rstrip())}</pre>\n'
+
+
+def _image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    if src.startswith("data:image/"):
+        return self.image(tokens, idx, options, env)
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    return f'<span class="image-ref">[image: {escapeHtml(alt)}] ({escapeHtml(src)})</span>'
+
+
+def _checkbox(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    mark = CHECKED if tokens[idx].meta.get("checked") else UNCHECKED
+    return f'<span class="checkbox" aria-hidden="true">{mark}</span>'
+
+
+def _step_container(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    if token.nesting != 1:
+        return "</div>\n"
+    classes = [c for c in token.info.split()[1:] if _CLASS.match(c)] or ["step"]
+    return f'<div class="{" ".join(classes)}">\n'
+
+
+def _ordered_list(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    """``<ol start=N>`` also as a counter reset: WeasyPrint ignores ``start``."""
+    token = tokens[idx]
+    start = token.attrGet("start")
+    if start is not None and str(start).isdigit():
+        token.attrSet("style", f"counter-reset: list-item {int(start) - 1}")
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _checkboxes(state: StateCore) -> None:
+    """Turn the task-list plugin's ``<input type=checkbox>`` into ``rb_checkbox`` tokens."""
+    for block in state.tokens:
+        for i, child in enumerate(block.children or []):
+            if child.type == "html_inline" and child.content.startswith(
+                    '<input class="task-list-item-checkbox"'):
+                box = Token("rb_checkbox", "", 0)
+                box.meta = {"checked": 'checked="checked"' in child.content}
+                block.children[i] = box  # type: ignore[index]
+
+
+def _build() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.use(tasklists_plugin)
+    md.use(container_plugin, name=STEP_CONTAINER, render=_step_container)
+    md.core.ruler.after("github-tasklists", "rb-checkboxes", _checkboxes)
+    md.add_render_rule("html_inline", _html_inline)
+    md.add_render_rule("html_block", _html_block)
+    md.add_render_rule("image", _image)
+    md.add_render_rule("rb_checkbox", _checkbox)
+    md.add_render_rule("ordered_list_open", _ordered_list)
+    return md
+
+
+#: The configured instance (built once; markdown-it instances are reusable).
+MD: MarkdownIt = _build()
+
+
+def to_html(text: str) -> str:
+    """Render guide Markdown ``text`` to an HTML fragment (escaped, no network resources)."""
+    return MD.render(text)

@@ -1,0 +1,420 @@
+"""Guide renderers: golden files and structural checks of the Markdown and HTML guides.
+
+Golden files live in tests/golden/render/ and are regenerated only on purpose:
+``UPDATE_GOLDEN=1 pytest tests/test_render.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from runbook_engine.environment import load_environment
+from runbook_engine.errors import InputError
+from runbook_engine.parser import parse_file, parse_text
+from runbook_engine.render import RENDERERS, get_renderer
+from runbook_engine.render.mdtext import code, continuation, fence_for, prefix_lines
+from runbook_engine.render.views import CHECKBOX_LINE
+from runbook_engine.tailor import TailoredRunbook, tailor
+from runbook_engine.values import resolve_values
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "render"
+SEEDS = ROOT / "runbooks" / "exchange2003"
+GOLDEN = ROOT / "tests" / "golden" / "render"
+ENV_NAMES = ("lab", "single-server")
+EPOCH = "1700000000"  # 2023-11-14 22:13:20 UTC
+
+
+@pytest.fixture(autouse=True)
+def _reproducible(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    monkeypatch.delenv("RUNBOOK_TEMPLATES", raising=False)
+
+
+def _runbooks(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.md") if not p.name.startswith("_"))
+
+
+def _cases() -> list:
+    cases = []
+    for label, folder in (("fixtures", FIXTURES), ("exchange2003", SEEDS)):
+        envs = [folder / "environments" / f"{n}.yaml" for n in ENV_NAMES]
+        for runbook in _runbooks(folder):
+            for env in [*(e for e in envs if e.is_file()), None]:
+                name = env.stem if env else "generic"
+                cases.append(pytest.param(label, runbook, env, id=f"{label}/{runbook.stem}/{name}"))
+    return cases
+
+
+def tailored(runbook: Path, env: Path | None) -> TailoredRunbook:
+    rb = parse_file(runbook)
+    if env is None:
+        return tailor(rb, None, None)
+    environment = load_environment(env)
+    return tailor(rb, environment, resolve_values(rb, environment))
+
+
+def fixture(name: str, env: str | None) -> TailoredRunbook:
+    return tailored(FIXTURES / f"{name}.md",
+                    FIXTURES / "environments" / f"{env}.yaml" if env else None)
+
+
+def md(t: TailoredRunbook, **kw: str) -> str:
+    return RENDERERS["md"].render(t, **kw).decode("utf-8")
+
+
+def html(t: TailoredRunbook, **kw: str) -> str:
+    return RENDERERS["html"].render(t, **kw).decode("utf-8")
+
+
+def step_section(markdown: str, step_id: str) -> str:
+    """The Markdown from a step's anchor to the next anchor."""
+    start = markdown.index(f'<a id="{step_id}"></a>')
+    end = markdown.find("<a id=", start + 1)
+    return markdown[start:end if end > 0 else None]
+
+
+# --- golden files -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("label", "runbook", "env"), _cases())
+def test_golden(label: str, runbook: Path, env: Path | None) -> None:
+    t = tailored(runbook, env)
+    for fmt in ("md", "html"):
+        out = RENDERERS[fmt].render(t, change_id="CHG-0001")
+        path = GOLDEN / label / f"{runbook.stem}.{env.stem if env else 'generic'}.{fmt}"
+        if os.environ.get("UPDATE_GOLDEN") == "1":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(out)
+            continue
+        assert path.is_file(), f"no golden file {path}; run UPDATE_GOLDEN=1 pytest {__file__}"
+        expected = path.read_bytes()
+        if out != expected:
+            diff = difflib.unified_diff(expected.decode().splitlines(), out.decode().splitlines(),
+                                        str(path), "rendered", lineterm="", n=2)
+            pytest.fail("guide differs from golden file (UPDATE_GOLDEN=1 to accept):\n"
+                        + "\n".join(list(diff)[:80]))
+
+
+def test_fixture_set_is_not_empty() -> None:
+    assert _runbooks(FIXTURES), "the golden tests need fixture runbooks"
+
+
+# --- HTML structure ---------------------------------------------------------------------------
+
+class Structure(HTMLParser):
+    """Records, for every id and text, the stack of open elements (serial, tag, class)."""
+
+    VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "wbr", "col", "source"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[int, str, str]] = []
+        self.ids: dict[str, list[tuple[int, str, str]]] = {}
+        self.texts: list[tuple[str, list[tuple[int, str, str]]]] = []
+        self.serial = 0
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        self.serial += 1
+        element = (self.serial, tag, a.get("class") or "")
+        if a.get("id"):
+            assert a["id"] not in self.ids, f"duplicate id {a['id']}"
+            self.ids[a["id"]] = [*self.stack, element]
+        if tag not in self.VOID:
+            self.stack.append(element)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1][1] == tag, f"</{tag}> does not close {self.stack[-1:]}"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.texts.append((data, list(self.stack)))
+
+    def text_stack(self, needle: str) -> list[tuple[int, str, str]]:
+        for data, stack in self.texts:
+            if needle in data:
+                return stack
+        raise AssertionError(f"text {needle!r} not found")
+
+
+def structure(text: str) -> Structure:
+    parser = Structure()
+    parser.feed(text)
+    parser.close()
+    assert not parser.stack, f"unclosed elements {parser.stack}"
+    return parser
+
+
+def nearest(stack: list[tuple[int, str, str]], tag: str) -> int:
+    for serial, t, _cls in reversed(stack):
+        if t == tag:
+            return serial
+    raise AssertionError(f"no <{tag}> around {stack}")
+
+
+def step_div(stack: list[tuple[int, str, str]]) -> int:
+    for serial, tag, cls in reversed(stack):
+        if tag == "div" and "step" in cls.split():
+            return serial
+    raise AssertionError(f"not inside a step div: {stack}")
+
+
+@pytest.mark.parametrize("render", ["html", "markdown-as-html"])
+def test_step_in_numbered_list_stays_in_the_list(render: str) -> None:
+    t = fixture("rpc-over-https", "lab")
+    text = html(t) if render == "html" else MarkdownIt("commonmark").enable("table").render(md(t))
+    s = structure(text)
+    anchor = s.ids["valid-ports"]
+    assert [tag for _, tag, _ in anchor if tag in ("ol", "li")] == ["ol", "li"]
+    # The prose after the step is still in the same list item, the next item in the same list.
+    assert nearest(s.text_stack("The value lists every server"), "li") == nearest(anchor, "li")
+    assert nearest(s.ids["nspi-set"], "ol") == nearest(anchor, "ol")
+    assert nearest(s.ids["install-proxy"], "ol") == nearest(anchor, "ol")
+    # A step inside a blockquote stays in the blockquote with the correction it belongs to.
+    assert nearest(s.ids["restart-gc"], "blockquote") == nearest(
+        s.text_stack("The article says no reboot is needed"), "blockquote")
+
+
+def test_step_that_opens_a_list_item_stays_in_it() -> None:
+    s = structure(html(fixture("local-only", None)))
+    anchor = s.ids["first-item"]
+    assert nearest(anchor, "ol") == nearest(s.text_stack("Second item text."), "ol")
+    assert nearest(anchor, "li") != nearest(s.text_stack("Second item text."), "li")
+    assert "ul" in [tag for _, tag, _ in s.ids["do-rotate"]]
+
+
+def test_each_step_is_one_unbreakable_block_in_html() -> None:
+    t = fixture("rpc-over-https", "lab")
+    s = structure(html(t))
+    for ts in t.steps:
+        heading = s.text_stack(f"Step {ts.number}. {ts.step.display_title()}")
+        assert step_div(heading) == step_div(s.ids[ts.id])
+    assert len({step_div(s.ids[ts.id]) for ts in t.steps}) == len(t.steps)
+    css = (ROOT / "templates" / "guide.css").read_text()
+    assert re.search(r"\.step\s*\{[^}]*break-inside:\s*avoid", css)
+    assert "size: A4" in css and "counter(page)" in css
+
+
+# --- what the guide says ----------------------------------------------------------------------
+
+def test_every_command_is_shown_exactly() -> None:
+    for env in (*ENV_NAMES, None):
+        t = fixture("rpc-over-https", env)
+        tokens = MarkdownIt("commonmark").parse(md(t))
+        fences = {tok.content for tok in tokens if tok.type == "fence"}
+        for ts in t.steps:
+            if ts.step.is_command and ts.skip_reason is None:
+                assert ts.body in fences, f"{env}: body of {ts.id} not shown as written"
+    assert fence_for("echo '``` ````'") == "`````"
+
+
+def test_generic_guide_shows_placeholders_roles_and_conditions() -> None:
+    text = md(fixture("rpc-over-https", None))
+    assert "‹exchange_netbios›:6001-6002" in text
+    nspi = step_section(text, "nspi-set")
+    assert "Only when: `not dc_is_exchange`" in nspi
+    assert "On role **dc**" in nspi
+    assert "Skipped in this environment" not in text
+    assert "generic" in text and "`‹external_host›` (e.g. `mail.externaldomain.com`)" in text
+
+
+def test_manual_step_has_checkbox_line() -> None:
+    t = fixture("rpc-over-https", "lab")
+    text = md(t)
+    assert CHECKBOX_LINE in step_section(text, "rpc-backend")
+    assert "> In **Exchange System Manager**" in step_section(text, "rpc-backend")
+    s = structure(html(t))
+    assert step_div(s.text_stack("☐")) is not None
+    boxes = {step_div(stack) for data, stack in s.texts if "☐" in data}
+    assert step_div(s.ids["rpc-backend"]) in boxes
+    assert step_div(s.ids["install-proxy"]) not in boxes  # a local command: no checkbox
+
+
+def test_command_on_manual_host_is_run_by_hand() -> None:
+    text = md(fixture("rpc-over-https", "lab"))
+    nspi = step_section(text, "nspi-set")
+    assert "On **PDC** (pdc.internaldomain.local) — by hand" in nspi
+    assert "Run by hand:" in nspi and CHECKBOX_LINE in nspi
+    local = step_section(text, "install-proxy")
+    assert "Command:" in local and CHECKBOX_LINE not in local
+    assert "On the operator machine — local" in step_section(text, "note-local")
+
+
+def test_skipped_step_has_reason_and_no_command() -> None:
+    single = md(fixture("rpc-over-https", "single-server"))
+    nspi = step_section(single, "nspi-set")
+    assert "Skipped in this environment:" in nspi
+    assert "reg add" not in nspi and CHECKBOX_LINE not in nspi
+    plan = single[single.index("## Backout plan"):]
+    assert "If step 4 fails" not in plan and "If step 3 fails" in plan
+    lab = md(fixture("rpc-over-https", "lab"))
+    assert "If step 4 fails" in lab[lab.index("## Backout plan"):]
+
+
+def test_check_and_limits_are_shown_with_the_step() -> None:
+    text = step_section(md(fixture("rpc-over-https", "lab")), "valid-ports")
+    assert "Skipped if already done" in text
+    assert 'find "exchange1.internaldomain.local:6004"' in text
+    assert "Retries: 2, 5 s apart" in text
+
+
+def test_verification_summary_and_sign_off() -> None:
+    text = md(fixture("rpc-over-https", "lab"))
+    summary = text[text.index("## Verification summary"):text.index("## Backout plan")]
+    assert "[Step 8. Test the RPC proxy](#verify-rpc)" in summary
+    assert re.search(r"\| Implementer \|.*\n\| Reviewer \|", text)
+    assert "| Role | Name | Date | Signature |" in text
+
+
+def test_values_table_and_secrets() -> None:
+    t = fixture("rpc-over-https", "lab")
+    text = md(t)
+    assert "| `admin_password` | [secret] | string |" in text
+    assert "| `dc` | PDC | pdc.internaldomain.local | by hand |" in text
+    cells = structure(html(t)).text_stack("| shown in tables")
+    assert cells[-1][1] == "td"  # a pipe in a description stays in its cell
+
+
+def _valid_ports(markdown: str) -> list[list[str]]:
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    fences = [tok.content for tok in tokens if tok.type == "fence"]
+    found = []
+    for body in fences:
+        for m in re.finditer(r'/v ValidPorts /t REG_SZ /d "([^"]+)"', body):
+            found.append(m.group(1).split(";"))
+    return found
+
+
+@pytest.mark.parametrize("folder", [FIXTURES, SEEDS], ids=["fixtures", "exchange2003"])
+def test_rpc_over_https_lab_and_single_server_differ_as_the_article_says(folder: Path) -> None:
+    runbook = folder / "rpc-over-https.md"
+    envs = [folder / "environments" / f"{n}.yaml" for n in ENV_NAMES]
+    if not runbook.is_file() or not all(e.is_file() for e in envs):
+        pytest.skip(f"{runbook} or its environments not written yet")
+    lab, single = (tailored(runbook, e) for e in envs)
+    lab_ports, single_ports = _valid_ports(md(lab)), _valid_ports(md(single))
+    assert len(lab_ports) == 1 and len(single_ports) == 1, "one ValidPorts command per environment"
+    lab_dc = {lab.values.params[k] for k in lab.values.params if k in ("gc_netbios", "dc_netbios")}
+    assert lab_dc and all(f"{dc}:6004" in lab_ports[0] for dc in lab_dc)
+    exchange = {str(single.values.params[k]).lower() for k in
+                ("exchange_netbios", "exchange_fqdn", "external_host")}
+    assert {entry.split(":")[0].lower() for entry in single_ports[0]} <= exchange
+    assert len(single_ports[0]) < len(lab_ports[0])
+
+
+def test_change_details() -> None:
+    t = fixture("rpc-over-https", "lab")
+    text = md(t, change_id="CHG<7>")
+    assert "| Change id | CHG\\<7\\> |" in text
+    assert "| Rendered at | 2023-11-14 22:13:20 UTC |" in text
+    assert f"`{t.runbook.content_hash[:12]}`" in text
+    page = html(t, change_id="CHG<7>")
+    assert "CHG&lt;7&gt;" in page and "CHG<7>" not in page
+    assert "Change id" not in md(t)
+
+
+# --- safety of the HTML -----------------------------------------------------------------------
+
+def _all_html() -> list[str]:
+    return [html(fixture(name, env)) for name in ("rpc-over-https", "local-only")
+            for env in (*ENV_NAMES, None)]
+
+
+def test_html_is_self_contained() -> None:
+    for page in _all_html():
+        s = structure(page)
+        for tag, attrs in s.tags:
+            assert tag not in ("script", "link", "img", "iframe", "object", "embed"), tag
+            assert "src" not in attrs
+            href = attrs.get("href")
+            assert href is None or href.startswith("#"), href
+        assert "@import" not in page and "url(" not in page
+        assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page)
+        assert 'name="viewport"' in page
+
+
+def test_html_escapes_bodies() -> None:
+    page = html(fixture("rpc-over-https", "lab"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page.lower()
+    assert "a &lt; b &amp; c &gt; d" in html(fixture("local-only", None))
+
+
+def test_raw_html_in_prose_is_not_trusted(tmp_path: Path) -> None:
+    source = (
+        "# Raw HTML\n\n<script>alert('x')</script>\n\nText <img src=\"https://example.com/t.png\">"
+        " and ![remote](https://example.com/r.png) and <kbd>Ctrl</kbd>.\n\n"
+        "<!-- a comment -->\n\n<div onclick=\"x()\">block</div>\n\n"
+        "[a link](https://example.com/kb) and [bad](javascript:alert(1))\n\n"
+        "```sh {#s1}\necho '</code></pre><script>x</script>'\n```\n\n```sh\nunclosed fence\n"
+    )
+    t = tailor(parse_text(source, tmp_path / "raw.md"), None, None)
+    page = html(t)
+    s = structure(page)
+    tags = {tag for tag, _ in s.tags}
+    assert not tags & {"script", "img", "iframe"}
+    assert "<kbd>Ctrl</kbd>" in page and "a comment" not in page
+    assert "&lt;div onclick" in page and 'href="javascript' not in page
+    assert "[image: remote] (https://example.com/r.png)" in page
+    assert any(a.get("href") == "https://example.com/kb" for tag, a in s.tags if tag == "a")
+    # the unclosed illustration fence does not swallow the guide's closing sections
+    assert any(tag == "h2" and "Sign-off" in data for data, stack in s.texts
+               for _, tag, _ in stack[-1:])
+
+
+# --- settings and registry --------------------------------------------------------------------
+
+def test_renders_are_reproducible_with_source_date_epoch() -> None:
+    t = fixture("rpc-over-https", "single-server")
+    assert RENDERERS["html"].render(t) == RENDERERS["html"].render(t)
+
+
+def test_bad_source_date_epoch_is_an_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(InputError, match="SOURCE_DATE_EPOCH"):
+        md(fixture("local-only", None))
+
+
+def test_templates_folder_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    custom = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", custom)
+    (custom / "guide.css").write_text("/* house style */\nbody { color: black; }\n")
+    monkeypatch.setenv("RUNBOOK_TEMPLATES", str(custom))
+    assert "/* house style */" in html(fixture("local-only", None))
+    monkeypatch.setenv("RUNBOOK_TEMPLATES", str(tmp_path / "missing"))
+    with pytest.raises(InputError, match="RUNBOOK_TEMPLATES"):
+        md(fixture("local-only", None))
+
+
+def test_registry() -> None:
+    assert {"md", "html"} <= set(RENDERERS)
+    assert RENDERERS["html"].suffix == ".html"
+    assert RENDERERS["html"].media_type.startswith("text/html")
+    assert get_renderer("md").suffix == ".md"
+    with pytest.raises(InputError, match="unknown output format"):
+        get_renderer("docx")
+
+
+def test_markdown_helpers() -> None:
+    assert continuation("1. ") == "   "
+    assert continuation("> 1. ") == ">    "
+    assert continuation(">") == "> "
+    assert prefix_lines("a\n\nb\n", "> ") == "> a\n>\n> b\n"
+    assert prefix_lines("a\nb\n", "1. ", "   ") == "1. a\n   b\n"
+    assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
