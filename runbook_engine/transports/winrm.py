@@ -28,6 +28,15 @@ from runbook_engine.errors import EnvironmentFileError, ExecutionError, Problem
 from runbook_engine.model import Host
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.winrm_errors import ShellGone, describe_error, is_shell_gone
+from runbook_engine.transports.winrm_options import (
+    AUTH_METHODS,
+    DEFAULT_OPERATION_TIMEOUT_SEC,
+    DEFAULT_READ_TIMEOUT_SEC,
+    OPTION_NAMES,
+    endpoint_of,
+    file_problems,
+    validate_winrm_options,
+)
 from runbook_engine.transports.winrm_scripts import (
     CommandPlan,
     build_plan,
@@ -37,103 +46,10 @@ from runbook_engine.transports.winrm_scripts import (
     process_list_command,
 )
 
-#: Option names as Ansible's ``ansible_winrm_*`` variables name them, plus ``credential``.
-OPTION_NAMES: frozenset[str] = frozenset({
-    "scheme", "port", "path", "transport", "server_cert_validation", "ca_trust_path",
-    "message_encryption", "read_timeout_sec", "operation_timeout_sec", "username",
-    "cert_pem", "cert_key_pem", "credential",
-})
-AUTH_METHODS: tuple[str, ...] = ("basic", "ntlm", "kerberos", "certificate", "credssp")
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "scheme": ("http", "https"),
-    "transport": AUTH_METHODS,
-    "server_cert_validation": ("validate", "ignore"),
-    "message_encryption": ("auto", "always", "never"),
-}
-_STRINGS = ("path", "ca_trust_path", "username", "cert_pem", "cert_key_pem", "credential")
-DEFAULT_READ_TIMEOUT_SEC = 30
-DEFAULT_OPERATION_TIMEOUT_SEC = 20
 #: Seconds allowed for each helper command run while killing a timed-out step.
 KILL_HELPER_TIMEOUT = 30.0
 
-OutputCallback = Callable[[str, str], None]
-
-
-def validate_winrm_options(options: Any, path: Any, line: int) -> list[Problem]:
-    """Check a host's ``winrm:`` mapping from an environment file.
-
-    Args:
-        options: The mapping as loaded from YAML.
-        path: The environment file (``Path`` or ``None``), for the problems.
-        line: 1-based line of the mapping (or of the host).
-
-    Returns:
-        Every problem found (empty when the options are usable), each naming the key.
-    """
-    problems: list[Problem] = []
-
-    def bad(message: str) -> None:
-        problems.append(Problem(f"winrm: {message}", path, line, code="RB214"))
-
-    if not isinstance(options, dict):
-        bad("expected a mapping of options")
-        return problems
-    for key in options:
-        if key not in OPTION_NAMES:
-            bad(f"unknown option {key!r}; known options: {', '.join(sorted(OPTION_NAMES))}")
-    for key, allowed in _CHOICES.items():
-        if key in options and options[key] not in allowed:
-            bad(f"{key}: {options[key]!r} is not one of {', '.join(allowed)}")
-    for key in _STRINGS:
-        if key in options and (not isinstance(options[key], str) or not options[key]):
-            bad(f"{key}: expected a non-empty string")
-    if "path" in options and isinstance(options["path"], str) and not options["path"].startswith("/"):
-        bad(f"path: {options['path']!r} must start with '/' (usually /wsman)")
-    port = options.get("port", 5985)
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        bad(f"port: {port!r} is not a TCP port (1-65535)")
-    timeouts = {}
-    for key, default in (("read_timeout_sec", DEFAULT_READ_TIMEOUT_SEC),
-                         ("operation_timeout_sec", DEFAULT_OPERATION_TIMEOUT_SEC)):
-        value = options.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            bad(f"{key}: {value!r} must be a whole number of seconds, 1 or more")
-        else:
-            timeouts[key] = value
-    if len(timeouts) == 2 and timeouts["read_timeout_sec"] <= timeouts["operation_timeout_sec"]:
-        bad(f"read_timeout_sec ({timeouts['read_timeout_sec']}) must exceed "
-            f"operation_timeout_sec ({timeouts['operation_timeout_sec']}): the server may "
-            "hold each poll for operation_timeout_sec before answering")
-    problems.extend(_auth_problems(options, path, line))
-    return problems
-
-
-def _auth_problems(options: dict[str, Any], path: Any, line: int) -> list[Problem]:
-    auth = options.get("transport", "ntlm")
-    out: list[str] = []
-    if auth == "certificate":
-        if not (options.get("cert_pem") and options.get("cert_key_pem")):
-            out.append("transport certificate needs both cert_pem and cert_key_pem")
-        if _scheme(options) != "https":
-            out.append("transport certificate needs scheme https")
-    elif auth in ("basic", "ntlm", "credssp") and not options.get("username"):
-        out.append(f"transport {auth} needs a username")
-    if options.get("message_encryption") == "always" and auth in ("basic", "certificate"):
-        out.append(f"message_encryption always is impossible with transport {auth}; "
-                   "use scheme https instead (TLS encrypts the messages)")
-    return [Problem(f"winrm: {m}", path, line, code="RB214") for m in out]
-
-
-def _scheme(options: dict[str, Any]) -> str:
-    return str(options.get("scheme") or ("http" if options.get("port") == 5985 else "https"))
-
-
-def endpoint_of(host: Host) -> str:
-    """Return the WS-Management URL of ``host`` (``https://addr:5986/wsman`` by default)."""
-    scheme = _scheme(host.options)
-    port = host.options.get("port", 5985 if scheme == "http" else 5986)
-    address = f"[{host.address}]" if ":" in host.address else host.address
-    return f"{scheme}://{address}:{port}{host.options.get('path', '/wsman')}"
+OutputCallback = Callable[[str], None]
 
 
 class WinRMTransport:
@@ -146,8 +62,8 @@ class WinRMTransport:
     Args:
         host: The host; ``host.options`` is its ``winrm:`` mapping (see ENV-SPEC.md).
         password: The resolved credential (``None`` for certificate or kerberos).
-        on_output: Called as ``on_output(stream, text)`` (``"stdout"``/``"stderr"``)
-            as output of a step arrives.
+        on_output: Called with each line of output (stdout and stderr, without the
+            line break) as it arrives, as :class:`TransportPool` expects.
 
     Raises:
         EnvironmentFileError: invalid options, missing password, missing cert or CA file.
@@ -158,7 +74,7 @@ class WinRMTransport:
     def __init__(self, host: Host, password: str | None, *,
                  on_output: OutputCallback | None = None) -> None:
         problems = validate_winrm_options(host.options, None, host.line)
-        problems += _file_problems(host)
+        problems += file_problems(host)
         auth = host.options.get("transport", "ntlm")
         if password is None and auth in ("basic", "ntlm", "credssp"):
             problems.append(Problem(f"winrm: host {host.name}: transport {auth} needs a password; "
@@ -195,6 +111,8 @@ class WinRMTransport:
             ExecutionError: the step could not be run (connection, credentials, TLS,
                 fault, upload failure, shell lost while the step ran).
         """
+        if timeout is not None and timeout <= 0:
+            raise ExecutionError(f"timeout must be a positive number of seconds, not {timeout}")
         if kind not in ("cmd", "powershell"):
             raise ExecutionError(f"WinRM host {self.host.name}: cannot run a {kind!r} step; "
                                  "WinRM steps are cmd or powershell")
@@ -264,6 +182,7 @@ class WinRMTransport:
             if remaining is not None and remaining <= 0:
                 out.timed_out = True
                 out.kill_note = self._kill(shell, cid, marker) if kill else self._signal(shell, cid)
+                out.finish()
                 return out
             try:
                 stdout, stderr, code, done = self._receive(shell, cid, remaining)
@@ -276,6 +195,7 @@ class WinRMTransport:
             out.add(stdout, stderr)
             if done:
                 out.exit_code = code
+                out.finish()
                 self._best_effort_signal(shell, cid)
                 return out
 
@@ -401,7 +321,13 @@ class WinRMTransport:
 
 
 class _Output:
-    """Output gathered from Receive polls, decoded incrementally as UTF-8."""
+    """Output gathered from Receive polls; complete lines go to the callback as they arrive.
+
+    The callback gets each line of stdout and stderr without its line break (the
+    contract of :class:`~runbook_engine.transports.TransportPool`); an exception it
+    raises stops further calls, never the command.  CLIXML stderr is passed on
+    decoded, once the command ends.
+    """
 
     def __init__(self, callback: OutputCallback | None) -> None:
         self.stdout = b""
@@ -412,16 +338,41 @@ class _Output:
         self._callback = callback
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace")
                           for s in ("stdout", "stderr")}
+        self._partial = {"stdout": "", "stderr": ""}
 
     def add(self, stdout: bytes, stderr: bytes) -> None:
         self.stdout += stdout
         self.stderr += stderr
-        if self._callback is None:
-            return
         for stream, data in (("stdout", stdout), ("stderr", stderr)):
-            text = self._decoders[stream].decode(data)
-            if text and not (stream == "stderr" and self.stderr.startswith(b"#< CLIXML")):
-                self._callback(stream, text)
+            if self._callback is None or self._is_clixml(stream):
+                continue
+            lines = (self._partial[stream] + self._decoders[stream].decode(data)).split("\n")
+            self._partial[stream] = lines.pop()
+            self._emit(lines)
+
+    def finish(self) -> None:
+        """Pass on what is left: unterminated last lines, decoded CLIXML."""
+        for stream in ("stdout", "stderr"):
+            if self._callback is None:
+                return
+            if self._is_clixml(stream):
+                self._emit(self.stderr_text().splitlines())
+                continue
+            rest = self._partial[stream] + self._decoders[stream].decode(b"", final=True)
+            if rest:
+                self._emit([rest])
+
+    def _is_clixml(self, stream: str) -> bool:
+        return stream == "stderr" and self.stderr.startswith(b"#< CLIXML")
+
+    def _emit(self, lines: list[str]) -> None:
+        for line in lines:
+            if self._callback is None:
+                return
+            try:
+                self._callback(line.removesuffix("\r"))
+            except Exception:  # a broken display must not break the step
+                self._callback = None
 
     def stdout_text(self) -> str:
         return self.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
@@ -440,18 +391,6 @@ def _soon() -> float:
 def _excerpt(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _file_problems(host: Host) -> list[Problem]:
-    from pathlib import Path
-
-    out = []
-    for key in ("ca_trust_path", "cert_pem", "cert_key_pem"):
-        value = host.options.get(key)
-        if isinstance(value, str) and value and not Path(value).exists():
-            out.append(Problem(f"winrm: host {host.name}: {key} {value!r} does not exist",
-                               None, host.line, code="RB214"))
-    return out
 
 
 __all__ = ["AUTH_METHODS", "OPTION_NAMES", "WinRMTransport", "endpoint_of",

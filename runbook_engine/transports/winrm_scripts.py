@@ -182,7 +182,8 @@ def parse_process_list(output: bytes, marker: str) -> list[int]:
         if not rec.get("ProcessId", "").isdigit():
             continue
         pid = int(rec["ProcessId"])
-        parent_of[pid] = int(rec["ParentProcessId"]) if rec.get("ParentProcessId", "").isdigit() else -1
+        parent = rec.get("ParentProcessId", "")
+        parent_of[pid] = int(parent) if parent.isdigit() else -1
         if marker and f"RBE_STEP={marker}" in rec.get("CommandLine", ""):
             roots.append(pid)
     found = list(roots)
