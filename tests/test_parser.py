@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -880,6 +881,7 @@ def _runbook_files() -> list[Path]:
 
 
 RUNBOOK_FILES = _runbook_files()
+_STEP_FENCE = re.compile(r"^[\s>]*(\d+[.)]\s+|[-*+]\s+)?(`{3,}|~{3,})[^`]*\{[^}]*#")
 
 
 @pytest.mark.parametrize(
@@ -892,3 +894,22 @@ def test_every_runbook_parses(path: Path) -> None:
     runbook = parse_file(path)
     assert runbook.steps, f"{path} has no steps"
     assert len({s.id for s in runbook.steps}) == len(runbook.steps)
+    # A fence line with an {#id} left in prose is a step lost to a container or
+    # indentation mistake (over-indented into a code block, lazy list line...).
+    lost = [
+        line
+        for seg in runbook.segments
+        if isinstance(seg, Prose)
+        for line in seg.text.splitlines()
+        if _STEP_FENCE.match(line)
+    ]
+    assert lost == [], f"{path}: step fences left in prose"
+    # A fence line inside a command body is a fence that swallowed its neighbour.
+    swallowed = [
+        (step.id, line)
+        for step in runbook.steps
+        if step.is_command
+        for line in step.body.splitlines()
+        if re.match(r"^\s*(`{3,}|~{3,})", line)
+    ]
+    assert swallowed == [], f"{path}: fence lines inside command bodies"
