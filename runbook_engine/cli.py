@@ -162,9 +162,14 @@ def resume(run_id: str, answers: Path | None, operator: str | None, no_input: bo
     from runbook_engine.runner import resume_run
     from runbook_engine.store import CheckpointStore
 
-    store = CheckpointStore(_state_dir(state_dir))
-    store.get_run(run_id)
-    options = _run_options(operator, answers, None, None, accept_changed, no_input, as_json,
+    from runbook_engine.parser import parse_file
+
+    store = CheckpointStore(_state_dir(state_dir), create=False, run_id=run_id)
+    record = store.get_run(run_id)
+    step_ids = None
+    if answers is not None:
+        step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
+    options = _run_options(operator, answers, step_ids, None, accept_changed, no_input, as_json,
                            stream)
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
 
@@ -209,7 +214,7 @@ def confirm(run_id: str, step: str, by: str, note: str | None, decision: str | N
     from runbook_engine.confirm import record_confirmation
     from runbook_engine.store import CheckpointStore
 
-    store = CheckpointStore(_state_dir(state_dir))
+    store = CheckpointStore(_state_dir(state_dir), create=False, run_id=run_id)
     hosts = record_confirmation(store, run_id, step, by, decision or "confirm", note, reason, host)
     click.echo(f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "
                f"continue with: runbook resume {run_id}")
@@ -261,6 +266,49 @@ def evidence_verify(path: Path) -> None:
     check = verify_journal(journal)
     click.echo(check.message)
     sys.exit(0 if check.ok else 1)
+
+
+@cli.group()
+def notebook() -> None:
+    """Runbooks as Jupyter notebooks (render one with `runbook render --to ipynb`)."""
+
+
+@notebook.command("run")
+@click.argument("runbook", type=_EXISTING)
+@env_option
+@set_option
+@click.option("--answers", type=_EXISTING, help="Answers file with gate decisions (YAML).")
+@click.option("--run-id", help="Id for a new run, or an existing run to continue.")
+@click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login].")
+@click.option("--change", "change_id", help="Change id (ticket) recorded with a new run.")
+@click.option("--confirm", "confirms", multiple=True, metavar="STEP[=DECISION]",
+              help="Gate decision passed as a notebook parameter (repeatable): STEP, "
+                   "STEP=confirm:note or STEP=skip:reason.")
+@click.option("-o", "--output", type=_PATH, help="Also copy the executed notebook here.")
+@state_option
+def notebook_run(runbook: Path, env_path: Path | None, sets: tuple[str, ...],
+                 answers: Path | None, run_id: str | None, operator: str | None,
+                 change_id: str | None, confirms: tuple[str, ...], output: Path | None,
+                 state_dir: Path | None) -> None:
+    """Execute RUNBOOK's notebook with papermill; one executed notebook per attempt is kept."""
+    from runbook_engine.errors import RunPaused
+    from runbook_engine.notebook.execute import run_notebook
+
+    confirmations = {step: decision or "confirm" for step, _, decision in
+                     (item.partition("=") for item in confirms)}
+    outcome = run_notebook(runbook, env_path, state_dir=_state_dir(state_dir),
+                           overrides=_sets(sets), answers=answers, run_id=run_id,
+                           operator=operator, change_id=change_id, output=output,
+                           confirmations=confirmations)
+    if outcome.notebook is not None:
+        click.echo(f"Run:      {outcome.run_id} ({outcome.status})")
+        click.echo(f"Notebook: {outcome.notebook} (attempt {outcome.attempt}, "
+                   f"sha256 {outcome.sha256})")
+    if outcome.exit_status == 3:
+        raise RunPaused(outcome.message or f"run {outcome.run_id} is paused at a gate")
+    if outcome.exit_status:
+        click.echo(outcome.message or f"run {outcome.run_id}: {outcome.status}", err=True)
+        sys.exit(outcome.exit_status)
 
 
 def _render(tailored: Any, fmt: str, change_id: str | None) -> bytes:

@@ -48,6 +48,11 @@ def record_confirmation(store: CheckpointStore, run_id: str, step_id: str, by: s
     if not open_states:
         raise StateError(f"step {step_id!r} of run {run_id} is finished already "
                          f"({states[0].status}); nothing to confirm")
+    if decision == "rerun":
+        not_running = [s.host for s in open_states if s.status != "running"]
+        if not_running:
+            raise InputError(f"--rerun applies to a step that was interrupted while running; "
+                             f"{step_id!r} on {', '.join(not_running)} was not")
     journal = Journal(Path(store.run_dir(run_id)) / "journal.jsonl")
     for state in open_states:
         store.put_gate(GateDecision(run_id, step_id, state.host, decision, by.strip(),

@@ -87,8 +87,12 @@ def duplicate_key(source: str, offset: int = 2) -> tuple[str, int, int] | None:
     except yaml.YAMLError:
         return None
     stack = [root] if root is not None else []
+    visited: set[int] = set()  # aliases share nodes: look at each once (no "billion laughs")
     while stack:
         node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, int] = {}
             for key, value in node.value:

@@ -106,7 +106,8 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
             add(f"unknown key {key!r}; an answers file has 'operator' and 'answers'", key)
     operator = data.get("operator")
     if not isinstance(operator, str) or not operator.strip():
-        add("'operator' is required: the person giving these answers", "operator")
+        problems.append(Problem("'operator' is required: the person giving these answers",
+                                path, line_of(lines, "operator") or 1, code="RB240"))
         operator = ""
     raw = data.get("answers") or {}
     if not isinstance(raw, dict):

@@ -59,6 +59,11 @@ class Reporter:
             self._print(f"  Run by hand on {escape(host.name)}:")
             self._print(Syntax(ts.body.rstrip(), _lexer(ts.step.kind), word_wrap=True))
 
+    def check_hint(self, check: TailoredStep, host: Host) -> None:
+        """Show the read-only check of a gated step (skip the step if it shows the change done)."""
+        self._print("  [dim]Read-only check first (if it succeeds, the change is in place):[/dim]")
+        self._print(Syntax(check.body.rstrip(), _lexer(check.step.kind), word_wrap=True))
+
     def passed(self, ts: TailoredStep, host: Host, decision: Decision) -> None:
         """Report how a gate was passed."""
         mark = "✓" if decision.decision in ("confirm", "done") else "↷"

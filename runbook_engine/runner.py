@@ -263,7 +263,7 @@ class Runner:
     def _verified(self) -> bool:
         states = {(s.step_id, s.host): s for s in self.store.steps(self.record.run_id)}
         for ts in self.loaded.tailored.steps:
-            if ts.step.phase != "verify":
+            if ts.step.phase != "verify" or ts.skip_reason:  # not applicable here
                 continue
             for host in ts.hosts:
                 state = states.get((ts.id, host.name))
@@ -319,7 +319,18 @@ class Runner:
         shown = self.shown.step(ts.id)
         kind = "manual" if ts.step.is_manual else "command-by-hand"
         self.report.gate(shown, host, kind)
+        if ts.step.check:
+            self.report.check_hint(self.shown.step(ts.step.check), host)
         decision = self._decision(ts, host, "Done as shown?", ("confirm", "skip", "abort"))
+        if decision is not None and decision.decision == "done":
+            decision = Decision("confirm", decision.by, decision.note, source=decision.source,
+                                answers_path=decision.answers_path,
+                                answers_hash=decision.answers_hash)
+        if decision is not None and decision.decision == "rerun":
+            self.journal.append("gate-decision-ignored", step=ts.id, host=host.name,
+                                reason="'rerun' applies only to an interrupted step",
+                                **decision.journal_fields())
+            decision = None
         if decision is None:
             if state.status != "awaiting":
                 self.store.transition(self.record.run_id, ts.id, host.name, "awaiting",

@@ -14,7 +14,7 @@ from runbook_engine.store import CheckpointStore
 
 def show_runs(state_dir: Path, as_json: bool) -> None:
     """Print every run in ``state_dir``, newest first."""
-    runs = CheckpointStore(state_dir).list_runs()
+    runs = CheckpointStore(state_dir).list_runs() if (state_dir / "state.db").is_file() else []
     if as_json:
         click.echo(json.dumps([asdict(r) for r in runs], indent=2))
         return
@@ -36,7 +36,7 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
     Raises:
         StateError: no such run, or no runs at all.
     """
-    store = CheckpointStore(state_dir)
+    store = CheckpointStore(state_dir, create=False, run_id=run_id)
     if run_id is None:
         runs = store.list_runs()
         if not runs:

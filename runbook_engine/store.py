@@ -124,15 +124,22 @@ class CheckpointStore:
 
     Args:
         state_dir: The state directory; created when missing.
+        create: Create the directory and database when missing; ``False`` for
+            commands that only read or continue runs (a mistyped directory then
+            gives an error instead of a stray empty database).
 
     Raises:
-        StateError: the directory cannot be created or the database is from a
-            newer version.
+        StateError: the directory cannot be created, has no state (``create=False``),
+            or the database is from a newer version.
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, create: bool = True, run_id: str | None = None) -> None:
         self.state_dir = state_dir
         self.db_path = state_dir / "state.db"
+        if not create and not self.db_path.is_file():
+            what = f"no run {run_id!r}" if run_id else "no runs"
+            raise StateError(f"{what} in {state_dir} (it holds no state.db); use --state-dir or "
+                             "RUNBOOK_STATE_DIR to name the state directory of the run")
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

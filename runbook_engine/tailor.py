@@ -192,6 +192,8 @@ def _tailor_step(step: Step, ctx: dict[str, Any], known: set[str], env: Environm
             hosts = (LOCAL_HOST,)
         elif step.target in env.roles and env.roles[step.target]:
             hosts = env.roles[step.target]
+        elif skip:  # not applicable here: the role need not exist in this environment
+            hosts = (Host(name=f"({step.target})", address="-", transport="manual"),)
         else:
             problems.append(Problem(
                 f"step {step.id!r} targets role {step.target!r}, which has no host in environment "

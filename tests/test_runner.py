@@ -426,13 +426,22 @@ def test_backout_is_offered_but_not_run_without_an_answer(ws: Workspace) -> None
 
 
 # -- conditions and verification ------------------------------------------------------------------
-def test_false_condition_skips_and_leaves_the_run_unverified(ws: Workspace) -> None:
+def test_false_condition_skips_a_verification_that_does_not_apply(ws: Workspace) -> None:
+    # A verification whose when= is false does not apply in this environment: it is skipped
+    # with the reason and does not count against the outcome.
     proc = ws.run("when.md")
     assert proc.returncode == 0, proc.stderr
     step = ws.step("verify-it")
     assert step["status"] == "skipped"
     assert "do_verify" in step["reason"]
     assert ws.events(name="step-skipped", step="verify-it")[0]["reason"] == step["reason"]
+    assert ws.status()["status"] == "succeeded"
+
+
+def test_verification_skipped_by_a_person_leaves_the_run_unverified(ws: Workspace) -> None:
+    proc = ws.run("verify-gate.md", "--answers", "answers-skip-verify.yml")
+    assert proc.returncode == 0, proc.stderr
+    assert ws.step("look")["status"] == "skipped"
     assert ws.status()["status"] == "unverified"
     assert ws.events(name="run-finished")[0]["status"] == "unverified"
 

@@ -1,13 +1,11 @@
 """Find the ``templates/`` folder and build the one jinja2 environment for it.
 
 Search path: the ``RUNBOOK_TEMPLATES`` environment variable if set, else the
-repository's ``templates/`` folder next to the package
-(``Path(__file__).parents[2] / "templates"``).
+repository's ``templates/`` folder, else the copy installed inside the package.
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,25 +13,17 @@ import jinja2
 
 from runbook_engine.errors import InputError
 from runbook_engine.render.mdtext import prefix_lines
-
-TEMPLATES_ENV = "RUNBOOK_TEMPLATES"
+from runbook_engine.resources import templates_dir
 
 
 def template_dir() -> Path:
-    """Return the folder templates are loaded from.
+    """Return the folder templates are loaded from (see :mod:`runbook_engine.resources`).
 
     Raises:
-        InputError: the folder does not exist (the message says how to point
+        InputError: no templates folder (the message says how to point
             ``RUNBOOK_TEMPLATES`` at one).
     """
-    configured = os.environ.get(TEMPLATES_ENV)
-    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "templates"
-    if not folder.is_dir():
-        source = f"{TEMPLATES_ENV}={configured}" if configured else "the repository"
-        raise InputError.single(
-            f"template folder {folder} (from {source}) does not exist; set {TEMPLATES_ENV} to "
-            "the folder holding guide.md.j2, guide.html.j2 and guide.css", code="RB251")
-    return folder
+    return templates_dir()
 
 
 def environment() -> jinja2.Environment:

@@ -209,6 +209,9 @@ class LocalTransport:
         except subprocess.TimeoutExpired:
             timed_out = True
             self._kill_group(proc)
+        except BaseException:  # Ctrl-C or any other stop: the command must not outlive the run
+            self._kill_group(proc)
+            raise
         for pump in pumps:  # a background child may keep the pipes open: do not wait forever
             pump.join(self._grace)
         return CommandResult(
