@@ -7,6 +7,7 @@ matter.  Invalid front matter is an error and is never rewritten.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,41 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any] | None, in
     )
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=256)
+def compose(source: str) -> tuple[yaml.Node | None, Any]:
+    """Parse YAML ``source`` once into its node tree (for lines) and its data (safe types).
+
+    Cached: the front matter is read by the parser and by the schema checks.
+    Callers must not modify the returned data.
+
+    Raises:
+        yaml.YAMLError: the text is not YAML.
+    """
+    try:
+        return _compose_with(_LOADER, source)
+    except yaml.YAMLError:
+        if _LOADER is yaml.SafeLoader:
+            raise
+        # libyaml's marks can point past the problem; the pure-Python parser's do not.
+        return _compose_with(yaml.SafeLoader, source)
+
+
+def _compose_with(loader_class: Any, source: str) -> tuple[yaml.Node | None, Any]:
+    loader = loader_class(source)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return node, data
+
+
 def _load(source: str, path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(source) if source.strip() else {}
+        data = compose(source)[1] if source.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
@@ -76,16 +109,19 @@ def _load(source: str, path: Path) -> dict[str, Any]:
     return data
 
 
-def duplicate_key(source: str, offset: int = 2) -> tuple[str, int, int] | None:
+def duplicate_key(source: str | yaml.Node | None, offset: int = 2) -> tuple[str, int, int] | None:
     """Return ``(key, first_line, second_line)`` of the first key repeated in one mapping.
 
     YAML 1.2 requires unique keys; PyYAML keeps the last silently, which would
     rewrite what the author wrote instead of reporting it.
     """
-    try:
-        root = yaml.compose(source)
-    except yaml.YAMLError:
-        return None
+    if isinstance(source, str):
+        try:
+            root = compose(source)[0]
+        except yaml.YAMLError:
+            return None
+    else:
+        root = source
     stack = [root] if root is not None else []
     visited: set[int] = set()  # aliases share nodes: look at each once (no "billion laughs")
     while stack:
@@ -116,7 +152,7 @@ def key_lines(text: str, body_line: int) -> dict[str, int]:
     lines = text.split("\n")[1 : max(body_line - 2, 1)]
     result: dict[str, int] = {}
     try:
-        node = yaml.compose("\n".join(lines))
+        node = compose("\n".join(lines))[0]
     except yaml.YAMLError:
         return result
     if not isinstance(node, yaml.MappingNode):

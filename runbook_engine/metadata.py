@@ -147,7 +147,14 @@ def _parameter(name: str, decl: Any, line: int, path: Path, problems: list[Probl
     if type_name == "list" and items not in TYPES:
         add(f"unknown item type {items!r}")
         items = "string"
-    secret = bool(decl.get("secret", False))
+    for flag in ("required", "secret"):
+        if flag in decl and decl[flag] is not None and not isinstance(decl[flag], bool):
+            add(f"{flag!r} must be true or false (a YAML boolean), not {decl[flag]!r}")
+    description = decl.get("description", "")
+    if description is not None and not isinstance(description, (str, int, float)):
+        add("'description' must be text")
+        description = ""
+    secret = decl.get("secret") is True
     default = decl.get("default")
     if secret and default is not None:
         add("a secret has no default: secrets come from the environment, a prompt or a keyring")
@@ -158,10 +165,10 @@ def _parameter(name: str, decl: Any, line: int, path: Path, problems: list[Probl
         except ValueProblem as exc:
             add(f"default: {exc}")
     required = decl.get("required")
-    if required is None:
+    if not isinstance(required, bool):
         required = default is None
     return Parameter(
-        name=name, type=type_name, description=str(decl.get("description", "") or ""),
+        name=name, type=type_name, description=str(description or ""),
         default=default, example=decl.get("example"), required=bool(required), secret=secret,
         choices=tuple(choices) if isinstance(choices, list) else (), items=items, line=line,
     )

@@ -27,8 +27,7 @@ from runbook_engine.metadata import FRAGMENT_KEYS, read_meta
 from runbook_engine.model import Parameter, Prose, Runbook, SourceSpan, Step
 
 _MD = MarkdownIt("commonmark")
-_INCLUDE = re.compile(r"^<!--\s*include:\s*(?P<path>\S+)\s*-->\s*$")
-_CLOSING = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*$")
+_INCLUDE = re.compile(r"^<!--\s*include:(?P<path>.*?)-->\s*$")
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 ATTRIBUTES = frozenset(
     {"target", "when", "timeout", "retries", "retry-delay", "on-failure", "check", "backout",
@@ -138,7 +137,13 @@ def _walk(doc: _Document, text: str, path: Path, body_line: int, depth: int, sta
             match = _INCLUDE.match(token.content.strip())
             if match:
                 _emit_prose(doc, lines, cursor, token.map[0], path, offset)
-                _include(doc, path, match.group("path"), token.map[0] + offset, depth, stack)
+                target = match.group("path").strip()
+                if not target:
+                    doc.problem("include directive without a path: write <!-- include: "
+                                "_shared/file.md -->", path, token.map[0] + offset, "RB121",
+                                token.content.strip())
+                else:
+                    _include(doc, path, target, token.map[0] + offset, depth, stack)
                 cursor = token.map[1]
             continue
         if token.type != "fence" or not token.map:
@@ -219,7 +224,7 @@ def _make_step(doc: _Document, token: Token, lines: list[str], path: Path, offse
             doc.problem("attributes without an id: add {#step-id ...} to make this block a step, "
                         "or remove the attributes", path, line, "RB111", source)
         return None
-    if not _closed(lines, first, end, token.markup):
+    if not _closed(token):
         doc.problem(f"step {info.id!r}: the fence opened here is never closed; add a closing "
                     f"{token.markup} line", path, line, "RB112", source)
         return None
@@ -247,12 +252,15 @@ def _make_step(doc: _Document, token: Token, lines: list[str], path: Path, offse
     )
 
 
-def _closed(lines: list[str], first: int, end: int, markup: str) -> bool:
-    if end - first < 2:
-        return False
-    last = lines[end - 1].lstrip(" \t>")
-    match = _CLOSING.match(last.lstrip(" \t"))
-    return bool(match and match.group("fence")[0] == markup[0] and len(match.group("fence")) >= len(markup))
+def _closed(token: Token) -> bool:
+    """Whether a fence token ended at a closing fence (not at the end of its container).
+
+    markdown-it counts the closing fence in ``map`` but not in ``content``; a fence
+    left open holds every line of its range as content.
+    """
+    assert token.map is not None
+    first, end = token.map
+    return len(token.content.splitlines()) == end - first - 2
 
 
 def _step_fields(doc: _Document, attrs: dict[str, str], classes: tuple[str, ...], path: Path,

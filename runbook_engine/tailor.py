@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import nodes
 
 from runbook_engine.errors import Problem, TemplateProblem
 from runbook_engine.model import Environment, Host, Prose, Runbook, SourceSpan, Step
@@ -228,7 +228,7 @@ def _check_names(source: str, path: Path, line: int, known: set[str], problems: 
             path, line + (exc.lineno or 1) - 1, code="RB130",
             source_line=src[exc.lineno - 1] if exc.lineno and exc.lineno <= len(src) else None))
         return False
-    missing = meta.find_undeclared_variables(ast) - known
+    missing = _undeclared(ast) - known
     if not missing:
         return True
     for node in ast.find_all(nodes.Name):
@@ -239,6 +239,19 @@ def _check_names(source: str, path: Path, line: int, known: set[str], problems: 
                 "matter (or give it as a fact in the environment)", path, line + node.lineno - 1,
                 code="RB132", source_line=source.split("\n")[node.lineno - 1]))
     return False
+
+
+def _undeclared(ast: nodes.Template) -> set[str]:
+    """Names a template reads but never sets (``{% set %}``, loop targets, macro arguments).
+
+    A lighter stand-in for ``jinja2.meta.find_undeclared_variables``, which runs
+    the compiler's frame analysis; here a name set anywhere counts as declared.
+    """
+    loaded: set[str] = set()
+    stored: set[str] = set()
+    for node in ast.find_all(nodes.Name):
+        (loaded if node.ctx == "load" else stored).add(node.name)
+    return loaded - stored - {"loop", "caller", "varargs", "kwargs"}
 
 
 def _template_line(exc: BaseException) -> int:

@@ -32,9 +32,10 @@ def load_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, di
         raise error.single(f"file not found: {path}", path, 0, code="RB201") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error.single(f"cannot read {path}: {exc}", path, 0, code="RB201") from None
+    from runbook_engine.frontmatter import compose, duplicate_key
+
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node, data = compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
@@ -43,9 +44,7 @@ def load_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, di
     lines: dict[KeyPath, int] = {}
     if node is not None:
         _index(node, (), lines)
-    from runbook_engine.frontmatter import duplicate_key
-
-    duplicate = duplicate_key(text, offset=1)
+    duplicate = duplicate_key(node, offset=1)
     if duplicate is not None:
         key, first, second = duplicate
         raise error.single(f"key {key!r} is given twice (lines {first} and {second}); keep one",
