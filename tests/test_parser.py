@@ -113,6 +113,23 @@ STEP_CASES = [
         "```sh {#f}\r\necho hi\r\n```", [("f", "sh", "echo hi\n", 1, 3)], id="no-final-newline-crlf"
     ),
     pytest.param("```sh {#e}\n```\n", [("e", "sh", "", 1, 2)], id="empty-body"),
+    # Valid closing fences: up to 3 spaces of indentation (relative to the container),
+    # trailing spaces, longer than the opening one.
+    pytest.param(
+        "```sh {#c}\necho\n   ```\n", [("c", "sh", "echo\n", 1, 3)], id="close-indented-3"
+    ),
+    pytest.param(
+        "1. a\n\n   ```sh {#c}\n   echo\n      ```\n",
+        [("c", "sh", "echo\n", 3, 5)],
+        id="list-close-indented-3",
+    ),
+    pytest.param(
+        "> ```sh {#c}\n> echo\n>    ```\n", [("c", "sh", "echo\n", 1, 3)], id="quote-close-indented"
+    ),
+    pytest.param(
+        "```sh {#c}\necho\n```   \n", [("c", "sh", "echo\n", 1, 3)], id="close-trailing-space"
+    ),
+    pytest.param("````sh {#c}\necho\n``````\n", [("c", "sh", "echo\n", 1, 3)], id="close-longer"),
     pytest.param(
         "```sh {#d}\n$EDITOR /etc/hosts\n### not a heading\n$ echo prompt kept\n```\n",
         [("d", "sh", "$EDITOR /etc/hosts\n### not a heading\n$ echo prompt kept\n", 1, 5)],
