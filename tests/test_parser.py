@@ -930,3 +930,40 @@ def test_every_runbook_parses(path: Path) -> None:
         if re.match(r"^\s*(`{3,}|~{3,})", line)
     ]
     assert swallowed == [], f"{path}: fence lines inside command bodies"
+
+
+_BOMB_SCRIPT = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from runbook_engine.errors import RunbookSyntaxError
+from runbook_engine.parser import parse_text
+lines = ["---", "lint:", "  a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+for n in range(1, 10):
+    lines.append(f"  a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]")
+where = sys.argv[1]
+lines += [where + ":", "  dc: *a9"] if where == "roles" else ["parameters:", "  p:",
+          "    type: string", "    description: *a9"]
+try:
+    parse_text("\\n".join([*lines, "---", "# T", ""]), Path("bomb.md"))
+except RunbookSyntaxError as err:
+    print("error", err.problems[0].line)
+else:
+    print("parsed")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses RLIMIT_AS")
+@pytest.mark.parametrize("where", ["roles", "parameters"])
+def test_yaml_alias_bomb_in_a_value_does_not_exhaust_memory(where: str) -> None:
+    # 9**10 list items behind one alias: turning the value into text (str()) would need
+    # gigabytes; run in a child with 1 GiB of address space so a regression fails cleanly.
+    done = subprocess.run(
+        [sys.executable, "-c", _BOMB_SCRIPT, where],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] in ("error", "parsed")
