@@ -6,6 +6,9 @@ Grammar (Pandoc's fenced-code attributes, with quoting)::
     attr     := "#" ID | "." CLASS | KEY "=" VALUE
     VALUE    := BARE | '"' (char | '\\"')* '"' | "'" (char | "\\'")* "'"
 
+A backslash escapes only the quote character, so Windows paths keep their
+backslashes (``cwd="\\\\server\\share"`` is ``\\server\share``).
+
 ``BARE`` runs to the next space or ``}``; quoted values may hold spaces and
 braces.  Nothing may follow the closing brace.  The attribute list never
 becomes part of the language: ``{#a}`` has no language.
@@ -136,7 +139,7 @@ def _parse_value(info: str, pos: int) -> tuple[str, int]:
         i = pos + 1
         while i < len(info):
             c = info[i]
-            if c == "\\" and i + 1 < len(info) and info[i + 1] in (quote, "\\"):
+            if c == "\\" and i + 1 < len(info) and info[i + 1] == quote:
                 out.append(info[i + 1])
                 i += 2
                 continue

@@ -90,6 +90,7 @@ def read_meta(
             add(f"role name {role!r} must start with a letter (letters, digits, '-', '_')", f"roles.{role}")
         if description is not None and not isinstance(description, (str, int, float)):
             add(f"role {role!r}: the description must be text", f"roles.{role}")
+            description = None
         info.roles[str(role)] = "" if description is None else str(description)
     params = meta.get("parameters") or {}
     if not isinstance(params, dict):

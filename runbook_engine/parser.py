@@ -281,8 +281,8 @@ def _step_fields(doc: _Document, attrs: dict[str, str], classes: tuple[str, ...]
             else:
                 out["timeout" if key == "timeout" else "retry_delay"] = number
         elif key == "retries":
-            if not value.isdigit():
-                bad(f"retries={value!r} must be a whole number >= 0")
+            if not (value.isascii() and value.isdigit() and int(value) <= 1000):
+                bad(f"retries={value!r} must be a whole number from 0 to 1000")
             else:
                 out["retries"] = int(value)
         elif key == "on-failure":
@@ -338,6 +338,10 @@ def _resolve(doc: _Document) -> dict[int, Step]:
                             step.span.path, step.span.start_line, "RB118")
             else:
                 roles.setdefault(ref, attr)
+    for step in seen.values():
+        if roles.get(step.id) == "check" and (step.check or step.backout):
+            doc.problem(f"step {step.id!r} is a check (read-only) and cannot have check= or "
+                        "backout= itself", step.span.path, step.span.start_line, "RB118")
         if step.target is not None and step.target not in doc.roles:
             declared = ", ".join(sorted(doc.roles)) or "none"
             doc.problem(f"step {step.id!r}: target={step.target!r} is not a role of this runbook "

@@ -200,3 +200,9 @@ def test_error_column_for_two_ids_points_at_second() -> None:
     with pytest.raises(AttrSyntaxError) as excinfo:
         parse_info(info)
     assert excinfo.value.col >= info.index("#second")
+
+
+def test_backslashes_in_quoted_values_are_kept_for_windows_paths() -> None:
+    # Only the quote character is escaped: UNC paths and registry keys keep their backslashes.
+    info = parse_info(r'cmd {#x cwd="\\server\share" title="say \"hi\""}')
+    assert info.attrs == {"cwd": r"\\server\share", "title": 'say "hi"'}
