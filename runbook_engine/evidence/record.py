@@ -1,0 +1,274 @@
+"""The change record: what a change board or auditor reads, built from the journal alone.
+
+:func:`build_record` turns the (verified) journal records of one run into
+JSON-ready data; the renderers (``change-record.*.j2``, :mod:`.export`) only
+format it.  Everything comes from journal events (DESIGN.md §5), so the record of
+a bundle can be rebuilt from the bundle's journal and compared.
+
+Shape (``record_version`` 1): ``run_id``, ``change`` (id, reason, emergency,
+approval policy), ``runbook``, ``environment``, ``operators``, ``approvals``,
+``prechecks``, ``steps``, ``gates``, ``attachments``, ``deviations``,
+``verification``, ``outcome``, ``integrity``, ``started_at``, ``finished_at``.
+Times are UTC ISO-8601 strings as the journal wrote them; durations are seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runbook_engine.evidence.verify import EvidenceCheck
+    from runbook_engine.tailor import TailoredRunbook
+
+RECORD_VERSION = 1
+
+
+def flow_fields(tailored: TailoredRunbook) -> list[dict[str, Any]]:
+    """Return the flow's steps for the ``run-started`` record (so the record knows phases)."""
+    return [{"id": ts.id, "number": ts.number, "title": ts.step.display_title(),
+             "kind": ts.step.kind, "phase": ts.step.phase, "target": ts.step.target,
+             "backout": ts.step.backout, "hosts": [h.name for h in ts.hosts]}
+            for ts in tailored.steps]
+
+
+def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> dict[str, Any]:
+    """Build the change record of one run from its journal records.
+
+    Args:
+        records: The journal's records, in order (``run-started`` first).
+        check: The integrity check of the run's evidence (``None``: not checked).
+
+    Returns:
+        JSON-ready data (see the module docstring).
+    """
+    started = records[0] if records else {}
+    flow = started.get("steps") or []
+    rows = _step_rows(records, flow)
+    finished = next((r for r in reversed(records) if r["event"] == "run-finished"), None)
+    verify_rows = [r for r in rows if r["phase"] == "verify" and r["status"] != "not applicable"]
+    all_passed = all(r["status"] in ("succeeded", "already-done") for r in verify_rows)
+    return {
+        "record_version": RECORD_VERSION,
+        "run_id": started.get("run_id"),
+        "change": {"id": started.get("change_id"), "reason": started.get("reason"),
+                   "emergency": bool(started.get("emergency")),
+                   "approval_policy": started.get("approval_policy", "optional")},
+        "runbook": started.get("runbook"),
+        "environment": started.get("environment"),
+        "tool": started.get("tool"),
+        "parameters": started.get("parameters"),
+        "started_at": started.get("time"),
+        "finished_at": finished["time"] if finished else None,
+        "operators": _operators(records),
+        "approvals": _approvals(records),
+        "prechecks": [r for r in rows if r["phase"] == "precheck"],
+        "steps": rows,
+        "gates": _gates(records),
+        "attachments": _attachments(records),
+        "deviations": _deviations(records),
+        "verification": {"steps": verify_rows, "all_passed": all_passed,
+                         "count": len(verify_rows)},
+        "outcome": _outcome(records, finished, verify_rows, all_passed),
+        "integrity": check.summary() if check is not None else None,
+    }
+
+
+def _operators(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in records:
+        if r["event"] == "run-started":
+            out.append({"name": r.get("operator"), "role": "started the run", "at": r["time"],
+                        "answers_path": None, "answers_sha256": None})
+        elif r["event"] == "run-resumed":
+            out.append({"name": r.get("by"), "role": "resumed the run", "at": r["time"],
+                        "answers_path": None, "answers_sha256": None})
+        answers = r.get("answers") if r["event"] in ("run-started", "run-resumed") else None
+        if isinstance(answers, dict):
+            out.append({"name": answers.get("operator"), "role": "answers file",
+                        "at": r["time"], "answers_path": answers.get("path"),
+                        "answers_sha256": answers.get("sha256")})
+    return out
+
+
+def _approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for r in records:
+        event = r["event"]
+        if not event.startswith("approval-"):
+            continue
+        entry = found.setdefault(r["step"], {
+            "step": r["step"], "status": "waiting", "required": None, "approvers": [],
+            "expires_hours": None, "votes": [], "approved_by": [], "discarded": [],
+            "rejected_by": None, "comment": None, "reason": None, "by": None, "at": None})
+        if event == "approval-requested":
+            entry.update(required=r.get("required"), approvers=r.get("approvers", []),
+                         expires_hours=r.get("expires_hours"))
+        elif event == "approval-recorded":
+            entry["votes"].append({"by": r.get("by"), "decision": r.get("decision"),
+                                   "comment": r.get("comment"), "at": r["time"]})
+        elif event == "approval-passed":
+            entry.update(status="approved", at=r["time"], required=r.get("required"),
+                         approved_by=r.get("approvals", []), discarded=r.get("discarded", []))
+        elif event == "approval-rejected":
+            entry.update(status="rejected", at=r["time"], rejected_by=r.get("by"),
+                         comment=r.get("comment"), discarded=r.get("discarded", []))
+        elif event == "approval-bypassed":
+            entry.update(status="bypassed (emergency)", at=r["time"], reason=r.get("reason"),
+                         by=r.get("by"))
+    return list(found.values())
+
+
+def _new_row(spec: dict[str, Any], host: str) -> dict[str, Any]:
+    return {"number": spec.get("number"), "id": spec["id"], "title": spec.get("title"),
+            "kind": spec.get("kind"), "phase": spec.get("phase", "change"), "host": host,
+            "address": None, "transport": None, "status": "pending", "how": None,
+            "command": None, "started_at": None, "finished_at": None, "duration_seconds": None,
+            "exit_code": None, "attempts": 0, "output_excerpt": None, "output_sha256": None,
+            "detail": None}
+
+
+def _step_rows(records: list[dict[str, Any]], flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for spec in flow:
+        for host in spec.get("hosts") or ["operator"]:
+            rows[(spec["id"], host)] = _new_row(spec, host)
+    for r in records:
+        if "step" not in r or "host" not in r:
+            continue
+        row = rows.get((r["step"], r["host"]))
+        if row is None:
+            row = rows.setdefault((r["step"], r["host"]), _new_row({"id": r["step"]}, r["host"]))
+        _apply_event(row, r)
+    out = list(rows.values())
+    for row in out:
+        if row["started_at"] and row["finished_at"]:
+            row["duration_seconds"] = round((_time(row["finished_at"])
+                                             - _time(row["started_at"])).total_seconds(), 3)
+    return out
+
+
+def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
+    event = r["event"]
+    if event in ("step-started", "probe-started"):
+        row["started_at"] = row["started_at"] or r["time"]
+        row["attempts"] += 1
+        row.update(command=r.get("command", row["command"]), address=r.get("address"),
+                   transport=r.get("transport"), how="run" if event == "step-started" else "probe",
+                   status="running")
+        if event == "probe-started":
+            row["command"] = r.get("probe")
+    elif event in ("step-finished", "probe-finished"):
+        row.update(finished_at=r["time"], status=r.get("status"), exit_code=r.get("exit_code"),
+                   output_excerpt=r.get("output_excerpt"), output_sha256=r.get("output_sha256"))
+        if event == "probe-finished":
+            row["detail"] = (r.get("result") or {}).get("message")
+        if r.get("error"):
+            row["detail"] = r["error"]
+    elif event in ("gate-awaiting", "approval-requested"):
+        row.update(status="awaiting", how="approval" if event.startswith("approval") else "gate",
+                   started_at=row["started_at"] or r["time"])
+        if r.get("gate") == "command-by-hand":
+            row["command"] = r.get("instructions")
+    elif event == "gate-passed":
+        row.update(status="succeeded" if r.get("decision") != "rerun" else "rerun",
+                   how=row["how"] or "gate", finished_at=r["time"],
+                   detail=f"{r.get('decision')} by {r.get('by')} ({r.get('source')})")
+        row["started_at"] = row["started_at"] or r["time"]
+        if r.get("command"):
+            row["command"] = r["command"]
+    elif event == "step-skipped":
+        row.update(status="not applicable" if "gate" not in r else "skipped",
+                   finished_at=r["time"], detail=r.get("reason"))
+    elif event == "step-already-done":
+        row.update(status="already-done", finished_at=r["time"],
+                   detail=f"check {r.get('check')} succeeded")
+    elif event in ("approval-passed", "approval-rejected", "approval-bypassed"):
+        status = {"approval-passed": "succeeded", "approval-rejected": "rejected",
+                  "approval-bypassed": "skipped"}[event]
+        row.update(status=status, how="approval", finished_at=r["time"])
+        row["started_at"] = row["started_at"] or r["time"]
+    elif event in ("run-aborted", "approval-missing"):
+        row.update(status="aborted" if event == "run-aborted" else "failed",
+                   finished_at=r["time"], detail=r.get("reason") or f"aborted by {r.get('by')}")
+    elif event == "step-interrupted":
+        row["detail"] = "interrupted in an earlier attempt"
+
+
+def _gates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = ("step", "host", "gate", "decision", "by", "source", "note", "reason",
+            "answers_path", "answers_sha256")
+    out = []
+    for r in records:
+        e = r["event"]
+        if e in ("gate-passed", "run-aborted") or (e == "step-skipped" and "gate" in r):
+            out.append({"at": r["time"], "event": r["event"], **{k: r.get(k) for k in keys}})
+    return out
+
+
+def _attachments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = ("step", "host", "name", "path", "sha256", "size_bytes", "by")
+    return [{"at": r["time"], "journal_seq": r["seq"], **{k: r.get(k) for k in keys}}
+            for r in records if r["event"] == "attachment-added"]
+
+
+def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def add(kind: str, r: dict[str, Any], detail: str) -> None:
+        out.append({"kind": kind, "step": r.get("step"), "host": r.get("host"), "at": r["time"],
+                    "detail": detail})
+
+    for r in records:
+        e = r["event"]
+        if e == "run-started" and r.get("emergency"):
+            add("emergency", r, f"emergency run: {r.get('reason')}")
+        elif e == "step-skipped" and "gate" in r:
+            add("skip", r, f"skipped by {r.get('by')}: {r.get('reason')}")
+        elif e == "step-retry":
+            add("retry", r, f"attempt {r.get('attempt')} failed; retried after "
+                            f"{r.get('delay_seconds')} s")
+        elif e in ("step-finished", "probe-finished") and r.get("status") != "succeeded":
+            add("failure", r,
+                r.get("error") or f"{r.get('status')}, exit code {r.get('exit_code')}")
+        elif e == "backout-offered":
+            add("backout", r, f"backout {r.get('backout')} offered: {r.get('decision')}")
+        elif e == "backout-finished":
+            add("backout", r, f"backout {r.get('id')} {r.get('status')}, exit code "
+                              f"{r.get('exit_code')}")
+        elif e == "backout-by-hand":
+            add("backout", r, f"backout {r.get('backout')} to be done by hand")
+        elif e == "run-aborted":
+            add("abort", r, f"aborted by {r.get('by')}")
+        elif e == "approval-rejected":
+            add("rejection", r, f"rejected by {r.get('by')}: {r.get('comment') or ''}".rstrip(": "))
+        elif e == "approval-bypassed":
+            add("approval-bypassed", r, f"approval bypassed (emergency): {r.get('reason')}")
+        elif e == "change-accepted":
+            add("change-accepted", r, f"{r.get('what')} changed during the run; accepted by "
+                                      f"{r.get('by')}")
+        elif e in ("step-interrupted", "run-interrupted"):
+            add("interrupted", r, "interrupted")
+    return out
+
+
+def _outcome(records: list[dict[str, Any]], finished: dict[str, Any] | None,
+             verify_rows: list[dict[str, Any]], all_passed: bool) -> dict[str, Any]:
+    if finished is None:
+        last = records[-1]["event"] if records else "none"
+        return {"status": "in progress", "succeeded": False, "finished": False, "steps": None,
+                "note": f"the run has not finished (last event: {last})"}
+    status = finished.get("status")
+    note = None
+    if status == "succeeded" and not all_passed:
+        status, note = "unverified", "recorded as succeeded, but not every verification passed"
+    elif status == "unverified":
+        note = "no errors, but not every verification step passed"
+    elif status == "succeeded":
+        note = f"all {len(verify_rows)} verification step(s) passed"
+    return {"status": status, "succeeded": status == "succeeded", "finished": True,
+            "steps": finished.get("steps"), "note": note}
+
+
+def _time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
