@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from runbook_engine import __version__
+from runbook_engine import approval as _approval  # registers the approval step kind
 from runbook_engine.errors import InputError, RunbookError
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
@@ -81,6 +82,7 @@ def plan(runbook: Path, env_path: Path | None, sets: tuple[str, ...], as_json: b
     from runbook_engine.plan import build_plan
 
     loaded = load(runbook, env_path, _sets(sets))
+    _approval.check_policy(loaded.tailored, emergency=False)
     data = build_plan(loaded.tailored)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -92,7 +94,7 @@ def plan(runbook: Path, env_path: Path | None, sets: tuple[str, ...], as_json: b
 
 def _run_options(operator: str | None, answers: Path | None, step_ids: set[str] | None,
                  change_id: str | None, accept_changed: bool, no_input: bool, quiet: bool,
-                 stream: bool) -> Any:
+                 stream: bool, reason: str | None = None, emergency: bool = False) -> Any:
     from runbook_engine.gates import load_answers
     from runbook_engine.reporter import Reporter
     from runbook_engine.runner import RunOptions, default_operator
@@ -102,7 +104,8 @@ def _run_options(operator: str | None, answers: Path | None, step_ids: set[str] 
     return RunOptions(operator=operator or default_operator(), answers=loaded_answers,
                       interactive=interactive, change_id=change_id,
                       accept_changed=accept_changed,
-                      reporter=Reporter(quiet=quiet, stderr=False, stream=stream))
+                      reporter=Reporter(quiet=quiet, stderr=False, stream=stream),
+                      reason=reason, emergency=emergency)
 
 
 run_common = [
@@ -130,10 +133,14 @@ def _apply(options: list[Any]) -> Any:
 @_apply(run_common)
 @click.option("--run-id", help="Id for the new run (default: generated).")
 @click.option("--change", "change_id", help="Change id (ticket) recorded with the run.")
+@click.option("--reason", help="Why the change is made (recorded; required with --emergency).")
+@click.option("--emergency", is_flag=True,
+              help="Bypass approval (recorded and flagged in the change record); needs --reason.")
 @click.option("--guide", type=_PATH, help="Also write the tailored guide here (.md or .html).")
 def run(runbook: Path, env_path: Path | None, sets: tuple[str, ...], answers: Path | None,
         operator: str | None, no_input: bool, stream: bool, state_dir: Path | None, as_json: bool,
-        run_id: str | None, change_id: str | None, guide: Path | None) -> None:
+        run_id: str | None, change_id: str | None, reason: str | None, emergency: bool,
+        guide: Path | None) -> None:
     """Execute RUNBOOK: automated steps on their hosts, manual steps as gates."""
     from runbook_engine.loading import load
     from runbook_engine.runner import start_run
@@ -142,7 +149,7 @@ def run(runbook: Path, env_path: Path | None, sets: tuple[str, ...], answers: Pa
     overrides = _sets(sets)
     loaded = load(runbook, env_path, overrides, need_env=True)
     options = _run_options(operator, answers, {s.id for s in loaded.runbook.steps}, change_id,
-                           False, no_input, as_json, stream)
+                           False, no_input, as_json, stream, reason, emergency)
     if guide is not None:
         fmt = "html" if guide.suffix.lower() in (".html", ".htm") else "md"
         _write(_render(loaded.tailored, fmt, change_id), guide)
@@ -193,7 +200,7 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
             click.echo(f"Guide:   {where['guide']}")
         click.echo(f"State:   {where['state_dir']}")
         click.echo(f"Journal: {where['journal']}")
-    if result.status in ("failed", "aborted"):
+    if result.status in ("failed", "aborted", "rejected"):
         sys.exit(1)
 
 
@@ -207,17 +214,75 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
 @click.option("--rerun", "decision", flag_value="rerun", help="Run an interrupted step again.")
 @click.option("--reason", help="Why the step is skipped.")
 @click.option("--host", help="Only this host of the step's role (default: every host).")
+@click.option("--attach", "attachments", multiple=True, type=_EXISTING, metavar="FILE",
+              help="Keep FILE as evidence of this gate (copied, SHA-256 journaled; repeatable).")
 @state_option
 def confirm(run_id: str, step: str, by: str, note: str | None, decision: str | None,
-            reason: str | None, host: str | None, state_dir: Path | None) -> None:
+            reason: str | None, host: str | None, attachments: tuple[Path, ...],
+            state_dir: Path | None) -> None:
     """Record a decision for a gate of a paused run; `runbook resume` then continues."""
     from runbook_engine.confirm import record_confirmation
     from runbook_engine.store import CheckpointStore
 
     store = CheckpointStore(_state_dir(state_dir), create=False, run_id=run_id)
-    hosts = record_confirmation(store, run_id, step, by, decision or "confirm", note, reason, host)
+    hosts = record_confirmation(store, run_id, step, by, decision or "confirm", note, reason, host,
+                                attachments)
     click.echo(f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "
                f"continue with: runbook resume {run_id}")
+
+
+def _vote(run_id: str, step: str, by: str, comment: str | None, state_dir: Path | None,
+          decision: str) -> None:
+    from runbook_engine.approval import record_vote
+    from runbook_engine.store import CheckpointStore
+
+    store = CheckpointStore(_state_dir(state_dir), create=False, run_id=run_id)
+    click.echo(record_vote(store, run_id, step, by, decision, comment))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("step")
+@click.option("--as", "by", required=True, help="Who approves (name; not the run's operator).")
+@click.option("--comment", help="Comment recorded with the approval.")
+@state_option
+def approve(run_id: str, step: str, by: str, comment: str | None, state_dir: Path | None) -> None:
+    """Approve approval step STEP of RUN_ID (the run waits there); `runbook resume` then goes on."""
+    _vote(run_id, step, by, comment, state_dir, "approve")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("step")
+@click.option("--as", "by", required=True, help="Who rejects (name; an approver of the step).")
+@click.option("--comment", help="Why (recorded).")
+@state_option
+def reject(run_id: str, step: str, by: str, comment: str | None, state_dir: Path | None) -> None:
+    """Reject approval step STEP of RUN_ID: the run stops (aborted, rejected) at its next resume."""
+    _vote(run_id, step, by, comment, state_dir, "reject")
+
+
+@cli.group()
+def keys() -> None:
+    """Signing keys for journals (Ed25519)."""
+
+
+@keys.command("init")
+@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for signing.key and signing.pub [default: STATE/keys].")
+@click.option("--force", is_flag=True, help="Replace an existing key pair.")
+@state_option
+def keys_init(directory: Path | None, force: bool, state_dir: Path | None) -> None:
+    """Create the Ed25519 key pair that signs every run's journal (private key mode 0600)."""
+    from runbook_engine.evidence.keys import default_key_dir, init_keys
+
+    made = init_keys(directory or default_key_dir(_state_dir(state_dir)), force=force)
+    click.echo(f"Private key: {made.private} (keep it secret; mode 0600)")
+    click.echo(f"Public key:  {made.public} (give it to auditors: "
+               "runbook evidence verify --public-key FILE)")
+    click.echo(f"Key id:      {made.key_id}")
+    if directory is not None:
+        click.echo(f"Runs sign with it when RUNBOOK_SIGNING_KEY={made.private}")
 
 
 @cli.command()
@@ -259,20 +324,89 @@ def lint(paths: tuple[Path, ...], fmt: str, list_rules: bool) -> None:
     sys.exit(run_lint(list(paths) or [Path("runbooks")], fmt))
 
 
-@cli.group()
+class _EvidenceGroup(click.Group):
+    """``runbook evidence RUN_ID ...`` exports; ``runbook evidence verify PATH`` verifies."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "export", self.commands["export"], args
+        return super().resolve_command(ctx, args)
+
+
+@cli.group(cls=_EvidenceGroup)
 def evidence() -> None:
-    """Evidence of runs: verify journals."""
+    """Evidence of runs: `runbook evidence RUN_ID --to html|pdf|md|json [-o FILE]`,
+    `runbook evidence RUN_ID --bundle OUT.zip`, `runbook evidence verify PATH`."""
+
+
+_public_key_option = click.option(
+    "--public-key", type=_EXISTING, help="Require signatures by this public key (PEM).")
+
+
+@evidence.command("export")
+@click.argument("run_id")
+@click.option("--to", "fmt", type=click.Choice(["html", "pdf", "md", "json"]),
+              help="Change record format.")
+@click.option("-o", "--output", type=_PATH, help="Write here instead of standard output.")
+@click.option("--bundle", type=_PATH, help="Write the evidence bundle (zip) here.")
+@_public_key_option
+@state_option
+def evidence_export(run_id: str, fmt: str | None, output: Path | None, bundle: Path | None,
+                    public_key: Path | None, state_dir: Path | None) -> None:
+    """Render RUN_ID's change record, or write its evidence bundle; exit 1 if evidence fails."""
+    from runbook_engine.store import CheckpointStore
+
+    if (fmt is None) == (bundle is None):
+        raise InputError("give --to FORMAT or --bundle OUT.zip")
+    store = CheckpointStore(_state_dir(state_dir), create=False, run_id=run_id)
+    store.get_run(run_id)
+    run_dir = store.run_dir(run_id)
+    pinned = public_key.read_bytes() if public_key else None
+    if bundle is not None:
+        from runbook_engine.evidence.bundle import write_bundle
+
+        check = write_bundle(run_dir, bundle, pinned)
+        click.echo(f"Bundle: {bundle.resolve()}", err=True)
+    else:
+        from runbook_engine.evidence.export import record_of, render_record
+
+        record, check = record_of(run_dir, pinned)
+        _write(render_record(record, fmt or "html"), output)
+    if not check.ok:
+        click.echo(check.text(), err=True)
+        sys.exit(1)
 
 
 @evidence.command("verify")
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
-def evidence_verify(path: Path) -> None:
-    """Check a run's journal (journal.jsonl, or a run folder) for any edit, deletion or reordering."""
+@_public_key_option
+@click.option("--require-signature", is_flag=True, help="Fail an unsigned journal.")
+@json_option
+def evidence_verify(path: Path, public_key: Path | None, require_signature: bool,
+                    as_json: bool) -> None:
+    """Check a run folder, its journal.jsonl, or an evidence bundle (.zip): chain, signatures,
+    attachments, outputs, notebooks; the first bad line is reported."""
+    from runbook_engine.evidence.bundle import verify_bundle
+    from runbook_engine.evidence.verify import verify_run
     from runbook_engine.journal import verify_journal
 
-    journal = path / "journal.jsonl" if path.is_dir() else path
-    check = verify_journal(journal)
-    click.echo(check.message)
+    pinned = public_key.read_bytes() if public_key else None
+    if path.is_file() and path.suffix.lower() == ".zip":
+        check = verify_bundle(path, pinned)
+        if require_signature and check.ok and not check.signed:
+            check.add(path.name, None, "the journal is not signed")
+    elif path.is_dir() or path.name == "journal.jsonl":
+        check = verify_run(path if path.is_dir() else path.parent, public_key=pinned,
+                           require_signature=require_signature)
+    else:
+        plain = verify_journal(path)
+        click.echo(plain.message)
+        sys.exit(0 if plain.ok else 1)
+    if as_json:
+        click.echo(json.dumps({**check.summary(), "problems": [str(p) for p in check.problems],
+                               "notes": check.notes}, indent=2))
+    else:
+        click.echo(check.text())
     sys.exit(0 if check.ok else 1)
 
 

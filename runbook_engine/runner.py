@@ -17,13 +17,16 @@ import platform
 import secrets as pysecrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runbook_engine import __version__
-from runbook_engine.errors import ExecutionError, RunInterrupted, RunPaused, StateError
+from runbook_engine import __version__, approval
+from runbook_engine.errors import ExecutionError, InputError, RunInterrupted, RunPaused, StateError
+from runbook_engine.evidence.record import flow_fields
+from runbook_engine.evidence.secrets import run_secrets
+from runbook_engine.evidence.signing import first_record, signer_for_run
 from runbook_engine.gates import Answers, Decision, prompt_gate
 from runbook_engine.journal import Journal
 from runbook_engine.loading import Loaded, load
@@ -48,6 +51,9 @@ class RunOptions:
         change_id: The change record's id (for example a ticket number).
         accept_changed: On resume, continue although the runbook changed.
         reporter: Terminal output.
+        reason: Why the change is made (recorded with the run).
+        emergency: Bypass approval (``approval: required`` and approval steps);
+            needs ``reason``; the journal and change record flag it.
     """
 
     operator: str
@@ -56,6 +62,8 @@ class RunOptions:
     change_id: str | None = None
     accept_changed: bool = False
     reporter: Reporter | None = None
+    reason: str | None = None
+    emergency: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,8 @@ def create_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, s
     """
     loaded = load(runbook_path, env_path, overrides, with_secrets=True, need_env=True)
     shown = load(runbook_path, env_path, overrides, need_env=True).tailored
+    _check_change_options(loaded, overrides, options)
+    secret_values = run_secrets(loaded)
     run_id = run_id or new_run_id(loaded.runbook.id)
     env = loaded.environment
     record = RunRecord(
@@ -113,15 +123,36 @@ def create_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, s
     )
     rows = [(ts.id, h.name, ts.number) for ts in loaded.tailored.steps for h in ts.hosts]
     store.create_run(record, rows)
-    runner = Runner(store, record, loaded, shown, options)
+    runner = Runner(store, record, loaded, shown, options, secrets=secret_values)
     params = {k: v for k, v in (loaded.values.params if loaded.values else {}).items()}
-    runner.journal.append(
+    runner.append_signed(
         "run-started", run_id=run_id, runbook=_runbook_fields(loaded), environment=_env_fields(loaded),
         parameters=params, operator=options.operator, change_id=options.change_id,
         tool={"name": "runbook-engine", "version": __version__, "python": platform.python_version()},
         workstation=platform.node(), answers=_answers_fields(options.answers),
+        reason=options.reason, emergency=options.emergency,
+        approval_policy=loaded.runbook.meta.get("approval", "optional"),
+        signing=runner.signer.describe() if runner.signer else None, steps=flow_fields(shown),
     )
     return runner
+
+
+def _check_change_options(loaded: Loaded, overrides: dict[str, str], options: RunOptions) -> None:
+    """Refuse what must not start a run: an emergency without reason, a secret given with
+    ``--set`` (it would be stored in clear), a missing approval, a bad approval body.
+
+    Raises:
+        InputError: (exit 2) before anything is written.
+    """
+    if options.emergency and not (options.reason or "").strip():
+        raise InputError("--emergency needs --reason: say why approval is bypassed")
+    secret = sorted(n for n in overrides if n in loaded.runbook.parameters
+                    and loaded.runbook.parameters[n].secret)
+    if secret:
+        raise InputError(f"--set {secret[0]}: a secret parameter is never given on the command "
+                         "line; name its source under 'secrets' in the environment file")
+    approval.check_bodies(loaded.tailored, options.operator)
+    approval.check_policy(loaded.tailored, options.emergency)
 
 
 def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunResult:
@@ -169,7 +200,8 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
         for host in ts.hosts:
             store.ensure_step(run_id, ts.id, host.name, ts.number)
     store.update_run(run_id, status="running")
-    runner.journal.append("run-resumed", by=options.operator, answers=_answers_fields(options.answers))
+    runner.append_signed("run-resumed", by=options.operator,
+                         answers=_answers_fields(options.answers))
     return runner
 
 
@@ -177,19 +209,36 @@ class Runner:
     """Walks the flow of one run.  Build with :func:`start_run` or :func:`resume_run`."""
 
     def __init__(self, store: CheckpointStore, record: RunRecord, loaded: Loaded,
-                 shown_steps: Any, options: RunOptions) -> None:
+                 shown_steps: Any, options: RunOptions,
+                 secrets: dict[str, str] | None = None) -> None:
         self.store = store
         self.record = record
         self.loaded = loaded
         self.shown = shown_steps
         self.options = options
         self.run_dir = store.run_dir(record.run_id)
+        secret_values = run_secrets(loaded) if secrets is None else secrets
+        started = first_record(self.run_dir / "journal.jsonl")
+        self.signer = signer_for_run(store.state_dir, self.run_dir, record.run_id, started)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        secret_values = dict(loaded.values.secrets) if loaded.values else {}
+        if self.signer is not None and started is None:
+            self.signer.export_public_key()
         self.redactor = Redactor(secret_values)
         self.journal = Journal(self.run_dir / "journal.jsonl", self.redactor)
         self.report = options.reporter or Reporter(quiet=True)
-        self.pool = TransportPool(secret_values, self.report.output_line)
+        self.pool = TransportPool(secret_values,
+                                  lambda line: self.report.output_line(self.redactor.redact(line)))
+
+    def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append a journal event, then sign the new chain head (when the run is signed)."""
+        written = self.journal.append(event, **fields)
+        if self.signer is not None:
+            self.signer.sign(written)
+        return written
+
+    def finish_step(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
+        """Record that a step ended on a host with ``status`` (one transaction)."""
+        self._finish(ts, host, status, **fields)
 
     # -- flow ---------------------------------------------------------------
     def execute(self, stop_after: str | None = None) -> RunResult:
@@ -211,20 +260,21 @@ class Runner:
                 status = self._flow(stop_after)
         except RunPaused:
             self.store.update_run(run_id, status="paused")
-            self.journal.append("run-paused")
+            self.append_signed("run-paused")
             raise
         except KeyboardInterrupt:
             self.store.update_run(run_id, status="interrupted")
-            self.journal.append("run-interrupted", by=self.options.operator)
+            self.append_signed("run-interrupted", by=self.options.operator)
             raise RunInterrupted(f"run {run_id} interrupted; `runbook resume {run_id}` continues "
                                  "it (the interrupted step is checked before it runs again)") from None
         finally:
             self.pool.close()
         if status == "partial":
             return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
-        self.store.update_run(run_id, status=status, outcome=status)
+        self.store.update_run(run_id, status="aborted" if status == "rejected" else status,
+                              outcome=status)
         summary = self._summary()
-        self.journal.append("run-finished", status=status, **summary)
+        self.append_signed("run-finished", status=status, **summary)
         self.report.finished(run_id, status, summary)
         return RunResult(run_id, status, self.journal.path, self.store.state_dir)
 
@@ -243,6 +293,8 @@ class Runner:
                     break
                 if outcome == "abort":
                     return "aborted"
+                if outcome == "reject":
+                    return "rejected"
                 if outcome == "fail-stop":
                     return "failed"
                 if outcome == "fail-continue":
@@ -252,13 +304,20 @@ class Runner:
             if ts.id == stop_after and ts is not steps[-1]:
                 return "failed" if failed else "partial"
         if paused:
-            raise RunPaused(
-                f"run {self.record.run_id} is waiting at {paused[0]}: confirm with `runbook confirm "
-                f"{self.record.run_id} {paused[0].split('@')[0]} --as NAME`, then `runbook resume "
-                f"{self.record.run_id}` (or resume with --answers FILE)")
+            raise RunPaused(self._pause_hint(paused[0]))
         if failed:
             return "failed"
         return "succeeded" if self._verified() else "unverified"
+
+    def _pause_hint(self, where: str) -> str:
+        run_id, step_id = self.record.run_id, where.split("@")[0]
+        if self.loaded.tailored.step(step_id).step.kind == approval.KIND:
+            return (f"run {run_id} is waiting for approval at {step_id}: approvers give it with "
+                    f"`runbook approve {run_id} {step_id} --as NAME [--comment TEXT]` (or `runbook "
+                    f"reject ...`), then `runbook resume {run_id}`")
+        return (f"run {run_id} is waiting at {where}: confirm with `runbook confirm {run_id} "
+                f"{step_id} --as NAME`, then `runbook resume {run_id}` (or resume with "
+                "--answers FILE)")
 
     def _verified(self) -> bool:
         states = {(s.step_id, s.host): s for s in self.store.steps(self.record.run_id)}
@@ -289,6 +348,14 @@ class Runner:
             self._finish(ts, host, "skipped", reason=ts.skip_reason)
             self.journal.append("step-skipped", step=ts.id, host=host.name, reason=ts.skip_reason)
             return "done"
+        if ts.step.kind == approval.KIND:
+            return approval.pass_gate(self, ts, host, state.status == "awaiting")
+        refused = approval.guard(self, ts)
+        if refused is not None:
+            self.journal.append("approval-missing", step=ts.id, host=host.name, reason=refused)
+            self._finish(ts, host, "failed", reason=refused)
+            self.report.error(ts, host, refused)
+            return "fail-stop"
         if ts.step.kind == "probe":
             return self._probe(ts, host)
         if ts.step.kind in ("registry", "service"):
@@ -346,24 +413,24 @@ class Runner:
 
     def _apply(self, ts: TailoredStep, host: Host, decision: Decision, kind: str, body: str) -> str:
         if decision.decision in ("confirm", "done"):
-            self.journal.append("gate-passed", step=ts.id, host=host.name, gate=kind,
-                                command=body if kind == "command-by-hand" else None,
-                                **decision.journal_fields())
+            self.append_signed("gate-passed", step=ts.id, host=host.name, gate=kind,
+                               command=body if kind == "command-by-hand" else None,
+                               **decision.journal_fields())
             self._finish(ts, host, "succeeded",
                          reason=f"confirmed by {decision.by} ({decision.source})")
             self.report.passed(ts, host, decision)
             return "done"
         if decision.decision == "skip":
-            self.journal.append("step-skipped", step=ts.id, host=host.name, gate=kind,
-                                **decision.journal_fields())
+            self.append_signed("step-skipped", step=ts.id, host=host.name, gate=kind,
+                               **decision.journal_fields())
             self._finish(ts, host, "skipped", reason=decision.reason or "skipped")
             self.report.passed(ts, host, decision)
             return "done"
         if decision.decision == "rerun":
-            self.journal.append("gate-passed", step=ts.id, host=host.name, gate=kind,
-                                **decision.journal_fields())
+            self.append_signed("gate-passed", step=ts.id, host=host.name, gate=kind,
+                               **decision.journal_fields())
             return "rerun"
-        self.journal.append("run-aborted", step=ts.id, host=host.name, **decision.journal_fields())
+        self.append_signed("run-aborted", step=ts.id, host=host.name, **decision.journal_fields())
         self._finish(ts, host, "failed", reason=f"aborted by {decision.by}")
         return "abort"
 
@@ -451,7 +518,7 @@ class Runner:
         except ExecutionError as exc:
             self.journal.append(f"{purpose}-finished", step=step_id, id=ts.id, host=host.name,
                                 status="error", error=exc.message)
-            self.report.error(ts, host, exc.message)
+            self.report.error(ts, host, self.redactor.redact(exc.message))
             return None
         output = self.redactor.redact(result.stdout + result.stderr)
         digest = self._save_output(step_id, ts.id, host, attempt, purpose, output)
@@ -463,7 +530,8 @@ class Runner:
         if purpose == "step":
             self.store.transition(self.record.run_id, ts.id, host.name, "running",
                                   output_digest=digest, exit_code=result.exit_code)
-        self.report.result(ts, host, result, purpose)
+        self.report.result(ts, host, replace(result, stdout=self.redactor.redact(result.stdout),
+                                             stderr=self.redactor.redact(result.stderr)), purpose)
         return result
 
     def _cwd(self, ts: TailoredStep, host: Host) -> str | None:
