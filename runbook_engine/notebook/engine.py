@@ -1,14 +1,17 @@
-"""A papermill engine that keeps the executed notebook current at a lower cost per cell.
+"""A papermill engine that keeps the executed notebook current at a bounded cost.
 
 papermill's :class:`~papermill.engines.NotebookExecutionManager` saves the whole
 notebook through ``nbformat.writes`` (deep copy, schema validation, JSON) when
-each cell starts and when it completes, Markdown cells included, so a runbook
-of N steps (two cells each) costs about 4N full validated writes.  This engine
-(registered in papermill's engine registry as :data:`ENGINE_NAME`) keeps the
-record as current where it matters, when a code cell starts and ends, but
-writes it there as plain JSON (atomically: temporary file, then rename) and
-skips Markdown cells; the final save, and papermill's save on an execution
-error, still go through ``nbformat``.  The output is the same notebook.
+each cell starts and when it completes, Markdown cells included: a runbook of
+N steps (two cells each) costs about 4N writes of a notebook that grows with
+N, so the saving grows with N².  This engine (registered in papermill's engine
+registry as :data:`ENGINE_NAME`) saves while cells run only when a code cell
+starts or ends and the last save is at least :data:`SAVE_INTERVAL` seconds old,
+as plain JSON written atomically (temporary file, then rename); the final save,
+and papermill's save when a cell raised, still go through ``nbformat``, so the
+kept notebook is exactly papermill's.  While it runs, the file is at most
+about :data:`SAVE_INTERVAL` seconds behind (the checkpoint store, not the
+notebook, is the run's state).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from papermill.engines import NBClientEngine, NotebookExecutionManager, papermil
 
 #: Name to pass to ``papermill.execute_notebook(engine_name=...)``.
 ENGINE_NAME = "runbook-engine"
+#: Shortest time between two saves while cells run (seconds).
+SAVE_INTERVAL = 0.5
 
 
 class _Manager(NotebookExecutionManager):
-    """Saves code cells' transitions as plain JSON, Markdown cells' not at all."""
+    """Saves code cells' transitions (at most every :data:`SAVE_INTERVAL` s) as plain JSON."""
 
     _final = False
     _skip = False
@@ -44,15 +49,24 @@ class _Manager(NotebookExecutionManager):
         finally:
             self._skip = False
 
+    def notebook_start(self, **kwargs: Any) -> None:
+        self._final = True  # the first save is complete: the reserved file is never left empty
+        try:
+            super().notebook_start(**kwargs)
+        finally:
+            self._final = False
+
     def notebook_complete(self, **kwargs: Any) -> None:
         self._final = True
         super().notebook_complete(**kwargs)
 
     def save(self, **kwargs: Any) -> None:
-        if self._skip:
-            return
         if self._final or not self.output_path:
             super().save(**kwargs)
+            return
+        last = getattr(self, "last_save_time", None)
+        if self._skip or (last is not None
+                          and (self.now() - last).total_seconds() < SAVE_INTERVAL):
             return
         path = Path(self.output_path)
         tmp = path.with_name(f".{path.name}.tmp")
