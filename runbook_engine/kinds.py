@@ -50,3 +50,8 @@ register_kind(KindInfo("manual", "manual", "instructions for a person (a gate)",
 register_kind(
     KindInfo("probe", "declarative", "verification probe run from the operator's machine", True, False)
 )
+for _name, _desc in (
+    ("registry", "a registry value, ensured present with its data or absent (YAML body)"),
+    ("service", "a Windows service's start mode and state (YAML body)"),
+):
+    register_kind(KindInfo(_name, "declarative", _desc, local_ok=False))

@@ -49,6 +49,7 @@ def build_plan(tailored: TailoredRunbook) -> dict[str, Any]:
             "when": step.when, "skip_reason": ts.skip_reason, "timeout_seconds": step.timeout,
             "retries": step.retries, "retry_delay_seconds": step.retry_delay,
             "on_failure": step.on_failure, "source": f"{step.span.path}:{step.span.start_line}",
+            **_declarative(ts),
         })
     env = tailored.environment
     return {
@@ -58,6 +59,30 @@ def build_plan(tailored: TailoredRunbook) -> dict[str, Any]:
         "gates": sum(1 for s in steps for h in s["hosts"] if h["action"].startswith("gate")),
         "steps": steps,
     }
+
+
+def _declarative(ts: TailoredStep) -> dict[str, Any]:
+    """For a registry/service step: ``ensures`` (one line), ``command`` (the exact commands:
+    read, change, read back) and ``gui`` (the by-hand path); nothing for other kinds."""
+    if ts.step.kind not in ("registry", "service"):
+        return {}
+    from runbook_engine.declarative import (
+        change_commands,
+        describe,
+        gui_steps,
+        parse_declarative,
+        read_commands,
+    )
+    from runbook_engine.errors import InputError
+
+    try:
+        spec = parse_declarative(ts.step.kind, ts.body, ts.step.span.path, ts.step.body_line)
+    except InputError:  # a generic plan's placeholder in a number: keep the YAML body
+        return {}
+    reads = read_commands(spec)
+    return {"ensures": describe(spec), "body": ts.body,
+            "command": "\n".join([*reads, *change_commands(spec), *reads]) + "\n",
+            "gui": gui_steps(spec)}
 
 
 def _helper(tailored: TailoredRunbook, step_id: str | None) -> dict[str, Any] | None:

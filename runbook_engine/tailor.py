@@ -186,6 +186,14 @@ def _tailor_step(step: Step, ctx: dict[str, Any], known: set[str], env: Environm
             parse_probe(body, path, step.body_line)
         except InputError as exc:
             problems.extend(exc.problems)
+    if step.kind in ("registry", "service") and env is not None and not skip:
+        from runbook_engine.declarative.parse import parse_declarative
+        from runbook_engine.errors import InputError
+
+        try:
+            parse_declarative(step.kind, body, path, step.body_line)
+        except InputError as exc:
+            problems.extend(exc.problems)
     hosts: tuple[Host, ...] = ()
     if env is not None:
         if step.target is None or step.kind == "probe":

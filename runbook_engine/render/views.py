@@ -139,6 +139,35 @@ def command_block(ts: TailoredStep, label: str) -> Block:
     return Block(label, f"{fence}{ts.step.kind}\n{ts.body}{fence}")
 
 
+def declarative_block(ts: TailoredStep, label: str) -> Block | None:
+    """A ``registry``/``service`` step: what it ensures, its exact commands and the GUI path.
+
+    Returns ``None`` when the body does not parse (a generic guide's placeholder in
+    a number), so the caller shows the YAML body instead.
+    """
+    from runbook_engine.declarative import (
+        change_commands,
+        describe,
+        gui_steps,
+        parse_declarative,
+        read_commands,
+    )
+
+    try:
+        spec = parse_declarative(ts.step.kind, ts.body, ts.step.span.path, ts.step.body_line)
+    except InputError:
+        return None
+    reads = read_commands(spec)
+    lines = ["REM read first: if it already shows the wanted setting, nothing changes", *reads,
+             "REM change", *change_commands(spec), "REM read back: it must show the setting",
+             *reads]
+    body = "\n".join(lines) + "\n"
+    fence = fence_for(body)
+    gui = escape(" ".join(gui_steps(spec)))
+    return Block(f"Ensures {escape(describe(spec))}. {label}",
+                 f"{fence}cmd\n{body}{fence}\n\nOr in the GUI: {gui}")
+
+
 def by_hand(ts: TailoredStep) -> bool:
     """True when a person carries the step out (manual kind, or a host reached by hand)."""
     return ts.step.is_manual or any(h.transport == "manual" for h in ts.hosts)
@@ -187,10 +216,13 @@ def step_view(tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list
         label = "Run by hand:" if manual_host else "Command:"
     else:
         label = f"Declarative {code(step.kind)} step" + (" (by hand):" if manual_host else ":")
+    block = None
+    if step.kind in ("registry", "service"):
+        block = declarative_block(ts, "Run by hand:" if manual_host else "Commands:")
     if manual_host:
         classes.append("step-by-hand")
     return StepView(step.id, heading, tuple(badges), tuple(facts), check,
-                    command_block(ts, label), manual_host, " ".join(classes))
+                    block or command_block(ts, label), manual_host, " ".join(classes))
 
 
 def _helper_view(ts: TailoredStep, users: list[TailoredStep]) -> StepView:
