@@ -139,11 +139,12 @@ def test_golden_notebook() -> None:
 
 
 def test_cli_render_writes_the_same_notebook(tmp_path: Path) -> None:
-    seed, env = SEED_DIR / "rpc-over-https.md", SEED_DIR / "environments" / "single-server.yaml"
-    out = tmp_path / "nb" / "rpc.ipynb"
-    done = cli("render", seed, "--env", env, "--to", "ipynb", "-o", out, cwd=tmp_path)
+    runbook, env = _typed_runbook(tmp_path, "  version: '1.10'\n  code: '0123'\n"
+                                            "  pair: 'a=b'\n  items: ['a,b', c]\n")
+    out = tmp_path / "nb" / "typed.ipynb"
+    done = cli("render", runbook, "--env", env, "--to", "ipynb", "-o", out, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert out.read_bytes() == render_ipynb(load(seed, env).tailored)
+    assert out.read_bytes() == render_ipynb(load(runbook, env).tailored)
 
 
 def test_help_imports_neither_papermill_nor_nbformat() -> None:
@@ -171,7 +172,8 @@ parameters:
 ---
 ```python {#show}
 import json
-values = {{ {"version": version, "code": code, "pair": pair, "items": items} | tojson }}
+values = {"version": "{{ version }}", "code": "{{ code }}", "pair": "{{ pair }}",
+          "items": "{% for item in items %}{{ item }}|{% endfor %}"}
 with open("values.json", "w", encoding="utf-8") as handle:
     json.dump(values, handle)
 print("values", json.dumps(values))
@@ -400,7 +402,8 @@ def test_parameters_survive_the_papermill_round_trip(tmp_path: Path, monkeypatch
             str(source), str(tmp_path / "executed.ipynb"), kernel_name="python3",
             parameters={"run_id": "p1", "state_dir": str(state), "operator": OPERATOR, **wanted},
             progress_bar=False, cwd=str(tmp_path))
-    assert json.loads((tmp_path / "values.json").read_text(encoding="utf-8")) == wanted
+    shown = json.loads((tmp_path / "values.json").read_text(encoding="utf-8"))
+    assert shown == {**wanted, "items": "a,b|c|"}  # each item as given, none split
     record = CheckpointStore(state).get_run("p1")
     assert {k: record.overrides[k] for k in wanted} == wanted
     started = events(state / "runs" / "p1")[0]
