@@ -1,4 +1,4 @@
-"""The attribute list of a fenced block's info string.
+r"""The attribute list of a fenced block's info string.
 
 Grammar (Pandoc's fenced-code attributes, with quoting)::
 

@@ -30,6 +30,27 @@ def marker(name: str) -> str:
     return f"[REDACTED:{name}]"
 
 
+def encoded_variants(value: str) -> set[str]:
+    """Common transformations of a secret that commands print: case changes, Base64
+    (standard and URL-safe, as in an HTTP Basic header, RFC 7617), URL encoding and hex.
+
+    Free text can hold a secret transformed in any other way; that cannot be found,
+    which is why commands receive secrets in environment variables, never as text.
+    """
+    import base64
+    import binascii
+    from urllib.parse import quote
+
+    raw = value.encode("utf-8")
+    variants = {value.upper(), value.lower(), quote(value, safe=""),
+                binascii.hexlify(raw).decode()}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        encoded = encode(raw).decode()
+        variants.update({encoded, encoded.rstrip("=")})
+    variants.discard(value)
+    return {v for v in variants if v}
+
+
 class Redactor:
     """Replaces secret values by markers in text and in JSON-like objects.
 
@@ -43,7 +64,7 @@ class Redactor:
         TypeError: a name or value is not a string.
     """
 
-    __slots__ = ("_by_value", "_names", "_pattern")
+    __slots__ = ("_by_value", "_names", "_pattern", "_searched")
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
         by_value: dict[str, str] = {}
@@ -55,8 +76,13 @@ class Redactor:
                 by_value[value] = name
         self._names: frozenset[str] = frozenset(secrets)
         self._by_value = by_value
+        searched = dict(by_value)
+        for value, name in by_value.items():
+            for variant in encoded_variants(value):
+                searched.setdefault(variant, name)
+        self._searched = searched
         long_values = sorted(
-            (v for v in by_value if len(v) >= MIN_FREE_TEXT_LENGTH),
+            (v for v in searched if len(v) >= MIN_FREE_TEXT_LENGTH),
             key=lambda v: (-len(v), v),
         )
         self._pattern: re.Pattern[str] | None = (
@@ -91,7 +117,7 @@ class Redactor:
         """
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(lambda m: marker(self._by_value[m.group(0)]), text)
+        return self._pattern.sub(lambda m: marker(self._searched[m.group(0)]), text)
 
     def redact_obj(self, obj: Any) -> Any:
         """Return a redacted copy of a JSON-like object (dicts, lists, tuples, strings).

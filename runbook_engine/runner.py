@@ -31,6 +31,7 @@ from runbook_engine.gates import Answers, Decision, prompt_gate
 from runbook_engine.journal import Journal
 from runbook_engine.loading import Loaded, load
 from runbook_engine.model import Host
+from runbook_engine.quoting import secret_environment
 from runbook_engine.redact import Redactor
 from runbook_engine.reporter import Reporter
 from runbook_engine.store import DONE_STATUSES, CheckpointStore, RunRecord, StepState, utcnow
@@ -223,6 +224,7 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.signer is not None and started is None:
             self.signer.export_public_key()
+        self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.redactor = Redactor(secret_values)
         self.journal = Journal(self.run_dir / "journal.jsonl", self.redactor)
         self.report = options.reporter or Reporter(quiet=True)
@@ -514,7 +516,7 @@ class Runner:
         try:
             transport = self.pool.get(host)
             result = transport.run(ts.step.kind, ts.body, timeout=ts.step.timeout,
-                                   cwd=self._cwd(ts, host))
+                                   cwd=self._cwd(ts, host), env=self.secret_env or None)
         except ExecutionError as exc:
             self.journal.append(f"{purpose}-finished", step=step_id, id=ts.id, host=host.name,
                                 status="error", error=exc.message)

@@ -21,12 +21,22 @@ from jinja2 import nodes
 
 from runbook_engine.errors import Problem, TemplateProblem
 from runbook_engine.model import Environment, Host, Prose, Runbook, SourceSpan, Step
+from runbook_engine.quoting import (
+    QuotingError,
+    Raw,
+    SecretValue,
+    language_of,
+    quote_outputs,
+    quote_value,
+)
 from runbook_engine.values import Values
 
 _JINJA = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
     lstrip_blocks=True, autoescape=False,
 )
+_JINJA.filters["rbquote"] = quote_value
+_JINJA.filters["raw"] = lambda value: Raw(str(value))
 _TEMPLATE_NAME = "<template>"
 LOCAL_HOST = Host(name="operator", address="localhost", transport="local")
 
@@ -109,8 +119,9 @@ def context_for(runbook: Runbook, env: Environment | None, values: Values | None
     if values is not None:
         ctx.update(values.facts)
         ctx.update(values.params)
-        if secrets:
-            ctx.update(values.secrets)
+        for name, param in runbook.parameters.items():
+            if param.secret:
+                ctx[name] = SecretValue(name, values.secrets.get(name) if secrets else None)
     ctx["environment"] = {"name": env.name, "description": env.description} if env else {}
     ctx["roles"] = {
         role: [{"name": h.name, "address": h.address, "transport": h.transport} for h in hosts]
@@ -167,12 +178,13 @@ def _tailor_step(step: Step, ctx: dict[str, Any], known: set[str], env: Environm
     path, line = step.span.path, step.span.start_line
     body = step.body
     if step.template:
-        rendered = _render(step.body, path, step.body_line, ctx, known, env, problems)
+        rendered = _render(step.body, path, step.body_line, ctx, known, env, problems,
+                           lang=language_of(step.kind))
         body = rendered if rendered is not None else step.body
     skip = None
     if step.when:
         if env is None:
-            _check_names("{{ " + step.when + " }}", path, line, known, problems)
+            _check_names("{{ " + step.when + " }}", path, line, known, problems)  # generic
         else:
             value = _render("{{ (" + step.when + ") | string }}", path, line, ctx, known, env,
                             problems, expression=True)
@@ -198,7 +210,7 @@ def _tailor_step(step: Step, ctx: dict[str, Any], known: set[str], env: Environm
     if env is not None:
         if step.target is None or step.kind == "probe":
             hosts = (LOCAL_HOST,)
-        elif step.target in env.roles and env.roles[step.target]:
+        elif env.roles.get(step.target):
             hosts = env.roles[step.target]
         elif skip:  # not applicable here: the role need not exist in this environment
             hosts = (Host(name=f"({step.target})", address="-", transport="manual"),)
@@ -210,22 +222,35 @@ def _tailor_step(step: Step, ctx: dict[str, Any], known: set[str], env: Environm
 
 
 def _render(source: str, path: Path, line: int, ctx: dict[str, Any], known: set[str],
-            env: Environment | None, problems: list[Problem], *, expression: bool = False) -> str | None:
+            env: Environment | None, problems: list[Problem], *, expression: bool = False,
+            lang: str | None = None) -> str | None:
+    """Render one template; ``lang`` quotes every value for that body language."""
     if "{" not in source:
         return source
-    if not _check_names(source, path, line, known, problems):
+    ast = _check_names(source, path, line, known, problems)
+    if ast is None:
         return None
     if env is None and not expression:
         return generic_text(source)
     try:
-        return _JINJA.from_string(source).render(ctx)
+        if lang is not None:
+            ast = quote_outputs(ast, lang)
+        return _JINJA.from_string(ast).render(ctx)
     except jinja2.TemplateError as exc:
         problems.append(Problem(f"template error: {exc.message or exc}", path,
                                 line + _template_line(exc) - 1, code="RB131"))
-        return None
+    except QuotingError as exc:
+        problems.append(Problem(f"cannot quote a value safely here: {exc}", path,
+                                line + _template_line(exc) - 1, code="RB133"))
+    except Exception as exc:
+        problems.append(Problem(f"template expression failed: {type(exc).__name__}: {exc}", path,
+                                line + _template_line(exc) - 1, code="RB131"))
+    return None
 
 
-def _check_names(source: str, path: Path, line: int, known: set[str], problems: list[Problem]) -> bool:
+def _check_names(source: str, path: Path, line: int, known: set[str],
+                 problems: list[Problem]) -> nodes.Template | None:
+    """Parse ``source``; report syntax errors and undefined names; return the AST or ``None``."""
     try:
         ast = _JINJA.parse(source)
     except jinja2.TemplateSyntaxError as exc:
@@ -235,10 +260,10 @@ def _check_names(source: str, path: Path, line: int, known: set[str], problems: 
             "(use when= on steps); write literal braces as {% raw %}...{% endraw %}",
             path, line + (exc.lineno or 1) - 1, code="RB130",
             source_line=src[exc.lineno - 1] if exc.lineno and exc.lineno <= len(src) else None))
-        return False
+        return None
     missing = _undeclared(ast) - known
     if not missing:
-        return True
+        return ast
     for node in ast.find_all(nodes.Name):
         if node.ctx == "load" and node.name in missing:
             missing.discard(node.name)
@@ -246,7 +271,7 @@ def _check_names(source: str, path: Path, line: int, known: set[str], problems: 
                 f"undefined parameter {node.name!r}: declare it under 'parameters' in the front "
                 "matter (or give it as a fact in the environment)", path, line + node.lineno - 1,
                 code="RB132", source_line=source.split("\n")[node.lineno - 1]))
-    return False
+    return None
 
 
 def _undeclared(ast: nodes.Template) -> set[str]:

@@ -1,0 +1,601 @@
+"""Evidence: keys, signed journals, tampering of every kind, the change record, bundles,
+and a canary secret that must appear nowhere.
+
+Runs use the real ``runbook`` command in subprocesses, real SQLite state, real shell steps
+and, for WinRM hosts, the real pywinrm client against the WS-Management server on
+127.0.0.1 (tests/wsman_server.py).  Golden files: ``UPDATE_GOLDEN=1 pytest
+tests/test_evidence.py`` regenerates tests/golden/evidence/ on purpose.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from wsman_server import CommandCall, Reply, WindowsHost, wsman  # type: ignore[import-not-found]
+
+from runbook_engine.errors import StateError
+from runbook_engine.evidence.bundle import canonical_zip, verify_bundle
+from runbook_engine.evidence.keys import load_private_key
+from runbook_engine.evidence.verify import verify_run
+from runbook_engine.journal import canonical_json, head_path, read_journal, record_hash
+
+__all__ = ["wsman"]  # the fixture, imported for pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
+GOLDEN = Path(__file__).parent / "golden" / "evidence"
+#: A frozen copy of runbooks/exchange2003/rpc-over-https.md, its lab environment and answers
+#: (as committed when these tests were written), so that editing the library's seed runbook
+#: does not change this golden file or the scripted Windows host's replies.
+SEED = FIXTURES / "seed"
+OPERATOR = "Olga Operator"
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="sh steps, file modes")
+
+
+class Book:
+    """A working folder with the evidence fixtures; calls the CLI inside it."""
+
+    def __init__(self, root: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.state = root / "state"
+        self.extra_env = extra_env or {}
+        self.outputs: list[str] = []  # every stdout and stderr, for the canary test
+
+    def __call__(self, *args: Any, operator: str = OPERATOR) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+        env.update(RUNBOOK_OPERATOR=operator, NO_COLOR="1", COLUMNS="200", **self.extra_env)
+        proc = subprocess.run([sys.executable, "-m", "runbook_engine", *map(str, args)],
+                              cwd=self.root, env=env, capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL)
+        self.outputs += [proc.stdout, proc.stderr]
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    def run_dir(self, run_id: str = "r1") -> Path:
+        return self.state / "runs" / run_id
+
+    def run(self, book: str, *args: Any, run_id: str = "r1") -> subprocess.CompletedProcess[str]:
+        return self("run", book, "--state-dir", self.state, "--run-id", run_id, "--no-input", *args)
+
+    def resume(self, *args: Any, run_id: str = "r1") -> subprocess.CompletedProcess[str]:
+        return self("resume", run_id, "--state-dir", self.state, "--no-input", *args)
+
+    def st(self, *args: Any) -> subprocess.CompletedProcess[str]:
+        """A command with ``--state-dir`` appended."""
+        return self(*args, "--state-dir", self.state)
+
+
+def copy_fixtures(root: Path) -> None:
+    for item in FIXTURES.iterdir():
+        if item.is_file():
+            shutil.copy2(item, root / item.name)
+
+
+def approved_run(book: Book, run_id: str = "r1") -> Path:
+    """Run approved.md to its end: approval by two, an attested manual step with an attachment."""
+    assert book.run("approved.md", "--env", "env.yml", "--change", "CHG-42", "--reason",
+                    "settings", run_id=run_id).returncode == 3
+    for name in ("Alice Approver", "Dana Lead"):
+        assert book.st("approve", run_id, "cab", "--as", name).returncode == 0
+    assert book.resume(run_id=run_id).returncode == 3
+    (book.root / "settings.reg").write_text("Windows Registry Editor Version 5.00\n")
+    assert book.st("confirm", run_id, "export-settings", "--as", OPERATOR, "--note", "exported",
+                   "--attach", "settings.reg").returncode == 0
+    done = book.resume(run_id=run_id)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return book.run_dir(run_id)
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Book:
+    """One state directory with a key and two finished signed runs, r1 and r2."""
+    root = tmp_path_factory.mktemp("signed")
+    copy_fixtures(root)
+    book = Book(root)
+    assert book.st("keys", "init").returncode == 0
+    approved_run(book, "r1")
+    (root / "steps.log").unlink()
+    approved_run(book, "r2")
+    return book
+
+
+@pytest.fixture
+def run_copy(signed: Book, tmp_path: Path) -> Path:
+    """A private copy of run r1's folder to tamper with."""
+    target = tmp_path / "r1"
+    shutil.copytree(signed.run_dir("r1"), target)
+    return target
+
+
+# -- keys ----------------------------------------------------------------------------------------
+def test_keys_init_writes_a_private_key_0600_and_exports_the_public_key(tmp_path: Path) -> None:
+    book = Book(tmp_path)
+    made = book.st("keys", "init")
+    assert made.returncode == 0, made.stderr
+    private, public = tmp_path / "state/keys/signing.key", tmp_path / "state/keys/signing.pub"
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "state/keys").stat().st_mode & 0o777 == 0o700
+    assert public.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    assert b"PRIVATE" not in public.read_bytes()
+    again = book.st("keys", "init")
+    assert again.returncode == 2 and "exists already" in again.stderr
+    other = book("keys", "init", "--dir", tmp_path / "elsewhere")
+    assert other.returncode == 0 and (tmp_path / "elsewhere/signing.key").is_file()
+    private.chmod(0o644)
+    with pytest.raises(StateError, match="chmod 600"):
+        load_private_key(private)
+
+
+def test_signed_run_names_its_key_and_signs_every_gate_and_the_end(signed: Book) -> None:
+    run_dir = signed.run_dir("r1")
+    records = read_journal(run_dir / "journal.jsonl")
+    sigs = [json.loads(line) for line in (run_dir / "journal.sig.jsonl").read_text().splitlines()]
+    assert records[0]["signing"]["algorithm"] == "Ed25519"
+    signed_events = {s["event"] for s in sigs}
+    assert {"run-started", "approval-passed", "gate-passed", "run-paused", "run-resumed",
+            "run-finished"} <= signed_events
+    assert [s["sig_seq"] for s in sigs] == list(range(1, len(sigs) + 1))
+    assert all(records[s["seq"] - 1]["hash"] == s["head"] for s in sigs)
+    assert sigs[-1]["seq"] == len(records) and sigs[-1]["event"] == "run-finished"
+    ok = signed("evidence", "verify", run_dir, "--public-key", signed.state / "keys/signing.pub")
+    assert ok.returncode == 0, ok.stdout
+    assert f"{len(sigs)} signatures" in ok.stdout
+
+
+# -- tampering -----------------------------------------------------------------------------------
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def edit_byte(run: Path) -> None:
+    lines = _lines(run / "journal.jsonl")
+    lines[4] = lines[4][:20] + bytes([lines[4][20] ^ 0x01]) + lines[4][21:]
+    (run / "journal.jsonl").write_bytes(b"".join(lines))
+
+
+def rewrite_chain(run: Path) -> None:
+    """A careful forger: edits line 5 and recomputes every hash after it and the head file."""
+    records = read_journal(run / "journal.jsonl")
+    records[4]["forged"] = True
+    prev = records[3]["hash"]
+    for rec in records[4:]:
+        rec["prev"] = prev
+        rec["hash"] = record_hash(rec)
+        prev = rec["hash"]
+    (run / "journal.jsonl").write_bytes(b"".join(
+        (canonical_json(r) + "\n").encode() for r in records))
+    head_path(run / "journal.jsonl").write_text(
+        canonical_json({"hash": prev, "seq": len(records)}) + "\n")
+
+
+def delete_line(run: Path) -> None:
+    lines = _lines(run / "journal.jsonl")
+    del lines[4]
+    (run / "journal.jsonl").write_bytes(b"".join(lines))
+
+
+def reorder_lines(run: Path) -> None:
+    lines = _lines(run / "journal.jsonl")
+    lines[4], lines[5] = lines[5], lines[4]
+    (run / "journal.jsonl").write_bytes(b"".join(lines))
+
+
+def truncate_journal(run: Path) -> None:
+    lines = _lines(run / "journal.jsonl")
+    (run / "journal.jsonl").write_bytes(b"".join(lines[:-3]))
+
+
+def truncate_journal_and_head(run: Path) -> None:
+    records = read_journal(run / "journal.jsonl")[:-3]
+    (run / "journal.jsonl").write_bytes(b"".join(
+        (canonical_json(r) + "\n").encode() for r in records))
+    head_path(run / "journal.jsonl").write_text(
+        canonical_json({"hash": records[-1]["hash"], "seq": len(records)}) + "\n")
+
+
+def signature_from_other_run(run: Path, other: Path) -> None:
+    mine, theirs = _lines(run / "journal.sig.jsonl"), _lines(other / "journal.sig.jsonl")
+    mine[2] = theirs[2]
+    (run / "journal.sig.jsonl").write_bytes(b"".join(mine))
+
+
+def edit_signature(run: Path) -> None:
+    lines = _lines(run / "journal.sig.jsonl")
+    rec = json.loads(lines[2])
+    rec["seq"] += 0
+    rec["event"] = "gate-passed" if rec["event"] != "gate-passed" else "run-paused"
+    lines[2] = (canonical_json(rec) + "\n").encode()
+    (run / "journal.sig.jsonl").write_bytes(b"".join(lines))
+
+
+def delete_signature(run: Path) -> None:
+    lines = _lines(run / "journal.sig.jsonl")
+    del lines[2]
+    (run / "journal.sig.jsonl").write_bytes(b"".join(lines))
+
+
+def reorder_signatures(run: Path) -> None:
+    lines = _lines(run / "journal.sig.jsonl")
+    lines[2], lines[3] = lines[3], lines[2]
+    (run / "journal.sig.jsonl").write_bytes(b"".join(lines))
+
+
+def cut_signatures(run: Path) -> None:
+    lines = _lines(run / "journal.sig.jsonl")
+    (run / "journal.sig.jsonl").write_bytes(b"".join(lines[:-1]))
+
+
+def edit_attachment(run: Path) -> None:
+    path = run / "attachments/export-settings/settings.reg"
+    path.write_bytes(path.read_bytes().replace(b"5.00", b"5.01"))
+
+
+def add_attachment(run: Path) -> None:
+    (run / "attachments/export-settings/extra.png").write_bytes(b"\x89PNG")
+
+
+def edit_output(run: Path) -> None:
+    path = next((run / "output").glob("pre.*"))
+    path.write_bytes(path.read_bytes() + b"x")
+
+
+def first_unvouched(run: Path, line: int) -> int:
+    """The first line after the last signature before ``line``: a rewrite is located there."""
+    sigs = [json.loads(x) for x in _lines(run / "journal.sig.jsonl")]
+    return max(s["seq"] for s in sigs if s["seq"] < line) + 1
+
+
+def last_line(run: Path) -> int:
+    return len(_lines(run / "journal.jsonl"))
+
+
+# (name, tamper, file named in the report, line reported (callable on the pristine run) or None)
+TAMPERING: list[tuple[str, Callable[..., None], str, Callable[[Path], int | None]]] = [
+    ("edited-byte", edit_byte, "journal.jsonl", lambda run: 5),
+    ("rewritten-chain", rewrite_chain, "journal.jsonl", lambda run: first_unvouched(run, 5)),
+    ("deleted-line", delete_line, "journal.jsonl", lambda run: 5),
+    ("reordered-lines", reorder_lines, "journal.jsonl", lambda run: 5),
+    ("truncated", truncate_journal, "journal.jsonl", lambda run: last_line(run) - 2),
+    ("truncated-with-head", truncate_journal_and_head, "journal.jsonl",
+     lambda run: last_line(run) - 2),
+    ("signature-from-other-run", signature_from_other_run, "journal.sig.jsonl", lambda run: 3),
+    ("edited-signature", edit_signature, "journal.sig.jsonl", lambda run: 3),
+    ("deleted-signature", delete_signature, "journal.sig.jsonl", lambda run: 3),
+    ("reordered-signatures", reorder_signatures, "journal.sig.jsonl", lambda run: 3),
+    ("cut-signatures", cut_signatures, "journal.jsonl", lambda run: last_line(run)),
+    ("edited-attachment", edit_attachment, "attachments/export-settings/settings.reg",
+     lambda run: None),
+    ("added-attachment", add_attachment, "attachments/export-settings/extra.png",
+     lambda run: None),
+    ("edited-output", edit_output, "output/pre.step-pre@operator.1.txt", lambda run: None),
+]
+
+
+@pytest.mark.parametrize(("tamper", "file", "line"), [t[1:] for t in TAMPERING],
+                         ids=[t[0] for t in TAMPERING])
+def test_tampering_is_detected_with_the_first_bad_line(
+        signed: Book, run_copy: Path, tamper: Callable[..., None], file: str,
+        line: Callable[[Path], int | None]) -> None:
+    expected_line = line(run_copy)
+    assert verify_run(run_copy).ok
+    if tamper is signature_from_other_run:
+        tamper(run_copy, signed.run_dir("r2"))
+    else:
+        tamper(run_copy)
+    check = verify_run(run_copy)
+    assert not check.ok
+    first = check.problems[0]
+    assert (first.file, first.line) == (file, expected_line), str(first)
+    proc = signed("evidence", "verify", run_copy)
+    assert proc.returncode == 1
+    where = f"{file} line {expected_line}" if expected_line else file
+    assert where in proc.stdout, proc.stdout
+
+
+def test_a_key_other_than_the_runs_is_refused(signed: Book, run_copy: Path,
+                                               tmp_path: Path) -> None:
+    assert signed("keys", "init", "--dir", tmp_path / "k").returncode == 0
+    pinned = signed("evidence", "verify", run_copy, "--public-key", tmp_path / "k/signing.pub")
+    assert pinned.returncode == 1 and "journal.jsonl line 1" in pinned.stdout
+    shutil.copy(tmp_path / "k/signing.pub", run_copy / "signing.pub")
+    swapped = signed("evidence", "verify", run_copy)
+    assert swapped.returncode == 1 and "signing.pub" in swapped.stdout
+
+
+def test_unsigned_run_verifies_but_is_refused_when_a_signature_is_required(tmp_path: Path) -> None:
+    copy_fixtures(tmp_path)
+    book = Book(tmp_path)
+    assert book.run("expiring.md", "--emergency", "--reason", "test").returncode == 0
+    plain = book("evidence", "verify", book.run_dir())
+    assert plain.returncode == 0 and "NOT SIGNED" in plain.stdout
+    strict = book("evidence", "verify", book.run_dir(), "--require-signature")
+    assert strict.returncode == 1 and "not signed" in strict.stdout
+
+
+# -- bundle --------------------------------------------------------------------------------------
+def test_bundle_verifies_on_a_copy_elsewhere_and_any_edit_is_caught(signed: Book,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "made" / "CHG-42.zip"
+    made = signed.st("evidence", "r1", "--bundle", out)
+    assert made.returncode == 0, made.stderr
+    names = zipfile.ZipFile(out).namelist()
+    for member in ("journal.jsonl", "journal.jsonl.head", "journal.sig.jsonl", "signing.pub",
+                   "attachments/export-settings/settings.reg", "change-record.html",
+                   "change-record.json", "MANIFEST.sha256"):
+        assert member in names
+    elsewhere = tmp_path / "auditor"
+    elsewhere.mkdir()
+    shutil.copy(out, elsewhere / "bundle.zip")
+    ok = subprocess.run([sys.executable, "-m", "runbook_engine", "evidence", "verify",
+                         "bundle.zip"], cwd=elsewhere, capture_output=True, text=True,
+                        env={k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK")})
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert_every_edit_caught(elsewhere / "bundle.zip", tmp_path / "edits")
+
+
+def assert_every_edit_caught(bundle: Path, work: Path) -> None:
+    """Flip one byte of every member (the zip rebuilt around it), and one byte of the zip
+    itself at a spread of offsets covering headers, data and the central directory."""
+    work.mkdir()
+    data = bundle.read_bytes()
+    members = {n: zipfile.ZipFile(io.BytesIO(data)).read(n)
+               for n in zipfile.ZipFile(io.BytesIO(data)).namelist()}
+    target = work / "edited.zip"
+    for name, content in members.items():
+        for offset in sorted({0, len(content) // 2, max(len(content) - 2, 0)}):
+            if not content:
+                continue
+            edited = bytearray(content)
+            edited[offset] ^= 0x01
+            target.write_bytes(canonical_zip({**members, name: bytes(edited)}))
+            check = verify_bundle(target)
+            assert not check.ok, f"{name}@{offset} not caught"
+    offsets = sorted(set(range(0, len(data), max(len(data) // 150, 1)))
+                     | set(range(max(len(data) - 200, 0), len(data))))
+    for offset in offsets:
+        edited = bytearray(data)
+        edited[offset] ^= 0x20
+        target.write_bytes(bytes(edited))
+        assert not verify_bundle(target).ok, f"zip byte {offset} not caught"
+
+
+def test_bundle_member_edit_names_the_member(signed: Book, tmp_path: Path) -> None:
+    out = tmp_path / "b.zip"
+    assert signed.st("evidence", "r1", "--bundle", out).returncode == 0
+    members = {n: zipfile.ZipFile(out).read(n) for n in zipfile.ZipFile(out).namelist()}
+    record = json.loads(members["change-record.json"])
+    record["outcome"]["note"] = "all fine, trust me"
+    members["change-record.json"] = json.dumps(record).encode()
+    out.write_bytes(canonical_zip(members))
+    check = verify_bundle(out)
+    assert check.problems[0].file == "change-record.json"
+
+
+# -- canary secret -------------------------------------------------------------------------------
+CANARY = "CanaryTok-7f3a9e51"
+CANARY_PASSWORD = "WinRM-Canary-pw-5c1d"
+SHORT_PIN = "Q7z"
+
+
+def canary_env(tmp_path: Path, port: int) -> Path:
+    env = {
+        "name": "canary-lab",
+        "description": "One WinRM host on 127.0.0.1",
+        "roles": {"win": [{"name": "WIN1", "address": "127.0.0.1", "transport": "winrm",
+                           "winrm": {"scheme": "http", "port": port, "transport": "basic",
+                                     "username": "admin", "credential": "win_admin",
+                                     "read_timeout_sec": 4, "operation_timeout_sec": 1}}]},
+        "secrets": {"admin_token": {"env": "CANARY_TOKEN"},
+                    "win_admin": {"env": "CANARY_WINRM_PASSWORD"}},
+    }
+    path = tmp_path / "canary-env.yml"
+    path.write_text(yaml.safe_dump(env, sort_keys=False))
+    return path
+
+
+def echo_step(kind: str, text: str, call: CommandCall) -> Reply:
+    """A Windows host that prints what it ran (secrets included) and exits as the body says."""
+    codes = re.findall(r"\bexit (\d+)", text)
+    return Reply(f"{kind}: {text.strip()}\r\n", "", int(codes[-1]) if codes else 0)
+
+
+def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
+        tmp_path: Path, wsman: Any) -> None:
+    windows = WindowsHost(echo_step)
+    server = wsman(windows, password=CANARY_PASSWORD)
+    copy_fixtures(tmp_path)
+    env = canary_env(tmp_path, server.port)
+    book = Book(tmp_path, {"CANARY_TOKEN": CANARY, "CANARY_WINRM_PASSWORD": CANARY_PASSWORD,
+                           "RUNBOOK_SECRET_PIN": SHORT_PIN})
+    assert book.st("keys", "init").returncode == 0
+    first = book.run("canary.md", "--env", env, "--stream", "--change", "CHG-C")
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert any(CANARY in text for _, text in windows.scripts)  # the secret did reach the host
+    again = book.resume("--answers", "answers-canary.yml")
+    assert again.returncode == 1, again.stdout + again.stderr  # remote-fail fails, backout runs
+    exports = tmp_path / "exports"
+    for fmt in ("json", "md", "html"):
+        assert book.st("evidence", "r1", "--to", fmt, "-o", exports / f"record.{fmt}"
+                       ).returncode == 0
+    assert book.st("evidence", "r1", "--to", "md").returncode == 0  # to the terminal
+    assert book.st("evidence", "r1", "--bundle", exports / "bundle.zip").returncode == 0
+    assert book("evidence", "verify", exports / "bundle.zip").returncode == 0
+    with zipfile.ZipFile(exports / "bundle.zip") as archive:
+        archive.extractall(exports / "unzipped")
+    events = read_journal(book.run_dir() / "journal.jsonl")
+    assert any(e["event"] == "backout-finished" for e in events)
+    assert any("[REDACTED:admin_token]" in (e.get("output_excerpt") or "") for e in events)
+
+    secrets = (CANARY, CANARY_PASSWORD)
+    for path in [*book.state.rglob("*"), *exports.rglob("*")]:
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, f"{secret} in {path}"
+                assert secret.encode("utf-16-le") not in data, f"{secret} (UTF-16) in {path}"
+    for text in book.outputs:
+        for secret in secrets:
+            assert secret not in text
+    for event in events:  # a short secret is still redacted in structured fields
+        assert SHORT_PIN not in _strings(event)
+
+
+def _strings(obj: Any) -> list[str]:
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _strings(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _strings(v)]
+    return [obj] if isinstance(obj, str) else []
+
+
+# -- change record of a seed runbook -------------------------------------------------------------
+VARIABLE_KEYS = frozenset({"at", "time", "started_at", "finished_at", "duration_seconds", "head",
+                           "key_id", "version", "python", "workstation"})
+
+
+def normalise(obj: Any, tmp: str) -> Any:
+    """Times, durations, paths and tool versions made stable for the golden file."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if value is not None and key in VARIABLE_KEYS:
+                out[key] = f"<{key}>"
+            else:
+                out[key] = normalise(value, tmp)
+        return out
+    if isinstance(obj, list):
+        return [normalise(v, tmp) for v in obj]
+    if isinstance(obj, str):
+        return obj.replace(tmp, "<tmp>").replace(str(ROOT), "<repo>")
+    return obj
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory: pytest.TempPathFactory) -> Book:
+    """rpc-over-https in the article's lab: every command by hand, answered by its answers file."""
+    book = Book(tmp_path_factory.mktemp("seed"))
+    proc = book("run", SEED / "rpc-over-https.md", "--env", SEED / "lab.yaml",
+                "--answers", SEED / "rpc-over-https-lab.yaml", "--state-dir", book.state,
+                "--run-id", "r1", "--no-input", "--change", "CHG-1042", "--reason",
+                "Outlook Anywhere for remote staff")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return book
+
+
+def test_change_record_of_a_seed_run_matches_golden_json(seed_run: Book) -> None:
+    proc = seed_run.st("evidence", "r1", "--to", "json")
+    assert proc.returncode == 0, proc.stderr
+    record = normalise(json.loads(proc.stdout), str(seed_run.root))
+    assert record["outcome"]["status"] == "succeeded"
+    assert record["verification"]["all_passed"] and record["verification"]["count"] > 5
+    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    golden = GOLDEN / "rpc-over-https.lab.record.json"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert golden.is_file(), f"no golden file {golden}; UPDATE_GOLDEN=1 pytest {__file__}"
+    assert text == golden.read_text(), "record differs from the golden file (UPDATE_GOLDEN=1)"
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils)")
+def test_change_record_pdf_holds_the_step_table_and_is_reproducible(seed_run: Book,
+                                                                    tmp_path: Path) -> None:
+    pytest.importorskip("weasyprint")
+    first, second = tmp_path / "a.pdf", tmp_path / "b.pdf"
+    for out in (first, second):
+        proc = seed_run.st("evidence", "r1", "--to", "pdf", "-o", out)
+        assert proc.returncode == 0, proc.stderr
+    assert first.read_bytes() == second.read_bytes()
+    text = subprocess.run(["pdftotext", "-layout", str(first), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    for expected in ("Change record CHG-1042", "Steps", "Command as run", "Exit", "Attempts",
+                     "nspi-set", "gc-restart", "verify-nspi", "succeeded", "PDC", "EXCHANGE1"):
+        assert expected in text, expected
+
+
+# -- done when: a seed runbook with approval, attestation, failure, backout and resume -----------
+CHECK_PREFIXES = ('reg query "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS', "netstat ",
+                  'reg query "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\OC',
+                  'set "VP="')
+
+
+def exchange_host(kind: str, text: str, call: CommandCall) -> Reply:
+    """Checks find nothing done; setting ValidPorts is refused; everything else works."""
+    lines = text.replace("\r\n", "\n").removeprefix("@echo off\n").split("\n")
+    if lines[0].startswith(CHECK_PREFIXES):
+        return Reply("", "", 1)
+    if "/v ValidPorts /t REG_SZ" in text:
+        return Reply("", "ERROR: Access is denied.\r\n", 1)
+    return Reply(f"The operation completed successfully. ({lines[0][:40]})\r\n", "", 0)
+
+
+def seed_with_approval(tmp_path: Path, port: int) -> tuple[Path, Path]:
+    text = (SEED / "rpc-over-https.md").read_text()
+    text = text.replace('version: "1.0"\n', 'version: "1.0"\napproval: required\n', 1)
+    gate = ("```approval {#change-board title=\"Change board approves the change\"}\n"
+            "required: 2\napprovers: [cab]\nexpires_hours: 48\n```\n\n")
+    text = text.replace("```cmd {#nspi-set ", gate + "```cmd {#nspi-set ", 1)
+    runbook = tmp_path / "rpc-over-https.md"
+    runbook.write_text(text)
+    env = yaml.safe_load((SEED / "lab.yaml").read_text())
+    host_options = {"scheme": "http", "port": port, "transport": "basic", "username": "admin",
+                    "credential": "exchange_admin", "read_timeout_sec": 4,
+                    "operation_timeout_sec": 1}
+    for hosts in env["roles"].values():
+        for host in hosts:
+            host.update(address="127.0.0.1", transport="winrm", winrm=host_options)
+    env["approvers"] = {"cab": ["Carol Cab", "Dave Cab"]}
+    env["secrets"] = {"exchange_admin": {"env": "LAB_WINRM_PASSWORD"}}
+    env_path = tmp_path / "lab-winrm.yaml"
+    env_path.write_text(yaml.safe_dump(env, sort_keys=False))
+    return runbook, env_path
+
+
+def test_done_when_seed_run_with_approval_attestation_failure_backout_and_resume(
+        tmp_path: Path, wsman: Any) -> None:
+    server = wsman(WindowsHost(exchange_host), password="Lab-pw-91")
+    runbook, env = seed_with_approval(tmp_path, server.port)
+    (tmp_path / "answers.yml").write_text(
+        "operator: Olga Operator\nanswers:\n  validports-set: {decision: confirm, backout: run}\n")
+    (tmp_path / "certificate.cer").write_bytes(b"0\x82\x03\x1e0\x82\x02\x06\xa0\x03fake-der")
+    book = Book(tmp_path, {"LAB_WINRM_PASSWORD": "Lab-pw-91"})
+    assert book.st("keys", "init").returncode == 0
+    first = book.run(runbook, "--env", env, "--change", "CHG-1042", "--reason", "remote staff")
+    assert first.returncode == 3 and "certificate-check" in first.stderr, first.stdout
+    assert book.st("confirm", "r1", "certificate-check", "--as", OPERATOR, "--note",
+                   "Issued to mail.externaldomain.com", "--attach", "certificate.cer"
+                   ).returncode == 0
+    second = book.resume()
+    assert second.returncode == 3 and "runbook approve" in second.stderr, second.stdout
+    for name in ("Carol Cab", "Dave Cab"):
+        assert book.st("approve", "r1", "change-board", "--as", name).returncode == 0
+    third = book.resume("--answers", "answers.yml")
+    assert third.returncode == 1, third.stdout + third.stderr
+    record = json.loads(book.st("evidence", "r1", "--to", "json").stdout)
+    assert record["outcome"]["status"] == "failed"
+    kinds = {d["kind"] for d in record["deviations"]}
+    assert {"failure", "backout"} <= kinds
+    assert record["approvals"][0]["status"] == "approved"
+    assert record["attachments"][0]["path"] == "attachments/certificate-check/certificate.cer"
+    failed = next(s for s in record["steps"] if s["id"] == "validports-set")
+    assert (failed["status"], failed["exit_code"], failed["host"]) == ("failed", 1, "EXCHANGE1")
+    bundle = tmp_path / "CHG-1042.zip"
+    assert book.st("evidence", "r1", "--bundle", bundle).returncode == 0
+    auditor = tmp_path / "auditor"
+    auditor.mkdir()
+    shutil.copy(bundle, auditor / "evidence.zip")
+    shutil.rmtree(book.state)  # the bundle alone must do
+    assert verify_bundle(auditor / "evidence.zip").ok
+    assert_every_edit_caught(auditor / "evidence.zip", tmp_path / "edits")

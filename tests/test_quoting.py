@@ -1,0 +1,151 @@
+"""Parameter values reach shells only quoted for that shell (real shells where we have them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runbook_engine.errors import TemplateProblem
+from runbook_engine.parser import parse_text
+from runbook_engine.quoting import QuotingError, SecretValue, quote_value
+from runbook_engine.tailor import tailor
+from runbook_engine.values import resolve_values
+
+HOSTILE = [
+    'x"; touch PWNED; echo "',
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "a'b; touch PWNED; 'c",
+    "/tmp; touch PWNED",
+    "line1\ntouch PWNED",
+    "back\\slash \\\" end\\",
+    "unicode é ✓ and spaces",
+    "",
+]
+
+BODY = """```{kind} {{#s}}
+{body}
+```
+"""
+
+
+def _tailored_body(kind: str, body: str, value: object, tmp_path: Path, ptype: str = "string") -> str:
+    text = (f"---\nparameters:\n  v: {{type: {ptype}}}\n---\n" + BODY.format(kind=kind, body=body))
+    runbook = parse_text(text, tmp_path / "q.md")
+    env_values = resolve_values(runbook, None, {"v": value} if ptype != "list" else None)
+    return tailor(runbook, _env(tmp_path), env_values).steps[0].body
+
+
+def _env(tmp_path: Path):  # an empty environment: local steps only
+    from runbook_engine.loading import _NO_ENV
+
+    return _NO_ENV(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("template", [
+    'printf "%s\\n" {{ v }}',
+    'printf "%s\\n" "{{ v }}"',
+    "printf '%s\\n' '{{ v }}'",
+    'printf "%s\\n" "prefix-{{ v }}-suffix"',
+])
+def test_sh_gets_the_value_verbatim_and_nothing_runs(value: str, template: str,
+                                                     tmp_path: Path) -> None:
+    body = _tailored_body("sh", template, value, tmp_path)
+    proc = subprocess.run(["sh", "-c", body], cwd=tmp_path, capture_output=True, text=True)
+    assert not (tmp_path / "PWNED").exists(), body
+    assert proc.returncode == 0, (body, proc.stderr)
+    out = proc.stdout
+    expected = value if "prefix" not in template else f"prefix-{value}-suffix"
+    if template.startswith('printf "%s\\n" {{'):  # unquoted: one word per value
+        assert out == expected + "\n", body
+    else:
+        assert out == expected + "\n", body
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("template", [
+    "print({{ v }})",
+    'print("{{ v }}")',
+    "print('{{ v }}')",
+    'print("<{{ v }}>")',
+])
+def test_python_gets_the_value_verbatim(value: str, template: str, tmp_path: Path) -> None:
+    body = _tailored_body("python", template, value, tmp_path)
+    proc = subprocess.run([sys.executable, "-c", body], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, (body, proc.stderr)
+    expected = f"<{value}>" if "<" in template else value
+    assert proc.stdout == expected + "\n", body
+
+
+def test_values_of_other_types_are_written_for_the_shell(tmp_path: Path) -> None:
+    assert quote_value(False, "sh", "none") == "false"
+    assert quote_value(True, "powershell", "none") == "$true"
+    assert quote_value(None, "python", "none") == "None"
+    assert quote_value(["a b", "c"], "sh", "none") == "'a b' c"
+    assert quote_value(["a b", "c"], "python", "none") == "['a b', 'c']"
+    assert quote_value(["a", "b'c"], "powershell", "none") == "@('a', 'b''c')"
+    assert quote_value(6001, "cmd", "none") == "6001"
+
+
+def test_cmd_quotes_or_refuses(tmp_path: Path) -> None:
+    assert quote_value("EXCHANGE1", "cmd", "double") == "EXCHANGE1"
+    assert quote_value("First Administrative Group", "cmd", "none") == '"First Administrative Group"'
+    assert quote_value("100%", "cmd", "double") == "100%%"
+    assert quote_value("a&b|c", "cmd", "none") == '"a&b|c"'
+    for bad in ('say "hi"', "two\nlines"):
+        with pytest.raises(QuotingError):
+            quote_value(bad, "cmd", "double")
+
+
+def test_cmd_value_that_cannot_be_quoted_is_an_error_with_the_line(tmp_path: Path) -> None:
+    with pytest.raises(TemplateProblem) as excinfo:
+        _tailored_body("cmd", 'echo "{{ v }}"', 'x" & calc & "', tmp_path)
+    (problem,) = excinfo.value.problems
+    assert problem.line == 6 and problem.code == "RB133"
+
+
+def test_powershell_single_and_double_quotes() -> None:
+    assert quote_value("it's", "powershell", "single") == "it''s"
+    assert quote_value("$(calc)", "powershell", "double") == "`$(calc)"
+    assert quote_value("a b", "powershell", "none") == "'a b'"
+
+
+def test_yaml_bodies_cannot_gain_keys(tmp_path: Path) -> None:
+    import yaml
+
+    hostile = "x\nport: 1\nexpect: closed"
+    for template in ("host: {{ v }}", 'host: "{{ v }}"', "host: '{{ v }}'"):
+        line = template.replace("{{ v }}", "") and quote_value(hostile, "yaml", {
+            "host: {{ v }}": "none", 'host: "{{ v }}"': "double"}.get(template, "single")) \
+            if "'" not in template else None
+        if line is None:
+            with pytest.raises(QuotingError):
+                quote_value(hostile, "yaml", "single")
+            continue
+        doc = yaml.safe_load(template.replace("{{ v }}", line))
+        assert doc == {"host": hostile}
+
+
+def test_raw_filter_opts_out(tmp_path: Path) -> None:
+    assert _tailored_body("sh", "echo {{ v | raw }}", "a b", tmp_path) == "echo a b\n"
+
+
+def test_secrets_reach_commands_as_environment_references(tmp_path: Path) -> None:
+    assert quote_value(SecretValue("pw", "s3cret"), "sh", "double") == "${RUNBOOK_SECRET_PW}"
+    assert quote_value(SecretValue("pw", "s3cret"), "cmd", "none") == '"%RUNBOOK_SECRET_PW%"'
+    text = ("---\nparameters:\n  pw: {type: string, secret: true}\n---\n"
+            '```sh {#s}\necho "pw={{ pw }}"\n```\n')
+    runbook = parse_text(text, tmp_path / "s.md")
+    os.environ["RUNBOOK_SECRET_PW"] = "s3cret-value"
+    try:
+        values = resolve_values(runbook, None, with_secrets=True)
+        body = tailor(runbook, _env(tmp_path), values, secrets=True).steps[0].body
+    finally:
+        del os.environ["RUNBOOK_SECRET_PW"]
+    assert "s3cret" not in body and "RUNBOOK_SECRET_PW" in body
