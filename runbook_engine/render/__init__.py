@@ -58,6 +58,8 @@ RENDERERS: dict[str, Renderer] = {
                  "runbook_engine.render.guide_md:render_markdown"),
         Renderer("html", ".html", "text/html; charset=utf-8",
                  "runbook_engine.render.guide_html:render_html"),
+        Renderer("pdf", ".pdf", "application/pdf",
+                 "runbook_engine.render.pdf:render_pdf"),
         Renderer("ipynb", ".ipynb", "application/x-ipynb+json",
                  "runbook_engine.notebook.build:render_ipynb"),
     )
