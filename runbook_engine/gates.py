@@ -105,7 +105,11 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         if key not in ("operator", "answers"):
             add(f"unknown key {key!r}; an answers file has 'operator' and 'answers'", key)
     operator = data.get("operator")
-    if not isinstance(operator, str) or not operator.strip():
+    if isinstance(operator, str) and any(ord(c) < 32 or ord(c) == 127 for c in operator):
+        problems.append(Problem("'operator' holds control characters", path,
+                                line_of(lines, "operator") or 1, code="RB240"))
+        operator = ""
+    elif not isinstance(operator, str) or not operator.strip():
         problems.append(Problem("'operator' is required: the person giving these answers",
                                 path, line_of(lines, "operator") or 1, code="RB240"))
         operator = ""
@@ -148,10 +152,13 @@ def prompt_gate(console: Any, title: str, question: str, by: str, *,
     from rich.prompt import Prompt
 
     console.print(f"[bold]{title}[/bold]")
-    answer = Prompt.ask(question, choices=list(choices), default=choices[0], console=console)
-    reason = None
-    if answer == "skip":
-        while not reason:
-            reason = Prompt.ask("Reason for skipping (required)", console=console).strip()
-    note = Prompt.ask("Note (optional)", default="", console=console).strip() or None
+    try:  # no default: a stray Enter must not confirm a change
+        answer = Prompt.ask(question, choices=list(choices), console=console)
+        reason = None
+        if answer == "skip":
+            while not reason:
+                reason = Prompt.ask("Reason for skipping (required)", console=console).strip()
+        note = Prompt.ask("Note (optional)", default="", console=console).strip() or None
+    except EOFError:  # input closed: the same as Ctrl-C, the run stays resumable
+        raise KeyboardInterrupt from None
     return Decision(answer, by, note=note, reason=reason, source="terminal")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from rich.syntax import Syntax
 
 from runbook_engine.gates import Decision
 from runbook_engine.model import Host
@@ -37,6 +35,15 @@ class Reporter:
         if not self.quiet:
             self.console.print(*args, **kwargs)
 
+    def _command(self, body: str) -> None:
+        """Print a command exactly, unwrapped and unpadded, so it can be copied."""
+        if not self.quiet:
+            self.console.print(body.rstrip(), markup=False, highlight=False, soft_wrap=True)
+
+    def skipped(self, reason: str) -> None:
+        """Report a step skipped by its condition."""
+        self._print(f"  ↷ skipped [dim]({escape(reason)})[/dim]")
+
     def output_line(self, line: str) -> None:
         """Echo one line of command output (only with ``stream``)."""
         if self.stream and not self.quiet:
@@ -57,12 +64,12 @@ class Reporter:
             self._print(Panel(Markdown(ts.body.rstrip()), title="Do by hand", expand=False))
         else:
             self._print(f"  Run by hand on {escape(host.name)}:")
-            self._print(Syntax(ts.body.rstrip(), _lexer(ts.step.kind), word_wrap=True))
+            self._command(ts.body)
 
     def check_hint(self, check: TailoredStep, host: Host) -> None:
         """Show the read-only check of a gated step (skip the step if it shows the change done)."""
         self._print("  [dim]Read-only check first (if it succeeds, the change is in place):[/dim]")
-        self._print(Syntax(check.body.rstrip(), _lexer(check.step.kind), word_wrap=True))
+        self._command(check.body)
 
     def passed(self, ts: TailoredStep, host: Host, decision: Decision) -> None:
         """Report how a gate was passed."""
@@ -102,7 +109,7 @@ class Reporter:
     def backout_offer(self, ts: TailoredStep, backout: TailoredStep, host: Host) -> None:
         """Show the backout of a failed step."""
         self._print(f"  Backout for #{ts.id} ({backout.id}) on {escape(host.name)}:")
-        self._print(Syntax(backout.body.rstrip(), _lexer(backout.step.kind), word_wrap=True))
+        self._command(backout.body)
 
     def backout_done(self, ts: TailoredStep, result: CommandResult | None) -> None:
         """Report a backout that ran."""

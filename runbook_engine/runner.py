@@ -14,6 +14,7 @@ import getpass
 import hashlib
 import os
 import platform
+import re
 import secrets as pysecrets
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from runbook_engine.tailor import TailoredStep
 from runbook_engine.transports import CommandResult, TransportPool
 
 EXCERPT_CHARS = 2000
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -113,6 +115,9 @@ def create_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, s
     _check_change_options(loaded, overrides, options)
     secret_values = run_secrets(loaded)
     run_id = run_id or new_run_id(loaded.runbook.id)
+    if not _RUN_ID.fullmatch(run_id):
+        raise InputError(f"--run-id {run_id!r}: use 1 to 100 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
     env = loaded.environment
     record = RunRecord(
         run_id=run_id, runbook_id=loaded.runbook.id, runbook_path=str(runbook_path.resolve()),
@@ -197,9 +202,18 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
         runner.journal.append("change-accepted", what=name, old_sha256=old, new_sha256=new,
                               by=options.operator)
         store.update_run(run_id, **({"content_hash": new} if name == "runbook" else {"env_hash": new}))
+    current = set()
     for ts in loaded.tailored.steps:
         for host in ts.hosts:
+            current.add((ts.id, host.name))
             store.ensure_step(run_id, ts.id, host.name, ts.number)
+    for state in store.steps(run_id):  # steps the accepted change removed
+        if (state.step_id, state.host) not in current and state.status not in DONE_STATUSES:
+            reason = f"removed from the runbook (change accepted by {options.operator})"
+            store.transition(run_id, state.step_id, state.host, "skipped", reason=reason,
+                             finished_at=utcnow())
+            runner.journal.append("step-skipped", step=state.step_id, host=state.host,
+                                  reason=reason)
     store.update_run(run_id, status="running")
     runner.append_signed("run-resumed", by=options.operator,
                          answers=_answers_fields(options.answers))
@@ -317,6 +331,13 @@ class Runner:
             return (f"run {run_id} is waiting for approval at {step_id}: approvers give it with "
                     f"`runbook approve {run_id} {step_id} --as NAME [--comment TEXT]` (or `runbook "
                     f"reject ...`), then `runbook resume {run_id}`")
+        host = where.split("@", 1)[1] if "@" in where else None
+        state = self.store.step(run_id, step_id, host) if host else None
+        if state is not None and state.status == "running":
+            return (f"run {run_id}: step {step_id} on {host} was interrupted while running and "
+                    f"may or may not have completed. Check the host; then `runbook confirm {run_id}"
+                    f" {step_id} --as NAME` if it completed, or add --rerun to run it again; then "
+                    f"`runbook resume {run_id}`")
         return (f"run {run_id} is waiting at {where}: confirm with `runbook confirm {run_id} "
                 f"{step_id} --as NAME`, then `runbook resume {run_id}` (or resume with "
                 "--answers FILE)")
@@ -349,6 +370,7 @@ class Runner:
         if ts.skip_reason:
             self._finish(ts, host, "skipped", reason=ts.skip_reason)
             self.journal.append("step-skipped", step=ts.id, host=host.name, reason=ts.skip_reason)
+            self.report.skipped(ts.skip_reason)
             return "done"
         if ts.step.kind == approval.KIND:
             return approval.pass_gate(self, ts, host, state.status == "awaiting")
@@ -537,11 +559,12 @@ class Runner:
         return result
 
     def _cwd(self, ts: TailoredStep, host: Host) -> str | None:
-        """A relative ``cwd`` of a local step is taken from the runbook's folder."""
+        """Local steps run in the runbook's folder; a relative ``cwd`` is taken from there."""
         cwd = ts.step.cwd
-        if cwd and host.transport == "local" and not Path(cwd).is_absolute():
-            return str((ts.step.span.path.parent / cwd).resolve())
-        return cwd
+        if host.transport != "local":
+            return cwd
+        folder = self.loaded.runbook.path.resolve().parent
+        return str(folder / cwd) if cwd else str(folder)
 
     def _save_output(self, step_id: str, own_id: str, host: Host, attempt: int, purpose: str,
                      output: str) -> str:

@@ -14,7 +14,8 @@ from runbook_engine.store import CheckpointStore
 
 def show_runs(state_dir: Path, as_json: bool) -> None:
     """Print every run in ``state_dir``, newest first."""
-    runs = CheckpointStore(state_dir).list_runs() if (state_dir / "state.db").is_file() else []
+    has_state = (state_dir / "state.db").is_file()
+    runs = CheckpointStore(state_dir, create=False).list_runs() if has_state else []
     if as_json:
         click.echo(json.dumps([asdict(r) for r in runs], indent=2))
         return
@@ -24,10 +25,12 @@ def show_runs(state_dir: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("run", "runbook", "environment", "status", "operator", "started (UTC)")
+    table = Table("runbook", "environment", "status", "operator", "started (UTC)", "run")
+    table.columns[-1].no_wrap = True
     for r in runs:
-        table.add_row(r.run_id, r.runbook_id, r.env_name or "-", r.status, r.operator, r.created_at[:19])
-    Console().print(table)
+        table.add_row(r.runbook_id, r.env_name or "-", r.status, r.operator, r.created_at[:19],
+                      r.run_id)
+    Console(width=max(Console().width, 160)).print(table)
 
 
 def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:

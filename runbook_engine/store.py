@@ -146,17 +146,29 @@ class CheckpointStore:
             raise StateError(f"cannot create state directory {state_dir}: {exc.strerror}") from None
         if not self.db_path.exists():
             self._create()
-        self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        try:
+            self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.OperationalError as exc:
+            if create:
+                raise StateError(f"cannot write the state in {state_dir} ({exc}); check its "
+                                 "permissions or name another with --state-dir") from None
+            # Read-only copy (an auditor's): read it as it is, without WAL bookkeeping.
+            uri = f"{self.db_path.resolve().as_uri()}?immutable=1"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
         version = int(self._scalar("SELECT value FROM meta WHERE key='schema_version'") or 0)
         if version > SCHEMA_VERSION:
             raise StateError(f"{self.db_path} was written by a newer runbook-engine "
                              f"(schema {version}); upgrade runbook-engine")
 
     def _create(self) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".db", dir=self.state_dir)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".db", dir=self.state_dir)
+        except OSError as exc:
+            raise StateError(f"cannot write the state in {self.state_dir}: {exc.strerror}; "
+                             "check its permissions or name another with --state-dir") from None
         os.close(fd)
         try:
             with contextlib.closing(sqlite3.connect(tmp)) as db:

@@ -34,6 +34,8 @@ from runbook_engine.values import Values
 _JINJA = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
     lstrip_blocks=True, autoescape=False,
+    # Jinja's default comment marker {# would swallow Pandoc attribute lists ({#id}) in prose.
+    comment_start_string="{##", comment_end_string="##}",
 )
 _JINJA.filters["rbquote"] = quote_value
 _JINJA.filters["raw"] = lambda value: Raw(str(value))

@@ -21,7 +21,7 @@ from runbook_engine.frontmatter import split_front_matter
 from runbook_engine.lint_rules.context import Finding, LintContext
 from runbook_engine.model import Prose
 
-_JINJA = jinja2.Environment()
+_JINJA = jinja2.Environment(comment_start_string="{##", comment_end_string="##}")
 
 
 @functools.lru_cache(maxsize=4096)
