@@ -113,6 +113,11 @@ run_common = [
     click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login]."),
     click.option("--no-input", is_flag=True, help="Never prompt; pause at gates (exit 3)."),
     click.option("--stream", is_flag=True, help="Show command output as it arrives."),
+    click.option("--forks", type=click.IntRange(1, 64), default=1, show_default=True,
+                 help="How many hosts of one step run at once."),
+    click.option("--max-failures", type=click.IntRange(1), default=None,
+                 help="Start no further host of a step after this many of its hosts failed "
+                      "[default: 1 for steps that stop on failure]."),
     state_option,
     json_option,
 ]
@@ -138,8 +143,8 @@ def _apply(options: list[Any]) -> Any:
               help="Bypass approval (recorded and flagged in the change record); needs --reason.")
 @click.option("--guide", type=_PATH, help="Also write the tailored guide here (.md or .html).")
 def run(runbook: Path, env_path: Path | None, sets: tuple[str, ...], answers: Path | None,
-        operator: str | None, no_input: bool, stream: bool, state_dir: Path | None, as_json: bool,
-        run_id: str | None, change_id: str | None, reason: str | None, emergency: bool,
+        operator: str | None, no_input: bool, stream: bool, forks: int, max_failures: int | None,
+        state_dir: Path | None, as_json: bool, run_id: str | None, change_id: str | None, reason: str | None, emergency: bool,
         guide: Path | None) -> None:
     """Execute RUNBOOK: automated steps on their hosts, manual steps as gates."""
     from runbook_engine.loading import load
@@ -150,6 +155,7 @@ def run(runbook: Path, env_path: Path | None, sets: tuple[str, ...], answers: Pa
     loaded = load(runbook, env_path, overrides, need_env=True)
     options = _run_options(operator, answers, {s.id for s in loaded.runbook.steps}, change_id,
                            False, no_input, as_json, stream, reason, emergency)
+    options.forks, options.max_failures = forks, max_failures
     if guide is not None:
         fmt = "html" if guide.suffix.lower() in (".html", ".htm") else "md"
         _write(_render(loaded.tailored, fmt, change_id), guide)
@@ -164,12 +170,12 @@ def run(runbook: Path, env_path: Path | None, sets: tuple[str, ...], answers: Pa
 @click.option("--accept-changed", is_flag=True,
               help="Resume although the runbook or environment changed (journaled).")
 def resume(run_id: str, answers: Path | None, operator: str | None, no_input: bool, stream: bool,
-           state_dir: Path | None, as_json: bool, accept_changed: bool) -> None:
+           forks: int, max_failures: int | None, state_dir: Path | None, as_json: bool,
+           accept_changed: bool) -> None:
     """Continue RUN_ID where it stopped."""
+    from runbook_engine.parser import parse_file
     from runbook_engine.runner import resume_run
     from runbook_engine.store import CheckpointStore
-
-    from runbook_engine.parser import parse_file
 
     store = CheckpointStore(_state_dir(state_dir), create=False, run_id=run_id)
     record = store.get_run(run_id)
@@ -178,6 +184,7 @@ def resume(run_id: str, answers: Path | None, operator: str | None, no_input: bo
         step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
     options = _run_options(operator, answers, step_ids, None, accept_changed, no_input, as_json,
                            stream)
+    options.forks, options.max_failures = forks, max_failures
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
 
 

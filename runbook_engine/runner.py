@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import secrets as pysecrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -53,6 +54,9 @@ class RunOptions:
         interactive: Prompt at gates on the terminal.
         change_id: The change record's id (for example a ticket number).
         accept_changed: On resume, continue although the runbook changed.
+        forks: How many hosts of one step run at once.
+        max_failures: Start no further host of a step after this many of its hosts
+            failed (``None``: 1 for steps that stop on failure, else no limit).
         reporter: Terminal output.
         reason: Why the change is made (recorded with the run).
         emergency: Bypass approval (``approval: required`` and approval steps);
@@ -65,6 +69,8 @@ class RunOptions:
     change_id: str | None = None
     accept_changed: bool = False
     reporter: Reporter | None = None
+    forks: int = 1
+    max_failures: int | None = None
     reason: str | None = None
     emergency: bool = False
 
@@ -238,6 +244,7 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.signer is not None and started is None:
             self.signer.export_public_key()
+        self._parallel = _HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.redactor = Redactor(secret_values)
         self.journal = Journal(self.run_dir / "journal.jsonl", self.redactor)
@@ -302,8 +309,7 @@ class Runner:
         if stop_after is not None and stop_after not in {ts.id for ts in steps}:
             raise StateError(f"run {self.record.run_id}: no step {stop_after!r} in the flow")
         for ts in steps:
-            for host in ts.hosts:
-                outcome = self._one(ts, host, total)
+            for host, outcome in self._hosts(ts, total):
                 if outcome == "pause":
                     paused.append(f"{ts.id}@{host.name}")
                     break
@@ -324,6 +330,63 @@ class Runner:
         if failed:
             return "failed"
         return "succeeded" if self._verified() else "unverified"
+
+    def _hosts(self, ts: TailoredStep, total: int) -> Iterator[tuple[Host, str]]:
+        """Run ``ts`` on each of its hosts; yield ``(host, outcome)`` in host order.
+
+        With ``forks`` above 1 and several hosts, up to ``forks`` hosts run at once:
+        everything but the command itself (store, journal, terminal) happens under
+        one lock, so only transports run in parallel.  No new host is started once
+        ``max_failures`` hosts of the step have failed (default: 1 when the step
+        stops on failure), the same rule as one host at a time.
+        """
+        limit = self.options.max_failures
+        if limit is None:
+            limit = 1 if ts.step.on_failure == "stop" else len(ts.hosts)
+        if self.options.forks <= 1 or len(ts.hosts) <= 1:
+            failures = 0
+            for index, host in enumerate(ts.hosts):
+                if failures >= limit:
+                    self._not_started(ts, host, failures)
+                    continue
+                outcome = self._one(ts, host, total)
+                failures += outcome.startswith("fail")
+                if outcome == "fail-stop":  # the run stops here: say which hosts never ran
+                    for rest in ts.hosts[index + 1:]:
+                        self._not_started(ts, rest, failures)
+                yield host, outcome
+                if outcome in ("pause", "abort", "reject"):
+                    return
+            return
+        yield from self._fan_out(ts, total, limit)
+
+    def _fan_out(self, ts: TailoredStep, total: int, limit: int) -> Iterator[tuple[Host, str]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        failed = [0]
+        results: dict[str, str] = {}
+
+        def work(host: Host) -> str:
+            with self._parallel:
+                if failed[0] >= limit:
+                    self._not_started(ts, host, failed[0])
+                    return "not-started"
+                outcome = self._one(ts, host, total)
+                failed[0] += outcome.startswith("fail")
+                return outcome
+
+        with ThreadPoolExecutor(max_workers=self.options.forks,
+                                thread_name_prefix="runbook-host") as pool:
+            futures = {host.name: pool.submit(work, host) for host in ts.hosts}
+            for host in ts.hosts:
+                results[host.name] = futures[host.name].result()
+        for host in ts.hosts:
+            if results[host.name] != "not-started":
+                yield host, results[host.name]
+
+    def _not_started(self, ts: TailoredStep, host: Host, failures: int) -> None:
+        self.journal.append("step-not-started", step=ts.id, host=host.name,
+                            reason=f"{failures} host(s) of this step failed (max failures reached)")
 
     def _pause_hint(self, where: str) -> str:
         run_id, step_id = self.record.run_id, where.split("@")[0]
@@ -522,7 +585,8 @@ class Runner:
             if attempt < step.retries:
                 self.journal.append("step-retry", step=ts.id, host=host.name, attempt=attempt + 1,
                                     delay_seconds=step.retry_delay)
-                time.sleep(step.retry_delay)
+                with self._parallel.released():
+                    time.sleep(step.retry_delay)
         code = result.exit_code if result is not None else None
         reason = "timed out" if result is not None and result.timed_out else f"exit code {code}"
         self._finish(ts, host, "failed", exit_code=code, reason=reason)
@@ -537,8 +601,9 @@ class Runner:
                             command=shown, attempt=attempt, timeout_seconds=ts.step.timeout)
         try:
             transport = self.pool.get(host)
-            result = transport.run(ts.step.kind, ts.body, timeout=ts.step.timeout,
-                                   cwd=self._cwd(ts, host), env=self.secret_env or None)
+            with self._parallel.released():
+                result = transport.run(ts.step.kind, ts.body, timeout=ts.step.timeout,
+                                       cwd=self._cwd(ts, host), env=self._command_env(ts, host))
         except ExecutionError as exc:
             self.journal.append(f"{purpose}-finished", step=step_id, id=ts.id, host=host.name,
                                 status="error", error=exc.message)
@@ -557,6 +622,12 @@ class Runner:
         self.report.result(ts, host, replace(result, stdout=self.redactor.redact(result.stdout),
                                              stderr=self.redactor.redact(result.stderr)), purpose)
         return result
+
+    def _command_env(self, ts: TailoredStep, host: Host) -> dict[str, str]:
+        """Environment variables every command gets: the run's context and its secrets."""
+        return {"RUNBOOK_RUN_ID": self.record.run_id, "RUNBOOK_STEP": ts.id,
+                "RUNBOOK_HOST": host.name, "RUNBOOK_HOST_ADDRESS": host.address,
+                **self.secret_env}
 
     def _cwd(self, ts: TailoredStep, host: Host) -> str | None:
         """Local steps run in the runbook's folder; a relative ``cwd`` is taken from there."""
@@ -621,6 +692,34 @@ class Runner:
             except OSError:
                 raise StateError(f"run {self.record.run_id} is being executed by another process") from None
             yield
+
+
+class _HeldLock:
+    """A lock for host fan-out that a worker can let go of while its command runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._local.held = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.held = False
+        self._lock.release()
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Release the lock for the duration of the block, if this thread holds it."""
+        if not getattr(self._local, "held", False):
+            yield
+            return
+        self.__exit__()
+        try:
+            yield
+        finally:
+            self.__enter__()
 
 
 def _runbook_fields(loaded: Loaded) -> dict[str, Any]:

@@ -147,7 +147,9 @@ class CheckpointStore:
         if not self.db_path.exists():
             self._create()
         try:
-            self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            # One connection, used by one thread at a time (the runner serialises host fan-out).
+            self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
         except sqlite3.OperationalError as exc:
