@@ -296,7 +296,7 @@ def _valid_ports(markdown: str) -> list[list[str]]:
     fences = [tok.content for tok in tokens if tok.type == "fence"]
     found = []
     for body in fences:
-        for m in re.finditer(r'/v ValidPorts /t REG_SZ /d "([^"]+)"', body):
+        for m in re.finditer(r'/v "?ValidPorts"? /t REG_SZ /d "([^"]+)"', body):
             found.append(m.group(1).split(";"))
     return found
 

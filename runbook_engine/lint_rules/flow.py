@@ -29,9 +29,10 @@ def change_without_verify(ctx: LintContext) -> Iterator[Finding]:
 
 
 def change_without_backout(ctx: LintContext) -> Iterator[Finding]:
-    """RB302: yield each changing step without ``backout=``."""
+    """RB302: yield each changing step without ``backout=`` (declarative steps generate theirs)."""
     for step in ctx.runbook.flow:
-        if ctx.changing(step) and step.backout is None:
+        # registry and service steps generate their backout from the value they read first
+        if ctx.changing(step) and step.backout is None and step.kind not in ("registry", "service"):
             yield ctx.step_finding(
                 step, "RB302",
                 f"step {step.id!r} changes state but has no backout=: add a step that undoes it "
