@@ -234,8 +234,10 @@ def _signature_problem(raw: bytes, n: int, prev: str, last_seq: int,
         return (JOURNAL_NAME, len(records) + 1, f"line {len(records) + 1} is missing: signature "
                 f"{n} signs line {seq} (the journal was cut)")
     if records[seq - 1]["hash"] != rec["head"] or records[seq - 1]["event"] != rec["event"]:
-        return (JOURNAL_NAME, seq, f"not the record signature {n} signed (the journal was "
-                                   "rewritten)")
+        first = last_seq + 1  # the earliest line no valid signature vouches for
+        span = f"lines {first}-{seq}" if first < seq else f"line {seq}"
+        return (JOURNAL_NAME, first, f"{span}: not what signature {n} signed (the journal was "
+                                     "rewritten at or after this line)")
     return None
 
 
