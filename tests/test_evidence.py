@@ -533,7 +533,8 @@ CHECK_PREFIXES = ('reg query "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS', 
 
 def exchange_host(kind: str, text: str, call: CommandCall) -> Reply:
     """Checks find nothing done; setting ValidPorts is refused; everything else works."""
-    lines = text.replace("\r\n", "\n").removeprefix("@echo off\n").split("\n")
+    lines = [line for line in text.replace("\r\n", "\n").split("\n")
+             if line != "@echo off" and not re.match(r"set [A-Z_]+=|cd /d ", line)]
     if lines[0].startswith(CHECK_PREFIXES):
         return Reply("", "", 1)
     if "/v ValidPorts /t REG_SZ" in text:
