@@ -55,3 +55,7 @@ for _name, _desc in (
     ("service", "a Windows service's start mode and state (YAML body)"),
 ):
     register_kind(KindInfo(_name, "declarative", _desc, local_ok=False))
+register_kind(
+    KindInfo("approval", "declarative",
+             "an approval gate: quorum of approvers, separation of duties (YAML body)", True, False)
+)

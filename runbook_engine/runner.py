@@ -265,7 +265,8 @@ class Runner:
 
     # -- flow ---------------------------------------------------------------
     def execute(self, stop_after: str | None = None) -> RunResult:
-        """Run every pending step; always close transports and record how the run ended.
+        """Run every pending step; close transports (kept open after a partial run, for the
+        next ``stop_after`` call) and record how the run ended.
 
         Args:
             stop_after: Stop after this step (pending earlier steps run first; the
@@ -278,6 +279,7 @@ class Runner:
             StateError: another process is executing this run.
         """
         run_id = self.record.run_id
+        status = "error"
         try:
             with self._lock():
                 status = self._flow(stop_after)
@@ -291,7 +293,8 @@ class Runner:
             raise RunInterrupted(f"run {run_id} interrupted; `runbook resume {run_id}` continues "
                                  "it (the interrupted step is checked before it runs again)") from None
         finally:
-            self.pool.close()
+            if status != "partial":  # a notebook's next cell reuses the open WinRM shells
+                self.pool.close()
         if status == "partial":
             return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
         self.store.update_run(run_id, status="aborted" if status == "rejected" else status,
