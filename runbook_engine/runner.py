@@ -429,10 +429,12 @@ class Runner:
         if state.status in DONE_STATUSES:
             return "done"
         self.report.step_header(ts, host, total)
+        checked = False
         if state.status == "running":
             outcome = self._interrupted(ts, host)
             if outcome != "rerun":
                 return outcome
+            checked = bool(ts.step.check)  # its check already said "not done"
         if ts.skip_reason:
             self._finish(ts, host, "skipped", reason=ts.skip_reason)
             self.journal.append("step-skipped", step=ts.id, host=host.name, reason=ts.skip_reason)
@@ -454,7 +456,7 @@ class Runner:
             return execute_declarative(self, ts, host)
         if ts.step.is_manual or host.transport == "manual":
             return self._gate(ts, host, state)
-        if ts.step.check and self._check_done(ts, host):
+        if ts.step.check and not checked and self._check_done(ts, host):
             return "done"
         return self._command(ts, host, state)
 
