@@ -208,6 +208,8 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
         click.echo(f"State:   {where['state_dir']}")
         click.echo(f"Journal: {where['journal']}")
     if result.status in ("failed", "aborted", "rejected"):
+        if result.status == "failed" and not as_json:
+            click.echo(f"After a fix, continue with: runbook resume {result.run_id}", err=True)
         sys.exit(1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -52,9 +53,11 @@ def lint_file(path: Path) -> list[Problem]:
         return exc.problems or [Problem(exc.message, path)]
     problems: list[Problem] = []
     try:
-        tailor(runbook, None, None)
+        generic = tailor(runbook, None, None)
     except InputError as exc:
         problems.extend(exc.problems)
+    else:
+        problems.extend(_policy_problems(generic))
     problems.extend(_probe_problems(runbook))
     ctx = LintContext(runbook)
     settings, setting_problems = read_settings(ctx, frozenset(RULES))
@@ -66,21 +69,44 @@ def lint_file(path: Path) -> list[Problem]:
     return sorted(problems, key=_place)
 
 
-def _probe_problems(runbook: Runbook) -> list[Problem]:
-    """Validate probe bodies that hold no template (generic tailoring does not parse them)."""
-    steps = [s for s in runbook.steps
-             if s.kind == "probe" and ("{" not in s.body or not s.template)]
-    if not steps:
-        return []
+def _body_parsers() -> dict[str, Callable[[str, Path | None, int], object]]:
+    from runbook_engine.approval import parse_approval
+    from runbook_engine.declarative.parse import parse_declarative
     from runbook_engine.probes import parse_probe
 
+    return {
+        "probe": parse_probe,
+        "approval": parse_approval,
+        "registry": lambda body, path, line: parse_declarative("registry", body, path, line),
+        "service": lambda body, path, line: parse_declarative("service", body, path, line),
+    }
+
+
+def _probe_problems(runbook: Runbook) -> list[Problem]:
+    """Validate YAML bodies (probe, approval, registry, service) that hold no template
+    (generic tailoring has no values to fill in templated ones)."""
+    parsers = _body_parsers()
     problems: list[Problem] = []
-    for step in steps:
+    for step in runbook.steps:
+        parse = parsers.get(step.kind)
+        if parse is None or ("{" in step.body and step.template):
+            continue
         try:
-            parse_probe(step.body, step.span.path, step.body_line)
+            parse(step.body, step.span.path, step.body_line)
         except InputError as exc:
             problems.extend(exc.problems)
     return problems
+
+
+def _policy_problems(tailored: object) -> list[Problem]:
+    """``approval: required`` without an approval step before the first change (RB411)."""
+    from runbook_engine.approval import check_policy
+
+    try:
+        check_policy(tailored, emergency=False)  # type: ignore[arg-type]
+    except InputError as exc:
+        return exc.problems
+    return []
 
 
 def _place(p: Problem) -> tuple[str, int, int, str]:

@@ -35,6 +35,7 @@ ATTRIBUTES = frozenset(
 )
 CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
 MAX_INCLUDE_DEPTH = 8
+_CHECK_KINDS = frozenset({"cmd", "powershell", "sh", "bash", "python", "probe"})
 
 
 def read_source(path: Path) -> tuple[str, str]:
@@ -339,6 +340,10 @@ def _resolve(doc: _Document) -> dict[int, Step]:
             else:
                 roles.setdefault(ref, attr)
     for step in seen.values():
+        if step.check in seen and seen[step.check].kind not in _CHECK_KINDS:
+            doc.problem(f"step {step.id!r}: check={step.check!r} is a {seen[step.check].kind!r} "
+                        "step; a check must be a command or a probe that can run unattended",
+                        step.span.path, step.span.start_line, "RB118")
         if roles.get(step.id) == "check" and (step.check or step.backout):
             doc.problem(f"step {step.id!r} is a check (read-only) and cannot have check= or "
                         "backout= itself", step.span.path, step.span.start_line, "RB118")

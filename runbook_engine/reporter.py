@@ -91,7 +91,7 @@ class Reporter:
             return
         status = "[green]✓ succeeded[/green]" if result.ok else (
             "[red]✗ timed out[/red]" if result.timed_out else f"[red]✗ exit {result.exit_code}[/red]")
-        self._print(f"  {status} [dim]in {result.duration:.2f} s[/dim]")
+        self._print(f"  {status} [dim]on {escape(host.name)} in {result.duration:.2f} s[/dim]")
         if not self.stream:
             lines = (result.stdout + result.stderr).rstrip().splitlines()[-_TAIL_LINES:]
             for line in lines:

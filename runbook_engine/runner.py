@@ -348,18 +348,17 @@ class Runner:
             limit = 1 if ts.step.on_failure == "stop" else len(ts.hosts)
         if self.options.forks <= 1 or len(ts.hosts) <= 1:
             failures = 0
-            for index, host in enumerate(ts.hosts):
+            done: list[tuple[Host, str]] = []
+            for host in ts.hosts:
                 if failures >= limit:
                     self._not_started(ts, host, failures)
                     continue
                 outcome = self._one(ts, host, total)
                 failures += outcome.startswith("fail")
-                if outcome == "fail-stop":  # the run stops here: say which hosts never ran
-                    for rest in ts.hosts[index + 1:]:
-                        self._not_started(ts, rest, failures)
-                yield host, outcome
+                done.append((host, outcome))
                 if outcome in ("pause", "abort", "reject"):
-                    return
+                    break
+            yield from done  # the flow stops at the first failure only after the others ran
             return
         yield from self._fan_out(ts, total, limit)
 

@@ -102,3 +102,12 @@ def test_continue_runs_every_host_and_the_run_fails(tmp_path: Path) -> None:
                             capture_output=True, text=True)
     steps = {s["host"]: s["status"] for s in json.loads(status.stdout)["steps"]}
     assert steps == {"w1": "failed", "w2": "succeeded", "w3": "succeeded", "w4": "succeeded"}
+
+
+def test_max_failures_above_one_lets_further_hosts_start_one_at_a_time(tmp_path: Path) -> None:
+    # on-failure=stop with --max-failures 2: w1 fails, w2..w4 still start (found by a new user).
+    proc = _run(tmp_path, FAIL_ON_W1, "--max-failures", "2")
+    assert proc.returncode == 1
+    events = _journal(tmp_path)
+    assert [e["host"] for e in events if e["event"] == "step-started"] == ["w1", "w2", "w3", "w4"]
+    assert "runbook resume r1" in proc.stderr

@@ -380,3 +380,24 @@ def test_registry_step_data_with_a_port_less_entry(tmp_path):
     # ... but a list with no port at all is not one.
     words = replace(plain, body="data: a.b;c.d;e\n")
     assert list(validports_missing_port(LintContext(replace(runbook, segments=(words,))))) == []
+
+
+@pytest.mark.parametrize(("kind", "body", "code"), [
+    ("approval", "required: two\napprovers: [a]\n", "RB410"),
+    ("approval", "required: 1\n", "RB410"),
+    ("registry", "key: HKLM\\SOFTWARE\\X\nvalue: V\ntype: REG_DWORD\ndata: lots\n", "RB412"),
+    ("service", "name: IMAP4Svc\nstart: sometimes\n", "RB412"),
+])
+def test_lint_checks_yaml_bodies_like_run_does(tmp_path: Path, kind: str, body: str,
+                                                code: str) -> None:
+    # Found by a new user: lint passed approval bodies that `runbook run` then rejected.
+    path = tmp_path / "y.md"
+    path.write_text(f"---\nroles:\n  srv: a server\n---\n```{kind} {{#s target=srv}}\n{body}```\n")
+    codes = {p.code for p in lint_file(path) if p.severity == "error"}
+    assert code in codes, codes
+
+
+def test_lint_reports_missing_required_approval(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("---\napproval: required\n---\n```sh {#c}\necho hi\n```\n")
+    assert [p.line for p in lint_file(path) if p.code == "RB411"] == [4]
