@@ -31,9 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _seed_files() -> list[Path]:
-    return sorted(p for p in (ROOT / "runbooks").rglob("*.md")
-                  if not p.name.startswith("_") and p.name != "FORMAT.md"
-                  and "_shared" not in p.parts)
+    return sorted(
+        p
+        for p in (ROOT / "runbooks").rglob("*.md")
+        if not p.name.startswith("_") and p.name != "FORMAT.md" and "_shared" not in p.parts
+    )
 
 
 def generate_library(folder: Path, count: int) -> list[Path]:
@@ -46,7 +48,7 @@ def generate_library(folder: Path, count: int) -> list[Path]:
             target = "" if kind in ("sh", "python") else " target=srv"
             steps.append(
                 f"{s + 1}. Step {s} of runbook {n} uses {{{{ host }}}}:\n\n"
-                f"   ```{kind} {{#s{s}{target} title=\"Step {s} of {{x}}\" timeout=30}}\n"
+                f'   ```{kind} {{#s{s}{target} title="Step {s} of {{x}}" timeout=30}}\n'
                 f"   echo step {s} on {{{{ host }}}}\n   ```\n"
             )
         text = (
@@ -85,10 +87,14 @@ def bench_parse(files: list[Path], label: str) -> None:
 
     t_bare, t_ours = _time(bare), _time(ours)
     print(f"{label}: {len(files)} runbooks, {total_bytes / 1024:.0f} KiB")
-    print(f"  markdown-it-py bare parse : {t_bare * 1000:8.1f} ms  "
-          f"({len(files) / t_bare:8.0f} runbooks/s)")
-    print(f"  parse + validate + tailor : {t_ours * 1000:8.1f} ms  "
-          f"({len(files) / t_ours:8.0f} runbooks/s)")
+    print(
+        f"  markdown-it-py bare parse : {t_bare * 1000:8.1f} ms  "
+        f"({len(files) / t_bare:8.0f} runbooks/s)"
+    )
+    print(
+        f"  parse + validate + tailor : {t_ours * 1000:8.1f} ms  "
+        f"({len(files) / t_ours:8.0f} runbooks/s)"
+    )
     print(f"  ratio ours / bare         : {t_ours / t_bare:8.2f}x")
 
 
@@ -114,8 +120,10 @@ def bench_steps(count: int) -> None:
         print(f"{count}-step local no-op runbook")
         print(f"  raw subprocess.run        : {per_raw:6.2f} ms/step")
         print(f"  runbook run (checkpoints) : {per_ours:6.2f} ms/step")
-        print(f"  overhead                  : {per_ours - per_raw:6.2f} ms/step, "
-              f"ratio {t_ours / t_raw:.2f}x")
+        print(
+            f"  overhead                  : {per_ours - per_raw:6.2f} ms/step, "
+            f"ratio {t_ours / t_raw:.2f}x"
+        )
 
 
 def main() -> None:

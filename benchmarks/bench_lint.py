@@ -58,8 +58,10 @@ def bench(folder: Path, label: str) -> None:
     t_bare, t_lint = _best(bare), _best(lint)
     _, problems = result[0]
     codes = Counter(p.code for p in problems)
-    print(f"{label}: {len(files)} runbooks, {size / 1024:.0f} KiB, "
-          f"{len(problems)} problems {dict(sorted(codes.items()))}")
+    print(
+        f"{label}: {len(files)} runbooks, {size / 1024:.0f} KiB, "
+        f"{len(problems)} problems {dict(sorted(codes.items()))}"
+    )
     for name, seconds in (("markdown-it-py bare parse", t_bare), ("runbook lint", t_lint)):
         print(f"  {name:<26}: {seconds * 1000:8.1f} ms  ({len(files) / seconds:8.0f} runbooks/s)")
     print(f"  ratio lint / bare         : {t_lint / t_bare:8.2f}x")

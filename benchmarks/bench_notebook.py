@@ -58,17 +58,33 @@ def best_seconds(action: Callable[[int], None], repeat: int) -> float:
 
 def time_cli_run(runbook: Path, state: Path, repeat: int) -> float:
     def once(i: int) -> None:
-        start_run(runbook, None, {}, CheckpointStore(state), RunOptions(operator="bench"),
-                  run_id=f"cli-{runbook.stem}-{i}")
+        start_run(
+            runbook,
+            None,
+            {},
+            CheckpointStore(state),
+            RunOptions(operator="bench"),
+            run_id=f"cli-{runbook.stem}-{i}",
+        )
+
     return best_seconds(once, repeat)
 
 
 def time_notebook_run(runbook: Path, state: Path, repeat: int) -> float:
     def once(i: int) -> None:
-        outcome = run_notebook(runbook, None, state_dir=state, overrides={}, answers=None,
-                               run_id=f"nb-{runbook.stem}-{i}", operator="bench", change_id=None)
+        outcome = run_notebook(
+            runbook,
+            None,
+            state_dir=state,
+            overrides={},
+            answers=None,
+            run_id=f"nb-{runbook.stem}-{i}",
+            operator="bench",
+            change_id=None,
+        )
         if outcome.exit_status:
             raise SystemExit(f"notebook run failed: {outcome.message}")
+
     return best_seconds(once, repeat)
 
 
@@ -77,9 +93,21 @@ def time_commands(runbook: Path, state: Path, cwd: Path, repeat: int) -> tuple[f
 
     def command(*args: str) -> Callable[[int], None]:
         def once(i: int) -> None:
-            subprocess.run([sys.executable, "-m", "runbook_engine", *args, "--run-id",
-                            f"{args[0]}-sub-{runbook.stem}-{i}"], cwd=cwd, env=env, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "runbook_engine",
+                    *args,
+                    "--run-id",
+                    f"{args[0]}-sub-{runbook.stem}-{i}",
+                ],
+                cwd=cwd,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+
         return once
 
     run = best_seconds(command("run", str(runbook), "--no-input", "--json"), repeat)
@@ -103,17 +131,27 @@ def main() -> None:
         sub_run, sub_nb = time_commands(big, state, folder, args.repeat)
     per_run = (run_n - run_1) / (args.steps - 1) * 1000
     per_nb = (nb_n - nb_1) / (args.steps - 1) * 1000
-    print(f"Local runbook of {args.steps} no-op sh steps (best of {args.repeat}; "
-          f"Python {sys.version.split()[0]}):")
-    print(f"  runbook run (in process):     {run_n * 1000:8.1f} ms total, "
-          f"{per_run:6.2f} ms/step, fixed {(run_1 - per_run / 1000) * 1000:7.1f} ms")
-    print(f"  notebook route (papermill):   {nb_n * 1000:8.1f} ms total, "
-          f"{per_nb:6.2f} ms/step, fixed {(nb_1 - per_nb / 1000) * 1000:7.1f} ms "
-          "(kernel start, build, save)")
-    print(f"  overhead of the notebook route: {per_nb - per_run:+.2f} ms/step, "
-          f"ratio per step {per_nb / per_run:.2f}x, ratio total {nb_n / run_n:.2f}x")
-    print(f"  end to end as commands:       runbook run {sub_run * 1000:.0f} ms, "
-          f"runbook notebook run {sub_nb * 1000:.0f} ms ({sub_nb / sub_run:.2f}x)")
+    print(
+        f"Local runbook of {args.steps} no-op sh steps (best of {args.repeat}; "
+        f"Python {sys.version.split()[0]}):"
+    )
+    print(
+        f"  runbook run (in process):     {run_n * 1000:8.1f} ms total, "
+        f"{per_run:6.2f} ms/step, fixed {(run_1 - per_run / 1000) * 1000:7.1f} ms"
+    )
+    print(
+        f"  notebook route (papermill):   {nb_n * 1000:8.1f} ms total, "
+        f"{per_nb:6.2f} ms/step, fixed {(nb_1 - per_nb / 1000) * 1000:7.1f} ms "
+        "(kernel start, build, save)"
+    )
+    print(
+        f"  overhead of the notebook route: {per_nb - per_run:+.2f} ms/step, "
+        f"ratio per step {per_nb / per_run:.2f}x, ratio total {nb_n / run_n:.2f}x"
+    )
+    print(
+        f"  end to end as commands:       runbook run {sub_run * 1000:.0f} ms, "
+        f"runbook notebook run {sub_nb * 1000:.0f} ms ({sub_nb / sub_run:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,19 @@ def step(kind: str, text: str, call: CommandCall) -> Reply:
 
 
 def ours(server: WSManServer, steps: int) -> tuple[float, int]:
-    host = Host("BENCH", "127.0.0.1", "winrm", {
-        "scheme": "http", "port": server.port, "transport": "basic", "username": "admin",
-        "read_timeout_sec": 30, "operation_timeout_sec": 20})
+    host = Host(
+        "BENCH",
+        "127.0.0.1",
+        "winrm",
+        {
+            "scheme": "http",
+            "port": server.port,
+            "transport": "basic",
+            "username": "admin",
+            "read_timeout_sec": 30,
+            "operation_timeout_sec": 20,
+        },
+    )
     before = len(server.requests)
     start = time.perf_counter()
     transport = WinRMTransport(host, PASSWORD)
@@ -50,8 +60,13 @@ def ours(server: WSManServer, steps: int) -> tuple[float, int]:
 def baseline(server: WSManServer, steps: int) -> tuple[float, int]:
     before = len(server.requests)
     start = time.perf_counter()
-    session = winrm.Session(server.url, auth=("admin", PASSWORD), transport="basic",
-                            read_timeout_sec=30, operation_timeout_sec=20)
+    session = winrm.Session(
+        server.url,
+        auth=("admin", PASSWORD),
+        transport="basic",
+        read_timeout_sec=30,
+        operation_timeout_sec=20,
+    )
     for i in range(steps):
         response = session.run_cmd("echo", ["step", str(i)])
         assert response.status_code == 0, response
@@ -69,19 +84,29 @@ def measure(steps: int, latency: float) -> None:
         server.stop()
     label = "bare loopback" if not latency else f"{latency * 1000:g} ms per request"
     print(f"{steps} steps, {label}:")
-    print(f"  pywinrm Session.run_cmd : {base_requests / steps:5.2f} HTTP requests/step, "
-          f"{base_time:6.3f} s ({base_time / steps * 1000:6.2f} ms/step)")
-    print(f"  WinRMTransport          : {our_requests / steps:5.2f} HTTP requests/step, "
-          f"{our_time:6.3f} s ({our_time / steps * 1000:6.2f} ms/step)")
-    print(f"  wall-time ratio ours/baseline: {our_time / base_time:.2f} "
-          f"(baseline is {base_time / our_time:.2f}x slower)")
+    print(
+        f"  pywinrm Session.run_cmd : {base_requests / steps:5.2f} HTTP requests/step, "
+        f"{base_time:6.3f} s ({base_time / steps * 1000:6.2f} ms/step)"
+    )
+    print(
+        f"  WinRMTransport          : {our_requests / steps:5.2f} HTTP requests/step, "
+        f"{our_time:6.3f} s ({our_time / steps * 1000:6.2f} ms/step)"
+    )
+    print(
+        f"  wall-time ratio ours/baseline: {our_time / base_time:.2f} "
+        f"(baseline is {base_time / our_time:.2f}x slower)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--latency", type=float, default=0.005,
-                        help="simulated service time per request, seconds (default 0.005)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.005,
+        help="simulated service time per request, seconds (default 0.005)",
+    )
     args = parser.parse_args()
     measure(args.steps, 0.0)
     measure(args.steps, args.latency)

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     from runbook_engine.tailor import TailoredRunbook, TailoredStep
 
 KIND = "approval"
-register_kind(KindInfo(KIND, "declarative", "approval gate: a quorum of named approvers",
-                       True, False))
+register_kind(
+    KindInfo(KIND, "declarative", "approval gate: a quorum of named approvers", True, False)
+)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -55,8 +56,7 @@ SCHEMA: dict[str, Any] = {
     "required": ["required", "approvers"],
     "properties": {
         "required": {"type": "integer", "minimum": 1},
-        "approvers": {"type": "array", "minItems": 1,
-                      "items": {"type": "string", "minLength": 1}},
+        "approvers": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
         "expires_hours": {"type": "number", "exclusiveMinimum": 0},
     },
 }
@@ -84,8 +84,13 @@ class Vote:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for journal events."""
-        return {"by": self.by, "decision": self.decision, "comment": self.comment,
-                "at": _iso(self.at), "journal_seq": self.seq}
+        return {
+            "by": self.by,
+            "decision": self.decision,
+            "comment": self.comment,
+            "at": _iso(self.at),
+            "journal_seq": self.seq,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,24 +125,35 @@ def parse_approval(body: str, path: Path | None, line: int) -> ApprovalSpec:
         root = yaml.compose(body)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError.single(f"approval body is not valid YAML: {exc}", path,
-                                line + (mark.line if mark else 0), code=CODE) from None
+        raise InputError.single(
+            f"approval body is not valid YAML: {exc}",
+            path,
+            line + (mark.line if mark else 0),
+            code=CODE,
+        ) from None
     key_lines: dict[str, int] = {}
     if isinstance(root, yaml.MappingNode):
         key_lines = {str(k.value): line + k.start_mark.line for k, _ in root.value}
     import jsonschema
 
     problems = []
-    for error in sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data),
-                        key=lambda e: list(e.path)):
+    for error in sorted(
+        jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.path)
+    ):
         key = str(error.path[0]) if error.path else None
         where = f"{key}: " if key else ""
-        problems.append(Problem(f"approval body: {where}{error.message}", path,
-                                key_lines.get(key, line), code=CODE))
+        problems.append(
+            Problem(
+                f"approval body: {where}{error.message}", path, key_lines.get(key, line), code=CODE
+            )
+        )
     if problems:
         raise InputError(problems[0].format(), problems)
-    return ApprovalSpec(int(data["required"]), tuple(str(a) for a in data["approvers"]),
-                        float(data["expires_hours"]) if "expires_hours" in data else None)
+    return ApprovalSpec(
+        int(data["required"]),
+        tuple(str(a) for a in data["approvers"]),
+        float(data["expires_hours"]) if "expires_hours" in data else None,
+    )
 
 
 def allowed_people(spec: ApprovalSpec, env: Environment | None) -> dict[str, str]:
@@ -170,13 +186,26 @@ def operators(records: list[dict[str, Any]]) -> set[str]:
 
 def votes(records: list[dict[str, Any]], step_id: str) -> list[Vote]:
     """Return the ``approval-recorded`` votes for ``step_id`` in journal order."""
-    return [Vote(str(r["by"]), str(r["decision"]), r.get("comment"), _parse_time(r["time"]),
-                 int(r["seq"]))
-            for r in records if r["event"] == "approval-recorded" and r.get("step") == step_id]
+    return [
+        Vote(
+            str(r["by"]),
+            str(r["decision"]),
+            r.get("comment"),
+            _parse_time(r["time"]),
+            int(r["seq"]),
+        )
+        for r in records
+        if r["event"] == "approval-recorded" and r.get("step") == step_id
+    ]
 
 
-def tally(spec: ApprovalSpec, allowed: dict[str, str], cast: list[Vote], operator_keys: set[str],
-          now: datetime) -> Tally:
+def tally(
+    spec: ApprovalSpec,
+    allowed: dict[str, str],
+    cast: list[Vote],
+    operator_keys: set[str],
+    now: datetime,
+) -> Tally:
     """Count ``cast`` votes under the rules of the module docstring."""
     approvals: list[Vote] = []
     discarded: list[tuple[Vote, str]] = []
@@ -226,7 +255,10 @@ def check_policy(tailored: TailoredRunbook, emergency: bool) -> None:
                 f"the runbook requires approval ('approval: required') but step {ts.id!r} "
                 "changes state before any approval step; add an ```approval``` step before it, "
                 "or run with --emergency --reason TEXT (recorded)",
-                ts.step.span.path, ts.step.span.start_line, code="RB411")
+                ts.step.span.path,
+                ts.step.span.start_line,
+                code="RB411",
+            )
 
 
 def check_bodies(tailored: TailoredRunbook, operator: str | None = None) -> None:
@@ -249,10 +281,15 @@ def check_bodies(tailored: TailoredRunbook, operator: str | None = None) -> None
             people = allowed_people(spec, tailored.environment)
             people.pop(_key(operator or ""), None)
             if len(people) < spec.required:
-                problems.append(Problem(
-                    f"approval step {ts.id!r} needs {spec.required} approvers but names only "
-                    f"{len(people)} people ({', '.join(sorted(people.values()))})",
-                    ts.step.span.path, ts.step.body_line, code=CODE))
+                problems.append(
+                    Problem(
+                        f"approval step {ts.id!r} needs {spec.required} approvers but names only "
+                        f"{len(people)} people ({', '.join(sorted(people.values()))})",
+                        ts.step.span.path,
+                        ts.step.body_line,
+                        code=CODE,
+                    )
+                )
     if problems:
         raise InputError(problems[0].format(), problems)
 
@@ -268,8 +305,13 @@ def pass_gate(runner: Runner, ts: TailoredStep, host: Host, awaiting: bool) -> s
     spec = parse_approval(ts.body, ts.step.span.path, ts.step.body_line)
     allowed = allowed_people(spec, runner.loaded.environment)
     if runner.options.emergency:
-        runner.append_signed("approval-bypassed", step=ts.id, host=host.name,
-                             reason=runner.options.reason, by=runner.options.operator)
+        runner.append_signed(
+            "approval-bypassed",
+            step=ts.id,
+            host=host.name,
+            reason=runner.options.reason,
+            by=runner.options.operator,
+        )
         runner.finish_step(ts, host, "skipped", reason=f"emergency: {runner.options.reason}")
         return "done"
     from runbook_engine.journal import read_journal
@@ -278,28 +320,51 @@ def pass_gate(runner: Runner, ts: TailoredStep, host: Host, awaiting: bool) -> s
     count = tally(spec, allowed, votes(records, ts.id), operators(records), datetime.now(UTC))
     discarded = [{**v.to_dict(), "why": why} for v, why in count.discarded]
     if count.rejection is not None:
-        runner.append_signed("approval-rejected", step=ts.id, host=host.name,
-                             **count.rejection.to_dict(), discarded=discarded)
+        runner.append_signed(
+            "approval-rejected",
+            step=ts.id,
+            host=host.name,
+            **count.rejection.to_dict(),
+            discarded=discarded,
+        )
         runner.finish_step(ts, host, "failed", reason=f"rejected by {count.rejection.by}")
         _say(runner, f"  ✗ rejected by {count.rejection.by}")
         return "reject"
     if count.reached:
-        runner.append_signed("approval-passed", step=ts.id, host=host.name, required=spec.required,
-                             approvals=[v.to_dict() for v in count.approvals],
-                             discarded=discarded)
+        runner.append_signed(
+            "approval-passed",
+            step=ts.id,
+            host=host.name,
+            required=spec.required,
+            approvals=[v.to_dict() for v in count.approvals],
+            discarded=discarded,
+        )
         names = ", ".join(v.by for v in count.approvals)
         runner.finish_step(ts, host, "succeeded", reason=f"approved by {names}")
         _say(runner, f"  ✓ approved by {names}")
         return "done"
     if not awaiting:
-        runner.store.transition(runner.record.run_id, ts.id, host.name, "awaiting",
-                                reason=f"waiting for {spec.required} approvals")
-        runner.journal.append("approval-requested", step=ts.id, host=host.name,
-                              required=spec.required, approvers=sorted(allowed.values()),
-                              expires_hours=spec.expires_hours)
+        runner.store.transition(
+            runner.record.run_id,
+            ts.id,
+            host.name,
+            "awaiting",
+            reason=f"waiting for {spec.required} approvals",
+        )
+        runner.journal.append(
+            "approval-requested",
+            step=ts.id,
+            host=host.name,
+            required=spec.required,
+            approvers=sorted(allowed.values()),
+            expires_hours=spec.expires_hours,
+        )
     others = sorted(name for key, name in allowed.items() if key not in operators(records))
-    _say(runner, f"  waiting for approval: {len(count.approvals)} of {spec.required} "
-                 f"(approvers: {', '.join(others)})")
+    _say(
+        runner,
+        f"  waiting for approval: {len(count.approvals)} of {spec.required} "
+        f"(approvers: {', '.join(others)})",
+    )
     return "pause"
 
 
@@ -317,13 +382,16 @@ def guard(runner: Runner, ts: TailoredStep) -> str | None:
     for state in runner.store.steps(runner.record.run_id):
         if kinds.get(state.step_id) == KIND and state.status == "succeeded":
             return None
-    return (f"the runbook requires approval and no approval step has passed before {ts.id!r}; "
-            "the step was not run")
+    return (
+        f"the runbook requires approval and no approval step has passed before {ts.id!r}; "
+        "the step was not run"
+    )
 
 
 # -- runbook approve / reject -------------------------------------------------------------------
-def record_vote(store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str,
-                comment: str | None) -> str:
+def record_vote(
+    store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str, comment: str | None
+) -> str:
     """Check and journal an approval or rejection for a waiting approval step.
 
     Returns:
@@ -351,28 +419,35 @@ def record_vote(store: CheckpointStore, run_id: str, step_id: str, by: str, deci
         raise StateError(f"run {run_id} has no approval step {step_id!r} (approval steps: {ids})")
     states = [s for s in store.steps(run_id) if s.step_id == step_id]
     if states and all(s.status in ("succeeded", "skipped", "failed") for s in states):
-        raise StateError(f"approval step {step_id!r} of run {run_id} is decided already "
-                         f"({states[0].status})")
+        raise StateError(
+            f"approval step {step_id!r} of run {run_id} is decided already ({states[0].status})"
+        )
     spec = parse_approval(ts.body, ts.step.span.path, ts.step.body_line)
     allowed = allowed_people(spec, tailored.environment)
     journal = Journal(store.run_dir(run_id) / "journal.jsonl")
     records = read_journal(journal.path)
     if _key(name) in operators(records):
-        raise InputError(f"{name} operates run {run_id} and cannot approve or reject it "
-                         "(separation of duties)")
+        raise InputError(
+            f"{name} operates run {run_id} and cannot approve or reject it (separation of duties)"
+        )
     if _key(name) not in allowed:
-        raise InputError(f"{name} is not an approver of step {step_id!r}; approvers: "
-                         f"{', '.join(sorted(allowed.values()))}")
+        raise InputError(
+            f"{name} is not an approver of step {step_id!r}; approvers: "
+            f"{', '.join(sorted(allowed.values()))}"
+        )
     standing = tally(spec, allowed, votes(records, step_id), set(), datetime.now(UTC))
     standing_votes = [*standing.approvals, *([standing.rejection] if standing.rejection else [])]
     if any(_key(v.by) == _key(name) for v in standing_votes):
         raise InputError(f"{name} has voted on step {step_id!r} already; one person counts once")
     name = allowed[_key(name)]
-    journal.append("approval-recorded", step=step_id, by=name, decision=decision,
-                   comment=comment, source="cli")
+    journal.append(
+        "approval-recorded", step=step_id, by=name, decision=decision, comment=comment, source="cli"
+    )
     verb = "approval" if decision == "approve" else "rejection"
-    return (f"Recorded {verb} of {step_id} by {name} (needs {spec.required}); "
-            f"continue with: runbook resume {run_id}")
+    return (
+        f"Recorded {verb} of {step_id} by {name} (needs {spec.required}); "
+        f"continue with: runbook resume {run_id}"
+    )
 
 
 def _say(runner: Runner, text: str) -> None:

@@ -111,7 +111,9 @@ def _parse_list(info: str, pos: int) -> tuple[str | None, list[str], dict[str, s
                 raise AttrSyntaxError(f"expected a name after {ch!r}", pos)
             if ch == "#":
                 if ident is not None:
-                    raise AttrSyntaxError(f"a block has one id; found #{ident} and #{m.group(0)}", pos)
+                    raise AttrSyntaxError(
+                        f"a block has one id; found #{ident} and #{m.group(0)}", pos
+                    )
                 ident = m.group(0)
             else:
                 classes.append(m.group(0))
@@ -154,5 +156,5 @@ def _parse_value(info: str, pos: int) -> tuple[str, int]:
             raise AttrSyntaxError("a quote inside an unquoted value; quote the whole value", pos)
         pos += 1
     if pos == start:
-        raise AttrSyntaxError("empty value; write key=\"\" for an empty string", pos)
+        raise AttrSyntaxError('empty value; write key="" for an empty string', pos)
     return info[start:pos], pos

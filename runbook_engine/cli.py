@@ -38,12 +38,19 @@ def _sets(values: tuple[str, ...]) -> dict[str, str]:
 
 
 env_option = click.option("--env", "env_path", type=_EXISTING, help="Environment file (YAML).")
-set_option = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-                          help="Give a parameter value (repeatable); wins over the environment.")
-state_option = click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
-                            envvar="RUNBOOK_STATE_DIR",
-                            help="State directory [env RUNBOOK_STATE_DIR; default "
-                                 "~/.local/state/runbook-engine].")
+set_option = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Give a parameter value (repeatable); wins over the environment.",
+)
+state_option = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="RUNBOOK_STATE_DIR",
+    help="State directory [env RUNBOOK_STATE_DIR; default ~/.local/state/runbook-engine].",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
@@ -57,12 +64,23 @@ def cli() -> None:
 @click.argument("runbook", type=_EXISTING)
 @env_option
 @set_option
-@click.option("--to", "fmt", default="md", show_default=True,
-              help="Output format: md, html (pdf and ipynb where installed).")
+@click.option(
+    "--to",
+    "fmt",
+    default="md",
+    show_default=True,
+    help="Output format: md, html (pdf and ipynb where installed).",
+)
 @click.option("-o", "--output", type=_PATH, help="Write here instead of standard output.")
 @click.option("--change", "change_id", help="Change id printed in the guide's header.")
-def render(runbook: Path, env_path: Path | None, sets: tuple[str, ...], fmt: str,
-           output: Path | None, change_id: str | None) -> None:
+def render(
+    runbook: Path,
+    env_path: Path | None,
+    sets: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    change_id: str | None,
+) -> None:
     """Render RUNBOOK as a tailored guide (generic without --env)."""
     from runbook_engine.loading import load
 
@@ -92,20 +110,34 @@ def plan(runbook: Path, env_path: Path | None, sets: tuple[str, ...], as_json: b
     print_plan(data)
 
 
-def _run_options(operator: str | None, answers: Path | None, step_ids: set[str] | None,
-                 change_id: str | None, accept_changed: bool, no_input: bool, quiet: bool,
-                 stream: bool, reason: str | None = None, emergency: bool = False) -> Any:
+def _run_options(
+    operator: str | None,
+    answers: Path | None,
+    step_ids: set[str] | None,
+    change_id: str | None,
+    accept_changed: bool,
+    no_input: bool,
+    quiet: bool,
+    stream: bool,
+    reason: str | None = None,
+    emergency: bool = False,
+) -> Any:
     from runbook_engine.gates import load_answers
     from runbook_engine.reporter import Reporter
     from runbook_engine.runner import RunOptions, default_operator
 
     loaded_answers = load_answers(answers, step_ids) if answers else None
     interactive = sys.stdin.isatty() and not no_input and loaded_answers is None
-    return RunOptions(operator=operator or default_operator(), answers=loaded_answers,
-                      interactive=interactive, change_id=change_id,
-                      accept_changed=accept_changed,
-                      reporter=Reporter(quiet=quiet, stderr=False, stream=stream),
-                      reason=reason, emergency=emergency)
+    return RunOptions(
+        operator=operator or default_operator(),
+        answers=loaded_answers,
+        interactive=interactive,
+        change_id=change_id,
+        accept_changed=accept_changed,
+        reporter=Reporter(quiet=quiet, stderr=False, stream=stream),
+        reason=reason,
+        emergency=emergency,
+    )
 
 
 run_common = [
@@ -113,11 +145,20 @@ run_common = [
     click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login]."),
     click.option("--no-input", is_flag=True, help="Never prompt; pause at gates (exit 3)."),
     click.option("--stream", is_flag=True, help="Show command output as it arrives."),
-    click.option("--forks", type=click.IntRange(1, 64), default=1, show_default=True,
-                 help="How many hosts of one step run at once."),
-    click.option("--max-failures", type=click.IntRange(1), default=None,
-                 help="Start no further host of a step after this many of its hosts failed "
-                      "[default: 1 for steps that stop on failure]."),
+    click.option(
+        "--forks",
+        type=click.IntRange(1, 64),
+        default=1,
+        show_default=True,
+        help="How many hosts of one step run at once.",
+    ),
+    click.option(
+        "--max-failures",
+        type=click.IntRange(1),
+        default=None,
+        help="Start no further host of a step after this many of its hosts failed "
+        "[default: 1 for steps that stop on failure].",
+    ),
     state_option,
     json_option,
 ]
@@ -128,6 +169,7 @@ def _apply(options: list[Any]) -> Any:
         for option in reversed(options):
             func = option(func)
         return func
+
     return decorate
 
 
@@ -139,13 +181,30 @@ def _apply(options: list[Any]) -> Any:
 @click.option("--run-id", help="Id for the new run (default: generated).")
 @click.option("--change", "change_id", help="Change id (ticket) recorded with the run.")
 @click.option("--reason", help="Why the change is made (recorded; required with --emergency).")
-@click.option("--emergency", is_flag=True,
-              help="Bypass approval (recorded and flagged in the change record); needs --reason.")
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="Bypass approval (recorded and flagged in the change record); needs --reason.",
+)
 @click.option("--guide", type=_PATH, help="Also write the tailored guide here (.md or .html).")
-def run(runbook: Path, env_path: Path | None, sets: tuple[str, ...], answers: Path | None,
-        operator: str | None, no_input: bool, stream: bool, forks: int, max_failures: int | None,
-        state_dir: Path | None, as_json: bool, run_id: str | None, change_id: str | None, reason: str | None, emergency: bool,
-        guide: Path | None) -> None:
+def run(
+    runbook: Path,
+    env_path: Path | None,
+    sets: tuple[str, ...],
+    answers: Path | None,
+    operator: str | None,
+    no_input: bool,
+    stream: bool,
+    forks: int,
+    max_failures: int | None,
+    state_dir: Path | None,
+    as_json: bool,
+    run_id: str | None,
+    change_id: str | None,
+    reason: str | None,
+    emergency: bool,
+    guide: Path | None,
+) -> None:
     """Execute RUNBOOK: automated steps on their hosts, manual steps as gates."""
     from runbook_engine.loading import load
     from runbook_engine.runner import start_run
@@ -153,25 +212,51 @@ def run(runbook: Path, env_path: Path | None, sets: tuple[str, ...], answers: Pa
 
     overrides = _sets(sets)
     loaded = load(runbook, env_path, overrides, need_env=True)
-    options = _run_options(operator, answers, {s.id for s in loaded.runbook.steps}, change_id,
-                           False, no_input, as_json, stream, reason, emergency)
+    options = _run_options(
+        operator,
+        answers,
+        {s.id for s in loaded.runbook.steps},
+        change_id,
+        False,
+        no_input,
+        as_json,
+        stream,
+        reason,
+        emergency,
+    )
     options.forks, options.max_failures = forks, max_failures
     if guide is not None:
         fmt = "html" if guide.suffix.lower() in (".html", ".htm") else "md"
         _write(_render(loaded.tailored, fmt, change_id), guide)
     store = CheckpointStore(_state_dir(state_dir))
-    _finish_run(lambda: start_run(runbook, env_path, overrides, store, options, run_id),
-                store, as_json, guide)
+    _finish_run(
+        lambda: start_run(runbook, env_path, overrides, store, options, run_id),
+        store,
+        as_json,
+        guide,
+    )
 
 
 @cli.command()
 @click.argument("run_id")
 @_apply(run_common)
-@click.option("--accept-changed", is_flag=True,
-              help="Resume although the runbook or environment changed (journaled).")
-def resume(run_id: str, answers: Path | None, operator: str | None, no_input: bool, stream: bool,
-           forks: int, max_failures: int | None, state_dir: Path | None, as_json: bool,
-           accept_changed: bool) -> None:
+@click.option(
+    "--accept-changed",
+    is_flag=True,
+    help="Resume although the runbook or environment changed (journaled).",
+)
+def resume(
+    run_id: str,
+    answers: Path | None,
+    operator: str | None,
+    no_input: bool,
+    stream: bool,
+    forks: int,
+    max_failures: int | None,
+    state_dir: Path | None,
+    as_json: bool,
+    accept_changed: bool,
+) -> None:
     """Continue RUN_ID where it stopped."""
     from runbook_engine.parser import parse_file
     from runbook_engine.runner import resume_run
@@ -182,8 +267,9 @@ def resume(run_id: str, answers: Path | None, operator: str | None, no_input: bo
     step_ids = None
     if answers is not None:
         step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
-    options = _run_options(operator, answers, step_ids, None, accept_changed, no_input, as_json,
-                           stream)
+    options = _run_options(
+        operator, answers, step_ids, None, accept_changed, no_input, as_json, stream
+    )
     options.forks, options.max_failures = forks, max_failures
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
 
@@ -197,9 +283,13 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
         if as_json:
             click.echo(json.dumps({"status": "paused", "message": paused.message}))
         raise
-    where = {"run_id": result.run_id, "status": result.status,
-             "state_dir": str(result.state_dir.resolve()), "journal": str(result.journal.resolve()),
-             "guide": str(guide.resolve()) if guide else None}
+    where = {
+        "run_id": result.run_id,
+        "status": result.status,
+        "state_dir": str(result.state_dir.resolve()),
+        "journal": str(result.journal.resolve()),
+        "guide": str(guide.resolve()) if guide else None,
+    }
     if as_json:
         click.echo(json.dumps(where, indent=2))
     else:
@@ -223,25 +313,43 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
 @click.option("--rerun", "decision", flag_value="rerun", help="Run an interrupted step again.")
 @click.option("--reason", help="Why the step is skipped.")
 @click.option("--host", help="Only this host of the step's role (default: every host).")
-@click.option("--attach", "attachments", multiple=True, type=_EXISTING, metavar="FILE",
-              help="Keep FILE as evidence of this gate (copied, SHA-256 journaled; repeatable).")
+@click.option(
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=_EXISTING,
+    metavar="FILE",
+    help="Keep FILE as evidence of this gate (copied, SHA-256 journaled; repeatable).",
+)
 @state_option
-def confirm(run_id: str, step: str, by: str, note: str | None, decision: str | None,
-            reason: str | None, host: str | None, attachments: tuple[Path, ...],
-            state_dir: Path | None) -> None:
+def confirm(
+    run_id: str,
+    step: str,
+    by: str,
+    note: str | None,
+    decision: str | None,
+    reason: str | None,
+    host: str | None,
+    attachments: tuple[Path, ...],
+    state_dir: Path | None,
+) -> None:
     """Record a decision for a gate of a paused run; `runbook resume` then continues."""
     from runbook_engine.confirm import record_confirmation
     from runbook_engine.store import CheckpointStore
 
     store = CheckpointStore(_state_dir(state_dir), create=False, run_id=run_id)
-    hosts = record_confirmation(store, run_id, step, by, decision or "confirm", note, reason, host,
-                                attachments)
-    click.echo(f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "
-               f"continue with: runbook resume {run_id}")
+    hosts = record_confirmation(
+        store, run_id, step, by, decision or "confirm", note, reason, host, attachments
+    )
+    click.echo(
+        f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "
+        f"continue with: runbook resume {run_id}"
+    )
 
 
-def _vote(run_id: str, step: str, by: str, comment: str | None, state_dir: Path | None,
-          decision: str) -> None:
+def _vote(
+    run_id: str, step: str, by: str, comment: str | None, state_dir: Path | None, decision: str
+) -> None:
     from runbook_engine.approval import record_vote
     from runbook_engine.store import CheckpointStore
 
@@ -277,8 +385,12 @@ def keys() -> None:
 
 
 @keys.command("init")
-@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder for signing.key and signing.pub [default: STATE/keys].")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for signing.key and signing.pub [default: STATE/keys].",
+)
 @click.option("--force", is_flag=True, help="Replace an existing key pair.")
 @state_option
 def keys_init(directory: Path | None, force: bool, state_dir: Path | None) -> None:
@@ -287,8 +399,10 @@ def keys_init(directory: Path | None, force: bool, state_dir: Path | None) -> No
 
     made = init_keys(directory or default_key_dir(_state_dir(state_dir)), force=force)
     click.echo(f"Private key: {made.private} (keep it secret; mode 0600)")
-    click.echo(f"Public key:  {made.public} (give it to auditors: "
-               "runbook evidence verify --public-key FILE)")
+    click.echo(
+        f"Public key:  {made.public} (give it to auditors: "
+        "runbook evidence verify --public-key FILE)"
+    )
     click.echo(f"Key id:      {made.key_id}")
     if directory is not None:
         click.echo(f"Runs sign with it when RUNBOOK_SIGNING_KEY={made.private}")
@@ -349,19 +463,27 @@ def evidence() -> None:
 
 
 _public_key_option = click.option(
-    "--public-key", type=_EXISTING, help="Require signatures by this public key (PEM).")
+    "--public-key", type=_EXISTING, help="Require signatures by this public key (PEM)."
+)
 
 
 @evidence.command("export")
 @click.argument("run_id")
-@click.option("--to", "fmt", type=click.Choice(["html", "pdf", "md", "json"]),
-              help="Change record format.")
+@click.option(
+    "--to", "fmt", type=click.Choice(["html", "pdf", "md", "json"]), help="Change record format."
+)
 @click.option("-o", "--output", type=_PATH, help="Write here instead of standard output.")
 @click.option("--bundle", type=_PATH, help="Write the evidence bundle (zip) here.")
 @_public_key_option
 @state_option
-def evidence_export(run_id: str, fmt: str | None, output: Path | None, bundle: Path | None,
-                    public_key: Path | None, state_dir: Path | None) -> None:
+def evidence_export(
+    run_id: str,
+    fmt: str | None,
+    output: Path | None,
+    bundle: Path | None,
+    public_key: Path | None,
+    state_dir: Path | None,
+) -> None:
     """Render RUN_ID's change record, or write its evidence bundle; exit 1 if evidence fails."""
     from runbook_engine.store import CheckpointStore
 
@@ -391,8 +513,9 @@ def evidence_export(run_id: str, fmt: str | None, output: Path | None, bundle: P
 @_public_key_option
 @click.option("--require-signature", is_flag=True, help="Fail an unsigned journal.")
 @json_option
-def evidence_verify(path: Path, public_key: Path | None, require_signature: bool,
-                    as_json: bool) -> None:
+def evidence_verify(
+    path: Path, public_key: Path | None, require_signature: bool, as_json: bool
+) -> None:
     """Check a run folder, its journal.jsonl, or an evidence bundle (.zip): chain, signatures,
     attachments, outputs, notebooks; the first bad line is reported."""
     from runbook_engine.evidence.bundle import verify_bundle
@@ -405,15 +528,26 @@ def evidence_verify(path: Path, public_key: Path | None, require_signature: bool
         if require_signature and check.ok and not check.signed:
             check.add(path.name, None, "the journal is not signed")
     elif path.is_dir() or path.name == "journal.jsonl":
-        check = verify_run(path if path.is_dir() else path.parent, public_key=pinned,
-                           require_signature=require_signature)
+        check = verify_run(
+            path if path.is_dir() else path.parent,
+            public_key=pinned,
+            require_signature=require_signature,
+        )
     else:
         plain = verify_journal(path)
         click.echo(plain.message)
         sys.exit(0 if plain.ok else 1)
     if as_json:
-        click.echo(json.dumps({**check.summary(), "problems": [str(p) for p in check.problems],
-                               "notes": check.notes}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    **check.summary(),
+                    "problems": [str(p) for p in check.problems],
+                    "notes": check.notes,
+                },
+                indent=2,
+            )
+        )
     else:
         click.echo(check.text())
     sys.exit(0 if check.ok else 1)
@@ -432,29 +566,53 @@ def notebook() -> None:
 @click.option("--run-id", help="Id for a new run, or an existing run to continue.")
 @click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login].")
 @click.option("--change", "change_id", help="Change id (ticket) recorded with a new run.")
-@click.option("--confirm", "confirms", multiple=True, metavar="STEP[=DECISION]",
-              help="Gate decision passed as a notebook parameter (repeatable): STEP, "
-                   "STEP=confirm:note or STEP=skip:reason.")
+@click.option(
+    "--confirm",
+    "confirms",
+    multiple=True,
+    metavar="STEP[=DECISION]",
+    help="Gate decision passed as a notebook parameter (repeatable): STEP, "
+    "STEP=confirm:note or STEP=skip:reason.",
+)
 @click.option("-o", "--output", type=_PATH, help="Also copy the executed notebook here.")
 @state_option
-def notebook_run(runbook: Path, env_path: Path | None, sets: tuple[str, ...],
-                 answers: Path | None, run_id: str | None, operator: str | None,
-                 change_id: str | None, confirms: tuple[str, ...], output: Path | None,
-                 state_dir: Path | None) -> None:
+def notebook_run(
+    runbook: Path,
+    env_path: Path | None,
+    sets: tuple[str, ...],
+    answers: Path | None,
+    run_id: str | None,
+    operator: str | None,
+    change_id: str | None,
+    confirms: tuple[str, ...],
+    output: Path | None,
+    state_dir: Path | None,
+) -> None:
     """Execute RUNBOOK's notebook with papermill; one executed notebook per attempt is kept."""
     from runbook_engine.errors import RunPaused
     from runbook_engine.notebook.execute import run_notebook
 
-    confirmations = {step: decision or "confirm" for step, _, decision in
-                     (item.partition("=") for item in confirms)}
-    outcome = run_notebook(runbook, env_path, state_dir=_state_dir(state_dir),
-                           overrides=_sets(sets), answers=answers, run_id=run_id,
-                           operator=operator, change_id=change_id, output=output,
-                           confirmations=confirmations)
+    confirmations = {
+        step: decision or "confirm"
+        for step, _, decision in (item.partition("=") for item in confirms)
+    }
+    outcome = run_notebook(
+        runbook,
+        env_path,
+        state_dir=_state_dir(state_dir),
+        overrides=_sets(sets),
+        answers=answers,
+        run_id=run_id,
+        operator=operator,
+        change_id=change_id,
+        output=output,
+        confirmations=confirmations,
+    )
     if outcome.notebook is not None:
         click.echo(f"Run:      {outcome.run_id} ({outcome.status})")
-        click.echo(f"Notebook: {outcome.notebook} (attempt {outcome.attempt}, "
-                   f"sha256 {outcome.sha256})")
+        click.echo(
+            f"Notebook: {outcome.notebook} (attempt {outcome.attempt}, sha256 {outcome.sha256})"
+        )
     if outcome.exit_status == 3:
         raise RunPaused(outcome.message or f"run {outcome.run_id} is paused at a gate")
     if outcome.exit_status:
@@ -468,14 +626,28 @@ def site() -> None:
 
 
 @site.command("build")
-@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("site/_build"), show_default=True,
-              help="Site folder (replaced when it holds an earlier build).")
-@click.option("--source", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              default=Path("runbooks"), show_default=True, help="Folder of runbooks.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("site/_build"),
+    show_default=True,
+    help="Site folder (replaced when it holds an earlier build).",
+)
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("runbooks"),
+    show_default=True,
+    help="Folder of runbooks.",
+)
 @click.option("--no-pdf", is_flag=True, help="Leave out the PDF downloads (faster).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes "
-              "[default: CPU count, at most 4].")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes [default: CPU count, at most 4].",
+)
 def site_build(output: Path, source: Path, no_pdf: bool, jobs: int | None) -> None:
     """Build the site: an index of every runbook, and per runbook the generic and tailored
     guides with their printable, PDF, notebook and source downloads.  A runbook that fails
@@ -491,11 +663,12 @@ def site_build(output: Path, source: Path, no_pdf: bool, jobs: int | None) -> No
         mark = "ok  " if not result.problems else ("FAIL" if result.entry is None else "some")
         click.echo(f"{mark} {result.path}", err=True)
 
-    report = build_site(source, output, formats=formats, notes=notes, jobs=jobs,
-                        progress=progress)
+    report = build_site(source, output, formats=formats, notes=notes, jobs=jobs, progress=progress)
     click.echo(f"Site: {(report.out / 'index.html').resolve()}")
-    click.echo(f"{len(report.entries)} runbooks, {report.pages} guide pages; downloads: "
-               f"{', '.join(formats)}")
+    click.echo(
+        f"{len(report.entries)} runbooks, {report.pages} guide pages; downloads: "
+        f"{', '.join(formats)}"
+    )
     for note in report.notes:
         click.echo(f"Note: {note}")
     if report.failures:

@@ -17,9 +17,17 @@ from runbook_engine.journal import Journal
 from runbook_engine.store import DONE_STATUSES, CheckpointStore, GateDecision, utcnow
 
 
-def record_confirmation(store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str,
-                        note: str | None, reason: str | None, host: str | None,
-                        attachments: tuple[Path, ...] = ()) -> list[str]:
+def record_confirmation(
+    store: CheckpointStore,
+    run_id: str,
+    step_id: str,
+    by: str,
+    decision: str,
+    note: str | None,
+    reason: str | None,
+    host: str | None,
+    attachments: tuple[Path, ...] = (),
+) -> list[str]:
     """Store ``decision`` for step ``step_id`` of run ``run_id`` and journal it.
 
     Args:
@@ -50,32 +58,59 @@ def record_confirmation(store: CheckpointStore, run_id: str, step_id: str, by: s
         raise StateError(f"run {run_id} is finished ({record.status})")
     states = [s for s in store.steps(run_id) if s.step_id == step_id]
     if not states:
-        raise StateError(f"run {run_id} has no step {step_id!r}; `runbook status {run_id}` lists them")
+        raise StateError(
+            f"run {run_id} has no step {step_id!r}; `runbook status {run_id}` lists them"
+        )
     if host is not None:
         states = [s for s in states if s.host == host]
         if not states:
             raise StateError(f"step {step_id!r} of run {run_id} does not run on host {host!r}")
     if _is_approval(record.runbook_path, step_id):
-        raise InputError(f"{step_id!r} is an approval step: approvers pass it with `runbook "
-                         f"approve {run_id} {step_id} --as NAME` (or `runbook reject`)")
+        raise InputError(
+            f"{step_id!r} is an approval step: approvers pass it with `runbook "
+            f"approve {run_id} {step_id} --as NAME` (or `runbook reject`)"
+        )
     open_states = [s for s in states if s.status not in DONE_STATUSES]
     if not open_states:
-        raise StateError(f"step {step_id!r} of run {run_id} is finished already "
-                         f"({states[0].status}); nothing to confirm")
+        raise StateError(
+            f"step {step_id!r} of run {run_id} is finished already "
+            f"({states[0].status}); nothing to confirm"
+        )
     if decision == "rerun":
         not_running = [s.host for s in open_states if s.status != "running"]
         if not_running:
-            raise InputError(f"--rerun applies to a step that was interrupted while running; "
-                             f"{step_id!r} on {', '.join(not_running)} was not")
+            raise InputError(
+                f"--rerun applies to a step that was interrupted while running; "
+                f"{step_id!r} on {', '.join(not_running)} was not"
+            )
     journal = Journal(Path(store.run_dir(run_id)) / "journal.jsonl")
-    kept = [_attach(journal, store.run_dir(run_id), step_id, path, by.strip())
-            for path in attachments]
+    kept = [
+        _attach(journal, store.run_dir(run_id), step_id, path, by.strip()) for path in attachments
+    ]
     for state in open_states:
-        store.put_gate(GateDecision(run_id, step_id, state.host, decision, by.strip(),
-                                    note if decision != "skip" else reason, "cli", utcnow()))
-        journal.append("gate-decision-recorded", step=step_id, host=state.host, decision=decision,
-                       by=by.strip(), note=note, reason=reason, source="cli",
-                       attachments=kept or None)
+        store.put_gate(
+            GateDecision(
+                run_id,
+                step_id,
+                state.host,
+                decision,
+                by.strip(),
+                note if decision != "skip" else reason,
+                "cli",
+                utcnow(),
+            )
+        )
+        journal.append(
+            "gate-decision-recorded",
+            step=step_id,
+            host=state.host,
+            decision=decision,
+            by=by.strip(),
+            note=note,
+            reason=reason,
+            source="cli",
+            attachments=kept or None,
+        )
     return [s.host for s in open_states]
 
 
@@ -110,8 +145,11 @@ def _attach(journal: Journal, run_dir: Path, step_id: str, source: Path, by: str
     except OSError as exc:
         raise InputError(f"--attach {source}: cannot copy ({exc.strerror})") from None
     data = target.read_bytes()
-    entry = {"path": target.relative_to(run_dir).as_posix(),
-             "sha256": hashlib.sha256(data).hexdigest()}
-    journal.append("attachment-added", step=step_id, name=source.name, size_bytes=len(data),
-                   by=by, **entry)
+    entry = {
+        "path": target.relative_to(run_dir).as_posix(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    journal.append(
+        "attachment-added", step=step_id, name=source.name, size_bytes=len(data), by=by, **entry
+    )
     return entry

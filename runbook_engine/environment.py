@@ -16,7 +16,9 @@ from runbook_engine.model import Environment, Host, SecretRef
 from runbook_engine.types import ValueProblem, coerce
 from runbook_engine.yamlfile import line_of, load_yaml
 
-TOP_KEYS = frozenset({"name", "description", "parameters", "facts", "roles", "secrets", "approvers"})
+TOP_KEYS = frozenset(
+    {"name", "description", "parameters", "facts", "roles", "secrets", "approvers"}
+)
 HOST_KEYS = frozenset({"name", "address", "transport", "winrm"})
 TRANSPORTS = frozenset({"local", "manual", "winrm"})
 SECRET_KEYS = frozenset({"env", "prompt", "keyring"})
@@ -53,9 +55,14 @@ def load_environment(path: Path) -> Environment:
     facts = _mapping(data, "facts", add)
     for key, value in values.items():
         if _SECRETISH.search(str(key)) and value not in (None, ""):
-            add(f"parameter {key!r} looks like a secret; secrets never go in an environment file: "
+            add(
+                f"parameter {key!r} looks like a secret; secrets never go in an environment file: "
                 f"name where it comes from under 'secrets' ({{env: VAR}}, {{prompt: true}} or "
-                "{keyring: ...})", "parameters", key, code="RB215")
+                "{keyring: ...})",
+                "parameters",
+                key,
+                code="RB215",
+            )
     roles = _roles(data.get("roles"), lines, add)
     secrets = _secrets(data.get("secrets"), lines, add)
     approvers = _approvers(data.get("approvers"), add)
@@ -64,9 +71,16 @@ def load_environment(path: Path) -> Environment:
     key_lines = {str(k): line_of(lines, "parameters", k) for k in values}
     key_lines.update({str(k): line_of(lines, "facts", k) for k in facts})
     return Environment(
-        path=path, name=name.strip(), description=str(data.get("description") or ""),
-        values=values, facts=facts, roles=roles, secrets=secrets, lines=key_lines,
-        content_hash=hashlib.sha256(path.read_bytes()).hexdigest(), approvers=approvers,
+        path=path,
+        name=name.strip(),
+        description=str(data.get("description") or ""),
+        values=values,
+        facts=facts,
+        roles=roles,
+        secrets=secrets,
+        lines=key_lines,
+        content_hash=hashlib.sha256(path.read_bytes()).hexdigest(),
+        approvers=approvers,
     )
 
 
@@ -89,8 +103,13 @@ def _roles(raw: Any, lines: dict, add: Any) -> dict[str, tuple[Host, ...]]:
         if isinstance(hosts, dict):
             hosts = [hosts]
         if not hosts:
-            add(f"role {role!r} has no host; give at least one host (use transport: manual "
-                "for a host you reach by hand)", "roles", role, code="RB211")
+            add(
+                f"role {role!r} has no host; give at least one host (use transport: manual "
+                "for a host you reach by hand)",
+                "roles",
+                role,
+                code="RB211",
+            )
             continue
         if not isinstance(hosts, list):
             add(f"role {role!r}: expected a list of hosts", "roles", role)
@@ -103,16 +122,28 @@ def _roles(raw: Any, lines: dict, add: Any) -> dict[str, tuple[Host, ...]]:
 def _host(role: str, index: int, raw: Any, lines: dict, add: Any) -> Host | None:
     key = ("roles", role, index)
     if not isinstance(raw, dict):
-        add(f"role {role!r} host {index + 1}: expected a mapping with name, address, transport", *key)
+        add(
+            f"role {role!r} host {index + 1}: expected a mapping with name, address, transport",
+            *key,
+        )
         return None
     for k in raw:
         if k not in HOST_KEYS:
-            add(f"role {role!r} host {index + 1}: unknown key {k!r}; allowed: "
-                f"{', '.join(sorted(HOST_KEYS))}", *key, k)
+            add(
+                f"role {role!r} host {index + 1}: unknown key {k!r}; allowed: "
+                f"{', '.join(sorted(HOST_KEYS))}",
+                *key,
+                k,
+            )
     transport = str(raw.get("transport", "local"))
     if transport not in TRANSPORTS:
-        add(f"role {role!r} host {index + 1}: unknown transport {transport!r}; use one of "
-            f"{', '.join(sorted(TRANSPORTS))}", *key, "transport", code="RB212")
+        add(
+            f"role {role!r} host {index + 1}: unknown transport {transport!r}; use one of "
+            f"{', '.join(sorted(TRANSPORTS))}",
+            *key,
+            "transport",
+            code="RB212",
+        )
     address = raw.get("address", raw.get("name"))
     name = raw.get("name", address)
     if address is None:
@@ -155,9 +186,12 @@ def _secrets(raw: Any, lines: dict, add: Any) -> dict[str, SecretRef]:
     for name, ref in raw.items():
         key = ("secrets", name)
         if not isinstance(ref, dict) or len(set(ref) & SECRET_KEYS) != 1 or set(ref) - SECRET_KEYS:
-            add(f"secret {name!r}: give exactly one of {{env: VAR}}, {{prompt: true}} or "
+            add(
+                f"secret {name!r}: give exactly one of {{env: VAR}}, {{prompt: true}} or "
                 "{keyring: {service: S, username: U}}; the value itself never goes in this file",
-                *key, code="RB215")
+                *key,
+                code="RB215",
+            )
             continue
         keyring = ref.get("keyring")
         if keyring is not None and not (
@@ -166,7 +200,9 @@ def _secrets(raw: Any, lines: dict, add: Any) -> dict[str, SecretRef]:
             add(f"secret {name!r}: keyring needs 'service' and 'username'", *key, code="RB215")
             continue
         out[str(name)] = SecretRef(
-            name=str(name), env=ref.get("env"), prompt=bool(ref.get("prompt", False)),
+            name=str(name),
+            env=ref.get("env"),
+            prompt=bool(ref.get("prompt", False)),
             keyring=(str(keyring["service"]), str(keyring["username"])) if keyring else None,
             line=line_of(lines, *key),
         )

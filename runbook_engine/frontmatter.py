@@ -91,14 +91,21 @@ def _load(source: str, path: Path) -> dict[str, Any]:
         src = source.split("\n")
         source_line = src[line - 2] if 0 <= line - 2 < len(src) else None
         raise RunbookSyntaxError.single(
-            f"invalid YAML front matter: {problem}", path, line, code="RB103", source_line=source_line
+            f"invalid YAML front matter: {problem}",
+            path,
+            line,
+            code="RB103",
+            source_line=source_line,
         ) from None
     duplicate = duplicate_key(source)
     if duplicate is not None:
         key, first, second = duplicate
         raise RunbookSyntaxError.single(
             f"front-matter key {key!r} is given twice (lines {first} and {second}); keep one",
-            path, second, code="RB103")
+            path,
+            second,
+            code="RB103",
+        )
     if not isinstance(data, dict):
         raise RunbookSyntaxError.single(
             f"front matter must be a YAML mapping (key: value), not {type(data).__name__}",

@@ -47,9 +47,15 @@ class Decision:
 
     def journal_fields(self) -> dict[str, Any]:
         """Fields for the journal event, without empty values."""
-        fields = {"decision": self.decision, "by": self.by, "source": self.source,
-                  "note": self.note, "reason": self.reason, "answers_path": self.answers_path,
-                  "answers_sha256": self.answers_hash}
+        fields = {
+            "decision": self.decision,
+            "by": self.by,
+            "source": self.source,
+            "note": self.note,
+            "reason": self.reason,
+            "answers_path": self.answers_path,
+            "answers_sha256": self.answers_hash,
+        }
         return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -69,9 +75,14 @@ class Answers:
         if entry is None:
             return None
         return Decision(
-            decision=entry["decision"], by=self.operator, note=entry.get("note"),
-            reason=entry.get("reason"), source="answers-file", answers_path=str(self.path),
-            answers_hash=self.sha256, backout=entry.get("backout"),
+            decision=entry["decision"],
+            by=self.operator,
+            note=entry.get("note"),
+            reason=entry.get("reason"),
+            source="answers-file",
+            answers_path=str(self.path),
+            answers_hash=self.sha256,
+            backout=entry.get("backout"),
         )
 
 
@@ -100,18 +111,32 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         problems.append(Problem(message, path, line_of(lines, *key), code="RB240"))
 
     if not isinstance(data, dict):
-        raise InputError.single("an answers file is a mapping with 'operator' and 'answers'", path, 1)
+        raise InputError.single(
+            "an answers file is a mapping with 'operator' and 'answers'", path, 1
+        )
     for key in data:
         if key not in ("operator", "answers"):
             add(f"unknown key {key!r}; an answers file has 'operator' and 'answers'", key)
     operator = data.get("operator")
     if isinstance(operator, str) and any(ord(c) < 32 or ord(c) == 127 for c in operator):
-        problems.append(Problem("'operator' holds control characters", path,
-                                line_of(lines, "operator") or 1, code="RB240"))
+        problems.append(
+            Problem(
+                "'operator' holds control characters",
+                path,
+                line_of(lines, "operator") or 1,
+                code="RB240",
+            )
+        )
         operator = ""
     elif not isinstance(operator, str) or not operator.strip():
-        problems.append(Problem("'operator' is required: the person giving these answers",
-                                path, line_of(lines, "operator") or 1, code="RB240"))
+        problems.append(
+            Problem(
+                "'operator' is required: the person giving these answers",
+                path,
+                line_of(lines, "operator") or 1,
+                code="RB240",
+            )
+        )
         operator = ""
     raw = data.get("answers") or {}
     if not isinstance(raw, dict):
@@ -128,8 +153,11 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         if unknown:
             add(f"{step_id}: unknown key(s) {', '.join(sorted(unknown))}", *key)
         if entry.get("decision") not in DECISIONS:
-            add(f"{step_id}: decision {entry.get('decision')!r} is not one of "
-                f"{', '.join(sorted(DECISIONS))}", *key)
+            add(
+                f"{step_id}: decision {entry.get('decision')!r} is not one of "
+                f"{', '.join(sorted(DECISIONS))}",
+                *key,
+            )
         if entry.get("decision") == "skip" and not entry.get("reason"):
             add(f"{step_id}: a skip needs a reason", *key)
         if entry.get("backout") not in (None, "run", "skip"):
@@ -139,12 +167,23 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         entries[str(step_id)] = {k: (str(v) if v is not None else None) for k, v in entry.items()}
     if problems:
         raise InputError(problems[0].format(), problems)
-    return Answers(path.resolve(), hashlib.sha256(path.read_bytes()).hexdigest(), operator.strip(),
-                   entries, {str(k): line_of(lines, "answers", k) for k in raw})
+    return Answers(
+        path.resolve(),
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+        operator.strip(),
+        entries,
+        {str(k): line_of(lines, "answers", k) for k in raw},
+    )
 
 
-def prompt_gate(console: Any, title: str, question: str, by: str, *,
-                choices: tuple[str, ...] = ("confirm", "skip", "abort")) -> Decision:
+def prompt_gate(
+    console: Any,
+    title: str,
+    question: str,
+    by: str,
+    *,
+    choices: tuple[str, ...] = ("confirm", "skip", "abort"),
+) -> Decision:
     """Ask a person at the terminal; return their decision (source ``terminal``).
 
     ``console`` is a :class:`rich.console.Console`.  A skip asks for a reason.

@@ -64,8 +64,9 @@ def canonical_json(obj: Any) -> str:
         TypeError: ``obj`` holds something JSON cannot represent.
         ValueError: ``obj`` holds NaN or an infinity.
     """
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -129,13 +130,15 @@ def _check_line(raw: bytes, n: int, prev_hash: str) -> tuple[dict[str, Any] | No
     if record_hash(rec) != rec["hash"]:
         return None, f"line {n}: hash does not match the record's content (edited)"
     if rec["seq"] != n:
-        return None, (f"line {n} has seq {rec['seq']}, expected {n} "
-                      "(a line was deleted, inserted or moved)")
+        return None, (
+            f"line {n} has seq {rec['seq']}, expected {n} (a line was deleted, inserted or moved)"
+        )
     if rec["prev"] != prev_hash:
         if n == 1:
             return None, "line 1: prev is not 64 zeros (the start of the journal is missing)"
-        return None, (f"line {n}: prev does not match the hash of line {n - 1} "
-                      "(a line was deleted or moved)")
+        return None, (
+            f"line {n}: prev does not match the hash of line {n - 1} (a line was deleted or moved)"
+        )
     return rec, ""
 
 
@@ -173,14 +176,14 @@ def _scan_lines(data: bytes) -> tuple[list[dict[str, Any]], int | None, str]:
     return records, None, ""
 
 
-def _check_anchor(
-    records: list[dict[str, Any]], anchor: tuple[int, str]
-) -> tuple[int | None, str]:
+def _check_anchor(records: list[dict[str, Any]], anchor: tuple[int, str]) -> tuple[int | None, str]:
     seq, digest = anchor
     if seq > len(records):
-        return len(records) + 1, (f"line {len(records) + 1} is missing: the head says the "
-                                  f"journal holds {seq} records, it holds {len(records)} "
-                                  "(the end was cut off)")
+        return len(records) + 1, (
+            f"line {len(records) + 1} is missing: the head says the "
+            f"journal holds {seq} records, it holds {len(records)} "
+            "(the end was cut off)"
+        )
     if seq and records[seq - 1]["hash"] != digest:
         return seq, f"line {seq} is not the record the head file names (rewritten)"
     return None, ""
@@ -207,8 +210,10 @@ def _scan(
         if abad is not None and (bad is None or abad < bad):
             bad, why = abad, awhy
     if bad is None and not problem and anchor is None and records and require_head:
-        problem = (f"head file {head_path(path)} is missing: cannot prove that no records "
-                   "were cut from the end")
+        problem = (
+            f"head file {head_path(path)} is missing: cannot prove that no records "
+            "were cut from the end"
+        )
     message = why or problem or f"{len(records)} events, chain intact"
     check = JournalCheck(
         ok=bad is None and not problem,
@@ -265,7 +270,7 @@ def _utc_now() -> str:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -320,8 +325,7 @@ class Journal:
         if not scan.check.ok:
             where = f"line {scan.check.first_bad_line}: " if scan.check.first_bad_line else ""
             raise EvidenceError(
-                f"journal {self.path} is damaged ({where}{scan.check.message}); "
-                "refusing to append"
+                f"journal {self.path} is damaged ({where}{scan.check.message}); refusing to append"
             )
         self._adopt(scan)
 
@@ -370,8 +374,13 @@ class Journal:
         clash = RESERVED_KEYS & fields.keys()
         if clash:
             raise ValueError(f"event fields may not use reserved keys: {sorted(clash)}")
-        record = {"seq": self._seq + 1, "time": _utc_now(), "event": event,
-                  **self._redactor.redact_obj(fields), "prev": self._hash}
+        record = {
+            "seq": self._seq + 1,
+            "time": _utc_now(),
+            "event": event,
+            **self._redactor.redact_obj(fields),
+            "prev": self._hash,
+        }
         try:  # normalise (paths, dates -> str) so the returned record equals what is read back
             record = json.loads(json.dumps(record, default=str, allow_nan=False))
         except (TypeError, ValueError) as exc:

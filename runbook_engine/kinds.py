@@ -48,7 +48,9 @@ for _name, _desc, _local in (
     register_kind(KindInfo(_name, "command", _desc, _local))
 register_kind(KindInfo("manual", "manual", "instructions for a person (a gate)", True))
 register_kind(
-    KindInfo("probe", "declarative", "verification probe run from the operator's machine", True, False)
+    KindInfo(
+        "probe", "declarative", "verification probe run from the operator's machine", True, False
+    )
 )
 for _name, _desc in (
     ("registry", "a registry value, ensured present with its data or absent (YAML body)"),
@@ -56,6 +58,11 @@ for _name, _desc in (
 ):
     register_kind(KindInfo(_name, "declarative", _desc, local_ok=False))
 register_kind(
-    KindInfo("approval", "declarative",
-             "an approval gate: quorum of approvers, separation of duties (YAML body)", True, False)
+    KindInfo(
+        "approval",
+        "declarative",
+        "an approval gate: quorum of approvers, separation of duties (YAML body)",
+        True,
+        False,
+    )
 )

@@ -10,8 +10,8 @@ only (issue 6, part 3).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -148,8 +148,12 @@ def _relative(problem: Problem, cwd: Path) -> Problem:
 def print_rules(fmt: str) -> None:
     """Print the warning rules (code, name, summary) as text or JSON."""
     if fmt == "json":
-        click.echo(json.dumps([{"code": r.code, "name": r.name, "summary": r.summary}
-                               for r in RULES.values()], indent=2))
+        click.echo(
+            json.dumps(
+                [{"code": r.code, "name": r.name, "summary": r.summary} for r in RULES.values()],
+                indent=2,
+            )
+        )
         return
     for rule in RULES.values():
         click.echo(f"{rule.code}  {rule.name:<24} {rule.summary}")
@@ -160,12 +164,27 @@ def run_lint(paths: list[Path], fmt: str) -> int:
     files, problems = lint_paths(paths)
     errors = sum(1 for p in problems if p.severity == "error")
     if fmt == "json":
-        click.echo(json.dumps([{"path": str(p.path), "line": p.line, "col": p.col, "code": p.code,
-                                "severity": p.severity, "message": p.message} for p in problems],
-                              indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "path": str(p.path),
+                        "line": p.line,
+                        "col": p.col,
+                        "code": p.code,
+                        "severity": p.severity,
+                        "message": p.message,
+                    }
+                    for p in problems
+                ],
+                indent=2,
+            )
+        )
     else:
         for p in problems:
             click.echo(f"{p.path}:{p.line}:{p.col or 1}: {p.code} {p.message}")
-        click.echo(f"{len(files)} runbooks checked, {errors} errors, "
-                   f"{len(problems) - errors} warnings", err=True)
+        click.echo(
+            f"{len(files)} runbooks checked, {errors} errors, {len(problems) - errors} warnings",
+            err=True,
+        )
     return 1 if errors else 0

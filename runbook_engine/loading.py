@@ -34,8 +34,14 @@ class Loaded:
     tailored: TailoredRunbook
 
 
-def load(runbook_path: Path, env_path: Path | None, overrides: dict[str, str] | None = None,
-         *, with_secrets: bool = False, need_env: bool = False) -> Loaded:
+def load(
+    runbook_path: Path,
+    env_path: Path | None,
+    overrides: dict[str, str] | None = None,
+    *,
+    with_secrets: bool = False,
+    need_env: bool = False,
+) -> Loaded:
     """Parse, validate and tailor.
 
     Args:
@@ -54,8 +60,9 @@ def load(runbook_path: Path, env_path: Path | None, overrides: dict[str, str] | 
     if env is None and need_env:
         _check_envless(runbook)
         values = resolve_values(runbook, None, overrides, with_secrets=with_secrets)
-        return Loaded(runbook, None, values, tailor(runbook, _NO_ENV(runbook), values,
-                                                    secrets=with_secrets))
+        return Loaded(
+            runbook, None, values, tailor(runbook, _NO_ENV(runbook), values, secrets=with_secrets)
+        )
     if env is None and not overrides:
         return Loaded(runbook, None, None, tailor(runbook, None, None))
     values = resolve_values(runbook, env, overrides, with_secrets=with_secrets)
@@ -65,16 +72,30 @@ def load(runbook_path: Path, env_path: Path | None, overrides: dict[str, str] | 
 
 def _check_envless(runbook: Runbook) -> None:
     problems = [
-        Problem(f"step {s.id!r} targets role {s.target!r}: give an environment with --env FILE "
-                "that names its hosts", s.span.path, s.span.start_line, code="RB231")
-        for s in runbook.steps if s.target is not None
+        Problem(
+            f"step {s.id!r} targets role {s.target!r}: give an environment with --env FILE "
+            "that names its hosts",
+            s.span.path,
+            s.span.start_line,
+            code="RB231",
+        )
+        for s in runbook.steps
+        if s.target is not None
     ]
     if problems:
         raise InputError(problems[0].format(), problems)
 
 
-def _NO_ENV(runbook: Runbook) -> Environment:  # noqa: N802 - a constant-like factory
+def _NO_ENV(runbook: Runbook) -> Environment:
     """An empty environment for runbooks that need none (local steps only)."""
-    return Environment(path=Path("<no environment>"), name="local", description="",
-                       values={}, facts={}, roles={}, secrets={}, lines={},
-                       content_hash="")
+    return Environment(
+        path=Path("<no environment>"),
+        name="local",
+        description="",
+        values={},
+        facts={},
+        roles={},
+        secrets={},
+        lines={},
+        content_hash="",
+    )

@@ -17,8 +17,18 @@ from runbook_engine.model import Parameter
 from runbook_engine.types import TYPES, ValueProblem, coerce
 
 RUNBOOK_KEYS = frozenset(
-    {"id", "title", "version", "summary", "tags", "roles", "parameters", "references",
-     "approval", "lint"}
+    {
+        "id",
+        "title",
+        "version",
+        "summary",
+        "tags",
+        "roles",
+        "parameters",
+        "references",
+        "approval",
+        "lint",
+    }
 )
 FRAGMENT_KEYS = frozenset({"parameters", "roles"})
 PARAMETER_KEYS = frozenset(
@@ -69,7 +79,9 @@ def read_meta(
 
     for key in meta:
         if key not in allowed:
-            add(f"unknown front-matter key {key!r}; allowed: {', '.join(sorted(allowed))}", str(key))
+            add(
+                f"unknown front-matter key {key!r}; allowed: {', '.join(sorted(allowed))}", str(key)
+            )
     for key in ("id", "title", "version", "summary"):
         if key in meta and key in allowed:
             value = meta[key]
@@ -87,7 +99,10 @@ def read_meta(
         roles = {}
     for role, description in roles.items():
         if not _ROLE.match(str(role)):
-            add(f"role name {role!r} must start with a letter (letters, digits, '-', '_')", f"roles.{role}")
+            add(
+                f"role name {role!r} must start with a letter (letters, digits, '-', '_')",
+                f"roles.{role}",
+            )
         if description is not None and not isinstance(description, (str, int, float)):
             add(f"role {role!r}: the description must be text", f"roles.{role}")
             description = None
@@ -119,12 +134,18 @@ def _strings(meta: dict[str, Any], key: str, add: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def _parameter(name: str, decl: Any, line: int, path: Path, problems: list[Problem]) -> Parameter | None:
+def _parameter(
+    name: str, decl: Any, line: int, path: Path, problems: list[Problem]
+) -> Parameter | None:
     def add(message: str) -> None:
         problems.append(Problem(f"parameter {name!r}: {message}", path, line, code="RB105"))
 
     if not _NAME.match(name):
-        add("names must be identifiers (letters, digits, '_'), so templates can use {{ " + name + " }}")
+        add(
+            "names must be identifiers (letters, digits, '_'), so templates can use {{ "
+            + name
+            + " }}"
+        )
         return None
     if decl is None:
         decl = {}
@@ -135,7 +156,10 @@ def _parameter(name: str, decl: Any, line: int, path: Path, problems: list[Probl
         return None
     unknown = sorted(set(decl) - PARAMETER_KEYS)
     if unknown:
-        add(f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(PARAMETER_KEYS))}")
+        add(
+            f"unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(PARAMETER_KEYS))}"
+        )
     type_name = str(decl.get("type", "string"))
     if type_name not in TYPES:
         add(f"unknown type {type_name!r}; types: {', '.join(sorted(TYPES))}")
@@ -169,7 +193,14 @@ def _parameter(name: str, decl: Any, line: int, path: Path, problems: list[Probl
     if not isinstance(required, bool):
         required = default is None
     return Parameter(
-        name=name, type=type_name, description=str(description or ""),
-        default=default, example=decl.get("example"), required=bool(required), secret=secret,
-        choices=tuple(choices) if isinstance(choices, list) else (), items=items, line=line,
+        name=name,
+        type=type_name,
+        description=str(description or ""),
+        default=default,
+        example=decl.get("example"),
+        required=bool(required),
+        secret=secret,
+        choices=tuple(choices) if isinstance(choices, list) else (),
+        items=items,
+        line=line,
     )

@@ -30,8 +30,19 @@ _MD = MarkdownIt("commonmark")
 _INCLUDE = re.compile(r"^<!--\s*include:(?P<path>.*?)-->\s*$")
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 ATTRIBUTES = frozenset(
-    {"target", "when", "timeout", "retries", "retry-delay", "on-failure", "check", "backout",
-     "title", "cwd", "template"}
+    {
+        "target",
+        "when",
+        "timeout",
+        "retries",
+        "retry-delay",
+        "on-failure",
+        "check",
+        "backout",
+        "title",
+        "cwd",
+        "template",
+    }
 )
 CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
 MAX_INCLUDE_DEPTH = 8
@@ -91,7 +102,9 @@ class _Document:
     hashes: list[str] = field(default_factory=list)
     heading: str | None = None
 
-    def problem(self, message: str, path: Path, line: int, code: str, source: str | None = None) -> None:
+    def problem(
+        self, message: str, path: Path, line: int, code: str, source: str | None = None
+    ) -> None:
         self.problems.append(Problem(message, path, line, code=code, source_line=source))
 
 
@@ -140,9 +153,13 @@ def _walk(doc: _Document, text: str, path: Path, body_line: int, depth: int, sta
                 _emit_prose(doc, lines, cursor, token.map[0], path, offset)
                 target = match.group("path").strip()
                 if not target:
-                    doc.problem("include directive without a path: write <!-- include: "
-                                "_shared/file.md -->", path, token.map[0] + offset, "RB121",
-                                token.content.strip())
+                    doc.problem(
+                        "include directive without a path: write <!-- include: _shared/file.md -->",
+                        path,
+                        token.map[0] + offset,
+                        "RB121",
+                        token.content.strip(),
+                    )
                 else:
                     _include(doc, path, target, token.map[0] + offset, depth, stack)
                 cursor = token.map[1]
@@ -158,7 +175,9 @@ def _walk(doc: _Document, text: str, path: Path, body_line: int, depth: int, sta
     _emit_prose(doc, lines, cursor, len(lines), path, offset)
 
 
-def _emit_prose(doc: _Document, lines: list[str], start: int, end: int, path: Path, offset: int) -> None:
+def _emit_prose(
+    doc: _Document, lines: list[str], start: int, end: int, path: Path, offset: int
+) -> None:
     if end <= start:
         return
     chunk = lines[start:end]
@@ -174,15 +193,22 @@ def _include(doc: _Document, path: Path, target: str, line: int, depth: int, sta
     fragment = (path.parent / target).resolve()
     source = f"<!-- include: {target} -->"
     if Path(target).is_absolute() or target.startswith(("\\", "~")):
-        doc.problem(f"include path {target!r} must be relative to this file", path, line, "RB121",
-                    source)
+        doc.problem(
+            f"include path {target!r} must be relative to this file", path, line, "RB121", source
+        )
         return
     if depth >= MAX_INCLUDE_DEPTH or fragment in stack:
         chain = " -> ".join(p.name for p in (*stack, fragment))
         doc.problem(f"include cycle or nesting too deep: {chain}", path, line, "RB120", source)
         return
     if not fragment.is_file():
-        doc.problem(f"included file {target!r} not found (looked for {fragment})", path, line, "RB121", source)
+        doc.problem(
+            f"included file {target!r} not found (looked for {fragment})",
+            path,
+            line,
+            "RB121",
+            source,
+        )
         return
     try:
         text, digest = read_source(fragment)
@@ -197,17 +223,28 @@ def _include(doc: _Document, path: Path, target: str, line: int, depth: int, sta
         if known is not None and replace(known, line=0) != replace(param, line=0):
             doc.problem(
                 f"parameter {name!r} is declared differently here and in the runbook "
-                f"(line {known.line}); declare it once", fragment, param.line, "RB122")
+                f"(line {known.line}); declare it once",
+                fragment,
+                param.line,
+                "RB122",
+            )
         doc.parameters.setdefault(name, param)
     for role, description in info.roles.items():
         if role in doc.roles and doc.roles[role] != description:
-            doc.problem(f"role {role!r} is described differently here and in the runbook "
-                        f"({doc.roles[role]!r}); declare it once", fragment, 0, "RB122")
+            doc.problem(
+                f"role {role!r} is described differently here and in the runbook "
+                f"({doc.roles[role]!r}); declare it once",
+                fragment,
+                0,
+                "RB122",
+            )
         doc.roles.setdefault(role, description)
     _walk(doc, text, fragment, body_line, depth + 1, (*stack, fragment))
 
 
-def _make_step(doc: _Document, token: Token, lines: list[str], path: Path, offset: int) -> Step | None:
+def _make_step(
+    doc: _Document, token: Token, lines: list[str], path: Path, offset: int
+) -> Step | None:
     assert token.map is not None
     first, end = token.map
     line = first + offset
@@ -217,39 +254,80 @@ def _make_step(doc: _Document, token: Token, lines: list[str], path: Path, offse
     except AttrSyntaxError as exc:
         if "{" not in token.info:
             return None
-        doc.problem(f"bad attribute list: {exc.message} (column {exc.col + 1} of the info string)",
-                    path, line, "RB110", source)
+        doc.problem(
+            f"bad attribute list: {exc.message} (column {exc.col + 1} of the info string)",
+            path,
+            line,
+            "RB110",
+            source,
+        )
         return None
     if info.id is None:
         if info.attrs:
-            doc.problem("attributes without an id: add {#step-id ...} to make this block a step, "
-                        "or remove the attributes", path, line, "RB111", source)
+            doc.problem(
+                "attributes without an id: add {#step-id ...} to make this block a step, "
+                "or remove the attributes",
+                path,
+                line,
+                "RB111",
+                source,
+            )
         return None
     if not _closed(token):
-        doc.problem(f"step {info.id!r}: the fence opened here is never closed; add a closing "
-                    f"{token.markup} line", path, line, "RB112", source)
+        doc.problem(
+            f"step {info.id!r}: the fence opened here is never closed; add a closing "
+            f"{token.markup} line",
+            path,
+            line,
+            "RB112",
+            source,
+        )
         return None
     fields = _step_fields(doc, info.attrs, info.classes, path, line, source, info.id)
     if info.lang is None:
-        doc.problem(f"step {info.id!r} has no language; write the kind before the attributes, "
-                    f"e.g. ```cmd {{#{info.id}}}", path, line, "RB113", source)
+        doc.problem(
+            f"step {info.id!r} has no language; write the kind before the attributes, "
+            f"e.g. ```cmd {{#{info.id}}}",
+            path,
+            line,
+            "RB113",
+            source,
+        )
         return None
     if info.lang not in KINDS:
         known = ", ".join(sorted(KINDS))
-        doc.problem(f"step {info.id!r}: unknown step kind {info.lang!r}; known kinds: {known} "
-                    "(to show code without running it, leave out the {#id})", path, line, "RB114", source)
+        doc.problem(
+            f"step {info.id!r}: unknown step kind {info.lang!r}; known kinds: {known} "
+            "(to show code without running it, leave out the {#id})",
+            path,
+            line,
+            "RB114",
+            source,
+        )
         return None
     if not _ID.match(info.id):
-        doc.problem(f"step id {info.id!r} must start with a letter and hold only letters, digits, "
-                    "'-' and '_'", path, line, "RB115", source)
+        doc.problem(
+            f"step id {info.id!r} must start with a letter and hold only letters, digits, "
+            "'-' and '_'",
+            path,
+            line,
+            "RB115",
+            source,
+        )
     body = token.content
     if body and not body.endswith("\n"):
         body += "\n"
     fence_col = len(source) - len(source.lstrip(" >\t0123456789.)-*+"))
     return Step(
-        id=info.id, kind=info.lang, body=body, attrs=dict(info.attrs), classes=info.classes,
-        span=SourceSpan(path, line, end - 1 + offset), body_line=line + 1,
-        prefix=source[:fence_col], **fields,
+        id=info.id,
+        kind=info.lang,
+        body=body,
+        attrs=dict(info.attrs),
+        classes=info.classes,
+        span=SourceSpan(path, line, end - 1 + offset),
+        body_line=line + 1,
+        prefix=source[:fence_col],
+        **fields,
     )
 
 
@@ -264,8 +342,15 @@ def _closed(token: Token) -> bool:
     return len(token.content.splitlines()) == end - first - 2
 
 
-def _step_fields(doc: _Document, attrs: dict[str, str], classes: tuple[str, ...], path: Path,
-                 line: int, source: str, step_id: str) -> dict[str, Any]:
+def _step_fields(
+    doc: _Document,
+    attrs: dict[str, str],
+    classes: tuple[str, ...],
+    path: Path,
+    line: int,
+    source: str,
+    step_id: str,
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def bad(message: str) -> None:
@@ -276,8 +361,12 @@ def _step_fields(doc: _Document, attrs: dict[str, str], classes: tuple[str, ...]
             bad(f"unknown attribute {key!r}; known: {', '.join(sorted(ATTRIBUTES))}")
         elif key in ("timeout", "retry-delay"):
             number = _number(value)
-            if (number is None or not math.isfinite(number) or number < 0
-                    or (key == "timeout" and number == 0)):
+            if (
+                number is None
+                or not math.isfinite(number)
+                or number < 0
+                or (key == "timeout" and number == 0)
+            ):
                 bad(f"{key}={value!r} must be a positive number of seconds")
             else:
                 out["timeout" if key == "timeout" else "retry_delay"] = number
@@ -320,9 +409,13 @@ def _resolve(doc: _Document) -> dict[int, Step]:
     for step in (s for s in doc.segments if isinstance(s, Step)):
         if step.id in seen:
             other = seen[step.id]
-            doc.problem(f"duplicate step id {step.id!r}: also used at {other.span.path.name}:"
-                        f"{other.span.start_line}; ids must be unique", step.span.path,
-                        step.span.start_line, "RB117")
+            doc.problem(
+                f"duplicate step id {step.id!r}: also used at {other.span.path.name}:"
+                f"{other.span.start_line}; ids must be unique",
+                step.span.path,
+                step.span.start_line,
+                "RB117",
+            )
         else:
             seen[step.id] = step
     roles: dict[str, str] = {}
@@ -332,24 +425,45 @@ def _resolve(doc: _Document) -> dict[int, Step]:
             if ref is None:
                 continue
             if ref not in seen:
-                doc.problem(f"step {step.id!r}: {attr}={ref!r} names no step in this runbook",
-                            step.span.path, step.span.start_line, "RB118")
+                doc.problem(
+                    f"step {step.id!r}: {attr}={ref!r} names no step in this runbook",
+                    step.span.path,
+                    step.span.start_line,
+                    "RB118",
+                )
             elif ref == step.id:
-                doc.problem(f"step {step.id!r}: a step cannot be its own {attr}",
-                            step.span.path, step.span.start_line, "RB118")
+                doc.problem(
+                    f"step {step.id!r}: a step cannot be its own {attr}",
+                    step.span.path,
+                    step.span.start_line,
+                    "RB118",
+                )
             else:
                 roles.setdefault(ref, attr)
     for step in seen.values():
         if step.check in seen and seen[step.check].kind not in _CHECK_KINDS:
-            doc.problem(f"step {step.id!r}: check={step.check!r} is a {seen[step.check].kind!r} "
-                        "step; a check must be a command or a probe that can run unattended",
-                        step.span.path, step.span.start_line, "RB118")
+            doc.problem(
+                f"step {step.id!r}: check={step.check!r} is a {seen[step.check].kind!r} "
+                "step; a check must be a command or a probe that can run unattended",
+                step.span.path,
+                step.span.start_line,
+                "RB118",
+            )
         if roles.get(step.id) == "check" and (step.check or step.backout):
-            doc.problem(f"step {step.id!r} is a check (read-only) and cannot have check= or "
-                        "backout= itself", step.span.path, step.span.start_line, "RB118")
+            doc.problem(
+                f"step {step.id!r} is a check (read-only) and cannot have check= or "
+                "backout= itself",
+                step.span.path,
+                step.span.start_line,
+                "RB118",
+            )
         if step.target is not None and step.target not in doc.roles:
             declared = ", ".join(sorted(doc.roles)) or "none"
-            doc.problem(f"step {step.id!r}: target={step.target!r} is not a role of this runbook "
-                        f"(declared roles: {declared}); add it under 'roles' in the front matter",
-                        step.span.path, step.span.start_line, "RB119")
+            doc.problem(
+                f"step {step.id!r}: target={step.target!r} is not a role of this runbook "
+                f"(declared roles: {declared}); add it under 'roles' in the front matter",
+                step.span.path,
+                step.span.start_line,
+                "RB119",
+            )
     return {id(s): replace(s, role=roles[s.id]) for s in seen.values() if s.id in roles}

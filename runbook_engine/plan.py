@@ -1,4 +1,4 @@
-"""The plan: every step with its hosts, transport, what will happen and the command, without running."""
+"""The plan: every step with its hosts, transport, action and command, without running."""
 
 from __future__ import annotations
 
@@ -37,24 +37,56 @@ def build_plan(tailored: TailoredRunbook) -> dict[str, Any]:
     steps = []
     for ts in tailored.steps:
         step = ts.step
-        hosts = [{"name": h.name, "address": h.address, "transport": h.transport,
-                  "action": step_action(ts, h.transport)} for h in ts.hosts]
+        hosts = [
+            {
+                "name": h.name,
+                "address": h.address,
+                "transport": h.transport,
+                "action": step_action(ts, h.transport),
+            }
+            for h in ts.hosts
+        ]
         if not ts.hosts:
-            hosts = [{"name": None, "address": None, "role": step.target or "operator",
-                      "transport": None, "action": step_action(ts, None)}]
-        steps.append({
-            "number": ts.number, "id": ts.id, "title": step.display_title(), "kind": step.kind,
-            "phase": step.phase, "target": step.target, "hosts": hosts, "command": ts.body,
-            "check": _helper(tailored, step.check), "backout": _helper(tailored, step.backout),
-            "when": step.when, "skip_reason": ts.skip_reason, "timeout_seconds": step.timeout,
-            "retries": step.retries, "retry_delay_seconds": step.retry_delay,
-            "on_failure": step.on_failure, "source": f"{step.span.path}:{step.span.start_line}",
-            **_declarative(ts),
-        })
+            hosts = [
+                {
+                    "name": None,
+                    "address": None,
+                    "role": step.target or "operator",
+                    "transport": None,
+                    "action": step_action(ts, None),
+                }
+            ]
+        steps.append(
+            {
+                "number": ts.number,
+                "id": ts.id,
+                "title": step.display_title(),
+                "kind": step.kind,
+                "phase": step.phase,
+                "target": step.target,
+                "hosts": hosts,
+                "command": ts.body,
+                "check": _helper(tailored, step.check),
+                "backout": _helper(tailored, step.backout),
+                "when": step.when,
+                "skip_reason": ts.skip_reason,
+                "timeout_seconds": step.timeout,
+                "retries": step.retries,
+                "retry_delay_seconds": step.retry_delay,
+                "on_failure": step.on_failure,
+                "source": f"{step.span.path}:{step.span.start_line}",
+                **_declarative(ts),
+            }
+        )
     env = tailored.environment
     return {
-        "runbook": {"id": rb.id, "title": rb.title, "version": rb.version, "sha256": rb.content_hash,
-                    "path": str(rb.path)},
+        "runbook": {
+            "id": rb.id,
+            "title": rb.title,
+            "version": rb.version,
+            "sha256": rb.content_hash,
+            "path": str(rb.path),
+        },
         "environment": None if tailored.generic or env is None else env.name,
         "gates": sum(1 for s in steps for h in s["hosts"] if h["action"].startswith("gate")),
         "steps": steps,
@@ -80,9 +112,12 @@ def _declarative(ts: TailoredStep) -> dict[str, Any]:
     except InputError:  # a generic plan's placeholder in a number: keep the YAML body
         return {}
     reads = read_commands(spec)
-    return {"ensures": describe(spec), "body": ts.body,
-            "command": "\n".join([*reads, *change_commands(spec), *reads]) + "\n",
-            "gui": gui_steps(spec)}
+    return {
+        "ensures": describe(spec),
+        "body": ts.body,
+        "command": "\n".join([*reads, *change_commands(spec), *reads]) + "\n",
+        "gui": gui_steps(spec),
+    }
 
 
 def _helper(tailored: TailoredRunbook, step_id: str | None) -> dict[str, Any] | None:

@@ -22,14 +22,18 @@ def print_plan(plan: dict[str, Any]) -> None:
     console = Console(highlight=False)
     rb = plan["runbook"]
     env = plan["environment"] or "generic (no environment)"
-    console.print(f"[bold]{escape(rb['title'])}[/bold]  id={rb['id']} version={rb['version'] or '-'}"
-                  f"  environment={escape(env)}")
+    console.print(
+        f"[bold]{escape(rb['title'])}[/bold]  id={rb['id']} version={rb['version'] or '-'}"
+        f"  environment={escape(env)}"
+    )
     console.print(f"{len(plan['steps'])} steps, {plan['gates']} gates\n")
     for step in plan["steps"]:
         phase = {"precheck": " [cyan]pre-check[/cyan]", "verify": " [green]verification[/green]"}
-        console.print(f"[bold]{step['number']}. {escape(step['title'])}[/bold] [dim]#{step['id']} "
-                      f"{step['kind']}{' ' + step['source'] if step.get('source') else ''}[/dim]"
-                      f"{phase.get(step['phase'], '')}")
+        console.print(
+            f"[bold]{step['number']}. {escape(step['title'])}[/bold] [dim]#{step['id']} "
+            f"{step['kind']}{' ' + step['source'] if step.get('source') else ''}[/dim]"
+            f"{phase.get(step['phase'], '')}"
+        )
         for host in step["hosts"]:
             where = host["name"] and f"{host['name']} ({host['address']}, {host['transport']})"
             where = where or f"role {host.get('role')}"
@@ -38,15 +42,24 @@ def print_plan(plan: dict[str, Any]) -> None:
             console.print(f"   [yellow]{escape(step['skip_reason'])}[/yellow]")
         elif step["when"]:
             console.print(f"   only when: {escape(step['when'])}")
-        extras = [f"timeout {step['timeout_seconds']:g} s" if step["timeout_seconds"] else "",
-                  f"retries {step['retries']}" if step["retries"] else "",
-                  "continues on failure" if step["on_failure"] == "continue" else ""]
+        extras = [
+            f"timeout {step['timeout_seconds']:g} s" if step["timeout_seconds"] else "",
+            f"retries {step['retries']}" if step["retries"] else "",
+            "continues on failure" if step["on_failure"] == "continue" else "",
+        ]
         if any(extras):
             console.print("   " + ", ".join(e for e in extras if e))
         if not step["skip_reason"]:
-            console.print(Syntax(step["command"].rstrip() or "(empty)",
-                                 {"cmd": "batch", "manual": "markdown", "sh": "bash"}.get(
-                                     step["kind"], step["kind"]), word_wrap=True, padding=(0, 3)))
+            console.print(
+                Syntax(
+                    step["command"].rstrip() or "(empty)",
+                    {"cmd": "batch", "manual": "markdown", "sh": "bash"}.get(
+                        step["kind"], step["kind"]
+                    ),
+                    word_wrap=True,
+                    padding=(0, 3),
+                )
+            )
         for label in ("check", "backout"):
             helper = step[label]
             if helper:

@@ -124,7 +124,9 @@ class _State:
         i = 0
         while i < len(text):
             c = text[i]
-            if (c == "\n" and lang in ("cmd", "yaml")) or (c == "\n" and lang == "python" and ctx != "none"):
+            if (c == "\n" and lang in ("cmd", "yaml")) or (
+                c == "\n" and lang == "python" and ctx != "none"
+            ):
                 ctx = "none"
             elif ctx == "none":
                 if c == escape and lang in ("sh", "cmd", "powershell"):
@@ -160,7 +162,8 @@ def quote_value(value: Any, lang: str, context: str) -> str:
         return _secret(value, lang, context)
     if isinstance(value, bool):
         text = {"powershell": "$true" if value else "$false", "python": repr(value)}.get(
-            lang, "true" if value else "false")
+            lang, "true" if value else "false"
+        )
         return text if context == "none" or lang != "powershell" else str(value)
     if value is None:
         return {"python": "None", "yaml": "null"}.get(lang, "") if context == "none" else ""
@@ -190,8 +193,10 @@ def _text(text: str, lang: str, context: str) -> str:
         return re.sub(r'([\\"$`])', r"\\\1", text)
     if lang == "cmd":
         if "\n" in text or "\r" in text or (context == "double" and '"' in text):
-            raise QuotingError(f"{text!r} cannot be passed to cmd.exe safely "
-                               "(a line break, or a double quote inside quotes)")
+            raise QuotingError(
+                f"{text!r} cannot be passed to cmd.exe safely "
+                "(a line break, or a double quote inside quotes)"
+            )
         if context == "none" and _SAFE["cmd"].fullmatch(text):
             return text
         if '"' in text:
@@ -213,10 +218,14 @@ def _text(text: str, lang: str, context: str) -> str:
         return literal.replace("'", "\\'") if context == "single" else literal
     # yaml
     if context == "none":
-        return text if _SAFE["yaml"].fullmatch(text) and not text.endswith(" ") else json.dumps(text)
+        return (
+            text if _SAFE["yaml"].fullmatch(text) and not text.endswith(" ") else json.dumps(text)
+        )
     if context == "single":
         if "\n" in text:
-            raise QuotingError(f"{text!r}: a line break cannot stand in a single-quoted YAML string")
+            raise QuotingError(
+                f"{text!r}: a line break cannot stand in a single-quoted YAML string"
+            )
         return text.replace("'", "''")
     return json.dumps(text, ensure_ascii=False)[1:-1]
 
@@ -232,12 +241,18 @@ def _secret(secret: SecretValue, lang: str, context: str) -> str:
             return str(secret)
         return _text(secret.value, lang, context)
     if lang == "sh":
-        return {"none": f'"${{{var}}}"', "double": f"${{{var}}}", "single": f"'\"${{{var}}}\"'"}[context]
+        return {"none": f'"${{{var}}}"', "double": f"${{{var}}}", "single": f"'\"${{{var}}}\"'"}[
+            context
+        ]
     if lang == "cmd":
         return f"%{var}%" if context == "double" else f'"%{var}%"'
     if lang == "powershell":
-        return {"none": f"$env:{var}", "single_wrap": f"$env:{var}", "double": f"$($env:{var})",
-                "single": f"' + $env:{var} + '"}[context]
+        return {
+            "none": f"$env:{var}",
+            "single_wrap": f"$env:{var}",
+            "double": f"$($env:{var})",
+            "single": f"' + $env:{var} + '",
+        }[context]
     ref = f'__import__("os").environ["{var}"]'
     if context == "none":
         return ref

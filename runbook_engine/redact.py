@@ -42,8 +42,7 @@ def encoded_variants(value: str) -> set[str]:
     from urllib.parse import quote
 
     raw = value.encode("utf-8")
-    variants = {value.upper(), value.lower(), quote(value, safe=""),
-                binascii.hexlify(raw).decode()}
+    variants = {value.upper(), value.lower(), quote(value, safe=""), binascii.hexlify(raw).decode()}
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         encoded = encode(raw).decode()
         variants.update({encoded, encoded.rstrip("=")})

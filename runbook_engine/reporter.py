@@ -28,8 +28,9 @@ class Reporter:
     def __init__(self, *, quiet: bool = False, stderr: bool = False, stream: bool = False) -> None:
         self.quiet = quiet
         self.stream = stream
-        self.console = Console(stderr=stderr, highlight=False, soft_wrap=False,
-                               file=None if not quiet else open_null())
+        self.console = Console(
+            stderr=stderr, highlight=False, soft_wrap=False, file=None if not quiet else open_null()
+        )
 
     def _print(self, *args: Any, **kwargs: Any) -> None:
         if not self.quiet:
@@ -51,10 +52,15 @@ class Reporter:
 
     def step_header(self, ts: TailoredStep, host: Host, total: int) -> None:
         """Announce a step on a host."""
-        where = "operator machine" if host.transport == "local" and host.name == "operator" else (
-            f"{host.name} ({host.address}, {host.transport})")
-        self._print(f"[bold]Step {ts.number}/{total}[/bold] {escape(ts.step.display_title())} "
-                    f"[dim]#{ts.id} on {escape(where)}[/dim]")
+        where = (
+            "operator machine"
+            if host.transport == "local" and host.name == "operator"
+            else (f"{host.name} ({host.address}, {host.transport})")
+        )
+        self._print(
+            f"[bold]Step {ts.number}/{total}[/bold] {escape(ts.step.display_title())} "
+            f"[dim]#{ts.id} on {escape(where)}[/dim]"
+        )
 
     def gate(self, ts: TailoredStep, host: Host, kind: str) -> None:
         """Show what a person must do at a gate."""
@@ -74,8 +80,9 @@ class Reporter:
     def passed(self, ts: TailoredStep, host: Host, decision: Decision) -> None:
         """Report how a gate was passed."""
         mark = "✓" if decision.decision in ("confirm", "done") else "↷"
-        self._print(f"  {mark} {decision.decision} by {escape(decision.by)} "
-                    f"[dim]({decision.source})[/dim]")
+        self._print(
+            f"  {mark} {decision.decision} by {escape(decision.by)} [dim]({decision.source})[/dim]"
+        )
 
     def interrupted(self, ts: TailoredStep, host: Host) -> None:
         """Say that a step was found interrupted."""
@@ -89,8 +96,15 @@ class Reporter:
         """Report a command's result with the tail of its output."""
         if purpose == "check":
             return
-        status = "[green]✓ succeeded[/green]" if result.ok else (
-            "[red]✗ timed out[/red]" if result.timed_out else f"[red]✗ exit {result.exit_code}[/red]")
+        status = (
+            "[green]✓ succeeded[/green]"
+            if result.ok
+            else (
+                "[red]✗ timed out[/red]"
+                if result.timed_out
+                else f"[red]✗ exit {result.exit_code}[/red]"
+            )
+        )
         self._print(f"  {status} [dim]on {escape(host.name)} in {result.duration:.2f} s[/dim]")
         if not self.stream:
             lines = (result.stdout + result.stderr).rstrip().splitlines()[-_TAIL_LINES:]

@@ -38,8 +38,11 @@ def templates_dir() -> Path:
         return folder
     found = _find("templates", "templates")
     if found is None:
-        raise InputError.single("the templates folder is missing from this installation; "
-                                f"reinstall runbook-engine or set {TEMPLATES_ENV}", code="RB251")
+        raise InputError.single(
+            "the templates folder is missing from this installation; "
+            f"reinstall runbook-engine or set {TEMPLATES_ENV}",
+            code="RB251",
+        )
     return found
 
 
@@ -51,6 +54,8 @@ def site_assets_dir() -> Path:
     """
     found = _find("site", "site_assets")
     if found is None:
-        raise InputError.single("the site assets folder is missing from this installation; "
-                                "reinstall runbook-engine", code="RB252")
+        raise InputError.single(
+            "the site assets folder is missing from this installation; reinstall runbook-engine",
+            code="RB252",
+        )
     return found

@@ -77,7 +77,7 @@ class RunOptions:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """How a run ended: ``status`` (succeeded, unverified, failed, aborted) and where its files are."""
+    """How a run ended: ``status`` (succeeded, unverified, failed, aborted) and its files."""
 
     run_id: str
     status: str
@@ -96,8 +96,14 @@ def new_run_id(runbook_id: str) -> str:
     return f"{runbook_id}-{stamp}-{pysecrets.token_hex(2)}"
 
 
-def start_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, str],
-              store: CheckpointStore, options: RunOptions, run_id: str | None = None) -> RunResult:
+def start_run(
+    runbook_path: Path,
+    env_path: Path | None,
+    overrides: dict[str, str],
+    store: CheckpointStore,
+    options: RunOptions,
+    run_id: str | None = None,
+) -> RunResult:
     """Validate, create a run and execute it.
 
     Raises:
@@ -108,8 +114,14 @@ def start_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, st
     return create_run(runbook_path, env_path, overrides, store, options, run_id).execute()
 
 
-def create_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, str],
-               store: CheckpointStore, options: RunOptions, run_id: str | None = None) -> Runner:
+def create_run(
+    runbook_path: Path,
+    env_path: Path | None,
+    overrides: dict[str, str],
+    store: CheckpointStore,
+    options: RunOptions,
+    run_id: str | None = None,
+) -> Runner:
     """Validate and create a run (journaled as started); return its runner, not yet executed.
 
     Raises:
@@ -122,29 +134,51 @@ def create_run(runbook_path: Path, env_path: Path | None, overrides: dict[str, s
     secret_values = run_secrets(loaded)
     run_id = run_id or new_run_id(loaded.runbook.id)
     if not _RUN_ID.fullmatch(run_id):
-        raise InputError(f"--run-id {run_id!r}: use 1 to 100 letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
+        raise InputError(
+            f"--run-id {run_id!r}: use 1 to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     env = loaded.environment
     record = RunRecord(
-        run_id=run_id, runbook_id=loaded.runbook.id, runbook_path=str(runbook_path.resolve()),
+        run_id=run_id,
+        runbook_id=loaded.runbook.id,
+        runbook_path=str(runbook_path.resolve()),
         content_hash=loaded.runbook.content_hash,
         env_path=str(env_path.resolve()) if env_path else None,
-        env_name=env.name if env else None, env_hash=env.content_hash if env else None,
-        overrides=overrides, status="running", outcome=None, operator=options.operator,
-        change_id=options.change_id, created_at=utcnow(), updated_at=utcnow(),
+        env_name=env.name if env else None,
+        env_hash=env.content_hash if env else None,
+        overrides=overrides,
+        status="running",
+        outcome=None,
+        operator=options.operator,
+        change_id=options.change_id,
+        created_at=utcnow(),
+        updated_at=utcnow(),
     )
     rows = [(ts.id, h.name, ts.number) for ts in loaded.tailored.steps for h in ts.hosts]
     store.create_run(record, rows)
     runner = Runner(store, record, loaded, shown, options, secrets=secret_values)
     params = {k: v for k, v in (loaded.values.params if loaded.values else {}).items()}
     runner.append_signed(
-        "run-started", run_id=run_id, runbook=_runbook_fields(loaded), environment=_env_fields(loaded),
-        parameters=params, operator=options.operator, change_id=options.change_id,
-        tool={"name": "runbook-engine", "version": __version__, "python": platform.python_version()},
-        workstation=platform.node(), answers=_answers_fields(options.answers),
-        reason=options.reason, emergency=options.emergency,
+        "run-started",
+        run_id=run_id,
+        runbook=_runbook_fields(loaded),
+        environment=_env_fields(loaded),
+        parameters=params,
+        operator=options.operator,
+        change_id=options.change_id,
+        tool={
+            "name": "runbook-engine",
+            "version": __version__,
+            "python": platform.python_version(),
+        },
+        workstation=platform.node(),
+        answers=_answers_fields(options.answers),
+        reason=options.reason,
+        emergency=options.emergency,
         approval_policy=loaded.runbook.meta.get("approval", "optional"),
-        signing=runner.signer.describe() if runner.signer else None, steps=flow_fields(shown),
+        signing=runner.signer.describe() if runner.signer else None,
+        steps=flow_fields(shown),
     )
     return runner
 
@@ -158,11 +192,16 @@ def _check_change_options(loaded: Loaded, overrides: dict[str, str], options: Ru
     """
     if options.emergency and not (options.reason or "").strip():
         raise InputError("--emergency needs --reason: say why approval is bypassed")
-    secret = sorted(n for n in overrides if n in loaded.runbook.parameters
-                    and loaded.runbook.parameters[n].secret)
+    secret = sorted(
+        n
+        for n in overrides
+        if n in loaded.runbook.parameters and loaded.runbook.parameters[n].secret
+    )
     if secret:
-        raise InputError(f"--set {secret[0]}: a secret parameter is never given on the command "
-                         "line; name its source under 'secrets' in the environment file")
+        raise InputError(
+            f"--set {secret[0]}: a secret parameter is never given on the command "
+            "line; name its source under 'secrets' in the environment file"
+        )
     approval.check_bodies(loaded.tailored, options.operator)
     approval.check_policy(loaded.tailored, options.emergency)
 
@@ -188,8 +227,9 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
     if record.status in ("succeeded", "unverified", "aborted"):
         raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
     env_path = Path(record.env_path) if record.env_path else None
-    loaded = load(Path(record.runbook_path), env_path, record.overrides, with_secrets=True,
-                  need_env=True)
+    loaded = load(
+        Path(record.runbook_path), env_path, record.overrides, with_secrets=True, need_env=True
+    )
     shown = load(Path(record.runbook_path), env_path, record.overrides, need_env=True).tailored
     changed = []
     if loaded.runbook.content_hash != record.content_hash:
@@ -199,15 +239,22 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
         changed.append(("environment", record.env_hash, env_hash))
     runner = Runner(store, record, loaded, shown, options)
     if changed and not options.accept_changed:
-        what = ", ".join(f"{name} (sha256 {old and old[:12]} -> {new and new[:12]})"
-                         for name, old, new in changed)
-        raise StateError(f"run {run_id}: the {what} changed since the run started; refusing to "
-                         "resume. Review the change, then resume with --accept-changed (the "
-                         "acceptance is recorded in the journal), or start a new run.")
+        what = ", ".join(
+            f"{name} (sha256 {old and old[:12]} -> {new and new[:12]})"
+            for name, old, new in changed
+        )
+        raise StateError(
+            f"run {run_id}: the {what} changed since the run started; refusing to "
+            "resume. Review the change, then resume with --accept-changed (the "
+            "acceptance is recorded in the journal), or start a new run."
+        )
     for name, old, new in changed:
-        runner.journal.append("change-accepted", what=name, old_sha256=old, new_sha256=new,
-                              by=options.operator)
-        store.update_run(run_id, **({"content_hash": new} if name == "runbook" else {"env_hash": new}))
+        runner.journal.append(
+            "change-accepted", what=name, old_sha256=old, new_sha256=new, by=options.operator
+        )
+        store.update_run(
+            run_id, **({"content_hash": new} if name == "runbook" else {"env_hash": new})
+        )
     current = set()
     for ts in loaded.tailored.steps:
         for host in ts.hosts:
@@ -216,22 +263,31 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
     for state in store.steps(run_id):  # steps the accepted change removed
         if (state.step_id, state.host) not in current and state.status not in DONE_STATUSES:
             reason = f"removed from the runbook (change accepted by {options.operator})"
-            store.transition(run_id, state.step_id, state.host, "skipped", reason=reason,
-                             finished_at=utcnow())
-            runner.journal.append("step-skipped", step=state.step_id, host=state.host,
-                                  reason=reason)
+            store.transition(
+                run_id, state.step_id, state.host, "skipped", reason=reason, finished_at=utcnow()
+            )
+            runner.journal.append(
+                "step-skipped", step=state.step_id, host=state.host, reason=reason
+            )
     store.update_run(run_id, status="running")
-    runner.append_signed("run-resumed", by=options.operator,
-                         answers=_answers_fields(options.answers))
+    runner.append_signed(
+        "run-resumed", by=options.operator, answers=_answers_fields(options.answers)
+    )
     return runner
 
 
 class Runner:
     """Walks the flow of one run.  Build with :func:`start_run` or :func:`resume_run`."""
 
-    def __init__(self, store: CheckpointStore, record: RunRecord, loaded: Loaded,
-                 shown_steps: Any, options: RunOptions,
-                 secrets: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: CheckpointStore,
+        record: RunRecord,
+        loaded: Loaded,
+        shown_steps: Any,
+        options: RunOptions,
+        secrets: dict[str, str] | None = None,
+    ) -> None:
         self.store = store
         self.record = record
         self.loaded = loaded
@@ -249,8 +305,9 @@ class Runner:
         self.redactor = Redactor(secret_values)
         self.journal = Journal(self.run_dir / "journal.jsonl", self.redactor)
         self.report = options.reporter or Reporter(quiet=True)
-        self.pool = TransportPool(secret_values,
-                                  lambda line: self.report.output_line(self.redactor.redact(line)))
+        self.pool = TransportPool(
+            secret_values, lambda line: self.report.output_line(self.redactor.redact(line))
+        )
 
     def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append a journal event, then sign the new chain head (when the run is signed)."""
@@ -290,15 +347,18 @@ class Runner:
         except KeyboardInterrupt:
             self.store.update_run(run_id, status="interrupted")
             self.append_signed("run-interrupted", by=self.options.operator)
-            raise RunInterrupted(f"run {run_id} interrupted; `runbook resume {run_id}` continues "
-                                 "it (the interrupted step is checked before it runs again)") from None
+            raise RunInterrupted(
+                f"run {run_id} interrupted; `runbook resume {run_id}` continues "
+                "it (the interrupted step is checked before it runs again)"
+            ) from None
         finally:
             if status != "partial":  # a notebook's next cell reuses the open WinRM shells
                 self.pool.close()
         if status == "partial":
             return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
-        self.store.update_run(run_id, status="aborted" if status == "rejected" else status,
-                              outcome=status)
+        self.store.update_run(
+            run_id, status="aborted" if status == "rejected" else status, outcome=status
+        )
         summary = self._summary()
         self.append_signed("run-finished", status=status, **summary)
         self.report.finished(run_id, status, summary)
@@ -377,8 +437,9 @@ class Runner:
                 failed[0] += outcome.startswith("fail")
                 return outcome
 
-        with ThreadPoolExecutor(max_workers=self.options.forks,
-                                thread_name_prefix="runbook-host") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.options.forks, thread_name_prefix="runbook-host"
+        ) as pool:
             futures = {host.name: pool.submit(work, host) for host in ts.hosts}
             for host in ts.hosts:
                 results[host.name] = futures[host.name].result()
@@ -387,25 +448,35 @@ class Runner:
                 yield host, results[host.name]
 
     def _not_started(self, ts: TailoredStep, host: Host, failures: int) -> None:
-        self.journal.append("step-not-started", step=ts.id, host=host.name,
-                            reason=f"{failures} host(s) of this step failed (max failures reached)")
+        self.journal.append(
+            "step-not-started",
+            step=ts.id,
+            host=host.name,
+            reason=f"{failures} host(s) of this step failed (max failures reached)",
+        )
 
     def _pause_hint(self, where: str) -> str:
         run_id, step_id = self.record.run_id, where.split("@")[0]
         if self.loaded.tailored.step(step_id).step.kind == approval.KIND:
-            return (f"run {run_id} is waiting for approval at {step_id}: approvers give it with "
-                    f"`runbook approve {run_id} {step_id} --as NAME [--comment TEXT]` (or `runbook "
-                    f"reject ...`), then `runbook resume {run_id}`")
+            return (
+                f"run {run_id} is waiting for approval at {step_id}: approvers give it with "
+                f"`runbook approve {run_id} {step_id} --as NAME [--comment TEXT]` (or `runbook "
+                f"reject ...`), then `runbook resume {run_id}`"
+            )
         host = where.split("@", 1)[1] if "@" in where else None
         state = self.store.step(run_id, step_id, host) if host else None
         if state is not None and state.status == "running":
-            return (f"run {run_id}: step {step_id} on {host} was interrupted while running and "
-                    f"may or may not have completed. Check the host; then `runbook confirm {run_id}"
-                    f" {step_id} --as NAME` if it completed, or add --rerun to run it again; then "
-                    f"`runbook resume {run_id}`")
-        return (f"run {run_id} is waiting at {where}: confirm with `runbook confirm {run_id} "
-                f"{step_id} --as NAME`, then `runbook resume {run_id}` (or resume with "
-                "--answers FILE)")
+            return (
+                f"run {run_id}: step {step_id} on {host} was interrupted while running and "
+                f"may or may not have completed. Check the host; then `runbook confirm {run_id}"
+                f" {step_id} --as NAME` if it completed, or add --rerun to run it again; then "
+                f"`runbook resume {run_id}`"
+            )
+        return (
+            f"run {run_id} is waiting at {where}: confirm with `runbook confirm {run_id} "
+            f"{step_id} --as NAME`, then `runbook resume {run_id}` (or resume with "
+            "--answers FILE)"
+        )
 
     def _verified(self) -> bool:
         states = {(s.step_id, s.host): s for s in self.store.steps(self.record.run_id)}
@@ -460,21 +531,32 @@ class Runner:
         return self._command(ts, host, state)
 
     # -- gates --------------------------------------------------------------
-    def _decision(self, ts: TailoredStep, host: Host, question: str,
-                  choices: tuple[str, ...]) -> Decision | None:
+    def _decision(
+        self, ts: TailoredStep, host: Host, question: str, choices: tuple[str, ...]
+    ) -> Decision | None:
         stored = self.store.take_gate(self.record.run_id, ts.id, host.name)
         if stored is not None:
             skip = stored.decision == "skip"
-            return Decision(stored.decision, stored.by, note=None if skip else stored.note,
-                            reason=stored.note if skip else None, source=stored.source)
+            return Decision(
+                stored.decision,
+                stored.by,
+                note=None if skip else stored.note,
+                reason=stored.note if skip else None,
+                source=stored.source,
+            )
         if self.options.answers is not None:
             found = self.options.answers.decision(ts.id)
             if found is not None:
                 return found
         if self.options.interactive:
             console = self.report.console
-            return prompt_gate(console, f"Step {ts.number}: {ts.step.display_title()}", question,
-                               self.options.operator, choices=choices)
+            return prompt_gate(
+                console,
+                f"Step {ts.number}: {ts.step.display_title()}",
+                question,
+                self.options.operator,
+                choices=choices,
+            )
         return None
 
     def _gate(self, ts: TailoredStep, host: Host, state: StepState) -> str:
@@ -485,41 +567,64 @@ class Runner:
             self.report.check_hint(self.shown.step(ts.step.check), host)
         decision = self._decision(ts, host, "Done as shown?", ("confirm", "skip", "abort"))
         if decision is not None and decision.decision == "done":
-            decision = Decision("confirm", decision.by, decision.note, source=decision.source,
-                                answers_path=decision.answers_path,
-                                answers_hash=decision.answers_hash)
+            decision = Decision(
+                "confirm",
+                decision.by,
+                decision.note,
+                source=decision.source,
+                answers_path=decision.answers_path,
+                answers_hash=decision.answers_hash,
+            )
         if decision is not None and decision.decision == "rerun":
-            self.journal.append("gate-decision-ignored", step=ts.id, host=host.name,
-                                reason="'rerun' applies only to an interrupted step",
-                                **decision.journal_fields())
+            self.journal.append(
+                "gate-decision-ignored",
+                step=ts.id,
+                host=host.name,
+                reason="'rerun' applies only to an interrupted step",
+                **decision.journal_fields(),
+            )
             decision = None
         if decision is None:
             if state.status != "awaiting":
-                self.store.transition(self.record.run_id, ts.id, host.name, "awaiting",
-                                      reason="waiting for confirmation")
-                self.journal.append("gate-awaiting", step=ts.id, host=host.name, gate=kind,
-                                    instructions=shown.body)
+                self.store.transition(
+                    self.record.run_id,
+                    ts.id,
+                    host.name,
+                    "awaiting",
+                    reason="waiting for confirmation",
+                )
+                self.journal.append(
+                    "gate-awaiting", step=ts.id, host=host.name, gate=kind, instructions=shown.body
+                )
             return "pause"
         return self._apply(ts, host, decision, kind, shown.body)
 
     def _apply(self, ts: TailoredStep, host: Host, decision: Decision, kind: str, body: str) -> str:
         if decision.decision in ("confirm", "done"):
-            self.append_signed("gate-passed", step=ts.id, host=host.name, gate=kind,
-                               command=body if kind == "command-by-hand" else None,
-                               **decision.journal_fields())
-            self._finish(ts, host, "succeeded",
-                         reason=f"confirmed by {decision.by} ({decision.source})")
+            self.append_signed(
+                "gate-passed",
+                step=ts.id,
+                host=host.name,
+                gate=kind,
+                command=body if kind == "command-by-hand" else None,
+                **decision.journal_fields(),
+            )
+            self._finish(
+                ts, host, "succeeded", reason=f"confirmed by {decision.by} ({decision.source})"
+            )
             self.report.passed(ts, host, decision)
             return "done"
         if decision.decision == "skip":
-            self.append_signed("step-skipped", step=ts.id, host=host.name, gate=kind,
-                               **decision.journal_fields())
+            self.append_signed(
+                "step-skipped", step=ts.id, host=host.name, gate=kind, **decision.journal_fields()
+            )
             self._finish(ts, host, "skipped", reason=decision.reason or "skipped")
             self.report.passed(ts, host, decision)
             return "done"
         if decision.decision == "rerun":
-            self.append_signed("gate-passed", step=ts.id, host=host.name, gate=kind,
-                               **decision.journal_fields())
+            self.append_signed(
+                "gate-passed", step=ts.id, host=host.name, gate=kind, **decision.journal_fields()
+            )
             return "rerun"
         self.append_signed("run-aborted", step=ts.id, host=host.name, **decision.journal_fields())
         self._finish(ts, host, "failed", reason=f"aborted by {decision.by}")
@@ -531,19 +636,29 @@ class Runner:
         if ts.step.check and not (ts.step.is_manual or host.transport == "manual"):
             if self._check_done(ts, host):
                 return "done"
-            self.journal.append("step-rerun", step=ts.id, host=host.name,
-                                reason="its check found the change not in place")
+            self.journal.append(
+                "step-rerun",
+                step=ts.id,
+                host=host.name,
+                reason="its check found the change not in place",
+            )
             return "rerun"
         self.report.interrupted(ts, host)
-        decision = self._decision(ts, host, "The step was interrupted. Was it done?",
-                                  ("done", "rerun", "abort"))
+        decision = self._decision(
+            ts, host, "The step was interrupted. Was it done?", ("done", "rerun", "abort")
+        )
         if decision is None:
             self.journal.append("gate-awaiting", step=ts.id, host=host.name, gate="interrupted")
             return "pause"
         if decision.decision == "confirm":
-            decision = Decision("done", decision.by, decision.note, source=decision.source,
-                                answers_path=decision.answers_path,
-                                answers_hash=decision.answers_hash)
+            decision = Decision(
+                "done",
+                decision.by,
+                decision.note,
+                source=decision.source,
+                answers_path=decision.answers_path,
+                answers_hash=decision.answers_hash,
+            )
         return self._apply(ts, host, decision, "interrupted", ts.body)
 
     # -- commands -----------------------------------------------------------
@@ -552,14 +667,18 @@ class Runner:
         from runbook_engine.probes import describe_probe, parse_probe, run_probe
 
         spec = parse_probe(ts.body, ts.step.span.path, ts.step.body_line)
-        self.store.transition(self.record.run_id, ts.id, host.name, "running",
-                              attempts=1, started_at=utcnow())
-        self.journal.append("probe-started", step=ts.id, host=host.name,
-                            probe=describe_probe(spec))
+        self.store.transition(
+            self.record.run_id, ts.id, host.name, "running", attempts=1, started_at=utcnow()
+        )
+        self.journal.append("probe-started", step=ts.id, host=host.name, probe=describe_probe(spec))
         result = run_probe(spec)
-        self.journal.append("probe-finished", step=ts.id, host=host.name,
-                            status="succeeded" if result.ok else "failed", **{
-                                "result": self.redactor.redact_obj(result.to_dict())})
+        self.journal.append(
+            "probe-finished",
+            step=ts.id,
+            host=host.name,
+            status="succeeded" if result.ok else "failed",
+            **{"result": self.redactor.redact_obj(result.to_dict())},
+        )
         self.report.probe(ts, result)
         if result.ok:
             self._finish(ts, host, "succeeded", reason=result.message)
@@ -580,15 +699,26 @@ class Runner:
     def _command(self, ts: TailoredStep, host: Host, state: StepState) -> str:
         step = ts.step
         for attempt in range(step.retries + 1):
-            self.store.transition(self.record.run_id, ts.id, host.name, "running",
-                                  attempts=state.attempts + attempt + 1, started_at=utcnow())
+            self.store.transition(
+                self.record.run_id,
+                ts.id,
+                host.name,
+                "running",
+                attempts=state.attempts + attempt + 1,
+                started_at=utcnow(),
+            )
             result = self._run(ts, host, ts.id, purpose="step", attempt=attempt + 1)
             if result is not None and result.ok:
                 self._finish(ts, host, "succeeded", exit_code=result.exit_code)
                 return "done"
             if attempt < step.retries:
-                self.journal.append("step-retry", step=ts.id, host=host.name, attempt=attempt + 1,
-                                    delay_seconds=step.retry_delay)
+                self.journal.append(
+                    "step-retry",
+                    step=ts.id,
+                    host=host.name,
+                    attempt=attempt + 1,
+                    delay_seconds=step.retry_delay,
+                )
                 with self._parallel.released():
                     time.sleep(step.retry_delay)
         code = result.exit_code if result is not None else None
@@ -597,41 +727,87 @@ class Runner:
         self._offer_backout(ts, host)
         return "fail-continue" if step.on_failure == "continue" else "fail-stop"
 
-    def _run(self, ts: TailoredStep, host: Host, step_id: str, *, purpose: str,
-             attempt: int = 1) -> CommandResult | None:
+    def _run(
+        self, ts: TailoredStep, host: Host, step_id: str, *, purpose: str, attempt: int = 1
+    ) -> CommandResult | None:
         shown = self.shown.step(ts.id).body
-        self.journal.append(f"{purpose}-started", step=step_id, id=ts.id, host=host.name,
-                            address=host.address, transport=host.transport, kind=ts.step.kind,
-                            command=shown, attempt=attempt, timeout_seconds=ts.step.timeout)
+        self.journal.append(
+            f"{purpose}-started",
+            step=step_id,
+            id=ts.id,
+            host=host.name,
+            address=host.address,
+            transport=host.transport,
+            kind=ts.step.kind,
+            command=shown,
+            attempt=attempt,
+            timeout_seconds=ts.step.timeout,
+        )
         try:
             transport = self.pool.get(host)
             with self._parallel.released():
-                result = transport.run(ts.step.kind, ts.body, timeout=ts.step.timeout,
-                                       cwd=self._cwd(ts, host), env=self._command_env(ts, host))
+                result = transport.run(
+                    ts.step.kind,
+                    ts.body,
+                    timeout=ts.step.timeout,
+                    cwd=self._cwd(ts, host),
+                    env=self._command_env(ts, host),
+                )
         except ExecutionError as exc:
-            self.journal.append(f"{purpose}-finished", step=step_id, id=ts.id, host=host.name,
-                                status="error", error=exc.message)
+            self.journal.append(
+                f"{purpose}-finished",
+                step=step_id,
+                id=ts.id,
+                host=host.name,
+                status="error",
+                error=exc.message,
+            )
             self.report.error(ts, host, self.redactor.redact(exc.message))
             return None
         output = self.redactor.redact(result.stdout + result.stderr)
         digest = self._save_output(step_id, ts.id, host, attempt, purpose, output)
         self.journal.append(
-            f"{purpose}-finished", step=step_id, id=ts.id, host=host.name,
-            status="succeeded" if result.ok else "failed", exit_code=result.exit_code,
-            timed_out=result.timed_out, duration_seconds=round(result.duration, 3),
-            output_sha256=digest, output_excerpt=output[-EXCERPT_CHARS:])
+            f"{purpose}-finished",
+            step=step_id,
+            id=ts.id,
+            host=host.name,
+            status="succeeded" if result.ok else "failed",
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            duration_seconds=round(result.duration, 3),
+            output_sha256=digest,
+            output_excerpt=output[-EXCERPT_CHARS:],
+        )
         if purpose == "step":
-            self.store.transition(self.record.run_id, ts.id, host.name, "running",
-                                  output_digest=digest, exit_code=result.exit_code)
-        self.report.result(ts, host, replace(result, stdout=self.redactor.redact(result.stdout),
-                                             stderr=self.redactor.redact(result.stderr)), purpose)
+            self.store.transition(
+                self.record.run_id,
+                ts.id,
+                host.name,
+                "running",
+                output_digest=digest,
+                exit_code=result.exit_code,
+            )
+        self.report.result(
+            ts,
+            host,
+            replace(
+                result,
+                stdout=self.redactor.redact(result.stdout),
+                stderr=self.redactor.redact(result.stderr),
+            ),
+            purpose,
+        )
         return result
 
     def _command_env(self, ts: TailoredStep, host: Host) -> dict[str, str]:
         """Environment variables every command gets: the run's context and its secrets."""
-        return {"RUNBOOK_RUN_ID": self.record.run_id, "RUNBOOK_STEP": ts.id,
-                "RUNBOOK_HOST": host.name, "RUNBOOK_HOST_ADDRESS": host.address,
-                **self.secret_env}
+        return {
+            "RUNBOOK_RUN_ID": self.record.run_id,
+            "RUNBOOK_STEP": ts.id,
+            "RUNBOOK_HOST": host.name,
+            "RUNBOOK_HOST_ADDRESS": host.address,
+            **self.secret_env,
+        }
 
     def _cwd(self, ts: TailoredStep, host: Host) -> str | None:
         """Local steps run in the runbook's folder; a relative ``cwd`` is taken from there."""
@@ -641,8 +817,9 @@ class Runner:
         folder = self.loaded.runbook.path.resolve().parent
         return str(folder / cwd) if cwd else str(folder)
 
-    def _save_output(self, step_id: str, own_id: str, host: Host, attempt: int, purpose: str,
-                     output: str) -> str:
+    def _save_output(
+        self, step_id: str, own_id: str, host: Host, attempt: int, purpose: str, output: str
+    ) -> str:
         folder = self.run_dir / "output"
         folder.mkdir(exist_ok=True)
         name = f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
@@ -661,9 +838,19 @@ class Runner:
             from rich.prompt import Confirm
 
             self.report.backout_offer(ts, shown, host)
-            wanted = "run" if Confirm.ask("Run the backout now?", console=self.report.console) else "skip"
-        self.journal.append("backout-offered", step=ts.id, host=host.name, backout=backout.id,
-                            decision=wanted or "not-answered", command=shown.body)
+            wanted = (
+                "run"
+                if Confirm.ask("Run the backout now?", console=self.report.console)
+                else "skip"
+            )
+        self.journal.append(
+            "backout-offered",
+            step=ts.id,
+            host=host.name,
+            backout=backout.id,
+            decision=wanted or "not-answered",
+            command=shown.body,
+        )
         if wanted != "run":
             self.report.backout_offer(ts, shown, host)
             return
@@ -674,8 +861,9 @@ class Runner:
         self.report.backout_done(ts, result)
 
     def _finish(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
-        self.store.transition(self.record.run_id, ts.id, host.name, status,
-                              finished_at=utcnow(), **fields)
+        self.store.transition(
+            self.record.run_id, ts.id, host.name, status, finished_at=utcnow(), **fields
+        )
 
     def _summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -694,7 +882,9 @@ class Runner:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise StateError(f"run {self.record.run_id} is being executed by another process") from None
+                raise StateError(
+                    f"run {self.record.run_id} is being executed by another process"
+                ) from None
             yield
 
 
@@ -728,18 +918,29 @@ class _HeldLock:
 
 def _runbook_fields(loaded: Loaded) -> dict[str, Any]:
     rb = loaded.runbook
-    return {"id": rb.id, "title": rb.title, "version": rb.version, "path": str(rb.path.resolve()),
-            "sha256": rb.content_hash}
+    return {
+        "id": rb.id,
+        "title": rb.title,
+        "version": rb.version,
+        "path": str(rb.path.resolve()),
+        "sha256": rb.content_hash,
+    }
 
 
 def _env_fields(loaded: Loaded) -> dict[str, Any] | None:
     env = loaded.environment
     if env is None:
         return None
-    hosts = {role: [{"name": h.name, "address": h.address, "transport": h.transport} for h in hs]
-             for role, hs in env.roles.items()}
-    return {"name": env.name, "path": str(env.path.resolve()), "sha256": env.content_hash,
-            "hosts": hosts}
+    hosts = {
+        role: [{"name": h.name, "address": h.address, "transport": h.transport} for h in hs]
+        for role, hs in env.roles.items()
+    }
+    return {
+        "name": env.name,
+        "path": str(env.path.resolve()),
+        "sha256": env.content_hash,
+        "hosts": hosts,
+    }
 
 
 def _answers_fields(answers: Answers | None) -> dict[str, Any] | None:

@@ -34,8 +34,11 @@ from runbook_engine.tailor import TailoredRunbook
 PAGE_TEMPLATE = "site-runbook.html.j2"
 FILES = "files"
 #: Download label by renderer name, in the order the links are shown.
-DOWNLOAD_LABELS: dict[str, str] = {"html": "Printable HTML", "pdf": "PDF",
-                                   "ipynb": "Notebook (.ipynb)"}
+DOWNLOAD_LABELS: dict[str, str] = {
+    "html": "Printable HTML",
+    "pdf": "PDF",
+    "ipynb": "Notebook (.ipynb)",
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _STEP_ANCHOR = re.compile(r'<a id="([A-Za-z][\w-]*)"></a>')
 
@@ -169,7 +172,8 @@ def build_runbook(job: PageJob) -> PageResult:
     except InputError as exc:
         return PageResult(job.path, None, (exc.format(),))
     variants: list[tuple[Variant, TailoredRunbook]] = [
-        (Variant("generic", "generic", "index.html"), generic.tailored)]
+        (Variant("generic", "generic", "index.html"), generic.tailored)
+    ]
     for env_path in job.environments:
         try:
             loaded = load(job.path, env_path)
@@ -178,9 +182,17 @@ def build_runbook(job: PageJob) -> PageResult:
             continue
         env = loaded.environment
         name = env.name if env else env_path.stem
-        variants.append((Variant(name, slug(env_path.stem), f"env-{slug(env_path.stem)}.html",
-                                 " ".join((env.description if env else "").split())),
-                         loaded.tailored))
+        variants.append(
+            (
+                Variant(
+                    name,
+                    slug(env_path.stem),
+                    f"env-{slug(env_path.stem)}.html",
+                    " ".join((env.description if env else "").split()),
+                ),
+                loaded.tailored,
+            )
+        )
     folder = job.out / job.rel
     (folder / FILES).mkdir(parents=True, exist_ok=True)
     source_name = job.path.name
@@ -192,13 +204,27 @@ def build_runbook(job: PageJob) -> PageResult:
         downloads.append(("Source Markdown", f"{FILES}/{source_name}"))
         page = _page_html(job, rb, variant, tailored, shown, downloads)
         (folder / variant.page).write_text(page, encoding="utf-8")
-    entry = RunbookEntry(job.rel, rb.id, rb.title, rb.version, " ".join(rb.summary.split()),
-                         rb.tags, step_counts(rb), shown)
+    entry = RunbookEntry(
+        job.rel,
+        rb.id,
+        rb.title,
+        rb.version,
+        " ".join(rb.summary.split()),
+        rb.tags,
+        step_counts(rb),
+        shown,
+    )
     return PageResult(job.path, entry, tuple(problems))
 
 
-def _write_downloads(job: PageJob, folder: Path, runbook_id: str, variant: Variant,
-                     tailored: TailoredRunbook, problems: list[str]) -> list[tuple[str, str]]:
+def _write_downloads(
+    job: PageJob,
+    folder: Path,
+    runbook_id: str,
+    variant: Variant,
+    tailored: TailoredRunbook,
+    problems: list[str],
+) -> list[tuple[str, str]]:
     """Render each download format of one variant; return (label, relative href) pairs."""
     links: list[tuple[str, str]] = []
     for fmt in job.formats:
@@ -214,16 +240,31 @@ def _write_downloads(job: PageJob, folder: Path, runbook_id: str, variant: Varia
     return links
 
 
-def _page_html(job: PageJob, rb: Runbook, current: Variant, tailored: TailoredRunbook,
-               variants: tuple[Variant, ...], downloads: list[tuple[str, str]]) -> str:
+def _page_html(
+    job: PageJob,
+    rb: Runbook,
+    current: Variant,
+    tailored: TailoredRunbook,
+    variants: tuple[Variant, ...],
+    downloads: list[tuple[str, str]],
+) -> str:
     """The site page of one variant: site frame, step index and the guide itself."""
     depth = len(job.rel.split("/"))
     body = to_html(guide_markdown(tailored, html=True))
-    body = _STEP_ANCHOR.sub(r'<a id="\1" class="anchor" href="#\1" title="Link to this step">#</a>',
-                            body)
-    steps = [{"number": ts.number, "id": ts.id, "title": ts.step.display_title(),
-              "manual": ts.step.is_manual, "verify": ts.step.phase == "verify",
-              "skipped": ts.skip_reason is not None} for ts in tailored.steps]
+    body = _STEP_ANCHOR.sub(
+        r'<a id="\1" class="anchor" href="#\1" title="Link to this step">#</a>', body
+    )
+    steps = [
+        {
+            "number": ts.number,
+            "id": ts.id,
+            "title": ts.step.display_title(),
+            "manual": ts.step.is_manual,
+            "verify": ts.step.phase == "verify",
+            "skipped": ts.skip_reason is not None,
+        }
+        for ts in tailored.steps
+    ]
     return get_template(PAGE_TEMPLATE).render(
         root="../" * depth,
         title=rb.title,

@@ -104,9 +104,15 @@ def download_formats() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(formats), tuple(notes)
 
 
-def build_site(source: Path, out: Path, *, formats: tuple[str, ...] | None = None,
-               notes: tuple[str, ...] = (), jobs: int | None = None,
-               progress: Callable[[PageResult], None] | None = None) -> SiteReport:
+def build_site(
+    source: Path,
+    out: Path,
+    *,
+    formats: tuple[str, ...] | None = None,
+    notes: tuple[str, ...] = (),
+    jobs: int | None = None,
+    progress: Callable[[PageResult], None] | None = None,
+) -> SiteReport:
     """Build the site for the runbooks under ``source`` into ``out``.
 
     Args:
@@ -139,26 +145,37 @@ def build_site(source: Path, out: Path, *, formats: tuple[str, ...] | None = Non
     return SiteReport(out, report.entries, report.failures, report.notes)
 
 
-def _build_into(source: Path, staging: Path, formats: tuple[str, ...], jobs: int | None,
-                progress: Callable[[PageResult], None] | None,
-                notes: tuple[str, ...]) -> SiteReport:
+def _build_into(
+    source: Path,
+    staging: Path,
+    formats: tuple[str, ...],
+    jobs: int | None,
+    progress: Callable[[PageResult], None] | None,
+    notes: tuple[str, ...],
+) -> SiteReport:
     files = runbook_files([source])
-    page_jobs = [PageJob(path, _rel(path, source), staging, environments_for(path, source),
-                         formats) for path in files]
+    page_jobs = [
+        PageJob(path, _rel(path, source), staging, environments_for(path, source), formats)
+        for path in files
+    ]
     results = sorted(_run(page_jobs, jobs, progress), key=lambda r: str(r.path))
-    entries = sorted((r.entry for r in results if r.entry is not None),
-                     key=lambda e: (e.rel.rsplit("/", 1)[0], e.title.lower(), e.rel))
+    entries = sorted(
+        (r.entry for r in results if r.entry is not None),
+        key=lambda e: (e.rel.rsplit("/", 1)[0], e.title.lower(), e.rel),
+    )
     failures = tuple(p for r in results for p in r.problems)
     _copy_assets(staging / ASSETS)
     index = _index_html(entries, failures, notes, len(files))
     (staging / "index.html").write_text(index, encoding="utf-8")
-    (staging / MARKER).write_text("written by runbook site build; replaced by the next build\n",
-                                  encoding="utf-8")
+    (staging / MARKER).write_text(
+        "written by runbook site build; replaced by the next build\n", encoding="utf-8"
+    )
     return SiteReport(staging, tuple(entries), failures, notes)
 
 
-def _run(page_jobs: list[PageJob], jobs: int | None,
-         progress: Callable[[PageResult], None] | None) -> Iterator[PageResult]:
+def _run(
+    page_jobs: list[PageJob], jobs: int | None, progress: Callable[[PageResult], None] | None
+) -> Iterator[PageResult]:
     workers = max(1, min(jobs or min(os.cpu_count() or 1, 4), len(page_jobs) or 1))
     if workers == 1:
         for job in page_jobs:
@@ -180,8 +197,11 @@ def _safe_build(job: PageJob) -> PageResult:
     try:
         return build_runbook(job)
     except Exception as exc:  # one runbook's failure must not stop the site
-        return PageResult(job.path, None, (f"{job.path}: internal error while building its "
-                                           f"pages: {type(exc).__name__}: {exc}",))
+        return PageResult(
+            job.path,
+            None,
+            (f"{job.path}: internal error while building its pages: {type(exc).__name__}: {exc}",),
+        )
 
 
 def _rel(path: Path, source: Path) -> str:
@@ -196,8 +216,11 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError.single(f"-o {out}: exists and is not a folder", code="RB261")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError.single(f"-o {out}: the folder is not empty and holds no earlier site "
-                                "build; choose an empty or new folder", code="RB261")
+        raise InputError.single(
+            f"-o {out}: the folder is not empty and holds no earlier site "
+            "build; choose an empty or new folder",
+            code="RB261",
+        )
 
 
 def _replace(staging: Path, out: Path) -> None:
@@ -224,11 +247,18 @@ def _copy_assets(target: Path) -> None:
         shutil.copyfile(icon, target.parent / FAVICON)
 
 
-def _index_html(entries: list[RunbookEntry], failures: tuple[str, ...], notes: tuple[str, ...],
-                found: int) -> str:
+def _index_html(
+    entries: list[RunbookEntry], failures: tuple[str, ...], notes: tuple[str, ...], found: int
+) -> str:
     tags = Counter(tag for entry in entries for tag in entry.tags)
-    cards = [{"entry": e, "folder": href(e.rel) + "/",
-              "text": " ".join([e.id, e.title, e.summary, *e.tags]).lower()} for e in entries]
+    cards = [
+        {
+            "entry": e,
+            "folder": href(e.rel) + "/",
+            "text": " ".join([e.id, e.title, e.summary, *e.tags]).lower(),
+        }
+        for e in entries
+    ]
     return get_template(INDEX_TEMPLATE).render(
-        root="", cards=cards, tags=sorted(tags.items()), failures=failures, notes=notes,
-        found=found)
+        root="", cards=cards, tags=sorted(tags.items()), failures=failures, notes=notes, found=found
+    )

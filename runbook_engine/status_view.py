@@ -28,8 +28,9 @@ def show_runs(state_dir: Path, as_json: bool) -> None:
     table = Table("runbook", "environment", "status", "operator", "started (UTC)", "run")
     table.columns[-1].no_wrap = True
     for r in runs:
-        table.add_row(r.runbook_id, r.env_name or "-", r.status, r.operator, r.created_at[:19],
-                      r.run_id)
+        table.add_row(
+            r.runbook_id, r.env_name or "-", r.status, r.operator, r.created_at[:19], r.run_id
+        )
     Console(width=max(Console().width, 160)).print(table)
 
 
@@ -57,11 +58,20 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]{record.run_id}[/bold]  {record.runbook_id}  env={record.env_name or '-'}"
-                  f"  status=[bold]{record.status}[/bold]  operator={record.operator}")
+    console.print(
+        f"[bold]{record.run_id}[/bold]  {record.runbook_id}  env={record.env_name or '-'}"
+        f"  status=[bold]{record.status}[/bold]  operator={record.operator}"
+    )
     table = Table("#", "step", "host", "status", "attempts", "exit", "note")
     for s in steps:
-        table.add_row(str(s.position), s.step_id, s.host, s.status, str(s.attempts),
-                      "" if s.exit_code is None else str(s.exit_code), s.reason or "")
+        table.add_row(
+            str(s.position),
+            s.step_id,
+            s.host,
+            s.status,
+            str(s.attempts),
+            "" if s.exit_code is None else str(s.exit_code),
+            s.reason or "",
+        )
     console.print(table)
     console.print(f"Journal: {store.run_dir(run_id) / 'journal.jsonl'}")

@@ -138,8 +138,10 @@ class CheckpointStore:
         self.db_path = state_dir / "state.db"
         if not create and not self.db_path.is_file():
             what = f"no run {run_id!r}" if run_id else "no runs"
-            raise StateError(f"{what} in {state_dir} (it holds no state.db); use --state-dir or "
-                             "RUNBOOK_STATE_DIR to name the state directory of the run")
+            raise StateError(
+                f"{what} in {state_dir} (it holds no state.db); use --state-dir or "
+                "RUNBOOK_STATE_DIR to name the state directory of the run"
+            )
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -148,29 +150,36 @@ class CheckpointStore:
             self._create()
         try:
             # One connection, used by one thread at a time (the runner serialises host fan-out).
-            self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None,
-                                       check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.db_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
         except sqlite3.OperationalError as exc:
             if create:
-                raise StateError(f"cannot write the state in {state_dir} ({exc}); check its "
-                                 "permissions or name another with --state-dir") from None
+                raise StateError(
+                    f"cannot write the state in {state_dir} ({exc}); check its "
+                    "permissions or name another with --state-dir"
+                ) from None
             # Read-only copy (an auditor's): read it as it is, without WAL bookkeeping.
             uri = f"{self.db_path.resolve().as_uri()}?immutable=1"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         version = int(self._scalar("SELECT value FROM meta WHERE key='schema_version'") or 0)
         if version > SCHEMA_VERSION:
-            raise StateError(f"{self.db_path} was written by a newer runbook-engine "
-                             f"(schema {version}); upgrade runbook-engine")
+            raise StateError(
+                f"{self.db_path} was written by a newer runbook-engine "
+                f"(schema {version}); upgrade runbook-engine"
+            )
 
     def _create(self) -> None:
         try:
             fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".db", dir=self.state_dir)
         except OSError as exc:
-            raise StateError(f"cannot write the state in {self.state_dir}: {exc.strerror}; "
-                             "check its permissions or name another with --state-dir") from None
+            raise StateError(
+                f"cannot write the state in {self.state_dir}: {exc.strerror}; "
+                "check its permissions or name another with --state-dir"
+            ) from None
         os.close(fd)
         try:
             with contextlib.closing(sqlite3.connect(tmp)) as db:
@@ -208,7 +217,7 @@ class CheckpointStore:
 
     # runs -----------------------------------------------------------------
     def create_run(self, record: RunRecord, steps: list[tuple[str, str, int]]) -> None:
-        """Insert a run and its steps (``(step_id, host, position)``, all pending) in one transaction.
+        """Insert a run and its steps (``(step_id, host, position)``, pending) in one transaction.
 
         Raises:
             StateError: the run id exists already.
@@ -220,8 +229,10 @@ class CheckpointStore:
             if db.execute("SELECT 1 FROM runs WHERE run_id=?", (record.run_id,)).fetchone():
                 raise StateError(f"run {record.run_id} exists already")
             cols = ", ".join(values)
-            db.execute(f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(values))})",
-                       tuple(values.values()))
+            db.execute(
+                f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(values))})",
+                tuple(values.values()),
+            )
             db.executemany(
                 "INSERT INTO steps (run_id, step_id, host, position, status, updated_at) "
                 "VALUES (?, ?, ?, ?, 'pending', ?)",
@@ -236,8 +247,10 @@ class CheckpointStore:
         """
         row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
-            raise StateError(f"no run {run_id!r} in {self.state_dir}; `runbook runs` lists the runs "
-                             "(use --state-dir or RUNBOOK_STATE_DIR for another state directory)")
+            raise StateError(
+                f"no run {run_id!r} in {self.state_dir}; `runbook runs` lists the runs "
+                "(use --state-dir or RUNBOOK_STATE_DIR for another state directory)"
+            )
         return _run(row)
 
     def list_runs(self) -> list[RunRecord]:
@@ -246,7 +259,7 @@ class CheckpointStore:
         return [_run(r) for r in rows]
 
     def update_run(self, run_id: str, **changes: Any) -> None:
-        """Set columns of a run (``status``, ``outcome``, ``content_hash``...) in one transaction."""
+        """Set columns of a run (``status``, ``outcome``, ``content_hash``...) in one go."""
         if "overrides" in changes:
             changes["overrides"] = json.dumps(changes["overrides"], sort_keys=True)
         changes["updated_at"] = utcnow()
@@ -258,13 +271,15 @@ class CheckpointStore:
     def steps(self, run_id: str) -> list[StepState]:
         """Return every step state of a run in flow order."""
         rows = self._db.execute(
-            "SELECT * FROM steps WHERE run_id=? ORDER BY position, host", (run_id,))
+            "SELECT * FROM steps WHERE run_id=? ORDER BY position, host", (run_id,)
+        )
         return [StepState(**dict(r)) for r in rows]
 
     def step(self, run_id: str, step_id: str, host: str) -> StepState | None:
         """Return one step state, or ``None``."""
-        row = self._db.execute("SELECT * FROM steps WHERE run_id=? AND step_id=? AND host=?",
-                               (run_id, step_id, host)).fetchone()
+        row = self._db.execute(
+            "SELECT * FROM steps WHERE run_id=? AND step_id=? AND host=?", (run_id, step_id, host)
+        ).fetchone()
         return StepState(**dict(row)) if row else None
 
     def transition(self, run_id: str, step_id: str, host: str, status: str, **changes: Any) -> None:
@@ -279,33 +294,50 @@ class CheckpointStore:
         changes["updated_at"] = utcnow()
         sets = ", ".join(f"{k}=?" for k in changes)
         with self.transaction() as db:
-            db.execute(f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?",
-                       (*changes.values(), run_id, step_id, host))
+            db.execute(
+                f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?",
+                (*changes.values(), run_id, step_id, host),
+            )
 
     def ensure_step(self, run_id: str, step_id: str, host: str, position: int) -> None:
-        """Add a pending step row if it is missing (used when an accepted changed runbook adds steps)."""
+        """Add a pending step row if missing (an accepted changed runbook may add steps)."""
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO steps (run_id, step_id, host, position, status, "
-                       "updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
-                       (run_id, step_id, host, position, utcnow()))
+            db.execute(
+                "INSERT OR IGNORE INTO steps (run_id, step_id, host, position, status, "
+                "updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+                (run_id, step_id, host, position, utcnow()),
+            )
 
     # gates ----------------------------------------------------------------
     def put_gate(self, decision: GateDecision) -> None:
         """Record a gate decision given outside the run (replaces an earlier one)."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO gates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (decision.run_id, decision.step_id, decision.host, decision.decision,
-                        decision.by, decision.note, decision.source, decision.at))
+            db.execute(
+                "INSERT OR REPLACE INTO gates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    decision.run_id,
+                    decision.step_id,
+                    decision.host,
+                    decision.decision,
+                    decision.by,
+                    decision.note,
+                    decision.source,
+                    decision.at,
+                ),
+            )
 
     def take_gate(self, run_id: str, step_id: str, host: str) -> GateDecision | None:
         """Return and delete the decision recorded for a gate, if any."""
         with self.transaction() as db:
-            row = db.execute("SELECT * FROM gates WHERE run_id=? AND step_id=? AND host=?",
-                             (run_id, step_id, host)).fetchone()
+            row = db.execute(
+                "SELECT * FROM gates WHERE run_id=? AND step_id=? AND host=?",
+                (run_id, step_id, host),
+            ).fetchone()
             if row is None:
                 return None
-            db.execute("DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?",
-                       (run_id, step_id, host))
+            db.execute(
+                "DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?", (run_id, step_id, host)
+            )
         return GateDecision(**dict(row))
 
 

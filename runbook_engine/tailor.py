@@ -11,7 +11,6 @@ Without an environment (``generic`` mode) parameters render as placeholders
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,14 @@ from runbook_engine.quoting import (
 from runbook_engine.values import Values
 
 _JINJA = jinja2.Environment(
-    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-    lstrip_blocks=True, autoescape=False,
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
     # Jinja's default comment marker {# would swallow Pandoc attribute lists ({#id}) in prose.
-    comment_start_string="{##", comment_end_string="##}",
+    comment_start_string="{##",
+    comment_end_string="##}",
 )
 _JINJA.filters["rbquote"] = quote_value
 _JINJA.filters["raw"] = lambda value: Raw(str(value))
@@ -114,8 +117,9 @@ class TailoredRunbook:
         return self.helpers[step_id]
 
 
-def context_for(runbook: Runbook, env: Environment | None, values: Values | None,
-                *, secrets: bool = False) -> dict[str, Any]:
+def context_for(
+    runbook: Runbook, env: Environment | None, values: Values | None, *, secrets: bool = False
+) -> dict[str, Any]:
     """Return the template context: parameters, facts, ``environment`` and ``roles``."""
     ctx: dict[str, Any] = {}
     if values is not None:
@@ -132,8 +136,9 @@ def context_for(runbook: Runbook, env: Environment | None, values: Values | None
     return ctx
 
 
-def tailor(runbook: Runbook, env: Environment | None, values: Values | None,
-           *, secrets: bool = False) -> TailoredRunbook:
+def tailor(
+    runbook: Runbook, env: Environment | None, values: Values | None, *, secrets: bool = False
+) -> TailoredRunbook:
     """Fill ``runbook`` in for ``env``.
 
     Args:
@@ -175,21 +180,36 @@ def _with_number(step: TailoredStep, number: int) -> TailoredStep:
     return TailoredStep(step.step, number, step.body, step.hosts, step.skip_reason, step.condition)
 
 
-def _tailor_step(step: Step, ctx: dict[str, Any], known: set[str], env: Environment | None,
-                 runbook: Runbook, problems: list[Problem]) -> TailoredStep:
+def _tailor_step(
+    step: Step,
+    ctx: dict[str, Any],
+    known: set[str],
+    env: Environment | None,
+    runbook: Runbook,
+    problems: list[Problem],
+) -> TailoredStep:
     path, line = step.span.path, step.span.start_line
     body = step.body
     if step.template:
-        rendered = _render(step.body, path, step.body_line, ctx, known, env, problems,
-                           lang=language_of(step.kind))
+        rendered = _render(
+            step.body, path, step.body_line, ctx, known, env, problems, lang=language_of(step.kind)
+        )
         body = rendered if rendered is not None else step.body
     skip = None
     if step.when:
         if env is None:
             _check_names("{{ " + step.when + " }}", path, line, known, problems)  # generic
         else:
-            value = _render("{{ (" + step.when + ") | string }}", path, line, ctx, known, env,
-                            problems, expression=True)
+            value = _render(
+                "{{ (" + step.when + ") | string }}",
+                path,
+                line,
+                ctx,
+                known,
+                env,
+                problems,
+                expression=True,
+            )
             if value is not None and value.strip() in ("False", "", "None", "0", "[]"):
                 skip = f"condition when={step.when!r} is false in environment {env.name!r}"
     if step.kind == "probe" and env is not None and not skip:
@@ -217,15 +237,31 @@ def _tailor_step(step: Step, ctx: dict[str, Any], known: set[str], env: Environm
         elif skip:  # not applicable here: the role need not exist in this environment
             hosts = (Host(name=f"({step.target})", address="-", transport="manual"),)
         else:
-            problems.append(Problem(
-                f"step {step.id!r} targets role {step.target!r}, which has no host in environment "
-                f"{env.name!r} ({env.path}); add it under 'roles'", path, line, code="RB230"))
+            problems.append(
+                Problem(
+                    f"step {step.id!r} targets role {step.target!r}, which has no host in "
+                    "environment "
+                    f"{env.name!r} ({env.path}); add it under 'roles'",
+                    path,
+                    line,
+                    code="RB230",
+                )
+            )
     return TailoredStep(step, 0, body, hosts, skip, step.when)
 
 
-def _render(source: str, path: Path, line: int, ctx: dict[str, Any], known: set[str],
-            env: Environment | None, problems: list[Problem], *, expression: bool = False,
-            lang: str | None = None) -> str | None:
+def _render(
+    source: str,
+    path: Path,
+    line: int,
+    ctx: dict[str, Any],
+    known: set[str],
+    env: Environment | None,
+    problems: list[Problem],
+    *,
+    expression: bool = False,
+    lang: str | None = None,
+) -> str | None:
     """Render one template; ``lang`` quotes every value for that body language."""
     if "{" not in source:
         return source
@@ -239,29 +275,54 @@ def _render(source: str, path: Path, line: int, ctx: dict[str, Any], known: set[
             ast = quote_outputs(ast, lang)
         return _JINJA.from_string(ast).render(ctx)
     except jinja2.TemplateError as exc:
-        problems.append(Problem(f"template error: {exc.message or exc}", path,
-                                line + _template_line(exc) - 1, code="RB131"))
+        problems.append(
+            Problem(
+                f"template error: {exc.message or exc}",
+                path,
+                line + _template_line(exc) - 1,
+                code="RB131",
+            )
+        )
     except QuotingError as exc:
-        problems.append(Problem(f"cannot quote a value safely here: {exc}", path,
-                                line + _template_line(exc) - 1, code="RB133"))
+        problems.append(
+            Problem(
+                f"cannot quote a value safely here: {exc}",
+                path,
+                line + _template_line(exc) - 1,
+                code="RB133",
+            )
+        )
     except Exception as exc:
-        problems.append(Problem(f"template expression failed: {type(exc).__name__}: {exc}", path,
-                                line + _template_line(exc) - 1, code="RB131"))
+        problems.append(
+            Problem(
+                f"template expression failed: {type(exc).__name__}: {exc}",
+                path,
+                line + _template_line(exc) - 1,
+                code="RB131",
+            )
+        )
     return None
 
 
-def _check_names(source: str, path: Path, line: int, known: set[str],
-                 problems: list[Problem]) -> nodes.Template | None:
+def _check_names(
+    source: str, path: Path, line: int, known: set[str], problems: list[Problem]
+) -> nodes.Template | None:
     """Parse ``source``; report syntax errors and undefined names; return the AST or ``None``."""
     try:
         ast = _JINJA.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         src = source.split("\n")
-        problems.append(Problem(
-            f"template syntax error: {exc.message}; a {{% if %}} must close before the next step "
-            "(use when= on steps); write literal braces as {% raw %}...{% endraw %}",
-            path, line + (exc.lineno or 1) - 1, code="RB130",
-            source_line=src[exc.lineno - 1] if exc.lineno and exc.lineno <= len(src) else None))
+        problems.append(
+            Problem(
+                f"template syntax error: {exc.message}; a {{% if %}} must close before the "
+                "next step "
+                "(use when= on steps); write literal braces as {% raw %}...{% endraw %}",
+                path,
+                line + (exc.lineno or 1) - 1,
+                code="RB130",
+                source_line=src[exc.lineno - 1] if exc.lineno and exc.lineno <= len(src) else None,
+            )
+        )
         return None
     missing = _undeclared(ast) - known
     if not missing:
@@ -269,10 +330,17 @@ def _check_names(source: str, path: Path, line: int, known: set[str],
     for node in ast.find_all(nodes.Name):
         if node.ctx == "load" and node.name in missing:
             missing.discard(node.name)
-            problems.append(Problem(
-                f"undefined parameter {node.name!r}: declare it under 'parameters' in the front "
-                "matter (or give it as a fact in the environment)", path, line + node.lineno - 1,
-                code="RB132", source_line=source.split("\n")[node.lineno - 1]))
+            problems.append(
+                Problem(
+                    f"undefined parameter {node.name!r}: declare it under 'parameters' in the "
+                    "front "
+                    "matter (or give it as a fact in the environment)",
+                    path,
+                    line + node.lineno - 1,
+                    code="RB132",
+                    source_line=source.split("\n")[node.lineno - 1],
+                )
+            )
     return None
 
 
@@ -326,9 +394,8 @@ def generic_text(source: str) -> str:
             mode = None
         elif mode is not None:
             expr.append(value)
-        elif kind in ("data", "raw_begin", "raw_end"):
-            if kind == "data":
-                out.append(value)
+        elif kind == "data":
+            out.append(value)
     return "".join(out)
 
 
@@ -342,7 +409,3 @@ def _marker(block: str) -> str:
         "for": f"*[for {rest}:]*",
         "endfor": "*[end for]*",
     }.get(word, "")
-
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    raise RuntimeError("runbook-engine needs Python 3.11+")

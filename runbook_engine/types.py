@@ -42,7 +42,9 @@ def _hostname(value: Any) -> str:
 def _fqdn(value: Any) -> str:
     text = _hostname(value)
     if len(text.rstrip(".").split(".")) < 2:
-        raise ValueProblem(f"{text!r} is not fully qualified: expected host.domain, e.g. mail.example.com")
+        raise ValueProblem(
+            f"{text!r} is not fully qualified: expected host.domain, e.g. mail.example.com"
+        )
     if text.rstrip(".").split(".")[-1].isdigit():
         raise ValueProblem(f"{text!r} looks like an IP address, not a DNS name")
     return text
@@ -66,7 +68,9 @@ def _ipv4(value: Any) -> str:
     try:
         return str(ipaddress.IPv4Address(_text(value, "an IPv4 address")))
     except ipaddress.AddressValueError:
-        raise ValueProblem(f"{value!r} is not an IPv4 address (dotted quad, e.g. 192.0.2.10)") from None
+        raise ValueProblem(
+            f"{value!r} is not an IPv4 address (dotted quad, e.g. 192.0.2.10)"
+        ) from None
 
 
 def _ip(value: Any) -> str:
@@ -156,7 +160,9 @@ TYPES: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def coerce(type_name: str, value: Any, *, choices: tuple[Any, ...] = (), items: str = "string") -> Any:
+def coerce(
+    type_name: str, value: Any, *, choices: tuple[Any, ...] = (), items: str = "string"
+) -> Any:
     """Validate ``value`` as ``type_name`` and return its Python form.
 
     Args:

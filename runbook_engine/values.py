@@ -63,8 +63,14 @@ def resolve_values(
     env_values = env.values if env else {}
     for name in overrides:
         if name not in runbook.parameters:
-            problems.append(Problem(f"--set {name}: the runbook declares no parameter {name!r}",
-                                    None, 0, code="RB220"))
+            problems.append(
+                Problem(
+                    f"--set {name}: the runbook declares no parameter {name!r}",
+                    None,
+                    0,
+                    code="RB220",
+                )
+            )
     for name, param in runbook.parameters.items():
         if param.secret:
             params[name] = f"[secret:{name}]"
@@ -88,33 +94,43 @@ def resolve_values(
         else:
             if param.required:
                 where = f" in {env.path} under 'parameters'" if env else " with --env FILE"
-                problems.append(Problem(
-                    f"parameter {name!r} ({param.type}) has no value: give it{where}",
-                    runbook.path, param.line, code="RB221"))
+                problems.append(
+                    Problem(
+                        f"parameter {name!r} ({param.type}) has no value: give it{where}",
+                        runbook.path,
+                        param.line,
+                        code="RB221",
+                    )
+                )
             params[name], sources[name] = None, "unset"
             continue
         try:
             params[name] = coerce(param.type, raw, choices=param.choices, items=param.items)
             sources[name] = source
         except ValueProblem as exc:
-            problems.append(Problem(f"parameter {name!r} ({param.type}): {exc}", path, line,
-                                    code="RB222"))
+            problems.append(
+                Problem(f"parameter {name!r} ({param.type}): {exc}", path, line, code="RB222")
+            )
     if problems:
         raise EnvironmentFileError(problems[0].format(), problems)
     facts = dict(env.facts) if env else {}
     return Values(params, facts, secrets, sources)
 
 
-def _secret(name: str, env: Environment | None, path: Path, line: int,
-            problems: list[Problem]) -> str | None:
+def _secret(
+    name: str, env: Environment | None, path: Path, line: int, problems: list[Problem]
+) -> str | None:
     ref: SecretRef | None = env.secrets.get(name) if env else None
     if ref is None:
         ref = SecretRef(name, env=f"RUNBOOK_SECRET_{name.upper()}")
-    return fetch_secret(ref, path if env is None else env.path, line if env is None else ref.line,
-                        problems)
+    return fetch_secret(
+        ref, path if env is None else env.path, line if env is None else ref.line, problems
+    )
 
 
-def fetch_secret(ref: SecretRef, path: Path | None, line: int, problems: list[Problem]) -> str | None:
+def fetch_secret(
+    ref: SecretRef, path: Path | None, line: int, problems: list[Problem]
+) -> str | None:
     """Fetch the value a :class:`SecretRef` points to.
 
     Sources, in the order the reference names one: an environment variable,
@@ -125,8 +141,15 @@ def fetch_secret(ref: SecretRef, path: Path | None, line: int, problems: list[Pr
     if ref.env:
         value = os.environ.get(ref.env)
         if not value:
-            problems.append(Problem(f"secret {ref.name!r}: environment variable {ref.env} is not "
-                                    "set; export it before running", path, line, code="RB223"))
+            problems.append(
+                Problem(
+                    f"secret {ref.name!r}: environment variable {ref.env} is not "
+                    "set; export it before running",
+                    path,
+                    line,
+                    code="RB223",
+                )
+            )
         return value or None
     if ref.keyring:
         try:
@@ -134,17 +157,36 @@ def fetch_secret(ref: SecretRef, path: Path | None, line: int, problems: list[Pr
 
             value = keyring.get_password(*ref.keyring)
         except Exception as exc:  # keyring backends raise their own types
-            problems.append(Problem(f"secret {ref.name!r}: keyring lookup failed ({type(exc).__name__})",
-                                    path, line, code="RB223"))
+            problems.append(
+                Problem(
+                    f"secret {ref.name!r}: keyring lookup failed ({type(exc).__name__})",
+                    path,
+                    line,
+                    code="RB223",
+                )
+            )
             return None
         if value is None:
-            problems.append(Problem(f"secret {ref.name!r}: no keyring entry for service "
-                                    f"{ref.keyring[0]!r} user {ref.keyring[1]!r}", path, line,
-                                    code="RB223"))
+            problems.append(
+                Problem(
+                    f"secret {ref.name!r}: no keyring entry for service "
+                    f"{ref.keyring[0]!r} user {ref.keyring[1]!r}",
+                    path,
+                    line,
+                    code="RB223",
+                )
+            )
         return value
     if not sys.stdin.isatty():
-        problems.append(Problem(f"secret {ref.name!r} is to be typed at a prompt, but there is no "
-                                "terminal; use {env: VAR} or a keyring entry", path, line, code="RB223"))
+        problems.append(
+            Problem(
+                f"secret {ref.name!r} is to be typed at a prompt, but there is no "
+                "terminal; use {env: VAR} or a keyring entry",
+                path,
+                line,
+                code="RB223",
+            )
+        )
         return None
     import getpass
 

@@ -47,8 +47,12 @@ def load_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, di
     duplicate = duplicate_key(node, offset=1)
     if duplicate is not None:
         key, first, second = duplicate
-        raise error.single(f"key {key!r} is given twice (lines {first} and {second}); keep one",
-                           path, second, code="RB202")
+        raise error.single(
+            f"key {key!r} is given twice (lines {first} and {second}); keep one",
+            path,
+            second,
+            code="RB202",
+        )
     return data, lines
 
 

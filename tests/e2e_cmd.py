@@ -14,8 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-BASE_ENV = {"SYSTEMDRIVE": "C:", "SYSTEMROOT": "C:\\WINDOWS", "WINDIR": "C:\\WINDOWS",
-            "TEMP": "C:\\TEMP", "COMSPEC": "C:\\WINDOWS\\system32\\cmd.exe"}
+BASE_ENV = {
+    "SYSTEMDRIVE": "C:",
+    "SYSTEMROOT": "C:\\WINDOWS",
+    "WINDIR": "C:\\WINDOWS",
+    "TEMP": "C:\\TEMP",
+    "COMSPEC": "C:\\WINDOWS\\system32\\cmd.exe",
+}
 _FOR_F = re.compile(r'for /f "([^"]*)" %(\w) in \(\'(.*)\'\) do (.*)$', re.I | re.S)
 _FOR = re.compile(r"for %(\w) in \(([^)]*)\) do (.*)$", re.I | re.S)
 _IF_EXIST = re.compile(r'if (not )?exist "([^"]*)" (.*)$', re.I | re.S)
@@ -65,6 +70,7 @@ class CmdShell:
     @staticmethod
     def _expand(line: str, env: dict[str, str], batch: bool) -> str:
         """Phase 1 of cmd.exe: ``%NAME%`` (undefined: empty in a batch file) and ``%%``."""
+
         def one(match: re.Match[str]) -> str:
             if match.group(0) == "%%":
                 return "%" if batch else "%%"
@@ -83,8 +89,9 @@ class CmdShell:
         if match := _FOR.match(line):
             out, code = [], 0
             for item in match.group(2).split():
-                text, code = self._line(match.group(3).replace("%" + match.group(1), item), env,
-                                        stdin)
+                text, code = self._line(
+                    match.group(3).replace("%" + match.group(1), item), env, stdin
+                )
                 out.append(text)
             return "".join(out), code
         if match := _IF_EXIST.match(line):
@@ -114,7 +121,7 @@ class CmdShell:
             after = 0  # index of the token after the highest numbered one
             for token in wanted:
                 if token == "*":
-                    values.append(row[spans[after].start():] if after < len(spans) else "")
+                    values.append(row[spans[after].start() :] if after < len(spans) else "")
                     continue
                 after = int(token)
                 values.append(spans[after - 1].group() if after <= len(spans) else "")
@@ -171,7 +178,7 @@ class CmdShell:
 
     def _builtin(self, command: str, env: dict[str, str], stdin: str) -> tuple[str, int]:
         verb = command.split(" ", 1)[0].lower().lstrip("@")
-        rest = command[len(verb):].strip() if " " in command else ""
+        rest = command[len(verb) :].strip() if " " in command else ""
         if verb == "echo":
             return rest + "\r\n", 0
         if verb == "set":
@@ -201,7 +208,7 @@ def _split(line: str, operators: tuple[str, ...]) -> list[str]:
     while i < len(line):
         char = line[i]
         if char == "^" and not quoted and i + 1 < len(line):
-            current.append(line[i:i + 2])
+            current.append(line[i : i + 2])
             i += 2
             continue
         if char == '"':

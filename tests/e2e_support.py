@@ -137,10 +137,20 @@ class Win2003(CmdShell):
         self._maybe_stall(command)
         self.ran.append((step, command))
         argv = crt_split(remove_carets(command))
-        programs = {"reg": self._reg, "sc": self._sc, "find": self._find, "type": self._type,
-                    "mkdir": self._mkdir, "md": self._mkdir, "netstat": self._netstat,
-                    "dsquery": self._dsquery, "cscript": self._cscript, "ver": self._ver,
-                    "sysocmgr": self._sysocmgr, "shutdown": self._shutdown}
+        programs = {
+            "reg": self._reg,
+            "sc": self._sc,
+            "find": self._find,
+            "type": self._type,
+            "mkdir": self._mkdir,
+            "md": self._mkdir,
+            "netstat": self._netstat,
+            "dsquery": self._dsquery,
+            "cscript": self._cscript,
+            "ver": self._ver,
+            "sysocmgr": self._sysocmgr,
+            "shutdown": self._shutdown,
+        }
         program = programs.get(argv[0].lower())
         if program is None:
             self.unmodelled.append(command)
@@ -185,10 +195,14 @@ class Win2003(CmdShell):
         return Reply("".join(r + "\r\n" for r in hit), "", 0 if hit else 1)
 
     def _netstat(self, argv: list[str], stdin: str) -> Reply:
-        rows = ["\r\nActive Connections\r\n\r\n  Proto  Local Address          Foreign Address"
-                "        State\r\n"]
-        rows += [f"  TCP    {'0.0.0.0:' + str(p):<23}0.0.0.0:0              LISTENING\r\n"
-                 for p in self.listening()]
+        rows = [
+            "\r\nActive Connections\r\n\r\n  Proto  Local Address          Foreign Address"
+            "        State\r\n"
+        ]
+        rows += [
+            f"  TCP    {'0.0.0.0:' + str(p):<23}0.0.0.0:0              LISTENING\r\n"
+            for p in self.listening()
+        ]
         return Reply("".join(rows))
 
     def _shutdown(self, argv: list[str], stdin: str) -> Reply:
@@ -219,8 +233,12 @@ class Win2003(CmdShell):
         verb, path = args[1].upper(), args[2]
         vdir, _, prop = path.rpartition("/")
         if vdir.lower() not in {k.rpartition("/")[0].lower() for k in self.metabase}:
-            return Reply(f"ErrorNumber: -2147024893 (0x80070003)\r\nError Trying To {verb} the "
-                         f"Object (GetObject Failed): {vdir}\r\n", "", 1)
+            return Reply(
+                f"ErrorNumber: -2147024893 (0x80070003)\r\nError Trying To {verb} the "
+                f"Object (GetObject Failed): {vdir}\r\n",
+                "",
+                1,
+            )
         key = next((k for k in self.metabase if k.lower() == path.lower()), path)
         if verb == "SET":
             self.metabase[key] = int(args[3])
@@ -237,7 +255,9 @@ class Win2003(CmdShell):
             registry[(OC_KEY, "netcis")] = ("REG_DWORD", 1)
             registry[(RPCPROXY_KEY, "enabled")] = ("REG_DWORD", 1)
             registry[(RPCPROXY_KEY, "validports")] = (
-                "REG_SZ", f"{self.name}:100-5000;{self.fqdn}:100-5000")
+                "REG_SZ",
+                f"{self.name}:100-5000;{self.fqdn}:100-5000",
+            )
             for vdir in ("Rpc", "RpcWithCert"):
                 self.metabase[f"W3SVC/1/Root/{vdir}/AuthFlags"] = 1
                 self.metabase[f"W3SVC/1/Root/{vdir}/AccessSSLFlags"] = 0

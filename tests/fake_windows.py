@@ -16,13 +16,27 @@ from typing import Any
 
 from wsman_server import CommandCall, Reply  # type: ignore[import-not-found]
 
-ROOTS = {"HKLM": "HKEY_LOCAL_MACHINE", "HKCU": "HKEY_CURRENT_USER", "HKCR": "HKEY_CLASSES_ROOT",
-         "HKU": "HKEY_USERS", "HKCC": "HKEY_CURRENT_CONFIG"}
+ROOTS = {
+    "HKLM": "HKEY_LOCAL_MACHINE",
+    "HKCU": "HKEY_CURRENT_USER",
+    "HKCR": "HKEY_CLASSES_ROOT",
+    "HKU": "HKEY_USERS",
+    "HKCC": "HKEY_CURRENT_CONFIG",
+}
 NOT_FOUND = "ERROR: The system was unable to find the specified registry key or value.\r\n"
-START_CODES = {"boot": "0   BOOT_START", "system": "1   SYSTEM_START", "auto": "2   AUTO_START",
-               "demand": "3   DEMAND_START", "disabled": "4   DISABLED"}
-STATE_CODES = {"stopped": "1  STOPPED", "start-pending": "2  START_PENDING",
-               "stop-pending": "3  STOP_PENDING", "running": "4  RUNNING"}
+START_CODES = {
+    "boot": "0   BOOT_START",
+    "system": "1   SYSTEM_START",
+    "auto": "2   AUTO_START",
+    "demand": "3   DEMAND_START",
+    "disabled": "4   DISABLED",
+}
+STATE_CODES = {
+    "stopped": "1  STOPPED",
+    "start-pending": "2  START_PENDING",
+    "stop-pending": "3  STOP_PENDING",
+    "running": "4  RUNNING",
+}
 ENV = {"SYSTEMROOT": "C:\\WINDOWS", "TEMP": "C:\\TEMP"}
 
 
@@ -34,6 +48,7 @@ class Injection(AssertionError):
 def expand_percent(line: str, *, batch: bool) -> str:
     """cmd.exe phase 1: ``%NAME%`` expansion (batch: ``%%`` is ``%``, undefined is empty)."""
     if batch:
+
         def one(match: re.Match[str]) -> str:
             if match.group(0) == "%%":
                 return "%"
@@ -44,8 +59,8 @@ def expand_percent(line: str, *, batch: bool) -> str:
     while i < len(line):
         if line[i] == "%":
             end = line.find("%", i + 1)
-            if end > i and line[i + 1:end].upper() in ENV:
-                out.append(ENV[line[i + 1:end].upper()])
+            if end > i and line[i + 1 : end].upper() in ENV:
+                out.append(ENV[line[i + 1 : end].upper()])
                 i = end + 1
                 continue
         out.append(line[i])
@@ -153,8 +168,11 @@ class FakeWindows:
 
     def handler(self, kind: str, text: str, call: CommandCall) -> Reply:
         batch = "\n" in text.strip()
-        lines = [x for x in text.replace("\r\n", "\n").split("\n")
-                 if x.strip() and x.strip().lower() != "@echo off"]
+        lines = [
+            x
+            for x in text.replace("\r\n", "\n").split("\n")
+            if x.strip() and x.strip().lower() != "@echo off"
+        ]
         reply = Reply()
         for line in lines:
             argv = argv_of(line, batch=batch)
@@ -174,8 +192,9 @@ class FakeWindows:
             return verbs[verb](argv)
         if program == "sc":
             return self.sc(verb, argv[2], argv[3:])
-        return Reply("", f"'{program}' is not recognized as an internal or external "
-                         "command\r\n", 9009)
+        return Reply(
+            "", f"'{program}' is not recognized as an internal or external command\r\n", 9009
+        )
 
     # reg.exe
     @staticmethod
@@ -197,12 +216,16 @@ class FakeWindows:
         reg_type, data = found
         if self.style == "2003":
             label = value_name or "<NO NAME>"
-            text = (f"\r\n! REG.EXE VERSION 3.0\r\n\r\n{long_key}\r\n"
-                    f"    {label}\t{reg_type}\t{self._show(reg_type, data)}\r\n\r\n")
+            text = (
+                f"\r\n! REG.EXE VERSION 3.0\r\n\r\n{long_key}\r\n"
+                f"    {label}\t{reg_type}\t{self._show(reg_type, data)}\r\n\r\n"
+            )
         else:
             label = value_name or "(Default)"
-            text = (f"\r\n{long_key}\r\n"
-                    f"    {label}    {reg_type}    {self._show(reg_type, data)}\r\n\r\n")
+            text = (
+                f"\r\n{long_key}\r\n"
+                f"    {label}    {reg_type}    {self._show(reg_type, data)}\r\n\r\n"
+            )
         return Reply(text)
 
     def _show(self, reg_type: str, data: Any) -> str:
@@ -218,9 +241,15 @@ class FakeWindows:
         lowered = [a.lower() for a in argv]
         reg_type = argv[lowered.index("/t") + 1]
         raw = argv[lowered.index("/d") + 1] if "/d" in lowered else ""
-        if reg_type not in ("REG_SZ", "REG_EXPAND_SZ", "REG_MULTI_SZ", "REG_DWORD", "REG_BINARY",
-                            "REG_QWORD"):
-            return Reply("", "ERROR: Invalid syntax.\r\nType \"REG ADD /?\" for usage.\r\n", 1)
+        if reg_type not in (
+            "REG_SZ",
+            "REG_EXPAND_SZ",
+            "REG_MULTI_SZ",
+            "REG_DWORD",
+            "REG_BINARY",
+            "REG_QWORD",
+        ):
+            return Reply("", 'ERROR: Invalid syntax.\r\nType "REG ADD /?" for usage.\r\n', 1)
         data: Any = raw
         if reg_type in ("REG_DWORD", "REG_QWORD"):
             data = int(raw, 0)
@@ -244,22 +273,30 @@ class FakeWindows:
     def sc(self, verb: str, name: str, rest: list[str]) -> Reply:
         service = self.services.get(name.lower())
         if service is None:
-            return Reply("[SC] OpenService FAILED 1060:\r\n\r\nThe specified service does not "
-                         "exist as an installed service.\r\n\r\n", "", 1060)
+            return Reply(
+                "[SC] OpenService FAILED 1060:\r\n\r\nThe specified service does not "
+                "exist as an installed service.\r\n\r\n",
+                "",
+                1060,
+            )
         if verb == "qc":
-            return Reply(f"[SC] GetServiceConfig SUCCESS\r\n\r\nSERVICE_NAME: {name}\r\n"
-                         f"        TYPE               : 20  WIN32_SHARE_PROCESS \r\n"
-                         f"        START_TYPE         : {START_CODES[service.start]}\r\n"
-                         f"        ERROR_CONTROL      : 1   NORMAL\r\n"
-                         f"        DISPLAY_NAME       : {service.display or name}\r\n")
+            return Reply(
+                f"[SC] GetServiceConfig SUCCESS\r\n\r\nSERVICE_NAME: {name}\r\n"
+                f"        TYPE               : 20  WIN32_SHARE_PROCESS \r\n"
+                f"        START_TYPE         : {START_CODES[service.start]}\r\n"
+                f"        ERROR_CONTROL      : 1   NORMAL\r\n"
+                f"        DISPLAY_NAME       : {service.display or name}\r\n"
+            )
         if verb == "query":
             state = service.state
             if service.pending_polls > 0:
                 service.pending_polls -= 1
                 state = "start-pending" if state == "running" else "stop-pending"
-            return Reply(f"\r\nSERVICE_NAME: {name}\r\n        TYPE               : 20  "
-                         f"WIN32_SHARE_PROCESS \r\n        STATE              : "
-                         f"{STATE_CODES[state]}\r\n        WIN32_EXIT_CODE    : 0  (0x0)\r\n")
+            return Reply(
+                f"\r\nSERVICE_NAME: {name}\r\n        TYPE               : 20  "
+                f"WIN32_SHARE_PROCESS \r\n        STATE              : "
+                f"{STATE_CODES[state]}\r\n        WIN32_EXIT_CODE    : 0  (0x0)\r\n"
+            )
         if verb == "config":
             assert rest[0] == "start=", f"sc config needs 'start= MODE' as two words, got {rest}"
             if not self.ignore_writes:
@@ -267,25 +304,43 @@ class FakeWindows:
             return Reply("[SC] ChangeServiceConfig SUCCESS\r\n")
         if verb == "start":
             if service.start == "disabled":
-                return Reply("[SC] StartService FAILED 1058:\r\n\r\nThe service cannot be started"
-                             ", either because it is disabled...\r\n", "", 1058)
+                return Reply(
+                    "[SC] StartService FAILED 1058:\r\n\r\nThe service cannot be started"
+                    ", either because it is disabled...\r\n",
+                    "",
+                    1058,
+                )
             if self.fail_start:
-                return Reply("[SC] StartService FAILED 1053:\r\n\r\nThe service did not "
-                             "respond to the start or control request in a timely fashion.\r\n",
-                             "", 1053)
+                return Reply(
+                    "[SC] StartService FAILED 1053:\r\n\r\nThe service did not "
+                    "respond to the start or control request in a timely fashion.\r\n",
+                    "",
+                    1053,
+                )
             if service.state == "running":
-                return Reply("[SC] StartService FAILED 1056:\r\n\r\nAn instance of the service "
-                             "is already running.\r\n", "", 1056)
+                return Reply(
+                    "[SC] StartService FAILED 1056:\r\n\r\nAn instance of the service "
+                    "is already running.\r\n",
+                    "",
+                    1056,
+                )
             if not self.ignore_writes:
                 service.state, service.pending_polls = "running", self.pending_polls
-            return Reply(f"\r\nSERVICE_NAME: {name}\r\n        STATE              : "
-                         f"{STATE_CODES['start-pending']}\r\n")
+            return Reply(
+                f"\r\nSERVICE_NAME: {name}\r\n        STATE              : "
+                f"{STATE_CODES['start-pending']}\r\n"
+            )
         if verb == "stop":
             if service.state == "stopped":
-                return Reply("[SC] ControlService FAILED 1062:\r\n\r\nThe service has not been "
-                             "started.\r\n", "", 1062)
+                return Reply(
+                    "[SC] ControlService FAILED 1062:\r\n\r\nThe service has not been started.\r\n",
+                    "",
+                    1062,
+                )
             if not self.ignore_writes:
                 service.state, service.pending_polls = "stopped", self.pending_polls
-            return Reply(f"\r\nSERVICE_NAME: {name}\r\n        STATE              : "
-                         f"{STATE_CODES['stop-pending']}\r\n")
+            return Reply(
+                f"\r\nSERVICE_NAME: {name}\r\n        STATE              : "
+                f"{STATE_CODES['stop-pending']}\r\n"
+            )
         return Reply("", f"[SC] unknown verb {verb}\r\n", 1)

@@ -38,15 +38,31 @@ class Book:
     def __call__(self, *args: Any, operator: str = OPERATOR) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
         env.update(RUNBOOK_OPERATOR=operator, NO_COLOR="1", COLUMNS="200")
-        proc = subprocess.run([sys.executable, "-m", "runbook_engine", *map(str, args)],
-                              cwd=self.root, env=env, capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "runbook_engine", *map(str, args)],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
 
     def run(self, book: str, *args: Any) -> subprocess.CompletedProcess[str]:
-        return self("run", book, "--env", "env.yml", "--state-dir", self.state, "--run-id", "r1",
-                    "--no-input", *args)
+        return self(
+            "run",
+            book,
+            "--env",
+            "env.yml",
+            "--state-dir",
+            self.state,
+            "--run-id",
+            "r1",
+            "--no-input",
+            *args,
+        )
 
     def resume(self, operator: str = OPERATOR) -> subprocess.CompletedProcess[str]:
         return self("resume", "r1", "--state-dir", self.state, "--no-input", operator=operator)
@@ -55,8 +71,11 @@ class Book:
         return self(verb, "r1", "cab", "--as", name, "--state-dir", self.state, *args)
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        return [r for r in read_journal(self.state / "runs" / "r1" / "journal.jsonl")
-                if r["event"] == name]
+        return [
+            r
+            for r in read_journal(self.state / "runs" / "r1" / "journal.jsonl")
+            if r["event"] == name
+        ]
 
     def status(self) -> dict[str, Any]:
         proc = self("status", "r1", "--state-dir", self.state, "--json")
@@ -127,8 +146,9 @@ def test_tally_counts_each_person_once_and_drops_operators_and_expired() -> None
     assert not old.reached and "expired" in old.discarded[0][1]
     fresh = tally(spec, allowed, [vote("Ann", 90), vote("Bob", 4), vote("Ann", 1)], set(), now)
     assert fresh.reached
-    rejected = tally(spec, allowed, [vote("Ann", 5), vote("Bob", 4), vote("Cy", 3, "reject")],
-                     set(), now)
+    rejected = tally(
+        spec, allowed, [vote("Ann", 5), vote("Bob", 4), vote("Cy", 3, "reject")], set(), now
+    )
     assert not rejected.reached and rejected.rejection is not None
 
 
@@ -178,8 +198,14 @@ def test_required_approval_without_an_approval_step_is_refused(book: Book) -> No
 
 
 def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
-    proc = book.run("approved.md", "--emergency", "--reason", "outage INC-9", "--answers",
-                    "answers-approved.yml")
+    proc = book.run(
+        "approved.md",
+        "--emergency",
+        "--reason",
+        "outage INC-9",
+        "--answers",
+        "answers-approved.yml",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert book.log() == ["pre", "change"]
     started = book.events("run-started")[0]

@@ -35,9 +35,15 @@ def cli_env() -> dict[str, str]:
 
 def runbook(*args: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``runbook ARGS`` as a real subprocess."""
-    return subprocess.run([sys.executable, "-m", "runbook_engine", *(str(a) for a in args)],
-                          cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "runbook_engine", *(str(a) for a in args)],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def in_process(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
@@ -64,30 +70,55 @@ def assert_no_run(state: Path) -> None:
 # (id, runbook, extra arguments, substrings every one of which must be in stderr)
 BAD_RUNS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("unknown-attribute", "bad/unknown-attr.md", (), ("unknown-attr.md:3", "colour")),
-    ("duplicate-id", "bad/duplicate-id.md", (), ("duplicate-id.md:9", "duplicate-id.md:3",
-                                                 "same")),
+    ("duplicate-id", "bad/duplicate-id.md", (), ("duplicate-id.md:9", "duplicate-id.md:3", "same")),
     ("unclosed-fence", "bad/unclosed-fence.md", (), ("unclosed-fence.md:5",)),
     ("invalid-front-matter", "bad/bad-front-matter.md", (), ("bad-front-matter.md:3",)),
-    ("unknown-front-matter-key", "bad/unknown-front-matter-key.md", (),
-     ("unknown-front-matter-key.md:3", "colour")),
+    (
+        "unknown-front-matter-key",
+        "bad/unknown-front-matter-key.md",
+        (),
+        ("unknown-front-matter-key.md:3", "colour"),
+    ),
     ("missing-check", "bad/missing-check.md", (), ("missing-check.md:3", "nope")),
     ("missing-backout", "bad/missing-backout.md", (), ("missing-backout.md:3", "nope")),
     ("undefined-parameter", "bad/undefined-param.md", (), ("undefined-param.md:5", "nope")),
-    ("port-out-of-range", "bad/typed.md", ("--env", "bad/env-bad-port.yml"),
-     ("env-bad-port.yml:3", "99999")),
-    ("hostname-with-space", "bad/typed.md", ("--env", "bad/env-bad-host.yml"),
-     ("env-bad-host.yml:4", "bad host")),
-    ("role-with-no-host", "bad/typed.md", ("--env", "bad/env-role-no-host.yml"),
-     ("env-role-no-host.yml:6", "web")),
-    ("role-missing-in-env", "bad/typed.md", ("--env", "bad/env-role-missing.yml"),
-     ("typed.md:13", "web")),
+    (
+        "port-out-of-range",
+        "bad/typed.md",
+        ("--env", "bad/env-bad-port.yml"),
+        ("env-bad-port.yml:3", "99999"),
+    ),
+    (
+        "hostname-with-space",
+        "bad/typed.md",
+        ("--env", "bad/env-bad-host.yml"),
+        ("env-bad-host.yml:4", "bad host"),
+    ),
+    (
+        "role-with-no-host",
+        "bad/typed.md",
+        ("--env", "bad/env-role-no-host.yml"),
+        ("env-role-no-host.yml:6", "web"),
+    ),
+    (
+        "role-missing-in-env",
+        "bad/typed.md",
+        ("--env", "bad/env-role-missing.yml"),
+        ("typed.md:13", "web"),
+    ),
     ("role-without-env", "bad/typed.md", (), ("typed.md:13", "--env")),
-    ("answers-without-operator", "gate.md",
-     ("--env", "env-manual.yml", "--answers", "bad/answers-no-operator.yml"),
-     ("answers-no-operator.yml:", "operator")),
-    ("unknown-step-in-answers", "gate.md",
-     ("--env", "env-manual.yml", "--answers", "answers-unknown-step.yml"),
-     ("answers-unknown-step.yml:4", "no-such-step")),
+    (
+        "answers-without-operator",
+        "gate.md",
+        ("--env", "env-manual.yml", "--answers", "bad/answers-no-operator.yml"),
+        ("answers-no-operator.yml:", "operator"),
+    ),
+    (
+        "unknown-step-in-answers",
+        "gate.md",
+        ("--env", "env-manual.yml", "--answers", "answers-unknown-step.yml"),
+        ("answers-unknown-step.yml:4", "no-such-step"),
+    ),
 ]
 
 
@@ -98,10 +129,12 @@ def book(tmp_path: Path) -> Path:
     return tmp_path / "book"
 
 
-@pytest.mark.parametrize(("runbook_file", "extra", "expected"),
-                         [c[1:] for c in BAD_RUNS], ids=[c[0] for c in BAD_RUNS])
-def test_bad_input_to_run(book: Path, tmp_path: Path, runbook_file: str,
-                          extra: tuple[str, ...], expected: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("runbook_file", "extra", "expected"), [c[1:] for c in BAD_RUNS], ids=[c[0] for c in BAD_RUNS]
+)
+def test_bad_input_to_run(
+    book: Path, tmp_path: Path, runbook_file: str, extra: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
     state = tmp_path / "state"
     proc = runbook("run", runbook_file, *extra, "--state-dir", state, "--no-input", cwd=book)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -114,14 +147,19 @@ def test_bad_input_to_run(book: Path, tmp_path: Path, runbook_file: str,
     assert not (book / "steps.log").exists()
 
 
-@pytest.mark.parametrize(("runbook_file", "extra", "expected"),
-                         [c[1:] for c in BAD_RUNS if "--answers" not in c[2] and c[0] !=
-                          "role-without-env"],
-                         ids=[c[0] for c in BAD_RUNS if "--answers" not in c[2] and c[0] !=
-                              "role-without-env"])
-def test_bad_input_to_plan(book: Path, capsys: pytest.CaptureFixture[str],
-                           monkeypatch: pytest.MonkeyPatch, runbook_file: str,
-                           extra: tuple[str, ...], expected: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("runbook_file", "extra", "expected"),
+    [c[1:] for c in BAD_RUNS if "--answers" not in c[2] and c[0] != "role-without-env"],
+    ids=[c[0] for c in BAD_RUNS if "--answers" not in c[2] and c[0] != "role-without-env"],
+)
+def test_bad_input_to_plan(
+    book: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runbook_file: str,
+    extra: tuple[str, ...],
+    expected: tuple[str, ...],
+) -> None:
     monkeypatch.chdir(book)
     code, out, err = in_process(capsys, "plan", runbook_file, *extra)
     assert code == 2, out + err
@@ -132,8 +170,17 @@ def test_bad_input_to_plan(book: Path, capsys: pytest.CaptureFixture[str],
 
 def test_missing_answers_file(book: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    proc = runbook("run", "gate.md", "--env", "env-manual.yml", "--answers", "no-such-answers.yml",
-                   "--state-dir", state, cwd=book)
+    proc = runbook(
+        "run",
+        "gate.md",
+        "--env",
+        "env-manual.yml",
+        "--answers",
+        "no-such-answers.yml",
+        "--state-dir",
+        state,
+        cwd=book,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "no-such-answers.yml" in proc.stderr
@@ -182,23 +229,51 @@ def test_confirm_of_an_unknown_run_or_step(book: Path, tmp_path: Path) -> None:
     proc = runbook("confirm", "no-such-run", "by-hand", "--as", "X", "--state-dir", state, cwd=book)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no-such-run" in proc.stderr
-    assert runbook("run", "gate.md", "--env", "env-manual.yml", "--state-dir", state, "--run-id",
-                   "r1", "--no-input", cwd=book).returncode == 3
+    assert (
+        runbook(
+            "run",
+            "gate.md",
+            "--env",
+            "env-manual.yml",
+            "--state-dir",
+            state,
+            "--run-id",
+            "r1",
+            "--no-input",
+            cwd=book,
+        ).returncode
+        == 3
+    )
     proc = runbook("confirm", "r1", "no-such-step", "--as", "X", "--state-dir", state, cwd=book)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no-such-step" in proc.stderr
-    proc = runbook("confirm", "r1", "by-hand", "--as", "X", "--skip", "--state-dir", state,
-                   cwd=book)
+    proc = runbook(
+        "confirm", "r1", "by-hand", "--as", "X", "--skip", "--state-dir", state, cwd=book
+    )
     assert proc.returncode == 2 and "--reason" in proc.stderr
 
 
 def test_resume_with_answers_naming_an_unknown_step(book: Path, tmp_path: Path) -> None:
     """The answers file given to resume is checked like the one given to run."""
     state = tmp_path / "state"
-    assert runbook("run", "gate.md", "--env", "env-manual.yml", "--state-dir", state, "--run-id",
-                   "r1", "--no-input", cwd=book).returncode == 3
-    proc = runbook("resume", "r1", "--answers", "answers-unknown-step.yml", "--state-dir", state,
-                   cwd=book)
+    assert (
+        runbook(
+            "run",
+            "gate.md",
+            "--env",
+            "env-manual.yml",
+            "--state-dir",
+            state,
+            "--run-id",
+            "r1",
+            "--no-input",
+            cwd=book,
+        ).returncode
+        == 3
+    )
+    proc = runbook(
+        "resume", "r1", "--answers", "answers-unknown-step.yml", "--state-dir", state, cwd=book
+    )
     assert "Traceback" not in proc.stderr
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "answers-unknown-step.yml:4" in proc.stderr
@@ -233,8 +308,9 @@ def test_help_works(book: Path) -> None:
 
 
 # -- plan ---------------------------------------------------------------------------------------
-def test_plan_json_with_manual_host(book: Path, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_json_with_manual_host(
+    book: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(book)
     code, out, err = in_process(capsys, "plan", "gate.md", "--env", "env-manual.yml", "--json")
     assert code == 0, err
@@ -242,8 +318,14 @@ def test_plan_json_with_manual_host(book: Path, capsys: pytest.CaptureFixture[st
     assert plan["environment"] == "by-hand"
     steps = {s["id"]: s for s in plan["steps"]}
     assert list(steps) == ["first", "by-hand", "on-web", "last"]
-    assert steps["on-web"]["hosts"] == [{"name": "WEB1", "address": "web1.example.com",
-                                         "transport": "manual", "action": "gate-by-hand"}]
+    assert steps["on-web"]["hosts"] == [
+        {
+            "name": "WEB1",
+            "address": "web1.example.com",
+            "transport": "manual",
+            "action": "gate-by-hand",
+        }
+    ]
     assert steps["on-web"]["command"] == "systemctl restart web\n"
     assert [h["action"] for h in steps["by-hand"]["hosts"]] == ["gate"]
     assert [h["action"] for h in steps["first"]["hosts"]] == ["run"]
@@ -253,8 +335,9 @@ def test_plan_json_with_manual_host(book: Path, capsys: pytest.CaptureFixture[st
     assert not (book / "steps.log").exists()  # a plan runs nothing
 
 
-def test_plan_json_shows_check_and_backout(book: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_json_shows_check_and_backout(
+    book: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(book)
     code, out, _ = in_process(capsys, "plan", "backout.md", "--json")
     assert code == 0
@@ -263,12 +346,16 @@ def test_plan_json_shows_check_and_backout(book: Path, capsys: pytest.CaptureFix
     assert steps["change"]["backout"]["id"] == "undo"
     code, out, _ = in_process(capsys, "plan", "interrupt-check.md", "--json")
     steps = {s["id"]: s for s in json.loads(out)["steps"]}
-    assert steps["slow"]["check"] == {"id": "slow-check", "kind": "sh",
-                                      "command": "test -e marker\n"}
+    assert steps["slow"]["check"] == {
+        "id": "slow-check",
+        "kind": "sh",
+        "command": "test -e marker\n",
+    }
 
 
-def test_plan_without_env_shows_roles_not_hosts(book: Path, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_without_env_shows_roles_not_hosts(
+    book: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(book)
     code, out, err = in_process(capsys, "plan", "gate.md", "--json")
     assert code == 0, err
@@ -286,8 +373,9 @@ def test_plan_without_env_shows_roles_not_hosts(book: Path, capsys: pytest.Captu
     assert "WEB1" not in text and "web1.example.com" not in text
 
 
-def test_plan_with_env_text_names_the_host(book: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_with_env_text_names_the_host(
+    book: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(book)
     code, text, err = in_process(capsys, "plan", "gate.md", "--env", "env-manual.yml")
     assert code == 0, err
@@ -295,16 +383,28 @@ def test_plan_with_env_text_names_the_host(book: Path, capsys: pytest.CaptureFix
 
 
 # -- status, runs, evidence ------------------------------------------------------------------
-def test_status_and_runs_json(book: Path, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_and_runs_json(
+    book: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     state = tmp_path / "state"
     code, out, _ = in_process(capsys, "runs", "--state-dir", state, "--json")
     assert code == 0 and json.loads(out) == []
     code, _, err = in_process(capsys, "status", "--state-dir", state, "--json")
     assert code == 2 and "no runs" in err
 
-    run = runbook("run", "gate.md", "--env", "env-manual.yml", "--state-dir", state, "--run-id",
-                  "r1", "--no-input", "--json", cwd=book)
+    run = runbook(
+        "run",
+        "gate.md",
+        "--env",
+        "env-manual.yml",
+        "--state-dir",
+        state,
+        "--run-id",
+        "r1",
+        "--no-input",
+        "--json",
+        cwd=book,
+    )
     assert run.returncode == 3
     assert json.loads(run.stdout)["status"] == "paused"
     done = runbook("run", "retry.md", "--state-dir", state, "--run-id", "r2", "--json", cwd=book)
@@ -324,15 +424,19 @@ def test_status_and_runs_json(book: Path, tmp_path: Path,
     status = json.loads(out)
     assert status["run_id"] == "r1" and status["status"] == "paused"
     assert [(s["step_id"], s["status"]) for s in status["steps"]] == [
-        ("first", "succeeded"), ("by-hand", "awaiting"), ("on-web", "pending"),
-        ("last", "pending")]
+        ("first", "succeeded"),
+        ("by-hand", "awaiting"),
+        ("on-web", "pending"),
+        ("last", "pending"),
+    ]
     assert Path(status["journal"]).exists()
 
 
 def test_evidence_verify_exit_statuses(book: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    assert runbook("run", "retry.md", "--state-dir", state, "--run-id", "r1",
-                   cwd=book).returncode == 0
+    assert (
+        runbook("run", "retry.md", "--state-dir", state, "--run-id", "r1", cwd=book).returncode == 0
+    )
     journal = state / "runs" / "r1" / "journal.jsonl"
     ok = runbook("evidence", "verify", journal, cwd=book)
     assert ok.returncode == 0, ok.stdout + ok.stderr

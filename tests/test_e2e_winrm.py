@@ -60,38 +60,60 @@ ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = Path(os.environ.get("RBE_E2E_LIBRARY", ROOT / "runbooks" / "exchange2003"))
 PASSWORDS = {"RBE_E2E_DC_PASSWORD": "Dc-S3cret!pass", "RBE_E2E_EXCHANGE_PASSWORD": "Ex-S3cret!pass"}
 USER = "INTERNALDOMAIN\\svc-change"
-EXCHANGE_DN = ("CN=EXCHANGE1,CN=Servers,CN=First Administrative Group,CN=Administrative Groups,"
-               "CN=First Organization,CN=Microsoft Exchange,CN=Services,CN=Configuration,"
-               "DC=internaldomain,DC=local")
-GC_DN = ("CN=PDC,CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration,"
-         "DC=internaldomain,DC=local")
-IMAP_BANNER = ("Microsoft Exchange Server 2003 IMAP4rev1 server version 6.5.7638.1 "
-               "(exchange1.internaldomain.local) ready.")
+EXCHANGE_DN = (
+    "CN=EXCHANGE1,CN=Servers,CN=First Administrative Group,CN=Administrative Groups,"
+    "CN=First Organization,CN=Microsoft Exchange,CN=Services,CN=Configuration,"
+    "DC=internaldomain,DC=local"
+)
+GC_DN = (
+    "CN=PDC,CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration,"
+    "DC=internaldomain,DC=local"
+)
+IMAP_BANNER = (
+    "Microsoft Exchange Server 2003 IMAP4rev1 server version 6.5.7638.1 "
+    "(exchange1.internaldomain.local) ready."
+)
 EXTERNAL_HOST = "mail.example.test"  # in the probe servers' certificates (probe_servers.py)
 RUN_SECONDS = 60
 
 
 # -- the lab --------------------------------------------------------------------------------
 def make_dc() -> Win2003:
-    windows = FakeWindows(registry={(NTDS_KEY, "dsa working directory"): (
-        "REG_SZ", "C:\\WINDOWS\\NTDS")})
-    return Win2003("PDC", "pdc.internaldomain.local", windows, exchange_dn=EXCHANGE_DN,
-                   gc_dn=GC_DN, listen={53, 88, 135, 389, 445, 3268})
+    windows = FakeWindows(
+        registry={(NTDS_KEY, "dsa working directory"): ("REG_SZ", "C:\\WINDOWS\\NTDS")}
+    )
+    return Win2003(
+        "PDC",
+        "pdc.internaldomain.local",
+        windows,
+        exchange_dn=EXCHANGE_DN,
+        gc_dn=GC_DN,
+        listen={53, 88, 135, 389, 445, 3268},
+    )
 
 
 def make_exchange() -> Win2003:
     sa = "HKLM\\SYSTEM\\CURRENTCONTROLSET\\SERVICES\\MSEXCHANGESA\\PARAMETERS"
     windows = FakeWindows(
         registry={
-            ("HKLM\\SYSTEM\\CURRENTCONTROLSET\\SERVICES\\MSEXCHANGEIS\\PARAMETERSSYSTEM",
-             "rpc/http port"): ("REG_DWORD", 6001),
+            (
+                "HKLM\\SYSTEM\\CURRENTCONTROLSET\\SERVICES\\MSEXCHANGEIS\\PARAMETERSSYSTEM",
+                "rpc/http port",
+            ): ("REG_DWORD", 6001),
             (sa, "http port"): ("REG_DWORD", 6002),
             (sa, "rpc/http nspi port"): ("REG_DWORD", 6004),
         },
-        services={"imap4svc": Service("disabled", "stopped", "Microsoft Exchange IMAP4"),
-                  "smtpsvc": Service("auto", "running", "Simple Mail Transfer Protocol (SMTP)")})
-    return Win2003("EXCHANGE1", "exchange1.internaldomain.local", windows,
-                   listen={80, 135, 443, 445, 6001, 6002, 6004})
+        services={
+            "imap4svc": Service("disabled", "stopped", "Microsoft Exchange IMAP4"),
+            "smtpsvc": Service("auto", "running", "Simple Mail Transfer Protocol (SMTP)"),
+        },
+    )
+    return Win2003(
+        "EXCHANGE1",
+        "exchange1.internaldomain.local",
+        windows,
+        listen={80, 135, 443, 445, 6001, 6002, 6004},
+    )
 
 
 class Lab:
@@ -103,10 +125,20 @@ class Lab:
         winrm_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         pki.ca.issue_cert("127.0.0.1", "localhost").configure_cert(winrm_tls)
         self.servers = {
-            "dc": wsman(WindowsHost(self.dc.handler), auth="basic", username=USER,
-                        password=PASSWORDS["RBE_E2E_DC_PASSWORD"], tls=winrm_tls),
-            "exchange": wsman(WindowsHost(self.exchange.handler), auth="ntlm", username=USER,
-                              password=PASSWORDS["RBE_E2E_EXCHANGE_PASSWORD"], tls=winrm_tls),
+            "dc": wsman(
+                WindowsHost(self.dc.handler),
+                auth="basic",
+                username=USER,
+                password=PASSWORDS["RBE_E2E_DC_PASSWORD"],
+                tls=winrm_tls,
+            ),
+            "exchange": wsman(
+                WindowsHost(self.exchange.handler),
+                auth="ntlm",
+                username=USER,
+                password=PASSWORDS["RBE_E2E_EXCHANGE_PASSWORD"],
+                tls=winrm_tls,
+            ),
         }
         # A restart ends every shell: the next Command finds its shell gone (the transport
         # opens a new one).
@@ -118,27 +150,46 @@ class Lab:
         """lab.yaml with PDC and EXCHANGE1 on WinRM over HTTPS and the probes enabled."""
         env = yaml.safe_load((LIBRARY / "environments" / "lab.yaml").read_text("utf-8"))
         env["name"] = "lab-loopback"
-        for role, auth, secret in (("dc", "basic", "dc_admin"),
-                                   ("exchange", "ntlm", "exchange_admin")):
+        for role, auth, secret in (
+            ("dc", "basic", "dc_admin"),
+            ("exchange", "ntlm", "exchange_admin"),
+        ):
             host = env["roles"][role][0]
-            host.update(address="127.0.0.1", transport="winrm", winrm={
-                "scheme": "https", "port": self.servers[role].port, "transport": auth,
-                "username": USER, "credential": secret,
-                "ca_trust_path": str(self.pki.ca_file),
-                "read_timeout_sec": 10, "operation_timeout_sec": 5})
+            host.update(
+                address="127.0.0.1",
+                transport="winrm",
+                winrm={
+                    "scheme": "https",
+                    "port": self.servers[role].port,
+                    "transport": auth,
+                    "username": USER,
+                    "credential": secret,
+                    "ca_trust_path": str(self.pki.ca_file),
+                    "read_timeout_sec": 10,
+                    "operation_timeout_sec": 5,
+                },
+            )
         env["facts"]["probes_reachable"] = True
-        env["parameters"].update(external_host=EXTERNAL_HOST, probe_ca_file=str(self.pki.ca_file),
-                                 submission_port=self.probes["submission"])
-        env["secrets"] = {"dc_admin": {"env": "RBE_E2E_DC_PASSWORD"},
-                          "exchange_admin": {"env": "RBE_E2E_EXCHANGE_PASSWORD"}}
+        env["parameters"].update(
+            external_host=EXTERNAL_HOST,
+            probe_ca_file=str(self.pki.ca_file),
+            submission_port=self.probes["submission"],
+        )
+        env["secrets"] = {
+            "dc_admin": {"env": "RBE_E2E_DC_PASSWORD"},
+            "exchange_admin": {"env": "RBE_E2E_EXCHANGE_PASSWORD"},
+        }
         path = self.tmp / "lab-loopback.yaml"
         path.write_text(yaml.safe_dump(env, sort_keys=False), "utf-8")
         return path
 
     def answers(self, runbook: str) -> Path:
         """Confirm every gate the plan shows: only manual steps (firewall, client, GUI)."""
-        plan = json.loads(self.cli("plan", str(self.library / runbook), "--env",
-                                   str(self.environment()), "--json").stdout)
+        plan = json.loads(
+            self.cli(
+                "plan", str(self.library / runbook), "--env", str(self.environment()), "--json"
+            ).stdout
+        )
         gates: dict[str, str] = {}
         for step in plan["steps"]:
             actions = {h["action"] for h in step["hosts"]}
@@ -154,19 +205,40 @@ class Lab:
         return [sys.executable, "-m", "runbook_engine", *args, "--state-dir", str(self.state)]
 
     def process_env(self) -> dict[str, str]:
-        return {**os.environ, **PASSWORDS, "RUNBOOK_OPERATOR": "Jane Operator",
-                "NO_COLOR": "1", "COLUMNS": "200"}
+        return {
+            **os.environ,
+            **PASSWORDS,
+            "RUNBOOK_OPERATOR": "Jane Operator",
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
 
     def cli(self, *args: str, state: bool = False) -> subprocess.CompletedProcess[str]:
-        command = self.command(*args) if state else [sys.executable, "-m", "runbook_engine",
-                                                     *args]
-        return subprocess.run(command, capture_output=True, text=True, env=self.process_env(),
-                              timeout=RUN_SECONDS, cwd=self.tmp, check=False)
+        command = self.command(*args) if state else [sys.executable, "-m", "runbook_engine", *args]
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=self.process_env(),
+            timeout=RUN_SECONDS,
+            cwd=self.tmp,
+            check=False,
+        )
 
     def run(self, runbook: str, run_id: str) -> subprocess.CompletedProcess[str]:
         answers = self.answers(runbook)
-        return self.cli("run", str(self.library / runbook), "--env", str(self.environment()),
-                        "--answers", str(answers), "--no-input", "--run-id", run_id, state=True)
+        return self.cli(
+            "run",
+            str(self.library / runbook),
+            "--env",
+            str(self.environment()),
+            "--answers",
+            str(answers),
+            "--no-input",
+            "--run-id",
+            run_id,
+            state=True,
+        )
 
     def journal(self, run_id: str) -> list[dict[str, Any]]:
         path = self.state / "runs" / run_id / "journal.jsonl"
@@ -181,25 +253,50 @@ def loopback_copy(source: Path, dest: Path, ports: dict[str, int]) -> Path:
     """
     edits = {
         "rpc-over-https.md": {
-            "verify-443-open": [("host: {{ external_host }}\nport: 443\n",
-                                 f"host: localhost\nport: {ports['https']}\n")],
-            "verify-certificate": [("host: {{ external_host }}\nport: 443\n",
-                                    f"host: localhost\nport: {ports['https']}\n"
-                                    "server_name: {{ external_host }}\n")],
-            "verify-rpc-401": [("https://{{ external_host }}/", f"https://localhost:{ports['https']}/")],
-            "verify-rpcwithcert-401": [("https://{{ external_host }}/",
-                                        f"https://localhost:{ports['https']}/")],
+            "verify-443-open": [
+                (
+                    "host: {{ external_host }}\nport: 443\n",
+                    f"host: localhost\nport: {ports['https']}\n",
+                )
+            ],
+            "verify-certificate": [
+                (
+                    "host: {{ external_host }}\nport: 443\n",
+                    f"host: localhost\nport: {ports['https']}\n"
+                    "server_name: {{ external_host }}\n",
+                )
+            ],
+            "verify-rpc-401": [
+                ("https://{{ external_host }}/", f"https://localhost:{ports['https']}/")
+            ],
+            "verify-rpcwithcert-401": [
+                ("https://{{ external_host }}/", f"https://localhost:{ports['https']}/")
+            ],
         },
         "imap4-smtp-for-phones.md": {
-            "external-name-probe": [("name: {{ external_host }}\n", "name: localhost\n"),
-                                    ("expect: {{ external_ip }}\n", "expect: 127.0.0.1\n")],
-            "verify-imaps-probe": [("host: {{ external_host }}\nport: 993\n",
-                                    f"host: localhost\nport: {ports['imaps']}\n")],
-            "verify-imap-143-closed": [("host: {{ external_host }}\nport: 143\n",
-                                        f"host: localhost\nport: {ports['closed']}\n")],
+            "external-name-probe": [
+                ("name: {{ external_host }}\n", "name: localhost\n"),
+                ("expect: {{ external_ip }}\n", "expect: 127.0.0.1\n"),
+            ],
+            "verify-imaps-probe": [
+                (
+                    "host: {{ external_host }}\nport: 993\n",
+                    f"host: localhost\nport: {ports['imaps']}\n",
+                )
+            ],
+            "verify-imap-143-closed": [
+                (
+                    "host: {{ external_host }}\nport: 143\n",
+                    f"host: localhost\nport: {ports['closed']}\n",
+                )
+            ],
             "verify-submission-probe": [("host: {{ external_host }}\n", "host: localhost\n")],
-            "verify-no-open-relay": [("host: {{ external_host }}\nport: 25\n",
-                                      f"host: localhost\nport: {ports['relay']}\n")],
+            "verify-no-open-relay": [
+                (
+                    "host: {{ external_host }}\nport: 25\n",
+                    f"host: localhost\nport: {ports['relay']}\n",
+                )
+            ],
         },
     }
     shutil.copytree(source, dest)
@@ -223,7 +320,7 @@ class IisRpcHandler(_RpcProxyHandler):
     def _answer(self, *, with_body: bool) -> None:
         asked = self.path
         if asked.lower().startswith("/rpcwithcert/"):
-            self.path = "/rpc/" + asked[len("/rpcwithcert/"):]
+            self.path = "/rpc/" + asked[len("/rpcwithcert/") :]
         super()._answer(with_body=with_body)
         method, _, headers = self.server.requests[-1]
         self.server.requests[-1] = (method, asked, headers)
@@ -248,14 +345,29 @@ def probe_servers(pki: Pki) -> Iterator[dict[str, Any]]:
         imaps = stack.enter_context(ImapServer("implicit", context, banner=IMAP_BANNER))
         smtp_relay = stack.enter_context(smtp_server(relay))
         smtp_submission = stack.enter_context(smtp_server(submission, context))
-        yield {"https": https, "imaps": imaps, "relay": relay, "submission": submission,
-               "ports": {"https": https.port, "imaps": imaps.port, "relay": smtp_relay.port,
-                         "submission": smtp_submission.port, "closed": closed_port()}}
+        yield {
+            "https": https,
+            "imaps": imaps,
+            "relay": relay,
+            "submission": submission,
+            "ports": {
+                "https": https.port,
+                "imaps": imaps.port,
+                "relay": smtp_relay.port,
+                "submission": smtp_submission.port,
+                "closed": closed_port(),
+            },
+        }
 
 
 @pytest.fixture
-def lab(tmp_path: Path, wsman: Any, pki: Pki, probe_servers: dict[str, Any],
-        monkeypatch: pytest.MonkeyPatch) -> Lab:
+def lab(
+    tmp_path: Path,
+    wsman: Any,
+    pki: Pki,
+    probe_servers: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Lab:
     ntlm_users = tmp_path / "ntlm-users"
     ntlm_users.write_text(f"INTERNALDOMAIN:svc-change:{PASSWORDS['RBE_E2E_EXCHANGE_PASSWORD']}\n")
     monkeypatch.setenv("NTLM_USER_FILE", str(ntlm_users))  # pyspnego's NTLM acceptor
@@ -281,10 +393,17 @@ def assert_succeeded(lab: Lab, done: subprocess.CompletedProcess[str], run_id: s
 def changes(host: Win2003) -> list[str]:
     """The command lines that change a host (reads, backups of what was found, and checks
     left out)."""
-    verbs = ("reg add", "reg delete", "reg import", "sc config", "sc start", "sc stop",
-             "sysocmgr", "shutdown")
-    return [c for c in host.commands()
-            if c.lower().startswith(verbs) or " SET W3SVC/" in c]
+    verbs = (
+        "reg add",
+        "reg delete",
+        "reg import",
+        "sc config",
+        "sc start",
+        "sc stop",
+        "sysocmgr",
+        "shutdown",
+    )
+    return [c for c in host.commands() if c.lower().startswith(verbs) or " SET W3SVC/" in c]
 
 
 def validports(lab: dict[str, Any]) -> str:
@@ -314,35 +433,55 @@ def test_rpc_over_https_runs_end_to_end(lab: Lab, probe_servers: dict[str, Any])
         'reg add "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters" /v '
         '"NSPI interface protocol sequences" /t REG_MULTI_SZ /d "ncacn_http:6004" /f',
         'shutdown /r /t 60 /d p:4:1 /c "RPC over HTTP: NSPI interface protocol sequences '
-        '(runbook rpc-over-https)"']
+        '(runbook rpc-over-https)"',
+    ]
     # Exchange server: proxy installed, ValidPorts exactly the lab's string, Rpc directories
     # secured; what was found was saved first.
     ex = lab.exchange
     assert ex.reg(RPCPROXY_KEY, "ValidPorts") == validports(lab_env)
-    assert ex.reg("HKLM\\SOFTWARE\\MICROSOFT\\WINDOWS\\CURRENTVERSION\\SETUP\\OC MANAGER\\"
-                  "SUBCOMPONENTS", "netcis") == 1
+    assert (
+        ex.reg(
+            "HKLM\\SOFTWARE\\MICROSOFT\\WINDOWS\\CURRENTVERSION\\SETUP\\OC MANAGER\\SUBCOMPONENTS",
+            "netcis",
+        )
+        == 1
+    )
     assert ex.metabase == {
-        "W3SVC/1/Root/Rpc/AuthFlags": 6, "W3SVC/1/Root/Rpc/AccessSSLFlags": 264,
-        "W3SVC/1/Root/RpcWithCert/AuthFlags": 6, "W3SVC/1/Root/RpcWithCert/AccessSSLFlags": 264}
+        "W3SVC/1/Root/Rpc/AuthFlags": 6,
+        "W3SVC/1/Root/Rpc/AccessSSLFlags": 264,
+        "W3SVC/1/Root/RpcWithCert/AuthFlags": 6,
+        "W3SVC/1/Root/RpcWithCert/AccessSSLFlags": 264,
+    }
     assert ex.files["c:\\runbook-backup\\iis-rpc-authflags-before.txt"].endswith("(INTEGER) 1\r\n")
     for change in changes(ex):
         assert changes(ex).count(change) == 1, change
     assert [c for c in changes(ex) if c.startswith("sysocmgr")] == [
-        "sysocmgr /i:C:\\WINDOWS\\inf\\sysoc.inf /u:C:\\runbook-backup\\rpcproxy-on.txt /q /r"]
+        "sysocmgr /i:C:\\WINDOWS\\inf\\sysoc.inf /u:C:\\runbook-backup\\rpcproxy-on.txt /q /r"
+    ]
     assert ex.unmodelled == [] and lab.dc.unmodelled == []
 
     # Probes from the operator's machine, all passing, against the loopback servers.
     probes = {e["step"]: e for e in named(events, "probe-finished")}
-    assert set(probes) == {"verify-443-open", "verify-certificate", "verify-rpc-401",
-                           "verify-rpcwithcert-401"}
+    assert set(probes) == {
+        "verify-443-open",
+        "verify-certificate",
+        "verify-rpc-401",
+        "verify-rpcwithcert-401",
+    }
     assert all(e["status"] == "succeeded" for e in probes.values()), probes
     assert probes["verify-certificate"]["result"]["observed"]["verified"] is True
     paths = [path for _, path, _ in probe_servers["https"].requests]
     assert "/rpc/rpcproxy.dll" in paths and "/rpcwithcert/rpcproxy.dll" in paths
     # Only the manual steps were gates; the WinRM steps ran on their hosts.
     assert {e["step"] for e in named(events, "gate-passed")} == {
-        "certificate-check", "rpc-backend", "firewall-443", "outlook-profile",
-        "verify-proxy-url", "verify-rpcping", "verify-outlook-https"}
+        "certificate-check",
+        "rpc-backend",
+        "firewall-443",
+        "outlook-profile",
+        "verify-proxy-url",
+        "verify-rpcping",
+        "verify-outlook-https",
+    }
     hosts = {(e["step"], e["host"]) for e in named(events, "step-started")}
     assert ("iis-rpc-auth", "EXCHANGE1") in hosts and ("gc-restart", "PDC") in hosts
     assert_verifies(lab, "e2e-rpc")
@@ -359,11 +498,25 @@ def test_killed_run_resumes_and_reruns_only_the_interrupted_step(lab: Lab) -> No
     # script (its process tree is gone), so the change is half made.
     stall = lab.exchange.stall_at("SET W3SVC/1/Root/RpcWithCert/AuthFlags")
     answers = lab.answers("rpc-over-https.md")
-    command = lab.command("run", str(lab.library / "rpc-over-https.md"), "--env",
-                          str(lab.environment()), "--answers", str(answers), "--no-input",
-                          "--run-id", "e2e-kill")
-    runner = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=lab.process_env(), cwd=lab.tmp, start_new_session=True)
+    command = lab.command(
+        "run",
+        str(lab.library / "rpc-over-https.md"),
+        "--env",
+        str(lab.environment()),
+        "--answers",
+        str(answers),
+        "--no-input",
+        "--run-id",
+        "e2e-kill",
+    )
+    runner = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=lab.process_env(),
+        cwd=lab.tmp,
+        start_new_session=True,
+    )
     try:
         assert stall.reached.wait(RUN_SECONDS), "the host never received the stalled command"
     finally:
@@ -389,18 +542,20 @@ def test_killed_run_resumes_and_reruns_only_the_interrupted_step(lab: Lab) -> No
     # Every change reached its host once, except the interrupted step's first SET: it ran
     # before the kill and again in the rerun (setting the same value).
     ex = lab.exchange
-    twice = ("cscript //nologo C:\\Inetpub\\AdminScripts\\adsutil.vbs "
-             "SET W3SVC/1/Root/Rpc/AuthFlags 6")
+    twice = (
+        "cscript //nologo C:\\Inetpub\\AdminScripts\\adsutil.vbs SET W3SVC/1/Root/Rpc/AuthFlags 6"
+    )
     for change in set(changes(ex)) | set(changes(lab.dc)):
         expected = 2 if change == twice else 1
         assert (changes(ex) + changes(lab.dc)).count(change) == expected, change
-    assert changes(ex)[:len(before)] == before  # nothing before the kill ran again...
-    assert not any(c.startswith("sysocmgr") for c in changes(ex)[len(before):])  # ...not setup
+    assert changes(ex)[: len(before)] == before  # nothing before the kill ran again...
+    assert not any(c.startswith("sysocmgr") for c in changes(ex)[len(before) :])  # ...not setup
     # The rerun kept the state found before the first attempt (backups are written once).
     assert ex.files["c:\\runbook-backup\\iis-rpc-authflags-before.txt"].endswith("(INTEGER) 1\r\n")
     assert all(v in (6, 264) for v in ex.metabase.values())
     assert ex.reg(RPCPROXY_KEY, "ValidPorts") == validports(
-        yaml.safe_load((LIBRARY / "environments" / "lab.yaml").read_text("utf-8")))
+        yaml.safe_load((LIBRARY / "environments" / "lab.yaml").read_text("utf-8"))
+    )
     assert lab.dc.restarts == 1
     assert_verifies(lab, "e2e-kill")
 
@@ -419,8 +574,13 @@ def test_phones_runbook_runs_end_to_end(lab: Lab, probe_servers: dict[str, Any])
     assert changes(lab.exchange) == ["sc config IMAP4Svc start= auto", "sc start IMAP4Svc"]
     assert [e["step"] for e in named(events, "step-already-done")] == ["smtpsvc-enable"]
     probes = {e["step"]: e for e in named(events, "probe-finished")}
-    assert set(probes) == {"external-name-probe", "verify-imaps-probe", "verify-imap-143-closed",
-                           "verify-submission-probe", "verify-no-open-relay"}
+    assert set(probes) == {
+        "external-name-probe",
+        "verify-imaps-probe",
+        "verify-imap-143-closed",
+        "verify-submission-probe",
+        "verify-no-open-relay",
+    }
     assert all(e["status"] == "succeeded" for e in probes.values()), probes
     relay = probe_servers["relay"].events
     assert ("RCPT", "relay-test@partner.example.org") in relay

@@ -56,9 +56,15 @@ class Book:
     def __call__(self, *args: Any, operator: str = OPERATOR) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
         env.update(RUNBOOK_OPERATOR=operator, NO_COLOR="1", COLUMNS="200", **self.extra_env)
-        proc = subprocess.run([sys.executable, "-m", "runbook_engine", *map(str, args)],
-                              cwd=self.root, env=env, capture_output=True, text=True, timeout=300,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "runbook_engine", *map(str, args)],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
         self.outputs += [proc.stdout, proc.stderr]
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
@@ -85,14 +91,37 @@ def copy_fixtures(root: Path) -> None:
 
 def approved_run(book: Book, run_id: str = "r1") -> Path:
     """Run approved.md to its end: approval by two, an attested manual step with an attachment."""
-    assert book.run("approved.md", "--env", "env.yml", "--change", "CHG-42", "--reason",
-                    "settings", run_id=run_id).returncode == 3
+    assert (
+        book.run(
+            "approved.md",
+            "--env",
+            "env.yml",
+            "--change",
+            "CHG-42",
+            "--reason",
+            "settings",
+            run_id=run_id,
+        ).returncode
+        == 3
+    )
     for name in ("Alice Approver", "Dana Lead"):
         assert book.st("approve", run_id, "cab", "--as", name).returncode == 0
     assert book.resume(run_id=run_id).returncode == 3
     (book.root / "settings.reg").write_text("Windows Registry Editor Version 5.00\n")
-    assert book.st("confirm", run_id, "export-settings", "--as", OPERATOR, "--note", "exported",
-                   "--attach", "settings.reg").returncode == 0
+    assert (
+        book.st(
+            "confirm",
+            run_id,
+            "export-settings",
+            "--as",
+            OPERATOR,
+            "--note",
+            "exported",
+            "--attach",
+            "settings.reg",
+        ).returncode
+        == 0
+    )
     done = book.resume(run_id=run_id)
     assert done.returncode == 0, done.stdout + done.stderr
     return book.run_dir(run_id)
@@ -144,8 +173,14 @@ def test_signed_run_names_its_key_and_signs_every_gate_and_the_end(signed: Book)
     sigs = [json.loads(line) for line in (run_dir / "journal.sig.jsonl").read_text().splitlines()]
     assert records[0]["signing"]["algorithm"] == "Ed25519"
     signed_events = {s["event"] for s in sigs}
-    assert {"run-started", "approval-passed", "gate-passed", "run-paused", "run-resumed",
-            "run-finished"} <= signed_events
+    assert {
+        "run-started",
+        "approval-passed",
+        "gate-passed",
+        "run-paused",
+        "run-resumed",
+        "run-finished",
+    } <= signed_events
     assert [s["sig_seq"] for s in sigs] == list(range(1, len(sigs) + 1))
     assert all(records[s["seq"] - 1]["hash"] == s["head"] for s in sigs)
     assert sigs[-1]["seq"] == len(records) and sigs[-1]["event"] == "run-finished"
@@ -174,10 +209,12 @@ def rewrite_chain(run: Path) -> None:
         rec["prev"] = prev
         rec["hash"] = record_hash(rec)
         prev = rec["hash"]
-    (run / "journal.jsonl").write_bytes(b"".join(
-        (canonical_json(r) + "\n").encode() for r in records))
+    (run / "journal.jsonl").write_bytes(
+        b"".join((canonical_json(r) + "\n").encode() for r in records)
+    )
     head_path(run / "journal.jsonl").write_text(
-        canonical_json({"hash": prev, "seq": len(records)}) + "\n")
+        canonical_json({"hash": prev, "seq": len(records)}) + "\n"
+    )
 
 
 def delete_line(run: Path) -> None:
@@ -199,10 +236,12 @@ def truncate_journal(run: Path) -> None:
 
 def truncate_journal_and_head(run: Path) -> None:
     records = read_journal(run / "journal.jsonl")[:-3]
-    (run / "journal.jsonl").write_bytes(b"".join(
-        (canonical_json(r) + "\n").encode() for r in records))
+    (run / "journal.jsonl").write_bytes(
+        b"".join((canonical_json(r) + "\n").encode() for r in records)
+    )
     head_path(run / "journal.jsonl").write_text(
-        canonical_json({"hash": records[-1]["hash"], "seq": len(records)}) + "\n")
+        canonical_json({"hash": records[-1]["hash"], "seq": len(records)}) + "\n"
+    )
 
 
 def signature_from_other_run(run: Path, other: Path) -> None:
@@ -268,26 +307,38 @@ TAMPERING: list[tuple[str, Callable[..., None], str, Callable[[Path], int | None
     ("deleted-line", delete_line, "journal.jsonl", lambda run: 5),
     ("reordered-lines", reorder_lines, "journal.jsonl", lambda run: 5),
     ("truncated", truncate_journal, "journal.jsonl", lambda run: last_line(run) - 2),
-    ("truncated-with-head", truncate_journal_and_head, "journal.jsonl",
-     lambda run: last_line(run) - 2),
+    (
+        "truncated-with-head",
+        truncate_journal_and_head,
+        "journal.jsonl",
+        lambda run: last_line(run) - 2,
+    ),
     ("signature-from-other-run", signature_from_other_run, "journal.sig.jsonl", lambda run: 3),
     ("edited-signature", edit_signature, "journal.sig.jsonl", lambda run: 3),
     ("deleted-signature", delete_signature, "journal.sig.jsonl", lambda run: 3),
     ("reordered-signatures", reorder_signatures, "journal.sig.jsonl", lambda run: 3),
     ("cut-signatures", cut_signatures, "journal.jsonl", lambda run: last_line(run)),
-    ("edited-attachment", edit_attachment, "attachments/export-settings/settings.reg",
-     lambda run: None),
-    ("added-attachment", add_attachment, "attachments/export-settings/extra.png",
-     lambda run: None),
+    (
+        "edited-attachment",
+        edit_attachment,
+        "attachments/export-settings/settings.reg",
+        lambda run: None,
+    ),
+    ("added-attachment", add_attachment, "attachments/export-settings/extra.png", lambda run: None),
     ("edited-output", edit_output, "output/pre.step-pre@operator.1.txt", lambda run: None),
 ]
 
 
-@pytest.mark.parametrize(("tamper", "file", "line"), [t[1:] for t in TAMPERING],
-                         ids=[t[0] for t in TAMPERING])
+@pytest.mark.parametrize(
+    ("tamper", "file", "line"), [t[1:] for t in TAMPERING], ids=[t[0] for t in TAMPERING]
+)
 def test_tampering_is_detected_with_the_first_bad_line(
-        signed: Book, run_copy: Path, tamper: Callable[..., None], file: str,
-        line: Callable[[Path], int | None]) -> None:
+    signed: Book,
+    run_copy: Path,
+    tamper: Callable[..., None],
+    file: str,
+    line: Callable[[Path], int | None],
+) -> None:
     expected_line = line(run_copy)
     assert verify_run(run_copy).ok
     if tamper is signature_from_other_run:
@@ -304,8 +355,7 @@ def test_tampering_is_detected_with_the_first_bad_line(
     assert where in proc.stdout, proc.stdout
 
 
-def test_a_key_other_than_the_runs_is_refused(signed: Book, run_copy: Path,
-                                               tmp_path: Path) -> None:
+def test_a_key_other_than_the_runs_is_refused(signed: Book, run_copy: Path, tmp_path: Path) -> None:
     assert signed("keys", "init", "--dir", tmp_path / "k").returncode == 0
     pinned = signed("evidence", "verify", run_copy, "--public-key", tmp_path / "k/signing.pub")
     assert pinned.returncode == 1 and "journal.jsonl line 1" in pinned.stdout
@@ -325,22 +375,34 @@ def test_unsigned_run_verifies_but_is_refused_when_a_signature_is_required(tmp_p
 
 
 # -- bundle --------------------------------------------------------------------------------------
-def test_bundle_verifies_on_a_copy_elsewhere_and_any_edit_is_caught(signed: Book,
-                                                                   tmp_path: Path) -> None:
+def test_bundle_verifies_on_a_copy_elsewhere_and_any_edit_is_caught(
+    signed: Book, tmp_path: Path
+) -> None:
     out = tmp_path / "made" / "CHG-42.zip"
     made = signed.st("evidence", "r1", "--bundle", out)
     assert made.returncode == 0, made.stderr
     names = zipfile.ZipFile(out).namelist()
-    for member in ("journal.jsonl", "journal.jsonl.head", "journal.sig.jsonl", "signing.pub",
-                   "attachments/export-settings/settings.reg", "change-record.html",
-                   "change-record.json", "MANIFEST.sha256"):
+    for member in (
+        "journal.jsonl",
+        "journal.jsonl.head",
+        "journal.sig.jsonl",
+        "signing.pub",
+        "attachments/export-settings/settings.reg",
+        "change-record.html",
+        "change-record.json",
+        "MANIFEST.sha256",
+    ):
         assert member in names
     elsewhere = tmp_path / "auditor"
     elsewhere.mkdir()
     shutil.copy(out, elsewhere / "bundle.zip")
-    ok = subprocess.run([sys.executable, "-m", "runbook_engine", "evidence", "verify",
-                         "bundle.zip"], cwd=elsewhere, capture_output=True, text=True,
-                        env={k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK")})
+    ok = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "evidence", "verify", "bundle.zip"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK")},
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert_every_edit_caught(elsewhere / "bundle.zip", tmp_path / "edits")
 
@@ -350,8 +412,10 @@ def assert_every_edit_caught(bundle: Path, work: Path) -> None:
     itself at a spread of offsets covering headers, data and the central directory."""
     work.mkdir()
     data = bundle.read_bytes()
-    members = {n: zipfile.ZipFile(io.BytesIO(data)).read(n)
-               for n in zipfile.ZipFile(io.BytesIO(data)).namelist()}
+    members = {
+        n: zipfile.ZipFile(io.BytesIO(data)).read(n)
+        for n in zipfile.ZipFile(io.BytesIO(data)).namelist()
+    }
     target = work / "edited.zip"
     for name, content in members.items():
         for offset in sorted({0, len(content) // 2, max(len(content) - 2, 0)}):
@@ -362,8 +426,10 @@ def assert_every_edit_caught(bundle: Path, work: Path) -> None:
             target.write_bytes(canonical_zip({**members, name: bytes(edited)}))
             check = verify_bundle(target)
             assert not check.ok, f"{name}@{offset} not caught"
-    offsets = sorted(set(range(0, len(data), max(len(data) // 150, 1)))
-                     | set(range(max(len(data) - 200, 0), len(data))))
+    offsets = sorted(
+        set(range(0, len(data), max(len(data) // 150, 1)))
+        | set(range(max(len(data) - 200, 0), len(data)))
+    )
     for offset in offsets:
         edited = bytearray(data)
         edited[offset] ^= 0x20
@@ -393,12 +459,28 @@ def canary_env(tmp_path: Path, port: int) -> Path:
     env = {
         "name": "canary-lab",
         "description": "One WinRM host on 127.0.0.1",
-        "roles": {"win": [{"name": "WIN1", "address": "127.0.0.1", "transport": "winrm",
-                           "winrm": {"scheme": "http", "port": port, "transport": "basic",
-                                     "username": "admin", "credential": "win_admin",
-                                     "read_timeout_sec": 4, "operation_timeout_sec": 1}}]},
-        "secrets": {"admin_token": {"env": "CANARY_TOKEN"},
-                    "win_admin": {"env": "CANARY_WINRM_PASSWORD"}},
+        "roles": {
+            "win": [
+                {
+                    "name": "WIN1",
+                    "address": "127.0.0.1",
+                    "transport": "winrm",
+                    "winrm": {
+                        "scheme": "http",
+                        "port": port,
+                        "transport": "basic",
+                        "username": "admin",
+                        "credential": "win_admin",
+                        "read_timeout_sec": 4,
+                        "operation_timeout_sec": 1,
+                    },
+                }
+            ]
+        },
+        "secrets": {
+            "admin_token": {"env": "CANARY_TOKEN"},
+            "win_admin": {"env": "CANARY_WINRM_PASSWORD"},
+        },
     }
     path = tmp_path / "canary-env.yml"
     path.write_text(yaml.safe_dump(env, sort_keys=False))
@@ -412,13 +494,20 @@ def echo_step(kind: str, text: str, call: CommandCall) -> Reply:
 
 
 def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
-        tmp_path: Path, wsman: Any) -> None:
+    tmp_path: Path, wsman: Any
+) -> None:
     windows = WindowsHost(echo_step)
     server = wsman(windows, password=CANARY_PASSWORD)
     copy_fixtures(tmp_path)
     env = canary_env(tmp_path, server.port)
-    book = Book(tmp_path, {"CANARY_TOKEN": CANARY, "CANARY_WINRM_PASSWORD": CANARY_PASSWORD,
-                           "RUNBOOK_SECRET_PIN": SHORT_PIN})
+    book = Book(
+        tmp_path,
+        {
+            "CANARY_TOKEN": CANARY,
+            "CANARY_WINRM_PASSWORD": CANARY_PASSWORD,
+            "RUNBOOK_SECRET_PIN": SHORT_PIN,
+        },
+    )
     assert book.st("keys", "init").returncode == 0
     first = book.run("canary.md", "--env", env, "--stream", "--change", "CHG-C")
     assert first.returncode == 3, first.stdout + first.stderr
@@ -427,8 +516,9 @@ def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
     assert again.returncode == 1, again.stdout + again.stderr  # remote-fail fails, backout runs
     exports = tmp_path / "exports"
     for fmt in ("json", "md", "html"):
-        assert book.st("evidence", "r1", "--to", fmt, "-o", exports / f"record.{fmt}"
-                       ).returncode == 0
+        assert (
+            book.st("evidence", "r1", "--to", fmt, "-o", exports / f"record.{fmt}").returncode == 0
+        )
     assert book.st("evidence", "r1", "--to", "md").returncode == 0  # to the terminal
     assert book.st("evidence", "r1", "--bundle", exports / "bundle.zip").returncode == 0
     assert book("evidence", "verify", exports / "bundle.zip").returncode == 0
@@ -461,8 +551,20 @@ def _strings(obj: Any) -> list[str]:
 
 
 # -- change record of a seed runbook -------------------------------------------------------------
-VARIABLE_KEYS = frozenset({"at", "time", "started_at", "finished_at", "duration_seconds", "head",
-                           "key_id", "version", "python", "workstation"})
+VARIABLE_KEYS = frozenset(
+    {
+        "at",
+        "time",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "head",
+        "key_id",
+        "version",
+        "python",
+        "workstation",
+    }
+)
 
 
 def normalise(obj: Any, tmp: str) -> Any:
@@ -486,10 +588,23 @@ def normalise(obj: Any, tmp: str) -> Any:
 def seed_run(tmp_path_factory: pytest.TempPathFactory) -> Book:
     """rpc-over-https in the article's lab: every command by hand, answered by its answers file."""
     book = Book(tmp_path_factory.mktemp("seed"))
-    proc = book("run", SEED / "rpc-over-https.md", "--env", SEED / "lab.yaml",
-                "--answers", SEED / "rpc-over-https-lab.yaml", "--state-dir", book.state,
-                "--run-id", "r1", "--no-input", "--change", "CHG-1042", "--reason",
-                "Outlook Anywhere for remote staff")
+    proc = book(
+        "run",
+        SEED / "rpc-over-https.md",
+        "--env",
+        SEED / "lab.yaml",
+        "--answers",
+        SEED / "rpc-over-https-lab.yaml",
+        "--state-dir",
+        book.state,
+        "--run-id",
+        "r1",
+        "--no-input",
+        "--change",
+        "CHG-1042",
+        "--reason",
+        "Outlook Anywhere for remote staff",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return book
 
@@ -510,31 +625,50 @@ def test_change_record_of_a_seed_run_matches_golden_json(seed_run: Book) -> None
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils)")
-def test_change_record_pdf_holds_the_step_table_and_is_reproducible(seed_run: Book,
-                                                                    tmp_path: Path) -> None:
+def test_change_record_pdf_holds_the_step_table_and_is_reproducible(
+    seed_run: Book, tmp_path: Path
+) -> None:
     pytest.importorskip("weasyprint")
     first, second = tmp_path / "a.pdf", tmp_path / "b.pdf"
     for out in (first, second):
         proc = seed_run.st("evidence", "r1", "--to", "pdf", "-o", out)
         assert proc.returncode == 0, proc.stderr
     assert first.read_bytes() == second.read_bytes()
-    text = subprocess.run(["pdftotext", "-layout", str(first), "-"], capture_output=True,
-                          text=True, check=True).stdout
-    for expected in ("Change record CHG-1042", "Steps", "Command as run", "Exit", "Attempts",
-                     "nspi-set", "gc-restart", "verify-nspi", "succeeded", "PDC", "EXCHANGE1"):
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(first), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for expected in (
+        "Change record CHG-1042",
+        "Steps",
+        "Command as run",
+        "Exit",
+        "Attempts",
+        "nspi-set",
+        "gc-restart",
+        "verify-nspi",
+        "succeeded",
+        "PDC",
+        "EXCHANGE1",
+    ):
         assert expected in text, expected
 
 
 # -- done when: a seed runbook with approval, attestation, failure, backout and resume -----------
-CHECK_PREFIXES = ('reg query "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS', "netstat ",
-                  'reg query "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\OC',
-                  'set "VP="')
+CHECK_PREFIXES = (
+    'reg query "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS',
+    "netstat ",
+    'reg query "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\OC',
+    'set "VP="',
+)
 
 
 def exchange_host(kind: str, text: str, call: CommandCall) -> Reply:
     """Checks find nothing done; setting ValidPorts is refused; everything else works."""
-    lines = [line for line in text.replace("\r\n", "\n").split("\n")
-             if line != "@echo off" and not re.match(r"set [A-Z_]+=|cd /d ", line)]
+    lines = [
+        line
+        for line in text.replace("\r\n", "\n").split("\n")
+        if line != "@echo off" and not re.match(r"set [A-Z_]+=|cd /d ", line)
+    ]
     if lines[0].startswith(CHECK_PREFIXES):
         return Reply("", "", 1)
     if "/v ValidPorts /t REG_SZ" in text:
@@ -545,15 +679,23 @@ def exchange_host(kind: str, text: str, call: CommandCall) -> Reply:
 def seed_with_approval(tmp_path: Path, port: int) -> tuple[Path, Path]:
     text = (SEED / "rpc-over-https.md").read_text()
     text = text.replace('version: "1.0"\n', 'version: "1.0"\napproval: required\n', 1)
-    gate = ("```approval {#change-board title=\"Change board approves the change\"}\n"
-            "required: 2\napprovers: [cab]\nexpires_hours: 48\n```\n\n")
+    gate = (
+        '```approval {#change-board title="Change board approves the change"}\n'
+        "required: 2\napprovers: [cab]\nexpires_hours: 48\n```\n\n"
+    )
     text = text.replace("```cmd {#nspi-set ", gate + "```cmd {#nspi-set ", 1)
     runbook = tmp_path / "rpc-over-https.md"
     runbook.write_text(text)
     env = yaml.safe_load((SEED / "lab.yaml").read_text())
-    host_options = {"scheme": "http", "port": port, "transport": "basic", "username": "admin",
-                    "credential": "exchange_admin", "read_timeout_sec": 4,
-                    "operation_timeout_sec": 1}
+    host_options = {
+        "scheme": "http",
+        "port": port,
+        "transport": "basic",
+        "username": "admin",
+        "credential": "exchange_admin",
+        "read_timeout_sec": 4,
+        "operation_timeout_sec": 1,
+    }
     for hosts in env["roles"].values():
         for host in hosts:
             host.update(address="127.0.0.1", transport="winrm", winrm=host_options)
@@ -565,19 +707,32 @@ def seed_with_approval(tmp_path: Path, port: int) -> tuple[Path, Path]:
 
 
 def test_done_when_seed_run_with_approval_attestation_failure_backout_and_resume(
-        tmp_path: Path, wsman: Any) -> None:
+    tmp_path: Path, wsman: Any
+) -> None:
     server = wsman(WindowsHost(exchange_host), password="Lab-pw-91")
     runbook, env = seed_with_approval(tmp_path, server.port)
     (tmp_path / "answers.yml").write_text(
-        "operator: Olga Operator\nanswers:\n  validports-set: {decision: confirm, backout: run}\n")
+        "operator: Olga Operator\nanswers:\n  validports-set: {decision: confirm, backout: run}\n"
+    )
     (tmp_path / "certificate.cer").write_bytes(b"0\x82\x03\x1e0\x82\x02\x06\xa0\x03fake-der")
     book = Book(tmp_path, {"LAB_WINRM_PASSWORD": "Lab-pw-91"})
     assert book.st("keys", "init").returncode == 0
     first = book.run(runbook, "--env", env, "--change", "CHG-1042", "--reason", "remote staff")
     assert first.returncode == 3 and "certificate-check" in first.stderr, first.stdout
-    assert book.st("confirm", "r1", "certificate-check", "--as", OPERATOR, "--note",
-                   "Issued to mail.externaldomain.com", "--attach", "certificate.cer"
-                   ).returncode == 0
+    assert (
+        book.st(
+            "confirm",
+            "r1",
+            "certificate-check",
+            "--as",
+            OPERATOR,
+            "--note",
+            "Issued to mail.externaldomain.com",
+            "--attach",
+            "certificate.cer",
+        ).returncode
+        == 0
+    )
     second = book.resume()
     assert second.returncode == 3 and "runbook approve" in second.stderr, second.stdout
     for name in ("Carol Cab", "Dave Cab"):

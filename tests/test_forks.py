@@ -46,14 +46,32 @@ echo "$RUNBOOK_HOST ran" >> ran.log
 """
 
 
-def _run(tmp_path: Path, body: str, *args: str, on_failure: str = "stop"
-         ) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, body: str, *args: str, on_failure: str = "stop"
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "fan.md").write_text(RUNBOOK.format(body=body, on_failure=on_failure))
     (tmp_path / "env.yaml").write_text(ENV)
     return subprocess.run(
-        [sys.executable, "-m", "runbook_engine", "run", "fan.md", "--env", "env.yaml",
-         "--state-dir", "state", "--run-id", "r1", "--no-input", *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "run",
+            "fan.md",
+            "--env",
+            "env.yaml",
+            "--state-dir",
+            "state",
+            "--run-id",
+            "r1",
+            "--no-input",
+            *args,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _journal(tmp_path: Path) -> list[dict]:
@@ -77,13 +95,17 @@ def test_one_host_at_a_time_by_default(tmp_path: Path) -> None:
     events = _journal(tmp_path)
     assert [e["host"] for e in events if e["event"] == "step-started"] == ["w1"]
     assert sorted(e["host"] for e in events if e["event"] == "step-not-started") == [
-        "w2", "w3", "w4"]
+        "w2",
+        "w3",
+        "w4",
+    ]
 
 
 @pytest.mark.parametrize("forks", ["1", "2"])
 def test_max_failures_stops_starting_new_hosts(tmp_path: Path, forks: str) -> None:
-    proc = _run(tmp_path, FAIL_ON_W1, "--forks", forks, "--max-failures", "1",
-                on_failure="continue")
+    proc = _run(
+        tmp_path, FAIL_ON_W1, "--forks", forks, "--max-failures", "1", on_failure="continue"
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     events = _journal(tmp_path)
     not_started = {e["host"] for e in events if e["event"] == "step-not-started"}
@@ -96,10 +118,16 @@ def test_continue_runs_every_host_and_the_run_fails(tmp_path: Path) -> None:
     proc = _run(tmp_path, FAIL_ON_W1, "--forks", "2", on_failure="continue")
     assert proc.returncode == 1
     assert sorted((tmp_path / "ran.log").read_text().split("\n")[:-1]) == [
-        "w2 ran", "w3 ran", "w4 ran"]
-    status = subprocess.run([sys.executable, "-m", "runbook_engine", "status", "r1",
-                             "--state-dir", "state", "--json"], cwd=tmp_path,
-                            capture_output=True, text=True)
+        "w2 ran",
+        "w3 ran",
+        "w4 ran",
+    ]
+    status = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "status", "r1", "--state-dir", "state", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     steps = {s["host"]: s["status"] for s in json.loads(status.stdout)["steps"]}
     assert steps == {"w1": "failed", "w2": "succeeded", "w3": "succeeded", "w4": "succeeded"}
 

@@ -95,8 +95,9 @@ def test_two_writers_keep_one_chain(jpath: Path) -> None:
 
 def test_secrets_redacted_before_write_and_hash(jpath: Path) -> None:
     j = Journal(jpath, Redactor({"admin_password": CANARY, "pin": "12"}))
-    rec = j.append("step-finished", command=f"net user a {CANARY}", pin="12",
-                   output={"lines": [CANARY]})
+    rec = j.append(
+        "step-finished", command=f"net user a {CANARY}", pin="12", output={"lines": [CANARY]}
+    )
     assert CANARY not in jpath.read_text(encoding="utf-8")
     assert rec["command"] == "net user a [REDACTED:admin_password]"
     assert rec["pin"] == "[REDACTED:pin]"

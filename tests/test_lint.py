@@ -46,25 +46,46 @@ def places(problems: list[Problem], code: str) -> set[tuple[str, int, int]]:
 BAD = [
     ("rb301-bad.md", "RB301", [("rb301-bad.md", "```cmd {#svc-start", 0)]),
     ("rb302-bad.md", "RB302", [("rb302-bad.md", "```cmd {#svc-start", 0)]),
-    ("rb303-bad.md", "RB303", [("rb303-bad.md", "```manual {#set-profile", 0),
-                               ("rb303-bad.md", "```manual {#check-profile", 0),
-                               ("rb303-bad.md", "```manual {#reset-profile", 0)]),
-    ("rb304-bad.md", "RB304", [("rb304-bad.md", "old_setting:", 0),
-                               ("_shared/unused-param.md", "fragment_only:", 0)]),
-    ("rb305-bad.md", "RB305", [("rb305-bad.md", "Secret123", 0),
-                               ("rb305-bad.md", "Hunter22", 0),
-                               ("rb305-bad.md", "S3cr3t!", 0),
-                               ("rb305-bad.md", "-Password 'x'", len("-Password '")),
-                               ("rb305-bad.md", "AKIAIOSFODNN7EXAMPLE", 0),
-                               ("rb305-bad.md", "pa55word", 0),
-                               ("rb305-bad.md", "ghp_", 0),
-                               ("rb305-bad.md", "-----BEGIN RSA PRIVATE KEY", 0)]),
-    ("rb306-bad.md", "RB306", [("rb306-bad.md", "10.1.2.30", 0),
-                               ("rb306-bad.md", "mail.example.com", 0),
-                               ("rb306-bad.md", "fileserver.corp.local", 0),
-                               ("rb306-bad.md", "internaldomain.local", 0),
-                               ("rb306-bad.md", "owa.contoso.com", 0),
-                               ("rb306-bad.md", "*.internaldomain.local", 0)]),
+    (
+        "rb303-bad.md",
+        "RB303",
+        [
+            ("rb303-bad.md", "```manual {#set-profile", 0),
+            ("rb303-bad.md", "```manual {#check-profile", 0),
+            ("rb303-bad.md", "```manual {#reset-profile", 0),
+        ],
+    ),
+    (
+        "rb304-bad.md",
+        "RB304",
+        [("rb304-bad.md", "old_setting:", 0), ("_shared/unused-param.md", "fragment_only:", 0)],
+    ),
+    (
+        "rb305-bad.md",
+        "RB305",
+        [
+            ("rb305-bad.md", "Secret123", 0),
+            ("rb305-bad.md", "Hunter22", 0),
+            ("rb305-bad.md", "S3cr3t!", 0),
+            ("rb305-bad.md", "-Password 'x'", len("-Password '")),
+            ("rb305-bad.md", "AKIAIOSFODNN7EXAMPLE", 0),
+            ("rb305-bad.md", "pa55word", 0),
+            ("rb305-bad.md", "ghp_", 0),
+            ("rb305-bad.md", "-----BEGIN RSA PRIVATE KEY", 0),
+        ],
+    ),
+    (
+        "rb306-bad.md",
+        "RB306",
+        [
+            ("rb306-bad.md", "10.1.2.30", 0),
+            ("rb306-bad.md", "mail.example.com", 0),
+            ("rb306-bad.md", "fileserver.corp.local", 0),
+            ("rb306-bad.md", "internaldomain.local", 0),
+            ("rb306-bad.md", "owa.contoso.com", 0),
+            ("rb306-bad.md", "*.internaldomain.local", 0),
+        ],
+    ),
     ("rb307-bad.md", "RB307", [("rb307-bad.md", "{{ exchange_fqdn }};", 0)]),
 ]
 
@@ -121,22 +142,25 @@ def test_disable_with_reason_silences_the_rule():
 def test_disable_for_steps_silences_only_those_steps():
     problems = lint_file(FIXTURES / "disable-steps.md")
     assert [(p.code, p.line) for p in problems] == [
-        ("RB302", place(FIXTURES / "disable-steps.md", "{#flush")[0])]
+        ("RB302", place(FIXTURES / "disable-steps.md", "{#flush")[0])
+    ]
 
 
 def test_disable_problems_are_warnings_with_codes():
     path = FIXTURES / "disable-bad.md"
     problems = lint_file(path)
     got = sorted((p.code, p.line) for p in problems)
-    assert got == sorted([
-        ("RB311", place(path, "RB302:")[0]),
-        ("RB312", place(path, "RB999:")[0]),
-        ("RB312", place(path, "RB132:")[0]),
-        ("RB313", place(path, "RB301:")[0]),
-        # RB301 is disabled for a step that does not exist, so 'restart' still warns;
-        # RB302 is disabled without a reason: disabled all the same, and RB311 says so.
-        ("RB301", place(path, "{#restart")[0]),
-    ])
+    assert got == sorted(
+        [
+            ("RB311", place(path, "RB302:")[0]),
+            ("RB312", place(path, "RB999:")[0]),
+            ("RB312", place(path, "RB132:")[0]),
+            ("RB313", place(path, "RB301:")[0]),
+            # RB301 is disabled for a step that does not exist, so 'restart' still warns;
+            # RB302 is disabled without a reason: disabled all the same, and RB311 says so.
+            ("RB301", place(path, "{#restart")[0]),
+        ]
+    )
     assert all(p.severity == "warning" for p in problems)
 
 
@@ -148,11 +172,14 @@ def test_malformed_lint_key_is_an_error():
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize(("fixture", "code", "needle"), [
-    ("error-syntax.md", "RB116", "```cmd {#restart"),
-    ("error-undefined.md", "RB132", "{{ reason }}"),
-    ("error-probe.md", "RB403", "port: 99999"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "code", "needle"),
+    [
+        ("error-syntax.md", "RB116", "```cmd {#restart"),
+        ("error-undefined.md", "RB132", "{{ reason }}"),
+        ("error-probe.md", "RB403", "port: 99999"),
+    ],
+)
 def test_parser_tailoring_and_probe_errors_are_errors(fixture, code, needle):
     problems = lint_file(FIXTURES / fixture)
     errors = [p for p in problems if p.severity == "error"]
@@ -167,73 +194,88 @@ def test_tailoring_error_does_not_hide_warnings():
 # ---------------------------------------------------------------- detectors
 
 
-@pytest.mark.parametrize(("line", "flagged"), [
-    ("ping mail.example.com", ["mail.example.com"]),
-    ("ping exchange1.internaldomain.local", ["exchange1.internaldomain.local"]),
-    ("dir \\\\files.corp.local\\share", ["files.corp.local"]),
-    ("open https://owa.contoso.com/owa", ["owa.contoso.com"]),
-    ("mail admin@contoso.com", ["contoso.com"]),
-    ("ping 192.168.10.5", ["192.168.10.5"]),
-    ("ping heise.de.", ["heise.de."]),
-    ("reg query HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters", []),
-    ("cscript %SystemDrive%\\Inetpub\\AdminScripts\\adsutil.vbs GET W3SVC/1/Root/Rpc", []),
-    ("sysocmgr /i:%windir%\\inf\\sysoc.inf /u:C:\\x\\on.txt", []),
-    ("regsvr32 C:\\WINDOWS\\system32\\a.b.dll", []),
-    ("start https://{{ h }}/rpc/rpcproxy.dll", []),
-    ("echo 1.2.3 and 6.5.7638.2 and 5.2.", []),
-    ("ping 127.0.0.1 & ping 0.0.0.0 & route add 0.0.0.0 mask 255.255.255.0", []),
-    ("echo {{ exchange_fqdn }} {{ a }}.{{ b }}", []),
-    ("x = re.fullmatch(p, s) or m.group(1) or os.path.join(a, b)", []),
-    ("[System.IO.File]::ReadAllText($p); Add-Type -AssemblyName 'System.Web, Version=2.0.0.0'", []),
-    ("outlook.exe /rpcdiag & notepad readme.md & python setup.py", []),
-    ("start https://support.microsoft.com/kb/833401", []),
-])
+@pytest.mark.parametrize(
+    ("line", "flagged"),
+    [
+        ("ping mail.example.com", ["mail.example.com"]),
+        ("ping exchange1.internaldomain.local", ["exchange1.internaldomain.local"]),
+        ("dir \\\\files.corp.local\\share", ["files.corp.local"]),
+        ("open https://owa.contoso.com/owa", ["owa.contoso.com"]),
+        ("mail admin@contoso.com", ["contoso.com"]),
+        ("ping 192.168.10.5", ["192.168.10.5"]),
+        ("ping heise.de.", ["heise.de."]),
+        ("reg query HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters", []),
+        ("cscript %SystemDrive%\\Inetpub\\AdminScripts\\adsutil.vbs GET W3SVC/1/Root/Rpc", []),
+        ("sysocmgr /i:%windir%\\inf\\sysoc.inf /u:C:\\x\\on.txt", []),
+        ("regsvr32 C:\\WINDOWS\\system32\\a.b.dll", []),
+        ("start https://{{ h }}/rpc/rpcproxy.dll", []),
+        ("echo 1.2.3 and 6.5.7638.2 and 5.2.", []),
+        ("ping 127.0.0.1 & ping 0.0.0.0 & route add 0.0.0.0 mask 255.255.255.0", []),
+        ("echo {{ exchange_fqdn }} {{ a }}.{{ b }}", []),
+        ("x = re.fullmatch(p, s) or m.group(1) or os.path.join(a, b)", []),
+        (
+            "[System.IO.File]::ReadAllText($p); Add-Type -AssemblyName 'System.Web, Version=2.0.0.0'",
+            [],
+        ),
+        ("outlook.exe /rpcdiag & notepad readme.md & python setup.py", []),
+        ("start https://support.microsoft.com/kb/833401", []),
+    ],
+)
 def test_host_detector(tmp_path, line, flagged):
     problems = _lint_body(tmp_path, "cmd", line)
     found = [p for p in problems if p.code == "RB306"]
     assert len(found) == len(flagged), [p.format() for p in found]
-    assert [line[p.col - 1:p.col - 1 + len(f)] for p, f in zip(found, flagged, strict=True)] \
-        == flagged
+    assert [
+        line[p.col - 1 : p.col - 1 + len(f)] for p, f in zip(found, flagged, strict=True)
+    ] == flagged
 
 
-@pytest.mark.parametrize(("line", "flagged"), [
-    ("net use x: \\\\srv\\s /user:d\\u /p:Secret123", True),
-    ("cmdkey /add:srv /user:u /pass:Secret123", True),
-    ("set PASSWORD=Hunter22", True),
-    ("$Password = 'correct horse'", True),
-    ("Connect -Password \"p\"", True),
-    ("--token abc123def", True),
-    ("secret: Sup3r!", True),
-    ("net use x: \\\\srv\\s /p:{{ share_password }}", False),
-    ("net use x: \\\\srv\\s /p:yes", False),
-    ("set PASSWORD=%RUNBOOK_PW%", False),
-    ("$password = Read-Host -AsSecureString", False),
-    ("password = os.environ['X']", False),
-    ("for /f \"tokens=2,*\" %%a in ('dir') do echo %%a", False),
-    ("password_file = 'C:/pw.txt'", False),
-    ("the password: prompt appears", False),
-])
+@pytest.mark.parametrize(
+    ("line", "flagged"),
+    [
+        ("net use x: \\\\srv\\s /user:d\\u /p:Secret123", True),
+        ("cmdkey /add:srv /user:u /pass:Secret123", True),
+        ("set PASSWORD=Hunter22", True),
+        ("$Password = 'correct horse'", True),
+        ('Connect -Password "p"', True),
+        ("--token abc123def", True),
+        ("secret: Sup3r!", True),
+        ("net use x: \\\\srv\\s /p:{{ share_password }}", False),
+        ("net use x: \\\\srv\\s /p:yes", False),
+        ("set PASSWORD=%RUNBOOK_PW%", False),
+        ("$password = Read-Host -AsSecureString", False),
+        ("password = os.environ['X']", False),
+        ("for /f \"tokens=2,*\" %%a in ('dir') do echo %%a", False),
+        ("password_file = 'C:/pw.txt'", False),
+        ("the password: prompt appears", False),
+    ],
+)
 def test_secret_detector(tmp_path, line, flagged):
     problems = _lint_body(tmp_path, "cmd", line)
     assert any(p.code == "RB305" for p in problems) is flagged, [p.format() for p in problems]
 
 
-@pytest.mark.parametrize(("line", "entries"), [
-    ('reg add K /v ValidPorts /d "E1:100-5000;E1:6001-6002;E1.internaldomain.local;E1:6004" /f',
-     ["E1.internaldomain.local"]),
-    ('reg add K /v ValidPorts /d E1.internaldomain.local; /f', ["E1.internaldomain.local"]),
-    ('reg add K /v ValidPorts /d "{{ fqdn }}:6004;{{ fqdn }};{{ other }}" /f', ["{{ fqdn }}"]),
-    ('reg add K /v ValidPorts /d "E1:6001-6002;E1:6004" /f', []),
-    ("set PATH=C:\\Tools;%PATH%", []),
-    ("import re; import sys", []),
-    ("echo ValidPorts is set; see the note", []),
-])
+@pytest.mark.parametrize(
+    ("line", "entries"),
+    [
+        (
+            'reg add K /v ValidPorts /d "E1:100-5000;E1:6001-6002;E1.internaldomain.local;E1:6004" /f',
+            ["E1.internaldomain.local"],
+        ),
+        ("reg add K /v ValidPorts /d E1.internaldomain.local; /f", ["E1.internaldomain.local"]),
+        ('reg add K /v ValidPorts /d "{{ fqdn }}:6004;{{ fqdn }};{{ other }}" /f', ["{{ fqdn }}"]),
+        ('reg add K /v ValidPorts /d "E1:6001-6002;E1:6004" /f', []),
+        ("set PATH=C:\\Tools;%PATH%", []),
+        ("import re; import sys", []),
+        ("echo ValidPorts is set; see the note", []),
+    ],
+)
 def test_host_list_detector(tmp_path, line, entries):
     problems = _lint_body(tmp_path, "cmd", line)
     found = [p for p in problems if p.code == "RB307"]
     assert [re.search(r"entry '(.*?)' ", p.message).group(1) for p in found] == entries
     for p, entry in zip(found, entries, strict=True):
-        assert line[p.col - 1:].startswith(entry)
+        assert line[p.col - 1 :].startswith(entry)
 
 
 def _lint_body(tmp_path: Path, kind: str, line: str) -> list[Problem]:
@@ -242,7 +284,9 @@ def _lint_body(tmp_path: Path, kind: str, line: str) -> list[Problem]:
         "---\nroles:\n  srv: s\nparameters:\n  fqdn: {type: fqdn}\n  other: {type: string}\n"
         "  h: {type: hostname}\n  a: {type: string}\n  b: {type: string}\n"
         "  exchange_fqdn: {type: fqdn}\n  share_password: {type: string, secret: true}\n---\n"
-        f"```{kind} {{#s .precheck target=srv}}\n{line}\n```\n", encoding="utf-8")
+        f"```{kind} {{#s .precheck target=srv}}\n{line}\n```\n",
+        encoding="utf-8",
+    )
     return lint_file(path)
 
 
@@ -254,20 +298,39 @@ def test_mask_templates_keeps_offsets():
     assert masked.count("\n") == text.count("\n")
 
 
-@pytest.mark.parametrize(("token", "before", "host"), [
-    ("mail.example.com", " ", True), ("rpcproxy.dll", "/", False), ("x.example.com", "c/", False),
-    ("x.example.com", "//", True), ("os.path", " ", False), ("step.id", " ", False),
-    ("contoso.local", " ", True), ("*.contoso.local", " ", True), ("a.b.c", " ", False),
-])
+@pytest.mark.parametrize(
+    ("token", "before", "host"),
+    [
+        ("mail.example.com", " ", True),
+        ("rpcproxy.dll", "/", False),
+        ("x.example.com", "c/", False),
+        ("x.example.com", "//", True),
+        ("os.path", " ", False),
+        ("step.id", " ", False),
+        ("contoso.local", " ", True),
+        ("*.contoso.local", " ", True),
+        ("a.b.c", " ", False),
+    ],
+)
 def test_looks_like_host(token, before, host):
     assert looks_like_host(token, before) is host
 
 
-@pytest.mark.parametrize(("value", "quoted", "secret"), [
-    ("Secret123", False, True), ("x", True, True), ("", True, False), ("yes", False, False),
-    ("$pw", False, False), ("%PW%", False, False), (TEMPLATE_MARK * 5, False, False),
-    ("getpass()", False, False), ("required", False, False), ("<password>", True, False),
-])
+@pytest.mark.parametrize(
+    ("value", "quoted", "secret"),
+    [
+        ("Secret123", False, True),
+        ("x", True, True),
+        ("", True, False),
+        ("yes", False, False),
+        ("$pw", False, False),
+        ("%PW%", False, False),
+        (TEMPLATE_MARK * 5, False, False),
+        ("getpass()", False, False),
+        ("required", False, False),
+        ("<password>", True, False),
+    ],
+)
 def test_is_literal_secret(value, quoted, secret):
     assert is_literal_secret(value, quoted) is secret
 
@@ -278,7 +341,8 @@ def test_is_literal_secret(value, quoted, secret):
 def test_fragment_problem_is_listed_once_for_all_runbooks(tmp_path):
     (tmp_path / "_shared").mkdir()
     (tmp_path / "_shared" / "ask.md").write_text(
-        "```manual {#ask .precheck}\nAsk the user.\n```\n", encoding="utf-8")
+        "```manual {#ask .precheck}\nAsk the user.\n```\n", encoding="utf-8"
+    )
     for name in ("one", "two"):
         (tmp_path / f"{name}.md").write_text("<!-- include: _shared/ask.md -->\n", encoding="utf-8")
     files, problems = lint_paths([tmp_path])
@@ -291,12 +355,20 @@ def test_runbook_files_skips_fragments_and_docs(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("# x\n", encoding="utf-8")
     assert [p.relative_to(tmp_path).as_posix() for p in runbook_files([tmp_path])] == [
-        "a.md", "sub/c.md"]
+        "a.md",
+        "sub/c.md",
+    ]
 
 
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runbook_engine", "lint", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "lint", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_cli_text_output_and_exit_status():
@@ -364,8 +436,10 @@ def test_registry_step_data_with_a_port_less_entry(tmp_path):
     from runbook_engine.lint_rules.hosts import validports_missing_port
     from runbook_engine.parser import parse_text
 
-    body = ('key: HKLM\\SOFTWARE\\Microsoft\\Rpc\\RpcProxy\nvalue: ValidPorts\ntype: REG_SZ\n'
-            'data: "E1:6001-6002;E1.internaldomain.local;E1:6004"\n')
+    body = (
+        "key: HKLM\\SOFTWARE\\Microsoft\\Rpc\\RpcProxy\nvalue: ValidPorts\ntype: REG_SZ\n"
+        'data: "E1:6001-6002;E1.internaldomain.local;E1:6004"\n'
+    )
     path = tmp_path / "reg.md"
     path.write_text(f"# R\n\n```sh {{#vp}}\n{body}```\n", encoding="utf-8")
     runbook = parse_text(path.read_text(encoding="utf-8"), path)
@@ -382,14 +456,18 @@ def test_registry_step_data_with_a_port_less_entry(tmp_path):
     assert list(validports_missing_port(LintContext(replace(runbook, segments=(words,))))) == []
 
 
-@pytest.mark.parametrize(("kind", "body", "code"), [
-    ("approval", "required: two\napprovers: [a]\n", "RB410"),
-    ("approval", "required: 1\n", "RB410"),
-    ("registry", "key: HKLM\\SOFTWARE\\X\nvalue: V\ntype: REG_DWORD\ndata: lots\n", "RB412"),
-    ("service", "name: IMAP4Svc\nstart: sometimes\n", "RB412"),
-])
-def test_lint_checks_yaml_bodies_like_run_does(tmp_path: Path, kind: str, body: str,
-                                                code: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "body", "code"),
+    [
+        ("approval", "required: two\napprovers: [a]\n", "RB410"),
+        ("approval", "required: 1\n", "RB410"),
+        ("registry", "key: HKLM\\SOFTWARE\\X\nvalue: V\ntype: REG_DWORD\ndata: lots\n", "RB412"),
+        ("service", "name: IMAP4Svc\nstart: sometimes\n", "RB412"),
+    ],
+)
+def test_lint_checks_yaml_bodies_like_run_does(
+    tmp_path: Path, kind: str, body: str, code: str
+) -> None:
     # Found by a new user: lint passed approval bodies that `runbook run` then rejected.
     path = tmp_path / "y.md"
     path.write_text(f"---\nroles:\n  srv: a server\n---\n```{kind} {{#s target=srv}}\n{body}```\n")

@@ -66,13 +66,21 @@ grep -c . counter.txt
 """
 
 
-def cli(*args: str | Path, cwd: Path, extra_env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str | Path, cwd: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``runbook ARGS`` in a subprocess; never with the caller's state directory."""
     env = {k: v for k, v in os.environ.items() if k != "RUNBOOK_STATE_DIR"}
     env.update({"RUNBOOK_OPERATOR": OPERATOR, "NO_COLOR": "1", **(extra_env or {})})
-    return subprocess.run([sys.executable, "-m", "runbook_engine", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=240, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "runbook_engine", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
@@ -111,13 +119,14 @@ def test_seed_runbooks_render_to_valid_notebooks(seed: Path, env: Path) -> None:
     assert meta.environment.name == tailored.environment.name
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and nb.cells.index(tagged[0]) < nb.cells.index(
-        next(c for c in nb.cells if c.id == "attach"))
+        next(c for c in nb.cells if c.id == "attach")
+    )
     for stmt in ast.parse(tagged[0].source).body:  # only plain `name = literal` lines
         assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
         assert isinstance(stmt.targets[0], ast.Name)
         ast.literal_eval(stmt.value)
     names = [s.targets[0].id for s in ast.parse(tagged[0].source).body]
-    assert names[:len(ENGINE_PARAMETERS)] == list(ENGINE_PARAMETERS)
+    assert names[: len(ENGINE_PARAMETERS)] == list(ENGINE_PARAMETERS)
     secret = {n for n, p in tailored.runbook.parameters.items() if p.secret}
     assert not secret & set(names)
     by_id = {c.id: c for c in nb.cells}
@@ -139,8 +148,9 @@ def test_golden_notebook() -> None:
 
 
 def test_cli_render_writes_the_same_notebook(tmp_path: Path) -> None:
-    runbook, env = _typed_runbook(tmp_path, "  version: '1.10'\n  code: '0123'\n"
-                                            "  pair: 'a=b'\n  items: ['a,b', c]\n")
+    runbook, env = _typed_runbook(
+        tmp_path, "  version: '1.10'\n  code: '0123'\n  pair: 'a=b'\n  items: ['a,b', c]\n"
+    )
     out = tmp_path / "nb" / "typed.ipynb"
     done = cli("render", runbook, "--env", env, "--to", "ipynb", "-o", out, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -148,16 +158,19 @@ def test_cli_render_writes_the_same_notebook(tmp_path: Path) -> None:
 
 
 def test_help_imports_neither_papermill_nor_nbformat() -> None:
-    code = ("import sys, runbook_engine.cli as c\ntry:\n    c.main(['notebook', '--help'])\n"
-            "except SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('papermill', 'nbformat', 'nbclient') if m in sys.modules))")
+    code = (
+        "import sys, runbook_engine.cli as c\ntry:\n    c.main(['notebook', '--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('papermill', 'nbformat', 'nbclient') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def _typed_runbook(folder: Path, env_values: str) -> tuple[Path, Path]:
     runbook = folder / "typed.md"
-    runbook.write_text("""\
+    runbook.write_text(
+        """\
 ---
 id: typed
 parameters:
@@ -178,15 +191,18 @@ with open("values.json", "w", encoding="utf-8") as handle:
     json.dump(values, handle)
 print("values", json.dumps(values))
 ```
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     env = folder / "env.yaml"
     env.write_text(f"name: typed-env\nparameters:\n{env_values}", encoding="utf-8")
     return runbook, env
 
 
 def test_parameters_cell_keeps_values_exactly(tmp_path: Path) -> None:
-    runbook, env = _typed_runbook(tmp_path, "  version: '1.10'\n  code: '0123'\n"
-                                            "  pair: 'a=b'\n  items: ['a,b', c]\n")
+    runbook, env = _typed_runbook(
+        tmp_path, "  version: '1.10'\n  code: '0123'\n  pair: 'a=b'\n  items: ['a,b', c]\n"
+    )
     nb = nbformat.reads(render_ipynb(load(runbook, env).tailored).decode(), as_version=4)
     source = next(c.source for c in nb.cells if c.id == "parameters")
     scope: dict[str, Any] = {}
@@ -200,8 +216,10 @@ def test_parameters_cell_keeps_values_exactly(tmp_path: Path) -> None:
 
 def test_parameter_named_like_a_notebook_name_is_refused(tmp_path: Path) -> None:
     runbook = tmp_path / "clash.md"
-    runbook.write_text("---\nparameters:\n  run_id: {type: string, default: x}\n---\n"
-                       "```sh {#a}\ntrue\n```\n", encoding="utf-8")
+    runbook.write_text(
+        "---\nparameters:\n  run_id: {type: string, default: x}\n---\n```sh {#a}\ntrue\n```\n",
+        encoding="utf-8",
+    )
     with pytest.raises(InputError, match="run_id"):
         render_ipynb(load(runbook, None, {}).tailored)
     done = cli("render", runbook, "--to", "ipynb", cwd=tmp_path)
@@ -213,8 +231,9 @@ def test_bad_confirmation_is_refused_before_any_kernel(tmp_path: Path) -> None:
     runbook.write_text(COUNTER_RUNBOOK, encoding="utf-8")
     state = tmp_path / "state"
     for confirm in ("nope=confirm", "lamp=skip", "lamp=maybe"):
-        done = cli("notebook", "run", runbook, "--state-dir", state, "--confirm", confirm,
-                   cwd=tmp_path)
+        done = cli(
+            "notebook", "run", runbook, "--state-dir", state, "--confirm", confirm, cwd=tmp_path
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr
     assert not (state / "runs").exists() or not any((state / "runs").iterdir())
@@ -256,9 +275,21 @@ def test_papermill_end_to_end(tmp_path: Path) -> None:
     runbook.write_text(SHOWCASE, encoding="utf-8")
     state, copy = tmp_path / "state", tmp_path / "out" / "executed.ipynb"
     token = "s3cr3t-t0ken-value"
-    done = cli("notebook", "run", runbook, "--state-dir", state, "--run-id", "show-1",
-               "--confirm", "lamp=confirm:lamp is green", "-o", copy, cwd=tmp_path,
-               extra_env={"RUNBOOK_SECRET_TOKEN": token})
+    done = cli(
+        "notebook",
+        "run",
+        runbook,
+        "--state-dir",
+        state,
+        "--run-id",
+        "show-1",
+        "--confirm",
+        "lamp=confirm:lamp is green",
+        "-o",
+        copy,
+        cwd=tmp_path,
+        extra_env={"RUNBOOK_SECRET_TOKEN": token},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr == ""  # no kernel chatter, no warnings
     assert "Notebook:" in done.stdout and "Debugger" not in done.stdout
@@ -276,7 +307,8 @@ def test_papermill_end_to_end(tmp_path: Path) -> None:
     log = events(run_dir)
     passed = [e for e in log if e["event"] == "gate-passed"]
     assert [(e["step"], e["source"], e["note"]) for e in passed] == [
-        ("lamp", "notebook-parameter", "lamp is green")]
+        ("lamp", "notebook-parameter", "lamp is green")
+    ]
     executed = [e for e in log if e["event"] == "notebook-executed"]
     assert len(executed) == 1 and executed[0]["attempt"] == 1
     assert executed[0]["sha256"] == hashlib.sha256(attempt.read_bytes()).hexdigest()
@@ -301,8 +333,10 @@ def test_cli_pauses_then_the_notebook_finishes(tmp_path: Path) -> None:
     first = cli("run", runbook, "--state-dir", state, "--run-id", "c1", "--no-input", cwd=tmp_path)
     assert first.returncode == 3, first.stdout + first.stderr
     assert _ran(tmp_path) == ["first"]
-    assert cli("confirm", "c1", "lamp", "--as", "Ann", "--state-dir", state,
-               cwd=tmp_path).returncode == 0
+    assert (
+        cli("confirm", "c1", "lamp", "--as", "Ann", "--state-dir", state, cwd=tmp_path).returncode
+        == 0
+    )
     done = cli("notebook", "run", runbook, "--state-dir", state, "--run-id", "c1", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _ran(tmp_path) == ["first", "second", "third"]
@@ -329,8 +363,10 @@ def test_notebook_pauses_then_the_cli_finishes(tmp_path: Path) -> None:
     assert {s.step_id: s.status for s in store.steps("n1")}["lamp"] == "awaiting"
     gate = code_cells(run_dir / "notebooks" / "attempt-1.ipynb")["step-lamp"]
     assert [o.ename for o in gate.outputs if o.output_type == "error"] == ["NotebookPaused"]
-    assert cli("confirm", "n1", "lamp", "--as", "Bob", "--state-dir", state,
-               cwd=tmp_path).returncode == 0
+    assert (
+        cli("confirm", "n1", "lamp", "--as", "Bob", "--state-dir", state, cwd=tmp_path).returncode
+        == 0
+    )
     resumed = cli("resume", "n1", "--state-dir", state, "--no-input", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert _ran(tmp_path) == ["first", "second", "third"]
@@ -390,8 +426,9 @@ def test_parameters_survive_the_papermill_round_trip(tmp_path: Path, monkeypatch
 
     from runbook_engine.notebook.execute import kernel_environment
 
-    runbook, env = _typed_runbook(tmp_path, "  version: '2.0'\n  code: '0007'\n"
-                                            "  pair: 'x=y'\n  items: [p]\n")
+    runbook, env = _typed_runbook(
+        tmp_path, "  version: '2.0'\n  code: '0007'\n  pair: 'x=y'\n  items: [p]\n"
+    )
     source = tmp_path / "typed.ipynb"
     source.write_bytes(render_ipynb(load(runbook, env).tailored))
     state = tmp_path / "state"
@@ -399,9 +436,13 @@ def test_parameters_survive_the_papermill_round_trip(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     with kernel_environment(tmp_path / "kernel"):
         papermill.execute_notebook(
-            str(source), str(tmp_path / "executed.ipynb"), kernel_name="python3",
+            str(source),
+            str(tmp_path / "executed.ipynb"),
+            kernel_name="python3",
             parameters={"run_id": "p1", "state_dir": str(state), "operator": OPERATOR, **wanted},
-            progress_bar=False, cwd=str(tmp_path))
+            progress_bar=False,
+            cwd=str(tmp_path),
+        )
     shown = json.loads((tmp_path / "values.json").read_text(encoding="utf-8"))
     assert shown == {**wanted, "items": "a,b|c|"}  # each item as given, none split
     record = CheckpointStore(state).get_run("p1")
@@ -413,8 +454,9 @@ def test_parameters_survive_the_papermill_round_trip(tmp_path: Path, monkeypatch
 
 
 # -- the kernel side without a kernel (what a Jupyter session does, cell by cell) -----------
-def test_one_runner_per_kernel_pause_confirm_and_rerun_the_cell(tmp_path: Path, monkeypatch: Any,
-                                                                capsys: Any) -> None:
+def test_one_runner_per_kernel_pause_confirm_and_rerun_the_cell(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
     from runbook_engine.notebook import api
 
     monkeypatch.setattr(api, "_CURRENT", None)
@@ -448,10 +490,15 @@ def test_attach_refuses_other_values_for_an_existing_run(tmp_path: Path, monkeyp
     from runbook_engine.notebook import api
 
     monkeypatch.setattr(api, "_CURRENT", None)
-    runbook, env = _typed_runbook(tmp_path, "  version: '1.10'\n  code: '0123'\n"
-                                            "  pair: 'a=b'\n  items: [x]\n")
-    cell = {"runbook_file": str(runbook), "env_file": str(env), "state_dir": str(tmp_path / "s"),
-            "run_id": "t1"}
+    runbook, env = _typed_runbook(
+        tmp_path, "  version: '1.10'\n  code: '0123'\n  pair: 'a=b'\n  items: [x]\n"
+    )
+    cell = {
+        "runbook_file": str(runbook),
+        "env_file": str(env),
+        "state_dir": str(tmp_path / "s"),
+        "run_id": "t1",
+    }
     api.attach(**cell, parameters={"version": "1.10"})
     monkeypatch.setattr(api, "_CURRENT", None)  # a new kernel
     with pytest.raises(api.NotebookInputError, match=re.escape("version = '1.10'")):

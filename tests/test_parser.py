@@ -971,7 +971,9 @@ def test_yaml_alias_bomb_in_a_value_does_not_exhaust_memory(where: str) -> None:
 
 def test_check_must_be_a_step_that_runs_unattended() -> None:
     # Found by a new user: check= naming an approval step ran "successfully" with an error.
-    text = "```approval {#cab}\nrequired: 1\napprovers: [a]\n```\n\n```sh {#c check=cab}\necho\n```\n"
+    text = (
+        "```approval {#cab}\nrequired: 1\napprovers: [a]\n```\n\n```sh {#c check=cab}\necho\n```\n"
+    )
     with pytest.raises(RunbookSyntaxError) as excinfo:
         parse(text)
     assert [(p.code, p.line) for p in excinfo.value.problems] == [("RB118", 6)]

@@ -35,8 +35,10 @@ def _require_weasyprint() -> None:
     try:
         import weasyprint  # noqa: F401
     except (ImportError, OSError) as exc:
-        message = (f"WeasyPrint is not usable here ({exc}): install runbook-engine[pdf] and "
-                   "Pango (.ci/run does both); PDF TESTS DID NOT RUN")
+        message = (
+            f"WeasyPrint is not usable here ({exc}): install runbook-engine[pdf] and "
+            "Pango (.ci/run does both); PDF TESTS DID NOT RUN"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -48,28 +50,48 @@ def _weasyprint() -> None:
 
 
 def _env(epoch: str | None = EPOCH) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RUNBOOK_") and k != "SOURCE_DATE_EPOCH"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RUNBOOK_") and k != "SOURCE_DATE_EPOCH"
+    }
     if epoch is not None:
         env["SOURCE_DATE_EPOCH"] = epoch
     return env
 
 
-def render_pdf(out: Path, *args: str, epoch: str | None = EPOCH,
-               runbook: Path = RUNBOOK) -> subprocess.CompletedProcess[str]:
+def render_pdf(
+    out: Path, *args: str, epoch: str | None = EPOCH, runbook: Path = RUNBOOK
+) -> subprocess.CompletedProcess[str]:
     """Run ``runbook render RUNBOOK --to pdf -o OUT ARGS`` as a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "runbook_engine", "render", str(runbook), "--to", "pdf",
-         "-o", str(out), *args],
-        env=_env(epoch), capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "render",
+            str(runbook),
+            "--to",
+            "pdf",
+            "-o",
+            str(out),
+            *args,
+        ],
+        env=_env(epoch),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def page_texts(pdf: Path) -> list[str]:
     """Text of each page as poppler lays it out (``pdftotext -layout``)."""
     if shutil.which("pdftotext") is None:
         pytest.fail("pdftotext (poppler-utils) is missing: .ci/run installs it")
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
-                          text=True, check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
     pages = text.split("\f")
     return pages[:-1] if pages and not pages[-1].strip() else pages
 
@@ -184,11 +206,14 @@ def test_generic_guide_pdf(tmp_path: Path) -> None:
 
 def test_missing_weasyprint_is_a_clear_input_error(tmp_path: Path) -> None:
     # sys.modules[name] = None makes "import weasyprint" fail as when it is not installed.
-    code = ("import sys; sys.modules['weasyprint'] = None\n"
-            "from runbook_engine.cli import main\n"
-            f"main(['render', {str(RUNBOOK)!r}, '--to', 'pdf', '-o', {str(tmp_path / 'x.pdf')!r}])")
-    result = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
-                            text=True, timeout=60)
+    code = (
+        "import sys; sys.modules['weasyprint'] = None\n"
+        "from runbook_engine.cli import main\n"
+        f"main(['render', {str(RUNBOOK)!r}, '--to', 'pdf', '-o', {str(tmp_path / 'x.pdf')!r}])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "install runbook-engine[pdf]" in result.stderr
     assert "Traceback" not in result.stderr

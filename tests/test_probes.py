@@ -326,8 +326,7 @@ RELAY = (
 def smtp_body(port: int, pki: Pki, starttls: bool = True) -> str:
     return (
         f"kind: smtp\nhost: {LOOPBACK}\nport: {port}\nstarttls: {str(starttls).lower()}\n"
-        f"expect_banner: 'Microsoft ESMTP'\nca_file: {pki.ca_file}\nehlo_name: probe.test\n"
-        + RELAY
+        f"expect_banner: 'Microsoft ESMTP'\nca_file: {pki.ca_file}\nehlo_name: probe.test\n" + RELAY
     )
 
 

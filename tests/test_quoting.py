@@ -22,7 +22,7 @@ HOSTILE = [
     "a'b; touch PWNED; 'c",
     "/tmp; touch PWNED",
     "line1\ntouch PWNED",
-    "back\\slash \\\" end\\",
+    'back\\slash \\" end\\',
     "unicode é ✓ and spaces",
     "",
 ]
@@ -33,8 +33,10 @@ BODY = """```{kind} {{#s}}
 """
 
 
-def _tailored_body(kind: str, body: str, value: object, tmp_path: Path, ptype: str = "string") -> str:
-    text = (f"---\nparameters:\n  v: {{type: {ptype}}}\n---\n" + BODY.format(kind=kind, body=body))
+def _tailored_body(
+    kind: str, body: str, value: object, tmp_path: Path, ptype: str = "string"
+) -> str:
+    text = f"---\nparameters:\n  v: {{type: {ptype}}}\n---\n" + BODY.format(kind=kind, body=body)
     runbook = parse_text(text, tmp_path / "q.md")
     env_values = resolve_values(runbook, None, {"v": value} if ptype != "list" else None)
     return tailor(runbook, _env(tmp_path), env_values).steps[0].body
@@ -47,14 +49,18 @@ def _env(tmp_path: Path):  # an empty environment: local steps only
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-@pytest.mark.parametrize("template", [
-    'printf "%s\\n" {{ v }}',
-    'printf "%s\\n" "{{ v }}"',
-    "printf '%s\\n' '{{ v }}'",
-    'printf "%s\\n" "prefix-{{ v }}-suffix"',
-])
-def test_sh_gets_the_value_verbatim_and_nothing_runs(value: str, template: str,
-                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "template",
+    [
+        'printf "%s\\n" {{ v }}',
+        'printf "%s\\n" "{{ v }}"',
+        "printf '%s\\n' '{{ v }}'",
+        'printf "%s\\n" "prefix-{{ v }}-suffix"',
+    ],
+)
+def test_sh_gets_the_value_verbatim_and_nothing_runs(
+    value: str, template: str, tmp_path: Path
+) -> None:
     body = _tailored_body("sh", template, value, tmp_path)
     proc = subprocess.run(["sh", "-c", body], cwd=tmp_path, capture_output=True, text=True)
     assert not (tmp_path / "PWNED").exists(), body
@@ -68,16 +74,20 @@ def test_sh_gets_the_value_verbatim_and_nothing_runs(value: str, template: str,
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-@pytest.mark.parametrize("template", [
-    "print({{ v }})",
-    'print("{{ v }}")',
-    "print('{{ v }}')",
-    'print("<{{ v }}>")',
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "print({{ v }})",
+        'print("{{ v }}")',
+        "print('{{ v }}')",
+        'print("<{{ v }}>")',
+    ],
+)
 def test_python_gets_the_value_verbatim(value: str, template: str, tmp_path: Path) -> None:
     body = _tailored_body("python", template, value, tmp_path)
-    proc = subprocess.run([sys.executable, "-c", body], cwd=tmp_path, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", body], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 0, (body, proc.stderr)
     expected = f"<{value}>" if "<" in template else value
     assert proc.stdout == expected + "\n", body
@@ -95,7 +105,9 @@ def test_values_of_other_types_are_written_for_the_shell(tmp_path: Path) -> None
 
 def test_cmd_quotes_or_refuses(tmp_path: Path) -> None:
     assert quote_value("EXCHANGE1", "cmd", "double") == "EXCHANGE1"
-    assert quote_value("First Administrative Group", "cmd", "none") == '"First Administrative Group"'
+    assert (
+        quote_value("First Administrative Group", "cmd", "none") == '"First Administrative Group"'
+    )
     assert quote_value("100%", "cmd", "double") == "100%%"
     assert quote_value("a&b|c", "cmd", "none") == '"a&b|c"'
     for bad in ('say "hi"', "two\nlines"):
@@ -121,9 +133,16 @@ def test_yaml_bodies_cannot_gain_keys(tmp_path: Path) -> None:
 
     hostile = "x\nport: 1\nexpect: closed"
     for template in ("host: {{ v }}", 'host: "{{ v }}"', "host: '{{ v }}'"):
-        line = template.replace("{{ v }}", "") and quote_value(hostile, "yaml", {
-            "host: {{ v }}": "none", 'host: "{{ v }}"': "double"}.get(template, "single")) \
-            if "'" not in template else None
+        line = (
+            template.replace("{{ v }}", "")
+            and quote_value(
+                hostile,
+                "yaml",
+                {"host: {{ v }}": "none", 'host: "{{ v }}"': "double"}.get(template, "single"),
+            )
+            if "'" not in template
+            else None
+        )
         if line is None:
             with pytest.raises(QuotingError):
                 quote_value(hostile, "yaml", "single")
@@ -139,8 +158,10 @@ def test_raw_filter_opts_out(tmp_path: Path) -> None:
 def test_secrets_reach_commands_as_environment_references(tmp_path: Path) -> None:
     assert quote_value(SecretValue("pw", "s3cret"), "sh", "double") == "${RUNBOOK_SECRET_PW}"
     assert quote_value(SecretValue("pw", "s3cret"), "cmd", "none") == '"%RUNBOOK_SECRET_PW%"'
-    text = ("---\nparameters:\n  pw: {type: string, secret: true}\n---\n"
-            '```sh {#s}\necho "pw={{ pw }}"\n```\n')
+    text = (
+        "---\nparameters:\n  pw: {type: string, secret: true}\n---\n"
+        '```sh {#s}\necho "pw={{ pw }}"\n```\n'
+    )
     runbook = parse_text(text, tmp_path / "s.md")
     os.environ["RUNBOOK_SECRET_PW"] = "s3cret-value"
     try:

@@ -63,8 +63,9 @@ def tailored(runbook: Path, env: Path | None) -> TailoredRunbook:
 
 
 def fixture(name: str, env: str | None) -> TailoredRunbook:
-    return tailored(FIXTURES / f"{name}.md",
-                    FIXTURES / "environments" / f"{env}.yaml" if env else None)
+    return tailored(
+        FIXTURES / f"{name}.md", FIXTURES / "environments" / f"{env}.yaml" if env else None
+    )
 
 
 def md(t: TailoredRunbook, **kw: str) -> str:
@@ -79,10 +80,11 @@ def step_section(markdown: str, step_id: str) -> str:
     """The Markdown from a step's anchor to the next anchor."""
     start = markdown.index(f'<a id="{step_id}"></a>')
     end = markdown.find("<a id=", start + 1)
-    return markdown[start:end if end > 0 else None]
+    return markdown[start : end if end > 0 else None]
 
 
 # --- golden files -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("label", "runbook", "env"), _cases())
 def test_golden(label: str, runbook: Path, env: Path | None) -> None:
@@ -97,10 +99,18 @@ def test_golden(label: str, runbook: Path, env: Path | None) -> None:
         assert path.is_file(), f"no golden file {path}; run UPDATE_GOLDEN=1 pytest {__file__}"
         expected = path.read_bytes()
         if out != expected:
-            diff = difflib.unified_diff(expected.decode().splitlines(), out.decode().splitlines(),
-                                        str(path), "rendered", lineterm="", n=2)
-            pytest.fail("guide differs from golden file (UPDATE_GOLDEN=1 to accept):\n"
-                        + "\n".join(list(diff)[:80]))
+            diff = difflib.unified_diff(
+                expected.decode().splitlines(),
+                out.decode().splitlines(),
+                str(path),
+                "rendered",
+                lineterm="",
+                n=2,
+            )
+            pytest.fail(
+                "guide differs from golden file (UPDATE_GOLDEN=1 to accept):\n"
+                + "\n".join(list(diff)[:80])
+            )
 
 
 def test_fixture_set_is_not_empty() -> None:
@@ -108,6 +118,7 @@ def test_fixture_set_is_not_empty() -> None:
 
 
 # --- HTML structure ---------------------------------------------------------------------------
+
 
 class Structure(HTMLParser):
     """Records, for every id and text, the stack of open elements (serial, tag, class)."""
@@ -188,7 +199,8 @@ def test_step_in_numbered_list_stays_in_the_list(render: str) -> None:
     assert nearest(s.ids["install-proxy"], "ol") == nearest(anchor, "ol")
     # A step inside a blockquote stays in the blockquote with the correction it belongs to.
     assert nearest(s.ids["restart-gc"], "blockquote") == nearest(
-        s.text_stack("The article says no reboot is needed"), "blockquote")
+        s.text_stack("The article says no reboot is needed"), "blockquote"
+    )
 
 
 def test_step_that_opens_a_list_item_stays_in_it() -> None:
@@ -212,6 +224,7 @@ def test_each_step_is_one_unbreakable_block_in_html() -> None:
 
 
 # --- what the guide says ----------------------------------------------------------------------
+
 
 def test_every_command_is_shown_exactly() -> None:
     for env in (*ENV_NAMES, None):
@@ -261,10 +274,10 @@ def test_skipped_step_has_reason_and_no_command() -> None:
     nspi = step_section(single, "nspi-set")
     assert "Skipped in this environment:" in nspi
     assert "reg add" not in nspi and CHECKBOX_LINE not in nspi
-    plan = single[single.index("## Backout plan"):]
+    plan = single[single.index("## Backout plan") :]
     assert "If step 4 fails" not in plan and "If step 3 fails" in plan
     lab = md(fixture("rpc-over-https", "lab"))
-    assert "If step 4 fails" in lab[lab.index("## Backout plan"):]
+    assert "If step 4 fails" in lab[lab.index("## Backout plan") :]
 
 
 def test_check_and_limits_are_shown_with_the_step() -> None:
@@ -276,7 +289,7 @@ def test_check_and_limits_are_shown_with_the_step() -> None:
 
 def test_verification_summary_and_sign_off() -> None:
     text = md(fixture("rpc-over-https", "lab"))
-    summary = text[text.index("## Verification summary"):text.index("## Backout plan")]
+    summary = text[text.index("## Verification summary") : text.index("## Backout plan")]
     assert "[Step 8. Test the RPC proxy](#verify-rpc)" in summary
     assert re.search(r"\| Implementer \|.*\n\| Reviewer \|", text)
     assert "| Role | Name | Date | Signature |" in text
@@ -312,8 +325,10 @@ def test_rpc_over_https_lab_and_single_server_differ_as_the_article_says(folder:
     assert len(lab_ports) == 1 and len(single_ports) == 1, "one ValidPorts command per environment"
     lab_dc = {lab.values.params[k] for k in lab.values.params if k in ("gc_netbios", "dc_netbios")}
     assert lab_dc and all(f"{dc}:6004" in lab_ports[0] for dc in lab_dc)
-    exchange = {str(single.values.params[k]).lower() for k in
-                ("exchange_netbios", "exchange_fqdn", "external_host")}
+    exchange = {
+        str(single.values.params[k]).lower()
+        for k in ("exchange_netbios", "exchange_fqdn", "external_host")
+    }
     assert {entry.split(":")[0].lower() for entry in single_ports[0]} <= exchange
     assert len(single_ports[0]) < len(lab_ports[0])
 
@@ -331,9 +346,13 @@ def test_change_details() -> None:
 
 # --- safety of the HTML -----------------------------------------------------------------------
 
+
 def _all_html() -> list[str]:
-    return [html(fixture(name, env)) for name in ("rpc-over-https", "local-only")
-            for env in (*ENV_NAMES, None)]
+    return [
+        html(fixture(name, env))
+        for name in ("rpc-over-https", "local-only")
+        for env in (*ENV_NAMES, None)
+    ]
 
 
 def test_html_is_self_contained() -> None:
@@ -360,7 +379,7 @@ def test_raw_html_in_prose_is_not_trusted(tmp_path: Path) -> None:
     source = (
         "# Raw HTML\n\n<script>alert('x')</script>\n\nText <img src=\"https://example.com/t.png\">"
         " and ![remote](https://example.com/r.png) and <kbd>Ctrl</kbd>.\n\n"
-        "<!-- a comment -->\n\n<div onclick=\"x()\">block</div>\n\n"
+        '<!-- a comment -->\n\n<div onclick="x()">block</div>\n\n'
         "[a link](https://example.com/kb) and [bad](javascript:alert(1))\n\n"
         "```sh {#s1}\necho '</code></pre><script>x</script>'\n```\n\n```sh\nunclosed fence\n"
     )
@@ -374,11 +393,13 @@ def test_raw_html_in_prose_is_not_trusted(tmp_path: Path) -> None:
     assert "[image: remote] (https://example.com/r.png)" in page
     assert any(a.get("href") == "https://example.com/kb" for tag, a in s.tags if tag == "a")
     # the unclosed illustration fence does not swallow the guide's closing sections
-    assert any(tag == "h2" and "Sign-off" in data for data, stack in s.texts
-               for _, tag, _ in stack[-1:])
+    assert any(
+        tag == "h2" and "Sign-off" in data for data, stack in s.texts for _, tag, _ in stack[-1:]
+    )
 
 
 # --- settings and registry --------------------------------------------------------------------
+
 
 def test_renders_are_reproducible_with_source_date_epoch() -> None:
     t = fixture("rpc-over-https", "single-server")

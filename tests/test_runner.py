@@ -78,20 +78,29 @@ class Workspace:
 
     def runbook(self, *args: Any) -> subprocess.CompletedProcess[str]:
         """Run ``runbook ARGS`` to its end and return the completed process."""
-        proc = subprocess.run(self.cmd(*args), cwd=self.root, env=cli_env(), capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            self.cmd(*args),
+            cwd=self.root,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
 
     def run(self, book: str, *args: Any, run_id: str = "r1") -> subprocess.CompletedProcess[str]:
-        return self.runbook("run", book, "--state-dir", self.state, "--run-id", run_id,
-                            "--no-input", *args)
+        return self.runbook(
+            "run", book, "--state-dir", self.state, "--run-id", run_id, "--no-input", *args
+        )
 
     def resume(self, run_id: str = "r1", *args: Any) -> subprocess.CompletedProcess[str]:
         return self.runbook("resume", run_id, "--state-dir", self.state, "--no-input", *args)
 
-    def confirm(self, step: str, *args: Any,
-                run_id: str = "r1") -> subprocess.CompletedProcess[str]:
+    def confirm(
+        self, step: str, *args: Any, run_id: str = "r1"
+    ) -> subprocess.CompletedProcess[str]:
         return self.runbook("confirm", run_id, step, "--state-dir", self.state, *args)
 
     def status(self, run_id: str = "r1") -> dict[str, Any]:
@@ -107,12 +116,16 @@ class Workspace:
     def journal_path(self, run_id: str = "r1") -> Path:
         return self.state / "runs" / run_id / "journal.jsonl"
 
-    def events(self, run_id: str = "r1", name: str | None = None,
-               step: str | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, run_id: str = "r1", name: str | None = None, step: str | None = None
+    ) -> list[dict[str, Any]]:
         """Journal records (the chain is verified on reading), filtered by event and step."""
         records = read_journal(self.journal_path(run_id))
-        return [r for r in records
-                if (name is None or r["event"] == name) and (step is None or r.get("step") == step)]
+        return [
+            r
+            for r in records
+            if (name is None or r["event"] == name) and (step is None or r.get("step") == step)
+        ]
 
     def log(self) -> list[str]:
         path = self.root / "steps.log"
@@ -165,8 +178,10 @@ def test_pause_confirm_resume_runs_each_step_once(ws: Workspace) -> None:
 
 
 def test_resume_of_a_finished_run_is_refused(ws: Workspace) -> None:
-    assert ws.run("gate.md", "--env", "env-manual.yml", "--answers",
-                  "answers-confirm.yml").returncode == 0
+    assert (
+        ws.run("gate.md", "--env", "env-manual.yml", "--answers", "answers-confirm.yml").returncode
+        == 0
+    )
     again = ws.resume()
     assert again.returncode == 2
     assert "finished" in again.stderr
@@ -224,7 +239,8 @@ def test_answers_rerun_at_an_ordinary_gate_does_not_pass_it(ws: Workspace) -> No
         return
     by_hand = ws.step("by-hand")["status"]
     assert by_hand in ("succeeded", "skipped") or "last" not in ws.log(), (
-        f"step 'last' ran while by-hand is {by_hand!r}")
+        f"step 'last' ran while by-hand is {by_hand!r}"
+    )
     assert by_hand in ("succeeded", "skipped") or ws.status()["status"] != "succeeded"
 
 
@@ -238,7 +254,8 @@ def test_confirm_rerun_at_an_ordinary_gate_does_not_pass_it(ws: Workspace) -> No
     ws.resume("r1", "--answers", "only-web.yml")
     by_hand = ws.step("by-hand")["status"]
     assert by_hand in ("succeeded", "skipped") or "last" not in ws.log(), (
-        f"step 'last' ran while by-hand is {by_hand!r}")
+        f"step 'last' ran while by-hand is {by_hand!r}"
+    )
 
 
 # -- a step killed in the middle ------------------------------------------------------------------
@@ -246,8 +263,12 @@ def _kill_mid_step(ws: Workspace, book: str) -> None:
     """Start a run, wait until step ``slow`` is sleeping, SIGKILL the runner, then its child."""
     proc = subprocess.Popen(
         ws.cmd("run", book, "--state-dir", ws.state, "--run-id", "r1", "--no-input"),
-        cwd=ws.root, env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        cwd=ws.root,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert wait_until(lambda: (ws.root / "marker").exists() or proc.poll() is not None)
         assert proc.poll() is None, "the run ended before step 'slow' started sleeping"
@@ -319,8 +340,13 @@ def test_ctrl_c_stops_the_step_and_marks_the_run_interrupted(ws: Workspace) -> N
     step's command running on after the run says it was interrupted."""
     proc = subprocess.Popen(
         ws.cmd("run", "interrupt.md", "--state-dir", ws.state, "--run-id", "r1", "--no-input"),
-        cwd=ws.root, env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        cwd=ws.root,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     child = None
     try:
         assert wait_until(lambda: (ws.root / "marker").exists() or proc.poll() is not None)
@@ -333,7 +359,8 @@ def test_ctrl_c_stops_the_step_and_marks_the_run_interrupted(ws: Workspace) -> N
         assert ws.status()["status"] == "interrupted"
         assert ws.events(name="run-interrupted")
         assert wait_until(lambda: not alive(child), 10), (
-            "the step's process outlived the interrupted run")
+            "the step's process outlived the interrupted run"
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -456,8 +483,10 @@ def test_passed_verification_makes_the_run_succeed(ws: Workspace) -> None:
 # -- the journal --------------------------------------------------------------------------------
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_journal_verifies_and_a_one_byte_edit_is_detected(ws: Workspace, where: str) -> None:
-    assert ws.run("gate.md", "--env", "env-manual.yml", "--answers",
-                  "answers-confirm.yml").returncode == 0
+    assert (
+        ws.run("gate.md", "--env", "env-manual.yml", "--answers", "answers-confirm.yml").returncode
+        == 0
+    )
     ok = ws.verify()
     assert ok.returncode == 0, ok.stdout + ok.stderr
     journal = ws.journal_path()
@@ -488,7 +517,12 @@ def test_relative_cwd_is_the_runbooks_folder(ws: Workspace) -> None:
     (elsewhere / "my dir").mkdir(parents=True)  # a decoy next to the process's cwd
     proc = subprocess.run(
         ws.cmd("run", book / "cwd.md", "--state-dir", ws.state, "--run-id", "r1", "--no-input"),
-        cwd=elsewhere, env=cli_env(), capture_output=True, text=True, timeout=60)
+        cwd=elsewhere,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     here = book / "my dir" / "here.txt"
     assert here.exists(), "relative cwd was not taken from the runbook's folder"

@@ -38,9 +38,16 @@ RUNBOOKS = ROOT / "runbooks"
 SEEDS = RUNBOOKS / "exchange2003"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 EPOCH = "1700000000"
 BROKEN = """---
 title: Broken runbook
@@ -133,11 +140,14 @@ def parse_html(path: Path) -> Links:
 
 # --- fast: a small library ------------------------------------------------------------------
 
-def test_bad_runbook_is_reported_and_the_rest_built(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_bad_runbook_is_reported_and_the_rest_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lib, out = small_library(tmp_path), tmp_path / "site"
-    code, stdout, stderr = run_cli(capsys, "site", "build", "--source", lib, "-o", out,
-                                   "--no-pdf", "-j", "1")
+    code, stdout, stderr = run_cli(
+        capsys, "site", "build", "--source", lib, "-o", out, "--no-pdf", "-j", "1"
+    )
     assert code == 1
     assert re.search(r"broken\.md:\d+(:\d+)?: RB\d{3} .*same", stderr), stderr
     assert "Traceback" not in stderr
@@ -149,38 +159,45 @@ def test_bad_runbook_is_reported_and_the_rest_built(tmp_path: Path,
     assert "broken.md" in text and "Problems" in text
     assert "_shared" not in text and "mail-contact-create" not in text  # fragments
     page = out / "exchange2003" / "mail-contact-forwarding"
-    assert {p.name for p in page.glob("*.html")} == {"index.html", "env-lab.html",
-                                                     "env-single-server.html"}
+    assert {p.name for p in page.glob("*.html")} == {
+        "index.html",
+        "env-lab.html",
+        "env-single-server.html",
+    }
     assert {p.name for p in (out / "other" / "local-only").glob("*.html")} == {"index.html"}
     assert not list(out.rglob("*.pdf"))
     lab_links = [v for _, _, v in parse_html(page / "env-lab.html").links]
     assert "files/mail-contact-forwarding-lab.html" in lab_links
     assert "files/mail-contact-forwarding.md" in lab_links
     assert not any(v.endswith(".pdf") for v in lab_links)
-    assert (page / "files" / "mail-contact-forwarding.md").read_bytes() == \
-        (SEEDS / "mail-contact-forwarding.md").read_bytes()
+    assert (page / "files" / "mail-contact-forwarding.md").read_bytes() == (
+        SEEDS / "mail-contact-forwarding.md"
+    ).read_bytes()
 
 
-def test_clean_library_exits_zero_and_rebuild_replaces(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
+def test_clean_library_exits_zero_and_rebuild_replaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lib, out = small_library(tmp_path), tmp_path / "site"
     (lib / "exchange2003" / "broken.md").unlink()
-    assert run_cli(capsys, "site", "build", "--source", lib, "-o", out, "--no-pdf",
-                   "-j", "1")[0] == 0
+    assert (
+        run_cli(capsys, "site", "build", "--source", lib, "-o", out, "--no-pdf", "-j", "1")[0] == 0
+    )
     stale = out / "stale.txt"
     stale.write_text("from an earlier build")
     (lib / "other" / "local-only.md").unlink()
-    code, stdout, _ = run_cli(capsys, "site", "build", "--source", lib, "-o", out, "--no-pdf",
-                              "-j", "1")
+    code, stdout, _ = run_cli(
+        capsys, "site", "build", "--source", lib, "-o", out, "--no-pdf", "-j", "1"
+    )
     assert code == 0 and "1 runbooks" in stdout
     assert not stale.exists() and not (out / "other").exists()
     assert (out / MARKER).is_file()
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
 
 
-def test_refuses_to_overwrite_a_foreign_folder(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_to_overwrite_a_foreign_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lib, out = small_library(tmp_path), tmp_path / "documents"
     out.mkdir()
     (out / "thesis.txt").write_text("precious")
@@ -210,6 +227,7 @@ def test_environments_are_the_nearest_folder(tmp_path: Path) -> None:
 
 
 # --- slow: the real library, in Chromium ------------------------------------------------------
+
 
 def _playwright() -> Any:
     missing = None
@@ -244,9 +262,20 @@ def server(site: Path) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
-                             "127.0.0.1", "--directory", str(site)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(site),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -281,11 +310,14 @@ class Watched:
         self.problems: list[str] = []
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        self.page.on("requestfailed", lambda r: self.problems.append(
-            f"failed: {r.url} {r.failure}"))
+        self.page.on(
+            "requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}")
+        )
         self.page.on("request", self._request)
-        self.page.on("response", lambda r: r.status >= 400 and self.problems.append(
-            f"HTTP {r.status}: {r.url}"))
+        self.page.on(
+            "response",
+            lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"),
+        )
 
     def _console(self, message: Any) -> None:
         if message.type in ("error", "warning"):
@@ -315,22 +347,30 @@ def _library() -> list[Any]:
 
 def _matching(library: list[Any], *words: str, tag: str | None = None) -> list[str]:
     """Ids the filter must show: every word in id, title, summary or tags; the tag if any."""
+
     def text(rb: Any) -> str:
         return " ".join([rb.id, rb.title, " ".join(rb.summary.split()), *rb.tags]).lower()
 
-    return sorted(rb.id for rb in library
-                  if all(w in text(rb) for w in words) and (tag is None or tag in rb.tags))
+    return sorted(
+        rb.id
+        for rb in library
+        if all(w in text(rb) for w in words) and (tag is None or tag in rb.tags)
+    )
 
 
 def _visible(page: Any) -> list[str]:
-    return sorted(page.eval_on_selector_all(
-        "#runbooks > li.runbook", "els => els.filter(e => !e.hidden).map(e => e.dataset.id)"))
+    return sorted(
+        page.eval_on_selector_all(
+            "#runbooks > li.runbook", "els => els.filter(e => !e.hidden).map(e => e.dataset.id)"
+        )
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["file", "http"])
-def test_index_lists_every_runbook(kind: str, site: Path, browser: Any,
-                                   request: pytest.FixtureRequest) -> None:
+def test_index_lists_every_runbook(
+    kind: str, site: Path, browser: Any, request: pytest.FixtureRequest
+) -> None:
     watched = Watched(browser, _base(kind, site, request))
     page = watched.goto("index.html")
     library = _library()
@@ -341,9 +381,12 @@ def test_index_lists_every_runbook(kind: str, site: Path, browser: Any,
         assert card.locator("h2").inner_text() == rb.title
         counts = step_counts(rb)
         text = card.locator(".counts").inner_text()
-        for number, label in ((counts.automated, "automated"), (counts.manual, "manual"),
-                              (counts.verification, "verification"),
-                              (counts.approval, "approval")):
+        for number, label in (
+            (counts.automated, "automated"),
+            (counts.manual, "manual"),
+            (counts.verification, "verification"),
+            (counts.approval, "approval"),
+        ):
             assert re.search(rf"\b{number}\s+{label}", text), (rb.id, text)
         assert card.locator(".guides a").all_inner_texts() == ["generic", "lab", "single-server"]
     assert page.locator("#filter").is_visible()
@@ -398,9 +441,9 @@ def test_filter_by_text_and_tag(server: str, browser: Any) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["file", "http"])
 @pytest.mark.parametrize("env_name", ["lab", "single-server"])
-def test_tailored_page_shows_the_environment(kind: str, env_name: str, site: Path,
-                                             browser: Any, request: pytest.FixtureRequest
-                                             ) -> None:
+def test_tailored_page_shows_the_environment(
+    kind: str, env_name: str, site: Path, browser: Any, request: pytest.FixtureRequest
+) -> None:
     base = _base(kind, site, request)
     watched = Watched(browser, base)
     page = watched.goto(f"exchange2003/rpc-over-https/env-{env_name}.html")
@@ -414,11 +457,19 @@ def test_tailored_page_shows_the_environment(kind: str, env_name: str, site: Pat
     assert page.inner_text('.variants a[aria-current="page"]') == env.name
     other = "single-server" if env_name == "lab" else "lab"
     other_env = load_environment(SEEDS / "environments" / f"{other}.yaml")
-    assert not any(h.address in text for r in other_env.roles.values() for h in r
-                   if h.address not in {x.address for x in hosts})
-    downloads = dict(zip(page.locator(".downloads a").all_inner_texts(),
-                         page.eval_on_selector_all(".downloads a", "els => els.map(e => e.href)"),
-                         strict=True))
+    assert not any(
+        h.address in text
+        for r in other_env.roles.values()
+        for h in r
+        if h.address not in {x.address for x in hosts}
+    )
+    downloads = dict(
+        zip(
+            page.locator(".downloads a").all_inner_texts(),
+            page.eval_on_selector_all(".downloads a", "els => els.map(e => e.href)"),
+            strict=True,
+        )
+    )
     expected = {"Printable HTML", "Source Markdown"}
     expected |= {"PDF"} if any(site.rglob("*.pdf")) else set()
     expected |= {"Notebook (.ipynb)"} if any(site.rglob("*.ipynb")) else set()
@@ -429,8 +480,9 @@ def test_tailored_page_shows_the_environment(kind: str, env_name: str, site: Pat
             assert response.status == 200, (label, url)
             if label == "PDF":
                 assert response.body().startswith(b"%PDF-")
-        printable = watched.goto(f"exchange2003/rpc-over-https/files/"
-                                 f"rpc-over-https-{env_name}.html")
+        printable = watched.goto(
+            f"exchange2003/rpc-over-https/files/rpc-over-https-{env_name}.html"
+        )
         assert env.name in printable.inner_text(".running-head")
     watched.close()
 
@@ -455,15 +507,18 @@ def test_step_anchors_and_index(server: str, browser: Any) -> None:
 def test_readable_at_phone_width(server: str, browser: Any) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     watched = Watched(browser, server, width=375)
-    for path, shot in (("index.html", "site-index-phone.png"),
-                       ("exchange2003/rpc-over-https/env-lab.html", "site-runbook-phone.png")):
+    for path, shot in (
+        ("index.html", "site-index-phone.png"),
+        ("exchange2003/rpc-over-https/env-lab.html", "site-runbook-phone.png"),
+    ):
         page = watched.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
         page.screenshot(path=str(ARTIFACTS / shot))
     assert not page.locator("#step-index").evaluate("e => e.open")
     wide = Watched(browser, server)
     wide.goto("exchange2003/rpc-over-https/env-lab.html").screenshot(
-        path=str(ARTIFACTS / "site-runbook.png"))
+        path=str(ARTIFACTS / "site-runbook.png")
+    )
     assert wide.page.locator("#step-index").evaluate("e => e.open")
     wide.close()
     watched.close()

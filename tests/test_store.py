@@ -22,16 +22,31 @@ from runbook_engine.store import (
 def record(run_id: str = "r1", created_at: str | None = None, **changes: object) -> RunRecord:
     now = created_at or utcnow()
     values: dict[str, object] = dict(
-        run_id=run_id, runbook_id="book", runbook_path="/books/book.md", content_hash="a" * 64,
-        env_path="/envs/lab.yml", env_name="lab", env_hash="b" * 64,
-        overrides={"port": "8080", "name": "x y"}, status="running", outcome=None,
-        operator="Olga", change_id="CHG-1", created_at=now, updated_at=now)
+        run_id=run_id,
+        runbook_id="book",
+        runbook_path="/books/book.md",
+        content_hash="a" * 64,
+        env_path="/envs/lab.yml",
+        env_name="lab",
+        env_hash="b" * 64,
+        overrides={"port": "8080", "name": "x y"},
+        status="running",
+        outcome=None,
+        operator="Olga",
+        change_id="CHG-1",
+        created_at=now,
+        updated_at=now,
+    )
     values.update(changes)
     return RunRecord(**values)  # type: ignore[arg-type]
 
 
-STEPS = [("first", "operator", 1), ("second", "WEB1", 2), ("second", "WEB2", 2),
-         ("third", "operator", 3)]
+STEPS = [
+    ("first", "operator", 1),
+    ("second", "WEB1", 2),
+    ("second", "WEB2", 2),
+    ("third", "operator", 3),
+]
 
 
 @pytest.fixture
@@ -86,8 +101,7 @@ def test_transitions_are_committed_and_seen_by_another_connection(tmp_path: Path
         writer.transition("r1", "first", "operator", "running", attempts=1, started_at=utcnow())
         seen = reader.step("r1", "first", "operator")
         assert seen is not None and seen.status == "running" and seen.attempts == 1
-        writer.transition("r1", "first", "operator", "succeeded", exit_code=0,
-                          finished_at=utcnow())
+        writer.transition("r1", "first", "operator", "succeeded", exit_code=0, finished_at=utcnow())
     finally:
         writer.close()
     reopened = CheckpointStore(state)

@@ -49,9 +49,14 @@ def slow(kind: str, text: str, call: CommandCall) -> Reply:
 
 
 def make_host(server: WSManServer, **options: Any) -> Host:
-    base: dict[str, Any] = {"scheme": "https" if server.tls else "http", "port": server.port,
-                            "transport": server.auth, "username": server.username,
-                            "read_timeout_sec": 4, "operation_timeout_sec": 1}
+    base: dict[str, Any] = {
+        "scheme": "https" if server.tls else "http",
+        "port": server.port,
+        "transport": server.auth,
+        "username": server.username,
+        "read_timeout_sec": 4,
+        "operation_timeout_sec": 1,
+    }
     if server.auth == "certificate":
         base.pop("username")
     base.update(options)
@@ -115,7 +120,7 @@ def test_env_and_cwd_go_into_the_script_not_the_command(transport: Any, win: Any
     assert result.ok
     assert 'a&b"%c' not in result.command
     text = win.scripts[-1][1]
-    assert "set TOKEN=a^&b^\"%%c\r\n" in text
+    assert 'set TOKEN=a^&b^"%%c\r\n' in text
     assert 'cd /d "C:\\Temp" || exit /b 1' in text
     ps = transport.run("powershell", "$env:TOKEN\n", env={"TOKEN": "it's"})
     assert "it's" not in ps.command
@@ -183,8 +188,9 @@ def test_shell_lost_while_step_runs_is_not_rerun(transport: Any, server: Any) ->
 
 # -- long bodies ----------------------------------------------------------------------
 @pytest.mark.parametrize(("kind", "size"), [("cmd", 30000), ("powershell", 20000)])
-def test_long_body_uploaded_in_chunks(transport: Any, server: Any, win: Any,
-                                      kind: str, size: int) -> None:
+def test_long_body_uploaded_in_chunks(
+    transport: Any, server: Any, win: Any, kind: str, size: int
+) -> None:
     body = "".join(f"echo line {i} ü€\n" for i in range(size // 18))
     result = transport.run(kind, body)
     assert result.ok, result
@@ -247,7 +253,7 @@ CLIXML = (
     '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
     '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject'
     '</T></TN><MS><I64 N="SourceId">1</I64></MS></Obj>'
-    '<S S="Error">Get-Item : Cannot find path \'C:\\nope\' because it does not exist._x000D__x000A_'
+    "<S S=\"Error\">Get-Item : Cannot find path 'C:\\nope' because it does not exist._x000D__x000A_"
     '</S><S S="Error">At line:1 char:9_x000D__x000A_</S>'
     '<S S="warning">Disk almost full</S></Objs>'
 )
@@ -261,7 +267,8 @@ def test_clixml_error_stream_is_decoded(server: Any, win: Any) -> None:
     assert result.exit_code == 1
     assert result.stderr == (
         "Get-Item : Cannot find path 'C:\\nope' because it does not exist.\n"
-        "At line:1 char:9\nWARNING: Disk almost full\n")
+        "At line:1 char:9\nWARNING: Disk almost full\n"
+    )
 
 
 def test_decode_clixml_leaves_plain_text_alone() -> None:
@@ -280,14 +287,18 @@ def assert_clear(exc: ExecutionError, *words: str) -> None:
         assert word in text, text
 
 
-@pytest.mark.parametrize(("action", "kind", "words"), [
-    ("Create", "401", ["HTTP 401", "username (admin)", "basic authentication"]),
-    ("Create", "500", ["HTTP 500", "not a WS-Management message", "service crashed"]),
-    ("Command", "drop", ["dropped the connection", "WinRM service"]),
-    ("Receive", "500", ["read the command's output (Receive)", "HTTP 500"]),
-])
-def test_faults_are_clear_errors(transport: Any, server: Any, action: str, kind: str,
-                                 words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("action", "kind", "words"),
+    [
+        ("Create", "401", ["HTTP 401", "username (admin)", "basic authentication"]),
+        ("Create", "500", ["HTTP 500", "not a WS-Management message", "service crashed"]),
+        ("Command", "drop", ["dropped the connection", "WinRM service"]),
+        ("Receive", "500", ["read the command's output (Receive)", "HTTP 500"]),
+    ],
+)
+def test_faults_are_clear_errors(
+    transport: Any, server: Any, action: str, kind: str, words: list[str]
+) -> None:
     server.inject(action, kind)
     with pytest.raises(ExecutionError) as info:
         transport.run("cmd", "echo hi\n")
@@ -306,8 +317,12 @@ def test_unreachable_host_is_a_clear_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again before we connect
-    host = Host("EXCHANGE1", "127.0.0.1", "winrm", {"scheme": "http", "port": port,
-                "transport": "basic", "username": "admin"})
+    host = Host(
+        "EXCHANGE1",
+        "127.0.0.1",
+        "winrm",
+        {"scheme": "http", "port": port, "transport": "basic", "username": "admin"},
+    )
     with pytest.raises(ExecutionError) as info:
         WinRMTransport(host, PASSWORD).run("cmd", "echo hi\n")
     assert_clear(info.value, "cannot connect (connection refused)", "firewall")
@@ -360,16 +375,20 @@ def test_client_certificate_auth(wsman: Any, win: Any, ca: trustme.CA, tmp_path:
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
     cert.private_key_pem.write_to_path(str(tmp_path / "client.key"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    host = make_host(server, ca_trust_path=str(tmp_path / "ca.pem"),
-                     cert_pem=str(tmp_path / "client.pem"),
-                     cert_key_pem=str(tmp_path / "client.key"))
+    host = make_host(
+        server,
+        ca_trust_path=str(tmp_path / "ca.pem"),
+        cert_pem=str(tmp_path / "client.pem"),
+        cert_key_pem=str(tmp_path / "client.key"),
+    )
     t = WinRMTransport(host, None)
     assert t.run("cmd", "whoami\n").ok
     t.close()
 
 
-def test_ntlm_with_message_encryption(wsman: Any, win: Any, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ntlm_with_message_encryption(
+    wsman: Any, win: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "ntlm").write_text(f"INTERNALDOMAIN:svc-change:{PASSWORD}\n")
     monkeypatch.setenv("NTLM_USER_FILE", str(tmp_path / "ntlm"))
     server = wsman(win, auth="ntlm", username="INTERNALDOMAIN\\svc-change")
@@ -382,8 +401,9 @@ def test_ntlm_with_message_encryption(wsman: Any, win: Any, tmp_path: Path,
     assert server.count("Create") == 1
 
 
-def test_ntlm_wrong_password(wsman: Any, win: Any, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ntlm_wrong_password(
+    wsman: Any, win: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "ntlm").write_text(f"INTERNALDOMAIN:svc-change:{PASSWORD}\n")
     monkeypatch.setenv("NTLM_USER_FILE", str(tmp_path / "ntlm"))
     server = wsman(win, auth="ntlm", username="INTERNALDOMAIN\\svc-change")
@@ -396,8 +416,18 @@ def test_ntlm_wrong_password(wsman: Any, win: Any, tmp_path: Path,
 # -- options ----------------------------------------------------------------------------
 def test_validate_options_lists_every_problem() -> None:
     problems = validate_winrm_options(
-        {"scheme": "ftp", "port": 70000, "transport": "digest", "read_timeout_sec": 10,
-         "operation_timeout_sec": 20, "colour": "blue", "username": "u"}, Path("lab.yaml"), 12)
+        {
+            "scheme": "ftp",
+            "port": 70000,
+            "transport": "digest",
+            "read_timeout_sec": 10,
+            "operation_timeout_sec": 20,
+            "colour": "blue",
+            "username": "u",
+        },
+        Path("lab.yaml"),
+        12,
+    )
     text = "\n".join(p.format() for p in problems)
     assert "unknown option 'colour'" in text
     assert "scheme: 'ftp'" in text and "port: 70000" in text and "transport: 'digest'" in text
@@ -406,11 +436,26 @@ def test_validate_options_lists_every_problem() -> None:
 
 
 def test_validate_options_accepts_the_spec_example() -> None:
-    assert validate_winrm_options({
-        "scheme": "https", "port": 5986, "path": "/wsman", "transport": "ntlm",
-        "server_cert_validation": "validate", "ca_trust_path": "/etc/ssl/lab-ca.pem",
-        "message_encryption": "auto", "read_timeout_sec": 30, "operation_timeout_sec": 20,
-        "username": "INTERNALDOMAIN\\svc-change", "credential": "exchange_admin"}, None, 1) == []
+    assert (
+        validate_winrm_options(
+            {
+                "scheme": "https",
+                "port": 5986,
+                "path": "/wsman",
+                "transport": "ntlm",
+                "server_cert_validation": "validate",
+                "ca_trust_path": "/etc/ssl/lab-ca.pem",
+                "message_encryption": "auto",
+                "read_timeout_sec": 30,
+                "operation_timeout_sec": 20,
+                "username": "INTERNALDOMAIN\\svc-change",
+                "credential": "exchange_admin",
+            },
+            None,
+            1,
+        )
+        == []
+    )
 
 
 def test_constructor_rejects_bad_options_and_missing_password(tmp_path: Path) -> None:
@@ -420,7 +465,11 @@ def test_constructor_rejects_bad_options_and_missing_password(tmp_path: Path) ->
     no_password = Host("DC", "127.0.0.1", "winrm", {"transport": "ntlm", "username": "u"})
     with pytest.raises(EnvironmentFileError, match="needs a password"):
         WinRMTransport(no_password, None)
-    missing_ca = Host("DC", "127.0.0.1", "winrm", {"transport": "basic", "username": "u",
-                                                  "ca_trust_path": str(tmp_path / "no.pem")})
+    missing_ca = Host(
+        "DC",
+        "127.0.0.1",
+        "winrm",
+        {"transport": "basic", "username": "u", "ca_trust_path": str(tmp_path / "no.pem")},
+    )
     with pytest.raises(EnvironmentFileError, match=r"ca_trust_path .* does not exist"):
         WinRMTransport(missing_ca, PASSWORD)

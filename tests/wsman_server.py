@@ -105,9 +105,16 @@ class WSManServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, executor: Executor, *, auth: str = "basic", username: str = "admin",
-                 password: str = "S3cret!pass", tls: ssl.SSLContext | None = None,
-                 path: str = "/wsman") -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        auth: str = "basic",
+        username: str = "admin",
+        password: str = "S3cret!pass",
+        tls: ssl.SSLContext | None = None,
+        path: str = "/wsman",
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.executor = executor
         self.auth = auth
@@ -263,24 +270,42 @@ class _Handler(BaseHTTPRequestHandler):
         payload = parts[1].replace(b"\tContent-Type: application/octet-stream\r\n", b"", 1)
         payload = payload[: -len(BOUNDARY + b"--\r\n")]
         siglen = struct.unpack("<i", payload[:4])[0]
-        return bytes(self.ntlm.unwrap(payload[4:4 + siglen] + payload[4 + siglen:]).data)
+        return bytes(self.ntlm.unwrap(payload[4 : 4 + siglen] + payload[4 + siglen :]).data)
 
     def _encrypt(self, data: bytes) -> bytes:
         wrapped = self.ntlm.wrap(data, encrypt=True).data
         stream = struct.pack("<i", 16) + wrapped[:16] + wrapped[16:]
-        return (BOUNDARY + b"\r\n\tContent-Type: " + ENCRYPTED_PROTOCOL.encode() + b"\r\n"
-                + b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
-                + str(len(data)).encode() + b"\r\n" + BOUNDARY + b"\r\n"
-                + b"\tContent-Type: application/octet-stream\r\n" + stream
-                + BOUNDARY + b"--\r\n")
+        return (
+            BOUNDARY
+            + b"\r\n\tContent-Type: "
+            + ENCRYPTED_PROTOCOL.encode()
+            + b"\r\n"
+            + b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
+            + str(len(data)).encode()
+            + b"\r\n"
+            + BOUNDARY
+            + b"\r\n"
+            + b"\tContent-Type: application/octet-stream\r\n"
+            + stream
+            + BOUNDARY
+            + b"--\r\n"
+        )
 
     # -- replies ------------------------------------------------------------------
-    def _send(self, status: int, data: bytes, *, encrypted: bool,
-              headers: dict[str, str] | None = None, ctype: str | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        data: bytes,
+        *,
+        encrypted: bool,
+        headers: dict[str, str] | None = None,
+        ctype: str | None = None,
+    ) -> None:
         if encrypted and data:
             data = self._encrypt(data)
-            ctype = (f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";'
-                     'boundary="Encrypted Boundary"')
+            ctype = (
+                f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="Encrypted Boundary"'
+            )
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -289,14 +314,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _record(self, action: str, shell_id: str | None, status: int, encrypted: bool,
-                body: bytes) -> None:
+    def _record(
+        self, action: str, shell_id: str | None, status: int, encrypted: bool, body: bytes
+    ) -> None:
         with self.server.lock:
             record = RequestRecord(action, shell_id, status, encrypted, len(body))
             self.server.requests.append(record)
 
-    def _apply_fault(self, fault: _Fault, action: str, shell_id: str | None,
-                     encrypted: bool, body: bytes) -> bool:
+    def _apply_fault(
+        self, fault: _Fault, action: str, shell_id: str | None, encrypted: bool, body: bytes
+    ) -> bool:
         """Apply ``fault``; return True when the request has been answered (or dropped)."""
         if fault.kind == "slow":
             time.sleep(fault.delay)
@@ -307,11 +334,16 @@ class _Handler(BaseHTTPRequestHandler):
         status = {"401": 401, "500": 500}.get(fault.kind, 0)
         self._record(action, shell_id, status, encrypted, body)
         if fault.kind == "401":
-            self._send(401, b"", encrypted=False,
-                       headers={"WWW-Authenticate": 'Basic realm="WSMAN"'})
+            self._send(
+                401, b"", encrypted=False, headers={"WWW-Authenticate": 'Basic realm="WSMAN"'}
+            )
         elif fault.kind == "500":
-            self._send(500, b"Internal Server Error: the service crashed (0x80004005)",
-                       encrypted=False, ctype="text/plain")
+            self._send(
+                500,
+                b"Internal Server Error: the service crashed (0x80004005)",
+                encrypted=False,
+                ctype="text/plain",
+            )
         elif fault.kind == "drop":
             self.close_connection = True
             self.connection.close()
@@ -331,9 +363,13 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.lock:
             shell = srv.shells.get(shell_id or "")
         if shell is None:
-            return 500, _fault(message_id, "w:InvalidSelectors", SHELL_NOT_FOUND_CODE,
-                               f"The request for the Windows Remote Shell with ShellId {shell_id} "
-                               "failed because the shell was not found on the server.")
+            return 500, _fault(
+                message_id,
+                "w:InvalidSelectors",
+                SHELL_NOT_FOUND_CODE,
+                f"The request for the Windows Remote Shell with ShellId {shell_id} "
+                "failed because the shell was not found on the server.",
+            )
         if action == "Delete":
             with srv.lock:
                 srv.shells.pop(shell_id or "", None)
@@ -357,18 +393,25 @@ class _Handler(BaseHTTPRequestHandler):
             return self._receive(root, call, message_id)
         return 500, _fault(message_id, "w:ActionNotSupported", 2150858771, f"no action {action}")
 
-    def _command(self, root: ET.Element, shell: dict[str, CommandCall], shell_id: str,
-                 message_id: str) -> bytes:
+    def _command(
+        self, root: ET.Element, shell: dict[str, CommandCall], shell_id: str, message_id: str
+    ) -> bytes:
         command_id = str(uuid.uuid4()).upper()
-        call = CommandCall(shell_id, command_id, _text(root, "s:Body/rsp:CommandLine/rsp:Command"),
-                           _text(root, "s:Body/rsp:CommandLine/rsp:Arguments"),
-                           self.server.codepages.get(shell_id, ""))
+        call = CommandCall(
+            shell_id,
+            command_id,
+            _text(root, "s:Body/rsp:CommandLine/rsp:Command"),
+            _text(root, "s:Body/rsp:CommandLine/rsp:Arguments"),
+            self.server.codepages.get(shell_id, ""),
+        )
         with self.server.lock:
             shell[command_id] = call
             self.server.commands.append(call)
         threading.Thread(target=self._execute, args=(call,), daemon=True).start()
-        body = (f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId>"
-                "</rsp:CommandResponse>")
+        body = (
+            f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId>"
+            "</rsp:CommandResponse>"
+        )
         return _envelope("Command", message_id, body)
 
     def _execute(self, call: CommandCall) -> None:
@@ -381,19 +424,28 @@ class _Handler(BaseHTTPRequestHandler):
     def _receive(self, root: ET.Element, call: CommandCall, message_id: str) -> tuple[int, bytes]:
         wait = _seconds(_text(root, "s:Header/w:OperationTimeout"))
         if not call.done.wait(wait) and not call.terminated.is_set():
-            return 500, _fault(message_id, "w:TimedOut", OPERATION_TIMEOUT_CODE,
-                               "The WS-Management service cannot complete the operation "
-                               "within the time specified in OperationTimeout.")
+            return 500, _fault(
+                message_id,
+                "w:TimedOut",
+                OPERATION_TIMEOUT_CODE,
+                "The WS-Management service cannot complete the operation "
+                "within the time specified in OperationTimeout.",
+            )
         reply = call.reply or Reply()
         streams = "".join(
             f'<rsp:Stream Name="{name}" CommandId="{call.command_id}">'
             f"{base64.b64encode(_bytes(data)).decode()}</rsp:Stream>"
-            for name, data in (("stdout", reply.stdout), ("stderr", reply.stderr)) if data)
-        state = (f'<rsp:CommandState CommandId="{call.command_id}" '
-                 f'State="{SHELL_URI}/CommandState/Done"><rsp:ExitCode>{reply.exit_code}'
-                 "</rsp:ExitCode></rsp:CommandState>")
-        return 200, _envelope("Receive", message_id,
-                              f"<rsp:ReceiveResponse>{streams}{state}</rsp:ReceiveResponse>")
+            for name, data in (("stdout", reply.stdout), ("stderr", reply.stderr))
+            if data
+        )
+        state = (
+            f'<rsp:CommandState CommandId="{call.command_id}" '
+            f'State="{SHELL_URI}/CommandState/Done"><rsp:ExitCode>{reply.exit_code}'
+            "</rsp:ExitCode></rsp:CommandState>"
+        )
+        return 200, _envelope(
+            "Receive", message_id, f"<rsp:ReceiveResponse>{streams}{state}</rsp:ReceiveResponse>"
+        )
 
 
 # -- XML helpers ------------------------------------------------------------------------
@@ -531,15 +583,21 @@ class WindowsHost:
         return Reply("", f"'{part}' is not recognized", 9009)
 
     def _process_list(self, me: CommandCall) -> bytes:
-        records = ["CommandLine=C:\\Windows\\system32\\winrshost.exe\r\nParentProcessId=500"
-                   "\r\nProcessId=600"]
+        records = [
+            "CommandLine=C:\\Windows\\system32\\winrshost.exe\r\nParentProcessId=500"
+            "\r\nProcessId=600"
+        ]
         for index, call in enumerate(self._calls):
             if call is me or call.done.is_set():
                 continue
-            records.append(f"CommandLine=cmd.exe /c {call.command}\r\nParentProcessId=600"
-                           f"\r\nProcessId={4000 + index}")
-            records.append(f"CommandLine=ping -n 100 127.0.0.1\r\nParentProcessId={4000 + index}"
-                           f"\r\nProcessId={5000 + index}")
+            records.append(
+                f"CommandLine=cmd.exe /c {call.command}\r\nParentProcessId=600"
+                f"\r\nProcessId={4000 + index}"
+            )
+            records.append(
+                f"CommandLine=ping -n 100 127.0.0.1\r\nParentProcessId={4000 + index}"
+                f"\r\nProcessId={5000 + index}"
+            )
         text = "\r\n\r\n" + "\r\n\r\n\r\n".join(records) + "\r\n\r\n\r\n"
         return text.encode("utf-16-le")
 
@@ -549,8 +607,9 @@ class WindowsHost:
         for pid in pids:
             if 4000 <= pid < 5000 and pid - 4000 < len(self._calls):
                 self._calls[pid - 4000].terminated.set()
-        return Reply("".join(f"SUCCESS: The process with PID {p} has been terminated.\r\n"
-                             for p in pids))
+        return Reply(
+            "".join(f"SUCCESS: The process with PID {p} has been terminated.\r\n" for p in pids)
+        )
 
 
 # -- fixture ------------------------------------------------------------------------

@@ -22,9 +22,12 @@ from .spec import STATES, DeclarativeSpec, RegistrySpec, RegValue, ServiceSpec, 
 
 #: regedit's name for each type (Edit > New > ...).
 REGEDIT_NAMES: dict[str, str] = {
-    "REG_SZ": "String Value", "REG_EXPAND_SZ": "Expandable String Value",
-    "REG_MULTI_SZ": "Multi-String Value", "REG_DWORD": "DWORD Value",
-    "REG_QWORD": "QWORD Value", "REG_BINARY": "Binary Value",
+    "REG_SZ": "String Value",
+    "REG_EXPAND_SZ": "Expandable String Value",
+    "REG_MULTI_SZ": "Multi-String Value",
+    "REG_DWORD": "DWORD Value",
+    "REG_QWORD": "QWORD Value",
+    "REG_BINARY": "Binary Value",
 }
 #: services.msc's name for each start mode (Startup type).
 STARTUP_TYPES: dict[str, str] = {"auto": "Automatic", "demand": "Manual", "disabled": "Disabled"}
@@ -52,8 +55,10 @@ def reg_add(spec: RegistrySpec, value: RegValue, *, batch: bool = False) -> str:
     """``reg add "KEY" /v "NAME" /t TYPE /d DATA /f``."""
     quote = not isinstance(value.data, int) and value.type != "REG_BINARY"
     data = argument(reg_data(value), batch=batch, quote=quote)
-    return (f"reg add {argument(spec.key, batch=batch)} {_value_switch(spec, batch)} "
-            f"/t {value.type} /d {data} /f")
+    return (
+        f"reg add {argument(spec.key, batch=batch)} {_value_switch(spec, batch)} "
+        f"/t {value.type} /d {data} /f"
+    )
 
 
 def reg_delete(spec: RegistrySpec, *, batch: bool = False) -> str:
@@ -77,8 +82,14 @@ def sc_query(name: str, *, batch: bool = False) -> str:
     return f"sc query {argument(name, batch=batch, quote=False)}"
 
 
-def service_commands(name: str, start: str | None, state: str | None,
-                     current: ServiceStatus | None = None, *, batch: bool = False) -> list[str]:
+def service_commands(
+    name: str,
+    start: str | None,
+    state: str | None,
+    current: ServiceStatus | None = None,
+    *,
+    batch: bool = False,
+) -> list[str]:
     """Commands that give service ``name`` the start mode and state asked for.
 
     The start mode is set first (a disabled service cannot be started).  With
@@ -102,8 +113,9 @@ def read_commands(spec: DeclarativeSpec, *, batch: bool = False) -> list[str]:
     return [sc_qc(spec.name, batch=batch), sc_query(spec.name, batch=batch)]
 
 
-def change_commands(spec: DeclarativeSpec, current: RegValue | ServiceStatus | None = None,
-                    *, batch: bool = False) -> list[str]:
+def change_commands(
+    spec: DeclarativeSpec, current: RegValue | ServiceStatus | None = None, *, batch: bool = False
+) -> list[str]:
     """Commands that make the change (for a service, only what differs from ``current``)."""
     if isinstance(spec, RegistrySpec):
         return [reg_set_to(spec, spec.want, batch=batch)]
@@ -111,8 +123,13 @@ def change_commands(spec: DeclarativeSpec, current: RegValue | ServiceStatus | N
     return service_commands(spec.name, spec.start, spec.state, status, batch=batch)
 
 
-def restore_commands(spec: DeclarativeSpec, previous: RegValue | ServiceStatus | None,
-                     current: ServiceStatus | None = None, *, batch: bool = False) -> list[str]:
+def restore_commands(
+    spec: DeclarativeSpec,
+    previous: RegValue | ServiceStatus | None,
+    current: ServiceStatus | None = None,
+    *,
+    batch: bool = False,
+) -> list[str]:
     """The generated backout: commands that bring back ``previous`` (``None``: value absent).
 
     For a service, only what the step changes is restored, and with ``current`` given
@@ -146,24 +163,36 @@ def gui_steps(spec: DeclarativeSpec) -> list[str]:
     """The same change done by hand in the GUI, as plain-text sentences (Windows Server 2003)."""
     if isinstance(spec, ServiceSpec):
         shown = spec.display_name or spec.name
-        steps = [f"Start > Run > services.msc; double-click the service {shown!r}"
-                 + ("" if spec.display_name else f" (service name {spec.name})") + "."]
+        steps = [
+            f"Start > Run > services.msc; double-click the service {shown!r}"
+            + ("" if spec.display_name else f" (service name {spec.name})")
+            + "."
+        ]
         if spec.start is not None:
             steps.append(f"Set Startup type to {STARTUP_TYPES[spec.start]} and click Apply.")
         if spec.state is not None:
-            steps.append("Click Start and wait until Service status shows Started."
-                         if spec.state == "running" else
-                         "Click Stop and wait until Service status shows Stopped.")
+            steps.append(
+                "Click Start and wait until Service status shows Started."
+                if spec.state == "running"
+                else "Click Stop and wait until Service status shows Stopped."
+            )
         return [*steps, "Click OK."]
-    steps = [f"Start > Run > regedit; open {spec.long_key}"
-             + (" (create missing keys with Edit > New > Key)." if spec.want else ".")]
+    steps = [
+        f"Start > Run > regedit; open {spec.long_key}"
+        + (" (create missing keys with Edit > New > Key)." if spec.want else ".")
+    ]
     if spec.want is None:
-        return [*steps, f"Right-click the value {spec.value_label}, click Delete, then Yes "
-                        "(if the value is not there, nothing needs doing)."]
+        return [
+            *steps,
+            f"Right-click the value {spec.value_label}, click Delete, then Yes "
+            "(if the value is not there, nothing needs doing).",
+        ]
     value = spec.want
-    steps.append(f"Double-click the value {spec.value_label}; if it is missing, create it with "
-                 f"Edit > New > {REGEDIT_NAMES[value.type]} named {spec.value_label}"
-                 f" (its type must be {value.type}).")
+    steps.append(
+        f"Double-click the value {spec.value_label}; if it is missing, create it with "
+        f"Edit > New > {REGEDIT_NAMES[value.type]} named {spec.value_label}"
+        f" (its type must be {value.type})."
+    )
     steps.append(_gui_data(value))
     return [*steps, "Click OK, then close Registry Editor."]
 
@@ -176,7 +205,7 @@ def _gui_data(value: RegValue) -> str:
         items = "; ".join(repr(item) for item in data) or "nothing"
         return f"Enter one string per line: {items}."
     if value.type == "REG_BINARY":
-        pairs = " ".join(data[i:i + 2] for i in range(0, len(data), 2))
+        pairs = " ".join(data[i : i + 2] for i in range(0, len(data), 2))
         return f"Enter the bytes {pairs or '(none)'}."
     return f"Enter the value data exactly: {data!r}."
 
@@ -185,8 +214,11 @@ def expected_text(spec: DeclarativeSpec) -> str:
     """What a read must show once the step is done (``REG_DWORD 0x1 (1)``, ``absent``...)."""
     if isinstance(spec, RegistrySpec):
         return spec.want.text() if spec.want else "the value absent"
-    parts = ([f"START_TYPE {spec.start.upper()}" + ("_START" if spec.start != "disabled" else "")]
-             if spec.start else [])
+    parts = (
+        [f"START_TYPE {spec.start.upper()}" + ("_START" if spec.start != "disabled" else "")]
+        if spec.start
+        else []
+    )
     parts += [f"STATE {spec.state.upper()}"] if spec.state else []
     return ", ".join(parts)
 
@@ -204,11 +236,13 @@ def by_hand_script(spec: DeclarativeSpec) -> str:
     lines += read_commands(spec)
     lines.append("REM Backout: put back what step 1 showed, e.g.")
     if isinstance(spec, RegistrySpec):
-        lines.append("REM   reg add ... /t TYPE /d DATA /f, or if it was absent: "
-                     + reg_delete(spec))
+        lines.append(
+            "REM   reg add ... /t TYPE /d DATA /f, or if it was absent: " + reg_delete(spec)
+        )
     else:
-        lines.append(f"REM   sc config {spec.name} start= PREVIOUS, then sc start or "
-                     f"sc stop {spec.name}")
+        lines.append(
+            f"REM   sc config {spec.name} start= PREVIOUS, then sc start or sc stop {spec.name}"
+        )
     lines.append("REM Or by hand in the GUI:")
     lines += [f"REM   {step}" for step in gui_steps(spec)]
     return "\n".join(lines) + "\n"

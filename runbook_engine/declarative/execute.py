@@ -96,29 +96,51 @@ class _Execution:
         attempts = state.attempts if state else 0
         ok, current = self.settle("check")
         if not ok:
-            return self._fail(f"could not read the current setting: {self.error}", None,
-                              offer=False)
+            return self._fail(
+                f"could not read the current setting: {self.error}", None, offer=False
+            )
         if self.spec.satisfied_by(current):  # type: ignore[arg-type]
             r._finish(ts, host, "already-done", reason=f"already {_text(current)}")
-            r.journal.append("step-already-done", step=ts.id, host=host.name,
-                             ensures=cc.describe(self.spec), observed=_observed(current))
+            r.journal.append(
+                "step-already-done",
+                step=ts.id,
+                host=host.name,
+                ensures=cc.describe(self.spec),
+                observed=_observed(current),
+            )
             r.report.already_done(ts, host)
             return "done"
         previous = current
-        r.journal.append("step-previous", step=ts.id, host=host.name,
-                         ensures=cc.describe(self.spec), previous=_observed(previous),
-                         backout_commands=self.restore(previous)(False))
+        r.journal.append(
+            "step-previous",
+            step=ts.id,
+            host=host.name,
+            ensures=cc.describe(self.spec),
+            previous=_observed(previous),
+            backout_commands=self.restore(previous)(False),
+        )
         reason = ""
         for attempt in range(ts.step.retries + 1):
-            r.store.transition(run_id, ts.id, host.name, "running", attempts=attempts + attempt + 1,
-                               started_at=utcnow())
+            r.store.transition(
+                run_id,
+                ts.id,
+                host.name,
+                "running",
+                attempts=attempts + attempt + 1,
+                started_at=utcnow(),
+            )
             done, reason = self.change(current, attempt + 1)
             if done:
                 r._finish(ts, host, "succeeded", exit_code=0, reason=reason)
                 return "done"
             if attempt < ts.step.retries:
-                r.journal.append("step-retry", step=ts.id, host=host.name, attempt=attempt + 1,
-                                 delay_seconds=ts.step.retry_delay)
+                r.journal.append(
+                    "step-retry",
+                    step=ts.id,
+                    host=host.name,
+                    attempt=attempt + 1,
+                    delay_seconds=ts.step.retry_delay,
+                )
                 time.sleep(ts.step.retry_delay)
                 ok, fresh = self.settle("check")
                 current = fresh if ok else current
@@ -135,9 +157,14 @@ class _Execution:
         if not ok:
             return False, f"could not read the setting back: {self.error}"
         matches = spec.satisfied_by(after)  # type: ignore[arg-type]
-        self.r.journal.append("step-readback", step=self.ts.id, host=self.host.name,
-                              expected=cc.expected_text(spec), observed=_observed(after),
-                              matches=matches)
+        self.r.journal.append(
+            "step-readback",
+            step=self.ts.id,
+            host=self.host.name,
+            expected=cc.expected_text(spec),
+            observed=_observed(after),
+            matches=matches,
+        )
         if matches:
             return True, f"read back {_text(after)}"
         return False, f"read back {_text(after)}, expected {cc.expected_text(spec)}"
@@ -186,25 +213,38 @@ class _Execution:
             r.report.backout_offer(ts, shown, host)
             agreed = Confirm.ask("Run the backout now?", console=r.report.console)
             wanted = "run" if agreed else "skip"
-        r.journal.append("backout-offered", step=ts.id, host=host.name, backout="generated",
-                         decision=wanted or "not-answered", command=shown.body,
-                         previous=_observed(previous))
+        r.journal.append(
+            "backout-offered",
+            step=ts.id,
+            host=host.name,
+            backout="generated",
+            decision=wanted or "not-answered",
+            command=shown.body,
+            previous=_observed(previous),
+        )
         if wanted != "run":
             r.report.backout_offer(ts, shown, host)
             return
         result = self.commands("backout", build, 1)
         ok, after = self.settle("readback")
         restored = ok and self._restored(previous, after)
-        r.journal.append("backout-verified", step=ts.id, host=host.name, restored=bool(restored),
-                         expected=_observed(previous), observed=_observed(after) if ok else None)
+        r.journal.append(
+            "backout-verified",
+            step=ts.id,
+            host=host.name,
+            restored=bool(restored),
+            expected=_observed(previous),
+            observed=_observed(after) if ok else None,
+        )
         r.report.backout_done(ts, result if restored else None)
 
     def _restored(self, previous: Observed, after: Observed) -> bool:
         """True when ``after`` is ``previous`` in what the step changes."""
         if isinstance(previous, ServiceStatus) and isinstance(after, ServiceStatus):
             spec = self.spec
-            return ((getattr(spec, "start", None) is None or after.start == previous.start)
-                    and (getattr(spec, "state", None) is None or after.state == previous.state))
+            return (getattr(spec, "start", None) is None or after.start == previous.start) and (
+                getattr(spec, "state", None) is None or after.state == previous.state
+            )
         return after == previous
 
     # -- reading ------------------------------------------------------------------------
@@ -222,8 +262,9 @@ class _Execution:
                 got = results[0]
                 return True, parse_reg_query(got.exit_code, got.stdout + got.stderr, spec.value)
             qc, query = results
-            return True, parse_sc(qc.exit_code, qc.stdout + qc.stderr, query.exit_code,
-                                  query.stdout + query.stderr)
+            return True, parse_sc(
+                qc.exit_code, qc.stdout + qc.stderr, query.exit_code, query.stdout + query.stderr
+            )
         except OutputError as exc:
             self.error = str(exc)
             return False, None
@@ -235,8 +276,9 @@ class _Execution:
         result: CommandResult | None = CommandResult(0, "", "", 0.0)  # nothing to run
         for index, command in enumerate(line):
             inline = self.host.transport == "winrm" and len(command) <= INLINE_LIMIT
-            result = self.run_one(purpose, command if inline else "@echo off\n" + batch[index],
-                                  attempt)
+            result = self.run_one(
+                purpose, command if inline else "@echo off\n" + batch[index], attempt
+            )
             if result is None or (purpose not in ("check", "readback") and not result.ok):
                 break
         return result
@@ -246,28 +288,64 @@ class _Execution:
         r, ts, host = self.r, self.ts, self.host
         self.sequence += 1
         shown = r.redactor.redact(body)
-        r.journal.append(f"{purpose}-started", step=ts.id, id=ts.id, host=host.name,
-                         address=host.address, transport=host.transport, kind="cmd", command=shown,
-                         attempt=attempt, timeout_seconds=ts.step.timeout)
+        r.journal.append(
+            f"{purpose}-started",
+            step=ts.id,
+            id=ts.id,
+            host=host.name,
+            address=host.address,
+            transport=host.transport,
+            kind="cmd",
+            command=shown,
+            attempt=attempt,
+            timeout_seconds=ts.step.timeout,
+        )
         try:
             result = r.pool.get(host).run("cmd", body, timeout=ts.step.timeout)
         except ExecutionError as exc:
             self.error = r.redactor.redact(exc.message)
-            r.journal.append(f"{purpose}-finished", step=ts.id, id=ts.id, host=host.name,
-                             status="error", error=exc.message)
+            r.journal.append(
+                f"{purpose}-finished",
+                step=ts.id,
+                id=ts.id,
+                host=host.name,
+                status="error",
+                error=exc.message,
+            )
             return None
         output = r.redactor.redact(result.stdout + result.stderr)
         digest = r._save_output(ts.id, f"{ts.id}.{self.sequence}", host, attempt, purpose, output)
-        r.journal.append(f"{purpose}-finished", step=ts.id, id=ts.id, host=host.name,
-                         status="succeeded" if result.ok else "failed", exit_code=result.exit_code,
-                         timed_out=result.timed_out, duration_seconds=round(result.duration, 3),
-                         output_sha256=digest, output_excerpt=output[-2000:])
+        r.journal.append(
+            f"{purpose}-finished",
+            step=ts.id,
+            id=ts.id,
+            host=host.name,
+            status="succeeded" if result.ok else "failed",
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            duration_seconds=round(result.duration, 3),
+            output_sha256=digest,
+            output_excerpt=output[-2000:],
+        )
         if purpose == "step":
-            r.store.transition(r.record.run_id, ts.id, host.name, "running",
-                               output_digest=digest, exit_code=result.exit_code)
-        r.report.result(ts, host, replace(result, stdout=r.redactor.redact(result.stdout),
-                                          stderr=r.redactor.redact(result.stderr)),
-                        "check" if purpose in ("check", "readback") else purpose)
+            r.store.transition(
+                r.record.run_id,
+                ts.id,
+                host.name,
+                "running",
+                output_digest=digest,
+                exit_code=result.exit_code,
+            )
+        r.report.result(
+            ts,
+            host,
+            replace(
+                result,
+                stdout=r.redactor.redact(result.stdout),
+                stderr=r.redactor.redact(result.stderr),
+            ),
+            "check" if purpose in ("check", "readback") else purpose,
+        )
         if not result.ok and result.timed_out:
             self.error = "timed out"
         return result
@@ -287,8 +365,9 @@ def _read_one(spec: DeclarativeSpec, index: int, batch: bool) -> list[str]:
 
 def _display(ts: TailoredStep, body: str) -> TailoredStep:
     """A copy of ``ts`` shown as a cmd script with ``body`` (for the reporter)."""
-    return TailoredStep(replace(ts.step, kind="cmd"), ts.number, body, ts.hosts, ts.skip_reason,
-                        ts.condition)
+    return TailoredStep(
+        replace(ts.step, kind="cmd"), ts.number, body, ts.hosts, ts.skip_reason, ts.condition
+    )
 
 
 def _gate(runner: Runner, ts: TailoredStep, host: Host, spec: DeclarativeSpec) -> str:
@@ -299,28 +378,49 @@ def _gate(runner: Runner, ts: TailoredStep, host: Host, spec: DeclarativeSpec) -
     ``_decision`` and ``_apply``.
     """
     try:  # the body people see holds [secret:...] markers, never values
-        shown_spec = parse_declarative(ts.step.kind, runner.shown.step(ts.id).body,
-                                       ts.step.span.path, ts.step.body_line)
+        shown_spec = parse_declarative(
+            ts.step.kind, runner.shown.step(ts.id).body, ts.step.span.path, ts.step.body_line
+        )
     except Exception:  # a [secret:...] marker may not fit the schema: use the real body
         shown_spec = spec
     script = runner.redactor.redact(cc.by_hand_script(shown_spec))
     runner.report.gate(_display(ts, script), host, "command-by-hand")
     decision = runner._decision(ts, host, "Done as shown?", ("confirm", "skip", "abort"))
     if decision is not None and decision.decision == "done":
-        decision = Decision("confirm", decision.by, decision.note, source=decision.source,
-                            answers_path=decision.answers_path, answers_hash=decision.answers_hash)
+        decision = Decision(
+            "confirm",
+            decision.by,
+            decision.note,
+            source=decision.source,
+            answers_path=decision.answers_path,
+            answers_hash=decision.answers_hash,
+        )
     if decision is not None and decision.decision == "rerun":
-        runner.journal.append("gate-decision-ignored", step=ts.id, host=host.name,
-                              reason="'rerun' applies only to an interrupted step",
-                              **decision.journal_fields())
+        runner.journal.append(
+            "gate-decision-ignored",
+            step=ts.id,
+            host=host.name,
+            reason="'rerun' applies only to an interrupted step",
+            **decision.journal_fields(),
+        )
         decision = None
     if decision is None:
         state = runner.store.step(runner.record.run_id, ts.id, host.name)
         if state is None or state.status != "awaiting":
-            runner.store.transition(runner.record.run_id, ts.id, host.name, "awaiting",
-                                    reason="waiting for confirmation")
-            runner.journal.append("gate-awaiting", step=ts.id, host=host.name,
-                                  gate="command-by-hand", instructions=script,
-                                  ensures=cc.describe(shown_spec))
+            runner.store.transition(
+                runner.record.run_id,
+                ts.id,
+                host.name,
+                "awaiting",
+                reason="waiting for confirmation",
+            )
+            runner.journal.append(
+                "gate-awaiting",
+                step=ts.id,
+                host=host.name,
+                gate="command-by-hand",
+                instructions=script,
+                ensures=cc.describe(shown_spec),
+            )
         return "pause"
     return runner._apply(ts, host, decision, "command-by-hand", script)

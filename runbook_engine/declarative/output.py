@@ -24,16 +24,25 @@ import re
 
 from .spec import RegValue, ServiceStatus
 
-_VALUE_LINE = re.compile(r"^(?: {2,}|\t)(?P<name>.*?)(?:\t| {4})(?P<type>REG_[A-Z_]+)"
-                         r"(?:(?:\t| {4})(?P<data>.*))?$")
+_VALUE_LINE = re.compile(
+    r"^(?: {2,}|\t)(?P<name>.*?)(?:\t| {4})(?P<type>REG_[A-Z_]+)"
+    r"(?:(?:\t| {4})(?P<data>.*))?$"
+)
 _NOT_FOUND = re.compile(r"unable to find the specified registry key or value", re.IGNORECASE)
 _START_TYPE = re.compile(r"^\s*START_TYPE\s*:\s*(\d+)", re.MULTILINE)
 _DISPLAY_NAME = re.compile(r"^\s*DISPLAY_NAME\s*:\s*(.*?)\s*$", re.MULTILINE)
 _STATE = re.compile(r"^\s*STATE\s*:\s*(\d+)", re.MULTILINE)
 _NO_SERVICE = re.compile(r"\b1060\b")
 _START_MODES = {0: "boot", 1: "system", 2: "auto", 3: "demand", 4: "disabled"}
-_STATES = {1: "stopped", 2: "start-pending", 3: "stop-pending", 4: "running",
-           5: "continue-pending", 6: "pause-pending", 7: "paused"}
+_STATES = {
+    1: "stopped",
+    2: "start-pending",
+    3: "stop-pending",
+    4: "running",
+    5: "continue-pending",
+    6: "pause-pending",
+    7: "paused",
+}
 _DEFAULT_NAMES = ("<no name>", "(default)")
 
 
@@ -70,8 +79,9 @@ def parse_reg_query(exit_code: int | None, output: str, value: str) -> RegValue 
     if not wanted and len(entries) == 1:
         wanted = entries  # the default value's name is localised ("(Standard)")
     if not wanted:
-        raise OutputError(f"reg query printed no line for value {value or '(Default)'!r}: "
-                          f"{_first_line(output)}")
+        raise OutputError(
+            f"reg query printed no line for value {value or '(Default)'!r}: {_first_line(output)}"
+        )
     _, reg_type, data = wanted[0]
     return RegValue(reg_type, reg_value_data(reg_type, data))
 
@@ -103,8 +113,9 @@ def reg_value_data(reg_type: str, data: str) -> str | int | tuple[str, ...]:
     return data
 
 
-def parse_sc(qc_code: int | None, qc_output: str, query_code: int | None,
-             query_output: str) -> ServiceStatus:
+def parse_sc(
+    qc_code: int | None, qc_output: str, query_code: int | None, query_output: str
+) -> ServiceStatus:
     """Return the start mode (from ``sc qc``) and state (from ``sc query``) of a service.
 
     Raises:
@@ -123,8 +134,11 @@ def parse_sc(qc_code: int | None, qc_output: str, query_code: int | None,
     if state is None or int(state.group(1)) not in _STATES:
         raise OutputError(f"sc query printed no STATE line: {_first_line(query_output)}")
     display = _DISPLAY_NAME.search(qc_output)
-    return ServiceStatus(_START_MODES[int(start.group(1))], _STATES[int(state.group(1))],
-                         display.group(1) if display else None)
+    return ServiceStatus(
+        _START_MODES[int(start.group(1))],
+        _STATES[int(state.group(1))],
+        display.group(1) if display else None,
+    )
 
 
 def parse_sc_state(exit_code: int | None, output: str) -> str:

@@ -26,8 +26,14 @@ if TYPE_CHECKING:
 CODE_SYNTAX = "RB411"
 CODE_SCHEMA = "RB412"
 
-_TYPE_WORDS = {"string": "a string", "integer": "a whole number", "number": "a number",
-               "boolean": "true or false", "object": "a mapping", "array": "a list"}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+}
 _LONG_TO_SHORT = {long: short for short, long in ROOTS.items()}
 _EXAMPLES = {
     "registry": "key:, value:, type:, data: (or ensure: absent)",
@@ -60,31 +66,52 @@ def parse_declarative(kind: str, body: str, path: Path | None, line: int) -> Dec
     problems = list(_duplicate_keys(root, path, line))
     problems += _schema_problems(kind, data, root, path, line)
     if kind == "service" and "start" not in data and "state" not in data:
-        problems.append(Problem("a service step needs start: (auto, demand, disabled), "
-                                "state: (running, stopped) or both", path, line, code=CODE_SCHEMA))
+        problems.append(
+            Problem(
+                "a service step needs start: (auto, demand, disabled), "
+                "state: (running, stopped) or both",
+                path,
+                line,
+                code=CODE_SCHEMA,
+            )
+        )
     if problems:
         raise _error(problems)
     return _build(kind, data, path, line)
 
 
-def _load(kind: str, body: str, path: Path | None,
-          line: int) -> tuple[yaml.MappingNode, dict[str, Any]]:
+def _load(
+    kind: str, body: str, path: Path | None, line: int
+) -> tuple[yaml.MappingNode, dict[str, Any]]:
     """Return the YAML node tree (for lines) and the loaded data; the root must be a mapping."""
     try:
         root = yaml.compose(body, Loader=yaml.SafeLoader)
         data = yaml.safe_load(body)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = Problem(f"{kind} body is not valid YAML: {exc.problem or exc}", path,
-                          line + (mark.line if mark else 0), code=CODE_SYNTAX)
+        problem = Problem(
+            f"{kind} body is not valid YAML: {exc.problem or exc}",
+            path,
+            line + (mark.line if mark else 0),
+            code=CODE_SYNTAX,
+        )
         raise _error([problem]) from None
     except yaml.YAMLError as exc:
-        raise _error([Problem(f"{kind} body is not valid YAML: {exc}", path, line,
-                              code=CODE_SYNTAX)]) from None
+        raise _error(
+            [Problem(f"{kind} body is not valid YAML: {exc}", path, line, code=CODE_SYNTAX)]
+        ) from None
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         at = line + (root.start_mark.line if root is not None else 0)
-        raise _error([Problem(f"{kind} body must be a YAML mapping ({_EXAMPLES[kind]})", path, at,
-                              code=CODE_SYNTAX)])
+        raise _error(
+            [
+                Problem(
+                    f"{kind} body must be a YAML mapping ({_EXAMPLES[kind]})",
+                    path,
+                    at,
+                    code=CODE_SYNTAX,
+                )
+            ]
+        )
     return root, data
 
 
@@ -94,9 +121,12 @@ def _duplicate_keys(node: yaml.Node, path: Path | None, line: int) -> Iterator[P
         seen: dict[Any, int] = {}
         for key, value in node.value:
             if key.value in seen:
-                yield Problem(f"key {key.value!r} given twice (first on line "
-                              f"{line + seen[key.value]})", path, line + key.start_mark.line,
-                              code=CODE_SCHEMA)
+                yield Problem(
+                    f"key {key.value!r} given twice (first on line {line + seen[key.value]})",
+                    path,
+                    line + key.start_mark.line,
+                    code=CODE_SCHEMA,
+                )
             else:
                 seen[key.value] = key.start_mark.line
             yield from _duplicate_keys(value, path, line)
@@ -105,8 +135,9 @@ def _duplicate_keys(node: yaml.Node, path: Path | None, line: int) -> Iterator[P
             yield from _duplicate_keys(item, path, line)
 
 
-def _schema_problems(kind: str, data: dict[str, Any], root: yaml.MappingNode, path: Path | None,
-                     line: int) -> list[Problem]:
+def _schema_problems(
+    kind: str, data: dict[str, Any], root: yaml.MappingNode, path: Path | None, line: int
+) -> list[Problem]:
     import jsonschema  # about 70 ms: imported only when a declarative body is parsed
 
     validator = jsonschema.Draft202012Validator(SCHEMAS[kind])
@@ -117,8 +148,13 @@ def _schema_problems(kind: str, data: dict[str, Any], root: yaml.MappingNode, pa
     return [unique[k] for k in sorted(unique)]
 
 
-def _explain(kind: str, error: jsonschema.ValidationError, root: yaml.MappingNode,
-             path: Path | None, line: int) -> list[Problem]:
+def _explain(
+    kind: str,
+    error: jsonschema.ValidationError,
+    root: yaml.MappingNode,
+    path: Path | None,
+    line: int,
+) -> list[Problem]:
     """Turn one jsonschema error into problems with a readable message and a line."""
     if error.context:  # allOf/if-then: report the errors inside
         return [p for sub in error.context for p in _explain(kind, sub, root, path, line)]
@@ -127,9 +163,16 @@ def _explain(kind: str, error: jsonschema.ValidationError, root: yaml.MappingNod
     at = _line_of(root, where, line)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
-        return [Problem(f"unknown key {key!r} in a {kind} step (allowed: {', '.join(allowed)})",
-                        path, _line_of(root, (*where, key), line), code=CODE_SCHEMA)
-                for key in error.instance if key not in allowed]
+        return [
+            Problem(
+                f"unknown key {key!r} in a {kind} step (allowed: {', '.join(allowed)})",
+                path,
+                _line_of(root, (*where, key), line),
+                code=CODE_SCHEMA,
+            )
+            for key in error.instance
+            if key not in allowed
+        ]
     if error.validator == "required":
         missing = error.message.replace(" is a required property", "")
         text = f"a {kind} step needs {missing} ({_EXAMPLES[kind]})"
@@ -141,8 +184,10 @@ def _explain(kind: str, error: jsonschema.ValidationError, root: yaml.MappingNod
         words = " or ".join(_TYPE_WORDS.get(t, t) for t in names)
         text = f"{name} must be {words}, not {_shown(error.instance)}"
     elif error.validator == "enum":
-        text = (f"{name} must be one of {', '.join(map(str, error.validator_value))}, "
-                f"not {_shown(error.instance)}")
+        text = (
+            f"{name} must be one of {', '.join(map(str, error.validator_value))}, "
+            f"not {_shown(error.instance)}"
+        )
     else:
         text = f"{name}: {error.message}"
     return [Problem(text, path, at, code=CODE_SCHEMA)]
@@ -168,8 +213,9 @@ def _line_of(root: yaml.Node, where: tuple[Any, ...], line: int) -> int:
                 if key.value == str(step):
                     found, child = key.start_mark.line, value
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) \
-                and step < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value)
+        ):
             child = node.value[step]
             found = child.start_mark.line
         if child is None:
@@ -180,17 +226,24 @@ def _line_of(root: yaml.Node, where: tuple[Any, ...], line: int) -> int:
 
 def _build(kind: str, data: dict[str, Any], path: Path | None, line: int) -> DeclarativeSpec:
     if kind == "service":
-        return ServiceSpec(name=data["name"], start=data.get("start"), state=data.get("state"),
-                           display_name=data.get("display_name"),
-                           wait=float(data.get("wait", DEFAULT_SERVICE_WAIT)), path=path, line=line)
+        return ServiceSpec(
+            name=data["name"],
+            start=data.get("start"),
+            state=data.get("state"),
+            display_name=data.get("display_name"),
+            wait=float(data.get("wait", DEFAULT_SERVICE_WAIT)),
+            path=path,
+            line=line,
+        )
     root, _, rest = data["key"].partition("\\")
     short = _LONG_TO_SHORT.get(root.upper(), root.upper())
     ensure = data.get("ensure", "present")
     want = None
     if ensure == "present":
         want = RegValue(data["type"], normalise_data(data["type"], data["data"]))
-    return RegistrySpec(key=f"{short}\\{rest}", value=data["value"], ensure=ensure, want=want,
-                        path=path, line=line)
+    return RegistrySpec(
+        key=f"{short}\\{rest}", value=data["value"], ensure=ensure, want=want, path=path, line=line
+    )
 
 
 def normalise_data(reg_type: str, data: Any) -> str | int | tuple[str, ...]:

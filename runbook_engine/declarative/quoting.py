@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 _NEEDS_QUOTES = re.compile(r'[\s"&|<>^()]')
-_CMD_SPECIAL = re.compile(r'([\^&|<>()])')
+_CMD_SPECIAL = re.compile(r"([\^&|<>()])")
 
 
 def argument(text: str, *, batch: bool = False, quote: bool = True) -> str:

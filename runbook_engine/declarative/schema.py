@@ -79,8 +79,8 @@ REGISTRY_SCHEMA: dict[str, Any] = {
             "type": "string",
             "pattern": rf"^(?i:{_ROOT_WORDS})(\\[^\\\r\n\x00]+)+$",
             "description": "a registry key under a root (HKLM, HKCU, HKCR, HKU, HKCC or the "
-                           "HKEY_ form), subkeys separated by single backslashes, no trailing "
-                           "backslash",
+            "HKEY_ form), subkeys separated by single backslashes, no trailing "
+            "backslash",
         },
         "value": {
             "type": "string",
@@ -110,7 +110,7 @@ SERVICE_SCHEMA: dict[str, Any] = {
             "type": "string",
             "pattern": r'^[^/\\"\r\n\x00]{1,256}$',
             "description": "a service name as sc takes it (the key name, e.g. IMAP4Svc; "
-                           "1-256 characters, no / \\ or \")",
+            '1-256 characters, no / \\ or ")',
         },
         "start": {"enum": list(START_MODES)},
         "state": {"enum": list(STATES)},

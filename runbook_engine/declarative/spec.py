@@ -16,7 +16,12 @@ from typing import Any
 
 #: Registry value types a ``registry`` step may set.
 REG_TYPES: tuple[str, ...] = (
-    "REG_SZ", "REG_EXPAND_SZ", "REG_MULTI_SZ", "REG_DWORD", "REG_QWORD", "REG_BINARY",
+    "REG_SZ",
+    "REG_EXPAND_SZ",
+    "REG_MULTI_SZ",
+    "REG_DWORD",
+    "REG_QWORD",
+    "REG_BINARY",
 )
 #: Root keys: short form (what reg.exe takes) -> long form (what regedit and ``reg query`` show).
 ROOTS: dict[str, str] = {
@@ -166,8 +171,9 @@ class ServiceSpec:
 
     def satisfied_by(self, current: ServiceStatus) -> bool:
         """True when ``current`` has the wanted start mode and state."""
-        return ((self.start is None or current.start == self.start)
-                and (self.state is None or current.state == self.state))
+        return (self.start is None or current.start == self.start) and (
+            self.state is None or current.state == self.state
+        )
 
 
 DeclarativeSpec = RegistrySpec | ServiceSpec

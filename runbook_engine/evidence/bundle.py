@@ -119,19 +119,31 @@ def verify_bundle(path: Path, public_key: bytes | None = None) -> EvidenceCheck:
     if check.problems:
         return check
     if render_record(record, "json") != members.get(RECORD_JSON):
-        check.add(RECORD_JSON, None, "does not match the record rebuilt from the bundle's "
-                                     "journal (edited)")
+        check.add(
+            RECORD_JSON,
+            None,
+            "does not match the record rebuilt from the bundle's journal (edited)",
+        )
     elif version == __version__ and render_record(record, "html") != members.get(RECORD_HTML):
-        check.add(RECORD_HTML, None, "does not match the record rebuilt from the bundle's "
-                                     "journal (edited)")
+        check.add(
+            RECORD_HTML,
+            None,
+            "does not match the record rebuilt from the bundle's journal (edited)",
+        )
     elif version != __version__:
         check.notes.append(f"{RECORD_HTML} was made by version {version}; not re-rendered")
     canonical = canonical_zip(members)
     if not check.problems and canonical != data:
-        at = next((i for i, (a, b) in enumerate(zip(canonical, data, strict=False)) if a != b),
-                  min(len(data), len(canonical)))
-        check.add(path.name, None, f"the zip container differs from its canonical form at byte "
-                                   f"{at} (edited outside the member files)")
+        at = next(
+            (i for i, (a, b) in enumerate(zip(canonical, data, strict=False)) if a != b),
+            min(len(data), len(canonical)),
+        )
+        check.add(
+            path.name,
+            None,
+            f"the zip container differs from its canonical form at byte "
+            f"{at} (edited outside the member files)",
+        )
     return check
 
 

@@ -25,8 +25,9 @@ FORMATS = ("json", "md", "html", "pdf")
 SUFFIXES = {"json": ".json", "md": ".md", "html": ".html", "pdf": ".pdf"}
 
 
-def record_of(run_dir: Path,
-              public_key: bytes | None = None) -> tuple[dict[str, Any], EvidenceCheck]:
+def record_of(
+    run_dir: Path, public_key: bytes | None = None
+) -> tuple[dict[str, Any], EvidenceCheck]:
     """Check a run folder's evidence and build its change record.
 
     A damaged journal still gives a record of the good lines before the first bad
@@ -56,8 +57,9 @@ def render_record(record: dict[str, Any], fmt: str) -> bytes:
         return get_template("change-record.md.j2").render(r=record).encode()
     if fmt == "pdf":
         return html_to_pdf(render_record(record, "html"), _pdf_time(record))
-    raise InputError.single(f"--to {fmt}: unknown format; use one of: {', '.join(FORMATS)}",
-                            code="RB250")
+    raise InputError.single(
+        f"--to {fmt}: unknown format; use one of: {', '.join(FORMATS)}", code="RB250"
+    )
 
 
 def html_to_pdf(html: bytes, when: datetime) -> bytes:
@@ -70,12 +72,17 @@ def html_to_pdf(html: bytes, when: datetime) -> bytes:
     try:
         import weasyprint
     except (ImportError, OSError) as exc:
-        raise InputError(f"PDF output needs WeasyPrint and its system libraries "
-                         f"(pip install 'runbook-engine[pdf]'): {exc}") from None
+        raise InputError(
+            f"PDF output needs WeasyPrint and its system libraries "
+            f"(pip install 'runbook-engine[pdf]'): {exc}"
+        ) from None
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     text = html.decode("utf-8").replace(
-        "<head>", f'<head><meta name="dcterms.created" content="{stamp}">'
-                  f'<meta name="dcterms.modified" content="{stamp}">', 1)
+        "<head>",
+        f'<head><meta name="dcterms.created" content="{stamp}">'
+        f'<meta name="dcterms.modified" content="{stamp}">',
+        1,
+    )
     document = weasyprint.HTML(string=text).render()
     data = document.write_pdf(identifier=b"runbook-engine-change-record")
     assert isinstance(data, bytes)
@@ -88,8 +95,9 @@ def _pdf_time(record: dict[str, Any]) -> datetime:
         try:
             return datetime.fromtimestamp(int(epoch), UTC)
         except ValueError:
-            raise InputError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of "
-                             "seconds") from None
+            raise InputError(
+                f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds"
+            ) from None
     text = record.get("finished_at") or record.get("started_at")
     if text:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

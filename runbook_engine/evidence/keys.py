@@ -47,8 +47,9 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 def public_pem(public_key: Ed25519PublicKey) -> bytes:
     """Return ``public_key`` as SubjectPublicKeyInfo PEM bytes."""
-    return public_key.public_bytes(serialization.Encoding.PEM,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def default_key_dir(state_dir: Path) -> Path:
@@ -72,11 +73,14 @@ def init_keys(directory: Path, *, force: bool = False) -> KeyFiles:
     """
     private_path, public_path = directory / PRIVATE_NAME, directory / PUBLIC_NAME
     if private_path.exists() and not force:
-        raise InputError(f"{private_path} exists already; keep it (runs are signed with it) or "
-                         "pass --force to replace it")
+        raise InputError(
+            f"{private_path} exists already; keep it (runs are signed with it) or "
+            "pass --force to replace it"
+        )
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(directory, 0o700)
@@ -107,8 +111,10 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     except OSError as exc:
         raise StateError(f"cannot read signing key {path}: {exc.strerror}") from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise StateError(f"signing key {path} is accessible by others (mode "
-                         f"{stat.S_IMODE(mode):04o}); run `chmod 600 {path}`")
+        raise StateError(
+            f"signing key {path} is accessible by others (mode "
+            f"{stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
+        )
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):

@@ -26,10 +26,19 @@ RECORD_VERSION = 1
 
 def flow_fields(tailored: TailoredRunbook) -> list[dict[str, Any]]:
     """Return the flow's steps for the ``run-started`` record (so the record knows phases)."""
-    return [{"id": ts.id, "number": ts.number, "title": ts.step.display_title(),
-             "kind": ts.step.kind, "phase": ts.step.phase, "target": ts.step.target,
-             "backout": ts.step.backout, "hosts": [h.name for h in ts.hosts]}
-            for ts in tailored.steps]
+    return [
+        {
+            "id": ts.id,
+            "number": ts.number,
+            "title": ts.step.display_title(),
+            "kind": ts.step.kind,
+            "phase": ts.step.phase,
+            "target": ts.step.target,
+            "backout": ts.step.backout,
+            "hosts": [h.name for h in ts.hosts],
+        }
+        for ts in tailored.steps
+    ]
 
 
 def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> dict[str, Any]:
@@ -51,9 +60,12 @@ def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> 
     return {
         "record_version": RECORD_VERSION,
         "run_id": started.get("run_id"),
-        "change": {"id": started.get("change_id"), "reason": started.get("reason"),
-                   "emergency": bool(started.get("emergency")),
-                   "approval_policy": started.get("approval_policy", "optional")},
+        "change": {
+            "id": started.get("change_id"),
+            "reason": started.get("reason"),
+            "emergency": bool(started.get("emergency")),
+            "approval_policy": started.get("approval_policy", "optional"),
+        },
         "runbook": started.get("runbook"),
         "environment": started.get("environment"),
         "tool": started.get("tool"),
@@ -67,8 +79,7 @@ def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> 
         "gates": _gates(records),
         "attachments": _attachments(records),
         "deviations": _deviations(records),
-        "verification": {"steps": verify_rows, "all_passed": all_passed,
-                         "count": len(verify_rows)},
+        "verification": {"steps": verify_rows, "all_passed": all_passed, "count": len(verify_rows)},
         "outcome": _outcome(records, finished, verify_rows, all_passed),
         "integrity": check.summary() if check is not None else None,
     }
@@ -78,16 +89,36 @@ def _operators(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in records:
         if r["event"] == "run-started":
-            out.append({"name": r.get("operator"), "role": "started the run", "at": r["time"],
-                        "answers_path": None, "answers_sha256": None})
+            out.append(
+                {
+                    "name": r.get("operator"),
+                    "role": "started the run",
+                    "at": r["time"],
+                    "answers_path": None,
+                    "answers_sha256": None,
+                }
+            )
         elif r["event"] == "run-resumed":
-            out.append({"name": r.get("by"), "role": "resumed the run", "at": r["time"],
-                        "answers_path": None, "answers_sha256": None})
+            out.append(
+                {
+                    "name": r.get("by"),
+                    "role": "resumed the run",
+                    "at": r["time"],
+                    "answers_path": None,
+                    "answers_sha256": None,
+                }
+            )
         answers = r.get("answers") if r["event"] in ("run-started", "run-resumed") else None
         if isinstance(answers, dict):
-            out.append({"name": answers.get("operator"), "role": "answers file",
-                        "at": r["time"], "answers_path": answers.get("path"),
-                        "answers_sha256": answers.get("sha256")})
+            out.append(
+                {
+                    "name": answers.get("operator"),
+                    "role": "answers file",
+                    "at": r["time"],
+                    "answers_path": answers.get("path"),
+                    "answers_sha256": answers.get("sha256"),
+                }
+            )
     return out
 
 
@@ -97,35 +128,84 @@ def _approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         event = r["event"]
         if not event.startswith("approval-"):
             continue
-        entry = found.setdefault(r["step"], {
-            "step": r["step"], "status": "waiting", "required": None, "approvers": [],
-            "expires_hours": None, "votes": [], "approved_by": [], "discarded": [],
-            "rejected_by": None, "comment": None, "reason": None, "by": None, "at": None})
+        entry = found.setdefault(
+            r["step"],
+            {
+                "step": r["step"],
+                "status": "waiting",
+                "required": None,
+                "approvers": [],
+                "expires_hours": None,
+                "votes": [],
+                "approved_by": [],
+                "discarded": [],
+                "rejected_by": None,
+                "comment": None,
+                "reason": None,
+                "by": None,
+                "at": None,
+            },
+        )
         if event == "approval-requested":
-            entry.update(required=r.get("required"), approvers=r.get("approvers", []),
-                         expires_hours=r.get("expires_hours"))
+            entry.update(
+                required=r.get("required"),
+                approvers=r.get("approvers", []),
+                expires_hours=r.get("expires_hours"),
+            )
         elif event == "approval-recorded":
-            entry["votes"].append({"by": r.get("by"), "decision": r.get("decision"),
-                                   "comment": r.get("comment"), "at": r["time"]})
+            entry["votes"].append(
+                {
+                    "by": r.get("by"),
+                    "decision": r.get("decision"),
+                    "comment": r.get("comment"),
+                    "at": r["time"],
+                }
+            )
         elif event == "approval-passed":
-            entry.update(status="approved", at=r["time"], required=r.get("required"),
-                         approved_by=r.get("approvals", []), discarded=r.get("discarded", []))
+            entry.update(
+                status="approved",
+                at=r["time"],
+                required=r.get("required"),
+                approved_by=r.get("approvals", []),
+                discarded=r.get("discarded", []),
+            )
         elif event == "approval-rejected":
-            entry.update(status="rejected", at=r["time"], rejected_by=r.get("by"),
-                         comment=r.get("comment"), discarded=r.get("discarded", []))
+            entry.update(
+                status="rejected",
+                at=r["time"],
+                rejected_by=r.get("by"),
+                comment=r.get("comment"),
+                discarded=r.get("discarded", []),
+            )
         elif event == "approval-bypassed":
-            entry.update(status="bypassed (emergency)", at=r["time"], reason=r.get("reason"),
-                         by=r.get("by"))
+            entry.update(
+                status="bypassed (emergency)", at=r["time"], reason=r.get("reason"), by=r.get("by")
+            )
     return list(found.values())
 
 
 def _new_row(spec: dict[str, Any], host: str) -> dict[str, Any]:
-    return {"number": spec.get("number"), "id": spec["id"], "title": spec.get("title"),
-            "kind": spec.get("kind"), "phase": spec.get("phase", "change"), "host": host,
-            "address": None, "transport": None, "status": "pending", "how": None,
-            "command": None, "started_at": None, "finished_at": None, "duration_seconds": None,
-            "exit_code": None, "attempts": 0, "output_excerpt": None, "output_sha256": None,
-            "detail": None}
+    return {
+        "number": spec.get("number"),
+        "id": spec["id"],
+        "title": spec.get("title"),
+        "kind": spec.get("kind"),
+        "phase": spec.get("phase", "change"),
+        "host": host,
+        "address": None,
+        "transport": None,
+        "status": "pending",
+        "how": None,
+        "command": None,
+        "started_at": None,
+        "finished_at": None,
+        "duration_seconds": None,
+        "exit_code": None,
+        "attempts": 0,
+        "output_excerpt": None,
+        "output_sha256": None,
+        "detail": None,
+    }
 
 
 def _step_rows(records: list[dict[str, Any]], flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,8 +223,9 @@ def _step_rows(records: list[dict[str, Any]], flow: list[dict[str, Any]]) -> lis
     out = list(rows.values())
     for row in out:
         if row["started_at"] and row["finished_at"]:
-            row["duration_seconds"] = round((_time(row["finished_at"])
-                                             - _time(row["started_at"])).total_seconds(), 3)
+            row["duration_seconds"] = round(
+                (_time(row["finished_at"]) - _time(row["started_at"])).total_seconds(), 3
+            )
     return out
 
 
@@ -153,51 +234,86 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
     if event in ("step-started", "probe-started"):
         row["started_at"] = row["started_at"] or r["time"]
         row["attempts"] += 1
-        row.update(command=r.get("command", row["command"]), address=r.get("address"),
-                   transport=r.get("transport"), how="run" if event == "step-started" else "probe",
-                   status="running")
+        row.update(
+            command=r.get("command", row["command"]),
+            address=r.get("address"),
+            transport=r.get("transport"),
+            how="run" if event == "step-started" else "probe",
+            status="running",
+        )
         if event == "probe-started":
             row["command"] = r.get("probe")
     elif event in ("step-finished", "probe-finished"):
-        row.update(finished_at=r["time"], status=r.get("status"), exit_code=r.get("exit_code"),
-                   output_excerpt=r.get("output_excerpt"), output_sha256=r.get("output_sha256"))
+        row.update(
+            finished_at=r["time"],
+            status=r.get("status"),
+            exit_code=r.get("exit_code"),
+            output_excerpt=r.get("output_excerpt"),
+            output_sha256=r.get("output_sha256"),
+        )
         if event == "probe-finished":
             row["detail"] = (r.get("result") or {}).get("message")
         if r.get("error"):
             row["detail"] = r["error"]
     elif event in ("gate-awaiting", "approval-requested"):
-        row.update(status="awaiting", how="approval" if event.startswith("approval") else "gate",
-                   started_at=row["started_at"] or r["time"])
+        row.update(
+            status="awaiting",
+            how="approval" if event.startswith("approval") else "gate",
+            started_at=row["started_at"] or r["time"],
+        )
         if r.get("gate") == "command-by-hand":
             row["command"] = r.get("instructions")
     elif event == "gate-passed":
-        row.update(status="succeeded" if r.get("decision") != "rerun" else "rerun",
-                   how=row["how"] or "gate", finished_at=r["time"],
-                   detail=f"{r.get('decision')} by {r.get('by')} ({r.get('source')})")
+        row.update(
+            status="succeeded" if r.get("decision") != "rerun" else "rerun",
+            how=row["how"] or "gate",
+            finished_at=r["time"],
+            detail=f"{r.get('decision')} by {r.get('by')} ({r.get('source')})",
+        )
         row["started_at"] = row["started_at"] or r["time"]
         if r.get("command"):
             row["command"] = r["command"]
     elif event == "step-skipped":
-        row.update(status="not applicable" if "gate" not in r else "skipped",
-                   finished_at=r["time"], detail=r.get("reason"))
+        row.update(
+            status="not applicable" if "gate" not in r else "skipped",
+            finished_at=r["time"],
+            detail=r.get("reason"),
+        )
     elif event == "step-already-done":
-        row.update(status="already-done", finished_at=r["time"],
-                   detail=f"check {r.get('check')} succeeded")
+        row.update(
+            status="already-done", finished_at=r["time"], detail=f"check {r.get('check')} succeeded"
+        )
     elif event in ("approval-passed", "approval-rejected", "approval-bypassed"):
-        status = {"approval-passed": "succeeded", "approval-rejected": "rejected",
-                  "approval-bypassed": "skipped"}[event]
+        status = {
+            "approval-passed": "succeeded",
+            "approval-rejected": "rejected",
+            "approval-bypassed": "skipped",
+        }[event]
         row.update(status=status, how="approval", finished_at=r["time"])
         row["started_at"] = row["started_at"] or r["time"]
     elif event in ("run-aborted", "approval-missing"):
-        row.update(status="aborted" if event == "run-aborted" else "failed",
-                   finished_at=r["time"], detail=r.get("reason") or f"aborted by {r.get('by')}")
+        row.update(
+            status="aborted" if event == "run-aborted" else "failed",
+            finished_at=r["time"],
+            detail=r.get("reason") or f"aborted by {r.get('by')}",
+        )
     elif event == "step-interrupted":
         row["detail"] = "interrupted in an earlier attempt"
 
 
 def _gates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = ("step", "host", "gate", "decision", "by", "source", "note", "reason",
-            "answers_path", "answers_sha256")
+    keys = (
+        "step",
+        "host",
+        "gate",
+        "decision",
+        "by",
+        "source",
+        "note",
+        "reason",
+        "answers_path",
+        "answers_sha256",
+    )
     out = []
     for r in records:
         e = r["event"]
@@ -208,16 +324,26 @@ def _gates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _attachments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = ("step", "host", "name", "path", "sha256", "size_bytes", "by")
-    return [{"at": r["time"], "journal_seq": r["seq"], **{k: r.get(k) for k in keys}}
-            for r in records if r["event"] == "attachment-added"]
+    return [
+        {"at": r["time"], "journal_seq": r["seq"], **{k: r.get(k) for k in keys}}
+        for r in records
+        if r["event"] == "attachment-added"
+    ]
 
 
 def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(kind: str, r: dict[str, Any], detail: str) -> None:
-        out.append({"kind": kind, "step": r.get("step"), "host": r.get("host"), "at": r["time"],
-                    "detail": detail})
+        out.append(
+            {
+                "kind": kind,
+                "step": r.get("step"),
+                "host": r.get("host"),
+                "at": r["time"],
+                "detail": detail,
+            }
+        )
 
     for r in records:
         e = r["event"]
@@ -226,16 +352,23 @@ def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif e == "step-skipped" and "gate" in r:
             add("skip", r, f"skipped by {r.get('by')}: {r.get('reason')}")
         elif e == "step-retry":
-            add("retry", r, f"attempt {r.get('attempt')} failed; retried after "
-                            f"{r.get('delay_seconds')} s")
+            add(
+                "retry",
+                r,
+                f"attempt {r.get('attempt')} failed; retried after {r.get('delay_seconds')} s",
+            )
         elif e in ("step-finished", "probe-finished") and r.get("status") != "succeeded":
-            add("failure", r,
-                r.get("error") or f"{r.get('status')}, exit code {r.get('exit_code')}")
+            add(
+                "failure", r, r.get("error") or f"{r.get('status')}, exit code {r.get('exit_code')}"
+            )
         elif e == "backout-offered":
             add("backout", r, f"backout {r.get('backout')} offered: {r.get('decision')}")
         elif e == "backout-finished":
-            add("backout", r, f"backout {r.get('id')} {r.get('status')}, exit code "
-                              f"{r.get('exit_code')}")
+            add(
+                "backout",
+                r,
+                f"backout {r.get('id')} {r.get('status')}, exit code {r.get('exit_code')}",
+            )
         elif e == "backout-by-hand":
             add("backout", r, f"backout {r.get('backout')} to be done by hand")
         elif e == "run-aborted":
@@ -245,19 +378,31 @@ def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif e == "approval-bypassed":
             add("approval-bypassed", r, f"approval bypassed (emergency): {r.get('reason')}")
         elif e == "change-accepted":
-            add("change-accepted", r, f"{r.get('what')} changed during the run; accepted by "
-                                      f"{r.get('by')}")
+            add(
+                "change-accepted",
+                r,
+                f"{r.get('what')} changed during the run; accepted by {r.get('by')}",
+            )
         elif e in ("step-interrupted", "run-interrupted"):
             add("interrupted", r, "interrupted")
     return out
 
 
-def _outcome(records: list[dict[str, Any]], finished: dict[str, Any] | None,
-             verify_rows: list[dict[str, Any]], all_passed: bool) -> dict[str, Any]:
+def _outcome(
+    records: list[dict[str, Any]],
+    finished: dict[str, Any] | None,
+    verify_rows: list[dict[str, Any]],
+    all_passed: bool,
+) -> dict[str, Any]:
     if finished is None:
         last = records[-1]["event"] if records else "none"
-        return {"status": "in progress", "succeeded": False, "finished": False, "steps": None,
-                "note": f"the run has not finished (last event: {last})"}
+        return {
+            "status": "in progress",
+            "succeeded": False,
+            "finished": False,
+            "steps": None,
+            "note": f"the run has not finished (last event: {last})",
+        }
     status = finished.get("status")
     note = None
     if status == "succeeded" and not all_passed:
@@ -266,8 +411,13 @@ def _outcome(records: list[dict[str, Any]], finished: dict[str, Any] | None,
         note = "no errors, but not every verification step passed"
     elif status == "succeeded":
         note = f"all {len(verify_rows)} verification step(s) passed"
-    return {"status": status, "succeeded": status == "succeeded", "finished": True,
-            "steps": finished.get("steps"), "note": note}
+    return {
+        "status": status,
+        "succeeded": status == "succeeded",
+        "finished": True,
+        "steps": finished.get("steps"),
+        "note": note,
+    }
 
 
 def _time(text: str) -> datetime:

@@ -45,10 +45,20 @@ except ImportError:  # pragma: no cover - Windows
 #: Domain separation: the bytes signed are this prefix plus the canonical JSON.
 CONTEXT = b"runbook-engine journal signature v1\n"
 #: Journal events after which the runner signs the head.
-SIGNED_EVENTS = frozenset({
-    "run-started", "gate-passed", "run-aborted", "approval-passed", "approval-rejected",
-    "approval-bypassed", "run-paused", "run-resumed", "run-interrupted", "run-finished",
-})
+SIGNED_EVENTS = frozenset(
+    {
+        "run-started",
+        "gate-passed",
+        "run-aborted",
+        "approval-passed",
+        "approval-rejected",
+        "approval-bypassed",
+        "run-paused",
+        "run-resumed",
+        "run-interrupted",
+        "run-finished",
+    }
+)
 
 
 def is_signing_point(record: dict[str, Any]) -> bool:
@@ -103,8 +113,11 @@ class Signer:
 
     def describe(self) -> dict[str, Any]:
         """Fields for the ``run-started`` record: algorithm, key id and public key PEM."""
-        return {"algorithm": "Ed25519", "key_id": self.key_id,
-                "public_key": public_pem(self._key.public_key()).decode("ascii")}
+        return {
+            "algorithm": "Ed25519",
+            "key_id": self.key_id,
+            "public_key": public_pem(self._key.public_key()).decode("ascii"),
+        }
 
     def export_public_key(self) -> None:
         """Write the public key to ``signing.pub`` in the run folder."""
@@ -120,8 +133,12 @@ class Signer:
             EvidenceError: the file cannot be written.
         """
         entry: dict[str, Any] = {
-            "event": record["event"], "head": record["hash"], "key_id": self.key_id,
-            "prev": self._prev, "run_id": self.run_id, "seq": record["seq"],
+            "event": record["event"],
+            "head": record["hash"],
+            "key_id": self.key_id,
+            "prev": self._prev,
+            "run_id": self.run_id,
+            "seq": record["seq"],
             "sig_seq": self._count + 1,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
@@ -153,16 +170,21 @@ def _tail(path: Path) -> tuple[int, str]:
         last = json.loads(lines[-1])
         count = int(last["sig_seq"])
     except (ValueError, KeyError, TypeError):
-        raise EvidenceError(f"signature file {path} is damaged (last line); refusing to append "
-                            "(`runbook evidence verify` shows where)") from None
+        raise EvidenceError(
+            f"signature file {path} is damaged (last line); refusing to append "
+            "(`runbook evidence verify` shows where)"
+        ) from None
     if count != len(lines):
-        raise EvidenceError(f"signature file {path} is damaged (line {len(lines)} has sig_seq "
-                            f"{count}); refusing to append")
+        raise EvidenceError(
+            f"signature file {path} is damaged (line {len(lines)} has sig_seq "
+            f"{count}); refusing to append"
+        )
     return count, line_hash(lines[-1])
 
 
-def signer_for_run(state_dir: Path, run_dir: Path, run_id: str,
-                   started: dict[str, Any] | None) -> Signer | None:
+def signer_for_run(
+    state_dir: Path, run_dir: Path, run_id: str, started: dict[str, Any] | None
+) -> Signer | None:
     """Return the signer for a run, or ``None`` for an unsigned run.
 
     Args:
@@ -182,13 +204,17 @@ def signer_for_run(state_dir: Path, run_dir: Path, run_id: str,
     if path is None:
         if started is None:
             return None
-        raise StateError(f"run {run_id} is signed with key {started['signing']['key_id'][:16]}, "
-                         "which is not available: set RUNBOOK_SIGNING_KEY or restore "
-                         f"{state_dir / 'keys' / 'signing.key'}")
+        raise StateError(
+            f"run {run_id} is signed with key {started['signing']['key_id'][:16]}, "
+            "which is not available: set RUNBOOK_SIGNING_KEY or restore "
+            f"{state_dir / 'keys' / 'signing.key'}"
+        )
     signer = Signer(load_private_key(path), run_dir, run_id)
     if started is not None and signer.key_id != started["signing"].get("key_id"):
-        raise StateError(f"run {run_id} is signed with key {started['signing']['key_id'][:16]}, "
-                         f"but {path} is key {signer.key_id[:16]}; use the run's own key")
+        raise StateError(
+            f"run {run_id} is signed with key {started['signing']['key_id'][:16]}, "
+            f"but {path} is key {signer.key_id[:16]}; use the run's own key"
+        )
     return signer
 
 

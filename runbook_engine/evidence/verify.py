@@ -28,8 +28,17 @@ from runbook_engine.evidence.keys import key_id, load_public_key
 from runbook_engine.evidence.signing import is_signing_point, line_hash, verify_signature
 from runbook_engine.journal import GENESIS_HASH, canonical_json, read_journal, verify_journal
 
-_SIG_FIELDS = (("event", str), ("head", str), ("key_id", str), ("prev", str), ("run_id", str),
-               ("seq", int), ("sig_seq", int), ("signature", str), ("time", str))
+_SIG_FIELDS = (
+    ("event", str),
+    ("head", str),
+    ("key_id", str),
+    ("prev", str),
+    ("run_id", str),
+    ("seq", int),
+    ("sig_seq", int),
+    ("signature", str),
+    ("time", str),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,26 +80,38 @@ class EvidenceCheck:
 
     def summary(self) -> dict[str, Any]:
         """The integrity part of the change record (no paths, no times: reproducible)."""
-        return {"verified": self.ok, "events": self.events, "head": self.head,
-                "signed": self.signed, "key_id": self.key_id, "signatures": self.signatures,
-                "unsigned_after_last_signature": self.unsigned_tail,
-                "files_checked": self.files_checked,
-                "first_problem": str(self.problems[0]) if self.problems else None}
+        return {
+            "verified": self.ok,
+            "events": self.events,
+            "head": self.head,
+            "signed": self.signed,
+            "key_id": self.key_id,
+            "signatures": self.signatures,
+            "unsigned_after_last_signature": self.unsigned_tail,
+            "files_checked": self.files_checked,
+            "first_problem": str(self.problems[0]) if self.problems else None,
+        }
 
     def text(self) -> str:
         """Lines for the terminal: the verdict, then problems and notes."""
         if self.ok:
-            sig = (f"{self.signatures} signatures by key {self.key_id[:16]} valid"
-                   if self.signed and self.key_id else "NOT SIGNED (no signing key was set up)")
-            lines = [f"OK: {self.events} events, chain intact; {sig}; "
-                     f"{self.files_checked} files match the journal"]
+            sig = (
+                f"{self.signatures} signatures by key {self.key_id[:16]} valid"
+                if self.signed and self.key_id
+                else "NOT SIGNED (no signing key was set up)"
+            )
+            lines = [
+                f"OK: {self.events} events, chain intact; {sig}; "
+                f"{self.files_checked} files match the journal"
+            ]
         else:
             lines = [f"FAILED: {self.problems[0]}"] + [f"  also: {p}" for p in self.problems[1:5]]
         return "\n".join(lines + [f"  note: {n}" for n in self.notes])
 
 
-def verify_run(run_dir: Path, *, public_key: bytes | None = None,
-               require_signature: bool = False) -> EvidenceCheck:
+def verify_run(
+    run_dir: Path, *, public_key: bytes | None = None, require_signature: bool = False
+) -> EvidenceCheck:
     """Check everything in a run folder (or an unpacked evidence bundle).
 
     Args:
@@ -116,23 +137,37 @@ def verify_run(run_dir: Path, *, public_key: bytes | None = None,
     return check
 
 
-def _check_signatures(run_dir: Path, records: list[dict[str, Any]], check: EvidenceCheck,
-                      pinned: bytes | None, required: bool) -> None:
+def _check_signatures(
+    run_dir: Path,
+    records: list[dict[str, Any]],
+    check: EvidenceCheck,
+    pinned: bytes | None,
+    required: bool,
+) -> None:
     signing = records[0].get("signing") if records else None
     sig_path = run_dir / SIGNATURES_NAME
     if not signing:
         if required or pinned is not None:
-            check.add(JOURNAL_NAME, 1, "the journal is not signed (its run-started record names "
-                                       "no signing key)")
+            check.add(
+                JOURNAL_NAME,
+                1,
+                "the journal is not signed (its run-started record names no signing key)",
+            )
         elif sig_path.exists():
-            check.add(SIGNATURES_NAME, None, "signatures exist but the journal's run-started "
-                                             "record names no key (rewritten journal)")
+            check.add(
+                SIGNATURES_NAME,
+                None,
+                "signatures exist but the journal's run-started "
+                "record names no key (rewritten journal)",
+            )
         else:
             check.notes.append("the journal is not signed: run `runbook keys init` before runs")
         return
     try:
-        key = load_public_key(str(signing.get("public_key", "")).encode("ascii"),
-                              "the run-started record's public key")
+        key = load_public_key(
+            str(signing.get("public_key", "")).encode("ascii"),
+            "the run-started record's public key",
+        )
     except EvidenceError as exc:
         check.add(JOURNAL_NAME, 1, exc.message)
         return
@@ -142,31 +177,42 @@ def _check_signatures(run_dir: Path, records: list[dict[str, Any]], check: Evide
         return
     if not _same_key(check, pinned, "--public-key", JOURNAL_NAME, 1):
         return
-    if not _same_key(check, _read(run_dir / PUBLIC_KEY_NAME), PUBLIC_KEY_NAME, PUBLIC_KEY_NAME,
-                     None):
+    if not _same_key(
+        check, _read(run_dir / PUBLIC_KEY_NAME), PUBLIC_KEY_NAME, PUBLIC_KEY_NAME, None
+    ):
         return
     if not sig_path.exists():
-        check.add(SIGNATURES_NAME, None, "missing: the journal names a signing key but no "
-                                         "signatures are present")
+        check.add(
+            SIGNATURES_NAME,
+            None,
+            "missing: the journal names a signing key but no signatures are present",
+        )
         return
     last_seq = _scan_signatures(sig_path.read_bytes(), records, key, check)
     if check.problems:
         return
     for rec in records:
         if is_signing_point(rec) and rec["seq"] > last_seq:
-            check.add(JOURNAL_NAME, rec["seq"], f"{rec['event']} is not covered by any signature "
-                      f"(signatures end at line {last_seq}: {SIGNATURES_NAME} was cut, or the "
-                      "record was added later)")
+            check.add(
+                JOURNAL_NAME,
+                rec["seq"],
+                f"{rec['event']} is not covered by any signature "
+                f"(signatures end at line {last_seq}: {SIGNATURES_NAME} was cut, or the "
+                "record was added later)",
+            )
             return
     check.unsigned_tail = len(records) - last_seq
     if check.unsigned_tail:
         events = sorted({r["event"] for r in records[last_seq:]})
-        check.notes.append(f"{check.unsigned_tail} record(s) after the last signature are chained "
-                           f"but not signed ({', '.join(events)})")
+        check.notes.append(
+            f"{check.unsigned_tail} record(s) after the last signature are chained "
+            f"but not signed ({', '.join(events)})"
+        )
 
 
-def _same_key(check: EvidenceCheck, data: bytes | None, name: str, file: str,
-              line: int | None) -> bool:
+def _same_key(
+    check: EvidenceCheck, data: bytes | None, name: str, file: str, line: int | None
+) -> bool:
     """True when ``data`` (a PEM public key, or ``None``: nothing to compare) is the run's key."""
     if data is None:
         return True
@@ -176,14 +222,19 @@ def _same_key(check: EvidenceCheck, data: bytes | None, name: str, file: str,
         check.add(file, line, exc.message)
         return False
     if other != check.key_id:
-        check.add(file, line, f"the run is signed by key {(check.key_id or '')[:16]}, not by "
-                              f"{name}'s key {other[:16]}")
+        check.add(
+            file,
+            line,
+            f"the run is signed by key {(check.key_id or '')[:16]}, not by "
+            f"{name}'s key {other[:16]}",
+        )
         return False
     return True
 
 
-def _scan_signatures(data: bytes, records: list[dict[str, Any]], key: Any,
-                     check: EvidenceCheck) -> int:
+def _scan_signatures(
+    data: bytes, records: list[dict[str, Any]], key: Any, check: EvidenceCheck
+) -> int:
     """Check every signature line; return the journal seq of the last good one."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
@@ -204,40 +255,60 @@ def _scan_signatures(data: bytes, records: list[dict[str, Any]], key: Any,
     return last_seq
 
 
-def _signature_problem(raw: bytes, n: int, prev: str, last_seq: int,
-                       records: list[dict[str, Any]], key: Any,
-                       run_id: str | None) -> tuple[str, int, str] | None:
+def _signature_problem(
+    raw: bytes,
+    n: int,
+    prev: str,
+    last_seq: int,
+    records: list[dict[str, Any]],
+    key: Any,
+    run_id: str | None,
+) -> tuple[str, int, str] | None:
     here = (SIGNATURES_NAME, n)
     try:
         rec = json.loads(raw)
     except ValueError:
         return (*here, "not valid JSON (edited or cut)")
     if not isinstance(rec, dict) or any(
-            not isinstance(rec.get(k), t) or isinstance(rec.get(k), bool) for k, t in _SIG_FIELDS):
+        not isinstance(rec.get(k), t) or isinstance(rec.get(k), bool) for k, t in _SIG_FIELDS
+    ):
         return (*here, "lacks a valid field (edited)")
     if canonical_json(rec).encode("utf-8") != raw:
         return (*here, "not in canonical form (edited)")
     if rec["run_id"] != run_id:
-        return (*here, f"is a signature of run {rec['run_id']!r}, not of {run_id!r} (taken "
-                       "from another run)")
+        return (
+            *here,
+            f"is a signature of run {rec['run_id']!r}, not of {run_id!r} (taken from another run)",
+        )
     if not verify_signature(key, rec):
         return (*here, "the signature does not verify (edited, or made with another key)")
     if rec["sig_seq"] != n:
-        return (*here, f"has sig_seq {rec['sig_seq']}, expected {n} (a signature line was "
-                       "deleted, inserted or moved)")
+        return (
+            *here,
+            f"has sig_seq {rec['sig_seq']}, expected {n} (a signature line was "
+            "deleted, inserted or moved)",
+        )
     if rec["prev"] != prev:
         return (*here, f"prev does not match line {n - 1} (a signature line was deleted or moved)")
     if rec["seq"] <= last_seq:
         return (*here, f"signs journal line {rec['seq']}, not after line {last_seq} (reordered)")
     seq = rec["seq"]
     if seq > len(records):
-        return (JOURNAL_NAME, len(records) + 1, f"line {len(records) + 1} is missing: signature "
-                f"{n} signs line {seq} (the journal was cut)")
+        return (
+            JOURNAL_NAME,
+            len(records) + 1,
+            f"line {len(records) + 1} is missing: signature "
+            f"{n} signs line {seq} (the journal was cut)",
+        )
     if records[seq - 1]["hash"] != rec["head"] or records[seq - 1]["event"] != rec["event"]:
         first = last_seq + 1  # the earliest line no valid signature vouches for
         span = f"lines {first}-{seq}" if first < seq else f"line {seq}"
-        return (JOURNAL_NAME, first, f"{span}: not what signature {n} signed (the journal was "
-                                     "rewritten at or after this line)")
+        return (
+            JOURNAL_NAME,
+            first,
+            f"{span}: not what signature {n} signed (the journal was "
+            "rewritten at or after this line)",
+        )
     return None
 
 

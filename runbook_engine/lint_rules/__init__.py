@@ -43,21 +43,40 @@ class Rule:
 RULES: dict[str, Rule] = {
     rule.code: rule
     for rule in (
-        Rule("RB301", "change-without-verify",
-             "a changing step with no verification step (.verify) after it", change_without_verify),
-        Rule("RB302", "change-without-backout", "a changing step with no backout=",
-             change_without_backout),
-        Rule("RB303", "manual-without-target", "a manual step with no target=",
-             manual_without_target),
+        Rule(
+            "RB301",
+            "change-without-verify",
+            "a changing step with no verification step (.verify) after it",
+            change_without_verify,
+        ),
+        Rule(
+            "RB302",
+            "change-without-backout",
+            "a changing step with no backout=",
+            change_without_backout,
+        ),
+        Rule(
+            "RB303", "manual-without-target", "a manual step with no target=", manual_without_target
+        ),
         Rule("RB304", "unused-parameter", "a parameter declared but never used", unused_parameter),
-        Rule("RB305", "secret-literal", "a literal that looks like a password or key in a body",
-             secret_literal),
-        Rule("RB306", "hard-coded-host",
-             "a host name, domain or IP address written into a body instead of a parameter",
-             hard_coded_host),
-        Rule("RB307", "host-list-without-port",
-             "an entry without a port in a host:port;host:port list (ValidPorts)",
-             validports_missing_port),
+        Rule(
+            "RB305",
+            "secret-literal",
+            "a literal that looks like a password or key in a body",
+            secret_literal,
+        ),
+        Rule(
+            "RB306",
+            "hard-coded-host",
+            "a host name, domain or IP address written into a body instead of a parameter",
+            hard_coded_host,
+        ),
+        Rule(
+            "RB307",
+            "host-list-without-port",
+            "an entry without a port in a host:port;host:port list (ValidPorts)",
+            validports_missing_port,
+        ),
     )
 }
 

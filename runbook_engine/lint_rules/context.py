@@ -80,8 +80,18 @@ class LintContext:
     def step_finding(self, step: Step, code: str, message: str) -> Finding:
         """Return a warning located at the step's opening fence."""
         line = step.span.start_line
-        return Finding(Problem(message, step.span.path, line, len(step.prefix) + 1, code,
-                               "warning", self._line_text(step.span.path, line)), step.id)
+        return Finding(
+            Problem(
+                message,
+                step.span.path,
+                line,
+                len(step.prefix) + 1,
+                code,
+                "warning",
+                self._line_text(step.span.path, line),
+            ),
+            step.id,
+        )
 
     def body_finding(self, step: Step, offset: int, col: int, code: str, message: str) -> Finding:
         """Return a warning located in the step's body.
@@ -98,8 +108,10 @@ class LintContext:
         body_lines = step.body.split("\n")
         text = body_lines[offset] if offset < len(body_lines) else ""
         indent = len(source) - len(text) if source is not None and source.endswith(text) else 0
-        return Finding(Problem(message, step.span.path, line, indent + col + 1, code, "warning",
-                               source), step.id)
+        return Finding(
+            Problem(message, step.span.path, line, indent + col + 1, code, "warning", source),
+            step.id,
+        )
 
     def _line_text(self, path: Path, line: int) -> str | None:
         lines = self.source_lines(path)

@@ -23,9 +23,11 @@ def change_without_verify(ctx: LintContext) -> Iterator[Finding]:
     for index, step in enumerate(flow):
         if index > last_verify and ctx.changing(step):
             yield ctx.step_finding(
-                step, "RB301",
+                step,
+                "RB301",
                 f"step {step.id!r} changes state but no verification step follows it: add a "
-                "step with class .verify after it that checks the change took effect")
+                "step with class .verify after it that checks the change took effect",
+            )
 
 
 def change_without_backout(ctx: LintContext) -> Iterator[Finding]:
@@ -34,9 +36,11 @@ def change_without_backout(ctx: LintContext) -> Iterator[Finding]:
         # registry and service steps generate their backout from the value they read first
         if ctx.changing(step) and step.backout is None and step.kind not in ("registry", "service"):
             yield ctx.step_finding(
-                step, "RB302",
+                step,
+                "RB302",
                 f"step {step.id!r} changes state but has no backout=: add a step that undoes it "
-                "(or disable RB302 for this step with the reason it cannot be undone)")
+                "(or disable RB302 for this step with the reason it cannot be undone)",
+            )
 
 
 def manual_without_target(ctx: LintContext) -> Iterator[Finding]:
@@ -44,6 +48,8 @@ def manual_without_target(ctx: LintContext) -> Iterator[Finding]:
     for step in ctx.runbook.steps:
         if step.is_manual and step.target is None:
             yield ctx.step_finding(
-                step, "RB303",
+                step,
+                "RB303",
                 f"manual step {step.id!r} has no target: say who does it where - declare a role "
-                "under 'roles' (e.g. 'client: an Outlook 2003 workstation') and set target=ROLE")
+                "under 'roles' (e.g. 'client: an Outlook 2003 workstation') and set target=ROLE",
+            )

@@ -25,35 +25,209 @@ from runbook_engine.model import Step
 
 #: Generic and private-use top-level names (RFC 2606, RFC 6762 ``local``, common
 #: internal suffixes); ccTLDs are any other two letters, see :data:`_NOT_CC`.
-_TLDS = frozenset({
-    "com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "pro", "mobi", "aero",
-    "asia", "coop", "jobs", "museum", "tel", "travel", "cloud", "online", "site", "tech",
-    "store", "shop", "blog", "xyz", "top", "club", "email", "global", "systems", "services",
-    "solutions", "company", "network", "digital", "live", "news", "world", "website", "space",
-    "today", "agency", "local", "lan", "internal", "corp", "home", "intranet", "intra",
-    "localdomain", "lab", "example", "test", "invalid", "localhost", "arpa", "priv", "private",
-})
+_TLDS = frozenset(
+    {
+        "com",
+        "net",
+        "org",
+        "edu",
+        "gov",
+        "mil",
+        "int",
+        "info",
+        "biz",
+        "pro",
+        "mobi",
+        "aero",
+        "asia",
+        "coop",
+        "jobs",
+        "museum",
+        "tel",
+        "travel",
+        "cloud",
+        "online",
+        "site",
+        "tech",
+        "store",
+        "shop",
+        "blog",
+        "xyz",
+        "top",
+        "club",
+        "email",
+        "global",
+        "systems",
+        "services",
+        "solutions",
+        "company",
+        "network",
+        "digital",
+        "live",
+        "news",
+        "world",
+        "website",
+        "space",
+        "today",
+        "agency",
+        "local",
+        "lan",
+        "internal",
+        "corp",
+        "home",
+        "intranet",
+        "intra",
+        "localdomain",
+        "lab",
+        "example",
+        "test",
+        "invalid",
+        "localhost",
+        "arpa",
+        "priv",
+        "private",
+    }
+)
 #: Two-letter suffixes that are file extensions or code words more often than ccTLDs.
-_NOT_CC = frozenset({
-    "py", "sh", "md", "pl", "rs", "cs", "ps", "ts", "js", "db", "gz", "xz", "bz", "so", "id",
-    "in", "is", "to", "do", "me", "my", "no", "on", "as", "at", "by", "if", "or", "up", "go",
-    "ok", "cc", "hh", "el", "rb", "mo", "po", "ui",
-})
+_NOT_CC = frozenset(
+    {
+        "py",
+        "sh",
+        "md",
+        "pl",
+        "rs",
+        "cs",
+        "ps",
+        "ts",
+        "js",
+        "db",
+        "gz",
+        "xz",
+        "bz",
+        "so",
+        "id",
+        "in",
+        "is",
+        "to",
+        "do",
+        "me",
+        "my",
+        "no",
+        "on",
+        "as",
+        "at",
+        "by",
+        "if",
+        "or",
+        "up",
+        "go",
+        "ok",
+        "cc",
+        "hh",
+        "el",
+        "rb",
+        "mo",
+        "po",
+        "ui",
+    }
+)
 #: File extensions: a dotted word ending in one of these is a file name.
-_EXTENSIONS = frozenset({
-    "dll", "exe", "vbs", "vbe", "js", "jse", "wsf", "wsh", "inf", "ini", "txt", "log", "reg",
-    "cmd", "bat", "ps1", "psm1", "psd1", "py", "sh", "msi", "msp", "sys", "cab", "zip", "gz",
-    "tar", "tgz", "xml", "json", "yaml", "yml", "cfg", "conf", "csv", "htm", "html", "asp",
-    "aspx", "css", "md", "pem", "crt", "cer", "der", "pfx", "p12", "key", "csr", "ldf", "mdb",
-    "edb", "stm", "chk", "ocx", "cpl", "msc", "mof", "adm", "admx", "oab", "bak", "tmp", "old",
-    "doc", "docx", "xls", "xlsx", "pdf", "png", "jpg", "gif", "ico", "rtf", "dat", "bin", "img",
-    "iso", "vhd",
-})
+_EXTENSIONS = frozenset(
+    {
+        "dll",
+        "exe",
+        "vbs",
+        "vbe",
+        "js",
+        "jse",
+        "wsf",
+        "wsh",
+        "inf",
+        "ini",
+        "txt",
+        "log",
+        "reg",
+        "cmd",
+        "bat",
+        "ps1",
+        "psm1",
+        "psd1",
+        "py",
+        "sh",
+        "msi",
+        "msp",
+        "sys",
+        "cab",
+        "zip",
+        "gz",
+        "tar",
+        "tgz",
+        "xml",
+        "json",
+        "yaml",
+        "yml",
+        "cfg",
+        "conf",
+        "csv",
+        "htm",
+        "html",
+        "asp",
+        "aspx",
+        "css",
+        "md",
+        "pem",
+        "crt",
+        "cer",
+        "der",
+        "pfx",
+        "p12",
+        "key",
+        "csr",
+        "ldf",
+        "mdb",
+        "edb",
+        "stm",
+        "chk",
+        "ocx",
+        "cpl",
+        "msc",
+        "mof",
+        "adm",
+        "admx",
+        "oab",
+        "bak",
+        "tmp",
+        "old",
+        "doc",
+        "docx",
+        "xls",
+        "xlsx",
+        "pdf",
+        "png",
+        "jpg",
+        "gif",
+        "ico",
+        "rtf",
+        "dat",
+        "bin",
+        "img",
+        "iso",
+        "vhd",
+    }
+)
 #: Public reference sites a body may name (download and documentation links), with subdomains.
-PUBLIC_DOMAINS = frozenset({
-    "microsoft.com", "windows.com", "windowsupdate.com", "office.com", "github.com",
-    "python.org", "pypi.org", "debian.org",
-})
+PUBLIC_DOMAINS = frozenset(
+    {
+        "microsoft.com",
+        "windows.com",
+        "windowsupdate.com",
+        "office.com",
+        "github.com",
+        "python.org",
+        "pypi.org",
+        "debian.org",
+    }
+)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _NAME = re.compile(
     rf"(?<![\w.\-])(?:\*\.|(?<={TEMPLATE_MARK})\.)?{_LABEL}(?:\.{_LABEL})+\.?(?![\w\-]|\.[\w\-])"
@@ -107,20 +281,25 @@ def hard_coded_host(ctx: LintContext) -> Iterator[Finding]:
                     yield _host_finding(ctx, step, offset, match.start(), match.group(0), "address")
             for match in _NAME.finditer(line):
                 token = match.group(0)
-                if line[match.end():match.end() + 1] == "(" or token.replace(".", "").isdigit():
+                if line[match.end() : match.end() + 1] == "(" or token.replace(".", "").isdigit():
                     continue
-                if looks_like_host(token, line[max(0, match.start() - 2):match.start()]):
+                if looks_like_host(token, line[max(0, match.start() - 2) : match.start()]):
                     col = match.start() + (1 if token.startswith(".") else 0)
                     yield _host_finding(ctx, step, offset, col, token.strip("."), "name")
 
 
-def _host_finding(ctx: LintContext, step: Step, offset: int, col: int, text: str,
-                  what: str) -> Finding:
+def _host_finding(
+    ctx: LintContext, step: Step, offset: int, col: int, text: str, what: str
+) -> Finding:
     return ctx.body_finding(
-        step, offset, col, "RB306",
+        step,
+        offset,
+        col,
+        "RB306",
         f"step {step.id!r}: host {what} {text!r} is written into the body; declare a parameter "
         "(type fqdn, hostname, domain or ipv4) and write {{ name }}, so the runbook works in "
-        "every environment")
+        "every environment",
+    )
 
 
 def validports_missing_port(ctx: LintContext) -> Iterator[Finding]:
@@ -143,8 +322,9 @@ def _host_param(ctx: LintContext, text: str) -> bool:
     return param is not None and param.type in _HOST_TYPES
 
 
-def _list_entries(ctx: LintContext, step: Step, offset: int, match: re.Match[str],
-                  raw: str, named: bool) -> Iterator[Finding]:
+def _list_entries(
+    ctx: LintContext, step: Step, offset: int, match: re.Match[str], raw: str, named: bool
+) -> Iterator[Finding]:
     """Yield the port-less entries of one ``a;b;c`` token.
 
     The token counts as a host list when every entry is host-like and at least
@@ -163,11 +343,15 @@ def _list_entries(ctx: LintContext, step: Step, offset: int, match: re.Match[str
     if not any(parsed.group("port") or (named and "." in entry) for _, entry, parsed in entries):
         return
     for col, entry, parsed in entries:
-        text = raw[col:col + len(entry)]
+        text = raw[col : col + len(entry)]
         if parsed.group("port") or (set(entry) == {TEMPLATE_MARK} and not _host_param(ctx, text)):
             continue
         yield ctx.body_finding(
-            step, offset, col, "RB307",
+            step,
+            offset,
+            col,
+            "RB307",
             f"step {step.id!r}: entry {text!r} of this "
             "host:port list has no port; every ValidPorts entry must be host:port or "
-            "host:first-last, an entry without a port is ignored (KB 833401)")
+            "host:first-last, an entry without a port is ignored (KB 833401)",
+        )

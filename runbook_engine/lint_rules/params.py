@@ -65,10 +65,18 @@ def unused_parameter(ctx: LintContext) -> Iterator[Finding]:
         lines = ctx.source_lines(path)
         source = lines[line - 1] if 0 < line <= len(lines) else None
         col = len(source) - len(source.lstrip()) + 1 if source else 0
-        yield Finding(Problem(
-            f"parameter {name!r} is declared but never used: reference it as {{{{ {name} }}}} "
-            "in prose, a step body or a when= condition, or remove the declaration",
-            path, line, col, "RB304", "warning", source))
+        yield Finding(
+            Problem(
+                f"parameter {name!r} is declared but never used: reference it as {{{{ {name} }}}} "
+                "in prose, a step body or a when= condition, or remove the declaration",
+                path,
+                line,
+                col,
+                "RB304",
+                "warning",
+                source,
+            )
+        )
 
 
 def _declaring_file(ctx: LintContext, name: str) -> Path:

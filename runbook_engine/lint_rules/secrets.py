@@ -80,6 +80,10 @@ def secret_literal(ctx: LintContext) -> Iterator[Finding]:
                         continue
                     seen.add(col)
                     yield ctx.body_finding(
-                        step, offset, col, "RB305",
+                        step,
+                        offset,
+                        col,
+                        "RB305",
                         f"step {step.id!r}: this looks like a password or key written into the "
-                        "body; declare a parameter with 'secret: true' and write {{ name }}")
+                        "body; declare a parameter with 'secret: true' and write {{ name }}",
+                    )

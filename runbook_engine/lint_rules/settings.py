@@ -80,13 +80,21 @@ def read_settings(ctx: LintContext, codes: frozenset[str]) -> tuple[Settings, li
         problems.append(Problem(message, path, line, 1, code, severity))
 
     if not isinstance(raw, dict) or set(raw) - {"disable"}:
-        add("'lint' must be a mapping with one key, 'disable' (rule code -> reason)", "lint",
-            "RB310", "error")
+        add(
+            "'lint' must be a mapping with one key, 'disable' (rule code -> reason)",
+            "lint",
+            "RB310",
+            "error",
+        )
         return Settings(), problems
     disable = raw.get("disable") or {}
     if not isinstance(disable, dict):
-        add("'lint.disable' must map rule codes to reasons, e.g. {RB301: \"why\"}",
-            "lint.disable", "RB310", "error")
+        add(
+            "'lint.disable' must map rule codes to reasons, e.g. {RB301: \"why\"}",
+            "lint.disable",
+            "RB310",
+            "error",
+        )
         return Settings(), problems
     step_ids = {s.id for s in ctx.runbook.steps}
     disables = []
@@ -94,18 +102,29 @@ def read_settings(ctx: LintContext, codes: frozenset[str]) -> tuple[Settings, li
         key = f"lint.disable.{code}"
         if code not in codes:
             known = ", ".join(sorted(codes))
-            add(f"lint.disable: {code!r} is not a rule that can be disabled (rules: {known}; "
-                "errors cannot be disabled)", key, "RB312")
+            add(
+                f"lint.disable: {code!r} is not a rule that can be disabled (rules: {known}; "
+                "errors cannot be disabled)",
+                key,
+                "RB312",
+            )
             continue
         entry = _entry(str(code), value, lambda m, k=key: add(m, k, "RB310", "error"))
         if entry is None:
             continue
         if not entry.reason:
-            add(f"lint.disable: {code} has no reason; write why it does not apply, e.g. "
-                f"{code}: \"...\"", key, "RB311")
+            add(
+                f"lint.disable: {code} has no reason; write why it does not apply, e.g. "
+                f'{code}: "..."',
+                key,
+                "RB311",
+            )
         for step in sorted((entry.steps or set()) - step_ids):
-            add(f"lint.disable: {code} names step {step!r}, which this runbook does not have",
-                key, "RB313")
+            add(
+                f"lint.disable: {code} names step {step!r}, which this runbook does not have",
+                key,
+                "RB313",
+            )
         disables.append(entry)
     return Settings(tuple(disables)), problems
 
@@ -117,8 +136,9 @@ def _entry(code: str, value: Any, bad: Any) -> Disable | None:
         bad(f"lint.disable.{code} must be a reason, or a mapping with 'reason' and 'steps'")
         return None
     steps = value.get("steps")
-    if steps is not None and (not isinstance(steps, list)
-                              or not all(isinstance(s, str) for s in steps)):
+    if steps is not None and (
+        not isinstance(steps, list) or not all(isinstance(s, str) for s in steps)
+    ):
         bad(f"lint.disable.{code}.steps must be a list of step ids")
         return None
     reason = value.get("reason")

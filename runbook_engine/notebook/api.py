@@ -87,11 +87,18 @@ class _Target:
 _CURRENT: NotebookRun | None = None
 
 
-def attach(*, runbook_file: str, env_file: str | None = None, run_id: str | None = None,
-           state_dir: str | None = None, change_id: str | None = None,
-           operator: str | None = None, answers_file: str | None = None,
-           confirmations: dict[str, str] | None = None,
-           parameters: dict[str, Any] | None = None) -> NotebookRun:
+def attach(
+    *,
+    runbook_file: str,
+    env_file: str | None = None,
+    run_id: str | None = None,
+    state_dir: str | None = None,
+    change_id: str | None = None,
+    operator: str | None = None,
+    answers_file: str | None = None,
+    confirmations: dict[str, str] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> NotebookRun:
     """Create or open the notebook's run; return the handle the step cells use.
 
     Args:
@@ -120,9 +127,11 @@ def attach(*, runbook_file: str, env_file: str | None = None, run_id: str | None
     """
     global _CURRENT
     try:
-        target = _Target(Path(runbook_file).resolve(),
-                         Path(env_file).resolve() if env_file else None,
-                         Path(state_dir).resolve() if state_dir else default_state_dir().resolve())
+        target = _Target(
+            Path(runbook_file).resolve(),
+            Path(env_file).resolve() if env_file else None,
+            Path(state_dir).resolve() if state_dir else default_state_dir().resolve(),
+        )
         overrides = {k: v for k, v in (parameters or {}).items() if v is not None}
         wanted = parse_confirmations(confirmations or {})
         if _CURRENT is not None and _CURRENT.target == target and run_id in (None, _CURRENT.run_id):
@@ -138,22 +147,36 @@ def attach(*, runbook_file: str, env_file: str | None = None, run_id: str | None
     return handle
 
 
-def _open(target: _Target, run_id: str | None, overrides: dict[str, Any], change_id: str | None,
-          operator: str | None, answers_file: str | None) -> NotebookRun:
+def _open(
+    target: _Target,
+    run_id: str | None,
+    overrides: dict[str, Any],
+    change_id: str | None,
+    operator: str | None,
+    answers_file: str | None,
+) -> NotebookRun:
     store = CheckpointStore(target.state_dir)
     record = _existing(store, run_id)
     known = record is not None
     recorded_env = Path(record.env_path) if record and record.env_path else None
-    if record is not None and (Path(record.runbook_path) != target.runbook
-                               or recorded_env != target.env):
-        raise InputError(f"run {run_id} runs {record.runbook_path} with environment "
-                         f"{record.env_path}; this notebook gives {target.runbook} with "
-                         f"{target.env}: set run_id = None for a new run")
+    if record is not None and (
+        Path(record.runbook_path) != target.runbook or recorded_env != target.env
+    ):
+        raise InputError(
+            f"run {run_id} runs {record.runbook_path} with environment "
+            f"{record.env_path}; this notebook gives {target.runbook} with "
+            f"{target.env}: set run_id = None for a new run"
+        )
     step_ids = {s.id for s in load(target.runbook, target.env, overrides).runbook.steps}
     answers = load_answers(Path(answers_file), step_ids) if answers_file else None
     reporter = NotebookReporter()
-    options = RunOptions(operator=operator or default_operator(), answers=answers,
-                         interactive=False, change_id=change_id, reporter=reporter)
+    options = RunOptions(
+        operator=operator or default_operator(),
+        answers=answers,
+        interactive=False,
+        change_id=change_id,
+        reporter=reporter,
+    )
     if known:
         assert run_id is not None
         handle = NotebookRun(store, target, options, reporter, run_id, new=False)
@@ -177,8 +200,16 @@ class NotebookRun:
             journal records the resumption).
     """
 
-    def __init__(self, store: CheckpointStore, target: _Target, options: RunOptions,
-                 reporter: NotebookReporter, run_id: str, *, new: bool) -> None:
+    def __init__(
+        self,
+        store: CheckpointStore,
+        target: _Target,
+        options: RunOptions,
+        reporter: NotebookReporter,
+        run_id: str,
+        *,
+        new: bool,
+    ) -> None:
         self.store = store
         self.target = target
         self.options = options
@@ -211,10 +242,12 @@ class NotebookRun:
         result_status = self._execute(step_id)
         states = self._states(step_id)
         open_states = [s for s in states if s.status not in DONE_STATUSES]
-        tolerated = (ts.step.on_failure == "continue"
-                     and all(s.status == "failed" for s in open_states))
-        if result_status == "aborted" or (result_status == "failed" and open_states
-                                          and not tolerated):
+        tolerated = ts.step.on_failure == "continue" and all(
+            s.status == "failed" for s in open_states
+        )
+        if result_status == "aborted" or (
+            result_status == "failed" and open_states and not tolerated
+        ):
             raise StepFailed(self._failure_message(step_id))
         return states[0].status if states else "pending"
 
@@ -234,13 +267,20 @@ class NotebookRun:
         journal = self.store.run_dir(self.run_id) / "journal.jsonl"
         self.reporter.say(f"Run {self.run_id}: {status}. Journal: {journal}")
         if status in ("failed", "paused", "interrupted"):
-            self.reporter.say(f"Continue with `runbook resume {self.run_id}` "
-                              f"(state dir {self.store.state_dir}) or run the notebook again "
-                              f"with run_id = {self.run_id!r}.")
+            self.reporter.say(
+                f"Continue with `runbook resume {self.run_id}` "
+                f"(state dir {self.store.state_dir}) or run the notebook again "
+                f"with run_id = {self.run_id!r}."
+            )
         return status
 
-    def confirm(self, step_id: str, decision: str = "confirm", note: str | None = None,
-                by: str | None = None) -> None:
+    def confirm(
+        self,
+        step_id: str,
+        decision: str = "confirm",
+        note: str | None = None,
+        by: str | None = None,
+    ) -> None:
         """Record a decision for a gate from inside the notebook (source ``notebook``).
 
         ``decision`` is written as in ``confirmations`` (``"skip:reason"``);
@@ -269,10 +309,14 @@ class NotebookRun:
         for s in self.store.steps(self.run_id):
             counts[s.status] = counts.get(s.status, 0) + 1
         word = "Started new run" if self.new else "Continuing run"
-        self.reporter.say(f"{word} {self.run_id} of {record.runbook_id} "
-                          f"(environment {record.env_name or 'none'}, operator {record.operator})")
-        self.reporter.say(f"  state dir {self.store.state_dir}; steps: "
-                          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        self.reporter.say(
+            f"{word} {self.run_id} of {record.runbook_id} "
+            f"(environment {record.env_name or 'none'}, operator {record.operator})"
+        )
+        self.reporter.say(
+            f"  state dir {self.store.state_dir}; steps: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        )
 
     def check_values(self, overrides: dict[str, Any]) -> None:
         """Refuse parameters that differ from the run's values (a run keeps its values).
@@ -286,12 +330,15 @@ class NotebookRun:
         params = values.params if values is not None else {}
         for name, value in overrides.items():
             if name in params and params[name] != value:
-                raise InputError(f"run {self.run_id} has {name} = {params[name]!r}, the notebook "
-                                 f"gives {value!r}; a run keeps the values it started with: set "
-                                 "run_id = None (or restart the kernel) for a new run")
+                raise InputError(
+                    f"run {self.run_id} has {name} = {params[name]!r}, the notebook "
+                    f"gives {value!r}; a run keeps the values it started with: set "
+                    "run_id = None (or restart the kernel) for a new run"
+                )
 
-    def record_decisions(self, wanted: dict[str, tuple[str, str | None]], source: str,
-                         by: str | None = None) -> None:
+    def record_decisions(
+        self, wanted: dict[str, tuple[str, str | None]], source: str, by: str | None = None
+    ) -> None:
         """Store gate decisions (``step id -> (decision, note or reason)``) and journal them.
 
         Raises:
@@ -304,8 +351,10 @@ class NotebookRun:
         journal = self._runner().journal
         for step_id, (decision, detail) in wanted.items():
             if step_id not in flow:
-                raise InputError(f"confirmations name step {step_id!r}, which is not in the flow "
-                                 f"of run {self.run_id}")
+                raise InputError(
+                    f"confirmations name step {step_id!r}, which is not in the flow "
+                    f"of run {self.run_id}"
+                )
             ts = flow[step_id]
             for state in self._states(step_id):
                 if state.status in DONE_STATUSES:
@@ -313,15 +362,26 @@ class NotebookRun:
                 host = next(h for h in ts.hosts if h.name == state.host)
                 gate = ts.step.is_manual or host.transport == "manual"
                 if not (gate or state.status == "running"):
-                    raise InputError(f"step {step_id!r} is not a gate on {state.host} (it runs "
-                                     f"over {host.transport}); confirmations are for manual "
-                                     "steps, steps on hosts reached by hand, interrupted steps")
-                self.store.put_gate(GateDecision(self.run_id, step_id, state.host, decision, who,
-                                                 detail, source, utcnow()))
-                journal.append("gate-decision-recorded", step=step_id, host=state.host,
-                               decision=decision, by=who,
-                               note=None if decision == "skip" else detail,
-                               reason=detail if decision == "skip" else None, source=source)
+                    raise InputError(
+                        f"step {step_id!r} is not a gate on {state.host} (it runs "
+                        f"over {host.transport}); confirmations are for manual "
+                        "steps, steps on hosts reached by hand, interrupted steps"
+                    )
+                self.store.put_gate(
+                    GateDecision(
+                        self.run_id, step_id, state.host, decision, who, detail, source, utcnow()
+                    )
+                )
+                journal.append(
+                    "gate-decision-recorded",
+                    step=step_id,
+                    host=state.host,
+                    decision=decision,
+                    by=who,
+                    note=None if decision == "skip" else detail,
+                    reason=detail if decision == "skip" else None,
+                    source=source,
+                )
 
     def _execute(self, stop_after: str | None) -> str:
         runner = self._runner()
@@ -364,16 +424,20 @@ class NotebookRun:
         return [s for s in self.store.steps(self.run_id) if s.step_id == step_id]
 
     def _pause_message(self, exc: RunPaused) -> str:
-        return (f"{exc.message}; or run this notebook again with run_id = {self.run_id!r} "
-                f"(`runbook notebook run RUNBOOK --env ENV --run-id {self.run_id}`), or give "
-                "confirmations = {'STEP': 'confirm'}")
+        return (
+            f"{exc.message}; or run this notebook again with run_id = {self.run_id!r} "
+            f"(`runbook notebook run RUNBOOK --env ENV --run-id {self.run_id}`), or give "
+            "confirmations = {'STEP': 'confirm'}"
+        )
 
     def _failure_message(self, step_id: str) -> str:
         failed = [s for s in self.store.steps(self.run_id) if s.status == "failed"]
         what = ", ".join(f"{s.step_id} on {s.host} ({s.reason or 'failed'})" for s in failed)
-        return (f"run {self.run_id} stopped at step {step_id!r}: failed: {what or 'aborted'}. "
-                f"Fix the cause, then run the cell again or `runbook resume {self.run_id}` "
-                f"(output in {self.store.run_dir(self.run_id) / 'output'})")
+        return (
+            f"run {self.run_id} stopped at step {step_id!r}: failed: {what or 'aborted'}. "
+            f"Fix the cause, then run the cell again or `runbook resume {self.run_id}` "
+            f"(output in {self.store.run_dir(self.run_id) / 'output'})"
+        )
 
 
 def _existing(store: CheckpointStore, run_id: str | None) -> Any:
@@ -399,13 +463,16 @@ def parse_confirmations(confirmations: dict[str, str]) -> dict[str, tuple[str, s
     out: dict[str, tuple[str, str | None]] = {}
     for step_id, text in confirmations.items():
         if not isinstance(text, str):
-            raise InputError(f"confirmations[{step_id!r}]: give 'confirm', 'confirm:note' or "
-                             "'skip:reason'")
+            raise InputError(
+                f"confirmations[{step_id!r}]: give 'confirm', 'confirm:note' or 'skip:reason'"
+            )
         decision, _, detail = text.partition(":")
         decision = decision.strip()
         if decision not in DECISIONS:
-            raise InputError(f"confirmations[{step_id!r}]: {decision!r} is not one of "
-                             f"{', '.join(sorted(DECISIONS))}")
+            raise InputError(
+                f"confirmations[{step_id!r}]: {decision!r} is not one of "
+                f"{', '.join(sorted(DECISIONS))}"
+            )
         if decision == "skip" and not detail.strip():
             raise InputError(f"confirmations[{step_id!r}]: a skip needs a reason: 'skip:why'")
         out[str(step_id)] = (decision, detail.strip() or None)

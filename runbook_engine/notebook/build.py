@@ -31,19 +31,34 @@ from runbook_engine.tailor import TailoredProse, TailoredRunbook, TailoredStep
 
 #: Names the parameters cell sets besides the runbook's own parameters, in order.
 ENGINE_PARAMETERS: tuple[str, ...] = (
-    "run_id", "state_dir", "env_file", "runbook_file", "change_id", "operator",
-    "answers_file", "confirmations",
+    "run_id",
+    "state_dir",
+    "env_file",
+    "runbook_file",
+    "change_id",
+    "operator",
+    "answers_file",
+    "confirmations",
 )
 #: Names the derive cell binds; a runbook parameter may not use them either.
 _BOUND = frozenset({"rb", "runbook_engine"})
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {
-    "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
-    "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
     "pygments_lexer": "ipython3",
 }
-_LEXER = {"cmd": "bat", "sh": "sh", "bash": "bash", "python": "python",
-          "powershell": "powershell", "probe": "yaml"}
+_LEXER = {
+    "cmd": "bat",
+    "sh": "sh",
+    "bash": "bash",
+    "python": "python",
+    "powershell": "powershell",
+    "probe": "yaml",
+}
 #: Path of the placeholder environment of a runbook run without one (``loading._NO_ENV``).
 _NO_ENV_PATH = "<no environment>"
 _CELL_ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
@@ -84,19 +99,28 @@ def build_notebook(tailored: TailoredRunbook, *, change_id: str | None = None) -
     cells = [
         v4.new_markdown_cell(_title(tailored, change_id), id="title"),
         v4.new_markdown_cell(_parameters_doc(tailored), id="parameters-doc"),
-        v4.new_code_cell(_parameters_source(tailored, values, change_id), id="parameters",
-                         metadata={"tags": ["parameters"]}),
-        v4.new_code_cell(_attach_source(values), id="attach",
-                         metadata={"tags": ["runbook-attach"]}),
+        v4.new_code_cell(
+            _parameters_source(tailored, values, change_id),
+            id="parameters",
+            metadata={"tags": ["parameters"]},
+        ),
+        v4.new_code_cell(
+            _attach_source(values), id="attach", metadata={"tags": ["runbook-attach"]}
+        ),
     ]
     cells.extend(_body_cells(tailored))
     cells.append(v4.new_markdown_cell(_FINISH_DOC, id="finish-doc"))
-    cells.append(v4.new_code_cell("rb.finish()", id="finish",
-                                  metadata={"tags": ["runbook-finish"]}))
-    nb = v4.new_notebook(cells=cells, metadata={
-        "kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO),
-        "runbook_engine": _metadata(tailored, change_id),
-    })
+    cells.append(
+        v4.new_code_cell("rb.finish()", id="finish", metadata={"tags": ["runbook-finish"]})
+    )
+    nb = v4.new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": dict(KERNELSPEC),
+            "language_info": dict(LANGUAGE_INFO),
+            "runbook_engine": _metadata(tailored, change_id),
+        },
+    )
     nbformat.validate(nb)
     return nb
 
@@ -121,7 +145,11 @@ def parameter_values(tailored: TailoredRunbook) -> dict[str, Any]:
             raise InputError.single(
                 f"parameter {name!r} cannot be a notebook parameter: the name is taken by the "
                 f"notebook ({', '.join(ENGINE_PARAMETERS + tuple(sorted(_BOUND)))}) or by Python; "
-                "rename it", runbook.path, param.line, code="RB260")
+                "rename it",
+                runbook.path,
+                param.line,
+                code="RB260",
+            )
         value = known.get(name, param.default) if tailored.values is not None else param.default
         literal = repr(value)
         try:
@@ -129,8 +157,12 @@ def parameter_values(tailored: TailoredRunbook) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             same = False
         if not same:
-            raise InputError.single(f"parameter {name!r}: value {literal} has no Python literal",
-                                    runbook.path, param.line, code="RB261")
+            raise InputError.single(
+                f"parameter {name!r}: value {literal} has no Python literal",
+                runbook.path,
+                param.line,
+                code="RB261",
+            )
         out[name] = value
     return out
 
@@ -160,10 +192,20 @@ def environment_of(tailored: TailoredRunbook) -> Environment | None:
 def _title(tailored: TailoredRunbook, change_id: str | None) -> str:
     rb = tailored.runbook
     env = environment_of(tailored)
-    rows = [("Runbook", f"`{rb.id}`" + (f" version {rb.version}" if rb.version else "")
-             + f", SHA-256 `{rb.content_hash[:16]}…`"),
-            ("Environment", f"{env.name}: {env.description}".strip().rstrip(":") if env
-             else "none (generic; give `env_file` to run against an environment)")]
+    rows = [
+        (
+            "Runbook",
+            f"`{rb.id}`"
+            + (f" version {rb.version}" if rb.version else "")
+            + f", SHA-256 `{rb.content_hash[:16]}…`",
+        ),
+        (
+            "Environment",
+            f"{env.name}: {env.description}".strip().rstrip(":")
+            if env
+            else "none (generic; give `env_file` to run against an environment)",
+        ),
+    ]
     if change_id:
         rows.append(("Change", change_id))
     lines = [f"# {rb.title}", ""]
@@ -194,11 +236,12 @@ _FINISH_DOC = (
 
 def _parameters_doc(tailored: TailoredRunbook) -> str:
     lines = [
-        "## Parameters", "",
+        "## Parameters",
+        "",
         "The next cell holds the notebook's parameters (papermill: pass them as a dict). "
         "`run_id = None` starts a new run; an existing run id continues that run. "
-        "`confirmations` maps a step id to `\"confirm\"`, `\"confirm:note\"` or "
-        "`\"skip:reason\"`; the journal records them as given by notebook parameter. "
+        '`confirmations` maps a step id to `"confirm"`, `"confirm:note"` or '
+        '`"skip:reason"`; the journal records them as given by notebook parameter. '
         "The runbook's own parameters override the environment's values, as `--set` does.",
     ]
     params = [p for p in tailored.runbook.parameters.values() if not p.secret]
@@ -208,19 +251,27 @@ def _parameters_doc(tailored: TailoredRunbook) -> str:
     secrets = [p.name for p in tailored.runbook.parameters.values() if p.secret]
     if secrets:
         names = ", ".join(f"`{s}`" for s in secrets)
-        lines += ["", f"Secrets ({names}) are not parameters: they come from where the "
-                  "environment file names (environment variable, keyring)."]
+        lines += [
+            "",
+            f"Secrets ({names}) are not parameters: they come from where the "
+            "environment file names (environment variable, keyring).",
+        ]
     return "\n".join(lines)
 
 
-def _parameters_source(tailored: TailoredRunbook, values: dict[str, Any],
-                       change_id: str | None) -> str:
+def _parameters_source(
+    tailored: TailoredRunbook, values: dict[str, Any], change_id: str | None
+) -> str:
     env = environment_of(tailored)
     engine: dict[str, Any] = {
-        "run_id": None, "state_dir": None,
+        "run_id": None,
+        "state_dir": None,
         "env_file": str(env.path.resolve()) if env is not None else None,
-        "runbook_file": str(tailored.runbook.path.resolve()), "change_id": change_id,
-        "operator": None, "answers_file": None, "confirmations": {},
+        "runbook_file": str(tailored.runbook.path.resolve()),
+        "change_id": change_id,
+        "operator": None,
+        "answers_file": None,
+        "confirmations": {},
     }
     lines = [f"{name} = {engine[name]!r}" for name in ENGINE_PARAMETERS]
     lines += [f"{name} = {value!r}" for name, value in values.items()]
@@ -255,16 +306,27 @@ def _body_cells(tailored: TailoredRunbook) -> list[Any]:
             name = base if seen[base] == 1 else f"{base}-{seen[base]}"
             cells.append(v4.new_markdown_cell(seg.text.strip("\n"), id=name[:64]))
             continue
-        previous = cell_id(seg.id)[len("step-"):]
+        previous = cell_id(seg.id)[len("step-") :]
         meta = {"runbook_engine": {"step": seg.id}}
         if not seg.number:
-            cells.append(v4.new_markdown_cell(_helper_doc(tailored, seg),
-                                              id=cell_id(seg.id, "-doc"), metadata=meta))
+            cells.append(
+                v4.new_markdown_cell(
+                    _helper_doc(tailored, seg), id=cell_id(seg.id, "-doc"), metadata=meta
+                )
+            )
             continue
-        cells.append(v4.new_markdown_cell(_step_doc(tailored, seg), id=cell_id(seg.id, "-doc"),
-                                          metadata=meta))
-        cells.append(v4.new_code_cell(f"rb.step({seg.id!r})", id=cell_id(seg.id),
-                                      metadata={**meta, "tags": ["runbook-step"]}))
+        cells.append(
+            v4.new_markdown_cell(
+                _step_doc(tailored, seg), id=cell_id(seg.id, "-doc"), metadata=meta
+            )
+        )
+        cells.append(
+            v4.new_code_cell(
+                f"rb.step({seg.id!r})",
+                id=cell_id(seg.id),
+                metadata={**meta, "tags": ["runbook-step"]},
+            )
+        )
     return cells
 
 
@@ -286,23 +348,36 @@ def _step_doc(tailored: TailoredRunbook, ts: TailoredStep) -> str:
         lines += [f"> {line}".rstrip() for line in ts.body.rstrip("\n").split("\n")]
     else:
         if manual_host:
-            lines += ["**Run by hand** on the host above (a gate: the cell below stops until "
-                      "someone confirms that it was run):", ""]
+            lines += [
+                "**Run by hand** on the host above (a gate: the cell below stops until "
+                "someone confirms that it was run):",
+                "",
+            ]
         lines.append(_fenced(ts.body, _LEXER.get(step.kind, step.kind)))
     return "\n".join(lines)
 
 
 def _helper_doc(tailored: TailoredRunbook, ts: TailoredStep) -> str:
     role = ts.step.role
-    users = [s.id for s in tailored.steps
-             if (s.step.check if role == "check" else s.step.backout) == ts.id]
+    users = [
+        s.id
+        for s in tailored.steps
+        if (s.step.check if role == "check" else s.step.backout) == ts.id
+    ]
     what = "Check" if role == "check" else "Backout"
     used = ", ".join(f"`#{u}`" for u in users) or "no step"
-    when = ("runs before them; if it succeeds they are already done" if role == "check"
-            else "offered when they fail")
-    lines = [f"#### {what}: {ts.step.display_title()} `#{ts.id}`", "",
-             f"Helper step for {used} ({when}); it has no cell of its own.", "",
-             _fenced(ts.body, _LEXER.get(ts.step.kind, ts.step.kind))]
+    when = (
+        "runs before them; if it succeeds they are already done"
+        if role == "check"
+        else "offered when they fail"
+    )
+    lines = [
+        f"#### {what}: {ts.step.display_title()} `#{ts.id}`",
+        "",
+        f"Helper step for {used} ({when}); it has no cell of its own.",
+        "",
+        _fenced(ts.body, _LEXER.get(ts.step.kind, ts.step.kind)),
+    ]
     return "\n".join(lines)
 
 
@@ -353,10 +428,16 @@ def _metadata(tailored: TailoredRunbook, change_id: str | None) -> dict[str, Any
     return {
         "format": 1,
         "generator": f"runbook-engine {__version__}",
-        "runbook": {"id": rb.id, "title": rb.title, "version": rb.version,
-                    "sha256": rb.content_hash, "path": str(Path(rb.path).resolve())},
-        "environment": None if env is None else {
-            "name": env.name, "sha256": env.content_hash, "path": str(env.path.resolve())},
+        "runbook": {
+            "id": rb.id,
+            "title": rb.title,
+            "version": rb.version,
+            "sha256": rb.content_hash,
+            "path": str(Path(rb.path).resolve()),
+        },
+        "environment": None
+        if env is None
+        else {"name": env.name, "sha256": env.content_hash, "path": str(env.path.resolve())},
         "change_id": change_id,
         "steps": [ts.id for ts in tailored.steps],
     }

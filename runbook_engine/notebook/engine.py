@@ -65,13 +65,14 @@ class _Manager(NotebookExecutionManager):
             super().save(**kwargs)
             return
         last = getattr(self, "last_save_time", None)
-        if self._skip or (last is not None
-                          and (self.now() - last).total_seconds() < SAVE_INTERVAL):
+        if self._skip or (last is not None and (self.now() - last).total_seconds() < SAVE_INTERVAL):
             return
         path = Path(self.output_path)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n",
-                       encoding="utf-8")
+        tmp.write_text(
+            json.dumps(self.nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n",
+            encoding="utf-8",
+        )
         os.replace(tmp, path)
         self.last_save_time = self.now()
 
@@ -80,12 +81,24 @@ class RunbookEngine(NBClientEngine):
     """papermill's nbclient engine with :class:`_Manager` for saving."""
 
     @classmethod
-    def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None,
-                         progress_bar: bool = True, log_output: bool = False,
-                         autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+    def execute_notebook(
+        cls,
+        nb: Any,
+        kernel_name: str,
+        output_path: str | None = None,
+        progress_bar: bool = True,
+        log_output: bool = False,
+        autosave_cell_every: int = 30,
+        **kwargs: Any,
+    ) -> Any:
         """As :meth:`papermill.engines.Engine.execute_notebook`, with the cheaper saves."""
-        nb_man = _Manager(nb, output_path=output_path, progress_bar=progress_bar,
-                          log_output=log_output, autosave_cell_every=autosave_cell_every)
+        nb_man = _Manager(
+            nb,
+            output_path=output_path,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            autosave_cell_every=autosave_cell_every,
+        )
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)

@@ -41,13 +41,26 @@ from runbook_engine.journal import Journal
 from runbook_engine.store import CheckpointStore, RunRecord
 
 #: Exit status by the run's status in the store after the execution.
-EXIT_BY_STATUS = {"succeeded": 0, "unverified": 0, "failed": 1, "aborted": 1, "paused": 3,
-                  "interrupted": 130}
+EXIT_BY_STATUS = {
+    "succeeded": 0,
+    "unverified": 0,
+    "failed": 1,
+    "aborted": 1,
+    "paused": 3,
+    "interrupted": 130,
+}
 #: Exit status by the name of the exception a cell raised, when it says more than the store.
-EXIT_BY_ERROR = {"NotebookInputError": 2, "NotebookStateError": 2, "NotebookPaused": 3,
-                 "StepFailed": 1}
-_QUIET_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1", "JUPYTER_PLATFORM_DIRS": "1",
-              "PYTHONUNBUFFERED": "1"}
+EXIT_BY_ERROR = {
+    "NotebookInputError": 2,
+    "NotebookStateError": 2,
+    "NotebookPaused": 3,
+    "StepFailed": 1,
+}
+_QUIET_ENV = {
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    "JUPYTER_PLATFORM_DIRS": "1",
+    "PYTHONUNBUFFERED": "1",
+}
 _LOGGERS = ("papermill", "nbclient", "traitlets", "jupyter_client", "asyncio")
 
 
@@ -75,11 +88,19 @@ class NotebookOutcome:
     message: str | None
 
 
-def run_notebook(runbook: Path, env_path: Path | None, *, state_dir: Path,
-                 overrides: dict[str, str], answers: Path | None, run_id: str | None,
-                 operator: str | None, change_id: str | None,
-                 output: Path | None = None,
-                 confirmations: dict[str, str] | None = None) -> NotebookOutcome:
+def run_notebook(
+    runbook: Path,
+    env_path: Path | None,
+    *,
+    state_dir: Path,
+    overrides: dict[str, str],
+    answers: Path | None,
+    run_id: str | None,
+    operator: str | None,
+    change_id: str | None,
+    output: Path | None = None,
+    confirmations: dict[str, str] | None = None,
+) -> NotebookOutcome:
     """Build and execute the notebook of ``runbook`` for one attempt of a run.
 
     Args:
@@ -109,22 +130,30 @@ def run_notebook(runbook: Path, env_path: Path | None, *, state_dir: Path,
     record = _existing(store, run_id)
     if record is not None:
         _check_same(record, runbook, env_path, overrides)
-        loaded = _load(Path(record.runbook_path),
-                       Path(record.env_path) if record.env_path else None, record.overrides)
+        loaded = _load(
+            Path(record.runbook_path),
+            Path(record.env_path) if record.env_path else None,
+            record.overrides,
+        )
     else:
         loaded = _load(runbook, env_path, overrides)
     if answers is not None:
         load_answers(answers, {s.id for s in loaded.runbook.steps})
-    unknown = sorted(set(parse_confirmations(confirmations or {}))
-                     - {ts.id for ts in loaded.tailored.steps})
+    unknown = sorted(
+        set(parse_confirmations(confirmations or {})) - {ts.id for ts in loaded.tailored.steps}
+    )
     if unknown:
         raise InputError(f"--confirm names {', '.join(unknown)}: not a step of the runbook's flow")
     run_id = run_id or new_run_id(loaded.runbook.id)
     nb = build_notebook(loaded.tailored, change_id=change_id)
-    params = {"run_id": run_id, "state_dir": str(state_dir.resolve()),
-              "answers_file": str(answers.resolve()) if answers else None,
-              "operator": operator, "change_id": change_id,
-              "confirmations": dict(confirmations or {})}
+    params = {
+        "run_id": run_id,
+        "state_dir": str(state_dir.resolve()),
+        "answers_file": str(answers.resolve()) if answers else None,
+        "operator": operator,
+        "change_id": change_id,
+        "confirmations": dict(confirmations or {}),
+    }
     folder = store.run_dir(run_id) / "notebooks"
     created = not store.run_dir(run_id).exists()
     attempt, path = _reserve(folder)
@@ -150,17 +179,22 @@ def _existing(store: CheckpointStore, run_id: str | None) -> RunRecord | None:
     return record
 
 
-def _check_same(record: RunRecord, runbook: Path, env_path: Path | None,
-                overrides: dict[str, str]) -> None:
+def _check_same(
+    record: RunRecord, runbook: Path, env_path: Path | None, overrides: dict[str, str]
+) -> None:
     env = env_path.resolve() if env_path else None
     if Path(record.runbook_path) != runbook.resolve() or (
-            (Path(record.env_path) if record.env_path else None) != env):
-        raise InputError(f"run {record.run_id} runs {record.runbook_path} with environment "
-                         f"{record.env_path or 'none'}; give those (or leave out --run-id for "
-                         "a new run)")
+        (Path(record.env_path) if record.env_path else None) != env
+    ):
+        raise InputError(
+            f"run {record.run_id} runs {record.runbook_path} with environment "
+            f"{record.env_path or 'none'}; give those (or leave out --run-id for "
+            "a new run)"
+        )
     if overrides:
-        raise InputError(f"--set applies to new runs; run {record.run_id} keeps the values it "
-                         "started with")
+        raise InputError(
+            f"--set applies to new runs; run {record.run_id} keeps the values it started with"
+        )
 
 
 def _reserve(folder: Path) -> tuple[int, Path]:
@@ -193,21 +227,32 @@ def _papermill(nb: Any, path: Path, params: dict[str, Any]) -> _CellError | None
 
     from runbook_engine.notebook.engine import ENGINE_NAME
 
-    with tempfile.TemporaryDirectory(prefix="runbook-kernel-") as tmp, \
-            kernel_environment(Path(tmp)), _quiet(Path(tmp) / "kernel.log") as log:
+    with (
+        tempfile.TemporaryDirectory(prefix="runbook-kernel-") as tmp,
+        kernel_environment(Path(tmp)),
+        _quiet(Path(tmp) / "kernel.log") as log,
+    ):
         try:
             papermill.execute_notebook(
-                nb, str(path), parameters=params, kernel_name="python3", engine_name=ENGINE_NAME,
-                log_output=False, progress_bar=False, request_save_on_cell_execute=True,
-                cwd=os.getcwd())
+                nb,
+                str(path),
+                parameters=params,
+                kernel_name="python3",
+                engine_name=ENGINE_NAME,
+                log_output=False,
+                progress_bar=False,
+                request_save_on_cell_execute=True,
+                cwd=os.getcwd(),
+            )
         except PapermillExecutionError as exc:
             return _CellError(exc.ename, exc.evalue)
         except KeyboardInterrupt:
             return _CellError("RunInterrupted", "interrupted")
         except Exception as exc:  # kernel start or death: report it, keep the record
             sys.stderr.flush()
-            return _CellError(type(exc).__name__, str(exc), log.read_text(errors="replace")[-4000:],
-                              in_cell=False)
+            return _CellError(
+                type(exc).__name__, str(exc), log.read_text(errors="replace")[-4000:], in_cell=False
+            )
     return None
 
 
@@ -222,14 +267,21 @@ def kernel_environment(tmp: Path) -> Iterator[None]:
     """
     spec = tmp / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (runbook-engine)", "language": "python",
-        "metadata": {"debugger": False},
-    }), encoding="utf-8")
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (runbook-engine)",
+                "language": "python",
+                "metadata": {"debugger": False},
+            }
+        ),
+        encoding="utf-8",
+    )
     changes = dict(_QUIET_ENV)
     changes["JUPYTER_PATH"] = os.pathsep.join(
-        p for p in (str(tmp / "jupyter"), os.environ.get("JUPYTER_PATH")) if p)
+        p for p in (str(tmp / "jupyter"), os.environ.get("JUPYTER_PATH")) if p
+    )
     changes["JUPYTER_RUNTIME_DIR"] = str(tmp / "runtime")
     changes["IPYTHONDIR"] = str(tmp / "ipython")
     saved = {k: os.environ.get(k) for k in changes}
@@ -270,8 +322,15 @@ def _quiet(log: Path) -> Iterator[Path]:
                 logging.getLogger(name).setLevel(level)
 
 
-def _conclude(store: CheckpointStore, run_id: str, attempt: int, path: Path,
-              error: _CellError | None, output: Path | None, created: bool) -> NotebookOutcome:
+def _conclude(
+    store: CheckpointStore,
+    run_id: str,
+    attempt: int,
+    path: Path,
+    error: _CellError | None,
+    output: Path | None,
+    created: bool,
+) -> NotebookOutcome:
     record = _existing_any(store, run_id)
     if record is None:
         path.unlink(missing_ok=True)
@@ -287,8 +346,13 @@ def _conclude(store: CheckpointStore, run_id: str, attempt: int, path: Path,
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     status = record.status
     Journal(store.run_dir(run_id) / "journal.jsonl").append(
-        "notebook-executed", attempt=attempt, path=str(path.resolve()), sha256=digest,
-        run_status=status, error=error.name if error else None)
+        "notebook-executed",
+        attempt=attempt,
+        path=str(path.resolve()),
+        sha256=digest,
+        run_status=status,
+        error=error.name if error else None,
+    )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(f".{output.name}.tmp")
@@ -303,8 +367,10 @@ def _conclude(store: CheckpointStore, run_id: str, attempt: int, path: Path,
         code = 1
     message = None
     if code == 130:
-        message = (f"run {run_id} interrupted; `runbook resume {run_id}` continues it (the "
-                   "interrupted step is checked, or a person confirms it, before it runs again)")
+        message = (
+            f"run {run_id} interrupted; `runbook resume {run_id}` continues it (the "
+            "interrupted step is checked, or a person confirms it, before it runs again)"
+        )
     elif error is not None:
         message = error.message if error.name in EXIT_BY_ERROR else f"{error.name}: {error.message}"
         message += f"\n{error.kernel_log}" if error.kernel_log else ""

@@ -51,8 +51,15 @@ class NotebookReporter(Reporter):
 
     def __init__(self) -> None:
         super().__init__(quiet=False, stderr=False, stream=False)
-        self.console = Console(file=_CurrentStdout(), force_jupyter=False, force_terminal=False,
-                               no_color=True, highlight=False, width=110, soft_wrap=True)
+        self.console = Console(
+            file=_CurrentStdout(),
+            force_jupyter=False,
+            force_terminal=False,
+            no_color=True,
+            highlight=False,
+            width=110,
+            soft_wrap=True,
+        )
         self.redactor = Redactor.empty()
 
     def say(self, text: str) -> None:
@@ -78,8 +85,13 @@ class NotebookReporter(Reporter):
             word = "found it done" if result.ok else "found it not done"
             self.say(f"  check #{ts.id}: {word} (exit {result.exit_code})")
             return
-        status = ("✓ succeeded" if result.ok else
-                  "✗ timed out" if result.timed_out else f"✗ failed: exit {result.exit_code}")
+        status = (
+            "✓ succeeded"
+            if result.ok
+            else "✗ timed out"
+            if result.timed_out
+            else f"✗ failed: exit {result.exit_code}"
+        )
         self.say(f"  {status} in {result.duration:.2f} s")
         text = self.redactor.redact(result.stdout + result.stderr).rstrip("\n")
         if not text:
@@ -93,8 +105,10 @@ class NotebookReporter(Reporter):
 
     def earlier(self, ts: TailoredStep, states: list[StepState], total: int) -> None:
         """Say that a step finished before this notebook reached it (it is not run again)."""
-        self._print(f"[bold]Step {ts.number}/{total}[/bold] {escape(ts.step.display_title())} "
-                    f"[dim]#{ts.id}[/dim]")
+        self._print(
+            f"[bold]Step {ts.number}/{total}[/bold] {escape(ts.step.display_title())} "
+            f"[dim]#{ts.id}[/dim]"
+        )
         for state in states:
             why = f" ({state.reason})" if state.reason else ""
             self.say(f"  ✓ {state.status} on {state.host} earlier{why}; not run again")
@@ -103,8 +117,10 @@ class NotebookReporter(Reporter):
         """Print every step's state, one line each."""
         for s in states:
             why = f"  {s.reason}" if s.reason else ""
-            self.say(f"  {s.position:>3}  {s.status:<12} {s.step_id} @ {s.host}"
-                     f"{' - ' + titles[s.step_id] if s.step_id in titles else ''}{why}")
+            self.say(
+                f"  {s.position:>3}  {s.status:<12} {s.step_id} @ {s.host}"
+                f"{' - ' + titles[s.step_id] if s.step_id in titles else ''}{why}"
+            )
 
     def finished(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         """Report the end of a run."""

@@ -48,9 +48,7 @@ def probe_imap(spec: ImapProbe, observed: dict[str, Any]) -> tuple[bool, str]:
 
 def probe_smtp(spec: SmtpProbe, observed: dict[str, Any]) -> tuple[bool, str]:
     """Check the SMTP greeting, optionally STARTTLS, and optionally that relaying is refused."""
-    smtp = smtplib.SMTP(
-        timeout=spec.timeout, local_hostname=spec.ehlo_name or socket.gethostname()
-    )
+    smtp = smtplib.SMTP(timeout=spec.timeout, local_hostname=spec.ehlo_name or socket.gethostname())
     # smtplib takes the STARTTLS server_hostname from _host, which only its
     # constructor sets; connecting in the constructor would hide the banner.
     smtp._host = spec.host  # type: ignore[attr-defined]

@@ -54,14 +54,25 @@ class Renderer:
 RENDERERS: dict[str, Renderer] = {
     r.name: r
     for r in (
-        Renderer("md", ".md", "text/markdown; charset=utf-8",
-                 "runbook_engine.render.guide_md:render_markdown"),
-        Renderer("html", ".html", "text/html; charset=utf-8",
-                 "runbook_engine.render.guide_html:render_html"),
-        Renderer("pdf", ".pdf", "application/pdf",
-                 "runbook_engine.render.pdf:render_pdf"),
-        Renderer("ipynb", ".ipynb", "application/x-ipynb+json",
-                 "runbook_engine.notebook.build:render_ipynb"),
+        Renderer(
+            "md",
+            ".md",
+            "text/markdown; charset=utf-8",
+            "runbook_engine.render.guide_md:render_markdown",
+        ),
+        Renderer(
+            "html",
+            ".html",
+            "text/html; charset=utf-8",
+            "runbook_engine.render.guide_html:render_html",
+        ),
+        Renderer("pdf", ".pdf", "application/pdf", "runbook_engine.render.pdf:render_pdf"),
+        Renderer(
+            "ipynb",
+            ".ipynb",
+            "application/x-ipynb+json",
+            "runbook_engine.notebook.build:render_ipynb",
+        ),
     )
 }
 
@@ -76,8 +87,9 @@ def get_renderer(name: str) -> Renderer:
         return RENDERERS[name]
     except KeyError:
         known = ", ".join(sorted(RENDERERS))
-        raise InputError.single(f"unknown output format {name!r}; use one of: {known}",
-                                code="RB250") from None
+        raise InputError.single(
+            f"unknown output format {name!r}; use one of: {known}", code="RB250"
+        ) from None
 
 
 __all__ = ["RENDERERS", "Renderer", "get_renderer"]

@@ -54,8 +54,9 @@ def render_markdown(tailored: TailoredRunbook, *, change_id: str | None = None) 
     return guide_markdown(tailored, change_id=change_id).encode("utf-8")
 
 
-def guide_markdown(tailored: TailoredRunbook, *, change_id: str | None = None,
-                   html: bool = False) -> str:
+def guide_markdown(
+    tailored: TailoredRunbook, *, change_id: str | None = None, html: bool = False
+) -> str:
     """Return the guide's Markdown text.
 
     Args:
@@ -108,8 +109,13 @@ def body_parts(tailored: TailoredRunbook, *, html: bool = False) -> list[Part]:
     return parts
 
 
-def _step_part(tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list[TailoredStep]],
-               last_line: str, html: bool) -> Part:
+def _step_part(
+    tailored: TailoredRunbook,
+    ts: TailoredStep,
+    users: dict[str, list[TailoredStep]],
+    last_line: str,
+    html: bool,
+) -> Part:
     rest = continuation(ts.step.prefix)
     before = "" if is_blank_line(last_line) else rest.rstrip() + "\n"
     view = step_view(tailored, ts, users)
@@ -147,8 +153,11 @@ def close_open_fence(text: str) -> str:
         if token.level == 0 and token.map:
             if token.type == "fence" and token.map[1] >= len(lines):
                 last = lines[-1].strip()
-                closed = (token.map[1] - token.map[0] > 1 and set(last) == {token.markup[0]}
-                          and len(last) >= len(token.markup))
+                closed = (
+                    token.map[1] - token.map[0] > 1
+                    and set(last) == {token.markup[0]}
+                    and len(last) >= len(token.markup)
+                )
                 if not closed:
                     return text.rstrip("\n") + "\n" + token.markup + "\n"
             break

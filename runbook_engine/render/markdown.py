@@ -86,7 +86,8 @@ def _checkboxes(state: StateCore) -> None:
     for block in state.tokens:
         for i, child in enumerate(block.children or []):
             if child.type == "html_inline" and child.content.startswith(
-                    '<input class="task-list-item-checkbox"'):
+                '<input class="task-list-item-checkbox"'
+            ):
                 box = Token("rb_checkbox", "", 0)
                 box.meta = {"checked": 'checked="checked"' in child.content}
                 block.children[i] = box  # type: ignore[index]

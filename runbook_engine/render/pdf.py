@@ -45,13 +45,15 @@ def weasyprint_module() -> Any:
     try:
         import weasyprint
     except ImportError:
-        raise InputError.single(f"PDF output needs WeasyPrint: {INSTALL_HINT}",
-                                code="RB254") from None
+        raise InputError.single(
+            f"PDF output needs WeasyPrint: {INSTALL_HINT}", code="RB254"
+        ) from None
     except OSError as exc:  # cffi could not dlopen Pango and friends
         raise InputError.single(
             f"WeasyPrint is installed but its system libraries are missing ({exc}); on Debian: "
             "apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0",
-            code="RB254") from None
+            code="RB254",
+        ) from None
     return weasyprint
 
 
@@ -80,7 +82,8 @@ def render_pdf(tailored: TailoredRunbook, *, change_id: str | None = None) -> by
     stamp = _document_date()
     fetcher = _data_only_fetcher(weasyprint)
     document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).render(
-        stylesheets=[weasyprint.CSS(string=read_asset(PDF_STYLESHEET), url_fetcher=fetcher)])
+        stylesheets=[weasyprint.CSS(string=read_asset(PDF_STYLESHEET), url_fetcher=fetcher)]
+    )
     meta = document.metadata
     meta.created = stamp
     meta.modified = stamp
@@ -100,8 +103,10 @@ def _page_head(html: str, tailored: TailoredRunbook, change_id: str | None) -> s
     meta = f"Environment: {env.name if env else 'generic'}"
     if change_id:
         meta += f" · Change: {change_id}"
-    head = (f'<div class="pdf-head"><p class="pdf-head-title">{escape(tailored.runbook.title)}'
-            f'</p><p class="pdf-head-meta">{escape(meta)}</p></div>')
+    head = (
+        f'<div class="pdf-head"><p class="pdf-head-title">{escape(tailored.runbook.title)}'
+        f'</p><p class="pdf-head-meta">{escape(meta)}</p></div>'
+    )
     return _RUNNING_HEAD.sub(lambda _: head, html, count=1)
 
 
@@ -118,8 +123,10 @@ def _document_date() -> str:
         try:
             when = datetime.fromtimestamp(int(raw), UTC)
         except (ValueError, OverflowError, OSError):
-            raise InputError.single(f"SOURCE_DATE_EPOCH={raw!r} must be a whole number of "
-                                    "seconds since 1970-01-01 UTC", code="RB253") from None
+            raise InputError.single(
+                f"SOURCE_DATE_EPOCH={raw!r} must be a whole number of seconds since 1970-01-01 UTC",
+                code="RB253",
+            ) from None
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

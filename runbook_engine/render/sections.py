@@ -47,8 +47,10 @@ def details(tailored: TailoredRunbook, change_id: str | None) -> list[tuple[str,
         ("Runbook", code(rb.id)),
         ("Version", escape(rb.version) if rb.version else "—"),
         ("Content hash", code(rb.content_hash[:HASH_CHARS]) + " (SHA-256, first characters)"),
-        ("Environment", escape(env.name) if env else "*generic: no environment, placeholders "
-                                                     "shown as ‹name›*"),
+        (
+            "Environment",
+            escape(env.name) if env else "*generic: no environment, placeholders shown as ‹name›*",
+        ),
     ]
     if change_id:
         rows.append(("Change id", escape(change_id)))
@@ -103,8 +105,14 @@ def host_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str]]:
         if not hosts:
             rows.append((code(role), "*set by the environment*" if env is None else "—", "—", "—"))
         for host in hosts:
-            rows.append((code(role), escape(host.name), escape(host.address),
-                         TRANSPORT_LABELS.get(host.transport, escape(host.transport))))
+            rows.append(
+                (
+                    code(role),
+                    escape(host.name),
+                    escape(host.address),
+                    TRANSPORT_LABELS.get(host.transport, escape(host.transport)),
+                )
+            )
     return [tuple(cell(c) for c in row) for row in rows]  # type: ignore[misc]
 
 
@@ -120,14 +128,17 @@ def prerequisites(tailored: TailoredRunbook) -> list[str]:
         if hosts:
             text += ": " + ", ".join(
                 f"{escape(h.name)} ({TRANSPORT_LABELS.get(h.transport, h.transport)})"
-                for h in hosts)
+                for h in hosts
+            )
         items.append(text)
     if any(ts.step.target is None for ts in tailored.steps):
         items.append("The operator machine, for the steps that run locally")
     if any(p.secret for p in tailored.runbook.parameters.values()):
         names = ", ".join(code(n) for n, p in tailored.runbook.parameters.items() if p.secret)
-        items.append(f"The secrets {names}, from where the environment names them "
-                     "(never written in this guide)")
+        items.append(
+            f"The secrets {names}, from where the environment names them "
+            "(never written in this guide)"
+        )
     return [" ".join(i.split("\n")) for i in items]
 
 
@@ -142,8 +153,10 @@ def verification(tailored: TailoredRunbook) -> list[str]:
     for ts in tailored.steps:
         if ts.step.phase != "verify":
             continue
-        text = (f"[Step {ts.number}. {escape(ts.step.display_title())}](#{ts.id}) — on "
-                f"{location_text(tailored, ts)}")
+        text = (
+            f"[Step {ts.number}. {escape(ts.step.display_title())}](#{ts.id}) — on "
+            f"{location_text(tailored, ts)}"
+        )
         if ts.skip_reason is not None:
             text += " — *skipped in this environment*"
         items.append(text)
@@ -160,6 +173,7 @@ def backouts(tailored: TailoredRunbook) -> list[BackoutView]:
         if helper is None:
             continue
         heading = f"If step {ts.number} fails ({escape(ts.step.display_title())}):"
-        out.append(BackoutView(heading, "On " + location_text(tailored, helper),
-                               command_block(helper, "")))
+        out.append(
+            BackoutView(heading, "On " + location_text(tailored, helper), command_block(helper, ""))
+        )
     return out

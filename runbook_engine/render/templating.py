@@ -40,8 +40,9 @@ def _environment(folder: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
-                                            default_for_string=False),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2",), default_for_string=False
+        ),
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -60,11 +61,16 @@ def get_template(name: str) -> jinja2.Template:
     try:
         return env.get_template(name)
     except jinja2.TemplateNotFound:
-        raise InputError.single(f"template {name!r} not found in {template_dir()}",
-                                code="RB251") from None
+        raise InputError.single(
+            f"template {name!r} not found in {template_dir()}", code="RB251"
+        ) from None
     except jinja2.TemplateSyntaxError as exc:
-        raise InputError.single(f"template syntax error: {exc.message}",
-                                Path(exc.filename or name), exc.lineno, code="RB252") from None
+        raise InputError.single(
+            f"template syntax error: {exc.message}",
+            Path(exc.filename or name),
+            exc.lineno,
+            code="RB252",
+        ) from None
 
 
 def read_asset(name: str) -> str:

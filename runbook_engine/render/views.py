@@ -75,8 +75,10 @@ def rendered_at() -> str:
         try:
             when = datetime.fromtimestamp(int(raw), UTC)
         except (ValueError, OverflowError, OSError):
-            raise InputError.single(f"SOURCE_DATE_EPOCH={raw!r} must be a whole number of seconds "
-                                    "since 1970-01-01 UTC", code="RB253") from None
+            raise InputError.single(
+                f"SOURCE_DATE_EPOCH={raw!r} must be a whole number of seconds since 1970-01-01 UTC",
+                code="RB253",
+            ) from None
     return when.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -158,14 +160,21 @@ def declarative_block(ts: TailoredStep, label: str) -> Block | None:
     except InputError:
         return None
     reads = read_commands(spec)
-    lines = ["REM read first: if it already shows the wanted setting, nothing changes", *reads,
-             "REM change", *change_commands(spec), "REM read back: it must show the setting",
-             *reads]
+    lines = [
+        "REM read first: if it already shows the wanted setting, nothing changes",
+        *reads,
+        "REM change",
+        *change_commands(spec),
+        "REM read back: it must show the setting",
+        *reads,
+    ]
     body = "\n".join(lines) + "\n"
     fence = fence_for(body)
     gui = escape(" ".join(gui_steps(spec)))
-    return Block(f"Ensures {escape(describe(spec))}. {label}",
-                 f"{fence}cmd\n{body}{fence}\n\nOr in the GUI: {gui}")
+    return Block(
+        f"Ensures {escape(describe(spec))}. {label}",
+        f"{fence}cmd\n{body}{fence}\n\nOr in the GUI: {gui}",
+    )
 
 
 def by_hand(ts: TailoredStep) -> bool:
@@ -173,8 +182,9 @@ def by_hand(ts: TailoredStep) -> bool:
     return ts.step.is_manual or any(h.transport == "manual" for h in ts.hosts)
 
 
-def step_view(tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list[TailoredStep]]
-              ) -> StepView:
+def step_view(
+    tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list[TailoredStep]]
+) -> StepView:
     """Build the view of a flow step, or of a check/backout helper shown in place.
 
     Args:
@@ -195,20 +205,32 @@ def step_view(tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list
         facts.append(limits)
     heading = f"Step {ts.number}. {escape(step.display_title())}"
     if ts.skip_reason is not None:
-        reason = (f"condition {code(ts.condition)} is false" if ts.condition
-                  else escape(ts.skip_reason))
+        reason = (
+            f"condition {code(ts.condition)} is false" if ts.condition else escape(ts.skip_reason)
+        )
         facts.append(f"Skipped in this environment: {reason}")
-        return StepView(step.id, heading, tuple(badges), tuple(facts), None, None, False,
-                        " ".join([*classes, "step-skipped"]))
+        return StepView(
+            step.id,
+            heading,
+            tuple(badges),
+            tuple(facts),
+            None,
+            None,
+            False,
+            " ".join([*classes, "step-skipped"]),
+        )
     if ts.condition:
-        facts.append(f"Only when: {code(ts.condition)}" + ("" if tailored.generic
-                                                          else " — true in this environment"))
+        facts.append(
+            f"Only when: {code(ts.condition)}"
+            + ("" if tailored.generic else " — true in this environment")
+        )
     check = None
     if step.check and step.check in tailored.helpers:
         helper = tailored.helpers[step.check]
         where = "" if helper.hosts == ts.hosts else f" (on {location_text(tailored, helper)})"
-        check = command_block(helper, "Skipped if already done, that is when this read-only "
-                                      f"check succeeds{where}:")
+        check = command_block(
+            helper, f"Skipped if already done, that is when this read-only check succeeds{where}:"
+        )
     manual_host = by_hand(ts)
     if step.is_manual:
         label = "Instructions:"
@@ -221,8 +243,16 @@ def step_view(tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list
         block = declarative_block(ts, "Run by hand:" if manual_host else "Commands:")
     if manual_host:
         classes.append("step-by-hand")
-    return StepView(step.id, heading, tuple(badges), tuple(facts), check,
-                    block or command_block(ts, label), manual_host, " ".join(classes))
+    return StepView(
+        step.id,
+        heading,
+        tuple(badges),
+        tuple(facts),
+        check,
+        block or command_block(ts, label),
+        manual_host,
+        " ".join(classes),
+    )
 
 
 def _helper_view(ts: TailoredStep, users: list[TailoredStep]) -> StepView:
@@ -231,19 +261,24 @@ def _helper_view(ts: TailoredStep, users: list[TailoredStep]) -> StepView:
     links = ", ".join(f"[{u.number}](#{u.id})" for u in users) or "?"
     noun = "steps" if len(users) > 1 else "step"
     heading = f"{'Check' if role == 'check' else 'Backout'} for {noun} " + ", ".join(
-        str(u.number) for u in users)
+        str(u.number) for u in users
+    )
     if ts.step.title:
         heading += f": {escape(ts.step.title)}"
     if users and all(u.skip_reason is not None for u in users):
         facts = [f"Not used in this environment: {noun} {links} is skipped."]
     elif role == "check":
-        facts = [f"Read-only check, shown with {noun} {links}: when it succeeds, the step is "
-                 "already done and is skipped."]
+        facts = [
+            f"Read-only check, shown with {noun} {links}: when it succeeds, the step is "
+            "already done and is skipped."
+        ]
     else:
-        facts = [f"Undoes {noun} {links} if it fails; listed in the "
-                 "[backout plan](#_backout-plan)."]
-    return StepView(ts.step.id, heading, (), tuple(facts), None, None, False,
-                    f"step step-helper step-{role}")
+        facts = [
+            f"Undoes {noun} {links} if it fails; listed in the [backout plan](#_backout-plan)."
+        ]
+    return StepView(
+        ts.step.id, heading, (), tuple(facts), None, None, False, f"step step-helper step-{role}"
+    )
 
 
 def helper_users(tailored: TailoredRunbook) -> dict[str, list[TailoredStep]]:

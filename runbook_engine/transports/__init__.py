@@ -7,6 +7,7 @@ at all: the runner turns such steps into gates.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from runbook_engine.errors import ExecutionError
@@ -24,8 +25,9 @@ class TransportPool:
         on_output: Called with each output line as it arrives (may be ``None``).
     """
 
-    def __init__(self, secrets: dict[str, str],
-                 on_output: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, secrets: dict[str, str], on_output: Callable[[str], None] | None = None
+    ) -> None:
         self._secrets = secrets
         self._on_output = on_output
         self._open: dict[str, Transport] = {}
@@ -50,19 +52,21 @@ class TransportPool:
             credential = host.options.get("credential")
             password = self._secrets.get(str(credential)) if credential else None
             if credential and password is None:
-                raise ExecutionError(f"host {host.name}: credential {credential!r} was not resolved; "
-                                     "name it under 'secrets' in the environment file")
+                raise ExecutionError(
+                    f"host {host.name}: credential {credential!r} was not resolved; "
+                    "name it under 'secrets' in the environment file"
+                )
             transport = WinRMTransport(host, password, on_output=self._on_output)
         else:
-            raise ExecutionError(f"host {host.name}: transport {host.transport!r} cannot run commands")
+            raise ExecutionError(
+                f"host {host.name}: transport {host.transport!r} cannot run commands"
+            )
         self._open[key] = transport
         return transport
 
     def close(self) -> None:
         """Close every open transport (errors while closing are ignored)."""
         for transport in self._open.values():
-            try:
+            with contextlib.suppress(Exception):  # closing must not hide the run's outcome
                 transport.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the run's outcome
-                pass
         self._open.clear()

@@ -194,8 +194,13 @@ class LocalTransport:
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, **_group_options(),
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                **_group_options(),
             )
         except (OSError, ValueError) as exc:
             raise ExecutionError(f"cannot start {argv[0]!r}: {exc}") from exc
@@ -230,8 +235,9 @@ class LocalTransport:
                 proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(self._grace)
-            subprocess.run(["taskkill", "/T", "/F", "/PID", str(proc.pid)],
-                           capture_output=True, check=False)
+            subprocess.run(
+                ["taskkill", "/T", "/F", "/PID", str(proc.pid)], capture_output=True, check=False
+            )
             proc.wait()
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -71,15 +71,22 @@ class WinRMTransport:
 
     name = "winrm"
 
-    def __init__(self, host: Host, password: str | None, *,
-                 on_output: OutputCallback | None = None) -> None:
+    def __init__(
+        self, host: Host, password: str | None, *, on_output: OutputCallback | None = None
+    ) -> None:
         problems = validate_winrm_options(host.options, None, host.line)
         problems += file_problems(host)
         auth = host.options.get("transport", "ntlm")
         if password is None and auth in ("basic", "ntlm", "credssp"):
-            problems.append(Problem(f"winrm: host {host.name}: transport {auth} needs a password; "
-                                    "name a secret with 'credential:'", None, host.line,
-                                    code="RB214"))
+            problems.append(
+                Problem(
+                    f"winrm: host {host.name}: transport {auth} needs a password; "
+                    "name a secret with 'credential:'",
+                    None,
+                    host.line,
+                    code="RB214",
+                )
+            )
         if problems:
             raise EnvironmentFileError("\n".join(p.format() for p in problems), problems)
         self.host = host
@@ -94,8 +101,15 @@ class WinRMTransport:
         self.shells_opened = 0
 
     # -- public API -------------------------------------------------------------------
-    def run(self, kind: str, body: str, *, timeout: float | None = None,
-            cwd: str | None = None, env: dict[str, str] | None = None) -> CommandResult:
+    def run(
+        self,
+        kind: str,
+        body: str,
+        *,
+        timeout: float | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> CommandResult:
         """Run ``body`` as a ``cmd`` or ``powershell`` step and wait for it.
 
         Args:
@@ -114,8 +128,10 @@ class WinRMTransport:
         if timeout is not None and timeout <= 0:
             raise ExecutionError(f"timeout must be a positive number of seconds, not {timeout}")
         if kind not in ("cmd", "powershell"):
-            raise ExecutionError(f"WinRM host {self.host.name}: cannot run a {kind!r} step; "
-                                 "WinRM steps are cmd or powershell")
+            raise ExecutionError(
+                f"WinRM host {self.host.name}: cannot run a {kind!r} step; "
+                "WinRM steps are cmd or powershell"
+            )
         try:
             plan = build_plan(kind, body, cwd=cwd, env=env or {})
         except ValueError as exc:
@@ -144,8 +160,9 @@ class WinRMTransport:
         self._protocol.transport.close_session()
 
     # -- running ----------------------------------------------------------------------
-    def _run_plan(self, plan: CommandPlan, start: float, deadline: float | None,
-                  timeout: float | None) -> CommandResult:
+    def _run_plan(
+        self, plan: CommandPlan, start: float, deadline: float | None, timeout: float | None
+    ) -> CommandResult:
         shell = self._ensure_shell()
         try:
             for command in plan.uploads:
@@ -156,27 +173,53 @@ class WinRMTransport:
                     raise ExecutionError(
                         f"WinRM host {self.host.name}: uploading the step's script to %TEMP% "
                         f"failed (exit {up.exit_code}): {_excerpt(up.text())}. Check that "
-                        "certutil.exe is present and %TEMP% is writable")
-            out = self._run_command(shell, plan.command_line, deadline, kill=True,
-                                    stdin_eof=plan.stdin_eof, marker=plan.marker, stream=True)
+                        "certutil.exe is present and %TEMP% is writable"
+                    )
+            out = self._run_command(
+                shell,
+                plan.command_line,
+                deadline,
+                kill=True,
+                stdin_eof=plan.stdin_eof,
+                marker=plan.marker,
+                stream=True,
+            )
         finally:
             if plan.cleanup and self._shell_id is not None:
                 self._best_effort(shell, plan.cleanup)
         if out.timed_out:
             return self._timeout_result(plan, out, start, timeout, "")
-        return CommandResult(out.exit_code, out.stdout_text(), out.stderr_text(),
-                             time.monotonic() - start, False, plan.display)
+        return CommandResult(
+            out.exit_code,
+            out.stdout_text(),
+            out.stderr_text(),
+            time.monotonic() - start,
+            False,
+            plan.display,
+        )
 
-    def _run_command(self, shell: str, command: str, deadline: float | None, *, kill: bool,
-                     stdin_eof: bool, marker: str = "", stream: bool = False) -> _Output:
+    def _run_command(
+        self,
+        shell: str,
+        command: str,
+        deadline: float | None,
+        *,
+        kill: bool,
+        stdin_eof: bool,
+        marker: str = "",
+        stream: bool = False,
+    ) -> _Output:
         from winrm.exceptions import WinRMOperationTimeoutError
 
         p = self._proto()
         cid = self._call("start a command (Command)", lambda: p.run_command(shell, command))
         out = _Output(self._on_output if stream else None)
         if stdin_eof:
-            self._call("close the command's stdin (Send)",
-                       lambda: p.send_command_input(shell, cid, b"", end=True), started=True)
+            self._call(
+                "close the command's stdin (Send)",
+                lambda: p.send_command_input(shell, cid, b"", end=True),
+                started=True,
+            )
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -206,9 +249,12 @@ class WinRMTransport:
         p.operation_timeout_sec = op
         p.transport.read_timeout_sec = op + (self._read - self._op)
         try:
-            return self._call("read the command's output (Receive)",
-                              lambda: p.get_command_output_raw(shell, cid), started=True,
-                              poll=True)
+            return self._call(
+                "read the command's output (Receive)",
+                lambda: p.get_command_output_raw(shell, cid),
+                started=True,
+                poll=True,
+            )
         finally:
             p.operation_timeout_sec = self._op
             p.transport.read_timeout_sec = self._read
@@ -218,8 +264,9 @@ class WinRMTransport:
         """Find the step's process tree, Signal terminate, then ``taskkill /T /F``."""
         pids: list[int] = []
         try:
-            listing = self._run_command(shell, process_list_command(), _soon(), kill=False,
-                                        stdin_eof=False)
+            listing = self._run_command(
+                shell, process_list_command(), _soon(), kill=False, stdin_eof=False
+            )
             pids = parse_process_list(listing.stdout, marker)
         except (ExecutionError, ShellGone):
             pass
@@ -235,20 +282,27 @@ class WinRMTransport:
 
     def _signal(self, shell: str, cid: str) -> str:
         try:
-            self._call("terminate the command (Signal)",
-                       lambda: self._proto().cleanup_command(shell, cid), started=True)
+            self._call(
+                "terminate the command (Signal)",
+                lambda: self._proto().cleanup_command(shell, cid),
+                started=True,
+            )
             return "sent Signal terminate"
         except (ExecutionError, ShellGone) as exc:
             return f"Signal terminate failed: {exc}"
 
-    def _timeout_result(self, plan: CommandPlan, out: _Output, start: float,
-                        timeout: float | None, when: str) -> CommandResult:
-        note = (f"[runbook-engine] deadline of {timeout:g} s passed {when}".rstrip()
-                + f"; {out.kill_note}\n")
+    def _timeout_result(
+        self, plan: CommandPlan, out: _Output, start: float, timeout: float | None, when: str
+    ) -> CommandResult:
+        note = (
+            f"[runbook-engine] deadline of {timeout:g} s passed {when}".rstrip()
+            + f"; {out.kill_note}\n"
+        )
         stderr = out.stderr_text()
         stderr = stderr + ("\n" if stderr and not stderr.endswith("\n") else "") + note
-        return CommandResult(None, out.stdout_text(), stderr, time.monotonic() - start,
-                             True, plan.display)
+        return CommandResult(
+            None, out.stdout_text(), stderr, time.monotonic() - start, True, plan.display
+        )
 
     # -- shell and protocol -----------------------------------------------------------
     def _proto(self) -> Any:
@@ -258,13 +312,19 @@ class WinRMTransport:
             o = self.host.options
             try:
                 self._protocol = Protocol(
-                    endpoint=self.endpoint, transport=o.get("transport", "ntlm"),
-                    username=o.get("username"), password=self._password,
-                    ca_trust_path=o.get("ca_trust_path"), cert_pem=o.get("cert_pem"),
+                    endpoint=self.endpoint,
+                    transport=o.get("transport", "ntlm"),
+                    username=o.get("username"),
+                    password=self._password,
+                    ca_trust_path=o.get("ca_trust_path"),
+                    cert_pem=o.get("cert_pem"),
                     cert_key_pem=o.get("cert_key_pem"),
                     server_cert_validation=o.get("server_cert_validation", "validate"),
-                    read_timeout_sec=self._read, operation_timeout_sec=self._op,
-                    message_encryption=o.get("message_encryption", "auto"), proxy=None)
+                    read_timeout_sec=self._read,
+                    operation_timeout_sec=self._op,
+                    message_encryption=o.get("message_encryption", "auto"),
+                    proxy=None,
+                )
             except Exception as exc:
                 raise ExecutionError(self._describe("prepare the connection", exc)) from None
         return self._protocol
@@ -272,13 +332,15 @@ class WinRMTransport:
     def _ensure_shell(self) -> str:
         if self._shell_id is None:
             p = self._proto()
-            self._shell_id = self._call("open a shell (Create)",
-                                        lambda: p.open_shell(codepage=65001, noprofile=True))
+            self._shell_id = self._call(
+                "open a shell (Create)", lambda: p.open_shell(codepage=65001, noprofile=True)
+            )
             self.shells_opened += 1
         return self._shell_id
 
-    def _call(self, action: str, fn: Callable[[], Any], *, started: bool = False,
-              poll: bool = False) -> Any:
+    def _call(
+        self, action: str, fn: Callable[[], Any], *, started: bool = False, poll: bool = False
+    ) -> Any:
         """Call pywinrm; map every foreign error to ExecutionError or ShellGone.
 
         With ``poll`` an OperationTimeout fault passes through (it means "poll again").
@@ -290,25 +352,33 @@ class WinRMTransport:
         except WinRMOperationTimeoutError:
             if poll:
                 raise
-            raise ExecutionError(self._describe(action, TimeoutError(
-                "the server gave up within operation_timeout_sec"))) from None
+            raise ExecutionError(
+                self._describe(
+                    action, TimeoutError("the server gave up within operation_timeout_sec")
+                )
+            ) from None
         except Exception as exc:
             if is_shell_gone(exc):
                 raise ShellGone(action, started) from None
             raise ExecutionError(self._describe(action, exc)) from None
 
     def _describe(self, action: str, exc: BaseException) -> str:
-        return describe_error(self.host.name, self.endpoint, self.host.options, action, exc,
-                              secret=self._password)
+        return describe_error(
+            self.host.name, self.endpoint, self.host.options, action, exc, secret=self._password
+        )
 
     def _shell_lost_message(self, gone: ShellGone) -> str:
         if gone.started:
-            return (f"WinRM host {self.host.name} ({self.endpoint}): the shell disappeared "
-                    f"while the step was running ({gone.action}); its outcome is unknown. "
-                    "Check the host (WinRM service restart, IdleTimeout, MaxShellsPerUser) "
-                    "and verify the step's effect before retrying")
-        return (f"WinRM host {self.host.name} ({self.endpoint}): the server lost the shell "
-                "again right after it was reopened. Check the WinRM service on the host")
+            return (
+                f"WinRM host {self.host.name} ({self.endpoint}): the shell disappeared "
+                f"while the step was running ({gone.action}); its outcome is unknown. "
+                "Check the host (WinRM service restart, IdleTimeout, MaxShellsPerUser) "
+                "and verify the step's effect before retrying"
+            )
+        return (
+            f"WinRM host {self.host.name} ({self.endpoint}): the server lost the shell "
+            "again right after it was reopened. Check the WinRM service on the host"
+        )
 
     def _best_effort(self, shell: str, command: str) -> None:
         with contextlib.suppress(ExecutionError, ShellGone):
@@ -316,8 +386,11 @@ class WinRMTransport:
 
     def _best_effort_signal(self, shell: str, cid: str) -> None:
         with contextlib.suppress(ExecutionError, ShellGone):
-            self._call("release the command (Signal)",
-                       lambda: self._proto().cleanup_command(shell, cid), started=True)
+            self._call(
+                "release the command (Signal)",
+                lambda: self._proto().cleanup_command(shell, cid),
+                started=True,
+            )
 
 
 class _Output:
@@ -336,8 +409,9 @@ class _Output:
         self.timed_out = False
         self.kill_note = ""
         self._callback = callback
-        self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace")
-                          for s in ("stdout", "stderr")}
+        self._decoders = {
+            s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")
+        }
         self._partial = {"stdout": "", "stderr": ""}
 
     def add(self, stdout: bytes, stderr: bytes) -> None:
@@ -393,5 +467,10 @@ def _excerpt(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-__all__ = ["AUTH_METHODS", "OPTION_NAMES", "WinRMTransport", "endpoint_of",
-           "validate_winrm_options"]
+__all__ = [
+    "AUTH_METHODS",
+    "OPTION_NAMES",
+    "WinRMTransport",
+    "endpoint_of",
+    "validate_winrm_options",
+]

@@ -19,11 +19,23 @@ from runbook_engine.errors import Problem
 from runbook_engine.model import Host
 
 #: Option names as Ansible's ``ansible_winrm_*`` variables name them, plus ``credential``.
-OPTION_NAMES: frozenset[str] = frozenset({
-    "scheme", "port", "path", "transport", "server_cert_validation", "ca_trust_path",
-    "message_encryption", "read_timeout_sec", "operation_timeout_sec", "username",
-    "cert_pem", "cert_key_pem", "credential",
-})
+OPTION_NAMES: frozenset[str] = frozenset(
+    {
+        "scheme",
+        "port",
+        "path",
+        "transport",
+        "server_cert_validation",
+        "ca_trust_path",
+        "message_encryption",
+        "read_timeout_sec",
+        "operation_timeout_sec",
+        "username",
+        "cert_pem",
+        "cert_key_pem",
+        "credential",
+    }
+)
 AUTH_METHODS: tuple[str, ...] = ("basic", "ntlm", "kerberos", "certificate", "credssp")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "scheme": ("http", "https"),
@@ -71,17 +83,21 @@ def validate_winrm_options(options: Any, path: Any, line: int) -> list[Problem]:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         bad(f"port: {port!r} is not a TCP port (1-65535)")
     timeouts = {}
-    for key, default in (("read_timeout_sec", DEFAULT_READ_TIMEOUT_SEC),
-                         ("operation_timeout_sec", DEFAULT_OPERATION_TIMEOUT_SEC)):
+    for key, default in (
+        ("read_timeout_sec", DEFAULT_READ_TIMEOUT_SEC),
+        ("operation_timeout_sec", DEFAULT_OPERATION_TIMEOUT_SEC),
+    ):
         value = options.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(f"{key}: {value!r} must be a whole number of seconds, 1 or more")
         else:
             timeouts[key] = value
     if len(timeouts) == 2 and timeouts["read_timeout_sec"] <= timeouts["operation_timeout_sec"]:
-        bad(f"read_timeout_sec ({timeouts['read_timeout_sec']}) must exceed "
+        bad(
+            f"read_timeout_sec ({timeouts['read_timeout_sec']}) must exceed "
             f"operation_timeout_sec ({timeouts['operation_timeout_sec']}): the server may "
-            "hold each poll for operation_timeout_sec before answering")
+            "hold each poll for operation_timeout_sec before answering"
+        )
     problems.extend(_auth_problems(options, path, line))
     return problems
 
@@ -97,8 +113,10 @@ def _auth_problems(options: dict[str, Any], path: Any, line: int) -> list[Proble
     elif auth in ("basic", "ntlm", "credssp") and not options.get("username"):
         out.append(f"transport {auth} needs a username")
     if options.get("message_encryption") == "always" and auth in ("basic", "certificate"):
-        out.append(f"message_encryption always is impossible with transport {auth}; "
-                   "use scheme https instead (TLS encrypts the messages)")
+        out.append(
+            f"message_encryption always is impossible with transport {auth}; "
+            "use scheme https instead (TLS encrypts the messages)"
+        )
     return [Problem(f"winrm: {m}", path, line, code="RB214") for m in out]
 
 
@@ -121,6 +139,12 @@ def file_problems(host: Host) -> list[Problem]:
     for key in ("ca_trust_path", "cert_pem", "cert_key_pem"):
         value = host.options.get(key)
         if isinstance(value, str) and value and not Path(value).exists():
-            out.append(Problem(f"winrm: host {host.name}: {key} {value!r} does not exist",
-                               None, host.line, code="RB214"))
+            out.append(
+                Problem(
+                    f"winrm: host {host.name}: {key} {value!r} does not exist",
+                    None,
+                    host.line,
+                    code="RB214",
+                )
+            )
     return out

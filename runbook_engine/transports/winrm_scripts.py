@@ -52,8 +52,9 @@ class CommandPlan:
     stdin_eof: bool
 
 
-def build_plan(kind: str, body: str, *, cwd: str | None, env: dict[str, str],
-               marker: str | None = None) -> CommandPlan:
+def build_plan(
+    kind: str, body: str, *, cwd: str | None, env: dict[str, str], marker: str | None = None
+) -> CommandPlan:
     """Return the commands that run ``body`` as a ``cmd`` or ``powershell`` step.
 
     A one-line cmd body without cwd or env runs inline; a PowerShell body without env
@@ -114,8 +115,9 @@ def _ps_prelude(cwd: str | None, env: dict[str, str]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _uploaded(script: bytes, marker: str, prefix: str, suffix: str, run: str,
-              stdin_eof: bool) -> CommandPlan:
+def _uploaded(
+    script: bytes, marker: str, prefix: str, suffix: str, run: str, stdin_eof: bool
+) -> CommandPlan:
     name = marker + suffix
     b64_path = f'"%TEMP%\\{marker}.b64"'
     target = f'"%TEMP%\\{name}"'
@@ -125,8 +127,9 @@ def _uploaded(script: bytes, marker: str, prefix: str, suffix: str, run: str,
     return CommandPlan(line, line, tuple(uploads), cleanup, marker, stdin_eof)
 
 
-def upload_commands(data: bytes, b64_path: str, target: str,
-                    limit: int = SAFE_COMMAND_LINE) -> list[str]:
+def upload_commands(
+    data: bytes, b64_path: str, target: str, limit: int = SAFE_COMMAND_LINE
+) -> list[str]:
     """Return cmd commands that recreate ``data`` at ``target`` (both paths quoted).
 
     Base64 lines are appended with ``(echo L1&echo L2...)>>file`` (the redirection
@@ -134,7 +137,7 @@ def upload_commands(data: bytes, b64_path: str, target: str,
     each command under ``limit`` characters; ``certutil -f -decode`` finishes.
     """
     text = base64.b64encode(data).decode("ascii")
-    lines = [text[i:i + UPLOAD_LINE] for i in range(0, len(text), UPLOAD_LINE)] or [""]
+    lines = [text[i : i + UPLOAD_LINE] for i in range(0, len(text), UPLOAD_LINE)] or [""]
     decode = f"certutil -f -decode {b64_path} {target}"
     commands: list[str] = []
     chunk: list[str] = []
