@@ -41,6 +41,10 @@ class Reporter:
         if not self.quiet:
             self.console.print(body.rstrip(), markup=False, highlight=False, soft_wrap=True)
 
+    def warning(self, message: str) -> None:
+        """Show a warning about the run as a whole."""
+        self._print(f"[yellow]! {escape(message)}[/yellow]")
+
     def skipped(self, reason: str) -> None:
         """Report a step skipped by its condition."""
         self._print(f"  ↷ skipped [dim]({escape(reason)})[/dim]")

@@ -34,7 +34,7 @@ from runbook_engine.journal import Journal
 from runbook_engine.loading import Loaded, load
 from runbook_engine.model import Host
 from runbook_engine.quoting import secret_environment
-from runbook_engine.redact import Redactor
+from runbook_engine.redact import MIN_FREE_TEXT_LENGTH, Redactor
 from runbook_engine.reporter import Reporter
 from runbook_engine.store import DONE_STATUSES, CheckpointStore, RunRecord, StepState, utcnow
 from runbook_engine.tailor import TailoredStep
@@ -180,6 +180,18 @@ def create_run(
         signing=runner.signer.describe() if runner.signer else None,
         steps=flow_fields(shown),
     )
+    short = sorted(
+        n
+        for n, v in (loaded.values.secrets if loaded.values else {}).items()
+        if 0 < len(v) < MIN_FREE_TEXT_LENGTH
+    )
+    for name in short:  # said once, up front: such a value cannot be found in free text
+        message = (
+            f"secret {name!r} is shorter than {MIN_FREE_TEXT_LENGTH} characters: it is "
+            "redacted in structured fields but cannot be found in command output"
+        )
+        runner.journal.append("warning", message=message)
+        runner.report.warning(message)
     return runner
 
 

@@ -170,3 +170,21 @@ def test_secrets_reach_commands_as_environment_references(tmp_path: Path) -> Non
     finally:
         del os.environ["RUNBOOK_SECRET_PW"]
     assert "s3cret" not in body and "RUNBOOK_SECRET_PW" in body
+
+
+def test_short_secret_is_warned_about_up_front(tmp_path: Path) -> None:
+    (tmp_path / "s.md").write_text(
+        "---\nparameters:\n  pin: {type: string, secret: true}\n---\n"
+        '```sh {#e}\necho "pin={{ pin }}"\n```\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "run", "s.md", "--state-dir", "st"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RUNBOOK_SECRET_PIN": "abc"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "shorter than 4 characters" in proc.stdout
+    journal = next((tmp_path / "st" / "runs").glob("*/journal.jsonl")).read_text()
+    assert '"event":"warning"' in journal
