@@ -11,12 +11,12 @@ each server runs the cmd.exe text it receives on a scripted Windows Server 2003
 to tests/probe_servers.py.
 
 The environment is the article's lab (runbooks/exchange2003/environments/lab.yaml) with
-both servers on WinRM, ``probes_reachable: true`` and ``probe_ca_file`` set.  One change to
-the runbook text is unavoidable (see :func:`loopback_copy`): the probe bodies hard-code the
-published ports (443, 993, 143, 25) and connect to ``external_host``, a ``fqdn`` parameter,
-and no two-label name resolves to 127.0.0.1 here; the copy points the probes at
-``localhost`` and the loopback ports, and the TLS probe still checks the certificate for
-``external_host`` (``server_name``).
+both servers on WinRM, ``probes_reachable: true`` and ``probe_ca_file`` set.  The runbook
+text is used unchanged: the environment points the probes at the loopback servers with the
+runbooks' ``probe_connect`` (``localhost``) and port parameters (``https_port``,
+``imaps_port``, ``imap_port``, ``smtp_port``, ``submission_port``), while ``external_host``
+stays the name the probes check the certificates for (no two-label name resolves to
+127.0.0.1 here, so the probes could not reach it by that name).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class Lab:
         # A restart ends every shell: the next Command finds its shell gone (the transport
         # opens a new one).
         self.dc.on_restart = lambda: self.servers["dc"].inject("Command", "shell_not_found")
-        self.library = loopback_copy(LIBRARY, tmp / "library", probes)
+        self.library = Path(shutil.copytree(LIBRARY, tmp / "library"))
         self.state = tmp / "state"
 
     def environment(self) -> Path:
@@ -173,6 +173,11 @@ class Lab:
         env["parameters"].update(
             external_host=EXTERNAL_HOST,
             probe_ca_file=str(self.pki.ca_file),
+            probe_connect="localhost",
+            https_port=self.probes["https"],
+            imaps_port=self.probes["imaps"],
+            imap_port=self.probes["closed"],
+            smtp_port=self.probes["relay"],
             submission_port=self.probes["submission"],
         )
         env["secrets"] = {
@@ -243,75 +248,6 @@ class Lab:
     def journal(self, run_id: str) -> list[dict[str, Any]]:
         path = self.state / "runs" / run_id / "journal.jsonl"
         return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
-
-
-def loopback_copy(source: Path, dest: Path, ports: dict[str, int]) -> Path:
-    """Copy the library and point each probe body at ``localhost`` and its loopback port.
-
-    Every replacement must apply exactly once, so a change to a probe body fails here
-    with the step named instead of silently testing something else.
-    """
-    edits = {
-        "rpc-over-https.md": {
-            "verify-443-open": [
-                (
-                    "host: {{ external_host }}\nport: 443\n",
-                    f"host: localhost\nport: {ports['https']}\n",
-                )
-            ],
-            "verify-certificate": [
-                (
-                    "host: {{ external_host }}\nport: 443\n",
-                    f"host: localhost\nport: {ports['https']}\n"
-                    "server_name: {{ external_host }}\n",
-                )
-            ],
-            "verify-rpc-401": [
-                ("https://{{ external_host }}/", f"https://localhost:{ports['https']}/")
-            ],
-            "verify-rpcwithcert-401": [
-                ("https://{{ external_host }}/", f"https://localhost:{ports['https']}/")
-            ],
-        },
-        "imap4-smtp-for-phones.md": {
-            "external-name-probe": [
-                ("name: {{ external_host }}\n", "name: localhost\n"),
-                ("expect: {{ external_ip }}\n", "expect: 127.0.0.1\n"),
-            ],
-            "verify-imaps-probe": [
-                (
-                    "host: {{ external_host }}\nport: 993\n",
-                    f"host: localhost\nport: {ports['imaps']}\n",
-                )
-            ],
-            "verify-imap-143-closed": [
-                (
-                    "host: {{ external_host }}\nport: 143\n",
-                    f"host: localhost\nport: {ports['closed']}\n",
-                )
-            ],
-            "verify-submission-probe": [("host: {{ external_host }}\n", "host: localhost\n")],
-            "verify-no-open-relay": [
-                (
-                    "host: {{ external_host }}\nport: 25\n",
-                    f"host: localhost\nport: {ports['relay']}\n",
-                )
-            ],
-        },
-    }
-    shutil.copytree(source, dest)
-    for name, steps in edits.items():
-        text = (dest / name).read_text("utf-8")
-        for step_id, replacements in steps.items():
-            start = text.index("```probe {#" + step_id + " ")
-            end = text.index("\n```", start) + 4
-            block = text[start:end]
-            for old, new in replacements:
-                assert block.count(old) == 1, f"{name} {step_id}: probe body changed ({old!r})"
-                block = block.replace(old, new)
-            text = text[:start] + block + text[end:]
-        (dest / name).write_text(text, "utf-8")
-    return dest
 
 
 class IisRpcHandler(_RpcProxyHandler):

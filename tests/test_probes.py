@@ -385,6 +385,103 @@ def test_smtp_silent_server_times_out() -> None:
     assert "no answer within 0.5 s" in result.message
 
 
+# --- connect: another address, the same name (like curl --resolve) ---------------------------
+
+NAME = "mail.example.test"  # in the test certificate, and resolving nowhere here
+WRONG = "wrong.example.test"  # not in the certificate
+
+
+def test_tcp_connect_goes_to_the_address(https: HttpsServer) -> None:
+    result = probe(f"kind: tcp\nhost: {NAME}\nport: {https.port}\nconnect: {LOOPBACK}\n")
+    assert result.ok, result.message
+    assert result.target == f"{NAME}:{https.port} via {LOOPBACK}"
+    assert result.observed["peer"] == LOOPBACK
+
+
+@pytest.mark.parametrize(("host", "ok"), [(NAME, True), (WRONG, False)])
+def test_tls_connect_checks_the_host_name(
+    https: HttpsServer, pki: Pki, host: str, ok: bool
+) -> None:
+    body = f"kind: tls\nhost: {host}\nport: {https.port}\nconnect: {LOOPBACK}\nca_file: {pki.ca_file}\n"
+    result = probe(body)
+    assert result.ok is ok, result.message
+    assert result.observed["server_name"] == host
+    assert result.observed["verified"] is ok
+    if not ok:
+        assert f"certificate not valid for {WRONG}" in result.message
+        assert "mismatch" in result.observed["verify_error"].lower()
+
+
+@pytest.mark.parametrize(("host", "ok"), [(NAME, True), (WRONG, False)])
+def test_http_connect_keeps_the_url_host(https: HttpsServer, pki: Pki, host: str, ok: bool) -> None:
+    url = f"https://{host}:{https.port}/rpc/rpcproxy.dll"
+    before = len(https.requests)
+    result = probe(rpcproxy_body(url, pki.ca_file, f"connect: {LOOPBACK}\n"))
+    assert result.ok is ok, result.message
+    assert result.target == f"{url} via {LOOPBACK}"
+    if ok:
+        headers = https.requests[-1][2]
+        assert headers["Host"] == f"{NAME}:{https.port}"  # the Host header names the URL's host
+    else:
+        assert len(https.requests) == before  # the certificate was refused: no request sent
+        assert "certificate" in result.message.lower()
+
+
+@pytest.mark.parametrize("mode", ["implicit", "starttls"])
+@pytest.mark.parametrize(
+    ("names", "ok"),
+    [
+        (f"host: {NAME}\n", True),
+        (f"host: {WRONG}\n", False),
+        (f"host: {WRONG}\nserver_name: {NAME}\n", True),
+        (f"host: {NAME}\nserver_name: {WRONG}\n", False),
+    ],
+)
+def test_imap_connect_checks_the_certificate_name(
+    pki: Pki, mode: str, names: str, ok: bool
+) -> None:
+    with ImapServer(mode, server_context(pki.good)) as server:
+        body = (
+            f"kind: imap\n{names}port: {server.port}\ntls: {mode}\nconnect: {LOOPBACK}\n"
+            f"expect_banner: 'Microsoft Exchange IMAP4rev1'\nca_file: {pki.ca_file}\n"
+        )
+        result = probe(body)
+    assert result.ok is ok, result.message
+    assert f" via {LOOPBACK}" in result.target
+    if not ok:
+        assert "certificate" in result.message.lower()
+
+
+@pytest.mark.parametrize(
+    ("names", "ok"),
+    [
+        (f"host: {NAME}\n", True),
+        (f"host: {WRONG}\n", False),
+        (f"host: {WRONG}\nserver_name: {NAME}\n", True),
+        (f"host: {NAME}\nserver_name: {WRONG}\n", False),
+    ],
+)
+def test_smtp_connect_checks_the_certificate_name(pki: Pki, names: str, ok: bool) -> None:
+    handler = RelayHandler(open_relay=False)
+    with smtp_server(handler, server_context(pki.good)) as server:
+        body = smtp_body(server.port, pki).replace(f"host: {LOOPBACK}\n", names)
+        result = probe(body + f"connect: {LOOPBACK}\n")
+    assert result.ok is ok, result.message
+    assert result.observed["banner_code"] == 220  # connected to the loopback server either way
+    if ok:
+        assert result.observed["protocol"].startswith("TLSv1")
+    else:
+        assert "certificate" in result.message.lower()
+        assert handler.events == []  # nothing after a refused certificate
+
+
+def test_connect_equal_to_host_is_not_mentioned() -> None:
+    spec = parse_probe(
+        "kind: tcp\nhost: Mail.example.com\nport: 443\nconnect: mail.example.com\n", RB, 1
+    )
+    assert describe_probe(spec) == "TCP Mail.example.com:443 expects the port open"
+
+
 # --- dns ------------------------------------------------------------------------------------
 
 
@@ -435,6 +532,9 @@ def test_parse_http_normalises_status() -> None:
         ("kind: http\nurl: https://a/\n\nexpect_body: '(['\n", 33, ["regular expression"]),
         ("kind: http\nurl: https://a/\nexpect_status: [200, 1000]\n", 32, ["status code"]),
         ("kind: dns\nname: a\nexpect: mail.example.com\n", 32, ["not an IP address"]),
+        ("kind: http\nurl: 'https://a\":443\"/'\n", 31, ["bad port"]),
+        ("kind: tcp\nhost: a\nport: 1\nconnect: a b\n", 33, ["connect must be a host name"]),
+        ("kind: dns\nname: a\nconnect: b\n", 32, ["unknown key 'connect'"]),
         ("kind: tls\nhost: a\nmin_version: SSLv3\n", 32, ["TLSv1.2", "'SSLv3'"]),
         ("kind: tcp\nhost: a\nport: 1\nhost: b\n", 33, ["'host' given twice"]),
         ("kind: tcp\nhost: [a\n", 32, ["not valid YAML"]),
@@ -488,6 +588,23 @@ def test_all_problems_are_reported_together() -> None:
             "IMAP mail:143 with STARTTLS expects a banner matching /Exchange/",
         ),
         ("kind: dns\nname: mail.example.com\n", "DNS A mail.example.com expects any A address"),
+        (
+            "kind: http\nurl: https://mail.example.com:8443/rpc/\nconnect: 10.0.0.5\n",
+            "HTTPS GET https://mail.example.com:8443/rpc/ via 10.0.0.5 expects 200",
+        ),
+        (
+            "kind: tls\nhost: mail.example.com\nport: 8443\nconnect: '::1'\n",
+            "TLS mail.example.com:8443 via ::1 expects a certificate valid for mail.example.com",
+        ),
+        (
+            "kind: imap\nhost: '::1'\nport: 993\nserver_name: mail.example.com\nconnect: '::1'\n",
+            "IMAP [::1]:993 over implicit TLS expects a greeting and a certificate valid for "
+            "mail.example.com",
+        ),
+        (
+            "kind: smtp\nhost: mail.example.com\nport: 587\nstarttls: true\nconnect: lab1\n",
+            "SMTP mail.example.com:587 via lab1 with STARTTLS expects a greeting",
+        ),
     ],
 )
 def test_describe(body: str, text: str) -> None:

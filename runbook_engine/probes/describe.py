@@ -12,7 +12,8 @@ def describe_probe(spec: ProbeSpec) -> str:
     """Return one line saying what the probe checks.
 
     Example: ``HTTPS GET https://mail.example.com/rpc/rpcproxy.dll expects 401
-    with WWW-Authenticate matching /Basic|NTLM|Negotiate/``.
+    with WWW-Authenticate matching /Basic|NTLM|Negotiate/``.  A probe whose
+    ``connect`` differs from its host says ``via ADDRESS`` after the target.
     """
     describe: Callable[[Any], str] = _DESCRIBERS[spec.kind]
     return describe(spec)
@@ -33,7 +34,9 @@ def _tls(spec: TlsProbe) -> str:
 
 def _http(spec: HttpProbe) -> str:
     scheme = "HTTPS" if spec.is_https else "HTTP"
-    text = f"{scheme} {spec.method} {spec.url} expects {' or '.join(map(str, spec.expect_status))}"
+    text = (
+        f"{scheme} {spec.method} {spec.target} expects {' or '.join(map(str, spec.expect_status))}"
+    )
     parts = [f"{name} matching /{pattern}/" for name, pattern in spec.expect_headers.items()]
     if spec.expect_body:
         parts.append(f"a body matching /{spec.expect_body}/")
@@ -46,12 +49,15 @@ def _http(spec: HttpProbe) -> str:
 
 def _imap(spec: ImapProbe) -> str:
     how = {"implicit": " over implicit TLS", "starttls": " with STARTTLS", "none": ""}[spec.tls]
-    return f"IMAP {spec.target}{how} expects {_banner(spec.expect_banner)}"
+    text = f"IMAP {spec.target}{how} expects {_banner(spec.expect_banner)}"
+    return text + (_certificate_name(spec.server_name, spec.host) if spec.tls != "none" else "")
 
 
 def _smtp(spec: SmtpProbe) -> str:
     how = " with STARTTLS" if spec.starttls else ""
     text = f"SMTP {spec.target}{how} expects {_banner(spec.expect_banner)}"
+    if spec.starttls:
+        text += _certificate_name(spec.server_name, spec.host)
     if spec.relay_test:
         rt = spec.relay_test
         text += (
@@ -68,6 +74,13 @@ def _dns(spec: DnsProbe) -> str:
 
 def _banner(pattern: str | None) -> str:
     return f"a banner matching /{pattern}/" if pattern else "a greeting"
+
+
+def _certificate_name(server_name: str | None, host: str) -> str:
+    """Say which name the certificate is checked for, when it is not the host's."""
+    if not server_name or server_name.lower() == host.lower():
+        return ""
+    return f" and a certificate valid for {server_name}"
 
 
 def _trust(ca_file: str | None) -> str:

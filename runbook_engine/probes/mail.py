@@ -14,6 +14,7 @@ import imaplib
 import re
 import smtplib
 import socket
+import ssl
 from typing import Any
 
 from .spec import ImapProbe, RelayTest, SmtpProbe
@@ -21,15 +22,17 @@ from .tlsutil import client_context, session_facts
 
 
 def probe_imap(spec: ImapProbe, observed: dict[str, Any]) -> tuple[bool, str]:
-    """Read the IMAP greeting (over implicit TLS, after STARTTLS, or in clear) and match it."""
+    """Read the IMAP greeting (over implicit TLS, after STARTTLS, or in clear) and match it.
+
+    The socket goes to ``connect`` when given; imaplib's ``host`` (the name in
+    SNI and the certificate check, also after STARTTLS) is ``server_name`` or ``host``.
+    """
     ctx = client_context(spec, spec.ca_file) if spec.tls != "none" else None
     port = spec.effective_port
     if spec.tls == "implicit":
-        conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-            spec.host, port, ssl_context=ctx, timeout=spec.timeout
-        )
+        conn: imaplib.IMAP4 = _Imap4Ssl(spec.sni, port, spec.address, ctx, spec.timeout)
     else:
-        conn = imaplib.IMAP4(spec.host, port, timeout=spec.timeout)
+        conn = _Imap4(spec.sni, port, spec.address, spec.timeout)
     try:
         observed["banner"] = _text(conn.welcome)
         observed["capabilities"] = sorted(conn.capabilities)
@@ -46,14 +49,40 @@ def probe_imap(spec: ImapProbe, observed: dict[str, Any]) -> tuple[bool, str]:
     return _banner_verdict("IMAP", spec.target, spec.expect_banner, observed, _tls_note(spec.tls))
 
 
+class _Imap4(imaplib.IMAP4):
+    """IMAP4 whose socket goes to ``address``; ``host`` stays the server's name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        self._address = address
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return socket.create_connection((self._address, self.port), timeout)
+
+
+class _Imap4Ssl(imaplib.IMAP4_SSL):
+    """IMAP4 over implicit TLS to ``address``; ``host`` is the SNI and certificate name."""
+
+    def __init__(
+        self, host: str, port: int, address: str, ctx: ssl.SSLContext | None, timeout: float
+    ) -> None:
+        self._address = address
+        super().__init__(host, port, ssl_context=ctx, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        sock = socket.create_connection((self._address, self.port), timeout)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+
 def probe_smtp(spec: SmtpProbe, observed: dict[str, Any]) -> tuple[bool, str]:
     """Check the SMTP greeting, optionally STARTTLS, and optionally that relaying is refused."""
     smtp = smtplib.SMTP(timeout=spec.timeout, local_hostname=spec.ehlo_name or socket.gethostname())
     # smtplib takes the STARTTLS server_hostname from _host, which only its
     # constructor sets; connecting in the constructor would hide the banner.
-    smtp._host = spec.host  # type: ignore[attr-defined]
+    # connect() goes to the address, so _host stays the name the certificate is for.
+    smtp._host = spec.sni  # type: ignore[attr-defined]
     try:
-        code, reply = smtp.connect(spec.host, spec.port)
+        code, reply = smtp.connect(spec.address, spec.port)
         observed.update(banner_code=code, banner=_text(reply))
         observed["ehlo_code"] = smtp.ehlo()[0]
         if spec.starttls:

@@ -22,7 +22,7 @@ _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 def probe_tcp(spec: TcpProbe, observed: dict[str, Any]) -> tuple[bool, str]:
-    """Connect to ``host:port`` and compare the port's state with ``expect``.
+    """Connect to ``host:port`` (or ``connect:port``) and compare the port's state with ``expect``.
 
     States: ``open`` (connection accepted), ``closed`` (refused: RST),
     ``filtered`` (no answer within the timeout) and ``unreachable`` (ICMP host
@@ -30,7 +30,7 @@ def probe_tcp(spec: TcpProbe, observed: dict[str, Any]) -> tuple[bool, str]:
     A name that does not resolve is a failure either way.
     """
     try:
-        with socket.create_connection((spec.host, spec.port), timeout=spec.timeout) as sock:
+        with socket.create_connection((spec.address, spec.port), timeout=spec.timeout) as sock:
             observed["peer"] = sock.getpeername()[0]
             state = "open"
     except ConnectionRefusedError:
@@ -56,6 +56,9 @@ def probe_tcp(spec: TcpProbe, observed: dict[str, Any]) -> tuple[bool, str]:
 
 def probe_tls(spec: TlsProbe, observed: dict[str, Any]) -> tuple[bool, str]:
     """Handshake, verify the chain for ``server_name``, check expiry and protocol.
+
+    The connection goes to ``connect`` when given; the name sent in SNI and
+    checked against the certificate is still ``server_name`` or ``host``.
 
     A chain that fails verification is fetched again without verification so
     the result still shows the certificate's subject, names and expiry.
@@ -87,7 +90,7 @@ def probe_tls(spec: TlsProbe, observed: dict[str, Any]) -> tuple[bool, str]:
 def _handshake(spec: TlsProbe, ctx: ssl.SSLContext, observed: dict[str, Any]) -> bytes | None:
     """Connect, handshake, record protocol and cipher; return the peer certificate (DER)."""
     with (
-        socket.create_connection((spec.host, spec.port), timeout=spec.timeout) as raw,
+        socket.create_connection((spec.address, spec.port), timeout=spec.timeout) as raw,
         ctx.wrap_socket(raw, server_hostname=spec.sni) as sock,
     ):
         observed.update(session_facts(sock))

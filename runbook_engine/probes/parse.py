@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -202,7 +203,10 @@ def _type_words(types: str | Iterable[str]) -> str:
 def _address_problems(
     data: dict[str, Any], root: yaml.MappingNode, path: Path | None, line: int
 ) -> list[Problem]:
-    """Check a dns probe's ``expect`` values are IP addresses of the record's family."""
+    """Check a dns probe's ``expect`` values are IP addresses of the record's family,
+    and an http probe's URL port is a number."""
+    if data.get("kind") == "http":
+        return _url_problems(data["url"], root, path, line)
     if data.get("kind") != "dns" or "expect" not in data:
         return []
     version = 6 if data.get("record", "A") == "AAAA" else 4
@@ -218,6 +222,16 @@ def _address_problems(
         if address.version != version:
             problems.append(f"expect: {value} is not an IPv{version} address ({record} record)")
     return [Problem(text, path, at, code=CODE_SCHEMA) for text in problems]
+
+
+def _url_problems(url: str, root: yaml.MappingNode, path: Path | None, line: int) -> list[Problem]:
+    """Check the URL's port (``urlsplit`` raises on ``host:x`` and on ports above 65535)."""
+    try:
+        urlsplit(url).port  # noqa: B018 - the property validates
+    except ValueError as exc:
+        at = _line_of(root, ("url",), line)
+        return [Problem(f"url {url!r} has a bad port ({exc})", path, at, code=CODE_SCHEMA)]
+    return []
 
 
 def _line_of(root: yaml.Node, where: tuple[Any, ...], line: int) -> int:

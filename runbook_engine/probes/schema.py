@@ -59,7 +59,12 @@ def _closed(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
 SCHEMAS: dict[str, dict[str, Any]] = {
     "tcp": _closed(
         ["host", "port"],
-        {"host": _HOST, "port": _PORT, "expect": {"enum": ["open", "closed"]}},
+        {
+            "host": _HOST,
+            "port": _PORT,
+            "expect": {"enum": ["open", "closed"]},
+            "connect": _HOST,
+        },
     ),
     "tls": _closed(
         ["host"],
@@ -74,6 +79,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "a number of days (0 or more)",
             },
             "min_version": {"enum": list(TLS_VERSIONS)},
+            "connect": _HOST,
         },
     ),
     "http": _closed(
@@ -100,6 +106,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "expect_body": _REGEX,
             "ca_file": _PATH,
             "verify": {"type": "boolean"},
+            "connect": _HOST,
         },
     ),
     "imap": _closed(
@@ -110,6 +117,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "tls": {"enum": ["implicit", "starttls", "none"]},
             "expect_banner": _REGEX,
             "ca_file": _PATH,
+            "server_name": _HOST,
+            "connect": _HOST,
         },
     ),
     "smtp": _closed(
@@ -131,6 +140,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 },
                 "additionalProperties": False,
             },
+            "server_name": _HOST,
+            "connect": _HOST,
         },
     ),
     "dns": _closed(

@@ -57,6 +57,8 @@ class TcpProbe(ProbeSpec):
         port: TCP port, 1-65535.
         expect: ``"open"`` or ``"closed"``; a port that does not answer within
             the timeout (filtered) counts as closed.
+        connect: Host name or IP address to connect to instead of ``host``
+            (a lab or loopback address); ``None``: ``host``.
     """
 
     kind: ClassVar[str] = "tcp"
@@ -64,10 +66,16 @@ class TcpProbe(ProbeSpec):
     host: str
     port: int
     expect: str = "open"
+    connect: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The host name or IP address the probe connects to."""
+        return self.connect or self.host
 
     @property
     def target(self) -> str:
-        return _host_port(self.host, self.port)
+        return _host_port(self.host, self.port) + via(self.connect, self.host)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,10 +83,12 @@ class TlsProbe(ProbeSpec):
     """A TLS server presents a certificate chain valid for a host name.
 
     Attributes:
-        host: Host name or IP address to connect to.
+        host: Host name or IP address of the server.
         port: TCP port (default 443).
         server_name: Name sent in SNI and checked against the certificate
             (default: ``host``).
+        connect: Host name or IP address to connect to instead of ``host``
+            (like ``curl --resolve``); ``None``: ``host``.
         ca_file: PEM file of trusted CAs; ``None`` for the system trust store.
         min_days_valid: Days the certificate must still be valid; ``None``: no check.
         min_version: Lowest acceptable negotiated protocol, one of :data:`TLS_VERSIONS`.
@@ -92,6 +102,7 @@ class TlsProbe(ProbeSpec):
     ca_file: str | None = None
     min_days_valid: int | None = None
     min_version: str | None = None
+    connect: str | None = None
 
     @property
     def sni(self) -> str:
@@ -99,8 +110,13 @@ class TlsProbe(ProbeSpec):
         return self.server_name or self.host
 
     @property
+    def address(self) -> str:
+        """The host name or IP address the probe connects to."""
+        return self.connect or self.host
+
+    @property
     def target(self) -> str:
-        return _host_port(self.host, self.port)
+        return _host_port(self.host, self.port) + via(self.connect, self.host)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +132,9 @@ class HttpProbe(ProbeSpec):
         expect_body: Regular expression searched in the first 64 KiB of the body.
         ca_file: PEM file of trusted CAs; ``None`` for the system trust store.
         verify: Whether the server certificate and name are verified.
+        connect: Host name or IP address to connect to instead of the URL's
+            host, which stays the name in SNI, the certificate check and the
+            ``Host`` header (like ``curl --resolve``); ``None``: the URL's host.
     """
 
     kind: ClassVar[str] = "http"
@@ -127,10 +146,21 @@ class HttpProbe(ProbeSpec):
     expect_body: str | None = None
     ca_file: str | None = None
     verify: bool = True
+    connect: str | None = None
+
+    @property
+    def host(self) -> str:
+        """The URL's host name (without port or brackets)."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def address(self) -> str:
+        """The host name or IP address the probe connects to."""
+        return self.connect or self.host
 
     @property
     def target(self) -> str:
-        return self.url
+        return self.url + via(self.connect, self.host)
 
     @property
     def is_https(self) -> bool:
@@ -148,6 +178,10 @@ class ImapProbe(ProbeSpec):
         tls: ``"implicit"`` (IMAPS), ``"starttls"`` (RFC 3501 §6.2.1) or ``"none"``.
         expect_banner: Regular expression searched in the greeting.
         ca_file: PEM file of trusted CAs; ``None`` for the system trust store.
+        server_name: Name sent in SNI and checked against the certificate
+            (default: ``host``).
+        connect: Host name or IP address to connect to instead of ``host``;
+            ``None``: ``host``.
     """
 
     kind: ClassVar[str] = "imap"
@@ -157,6 +191,18 @@ class ImapProbe(ProbeSpec):
     tls: str = "implicit"
     expect_banner: str | None = None
     ca_file: str | None = None
+    server_name: str | None = None
+    connect: str | None = None
+
+    @property
+    def sni(self) -> str:
+        """The name checked against the certificate."""
+        return self.server_name or self.host
+
+    @property
+    def address(self) -> str:
+        """The host name or IP address the probe connects to."""
+        return self.connect or self.host
 
     @property
     def effective_port(self) -> int:
@@ -167,7 +213,7 @@ class ImapProbe(ProbeSpec):
 
     @property
     def target(self) -> str:
-        return _host_port(self.host, self.effective_port)
+        return _host_port(self.host, self.effective_port) + via(self.connect, self.host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +245,10 @@ class SmtpProbe(ProbeSpec):
         ehlo_name: Name sent in EHLO (default: this machine's host name).
         relay_test: Addresses for the open-relay test; ``None`` skips it.
             The test never sends DATA, so no message is ever delivered.
+        server_name: Name sent in SNI and checked against the certificate
+            after STARTTLS (default: ``host``).
+        connect: Host name or IP address to connect to instead of ``host``;
+            ``None``: ``host``.
     """
 
     kind: ClassVar[str] = "smtp"
@@ -210,10 +260,22 @@ class SmtpProbe(ProbeSpec):
     ca_file: str | None = None
     ehlo_name: str | None = None
     relay_test: RelayTest | None = None
+    server_name: str | None = None
+    connect: str | None = None
+
+    @property
+    def sni(self) -> str:
+        """The name checked against the certificate."""
+        return self.server_name or self.host
+
+    @property
+    def address(self) -> str:
+        """The host name or IP address the probe connects to."""
+        return self.connect or self.host
 
     @property
     def target(self) -> str:
-        return _host_port(self.host, self.port)
+        return _host_port(self.host, self.port) + via(self.connect, self.host)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,6 +337,17 @@ class ProbeResult:
             "message": self.message,
             "duration": self.duration,
         }
+
+
+def via(connect: str | None, host: str) -> str:
+    """Return ``" via ADDRESS"`` when a probe connects elsewhere than ``host``, else ``""``.
+
+    ``connect`` equal to ``host`` (a runbook's ``connect: {{ lab or public_name }}``
+    with no lab address) says nothing new and is left out.
+    """
+    if not connect or connect.lower() == host.lower():
+        return ""
+    return f" via {connect}"
 
 
 def _host_port(host: str, port: int) -> str:

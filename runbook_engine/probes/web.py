@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,18 +41,34 @@ def probe_http(spec: HttpProbe, observed: dict[str, Any]) -> tuple[bool, str]:
     if spec.expect_body is not None:
         observed["body_excerpt"] = text[:EXCERPT]
     failures = _failures(spec, response.status, headers, text)
-    seen = f"{spec.method} {spec.url} -> {response.status} {response.reason}".rstrip()
+    seen = f"{spec.method} {spec.target} -> {response.status} {response.reason}".rstrip()
     if failures:
         return False, f"{seen}; {'; '.join(failures)}"
     return True, f"{seen}, as expected"
 
 
 def _connection(spec: HttpProbe, host: str, port: int | None) -> http.client.HTTPConnection:
-    """Return an unopened connection for the URL's scheme."""
+    """Return an unopened connection for the URL's scheme.
+
+    With ``connect`` the socket goes to that address while ``host`` stays the
+    name in SNI, the certificate check and the ``Host`` header: http.client
+    opens its socket through the ``_create_connection`` attribute (set to
+    :func:`socket.create_connection` in its constructor), which is replaced.
+    """
+    conn: http.client.HTTPConnection
     if spec.is_https:
         ctx = client_context(spec, spec.ca_file, verify=spec.verify)
-        return http.client.HTTPSConnection(host, port, timeout=spec.timeout, context=ctx)
-    return http.client.HTTPConnection(host, port, timeout=spec.timeout)
+        conn = http.client.HTTPSConnection(host, port, timeout=spec.timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=spec.timeout)
+    if spec.connect:
+        address = spec.connect
+
+        def create(where: tuple[str, int], *args: Any) -> socket.socket:
+            return socket.create_connection((address, where[1]), *args)
+
+        conn._create_connection = create  # type: ignore[attr-defined]
+    return conn
 
 
 def _joined_headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
