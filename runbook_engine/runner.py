@@ -571,8 +571,22 @@ class Runner:
             )
         return None
 
-    def _gate(self, ts: TailoredStep, host: Host, state: StepState) -> str:
-        shown = self.shown.step(ts.id)
+    def _gate(
+        self,
+        ts: TailoredStep,
+        host: Host,
+        state: StepState,
+        shown: TailoredStep | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """Stop for a person: a manual step, or a command on a ``manual`` host.
+
+        Args:
+            shown: What the person is shown, when not the step as written (a
+                declarative step shows its compiled commands).
+            extra: More fields for the ``gate-awaiting`` event.
+        """
+        shown = shown or self.shown.step(ts.id)
         kind = "manual" if ts.step.is_manual else "command-by-hand"
         self.report.gate(shown, host, kind)
         if ts.step.check:
@@ -606,7 +620,12 @@ class Runner:
                     reason="waiting for confirmation",
                 )
                 self.journal.append(
-                    "gate-awaiting", step=ts.id, host=host.name, gate=kind, instructions=shown.body
+                    "gate-awaiting",
+                    step=ts.id,
+                    host=host.name,
+                    gate=kind,
+                    instructions=shown.body,
+                    **(extra or {}),
                 )
             return "pause"
         return self._apply(ts, host, decision, kind, shown.body)

@@ -30,7 +30,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExecutionError
-from ..gates import Decision
 from ..model import Host
 from ..store import utcnow
 from ..tailor import TailoredStep
@@ -371,12 +370,7 @@ def _display(ts: TailoredStep, body: str) -> TailoredStep:
 
 
 def _gate(runner: Runner, ts: TailoredStep, host: Host, spec: DeclarativeSpec) -> str:
-    """A person does the step on a manual host: show the exact commands, wait for a decision.
-
-    Mirrors ``Runner._gate`` (which shows the step body as written, here YAML) with
-    the compiled commands as the instructions; decisions go through the runner's
-    ``_decision`` and ``_apply``.
-    """
+    """A person does the step on a manual host: the runner's gate, showing the exact commands."""
     try:  # the body people see holds [secret:...] markers, never values
         shown_spec = parse_declarative(
             ts.step.kind, runner.shown.step(ts.id).body, ts.step.span.path, ts.step.body_line
@@ -384,43 +378,8 @@ def _gate(runner: Runner, ts: TailoredStep, host: Host, spec: DeclarativeSpec) -
     except Exception:  # a [secret:...] marker may not fit the schema: use the real body
         shown_spec = spec
     script = runner.redactor.redact(cc.by_hand_script(shown_spec))
-    runner.report.gate(_display(ts, script), host, "command-by-hand")
-    decision = runner._decision(ts, host, "Done as shown?", ("confirm", "skip", "abort"))
-    if decision is not None and decision.decision == "done":
-        decision = Decision(
-            "confirm",
-            decision.by,
-            decision.note,
-            source=decision.source,
-            answers_path=decision.answers_path,
-            answers_hash=decision.answers_hash,
-        )
-    if decision is not None and decision.decision == "rerun":
-        runner.journal.append(
-            "gate-decision-ignored",
-            step=ts.id,
-            host=host.name,
-            reason="'rerun' applies only to an interrupted step",
-            **decision.journal_fields(),
-        )
-        decision = None
-    if decision is None:
-        state = runner.store.step(runner.record.run_id, ts.id, host.name)
-        if state is None or state.status != "awaiting":
-            runner.store.transition(
-                runner.record.run_id,
-                ts.id,
-                host.name,
-                "awaiting",
-                reason="waiting for confirmation",
-            )
-            runner.journal.append(
-                "gate-awaiting",
-                step=ts.id,
-                host=host.name,
-                gate="command-by-hand",
-                instructions=script,
-                ensures=cc.describe(shown_spec),
-            )
-        return "pause"
-    return runner._apply(ts, host, decision, "command-by-hand", script)
+    state = runner.store.step(runner.record.run_id, ts.id, host.name)
+    assert state is not None
+    return runner._gate(
+        ts, host, state, shown=_display(ts, script), extra={"ensures": cc.describe(shown_spec)}
+    )
