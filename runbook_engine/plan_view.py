@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
 
 _ACTIONS = {
     "run": "runs",
@@ -49,16 +49,10 @@ def print_plan(plan: dict[str, Any]) -> None:
         ]
         if any(extras):
             console.print("   " + ", ".join(e for e in extras if e))
-        if not step["skip_reason"]:
+        if not step["skip_reason"]:  # exactly as it will run: never wrapped, never padded
+            body = step["command"].rstrip() or "(empty)"
             console.print(
-                Syntax(
-                    step["command"].rstrip() or "(empty)",
-                    {"cmd": "batch", "manual": "markdown", "sh": "bash"}.get(
-                        step["kind"], step["kind"]
-                    ),
-                    word_wrap=True,
-                    padding=(0, 3),
-                )
+                textwrap.indent(body, "   "), markup=False, highlight=False, soft_wrap=True
             )
         for label in ("check", "backout"):
             helper = step[label]

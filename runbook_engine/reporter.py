@@ -52,7 +52,7 @@ class Reporter:
     def output_line(self, line: str) -> None:
         """Echo one line of command output (only with ``stream``)."""
         if self.stream and not self.quiet:
-            self.console.print(f"  [dim]│[/dim] {escape(line)}")
+            self.console.print(f"  [dim]│[/dim] {escape(line)}", soft_wrap=True)
 
     def step_header(self, ts: TailoredStep, host: Host, total: int) -> None:
         """Announce a step on a host."""
@@ -113,7 +113,7 @@ class Reporter:
         if not self.stream:
             lines = (result.stdout + result.stderr).rstrip().splitlines()[-_TAIL_LINES:]
             for line in lines:
-                self._print(f"  [dim]│[/dim] {escape(line)}")
+                self._print(f"  [dim]│[/dim] {escape(line)}", soft_wrap=True)
 
     def probe(self, ts: TailoredStep, result: Any) -> None:
         """Report a probe's result (``ProbeResult``)."""

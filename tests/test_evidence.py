@@ -520,6 +520,8 @@ def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
             book.st("evidence", "r1", "--to", fmt, "-o", exports / f"record.{fmt}").returncode == 0
         )
     assert book.st("evidence", "r1", "--to", "md").returncode == 0  # to the terminal
+    style = (exports / "record.html").read_text().split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "&#34;" not in style and '"' in style  # CSS is not HTML-escaped (a new user found it)
     assert book.st("evidence", "r1", "--bundle", exports / "bundle.zip").returncode == 0
     assert book("evidence", "verify", exports / "bundle.zip").returncode == 0
     with zipfile.ZipFile(exports / "bundle.zip") as archive:

@@ -85,8 +85,9 @@ def value_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str]]:
                 value += f" (e.g. {code(format_value(param.example))})"
         else:
             raw = values.params.get(name)
-            value = "*(not set)*" if raw is None else code(format_value(raw))
-            if values.sources.get(name) == "default":
+            empty = raw is None or raw == ""
+            value = "*(not set)*" if empty else code(format_value(raw))
+            if values.sources.get(name) == "default" and not empty:
                 value += " (default)"
         rows.append((code(name), value, escape(_type_text(param)), param.description))
     if values is not None:
