@@ -439,3 +439,13 @@ def test_markdown_helpers() -> None:
     assert prefix_lines("a\n\nb\n", "> ") == "> a\n>\n> b\n"
     assert prefix_lines("a\nb\n", "1. ", "   ") == "1. a\n   b\n"
     assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
+
+
+def test_registry_step_by_hand_asks_for_the_value_found() -> None:
+    # A new user found the printed guide told a person less than the terminal gate: on a
+    # manual host the value found must be written down, since it is the backout.
+    text = md(tailored(SEEDS / "rpc-over-https.md", SEEDS / "environments" / "lab.yaml"))
+    card = text.split('<a id="validports-set"></a>', 1)[1].split("<a id=", 1)[0]
+    assert "write it down (it is the backout)" in card
+    assert "Value found before the change (the backout): ____" in card
+    assert "reg delete" in card  # the backout when the value was absent

@@ -148,6 +148,7 @@ def declarative_block(ts: TailoredStep, label: str) -> Block | None:
     a number), so the caller shows the YAML body instead.
     """
     from runbook_engine.declarative import (
+        by_hand_script,
         change_commands,
         describe,
         gui_steps,
@@ -169,11 +170,18 @@ def declarative_block(ts: TailoredStep, label: str) -> Block | None:
         *reads,
     ]
     body = "\n".join(lines) + "\n"
+    if by_hand(ts):  # a person needs the value found, written down: it is the backout
+        body = by_hand_script(spec)
     fence = fence_for(body)
     gui = escape(" ".join(gui_steps(spec)))
+    found = (
+        "\n\nValue found before the change (the backout): ________________________"
+        if by_hand(ts)
+        else ""
+    )
     return Block(
         f"Ensures {escape(describe(spec))}. {label}",
-        f"{fence}cmd\n{body}{fence}\n\nOr in the GUI: {gui}",
+        f"{fence}cmd\n{body}{fence}\n\nOr in the GUI: {gui}{found}",
     )
 
 
