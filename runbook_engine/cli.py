@@ -462,6 +462,24 @@ def evidence() -> None:
     `runbook evidence RUN_ID --bundle OUT.zip`, `runbook evidence verify PATH`."""
 
 
+def _pinned_key(public_key: Path | None) -> bytes | None:
+    """Read ``--public-key``; a file that is not an Ed25519 public key is bad input (exit 2)."""
+    if public_key is None:
+        return None
+    from runbook_engine.errors import EvidenceError
+    from runbook_engine.evidence.keys import load_public_key
+
+    data = public_key.read_bytes()
+    try:
+        load_public_key(data, str(public_key))
+    except EvidenceError as exc:
+        raise InputError(
+            f"--public-key {exc.message} (give the .pub file `runbook keys init` "
+            "exported, not the private key)"
+        ) from None
+    return data
+
+
 _public_key_option = click.option(
     "--public-key", type=_EXISTING, help="Require signatures by this public key (PEM)."
 )
@@ -492,7 +510,7 @@ def evidence_export(
     store = CheckpointStore(_state_dir(state_dir), create=False, run_id=run_id)
     store.get_run(run_id)
     run_dir = store.run_dir(run_id)
-    pinned = public_key.read_bytes() if public_key else None
+    pinned = _pinned_key(public_key)
     if bundle is not None:
         from runbook_engine.evidence.bundle import write_bundle
 
@@ -522,7 +540,7 @@ def evidence_verify(
     from runbook_engine.evidence.verify import verify_run
     from runbook_engine.journal import verify_journal
 
-    pinned = public_key.read_bytes() if public_key else None
+    pinned = _pinned_key(public_key)
     if path.is_file() and path.suffix.lower() == ".zip":
         check = verify_bundle(path, pinned)
         if require_signature and check.ok and not check.signed:

@@ -445,3 +445,32 @@ def test_evidence_verify_exit_statuses(book: Path, tmp_path: Path) -> None:
     cut = runbook("evidence", "verify", journal.parent, cwd=book)
     assert cut.returncode == 1
     assert "Traceback" not in cut.stderr
+
+
+def test_verify_with_a_private_key_as_public_key_is_bad_input(tmp_path: Path) -> None:
+    # Found by a new user: the private key given as --public-key was blamed on the journal.
+    keys = tmp_path / "k"
+    made = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "keys", "init", "--dir", str(keys)],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text("")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "evidence",
+            "verify",
+            str(journal),
+            "--public-key",
+            str(keys / "signing.key"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "not the private key" in proc.stderr
+    assert "Traceback" not in proc.stderr
