@@ -25,13 +25,16 @@ class Loaded:
         runbook: The parsed runbook.
         environment: The environment (``None`` for the generic runbook).
         values: Resolved values (``None`` when generic).
-        tailored: The runbook as shown to people (secrets as placeholders).
+        tailored: The runbook tailored for use (with secrets when loaded ``with_secrets``).
+        shown: With ``with_secrets``: the same runbook as shown to people (secrets as
+            placeholders), tailored from the same parse and values; else ``None``.
     """
 
     runbook: Runbook
     environment: Environment | None
     values: Values | None
     tailored: TailoredRunbook
+    shown: TailoredRunbook | None = None
 
 
 def load(
@@ -60,14 +63,21 @@ def load(
     if env is None and need_env:
         _check_envless(runbook)
         values = resolve_values(runbook, None, overrides, with_secrets=with_secrets)
-        return Loaded(
-            runbook, None, values, tailor(runbook, _NO_ENV(runbook), values, secrets=with_secrets)
-        )
+        return _loaded(runbook, None, _NO_ENV(runbook), values, with_secrets)
     if env is None and not overrides:
         return Loaded(runbook, None, None, tailor(runbook, None, None))
     values = resolve_values(runbook, env, overrides, with_secrets=with_secrets)
     target_env = env if env is not None else _NO_ENV(runbook)
-    return Loaded(runbook, env, values, tailor(runbook, target_env, values, secrets=with_secrets))
+    return _loaded(runbook, env, target_env, values, with_secrets)
+
+
+def _loaded(
+    runbook: Runbook, env: Environment | None, target: Environment, values: Values, secrets: bool
+) -> Loaded:
+    """Tailor once for use and, when secrets are in play, once more for people."""
+    tailored = tailor(runbook, target, values, secrets=secrets)
+    shown = tailor(runbook, target, values) if secrets else None
+    return Loaded(runbook, env, values, tailored, shown)
 
 
 def _check_envless(runbook: Runbook) -> None:

@@ -129,7 +129,7 @@ def create_run(
         StateError: ``run_id`` exists already.
     """
     loaded = load(runbook_path, env_path, overrides, with_secrets=True, need_env=True)
-    shown = load(runbook_path, env_path, overrides, need_env=True).tailored
+    shown = loaded.shown or load(runbook_path, env_path, overrides, need_env=True).tailored
     _check_change_options(loaded, overrides, options)
     secret_values = run_secrets(loaded)
     run_id = run_id or new_run_id(loaded.runbook.id)
@@ -242,7 +242,10 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
     loaded = load(
         Path(record.runbook_path), env_path, record.overrides, with_secrets=True, need_env=True
     )
-    shown = load(Path(record.runbook_path), env_path, record.overrides, need_env=True).tailored
+    shown = (
+        loaded.shown
+        or load(Path(record.runbook_path), env_path, record.overrides, need_env=True).tailored
+    )
     changed = []
     if loaded.runbook.content_hash != record.content_hash:
         changed.append(("runbook", record.content_hash, loaded.runbook.content_hash))
