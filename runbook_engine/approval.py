@@ -34,8 +34,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from runbook_engine.errors import InputError, Problem, StateError
 from runbook_engine.kinds import KINDS, KindInfo, register_kind
 
@@ -120,23 +118,15 @@ def parse_approval(body: str, path: Path | None, line: int) -> ApprovalSpec:
         InputError: YAML syntax, not a mapping, unknown or missing key, wrong type
             or range; every problem names ``path`` and a line.
     """
-    try:
-        data = yaml.safe_load(body)
-        root = yaml.compose(body)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError.single(
-            f"approval body is not valid YAML: {exc}",
-            path,
-            line + (mark.line if mark else 0),
-            code=CODE,
-        ) from None
-    key_lines: dict[str, int] = {}
-    if isinstance(root, yaml.MappingNode):
-        key_lines = {str(k.value): line + k.start_mark.line for k, _ in root.value}
+    from runbook_engine.yamlbody import duplicate_keys, load_mapping
+
+    root, data = load_mapping(
+        body, path, line, what="approval body", hint="required: N, approvers: [...]", code=CODE
+    )
+    key_lines = {str(k.value): line + k.start_mark.line for k, _ in root.value}
     import jsonschema
 
-    problems = []
+    problems = list(duplicate_keys(root, path, line, CODE))
     for error in sorted(
         jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.path)
     ):

@@ -9,13 +9,13 @@ a body are reported together.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..errors import InputError, Problem
+from ..errors import Problem
+from ..yamlbody import duplicate_keys, input_error, load_mapping
 from .schema import SCHEMAS
 from .spec import DEFAULT_SERVICE_WAIT, ROOTS, DeclarativeSpec, RegistrySpec, RegValue, ServiceSpec
 
@@ -62,8 +62,10 @@ def parse_declarative(kind: str, body: str, path: Path | None, line: int) -> Dec
     """
     if kind not in SCHEMAS:
         raise ValueError(f"not a declarative kind: {kind!r}")
-    root, data = _load(kind, body, path, line)
-    problems = list(_duplicate_keys(root, path, line))
+    root, data = load_mapping(
+        body, path, line, what=f"{kind} body", hint=_EXAMPLES[kind], code=CODE_SYNTAX
+    )
+    problems = list(duplicate_keys(root, path, line, CODE_SCHEMA))
     problems += _schema_problems(kind, data, root, path, line)
     if kind == "service" and "start" not in data and "state" not in data:
         problems.append(
@@ -76,63 +78,8 @@ def parse_declarative(kind: str, body: str, path: Path | None, line: int) -> Dec
             )
         )
     if problems:
-        raise _error(problems)
+        raise input_error(problems)
     return _build(kind, data, path, line)
-
-
-def _load(
-    kind: str, body: str, path: Path | None, line: int
-) -> tuple[yaml.MappingNode, dict[str, Any]]:
-    """Return the YAML node tree (for lines) and the loaded data; the root must be a mapping."""
-    try:
-        root = yaml.compose(body, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(body)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = Problem(
-            f"{kind} body is not valid YAML: {exc.problem or exc}",
-            path,
-            line + (mark.line if mark else 0),
-            code=CODE_SYNTAX,
-        )
-        raise _error([problem]) from None
-    except yaml.YAMLError as exc:
-        raise _error(
-            [Problem(f"{kind} body is not valid YAML: {exc}", path, line, code=CODE_SYNTAX)]
-        ) from None
-    if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
-        at = line + (root.start_mark.line if root is not None else 0)
-        raise _error(
-            [
-                Problem(
-                    f"{kind} body must be a YAML mapping ({_EXAMPLES[kind]})",
-                    path,
-                    at,
-                    code=CODE_SYNTAX,
-                )
-            ]
-        )
-    return root, data
-
-
-def _duplicate_keys(node: yaml.Node, path: Path | None, line: int) -> Iterator[Problem]:
-    """Yield a problem for every key given twice in one mapping (PyYAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key, value in node.value:
-            if key.value in seen:
-                yield Problem(
-                    f"key {key.value!r} given twice (first on line {line + seen[key.value]})",
-                    path,
-                    line + key.start_mark.line,
-                    code=CODE_SCHEMA,
-                )
-            else:
-                seen[key.value] = key.start_mark.line
-            yield from _duplicate_keys(value, path, line)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            yield from _duplicate_keys(item, path, line)
 
 
 def _schema_problems(
@@ -253,7 +200,3 @@ def normalise_data(reg_type: str, data: Any) -> str | int | tuple[str, ...]:
     if reg_type == "REG_BINARY":
         return "".join(str(data).replace(",", " ").split()).upper()
     return data
-
-
-def _error(problems: list[Problem]) -> InputError:
-    return InputError("\n".join(p.format() for p in problems), problems)

@@ -10,14 +10,15 @@ runbook line of the offending key: the body's first line plus the key's
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
 
-from ..errors import InputError, Problem
+from ..errors import Problem
+from ..yamlbody import duplicate_keys, input_error, load_mapping
 from .schema import SCHEMAS
 from .spec import SPEC_TYPES, ProbeSpec, RelayTest
 
@@ -58,68 +59,25 @@ def parse_probe(body: str, path: Path | None, line: int) -> ProbeSpec:
             problem names ``path`` and the line of the offending key; all
             problems of the body are reported together.
     """
-    root, data = _load(body, path, line)
-    problems = list(_duplicate_keys(root, path, line))
+    root, data = load_mapping(
+        body,
+        path,
+        line,
+        what="probe body",
+        code=CODE_SYNTAX,
+        hint="starting with `kind:` (tcp, tls, http, imap, smtp or dns)",
+    )
+    problems = list(duplicate_keys(root, path, line, CODE_SCHEMA))
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in SCHEMAS:
         problems.append(_kind_problem(kind, root, path, line))
-        raise _error(problems)
+        raise input_error(problems)
     problems += _schema_problems(kind, data, root, path, line)
     if not problems:
         problems += _address_problems(data, root, path, line)
     if problems:
-        raise _error(problems)
+        raise input_error(problems)
     return _build(kind, data, path, line)
-
-
-def _load(body: str, path: Path | None, line: int) -> tuple[yaml.MappingNode, dict[Any, Any]]:
-    """Return the YAML node tree (for lines) and the loaded data; the root must be a mapping."""
-    try:
-        root = yaml.compose(body, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(body)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = line + (mark.line if mark else 0)
-        what = exc.problem or str(exc)
-        problem = Problem(f"probe body is not valid YAML: {what}", path, at, code=CODE_SYNTAX)
-        raise _error([problem]) from None
-    except yaml.YAMLError as exc:
-        problem = Problem(f"probe body is not valid YAML: {exc}", path, line, code=CODE_SYNTAX)
-        raise _error([problem]) from None
-    if not isinstance(root, yaml.MappingNode):
-        raise _error(
-            [
-                Problem(
-                    "probe body must be a YAML mapping starting with `kind:` "
-                    "(tcp, tls, http, imap, smtp or dns)",
-                    path,
-                    line + (root.start_mark.line if root is not None else 0),
-                    code=CODE_SYNTAX,
-                )
-            ]
-        )
-    return root, data
-
-
-def _duplicate_keys(node: yaml.Node, path: Path | None, line: int) -> Iterator[Problem]:
-    """Yield a problem for every key given twice in one mapping (PyYAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key, value in node.value:
-            name = key.value
-            if name in seen:
-                yield Problem(
-                    f"key {name!r} given twice (first on line {line + seen[name]})",
-                    path,
-                    line + key.start_mark.line,
-                    code=CODE_SCHEMA,
-                )
-            else:
-                seen[name] = key.start_mark.line
-            yield from _duplicate_keys(value, path, line)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            yield from _duplicate_keys(item, path, line)
 
 
 def _kind_problem(kind: Any, root: yaml.MappingNode, path: Path | None, line: int) -> Problem:
@@ -274,8 +232,3 @@ def _build(kind: str, data: dict[str, Any], path: Path | None, line: int) -> Pro
     elif kind == "smtp" and "relay_test" in fields:
         fields["relay_test"] = RelayTest(**fields["relay_test"])
     return SPEC_TYPES[kind](**fields, path=path, line=line)
-
-
-def _error(problems: list[Problem]) -> InputError:
-    """Build the InputError carrying ``problems``."""
-    return InputError("\n".join(p.format() for p in problems), problems)

@@ -1,0 +1,86 @@
+"""YAML bodies of declarative steps (``probe``, ``registry``, ``service``, ``approval``).
+
+One reader for all of them: the body is composed once (node tree for lines, data
+for values), must be a mapping, and every key given twice is a problem; lines
+are file lines (the body's first line plus the line inside the body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runbook_engine.errors import InputError, Problem
+from runbook_engine.frontmatter import compose
+
+
+def input_error(problems: list[Problem]) -> InputError:
+    """Return the :class:`InputError` carrying ``problems`` (message: all of them)."""
+    return InputError("\n".join(p.format() for p in problems), problems)
+
+
+def load_mapping(
+    body: str, path: Path | None, line: int, *, what: str, hint: str, code: str
+) -> tuple[yaml.MappingNode, dict[Any, Any]]:
+    """Read a YAML body that must be a mapping.
+
+    Args:
+        body: The body (already rendered).
+        path: The runbook, for messages.
+        line: 1-based file line of the body's first line.
+        what: What the body is, for messages (``"probe body"``).
+        hint: What a good body looks like, shown when it is not a mapping.
+        code: Problem code for syntax errors.
+
+    Returns:
+        ``(root, data)``: the node tree and the loaded data.
+
+    Raises:
+        InputError: invalid YAML (at its line), or not a mapping.
+    """
+    try:
+        root, data = compose(body)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = line + (mark.line if mark else 0)
+        message = f"{what} is not valid YAML: {exc.problem or exc}"
+        raise input_error([Problem(message, path, where, code=code)]) from None
+    except yaml.YAMLError as exc:
+        message = f"{what} is not valid YAML: {exc}"
+        raise input_error([Problem(message, path, line, code=code)]) from None
+    if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
+        at = line + (root.start_mark.line if root is not None else 0)
+        raise input_error([Problem(f"{what} must be a YAML mapping ({hint})", path, at, code=code)])
+    return root, data
+
+
+def duplicate_keys(node: yaml.Node, path: Path | None, line: int, code: str) -> Iterator[Problem]:
+    """Yield a problem for every key given twice in one mapping (PyYAML keeps the last).
+
+    Each node is looked at once, so aliases cannot make the walk explode.
+    """
+    visited: set[int] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if id(current) in visited:
+            continue
+        visited.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in current.value:
+                if key.value in seen:
+                    yield Problem(
+                        f"key {key.value!r} given twice (first on line {line + seen[key.value]})",
+                        path,
+                        line + key.start_mark.line,
+                        code=code,
+                    )
+                else:
+                    seen[key.value] = key.start_mark.line
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
