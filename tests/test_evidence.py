@@ -757,3 +757,19 @@ def test_done_when_seed_run_with_approval_attestation_failure_backout_and_resume
     shutil.rmtree(book.state)  # the bundle alone must do
     assert verify_bundle(auditor / "evidence.zip").ok
     assert_every_edit_caught(auditor / "evidence.zip", tmp_path / "edits")
+
+
+def test_any_damaged_byte_of_a_zip_is_reported_never_raised(tmp_path: Path) -> None:
+    # CI found an edit inside compressed data that made zipfile raise EOFError: every byte of
+    # a small bundle-shaped zip is flipped in turn, and verify must answer, not raise.
+    members = {
+        "MANIFEST.sha256": b"x  journal.jsonl\n",
+        "journal.jsonl": b'{"event":"run-started","seq":1}\n' * 40,
+    }
+    data = canonical_zip(members)
+    target = tmp_path / "edited.zip"
+    for offset in range(len(data)):
+        edited = bytearray(data)
+        edited[offset] ^= 0x20
+        target.write_bytes(bytes(edited))
+        assert not verify_bundle(target).ok, offset

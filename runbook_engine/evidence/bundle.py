@@ -25,6 +25,7 @@ import hashlib
 import io
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from runbook_engine import __version__
@@ -151,7 +152,7 @@ def _read_members(data: bytes, check: EvidenceCheck) -> dict[str, bytes] | None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
         check.add("bundle", None, f"not a readable zip file ({exc})")
         return None
     members: dict[str, bytes] = {}
@@ -162,8 +163,15 @@ def _read_members(data: bytes, check: EvidenceCheck) -> dict[str, bytes] | None:
             return None
         try:
             members[name] = archive.read(name)
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
-            check.add(name, None, f"cannot be read from the zip ({exc}: edited)")
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            ValueError,
+            NotImplementedError,
+            EOFError,
+            zlib.error,
+        ) as exc:  # a damaged member: reported, never raised (any byte may have been edited)
+            check.add(name, None, f"cannot be read from the zip ({type(exc).__name__}: edited)")
             return None
     return members
 
