@@ -7,6 +7,7 @@ matter.  Invalid front matter is an error and is never rewritten.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,18 @@ def duplicate_key(source: str | yaml.Node | None, offset: int = 2) -> tuple[str,
             return None
     else:
         root = source
+    for key, first, second in repeated_keys(root):
+        return key, first + offset, second + offset
+    return None
+
+
+def repeated_keys(root: yaml.Node | None) -> Iterator[tuple[str, int, int]]:
+    """Yield ``(key, first, second)`` for every key repeated in one mapping of ``root``;
+    lines are 0-based inside the YAML text.  Each node is looked at once, so aliases
+    cannot make the walk explode ("billion laughs").
+    """
     stack = [root] if root is not None else []
-    visited: set[int] = set()  # aliases share nodes: look at each once (no "billion laughs")
+    visited: set[int] = set()
     while stack:
         node = stack.pop()
         if id(node) in visited:
@@ -139,15 +150,15 @@ def duplicate_key(source: str | yaml.Node | None, offset: int = 2) -> tuple[str,
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, int] = {}
             for key, value in node.value:
-                line = key.start_mark.line + offset
+                line = key.start_mark.line
                 if isinstance(key, yaml.ScalarNode):
                     if key.value in seen:
-                        return key.value, seen[key.value], line
-                    seen[key.value] = line
+                        yield key.value, seen[key.value], line
+                    else:
+                        seen[key.value] = line
                 stack.append(value)
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
-    return None
 
 
 def key_lines(text: str, body_line: int) -> dict[str, int]:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from runbook_engine.errors import InputError, Problem
-from runbook_engine.frontmatter import compose
+from runbook_engine.frontmatter import compose, repeated_keys
 
 
 def input_error(problems: list[Problem]) -> InputError:
@@ -58,29 +58,34 @@ def load_mapping(
 
 
 def duplicate_keys(node: yaml.Node, path: Path | None, line: int, code: str) -> Iterator[Problem]:
-    """Yield a problem for every key given twice in one mapping (PyYAML keeps the last).
+    """Yield a problem for every key given twice in one mapping (PyYAML keeps the last)."""
+    for key, first, second in repeated_keys(node):
+        yield Problem(
+            f"key {key!r} given twice (first on line {line + first})",
+            path,
+            line + second,
+            code=code,
+        )
 
-    Each node is looked at once, so aliases cannot make the walk explode.
-    """
-    visited: set[int] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if id(current) in visited:
-            continue
-        visited.add(id(current))
-        if isinstance(current, yaml.MappingNode):
-            seen: dict[Any, int] = {}
-            for key, value in current.value:
-                if key.value in seen:
-                    yield Problem(
-                        f"key {key.value!r} given twice (first on line {line + seen[key.value]})",
-                        path,
-                        line + key.start_mark.line,
-                        code=code,
-                    )
-                else:
-                    seen[key.value] = key.start_mark.line
-                stack.append(value)
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
+
+def line_of(root: yaml.Node, where: tuple[Any, ...], line: int) -> int:
+    """Return the file line of the item at ``where`` (a key path, list indexes as ints) in the
+    body starting on ``line``, or of its deepest existing parent."""
+    node: yaml.Node = root
+    found = node.start_mark.line
+    for step in where:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(step):
+                    found, child = key.start_mark.line, value
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value)
+        ):
+            child = node.value[step]
+            found = child.start_mark.line
+        if child is None:
+            break
+        node = child
+    return line + found

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import Problem
-from ..yamlbody import duplicate_keys, input_error, load_mapping
+from ..yamlbody import duplicate_keys, input_error, line_of, load_mapping
 from .schema import SCHEMAS
 from .spec import DEFAULT_SERVICE_WAIT, ROOTS, DeclarativeSpec, RegistrySpec, RegValue, ServiceSpec
 
@@ -107,14 +107,14 @@ def _explain(
         return [p for sub in error.context for p in _explain(kind, sub, root, path, line)]
     where = tuple(error.absolute_path)
     name = ".".join(str(p) for p in where) or f"{kind} body"
-    at = _line_of(root, where, line)
+    at = line_of(root, where, line)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         return [
             Problem(
                 f"unknown key {key!r} in a {kind} step (allowed: {', '.join(allowed)})",
                 path,
-                _line_of(root, (*where, key), line),
+                line_of(root, (*where, key), line),
                 code=CODE_SCHEMA,
             )
             for key in error.instance
@@ -147,28 +147,6 @@ def _shown(value: Any) -> str:
     if value is None:
         return "null (nothing)"
     return repr(value)
-
-
-def _line_of(root: yaml.Node, where: tuple[Any, ...], line: int) -> int:
-    """Return the runbook line of the item at ``where`` (or of its deepest existing parent)."""
-    node: yaml.Node = root
-    found = node.start_mark.line
-    for step in where:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(step):
-                    found, child = key.start_mark.line, value
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value)
-        ):
-            child = node.value[step]
-            found = child.start_mark.line
-        if child is None:
-            break
-        node = child
-    return line + found
 
 
 def _build(kind: str, data: dict[str, Any], path: Path | None, line: int) -> DeclarativeSpec:

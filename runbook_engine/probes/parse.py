@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ..errors import Problem
-from ..yamlbody import duplicate_keys, input_error, load_mapping
+from ..yamlbody import duplicate_keys, input_error, line_of, load_mapping
 from .schema import SCHEMAS
 from .spec import SPEC_TYPES, ProbeSpec, RelayTest
 
@@ -88,7 +88,7 @@ def _kind_problem(kind: Any, root: yaml.MappingNode, path: Path | None, line: in
     return Problem(
         f"unknown probe kind {kind!r} (expected one of {known})",
         path,
-        _line_of(root, ("kind",), line),
+        line_of(root, ("kind",), line),
         code=CODE_KIND,
     )
 
@@ -119,7 +119,7 @@ def _explain(
     """Turn one jsonschema error into problems with a readable message and a line."""
     where = tuple(error.absolute_path)
     name = ".".join(str(p) for p in where) or "probe body"
-    at = _line_of(root, where, line)
+    at = line_of(root, where, line)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         extra = [k for k in error.instance if k not in allowed]
@@ -128,7 +128,7 @@ def _explain(
             Problem(
                 f"unknown key {key!r} in {owner} (allowed: {', '.join(allowed)})",
                 path,
-                _line_of(root, (*where, key), line),
+                line_of(root, (*where, key), line),
                 code=CODE_SCHEMA,
             )
             for key in extra
@@ -138,7 +138,7 @@ def _explain(
         if where:
             text += f" in {name}"
     elif "propertyNames" in error.schema_path:
-        at = _line_of(root, (*where, error.instance), line)
+        at = line_of(root, (*where, error.instance), line)
         text = f"{name}: key {error.instance!r} is not {error.schema.get('description', 'allowed')}"
     elif "description" in error.schema:
         text = f"{name} must be {error.schema['description']}, not {error.instance!r}"
@@ -168,7 +168,7 @@ def _address_problems(
     if data.get("kind") != "dns" or "expect" not in data:
         return []
     version = 6 if data.get("record", "A") == "AAAA" else 4
-    at = _line_of(root, ("expect",), line)
+    at = line_of(root, ("expect",), line)
     record = data.get("record", "A")
     problems = []
     for value in _as_list(data["expect"]):
@@ -187,29 +187,9 @@ def _url_problems(url: str, root: yaml.MappingNode, path: Path | None, line: int
     try:
         urlsplit(url).port  # noqa: B018 - the property validates
     except ValueError as exc:
-        at = _line_of(root, ("url",), line)
+        at = line_of(root, ("url",), line)
         return [Problem(f"url {url!r} has a bad port ({exc})", path, at, code=CODE_SCHEMA)]
     return []
-
-
-def _line_of(root: yaml.Node, where: tuple[Any, ...], line: int) -> int:
-    """Return the runbook line of the key at ``where`` (or of its deepest existing parent)."""
-    node: yaml.Node = root
-    found = node.start_mark.line
-    for step in where:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(step):
-                    found, child = key.start_mark.line, value
-                    break
-        elif isinstance(node, yaml.SequenceNode) and 0 <= int(step) < len(node.value):
-            child = node.value[int(step)]
-            found = child.start_mark.line
-        if child is None:
-            break
-        node = child
-    return line + found
 
 
 def _as_list(value: Any) -> list[Any]:
