@@ -22,10 +22,10 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from runbook_engine.parser import parse_file
-from runbook_engine.runner import RunOptions, start_run
-from runbook_engine.store import CheckpointStore
-from runbook_engine.tailor import tailor
+from runbook_engine.run.lifecycle import RunOptions, start_run
+from runbook_engine.run.store import CheckpointStore
+from runbook_engine.source.parser import parse_file
+from runbook_engine.tailor.tailoring import tailor
 
 ROOT = Path(__file__).resolve().parents[1]
 

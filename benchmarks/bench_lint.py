@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_core import generate_library
 
-from runbook_engine.lint import lint_paths, runbook_files
+from runbook_engine.lint.check import lint_paths, runbook_files
 
 ROOT = Path(__file__).resolve().parents[1]
 

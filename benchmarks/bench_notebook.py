@@ -3,7 +3,7 @@
 For a local runbook of N no-op ``sh`` steps (default 20) and of one step, it
 times, in this process:
 
-- ``runbook run``'s machinery (:func:`runbook_engine.runner.start_run`:
+- ``runbook run``'s machinery (:func:`runbook_engine.run.runner.start_run`:
   checkpoints and journal included), and
 - ``runbook notebook run``'s (:func:`runbook_engine.notebook.execute.run_notebook`:
   notebook build, papermill, a real ipykernel, one ``Runner.execute(stop_after=)``
@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runbook_engine.notebook.execute import run_notebook
-from runbook_engine.runner import RunOptions, start_run
-from runbook_engine.store import CheckpointStore
+from runbook_engine.run.lifecycle import RunOptions, start_run
+from runbook_engine.run.store import CheckpointStore
 
 
 def write_runbook(folder: Path, steps: int) -> Path:

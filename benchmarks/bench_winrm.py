@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import winrm
 from wsman_server import CommandCall, Reply, WindowsHost, WSManServer
 
-from runbook_engine.model import Host
+from runbook_engine.source.model import Host
 from runbook_engine.transports.winrm import WinRMTransport
 
 PASSWORD = "bench-Passw0rd"

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from runbook_engine.approval import ApprovalSpec, Vote, parse_approval, tally
 from runbook_engine.errors import InputError
-from runbook_engine.journal import read_journal
+from runbook_engine.evidence.journal import read_journal
+from runbook_engine.run.approval import ApprovalSpec, Vote, parse_approval, tally
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
 OPERATOR = "Olga Operator"

@@ -1,4 +1,4 @@
-"""Tests for the fenced-block info-string grammar (runbook_engine.attrs).
+"""Tests for the fenced-block info-string grammar (runbook_engine.source.attrs).
 
 Grammar (DESIGN.md §2, FORMAT-SPEC.md "Steps"):
 ``LANG {#id .class key=value key="value with spaces"}``.  Several cases come
@@ -13,7 +13,7 @@ import dataclasses
 
 import pytest
 
-attrs_mod = pytest.importorskip("runbook_engine.attrs")
+attrs_mod = pytest.importorskip("runbook_engine.source.attrs")
 parse_info = attrs_mod.parse_info
 AttrSyntaxError = attrs_mod.AttrSyntaxError
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from runbook_engine.cli import main
-from runbook_engine.store import CheckpointStore
+from runbook_engine.run.store import CheckpointStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run"
 BAD = FIXTURES / "bad"

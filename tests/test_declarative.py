@@ -30,16 +30,16 @@ from runbook_engine.declarative import (
     read_commands,
     restore_commands,
 )
-from runbook_engine.declarative import execute as execute_module
 from runbook_engine.declarative.output import ServiceMissing
 from runbook_engine.declarative.quoting import argument
 from runbook_engine.errors import InputError, RunPaused
-from runbook_engine.gates import load_answers
-from runbook_engine.loading import load
-from runbook_engine.plan import build_plan
-from runbook_engine.render.guide_md import guide_markdown
-from runbook_engine.runner import RunOptions, start_run
-from runbook_engine.store import CheckpointStore
+from runbook_engine.outputs.guide_md import guide_markdown
+from runbook_engine.outputs.plan import build_plan
+from runbook_engine.run.gates import load_answers
+from runbook_engine.run.lifecycle import RunOptions, start_run
+from runbook_engine.run.steps import declarative as execute_module
+from runbook_engine.run.store import CheckpointStore
+from runbook_engine.tailor.loading import load
 
 __all__ = ["wsman"]  # the fixture, imported for pytest
 

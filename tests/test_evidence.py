@@ -27,9 +27,9 @@ from wsman_server import CommandCall, Reply, WindowsHost, wsman  # type: ignore[
 
 from runbook_engine.errors import StateError
 from runbook_engine.evidence.bundle import canonical_zip, verify_bundle
+from runbook_engine.evidence.journal import canonical_json, head_path, read_journal, record_hash
 from runbook_engine.evidence.keys import load_private_key
 from runbook_engine.evidence.verify import verify_run
-from runbook_engine.journal import canonical_json, head_path, read_journal, record_hash
 
 __all__ = ["wsman"]  # the fixture, imported for pytest
 

@@ -1,4 +1,4 @@
-"""Tests for front-matter detection and loading (runbook_engine.frontmatter).
+"""Tests for front-matter detection and loading (runbook_engine.source.frontmatter).
 
 Rules (DESIGN.md §2 and §7, FORMAT-SPEC.md "Front matter"): front matter only
 when line 1 is exactly ``---`` (after CRLF normalisation), closed by ``---`` or
@@ -15,7 +15,7 @@ import pytest
 
 from runbook_engine.errors import RunbookSyntaxError
 
-fm_mod = pytest.importorskip("runbook_engine.frontmatter")
+fm_mod = pytest.importorskip("runbook_engine.source.frontmatter")
 split_front_matter = fm_mod.split_front_matter
 
 PATH = Path("runbooks/sample.md")

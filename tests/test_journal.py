@@ -1,4 +1,4 @@
-"""Tests for runbook_engine.journal: a real file, real tampering."""
+"""Tests for runbook_engine.evidence.journal: a real file, real tampering."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runbook_engine.errors import EvidenceError
-from runbook_engine.journal import (
+from runbook_engine.evidence.journal import (
     GENESIS_HASH,
     Journal,
     JournalCheck,
@@ -20,7 +20,7 @@ from runbook_engine.journal import (
     read_journal,
     verify_journal,
 )
-from runbook_engine.redact import Redactor
+from runbook_engine.evidence.redact import Redactor
 
 CANARY = "canary-1b2c3d4e-SECRET"
 

@@ -1,4 +1,4 @@
-"""Tests for ``runbook lint`` (issue 6, part 3): runbook_engine.lint and runbook_engine.lint_rules.
+"""Tests for ``runbook lint`` (issue 6, part 3): runbook_engine.lint.check and runbook_engine.lint.rules.
 
 Every rule has a fixture that triggers it (``rbNNN-bad.md``) and one that does
 not (``rbNNN-good.md``) in tests/fixtures/lint/.  Expected places are given as
@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from runbook_engine.errors import Problem
-from runbook_engine.lint import lint_file, lint_paths, runbook_files
-from runbook_engine.lint_rules import RULES
-from runbook_engine.lint_rules.context import TEMPLATE_MARK, mask_templates
-from runbook_engine.lint_rules.hosts import looks_like_host
-from runbook_engine.lint_rules.secrets import is_literal_secret
+from runbook_engine.lint.check import lint_file, lint_paths, runbook_files
+from runbook_engine.lint.rules import RULES
+from runbook_engine.lint.rules.context import TEMPLATE_MARK, mask_templates
+from runbook_engine.lint.rules.hosts import looks_like_host
+from runbook_engine.lint.rules.secrets import is_literal_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
@@ -432,9 +432,9 @@ def test_registry_step_data_with_a_port_less_entry(tmp_path):
     """A ``registry`` step's YAML body names ValidPorts on one line and the data on another."""
     from dataclasses import replace
 
-    from runbook_engine.lint_rules import LintContext
-    from runbook_engine.lint_rules.hosts import validports_missing_port
-    from runbook_engine.parser import parse_text
+    from runbook_engine.lint.rules import LintContext
+    from runbook_engine.lint.rules.hosts import validports_missing_port
+    from runbook_engine.source.parser import parse_text
 
     body = (
         "key: HKLM\\SOFTWARE\\Microsoft\\Rpc\\RpcProxy\nvalue: ValidPorts\ntype: REG_SZ\n"

@@ -24,10 +24,10 @@ import nbformat
 import pytest
 
 from runbook_engine.errors import InputError
-from runbook_engine.loading import load
-from runbook_engine.notebook.build import ENGINE_PARAMETERS, cell_id, render_ipynb
-from runbook_engine.render import RENDERERS
-from runbook_engine.store import CheckpointStore
+from runbook_engine.outputs import RENDERERS
+from runbook_engine.outputs.notebook import ENGINE_PARAMETERS, cell_id, render_ipynb
+from runbook_engine.run.store import CheckpointStore
+from runbook_engine.tailor.loading import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DIR = ROOT / "runbooks" / "exchange2003"

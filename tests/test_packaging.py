@@ -35,4 +35,4 @@ def test_wheel_carries_templates(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for template in (ROOT / "templates").iterdir():
         assert f"runbook_engine/templates/{template.name}" in names
-    assert "runbook_engine/cli.py" in names
+    assert "runbook_engine/cli/__init__.py" in names

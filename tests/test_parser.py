@@ -1,4 +1,4 @@
-"""Tests for the runbook parser (runbook_engine.parser).
+"""Tests for the runbook parser (runbook_engine.source.parser).
 
 The format is FORMAT-SPEC.md / DESIGN.md §2.  The parametrised tables below are
 the cases other Markdown executors got wrong (DESIGN.md §7, issue 2 "Tests"),
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from runbook_engine.errors import InputError, Problem, RunbookSyntaxError
-from runbook_engine.model import Prose, Step
+from runbook_engine.source.model import Prose, Step
 
-parser = pytest.importorskip("runbook_engine.parser")
+parser = pytest.importorskip("runbook_engine.source.parser")
 parse_text = parser.parse_text
 parse_file = parser.parse_file
 
@@ -937,7 +937,7 @@ import resource, sys
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 from runbook_engine.errors import RunbookSyntaxError
-from runbook_engine.parser import parse_text
+from runbook_engine.source.parser import parse_text
 lines = ["---", "lint:", "  a0: &a0 [x, x, x, x, x, x, x, x, x]"]
 for n in range(1, 10):
     lines.append(f"  a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_engine.parser import parse_file
+from runbook_engine.source.parser import parse_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "runbooks" / "exchange2003"

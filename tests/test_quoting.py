@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from runbook_engine.errors import TemplateProblem
-from runbook_engine.parser import parse_text
-from runbook_engine.quoting import QuotingError, SecretValue, quote_value
-from runbook_engine.tailor import tailor
-from runbook_engine.values import resolve_values
+from runbook_engine.source.parser import parse_text
+from runbook_engine.tailor.quoting import QuotingError, SecretValue, quote_value
+from runbook_engine.tailor.tailoring import tailor
+from runbook_engine.tailor.values import resolve_values
 
 HOSTILE = [
     'x"; touch PWNED; echo "',
@@ -43,7 +43,7 @@ def _tailored_body(
 
 
 def _env(tmp_path: Path):  # an empty environment: local steps only
-    from runbook_engine.loading import _NO_ENV
+    from runbook_engine.tailor.loading import _NO_ENV
 
     return _NO_ENV(None)  # type: ignore[arg-type]
 

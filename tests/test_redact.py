@@ -1,4 +1,4 @@
-"""Tests for runbook_engine.redact."""
+"""Tests for runbook_engine.evidence.redact."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runbook_engine.redact import Redactor, marker
+from runbook_engine.evidence.redact import Redactor, marker
 
 CANARY = "canary-7f3a9c1e-SECRET"
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from runbook_engine.environment import load_environment
 from runbook_engine.errors import InputError
-from runbook_engine.parser import parse_file, parse_text
-from runbook_engine.render import RENDERERS, get_renderer
-from runbook_engine.render.mdtext import code, continuation, fence_for, prefix_lines
-from runbook_engine.render.views import CHECKBOX_LINE
-from runbook_engine.tailor import TailoredRunbook, tailor
-from runbook_engine.values import resolve_values
+from runbook_engine.outputs import RENDERERS, get_renderer
+from runbook_engine.outputs.mdtext import code, continuation, fence_for, prefix_lines
+from runbook_engine.outputs.views import CHECKBOX_LINE
+from runbook_engine.source.parser import parse_file, parse_text
+from runbook_engine.tailor.environment import load_environment
+from runbook_engine.tailor.tailoring import TailoredRunbook, tailor
+from runbook_engine.tailor.values import resolve_values
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "render"

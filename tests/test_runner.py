@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from runbook_engine.journal import read_journal, verify_journal
+from runbook_engine.evidence.journal import read_journal, verify_journal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run"
 OPERATOR = "Olga Operator"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runbook_engine.errors import StateError
-from runbook_engine.store import (
+from runbook_engine.run.store import (
     SCHEMA_VERSION,
     CheckpointStore,
     GateDecision,

@@ -25,7 +25,7 @@ from wsman_server import (  # type: ignore[import-not-found]
 )
 
 from runbook_engine.errors import EnvironmentFileError, ExecutionError
-from runbook_engine.model import Host
+from runbook_engine.source.model import Host
 from runbook_engine.transports.base import Transport
 from runbook_engine.transports.winrm import WinRMTransport, validate_winrm_options
 from runbook_engine.transports.winrm_scripts import MAX_COMMAND_LINE, decode_clixml

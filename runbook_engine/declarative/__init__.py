@@ -4,7 +4,7 @@ A step's YAML body says what must be true on the host; it is validated by a
 schema (:func:`parse_declarative`), compiled to the exact cmd.exe commands for
 Windows Server 2003 (``reg``, ``sc``; :mod:`.compile`), shown in guides both as
 those commands and as the GUI path for someone doing it by hand, and run by
-:func:`runbook_engine.declarative.execute.execute_declarative`: read first
+:func:`runbook_engine.run.steps.declarative.execute_declarative`: read first
 (already right: already-done), record the previous value, change, read back,
 and a generated backout that restores the previous value.
 
@@ -21,7 +21,7 @@ start: auto
 state: running
 ```
 
-The kinds are registered in :mod:`runbook_engine.kinds`.  Importing this package
+The kinds are registered in :mod:`runbook_engine.source.kinds`.  Importing this package
 is cheap: jsonschema is imported only when a body is parsed.
 """
 

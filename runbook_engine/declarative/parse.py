@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..errors import Problem
-from ..yamlbody import duplicate_keys, input_error, line_of, load_mapping
+from runbook_engine.errors import Problem
+from runbook_engine.source.yamlbody import duplicate_keys, input_error, line_of, load_mapping
+
 from .schema import SCHEMAS
 from .spec import DEFAULT_SERVICE_WAIT, ROOTS, DeclarativeSpec, RegistrySpec, RegValue, ServiceSpec
 

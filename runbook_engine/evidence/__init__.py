@@ -3,7 +3,7 @@ the change record rendered from the journal, and the offline evidence bundle.
 
 Files of a run (``STATE/runs/RUN_ID/``)::
 
-    journal.jsonl          hash-chained events (runbook_engine.journal)
+    journal.jsonl          hash-chained events (runbook_engine.evidence.journal)
     journal.jsonl.head     the chain's anchor
     journal.sig.jsonl      Ed25519 signatures of chain heads (signing.py)
     signing.pub            the public key that signed them (PEM)

@@ -17,9 +17,9 @@ from typing import Any
 
 from runbook_engine.errors import InputError
 from runbook_engine.evidence import JOURNAL_NAME
+from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import build_record
 from runbook_engine.evidence.verify import EvidenceCheck, verify_run
-from runbook_engine.journal import read_journal
 
 FORMATS = ("json", "md", "html", "pdf")
 SUFFIXES = {"json": ".json", "md": ".md", "html": ".html", "pdf": ".pdf"}
@@ -47,10 +47,10 @@ def render_record(record: dict[str, Any], fmt: str) -> bytes:
     if fmt == "json":
         return (json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
     if fmt in ("md", "html"):
-        from runbook_engine.render.templating import get_template
+        from runbook_engine.outputs.templating import get_template
 
         if fmt == "html":
-            from runbook_engine.render.templating import read_asset
+            from runbook_engine.outputs.templating import read_asset
 
             css = read_asset("change-record.css")
             return get_template("change-record.html.j2").render(r=record, css=css).encode()

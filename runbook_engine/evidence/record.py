@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runbook_engine.evidence.verify import EvidenceCheck
-    from runbook_engine.tailor import TailoredRunbook
+    from runbook_engine.tailor.tailoring import TailoredRunbook
 
 RECORD_VERSION = 1
 

@@ -1,7 +1,7 @@
 """Every secret a run knows, so that all of them are redacted before anything is written.
 
 A run's secrets are its secret parameters (resolved by
-:func:`runbook_engine.values.resolve_values`) and the credentials its WinRM hosts
+:func:`runbook_engine.tailor.values.resolve_values`) and the credentials its WinRM hosts
 name (``winrm: {credential: NAME}``; ENV-SPEC.md), fetched the same way: the
 environment file's ``secrets:`` entry for NAME, else ``$RUNBOOK_SECRET_<NAME>``.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runbook_engine.errors import InputError, Problem
-from runbook_engine.model import SecretRef
-from runbook_engine.values import fetch_secret
+from runbook_engine.source.model import SecretRef
+from runbook_engine.tailor.values import fetch_secret
 
 if TYPE_CHECKING:
-    from runbook_engine.loading import Loaded
+    from runbook_engine.tailor.loading import Loaded
 
 
 def credential_names(loaded: Loaded) -> dict[str, int]:

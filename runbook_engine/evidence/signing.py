@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from runbook_engine.errors import EvidenceError, StateError
 from runbook_engine.evidence import PUBLIC_KEY_NAME, SIGNATURES_NAME
+from runbook_engine.evidence.journal import GENESIS_HASH, canonical_json
 from runbook_engine.evidence.keys import find_signing_key, key_id, load_private_key, public_pem
-from runbook_engine.journal import GENESIS_HASH, canonical_json
 
 try:  # POSIX only
     import fcntl

@@ -3,7 +3,7 @@
 :func:`verify_run` checks a run folder (or an unpacked bundle) and returns an
 :class:`EvidenceCheck` whose first problem names the file and the first bad
 line: an edited, deleted, inserted, reordered or cut journal line (the chain,
-:mod:`runbook_engine.journal`); a signature line edited, deleted, reordered, cut
+:mod:`runbook_engine.evidence.journal`); a signature line edited, deleted, reordered, cut
 or taken from another run (:mod:`.signing`); a gate or run end that no signature
 covers; a file whose SHA-256 differs from the journal event that names it.
 """
@@ -24,9 +24,14 @@ from runbook_engine.evidence import (
     PUBLIC_KEY_NAME,
     SIGNATURES_NAME,
 )
+from runbook_engine.evidence.journal import (
+    GENESIS_HASH,
+    canonical_json,
+    read_journal,
+    verify_journal,
+)
 from runbook_engine.evidence.keys import key_id, load_public_key
 from runbook_engine.evidence.signing import is_signing_point, line_hash, verify_signature
-from runbook_engine.journal import GENESIS_HASH, canonical_json, read_journal, verify_journal
 
 _SIG_FIELDS = (
     ("event", str),

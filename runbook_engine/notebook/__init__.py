@@ -1,6 +1,6 @@
 """Runbooks as Jupyter notebooks (issue 4).
 
-- :mod:`~runbook_engine.notebook.build`: the nbformat v4 notebook of a tailored
+- :mod:`~runbook_engine.outputs.notebook`: the nbformat v4 notebook of a tailored
   runbook (``runbook render --to ipynb``).
 - :mod:`~runbook_engine.notebook.api`: what the notebook's cells call; every
   step goes through the same runner, transports and checkpoint store as

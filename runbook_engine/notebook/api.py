@@ -2,7 +2,7 @@
 
 The derive cell calls :func:`attach`, which creates the run when ``run_id`` is
 new (or ``None``) and opens it otherwise, through the same
-:func:`~runbook_engine.runner.create_run` / :func:`~runbook_engine.runner.open_run`
+:func:`~runbook_engine.run.runner.create_run` / :func:`~runbook_engine.run.runner.open_run`
 as ``runbook run`` and ``runbook resume``; a run is therefore shared with the
 CLI: started in one, finished in the other, each step run once.  Each step
 cell calls :meth:`NotebookRun.step`, which executes the flow up to that step
@@ -33,11 +33,11 @@ from runbook_engine.errors import (
     RunPaused,
     StateError,
 )
-from runbook_engine.gates import DECISIONS, load_answers
-from runbook_engine.loading import load
 from runbook_engine.notebook.report import NotebookReporter
-from runbook_engine.runner import Runner, RunOptions, create_run, default_operator, open_run
-from runbook_engine.store import (
+from runbook_engine.run.gates import DECISIONS, load_answers
+from runbook_engine.run.lifecycle import RunOptions, create_run, default_operator, open_run
+from runbook_engine.run.runner import Runner
+from runbook_engine.run.store import (
     DONE_STATUSES,
     CheckpointStore,
     GateDecision,
@@ -45,7 +45,8 @@ from runbook_engine.store import (
     default_state_dir,
     utcnow,
 )
-from runbook_engine.tailor import TailoredStep
+from runbook_engine.tailor.loading import load
+from runbook_engine.tailor.tailoring import TailoredStep
 
 FINISHED = ("succeeded", "unverified", "aborted")
 #: Journal source of decisions given as notebook parameters.

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import InputError, StateError
-from runbook_engine.journal import Journal
-from runbook_engine.store import CheckpointStore, RunRecord
+from runbook_engine.evidence.journal import Journal
+from runbook_engine.run.store import CheckpointStore, RunRecord
 
 #: Exit status by the run's status in the store after the execution.
 EXIT_BY_STATUS = {
@@ -121,10 +121,10 @@ def run_notebook(
             environment other than the existing run's (before any kernel starts).
         StateError: the run is finished.
     """
-    from runbook_engine.gates import load_answers
     from runbook_engine.notebook.api import parse_confirmations
-    from runbook_engine.notebook.build import build_notebook
-    from runbook_engine.runner import new_run_id
+    from runbook_engine.outputs.notebook import build_notebook
+    from runbook_engine.run.gates import load_answers
+    from runbook_engine.run.lifecycle import new_run_id
 
     store = CheckpointStore(state_dir)
     record = _existing(store, run_id)
@@ -162,7 +162,7 @@ def run_notebook(
 
 
 def _load(runbook: Path, env_path: Path | None, overrides: dict[str, Any]) -> Any:
-    from runbook_engine.loading import load
+    from runbook_engine.tailor.loading import load
 
     return load(runbook, env_path, overrides, need_env=True)
 

@@ -17,11 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from runbook_engine.model import Host
-from runbook_engine.redact import Redactor
-from runbook_engine.reporter import Reporter
-from runbook_engine.store import StepState
-from runbook_engine.tailor import TailoredStep
+from runbook_engine.evidence.redact import Redactor
+from runbook_engine.run.reporter import Reporter
+from runbook_engine.run.store import StepState
+from runbook_engine.source.model import Host
+from runbook_engine.tailor.tailoring import TailoredStep
 from runbook_engine.transports.base import CommandResult
 
 #: Most output lines shown in a cell per command (the full output is in the run folder).
@@ -43,7 +43,7 @@ class _CurrentStdout:
 
 
 class NotebookReporter(Reporter):
-    """A :class:`~runbook_engine.reporter.Reporter` for notebook cells.
+    """A :class:`~runbook_engine.run.reporter.Reporter` for notebook cells.
 
     Attributes:
         redactor: Set by the notebook run to its runner's redactor before any step runs.

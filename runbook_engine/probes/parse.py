@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ..errors import Problem
-from ..yamlbody import duplicate_keys, input_error, line_of, load_mapping
+from runbook_engine.errors import Problem
+from runbook_engine.source.yamlbody import duplicate_keys, input_error, line_of, load_mapping
+
 from .schema import SCHEMAS
 from .spec import SPEC_TYPES, ProbeSpec, RelayTest
 

@@ -12,7 +12,8 @@ import ssl
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import InputError
+from runbook_engine.errors import InputError
+
 from .spec import TLS_VERSIONS, ProbeSpec
 
 _TLS_ENUM: dict[str, ssl.TLSVersion] = {

@@ -2,19 +2,120 @@
 
 ``local`` runs commands in subprocesses; ``winrm`` on Windows hosts through
 pywinrm (imported only when a winrm host is used); ``manual`` is no transport
-at all: the runner turns such steps into gates.
+at all: a person is, and executors turn such steps into gates.
+
+A new transport is one :func:`register_transport` call naming the function that
+opens it (``"module:function"``, imported on first use) and, when its hosts take
+options, the environment-file key of the options mapping and their validator.
+Neither the runner nor the executors change.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from runbook_engine.errors import ExecutionError
-from runbook_engine.model import Host
+from runbook_engine.source.model import Host
 from runbook_engine.transports.base import CommandResult, Transport
 
-__all__ = ["CommandResult", "Transport", "TransportPool"]
+if TYPE_CHECKING:
+    from runbook_engine.errors import Problem
+
+__all__ = [
+    "TRANSPORTS",
+    "CommandResult",
+    "Transport",
+    "TransportInfo",
+    "TransportPool",
+    "register_transport",
+]
+
+#: ``opener(host, secrets, on_output) -> Transport``
+Opener = Callable[[Host, dict[str, str], Callable[[str], None] | None], Transport]
+
+
+@dataclass(frozen=True, slots=True)
+class TransportInfo:
+    """One transport.
+
+    Attributes:
+        name: The ``transport:`` word in an environment file.
+        description: One line for docs and errors.
+        opener: ``"module:function"`` returning an open :class:`Transport` for a host
+            (see :data:`Opener`); ``None`` when a person carries the commands out.
+        options_key: The host key holding this transport's options (``winrm``), if any.
+        validator: ``"module:function"`` checking that mapping:
+            ``(options, path, line) -> list[Problem]``.
+    """
+
+    name: str
+    description: str
+    opener: str | None
+    options_key: str | None = None
+    validator: str | None = None
+
+    @property
+    def by_hand(self) -> bool:
+        """True when a person reaches the host: its commands become gates."""
+        return self.opener is None
+
+    def validate(self, options: Any, path: Any, line: int) -> list[Problem]:
+        """Problems in a host's options mapping (none when there is no validator).
+
+        Raises:
+            ImportError: the transport's library is not installed.
+        """
+        if self.validator is None:
+            return []
+        return _target(self.validator)(options, path, line)
+
+    def open(
+        self, host: Host, secrets: dict[str, str], on_output: Callable[[str], None] | None
+    ) -> Transport:
+        """Open the transport for ``host``.
+
+        Raises:
+            ExecutionError: a person reaches this host, or the transport cannot open.
+        """
+        if self.opener is None:
+            raise ExecutionError(
+                f"host {host.name}: transport {host.transport!r} cannot run commands"
+            )
+        return _target(self.opener)(host, secrets, on_output)
+
+
+TRANSPORTS: dict[str, TransportInfo] = {}
+
+
+def register_transport(info: TransportInfo) -> None:
+    """Add ``info`` to :data:`TRANSPORTS` (replacing one of the same name)."""
+    TRANSPORTS[info.name] = info
+
+
+def _target(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+register_transport(
+    TransportInfo(
+        "local", "a subprocess on this machine", "runbook_engine.transports.local:open_local"
+    )
+)
+register_transport(TransportInfo("manual", "a person, shown the exact commands", None))
+register_transport(
+    TransportInfo(
+        "winrm",
+        "Windows hosts over WS-Management (pywinrm)",
+        "runbook_engine.transports.winrm:open_winrm",
+        options_key="winrm",
+        validator="runbook_engine.transports.winrm_options:validate_winrm_options",
+    )
+)
 
 
 class TransportPool:
@@ -42,25 +143,12 @@ class TransportPool:
         key = f"{host.transport}:{host.name}:{host.address}"
         if key in self._open:
             return self._open[key]
-        if host.transport == "local":
-            from runbook_engine.transports.local import LocalTransport
-
-            transport: Transport = LocalTransport(on_output=self._on_output)
-        elif host.transport == "winrm":
-            from runbook_engine.transports.winrm import WinRMTransport
-
-            credential = host.options.get("credential")
-            password = self._secrets.get(str(credential)) if credential else None
-            if credential and password is None:
-                raise ExecutionError(
-                    f"host {host.name}: credential {credential!r} was not resolved; "
-                    "name it under 'secrets' in the environment file"
-                )
-            transport = WinRMTransport(host, password, on_output=self._on_output)
-        else:
+        info = TRANSPORTS.get(host.transport)
+        if info is None:
             raise ExecutionError(
                 f"host {host.name}: transport {host.transport!r} cannot run commands"
             )
+        transport = info.open(host, self._secrets, self._on_output)
         self._open[key] = transport
         return transport
 

@@ -23,10 +23,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from runbook_engine.errors import ExecutionError
 from runbook_engine.transports.base import CommandResult
+
+if TYPE_CHECKING:
+    from runbook_engine.source.model import Host
 
 IS_WINDOWS = os.name == "nt"
 #: Seconds between SIGTERM and SIGKILL on timeout, and the longest wait for the
@@ -270,3 +273,11 @@ def _wait_unreaped(proc: subprocess.Popen[bytes], seconds: float) -> None:
         except ChildProcessError:
             return
         time.sleep(0.02)
+
+
+def open_local(
+    host: Host, secrets: dict[str, str], on_output: Callable[[str], None] | None
+) -> LocalTransport:
+    """Open the ``local`` transport (the registry's opener; ``host`` and ``secrets``
+    are not needed: commands get their secrets through the environment)."""
+    return LocalTransport(on_output=on_output)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runbook_engine.errors import EnvironmentFileError, ExecutionError, Problem
-from runbook_engine.model import Host
+from runbook_engine.source.model import Host
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.winrm_errors import ShellGone, describe_error, is_shell_gone
 from runbook_engine.transports.winrm_options import (
@@ -474,3 +474,22 @@ __all__ = [
     "endpoint_of",
     "validate_winrm_options",
 ]
+
+
+def open_winrm(
+    host: Host, secrets: dict[str, str], on_output: OutputCallback | None
+) -> WinRMTransport:
+    """Open the ``winrm`` transport for ``host`` with the password its ``credential``
+    names (the registry's opener).
+
+    Raises:
+        ExecutionError: the credential was not resolved, or the options are invalid.
+    """
+    credential = host.options.get("credential")
+    password = secrets.get(str(credential)) if credential else None
+    if credential and password is None:
+        raise ExecutionError(
+            f"host {host.name}: credential {credential!r} was not resolved; "
+            "name it under 'secrets' in the environment file"
+        )
+    return WinRMTransport(host, password, on_output=on_output)

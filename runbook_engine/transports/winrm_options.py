@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import Problem
-from runbook_engine.model import Host
+from runbook_engine.source.model import Host
 
 #: Option names as Ansible's ``ansible_winrm_*`` variables name them, plus ``credential``.
 OPTION_NAMES: frozenset[str] = frozenset(

@@ -1,0 +1,117 @@
+"""Shared pieces of the ``runbook`` commands, and the one place that maps errors to exit statuses.
+
+Holds the path types, the options several commands share (``--env``, ``--set``,
+``--state-dir``, ``--json``), helpers to read them, to render a guide and to write
+output, and :func:`invoke`, which runs the command group for ``runbook_engine.cli.main``.
+
+Exit statuses (DESIGN.md §6): 0 done, 1 a step or run failed, 2 bad input,
+3 paused at a gate, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from runbook_engine.errors import InputError, RunbookError
+
+# A file argument that may not exist yet (output, answers), and one that must exist.
+FILE_PATH = click.Path(path_type=Path, dir_okay=False)
+EXISTING_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
+
+
+def state_dir_or_default(value: Path | None) -> Path:
+    """``--state-dir`` when given, else the default state directory."""
+    from runbook_engine.run.store import default_state_dir
+
+    return value or default_state_dir()
+
+
+def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    """Parameter values from ``--set NAME=VALUE`` options; a malformed one is bad input."""
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--set {item!r}: write --set name=value")
+        out[name.strip()] = value
+    return out
+
+
+env_option = click.option("--env", "env_path", type=EXISTING_FILE, help="Environment file (YAML).")
+set_option = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Give a parameter value (repeatable); wins over the environment.",
+)
+state_option = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="RUNBOOK_STATE_DIR",
+    help="State directory [env RUNBOOK_STATE_DIR; default ~/.local/state/runbook-engine].",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def apply_options(options: list[Any]) -> Any:
+    """Decorator applying a list of click options in order, as if written one per line."""
+
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def render_guide(tailored: Any, fmt: str, change_id: str | None) -> bytes:
+    """The tailored guide in format ``fmt``; an unknown format is bad input."""
+    from runbook_engine.outputs import RENDERERS
+
+    renderer = RENDERERS.get(fmt)
+    if renderer is None:
+        raise InputError(f"--to {fmt}: unknown format; formats: {', '.join(sorted(RENDERERS))}")
+    return renderer.render(tailored, change_id=change_id)
+
+
+def write_output(data: bytes, output: Path | None) -> None:
+    """Write ``data`` to ``output`` atomically, or to standard output without one."""
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(output)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def invoke(group: click.Group, argv: list[str] | None) -> NoReturn:
+    """Run ``group``; map errors to exit statuses and print them without a traceback."""
+    try:
+        group.main(args=argv, prog_name="runbook", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+    except RunbookError as exc:
+        click.echo(exc.format(), err=True)
+        sys.exit(exc.exit_status)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,173 @@
+"""``runbook keys`` (init) and ``runbook evidence`` (export, verify): signing keys, evidence."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runbook_engine.cli.common import (
+    EXISTING_FILE,
+    FILE_PATH,
+    json_option,
+    state_dir_or_default,
+    state_option,
+    write_output,
+)
+from runbook_engine.errors import InputError
+
+
+@click.group()
+def keys() -> None:
+    """Signing keys for journals (Ed25519)."""
+
+
+@keys.command("init")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for signing.key and signing.pub [default: STATE/keys].",
+)
+@click.option("--force", is_flag=True, help="Replace an existing key pair.")
+@state_option
+def keys_init(directory: Path | None, force: bool, state_dir: Path | None) -> None:
+    """Create the Ed25519 key pair that signs every run's journal (private key mode 0600)."""
+    from runbook_engine.evidence.keys import default_key_dir, init_keys
+
+    made = init_keys(directory or default_key_dir(state_dir_or_default(state_dir)), force=force)
+    click.echo(f"Private key: {made.private} (keep it secret; mode 0600)")
+    click.echo(
+        f"Public key:  {made.public} (give it to auditors: "
+        "runbook evidence verify --public-key FILE)"
+    )
+    click.echo(f"Key id:      {made.key_id}")
+    if directory is not None:
+        click.echo(f"Runs sign with it when RUNBOOK_SIGNING_KEY={made.private}")
+
+
+class _EvidenceGroup(click.Group):
+    """``runbook evidence RUN_ID ...`` exports; ``runbook evidence verify PATH`` verifies."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "export", self.commands["export"], args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_EvidenceGroup)
+def evidence() -> None:
+    """Evidence of runs: `runbook evidence RUN_ID --to html|pdf|md|json [-o FILE]`,
+    `runbook evidence RUN_ID --bundle OUT.zip`, `runbook evidence verify PATH`."""
+
+
+def _pinned_key(public_key: Path | None) -> bytes | None:
+    """Read ``--public-key``; a file that is not an Ed25519 public key is bad input (exit 2)."""
+    if public_key is None:
+        return None
+    from runbook_engine.errors import EvidenceError
+    from runbook_engine.evidence.keys import load_public_key
+
+    data = public_key.read_bytes()
+    try:
+        load_public_key(data, str(public_key))
+    except EvidenceError as exc:
+        raise InputError(
+            f"--public-key {exc.message} (give the .pub file `runbook keys init` "
+            "exported, not the private key)"
+        ) from None
+    return data
+
+
+_public_key_option = click.option(
+    "--public-key", type=EXISTING_FILE, help="Require signatures by this public key (PEM)."
+)
+
+
+@evidence.command("export")
+@click.argument("run_id")
+@click.option(
+    "--to", "fmt", type=click.Choice(["html", "pdf", "md", "json"]), help="Change record format."
+)
+@click.option("-o", "--output", type=FILE_PATH, help="Write here instead of standard output.")
+@click.option("--bundle", type=FILE_PATH, help="Write the evidence bundle (zip) here.")
+@_public_key_option
+@state_option
+def evidence_export(
+    run_id: str,
+    fmt: str | None,
+    output: Path | None,
+    bundle: Path | None,
+    public_key: Path | None,
+    state_dir: Path | None,
+) -> None:
+    """Render RUN_ID's change record, or write its evidence bundle; exit 1 if evidence fails."""
+    from runbook_engine.run.store import CheckpointStore
+
+    if (fmt is None) == (bundle is None):
+        raise InputError("give --to FORMAT or --bundle OUT.zip")
+    store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
+    store.get_run(run_id)
+    run_dir = store.run_dir(run_id)
+    pinned = _pinned_key(public_key)
+    if bundle is not None:
+        from runbook_engine.evidence.bundle import write_bundle
+
+        check = write_bundle(run_dir, bundle, pinned)
+        click.echo(f"Bundle: {bundle.resolve()}", err=True)
+    else:
+        from runbook_engine.evidence.export import record_of, render_record
+
+        record, check = record_of(run_dir, pinned)
+        write_output(render_record(record, fmt or "html"), output)
+    if not check.ok:
+        click.echo(check.text(), err=True)
+        sys.exit(1)
+
+
+@evidence.command("verify")
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@_public_key_option
+@click.option("--require-signature", is_flag=True, help="Fail an unsigned journal.")
+@json_option
+def evidence_verify(
+    path: Path, public_key: Path | None, require_signature: bool, as_json: bool
+) -> None:
+    """Check a run folder, its journal.jsonl, or an evidence bundle (.zip): chain, signatures,
+    attachments, outputs, notebooks; the first bad line is reported."""
+    from runbook_engine.evidence.bundle import verify_bundle
+    from runbook_engine.evidence.journal import verify_journal
+    from runbook_engine.evidence.verify import verify_run
+
+    pinned = _pinned_key(public_key)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        check = verify_bundle(path, pinned)
+        if require_signature and check.ok and not check.signed:
+            check.add(path.name, None, "the journal is not signed")
+    elif path.is_dir() or path.name == "journal.jsonl":
+        check = verify_run(
+            path if path.is_dir() else path.parent,
+            public_key=pinned,
+            require_signature=require_signature,
+        )
+    else:
+        plain = verify_journal(path)
+        click.echo(plain.message)
+        sys.exit(0 if plain.ok else 1)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    **check.summary(),
+                    "problems": [str(p) for p in check.problems],
+                    "notes": check.notes,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(check.text())
+    sys.exit(0 if check.ok else 1)

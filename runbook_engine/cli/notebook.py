@@ -1,0 +1,85 @@
+"""``runbook notebook run``: a runbook executed as a Jupyter notebook (papermill, loaded lazily)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from runbook_engine.cli.common import (
+    EXISTING_FILE,
+    FILE_PATH,
+    env_option,
+    parse_sets,
+    set_option,
+    state_dir_or_default,
+    state_option,
+)
+
+
+@click.group()
+def notebook() -> None:
+    """Runbooks as Jupyter notebooks (render one with `runbook render --to ipynb`)."""
+
+
+@notebook.command("run")
+@click.argument("runbook", type=EXISTING_FILE)
+@env_option
+@set_option
+@click.option("--answers", type=EXISTING_FILE, help="Answers file with gate decisions (YAML).")
+@click.option("--run-id", help="Id for a new run, or an existing run to continue.")
+@click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login].")
+@click.option("--change", "change_id", help="Change id (ticket) recorded with a new run.")
+@click.option(
+    "--confirm",
+    "confirms",
+    multiple=True,
+    metavar="STEP[=DECISION]",
+    help="Gate decision passed as a notebook parameter (repeatable): STEP, "
+    "STEP=confirm:note or STEP=skip:reason.",
+)
+@click.option("-o", "--output", type=FILE_PATH, help="Also copy the executed notebook here.")
+@state_option
+def notebook_run(
+    runbook: Path,
+    env_path: Path | None,
+    sets: tuple[str, ...],
+    answers: Path | None,
+    run_id: str | None,
+    operator: str | None,
+    change_id: str | None,
+    confirms: tuple[str, ...],
+    output: Path | None,
+    state_dir: Path | None,
+) -> None:
+    """Execute RUNBOOK's notebook with papermill; one executed notebook per attempt is kept."""
+    from runbook_engine.errors import RunPaused
+    from runbook_engine.notebook.execute import run_notebook
+
+    confirmations = {
+        step: decision or "confirm"
+        for step, _, decision in (item.partition("=") for item in confirms)
+    }
+    outcome = run_notebook(
+        runbook,
+        env_path,
+        state_dir=state_dir_or_default(state_dir),
+        overrides=parse_sets(sets),
+        answers=answers,
+        run_id=run_id,
+        operator=operator,
+        change_id=change_id,
+        output=output,
+        confirmations=confirmations,
+    )
+    if outcome.notebook is not None:
+        click.echo(f"Run:      {outcome.run_id} ({outcome.status})")
+        click.echo(
+            f"Notebook: {outcome.notebook} (attempt {outcome.attempt}, sha256 {outcome.sha256})"
+        )
+    if outcome.exit_status == 3:
+        raise RunPaused(outcome.message or f"run {outcome.run_id} is paused at a gate")
+    if outcome.exit_status:
+        click.echo(outcome.message or f"run {outcome.run_id}: {outcome.status}", err=True)
+        sys.exit(outcome.exit_status)

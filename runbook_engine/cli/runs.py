@@ -1,0 +1,229 @@
+"""``runbook run``, ``resume``, ``status`` and ``runs``: checkpointed runs and their state."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runbook_engine.cli.common import (
+    EXISTING_FILE,
+    FILE_PATH,
+    apply_options,
+    env_option,
+    json_option,
+    parse_sets,
+    render_guide,
+    set_option,
+    state_dir_or_default,
+    state_option,
+    write_output,
+)
+
+
+def _run_options(
+    operator: str | None,
+    answers: Path | None,
+    step_ids: set[str] | None,
+    change_id: str | None,
+    accept_changed: bool,
+    no_input: bool,
+    quiet: bool,
+    stream: bool,
+    reason: str | None = None,
+    emergency: bool = False,
+) -> Any:
+    from runbook_engine.run.gates import load_answers
+    from runbook_engine.run.lifecycle import RunOptions, default_operator
+    from runbook_engine.run.reporter import Reporter
+
+    loaded_answers = load_answers(answers, step_ids) if answers else None
+    interactive = sys.stdin.isatty() and not no_input and loaded_answers is None
+    return RunOptions(
+        operator=operator or default_operator(),
+        answers=loaded_answers,
+        interactive=interactive,
+        change_id=change_id,
+        accept_changed=accept_changed,
+        reporter=Reporter(quiet=quiet, stderr=False, stream=stream),
+        reason=reason,
+        emergency=emergency,
+    )
+
+
+run_common = [
+    click.option("--answers", type=FILE_PATH, help="Answers file with gate decisions (YAML)."),
+    click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login]."),
+    click.option("--no-input", is_flag=True, help="Never prompt; pause at gates (exit 3)."),
+    click.option("--stream", is_flag=True, help="Show command output as it arrives."),
+    click.option(
+        "--forks",
+        type=click.IntRange(1, 64),
+        default=1,
+        show_default=True,
+        help="How many hosts of one step run at once.",
+    ),
+    click.option(
+        "--max-failures",
+        type=click.IntRange(1),
+        default=None,
+        help="Start no further host of a step after this many of its hosts failed "
+        "[default: 1 for steps that stop on failure].",
+    ),
+    state_option,
+    json_option,
+]
+
+
+@click.command()
+@click.argument("runbook", type=EXISTING_FILE)
+@env_option
+@set_option
+@apply_options(run_common)
+@click.option("--run-id", help="Id for the new run (default: generated).")
+@click.option("--change", "change_id", help="Change id (ticket) recorded with the run.")
+@click.option("--reason", help="Why the change is made (recorded; required with --emergency).")
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="Bypass approval (recorded and flagged in the change record); needs --reason.",
+)
+@click.option("--guide", type=FILE_PATH, help="Also write the tailored guide here (.md or .html).")
+def run(
+    runbook: Path,
+    env_path: Path | None,
+    sets: tuple[str, ...],
+    answers: Path | None,
+    operator: str | None,
+    no_input: bool,
+    stream: bool,
+    forks: int,
+    max_failures: int | None,
+    state_dir: Path | None,
+    as_json: bool,
+    run_id: str | None,
+    change_id: str | None,
+    reason: str | None,
+    emergency: bool,
+    guide: Path | None,
+) -> None:
+    """Execute RUNBOOK: automated steps on their hosts, manual steps as gates."""
+    from runbook_engine.run.lifecycle import start_run
+    from runbook_engine.run.store import CheckpointStore
+    from runbook_engine.tailor.loading import load
+
+    overrides = parse_sets(sets)
+    loaded = load(runbook, env_path, overrides, need_env=True)
+    options = _run_options(
+        operator,
+        answers,
+        {s.id for s in loaded.runbook.steps},
+        change_id,
+        False,
+        no_input,
+        as_json,
+        stream,
+        reason,
+        emergency,
+    )
+    options.forks, options.max_failures = forks, max_failures
+    if guide is not None:
+        fmt = "html" if guide.suffix.lower() in (".html", ".htm") else "md"
+        write_output(render_guide(loaded.tailored, fmt, change_id), guide)
+    store = CheckpointStore(state_dir_or_default(state_dir))
+    _finish_run(
+        lambda: start_run(runbook, env_path, overrides, store, options, run_id),
+        store,
+        as_json,
+        guide,
+    )
+
+
+@click.command()
+@click.argument("run_id")
+@apply_options(run_common)
+@click.option(
+    "--accept-changed",
+    is_flag=True,
+    help="Resume although the runbook or environment changed (journaled).",
+)
+def resume(
+    run_id: str,
+    answers: Path | None,
+    operator: str | None,
+    no_input: bool,
+    stream: bool,
+    forks: int,
+    max_failures: int | None,
+    state_dir: Path | None,
+    as_json: bool,
+    accept_changed: bool,
+) -> None:
+    """Continue RUN_ID where it stopped."""
+    from runbook_engine.run.lifecycle import resume_run
+    from runbook_engine.run.store import CheckpointStore
+    from runbook_engine.source.parser import parse_file
+
+    store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
+    record = store.get_run(run_id)
+    step_ids = None
+    if answers is not None:
+        step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
+    options = _run_options(
+        operator, answers, step_ids, None, accept_changed, no_input, as_json, stream
+    )
+    options.forks, options.max_failures = forks, max_failures
+    _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
+
+
+def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> None:
+    from runbook_engine.errors import RunPaused
+
+    try:
+        result = action()
+    except RunPaused as paused:
+        if as_json:
+            click.echo(json.dumps({"status": "paused", "message": paused.message}))
+        raise
+    where = {
+        "run_id": result.run_id,
+        "status": result.status,
+        "state_dir": str(result.state_dir.resolve()),
+        "journal": str(result.journal.resolve()),
+        "guide": str(guide.resolve()) if guide else None,
+    }
+    if as_json:
+        click.echo(json.dumps(where, indent=2))
+    else:
+        if guide:
+            click.echo(f"Guide:   {where['guide']}")
+        click.echo(f"State:   {where['state_dir']}")
+        click.echo(f"Journal: {where['journal']}")
+    if result.status in ("failed", "aborted", "rejected"):
+        if result.status == "failed" and not as_json:
+            click.echo(f"After a fix, continue with: runbook resume {result.run_id}", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@state_option
+@json_option
+def status(run_id: str | None, state_dir: Path | None, as_json: bool) -> None:
+    """Show a run's steps (the latest run without RUN_ID)."""
+    from runbook_engine.cli.status_view import show_status
+
+    show_status(state_dir_or_default(state_dir), run_id, as_json)
+
+
+@click.command()
+@state_option
+@json_option
+def runs(state_dir: Path | None, as_json: bool) -> None:
+    """List the runs in the state directory, newest first."""
+    from runbook_engine.cli.status_view import show_runs
+
+    show_runs(state_dir_or_default(state_dir), as_json)

@@ -1,0 +1,67 @@
+"""``runbook site build``: the runbook library as a static site."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.group()
+def site() -> None:
+    """The runbook library as a static site."""
+
+
+@site.command("build")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("site/_build"),
+    show_default=True,
+    help="Site folder (replaced when it holds an earlier build).",
+)
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("runbooks"),
+    show_default=True,
+    help="Folder of runbooks.",
+)
+@click.option("--no-pdf", is_flag=True, help="Leave out the PDF downloads (faster).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes [default: CPU count, at most 4].",
+)
+def site_build(output: Path, source: Path, no_pdf: bool, jobs: int | None) -> None:
+    """Build the site: an index of every runbook, and per runbook the generic and tailored
+    guides with their printable, PDF, notebook and source downloads.  A runbook that fails
+    is reported and left out; the exit status is then 1."""
+    from runbook_engine.outputs.site import build_site, download_formats
+
+    formats, notes = download_formats()
+    if no_pdf and "pdf" in formats:
+        formats = tuple(f for f in formats if f != "pdf")
+        notes = (*notes, "PDF downloads left out: --no-pdf")
+
+    def progress(result: Any) -> None:
+        mark = "ok  " if not result.problems else ("FAIL" if result.entry is None else "some")
+        click.echo(f"{mark} {result.path}", err=True)
+
+    report = build_site(source, output, formats=formats, notes=notes, jobs=jobs, progress=progress)
+    click.echo(f"Site: {(report.out / 'index.html').resolve()}")
+    click.echo(
+        f"{len(report.entries)} runbooks, {report.pages} guide pages; downloads: "
+        f"{', '.join(formats)}"
+    )
+    for note in report.notes:
+        click.echo(f"Note: {note}")
+    if report.failures:
+        click.echo(f"{len(report.failures)} problems (the pages affected are left out):", err=True)
+        for problem in report.failures:
+            click.echo(problem, err=True)
+        sys.exit(1)

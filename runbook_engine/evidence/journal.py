@@ -1,0 +1,423 @@
+"""The evidence journal: append-only, hash-chained JSON lines (DESIGN.md §5).
+
+Each event is one line holding the canonical JSON of a record::
+
+    {"event": ..., "hash": ..., "prev": ..., "seq": n, "time": "...Z", ...fields}
+
+``seq`` counts from 1; ``time`` is UTC ISO-8601 with microseconds and ``Z``;
+``prev`` is the previous record's ``hash`` (64 zeros for the first record);
+``hash`` is the SHA-256 (hex) of the canonical JSON of the record without
+``hash``.  Canonical JSON is ``json.dumps(sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)`` encoded as UTF-8, so any edited byte, deleted, inserted or
+moved line breaks either a hash or the chain.
+
+A hash chain cannot show that whole records were cut from its end, so every
+journal has an anchor beside it, the *head file* ``<journal>.head`` holding the
+canonical JSON ``{"hash": ..., "seq": n}`` of the last record.  It is written
+(atomically) before the first line and after every append; a journal longer
+than its head (a crash between the two writes) is accepted, a shorter one or a
+different record at the head's ``seq`` is not.
+
+Secrets are redacted (:class:`~runbook_engine.evidence.redact.Redactor`) before a record
+is hashed or written.  Writers append with ``O_APPEND``, ``fsync`` every line
+and hold an exclusive ``flock`` while appending (POSIX; on Windows one writer
+per journal is assumed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runbook_engine.errors import EvidenceError
+from runbook_engine.evidence.redact import Redactor
+
+try:  # POSIX only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+#: ``prev`` of the first record.
+GENESIS_HASH = "0" * 64
+#: Keys the journal sets itself; event fields may not use them.
+RESERVED_KEYS = frozenset({"seq", "time", "event", "prev", "hash"})
+_REQUIRED_TYPES: tuple[tuple[str, type], ...] = (
+    ("seq", int),
+    ("time", str),
+    ("event", str),
+    ("prev", str),
+    ("hash", str),
+)
+
+
+def canonical_json(obj: Any) -> str:
+    """Return the canonical JSON text of ``obj`` (sorted keys, no spaces, UTF-8 kept).
+
+    Raises:
+        TypeError: ``obj`` holds something JSON cannot represent.
+        ValueError: ``obj`` holds NaN or an infinity.
+    """
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """Return the SHA-256 hex digest of the canonical JSON of ``record`` without ``hash``."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def head_path(path: Path) -> Path:
+    """Return the head (anchor) file of journal ``path``: ``<path>.head``."""
+    return Path(path).with_name(Path(path).name + ".head")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalCheck:
+    """The result of :func:`verify_journal`.
+
+    Attributes:
+        ok: True when every line and the head file check out.
+        events: Number of good records before the first bad line (all of them when ok).
+        first_bad_line: 1-based line of the first problem; ``None`` when ok or when
+            the problem is not about a line (missing file, damaged head file).
+        message: What is wrong at which line, or a summary when ok.
+        head_hash: Hash of the last good record (``None`` when there is none).
+    """
+
+    ok: bool
+    events: int
+    first_bad_line: int | None
+    message: str
+    head_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    records: list[dict[str, Any]]
+    check: JournalCheck
+    size: int  # bytes of the file when read
+
+
+def _check_line(raw: bytes, n: int, prev_hash: str) -> tuple[dict[str, Any] | None, str]:
+    """Check line ``n`` (without its newline); return ``(record, "")`` or ``(None, why)``."""
+    if not raw:
+        return None, f"line {n} is empty"
+    try:
+        text = raw.decode("utf-8")
+        rec = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        return None, f"line {n} is not valid JSON (edited or cut)"
+    if not isinstance(rec, dict):
+        return None, f"line {n} is not a JSON object"
+    for key, typ in _REQUIRED_TYPES:
+        if not isinstance(rec.get(key), typ) or isinstance(rec.get(key), bool):
+            return None, f"line {n} lacks a valid {key!r} field"
+    try:
+        canonical = canonical_json(rec)
+    except ValueError:  # NaN or Infinity
+        canonical = None
+    if canonical != text:
+        return None, f"line {n} is not in canonical form (edited)"
+    if record_hash(rec) != rec["hash"]:
+        return None, f"line {n}: hash does not match the record's content (edited)"
+    if rec["seq"] != n:
+        return None, (
+            f"line {n} has seq {rec['seq']}, expected {n} (a line was deleted, inserted or moved)"
+        )
+    if rec["prev"] != prev_hash:
+        if n == 1:
+            return None, "line 1: prev is not 64 zeros (the start of the journal is missing)"
+        return None, (
+            f"line {n}: prev does not match the hash of line {n - 1} (a line was deleted or moved)"
+        )
+    return rec, ""
+
+
+def _read_head(path: Path) -> tuple[tuple[int, str] | None, str]:
+    """Return ``((seq, hash), "")`` from the head file, ``(None, "")`` if absent, or an error."""
+    hp = head_path(path)
+    try:
+        data = json.loads(hp.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None, f"head file {hp} is damaged"
+    seq, digest = (data.get("seq"), data.get("hash")) if isinstance(data, dict) else (None, None)
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not isinstance(digest, str):
+        return None, f"head file {hp} is damaged"
+    return (seq, digest), ""
+
+
+def _scan_lines(data: bytes) -> tuple[list[dict[str, Any]], int | None, str]:
+    """Check every line of ``data``; return good records, first bad line and why."""
+    lines = data.split(b"\n")
+    complete = data.endswith(b"\n") or not data
+    if complete:
+        lines.pop()  # the empty text after the final newline
+    records: list[dict[str, Any]] = []
+    prev = GENESIS_HASH
+    for n, raw in enumerate(lines, start=1):
+        if n == len(lines) and not complete:
+            return records, n, f"line {n} is truncated (no final newline: the file was cut)"
+        rec, why = _check_line(raw, n, prev)
+        if rec is None:
+            return records, n, why
+        records.append(rec)
+        prev = rec["hash"]
+    return records, None, ""
+
+
+def _check_anchor(records: list[dict[str, Any]], anchor: tuple[int, str]) -> tuple[int | None, str]:
+    seq, digest = anchor
+    if seq > len(records):
+        return len(records) + 1, (
+            f"line {len(records) + 1} is missing: the head says the "
+            f"journal holds {seq} records, it holds {len(records)} "
+            "(the end was cut off)"
+        )
+    if seq and records[seq - 1]["hash"] != digest:
+        return seq, f"line {seq} is not the record the head file names (rewritten)"
+    return None, ""
+
+
+def _scan(
+    path: Path, expected_head: tuple[int, str] | None = None, require_head: bool = True
+) -> _Scan:
+    """Read and check the journal at ``path`` and its anchor (head file or ``expected_head``)."""
+    anchor, problem = (expected_head, "") if expected_head else _read_head(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = None
+        if anchor and anchor[0] > 0:
+            problem = f"journal {path} is missing but its head names record {anchor[0]}"
+        elif not problem:
+            problem = f"no journal at {path}"
+    except OSError as exc:
+        return _Scan([], JournalCheck(False, 0, None, f"cannot read {path}: {exc}", None), 0)
+    records, bad, why = _scan_lines(data or b"")
+    if anchor is not None:
+        abad, awhy = _check_anchor(records, anchor)
+        if abad is not None and (bad is None or abad < bad):
+            bad, why = abad, awhy
+    if bad is None and not problem and anchor is None and records and require_head:
+        problem = (
+            f"head file {head_path(path)} is missing: cannot prove that no records "
+            "were cut from the end"
+        )
+    message = why or problem or f"{len(records)} events, chain intact"
+    check = JournalCheck(
+        ok=bad is None and not problem,
+        events=len(records),
+        first_bad_line=bad,
+        message=message,
+        head_hash=records[-1]["hash"] if records else None,
+    )
+    return _Scan(records, check, len(data or b""))
+
+
+def verify_journal(
+    path: Path,
+    *,
+    expected_head: tuple[int, str] | None = None,
+    require_head: bool = True,
+) -> JournalCheck:
+    """Check a journal for any edit, deletion, reordering or truncation.
+
+    Args:
+        path: The journal file.
+        expected_head: ``(seq, hash)`` of a record the journal must hold (for example
+            the head kept in the checkpoint store); replaces the head file.
+        require_head: When false, a missing head file is accepted (whole records
+            cut from the end then go unnoticed).
+
+    Returns:
+        A :class:`JournalCheck`; never raises for a damaged or missing file.
+    """
+    return _scan(Path(path), expected_head, require_head).check
+
+
+def read_journal(path: Path, *, verify: bool = True) -> list[dict[str, Any]]:
+    """Return the records of a journal, in order.
+
+    Args:
+        path: The journal file.
+        verify: Check the journal first (as :func:`verify_journal`).  When false,
+            return the good records before the first bad line.
+
+    Raises:
+        EvidenceError: ``verify`` is true and the journal is missing or damaged.
+    """
+    scan = _scan(Path(path))
+    if verify and not scan.check.ok:
+        raise EvidenceError(f"journal {path}: {scan.check.message}")
+    return scan.records
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """Appends events to a hash-chained journal file.
+
+    Opening an existing journal reads and checks it (and its head file) to find
+    the next ``seq`` and the last hash.
+
+    Args:
+        path: The journal file; it and its parent directories are created on the
+            first append.
+        redactor: Applied to every event's fields before hashing and writing.
+
+    Raises:
+        EvidenceError: the existing journal is damaged (the message names the first
+            bad line); nothing can be appended to it.
+    """
+
+    def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
+        self.path = Path(path)
+        self._redactor = redactor if redactor is not None else Redactor.empty()
+        self._seq = 0
+        self._hash = GENESIS_HASH
+        self._size = 0
+        self._load()
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the last record; ``(0, 64 zeros)`` for an empty journal."""
+        return self._seq, self._hash
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            anchor, problem = _read_head(self.path)
+            if problem or (anchor is not None and anchor[0] > 0):
+                raise EvidenceError(
+                    f"journal {self.path} is missing or its head file is damaged; "
+                    "refusing to append"
+                )
+            return
+        scan = _scan(self.path)
+        if not scan.check.ok:
+            where = f"line {scan.check.first_bad_line}: " if scan.check.first_bad_line else ""
+            raise EvidenceError(
+                f"journal {self.path} is damaged ({where}{scan.check.message}); refusing to append"
+            )
+        self._adopt(scan)
+
+    def _adopt(self, scan: _Scan) -> None:
+        if scan.records:
+            self._seq, self._hash = scan.records[-1]["seq"], scan.records[-1]["hash"]
+        self._size = scan.size
+
+    def _resync(self) -> None:
+        """Another writer appended since we last looked: re-read and check the chain."""
+        scan = _scan(self.path)
+        mine = self._seq
+        if not scan.check.ok or (mine and scan.records[mine - 1]["hash"] != self._hash):
+            raise EvidenceError(
+                f"journal {self.path} changed under this writer ({scan.check.message}); "
+                "refusing to append"
+            )
+        self._adopt(scan)
+
+    @contextmanager
+    def _open_locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if new:
+                _fsync_dir(self.path.parent)
+            yield fd
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _write_head(self, seq: int, digest: str) -> None:
+        hp = head_path(self.path)
+        tmp = hp.with_name(hp.name + ".tmp")
+        data = (canonical_json({"hash": digest, "seq": seq}) + "\n").encode("utf-8")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, hp)
+
+    def _build(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+        clash = RESERVED_KEYS & fields.keys()
+        if clash:
+            raise ValueError(f"event fields may not use reserved keys: {sorted(clash)}")
+        record = {
+            "seq": self._seq + 1,
+            "time": _utc_now(),
+            "event": event,
+            **self._redactor.redact_obj(fields),
+            "prev": self._hash,
+        }
+        try:  # normalise (paths, dates -> str) so the returned record equals what is read back
+            record = json.loads(json.dumps(record, default=str, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise EvidenceError(f"event {event!r} cannot be written as JSON: {exc}") from exc
+        record["hash"] = record_hash(record)
+        return record
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one event and make it durable (``fsync``) before returning.
+
+        Args:
+            event: Event name (``run-started``, ``step-finished`` ...).
+            **fields: JSON-able event data; secrets are redacted; values JSON cannot
+                hold natively (paths, dates) are written as strings.
+
+        Returns:
+            The record as written, ``hash`` included.
+
+        Raises:
+            ValueError: a field uses a reserved key (seq, time, event, prev, hash).
+            EvidenceError: the journal changed under this writer, a field cannot be
+                written as JSON, or the file cannot be written.
+        """
+        try:
+            with self._open_locked() as fd:
+                size = os.fstat(fd).st_size
+                if size != self._size:
+                    self._resync()
+                if size == 0 and not head_path(self.path).exists():
+                    self._write_head(0, GENESIS_HASH)
+                record = self._build(event, fields)
+                data = (canonical_json(record) + "\n").encode("utf-8")
+                _write_all(fd, data)
+                os.fsync(fd)
+                self._seq, self._hash = record["seq"], record["hash"]
+                self._size = size + len(data)
+                self._write_head(record["seq"], record["hash"])
+        except OSError as exc:
+            raise EvidenceError(f"cannot write journal {self.path}: {exc}") from exc
+        return record

@@ -1,0 +1,96 @@
+"""RB304: a parameter declared but never used.
+
+A parameter is used when a template of the runbook or of one of its fragments
+names it: prose, step bodies (unless ``template=false``) and ``when=``
+expressions.  Names are found with ``jinja2.meta.find_undeclared_variables``
+on each template source.  (A name used but not declared is a tailoring error,
+RB132, reported by :func:`runbook_engine.tailor.tailoring.tailor`.)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import jinja2
+from jinja2 import meta
+
+from runbook_engine.errors import InputError, Problem
+from runbook_engine.lint.rules.context import Finding, LintContext
+from runbook_engine.source.frontmatter import split_front_matter
+from runbook_engine.source.model import Prose
+
+_JINJA = jinja2.Environment(comment_start_string="{##", comment_end_string="##}")
+
+
+@functools.lru_cache(maxsize=4096)
+def template_names(source: str) -> frozenset[str]:
+    """Return the names a Jinja template reads (empty on a syntax error, reported elsewhere).
+
+    Cached by source text: fragments and conditions repeat across a library.
+    """
+    if "{" not in source:
+        return frozenset()
+    try:
+        return frozenset(meta.find_undeclared_variables(_JINJA.parse(source)))
+    except jinja2.TemplateSyntaxError:
+        return frozenset()
+
+
+def used_names(ctx: LintContext) -> set[str]:
+    """Return every name read by a template of the runbook (fragments included)."""
+    used: set[str] = set()
+    for seg in ctx.runbook.segments:
+        if isinstance(seg, Prose):
+            used |= template_names(seg.text)
+            continue
+        if seg.template:
+            used |= template_names(seg.body)
+        if seg.when:
+            used |= template_names("{{ " + seg.when + " }}")
+    return used
+
+
+def unused_parameter(ctx: LintContext) -> Iterator[Finding]:
+    """RB304: yield each declared parameter no template reads, at its declaration."""
+    declared = ctx.runbook.parameters
+    if not declared:
+        return
+    used = used_names(ctx)
+    unused = [name for name in declared if name not in used]
+    for name in unused:
+        path = _declaring_file(ctx, name)
+        line = declared[name].line
+        lines = ctx.source_lines(path)
+        source = lines[line - 1] if 0 < line <= len(lines) else None
+        col = len(source) - len(source.lstrip()) + 1 if source else 0
+        yield Finding(
+            Problem(
+                f"parameter {name!r} is declared but never used: reference it as {{{{ {name} }}}} "
+                "in prose, a step body or a when= condition, or remove the declaration",
+                path,
+                line,
+                col,
+                "RB304",
+                "warning",
+                source,
+            )
+        )
+
+
+def _declaring_file(ctx: LintContext, name: str) -> Path:
+    """Return the file whose front matter declares ``name`` (the runbook first, then fragments)."""
+    paths = [ctx.runbook.path]
+    for seg in ctx.runbook.segments:
+        if seg.span.path not in paths:
+            paths.append(seg.span.path)
+    for path in paths:
+        try:
+            mapping, _ = split_front_matter("\n".join(ctx.source_lines(path)), path)
+        except InputError:
+            continue
+        params = (mapping or {}).get("parameters")
+        if isinstance(params, dict) and name in params:
+            return path
+    return ctx.runbook.path

@@ -1,0 +1,146 @@
+"""The PDF guide (``runbook render --to pdf``): the printable HTML guide printed by WeasyPrint.
+
+The page is the HTML guide of :mod:`runbook_engine.outputs.guide_html` (its
+print CSS in ``templates/guide.css`` gives A4 pages, a running head with the
+runbook title, environment and change id, page numbers, steps kept with their
+heading and checkboxes for steps done by hand), plus ``templates/guide-pdf.css``
+for what only a PDF has: bookmarks per section (WeasyPrint makes them from
+``h1``-``h6``, https://doc.courtbouillon.org/weasyprint/stable/api_reference.html
+"bookmark-level") and per step, and the sign-off table kept whole on the last page.
+
+WeasyPrint is an optional dependency (``pip install runbook-engine[pdf]``) and
+needs Pango at run time; both are imported only here.  Nothing is fetched: the
+URL fetcher refuses every URL but ``data:``.  The bytes are reproducible: with
+``SOURCE_DATE_EPOCH`` set (https://reproducible-builds.org/specs/source-date-epoch/)
+the document's creation and modification dates are that instant, and nothing
+else in the output depends on the clock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from markupsafe import escape
+
+from runbook_engine.errors import InputError
+from runbook_engine.outputs.guide_html import guide_html
+from runbook_engine.outputs.templating import read_asset
+from runbook_engine.tailor.tailoring import TailoredRunbook
+
+PDF_STYLESHEET = "guide-pdf.css"
+INSTALL_HINT = "install runbook-engine[pdf] (pip install 'runbook-engine[pdf]')"
+_RUNNING_HEAD = re.compile(r'<p class="running-head">.*?</p>', re.DOTALL)
+
+
+def weasyprint_module() -> Any:
+    """Import and return :mod:`weasyprint`.
+
+    Raises:
+        InputError: WeasyPrint is not installed, or its system libraries (Pango,
+            HarfBuzz, fontconfig) cannot be loaded.
+    """
+    try:
+        import weasyprint
+    except ImportError:
+        raise InputError.single(
+            f"PDF output needs WeasyPrint: {INSTALL_HINT}", code="RB254"
+        ) from None
+    except OSError as exc:  # cffi could not dlopen Pango and friends
+        raise InputError.single(
+            f"WeasyPrint is installed but its system libraries are missing ({exc}); on Debian: "
+            "apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0",
+            code="RB254",
+        ) from None
+    return weasyprint
+
+
+def pdf_available() -> bool:
+    """Return True when :func:`render_pdf` can work here (WeasyPrint and Pango load)."""
+    try:
+        weasyprint_module()
+    except InputError:
+        return False
+    return True
+
+
+def render_pdf(tailored: TailoredRunbook, *, change_id: str | None = None) -> bytes:
+    """Render the guide as PDF bytes.
+
+    Args:
+        tailored: The runbook filled in for one environment, or generic.
+        change_id: Change ticket printed in the page header and details table.
+
+    Raises:
+        InputError: WeasyPrint or its libraries are missing, templates are
+            missing, or ``SOURCE_DATE_EPOCH`` is malformed.
+    """
+    weasyprint = weasyprint_module()
+    html = _page_head(guide_html(tailored, change_id=change_id), tailored, change_id)
+    stamp = _document_date()
+    fetcher = _data_only_fetcher(weasyprint)
+    document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).render(
+        stylesheets=[weasyprint.CSS(string=read_asset(PDF_STYLESHEET), url_fetcher=fetcher)]
+    )
+    meta = document.metadata
+    meta.created = stamp
+    meta.modified = stamp
+    meta.keywords = list(tailored.runbook.tags)
+    meta.description = " ".join(tailored.runbook.summary.split()) or None
+    meta.generator = "runbook-engine"
+    return bytes(document.write_pdf())
+
+
+def _page_head(html: str, tailored: TailoredRunbook, change_id: str | None) -> str:
+    """Split the guide's one-line running head into the two parts of the PDF's page header.
+
+    The title goes to the top left (it may wrap); environment and change id go to
+    the top right and never wrap, so the change id is always whole on every page.
+    """
+    env = tailored.environment
+    meta = f"Environment: {env.name if env else 'generic'}"
+    if change_id:
+        meta += f" · Change: {change_id}"
+    head = (
+        f'<div class="pdf-head"><p class="pdf-head-title">{escape(tailored.runbook.title)}'
+        f'</p><p class="pdf-head-meta">{escape(meta)}</p></div>'
+    )
+    return _RUNNING_HEAD.sub(lambda _: head, html, count=1)
+
+
+def _document_date() -> str:
+    """ISO 8601 date for the PDF's info dictionary: ``SOURCE_DATE_EPOCH`` or now (UTC).
+
+    Raises:
+        InputError: ``SOURCE_DATE_EPOCH`` is not a whole number of seconds.
+    """
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        when = datetime.now(UTC)
+    else:
+        try:
+            when = datetime.fromtimestamp(int(raw), UTC)
+        except (ValueError, OverflowError, OSError):
+            raise InputError.single(
+                f"SOURCE_DATE_EPOCH={raw!r} must be a whole number of seconds since 1970-01-01 UTC",
+                code="RB253",
+            ) from None
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _data_only_fetcher(weasyprint: Any) -> Any:
+    """A URL fetcher that allows ``data:`` URLs only: a guide never loads from the network.
+
+    WeasyPrint 66+ takes a ``URLFetcher`` object; older versions a function.
+    """
+    if hasattr(weasyprint, "URLFetcher"):
+        return weasyprint.URLFetcher(allowed_protocols={"data"})
+
+    def fetch(url: str, *args: Any, **kwargs: Any) -> Any:
+        if url.startswith("data:"):
+            return weasyprint.default_url_fetcher(url, *args, **kwargs)
+        raise ValueError(f"refusing to fetch {url!r}: guides load nothing from outside")
+
+    return fetch

@@ -1,0 +1,264 @@
+"""``runbook site build``: the runbook library as a static site (issue 6, part 1).
+
+Every runbook under the source folder (fragments skipped, as ``runbook lint``
+finds them) gets its pages from :mod:`runbook_engine.outputs.site_pages`: the generic
+guide and one page per example environment (``<folder>/environments/*.yaml``,
+the nearest such folder above the runbook), each linking its printable HTML,
+PDF (when WeasyPrint is installed), notebook (when the ``ipynb`` renderer is)
+and source Markdown.  ``index.html`` lists them with title, summary, tags and
+step counts and filters them by text and tag in the browser (``site/site.js``,
+no framework).  Links are relative and nothing comes from the network, so the
+site works opened from the file system and served by ``python -m http.server``.
+
+A runbook that fails is reported and skipped; the others are built.  Runbooks
+are built in parallel worker processes (WeasyPrint is CPU-bound, ~1-3 s a PDF).
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from runbook_engine.errors import InputError
+from runbook_engine.lint.check import runbook_files
+from runbook_engine.outputs import RENDERERS
+from runbook_engine.outputs.site_pages import PageJob, PageResult, RunbookEntry, build_runbook, href
+from runbook_engine.outputs.templating import get_template, read_asset
+from runbook_engine.resources import site_assets_dir
+
+INDEX_TEMPLATE = "site-index.html.j2"
+ASSETS = "assets"
+#: Marker file: a folder holding it was written by this command and may be replaced.
+MARKER = ".runbook-site"
+ENVIRONMENTS = "environments"
+FAVICON = "favicon.ico"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteReport:
+    """What a build did.
+
+    Attributes:
+        out: The site folder.
+        entries: Runbooks built, in index order.
+        failures: Runbooks (or their pages) that failed, as formatted problem text.
+        notes: What was left out on purpose and why (no WeasyPrint, no notebooks).
+    """
+
+    out: Path
+    entries: tuple[RunbookEntry, ...]
+    failures: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def pages(self) -> int:
+        """Number of runbook pages written (generic and tailored)."""
+        return sum(len(e.variants) for e in self.entries)
+
+    @property
+    def ok(self) -> bool:
+        """True when every runbook and every page was built."""
+        return not self.failures
+
+
+def environments_for(runbook: Path, source: Path) -> tuple[Path, ...]:
+    """Return the example environments of ``runbook``: ``environments/*.yaml`` in its folder,
+    or else in the nearest folder above it, up to ``source``."""
+    folder = runbook.parent
+    while True:
+        found = sorted((folder / ENVIRONMENTS).glob("*.yaml"))
+        if found or folder == source or source not in folder.parents:
+            return tuple(found)
+        folder = folder.parent
+
+
+def download_formats() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the download renderers that work here, and notes on those that do not.
+
+    Printable HTML is always there; ``pdf`` needs WeasyPrint and Pango; ``ipynb``
+    is used when the ``ipynb`` renderer is registered and its module imports.
+    """
+    from runbook_engine.outputs.pdf import INSTALL_HINT, pdf_available
+
+    formats, notes = ["html"], []
+    if pdf_available():
+        formats.append("pdf")
+    else:
+        notes.append(f"PDF downloads left out: WeasyPrint is not available; {INSTALL_HINT}")
+    renderer = RENDERERS.get("ipynb")
+    if renderer is None:
+        notes.append("notebook downloads left out: no ipynb renderer in this installation")
+    else:
+        try:
+            importlib.import_module(renderer.target.partition(":")[0])
+            formats.append("ipynb")
+        except ImportError as exc:
+            notes.append(f"notebook downloads left out: {exc}")
+    return tuple(formats), tuple(notes)
+
+
+def build_site(
+    source: Path,
+    out: Path,
+    *,
+    formats: tuple[str, ...] | None = None,
+    notes: tuple[str, ...] = (),
+    jobs: int | None = None,
+    progress: Callable[[PageResult], None] | None = None,
+) -> SiteReport:
+    """Build the site for the runbooks under ``source`` into ``out``.
+
+    Args:
+        source: Folder of runbooks (``runbooks/``).
+        out: Site folder; replaced whole when it holds an earlier build.
+        formats: Download renderers (default: :func:`download_formats`).
+        notes: What was left out on purpose, shown on the index (with ``formats``).
+        jobs: Worker processes (default: the CPU count, at most 4; 1 builds in-process).
+        progress: Called with each runbook's result as it completes.
+
+    Raises:
+        InputError: ``source`` is not a folder, ``out`` is a non-empty folder that
+            no earlier build wrote, or templates or assets are missing.
+    """
+    if not source.is_dir():
+        raise InputError.single(f"{source}: no such folder of runbooks", code="RB260")
+    _check_out(out)
+    if formats is None:
+        formats, notes = download_formats()
+    staging = out.parent / f".{out.name}.building-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        report = _build_into(source, staging, formats, jobs, progress, notes)
+        _replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return SiteReport(out, report.entries, report.failures, report.notes)
+
+
+def _build_into(
+    source: Path,
+    staging: Path,
+    formats: tuple[str, ...],
+    jobs: int | None,
+    progress: Callable[[PageResult], None] | None,
+    notes: tuple[str, ...],
+) -> SiteReport:
+    files = runbook_files([source])
+    page_jobs = [
+        PageJob(path, _rel(path, source), staging, environments_for(path, source), formats)
+        for path in files
+    ]
+    results = sorted(_run(page_jobs, jobs, progress), key=lambda r: str(r.path))
+    entries = sorted(
+        (r.entry for r in results if r.entry is not None),
+        key=lambda e: (e.rel.rsplit("/", 1)[0], e.title.lower(), e.rel),
+    )
+    failures = tuple(p for r in results for p in r.problems)
+    _copy_assets(staging / ASSETS)
+    index = _index_html(entries, failures, notes, len(files))
+    (staging / "index.html").write_text(index, encoding="utf-8")
+    (staging / MARKER).write_text(
+        "written by runbook site build; replaced by the next build\n", encoding="utf-8"
+    )
+    return SiteReport(staging, tuple(entries), failures, notes)
+
+
+def _run(
+    page_jobs: list[PageJob], jobs: int | None, progress: Callable[[PageResult], None] | None
+) -> Iterator[PageResult]:
+    workers = max(1, min(jobs or min(os.cpu_count() or 1, 4), len(page_jobs) or 1))
+    if workers == 1:
+        for job in page_jobs:
+            result = _safe_build(job)
+            if progress:
+                progress(result)
+            yield result
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for result in pool.map(_safe_build, page_jobs):
+            if progress:
+                progress(result)
+            yield result
+
+
+def _safe_build(job: PageJob) -> PageResult:
+    """:func:`build_runbook`, with an unexpected error reported for that runbook alone."""
+    try:
+        return build_runbook(job)
+    except Exception as exc:  # one runbook's failure must not stop the site
+        return PageResult(
+            job.path,
+            None,
+            (f"{job.path}: internal error while building its pages: {type(exc).__name__}: {exc}",),
+        )
+
+
+def _rel(path: Path, source: Path) -> str:
+    """The runbook's folder in the site: its path under ``source`` without ``.md``."""
+    from runbook_engine.outputs.site_pages import slug
+
+    parts = path.resolve().relative_to(source.resolve()).with_suffix("").parts
+    return "/".join(slug(p) for p in parts)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError.single(f"-o {out}: exists and is not a folder", code="RB261")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InputError.single(
+            f"-o {out}: the folder is not empty and holds no earlier site "
+            "build; choose an empty or new folder",
+            code="RB261",
+        )
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Put the finished build in place of ``out`` (an earlier build, or nothing)."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _copy_assets(target: Path) -> None:
+    """Copy the site's stylesheets and script (the files at the top of ``site/``; names
+    starting with ``_`` or ``.``, such as the default build folder, are skipped), the
+    guide stylesheet, and the icon at the site's top."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(site_assets_dir().iterdir()):
+        if path.is_file() and not path.name.startswith(("_", ".")):
+            shutil.copyfile(path, target / path.name)
+    (target / "guide.css").write_text(read_asset("guide.css"), encoding="utf-8")
+    icon = target / FAVICON
+    if icon.is_file():  # at the top too: browsers ask the server for /favicon.ico
+        shutil.copyfile(icon, target.parent / FAVICON)
+
+
+def _index_html(
+    entries: list[RunbookEntry], failures: tuple[str, ...], notes: tuple[str, ...], found: int
+) -> str:
+    tags = Counter(tag for entry in entries for tag in entry.tags)
+    cards = [
+        {
+            "entry": e,
+            "folder": href(e.rel) + "/",
+            "text": " ".join([e.id, e.title, e.summary, *e.tags]).lower(),
+        }
+        for e in entries
+    ]
+    return get_template(INDEX_TEMPLATE).render(
+        root="", cards=cards, tags=sorted(tags.items()), failures=failures, notes=notes, found=found
+    )

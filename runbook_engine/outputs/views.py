@@ -1,0 +1,299 @@
+"""What a guide shows, as Markdown snippets: the view model the templates lay out.
+
+Every string in a view is already valid Markdown (values escaped with
+:mod:`runbook_engine.outputs.mdtext`), so templates only arrange them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from runbook_engine.errors import InputError
+from runbook_engine.outputs.mdtext import code, escape, fence_for, prefix_lines
+from runbook_engine.source.model import Host
+from runbook_engine.tailor.tailoring import LOCAL_HOST, TailoredRunbook, TailoredStep
+
+#: How a transport is named to a reader.
+TRANSPORT_LABELS: dict[str, str] = {"manual": "by hand", "local": "local", "winrm": "WinRM"}
+#: Badges shown after a step's heading, by phase.
+PHASE_BADGES: dict[str, str] = {"precheck": "pre-check", "verify": "verification"}
+CHECKBOX_LINE = "- [ ] Done — Initials: ______  Time: ______"
+HASH_CHARS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A command in a fence, or a person's instructions as a blockquote.
+
+    Attributes:
+        label: Markdown line shown before the block (``"Command:"``), may be empty.
+        text: The Markdown of the block itself, without a final newline.
+    """
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    """One step as the guide shows it.
+
+    Attributes:
+        id: Step id, used as the HTML anchor.
+        heading: ``Step N. Title`` (or ``Backout for step N``), escaped.
+        badges: Short phase labels (``pre-check``, ``verification``, ``manual``).
+        facts: Markdown lines: where it runs, limits, condition, skip reason.
+        check: The check command that makes the step "already done", or ``None``.
+        block: The command or instructions; ``None`` when skipped.
+        checkbox: Whether a person signs the step off on paper.
+        classes: CSS classes for the HTML wrapper (``step manual skipped``).
+    """
+
+    id: str
+    heading: str
+    badges: tuple[str, ...]
+    facts: tuple[str, ...]
+    check: Block | None
+    block: Block | None
+    checkbox: bool
+    classes: str
+
+
+def rendered_at() -> str:
+    """Return the render time: ``SOURCE_DATE_EPOCH`` (reproducible-builds.org) if set, else now.
+
+    Raises:
+        InputError: ``SOURCE_DATE_EPOCH`` is not a whole number of seconds.
+    """
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw.strip() == "":
+        when = datetime.now(UTC)
+    else:
+        try:
+            when = datetime.fromtimestamp(int(raw), UTC)
+        except (ValueError, OverflowError, OSError):
+            raise InputError.single(
+                f"SOURCE_DATE_EPOCH={raw!r} must be a whole number of seconds since 1970-01-01 UTC",
+                code="RB253",
+            ) from None
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_value(value: Any) -> str:
+    """Return a parameter value as a reader writes it (YAML-like scalars, lists comma-joined)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
+
+
+def host_text(host: Host) -> str:
+    """``**PDC** (pdc.internaldomain.local) — by hand``; the operator machine in words."""
+    label = TRANSPORT_LABELS.get(host.transport, host.transport)
+    if host is LOCAL_HOST:
+        return f"the operator machine — {label}"
+    if host.address and host.address != host.name:
+        return f"**{escape(host.name)}** ({escape(host.address)}) — {label}"
+    return f"**{escape(host.name)}** — {label}"
+
+
+def location_text(tailored: TailoredRunbook, ts: TailoredStep) -> str:
+    """Where a step runs: hosts with transports, or the role in a generic guide."""
+    target = ts.step.target
+    if tailored.generic or not ts.hosts:
+        if target is None:
+            return "the operator machine — local"
+        description = tailored.runbook.roles.get(target, "")
+        return f"role **{escape(target)}**" + (f" ({escape(description)})" if description else "")
+    return "; ".join(host_text(h) for h in ts.hosts)
+
+
+def where_text(tailored: TailoredRunbook, ts: TailoredStep) -> str:
+    """``On <location>`` for a step's facts line."""
+    return "On " + location_text(tailored, ts)
+
+
+def limits_text(ts: TailoredStep) -> str:
+    """Timeout, retries, failure policy and working directory, when set; else ``""``."""
+    step = ts.step
+    parts = []
+    if step.timeout is not None:
+        parts.append(f"Timeout: {step.timeout:g} s")
+    if step.retries:
+        delay = f", {step.retry_delay:g} s apart" if step.retry_delay else ""
+        parts.append(f"Retries: {step.retries}{delay}")
+    if step.on_failure != "stop":
+        parts.append(f"On failure: {escape(step.on_failure)}")
+    if step.cwd:
+        parts.append(f"Working directory: {code(step.cwd)}")
+    return " · ".join(parts)
+
+
+def command_block(ts: TailoredStep, label: str) -> Block:
+    """The step's body: a fence in the step's language, or quoted instructions."""
+    if ts.step.is_manual:
+        return Block(label, prefix_lines(ts.body or "(no instructions)\n", "> ").rstrip("\n"))
+    fence = fence_for(ts.body)
+    return Block(label, f"{fence}{ts.step.kind}\n{ts.body}{fence}")
+
+
+def declarative_block(ts: TailoredStep, label: str) -> Block | None:
+    """A ``registry``/``service`` step: what it ensures, its exact commands and the GUI path.
+
+    Returns ``None`` when the body does not parse (a generic guide's placeholder in
+    a number), so the caller shows the YAML body instead.
+    """
+    from runbook_engine.declarative import (
+        by_hand_script,
+        change_commands,
+        describe,
+        gui_steps,
+        parse_declarative,
+        read_commands,
+    )
+
+    try:
+        spec = parse_declarative(ts.step.kind, ts.body, ts.step.span.path, ts.step.body_line)
+    except InputError:
+        return None
+    reads = read_commands(spec)
+    lines = [
+        "REM read first: if it already shows the wanted setting, nothing changes",
+        *reads,
+        "REM change",
+        *change_commands(spec),
+        "REM read back: it must show the setting",
+        *reads,
+    ]
+    body = "\n".join(lines) + "\n"
+    if by_hand(ts):  # a person needs the value found, written down: it is the backout
+        body = by_hand_script(spec)
+    fence = fence_for(body)
+    gui = escape(" ".join(gui_steps(spec)))
+    found = (
+        "\n\nValue found before the change (the backout): ________________________"
+        if by_hand(ts)
+        else ""
+    )
+    return Block(
+        f"Ensures {escape(describe(spec))}. {label}",
+        f"{fence}cmd\n{body}{fence}\n\nOr in the GUI: {gui}{found}",
+    )
+
+
+def by_hand(ts: TailoredStep) -> bool:
+    """True when a person carries the step out (manual kind, or a host reached by hand)."""
+    return ts.step.is_manual or any(h.transport == "manual" for h in ts.hosts)
+
+
+def step_view(
+    tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list[TailoredStep]]
+) -> StepView:
+    """Build the view of a flow step, or of a check/backout helper shown in place.
+
+    Args:
+        tailored: The tailored runbook.
+        ts: The step.
+        users: Helper id to the flow steps that reference it (from :func:`helper_users`).
+    """
+    step = ts.step
+    if not ts.number:
+        return _helper_view(ts, users.get(step.id, []))
+    badges = [PHASE_BADGES[step.phase]] if step.phase in PHASE_BADGES else []
+    classes = ["step", f"step-{step.phase}"]
+    if step.is_manual:
+        badges.append("manual")
+        classes.append("step-manual")
+    facts = [where_text(tailored, ts)]
+    if limits := limits_text(ts):
+        facts.append(limits)
+    heading = f"Step {ts.number}. {escape(step.display_title())}"
+    if ts.skip_reason is not None:
+        reason = (
+            f"condition {code(ts.condition)} is false" if ts.condition else escape(ts.skip_reason)
+        )
+        facts.append(f"Skipped in this environment: {reason}")
+        return StepView(
+            step.id,
+            heading,
+            tuple(badges),
+            tuple(facts),
+            None,
+            None,
+            False,
+            " ".join([*classes, "step-skipped"]),
+        )
+    if ts.condition:
+        facts.append(
+            f"Only when: {code(ts.condition)}"
+            + ("" if tailored.generic else " — true in this environment")
+        )
+    check = None
+    if step.check and step.check in tailored.helpers:
+        helper = tailored.helpers[step.check]
+        where = "" if helper.hosts == ts.hosts else f" (on {location_text(tailored, helper)})"
+        check = command_block(
+            helper, f"Skipped if already done, that is when this read-only check succeeds{where}:"
+        )
+    manual_host = by_hand(ts)
+    if step.is_manual:
+        label = "Instructions:"
+    elif step.is_command:
+        label = "Run by hand:" if manual_host else "Command:"
+    else:
+        label = f"Declarative {code(step.kind)} step" + (" (by hand):" if manual_host else ":")
+    block = None
+    if step.kind in ("registry", "service"):
+        block = declarative_block(ts, "Run by hand:" if manual_host else "Commands:")
+    if manual_host:
+        classes.append("step-by-hand")
+    return StepView(
+        step.id,
+        heading,
+        tuple(badges),
+        tuple(facts),
+        check,
+        block or command_block(ts, label),
+        manual_host,
+        " ".join(classes),
+    )
+
+
+def _helper_view(ts: TailoredStep, users: list[TailoredStep]) -> StepView:
+    """A check or backout helper in place: a short pointer, its command is shown elsewhere."""
+    role = ts.step.role
+    links = ", ".join(f"[{u.number}](#{u.id})" for u in users) or "?"
+    noun = "steps" if len(users) > 1 else "step"
+    heading = f"{'Check' if role == 'check' else 'Backout'} for {noun} " + ", ".join(
+        str(u.number) for u in users
+    )
+    if ts.step.title:
+        heading += f": {escape(ts.step.title)}"
+    if users and all(u.skip_reason is not None for u in users):
+        facts = [f"Not used in this environment: {noun} {links} is skipped."]
+    elif role == "check":
+        facts = [
+            f"Read-only check, shown with {noun} {links}: when it succeeds, the step is "
+            "already done and is skipped."
+        ]
+    else:
+        facts = [
+            f"Undoes {noun} {links} if it fails; listed in the [backout plan](#_backout-plan)."
+        ]
+    return StepView(
+        ts.step.id, heading, (), tuple(facts), None, None, False, f"step step-helper step-{role}"
+    )
+
+
+def helper_users(tailored: TailoredRunbook) -> dict[str, list[TailoredStep]]:
+    """Map each check/backout helper id to the flow steps that name it."""
+    users: dict[str, list[TailoredStep]] = {}
+    for ts in tailored.steps:
+        for ref in (ts.step.check, ts.step.backout):
+            if ref:
+                users.setdefault(ref, []).append(ts)
+    return users

@@ -1,0 +1,155 @@
+"""``runbook confirm``: record a person's decision for a gate of a paused run.
+
+Attached files (``--attach``: screenshots, exported settings) are copied into
+``runs/RUN_ID/attachments/STEP/`` and each is journaled (``attachment-added``)
+with its path, size and SHA-256 before the decision, so the gate's attestation
+and its evidence are in the same hash chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from runbook_engine.errors import InputError, StateError
+from runbook_engine.evidence.journal import Journal
+from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, GateDecision, utcnow
+
+
+def record_confirmation(
+    store: CheckpointStore,
+    run_id: str,
+    step_id: str,
+    by: str,
+    decision: str,
+    note: str | None,
+    reason: str | None,
+    host: str | None,
+    attachments: tuple[Path, ...] = (),
+) -> list[str]:
+    """Store ``decision`` for step ``step_id`` of run ``run_id`` and journal it.
+
+    Args:
+        store: The checkpoint store.
+        run_id: The run.
+        step_id: A step of the run that is not finished.
+        by: Who decides.
+        decision: ``confirm``, ``skip``, ``abort`` or ``rerun``.
+        note: Free text.
+        reason: Why (required for ``skip``).
+        host: Only this host; ``None`` for every unfinished host of the step.
+        attachments: Files to keep as evidence of this gate (copied, hashed, journaled).
+
+    Returns:
+        The host names the decision was recorded for.
+
+    Raises:
+        StateError: unknown run or step, or the step is finished already.
+        InputError: a skip without a reason, an empty name, an attachment that
+            cannot be read, an approval step (those take `runbook approve`).
+    """
+    if not by.strip():
+        raise InputError("--as needs a name")
+    if decision == "skip" and not reason:
+        raise InputError("--skip needs --reason: say why the step is skipped")
+    record = store.get_run(run_id)
+    if record.status in ("succeeded", "unverified", "aborted"):
+        raise StateError(f"run {run_id} is finished ({record.status})")
+    states = [s for s in store.steps(run_id) if s.step_id == step_id]
+    if not states:
+        raise StateError(
+            f"run {run_id} has no step {step_id!r}; `runbook status {run_id}` lists them"
+        )
+    if host is not None:
+        states = [s for s in states if s.host == host]
+        if not states:
+            raise StateError(f"step {step_id!r} of run {run_id} does not run on host {host!r}")
+    if _is_approval(record.runbook_path, step_id):
+        raise InputError(
+            f"{step_id!r} is an approval step: approvers pass it with `runbook "
+            f"approve {run_id} {step_id} --as NAME` (or `runbook reject`)"
+        )
+    open_states = [s for s in states if s.status not in DONE_STATUSES]
+    if not open_states:
+        raise StateError(
+            f"step {step_id!r} of run {run_id} is finished already "
+            f"({states[0].status}); nothing to confirm"
+        )
+    if decision == "rerun":
+        not_running = [s.host for s in open_states if s.status != "running"]
+        if not_running:
+            raise InputError(
+                f"--rerun applies to a step that was interrupted while running; "
+                f"{step_id!r} on {', '.join(not_running)} was not"
+            )
+    journal = Journal(Path(store.run_dir(run_id)) / "journal.jsonl")
+    kept = [
+        _attach(journal, store.run_dir(run_id), step_id, path, by.strip()) for path in attachments
+    ]
+    for state in open_states:
+        store.put_gate(
+            GateDecision(
+                run_id,
+                step_id,
+                state.host,
+                decision,
+                by.strip(),
+                note if decision != "skip" else reason,
+                "cli",
+                utcnow(),
+            )
+        )
+        journal.append(
+            "gate-decision-recorded",
+            step=step_id,
+            host=state.host,
+            decision=decision,
+            by=by.strip(),
+            note=note,
+            reason=reason,
+            source="cli",
+            attachments=kept or None,
+        )
+    return [s.host for s in open_states]
+
+
+def _is_approval(runbook_path: str, step_id: str) -> bool:
+    from runbook_engine.errors import RunbookError
+    from runbook_engine.run.approval import KIND
+    from runbook_engine.source.parser import parse_file
+
+    try:
+        return parse_file(Path(runbook_path)).step(step_id).kind == KIND
+    except (RunbookError, KeyError, OSError):
+        return False
+
+
+def _attach(journal: Journal, run_dir: Path, step_id: str, source: Path, by: str) -> dict[str, str]:
+    """Copy ``source`` to ``attachments/STEP/`` (a free name), journal it, return its entry.
+
+    Raises:
+        InputError: the file cannot be read or copied.
+    """
+    if not source.is_file():
+        raise InputError(f"--attach {source}: no such file")
+    folder = run_dir / "attachments" / step_id
+    folder.mkdir(parents=True, exist_ok=True)
+    name, n = source.name, 1
+    while (folder / name).exists():
+        n += 1
+        name = f"{source.stem}-{n}{source.suffix}"
+    target = folder / name
+    try:
+        shutil.copyfile(source, target)
+    except OSError as exc:
+        raise InputError(f"--attach {source}: cannot copy ({exc.strerror})") from None
+    data = target.read_bytes()
+    entry = {
+        "path": target.relative_to(run_dir).as_posix(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    journal.append(
+        "attachment-added", step=step_id, name=source.name, size_bytes=len(data), by=by, **entry
+    )
+    return entry

@@ -1,0 +1,419 @@
+"""The run's services for step executors: journal, checkpoints, gates and commands.
+
+:class:`RunContext` implements :class:`runbook_engine.run.steps.base.StepContext`.  The
+runner builds one per run and hands it to each executor; executors reach the journal,
+the checkpoint store, the gate logic and the transports only through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from runbook_engine.errors import ExecutionError
+from runbook_engine.evidence.journal import Journal
+from runbook_engine.evidence.redact import Redactor
+from runbook_engine.evidence.signing import first_record, signer_for_run
+from runbook_engine.run.gates import Decision, prompt_gate
+from runbook_engine.run.reporter import Reporter
+from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
+from runbook_engine.tailor.quoting import secret_environment
+from runbook_engine.transports import TRANSPORTS, CommandResult, Transport, TransportPool
+
+if TYPE_CHECKING:
+    from runbook_engine.run.options import RunOptions
+    from runbook_engine.run.steps.base import Outcome
+    from runbook_engine.source.model import Host
+    from runbook_engine.tailor.loading import Loaded
+    from runbook_engine.tailor.tailoring import TailoredRunbook, TailoredStep
+
+#: Characters of a command's output kept in its journal event (the whole output is a file).
+EXCERPT_CHARS = 2000
+
+
+class RunContext:
+    """Everything an executor may use during one run.
+
+    Args:
+        store: The checkpoint store.
+        record: The run as stored.
+        loaded: The runbook, environment and values with real secrets.
+        shown: The tailored runbook as people see it (secret markers).
+        options: How the run was started.
+        secrets: Resolved secret values by name, for redaction and credentials.
+    """
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        record: RunRecord,
+        loaded: Loaded,
+        shown: TailoredRunbook,
+        options: RunOptions,
+        secrets: dict[str, str],
+    ) -> None:
+        self.store = store
+        self.record = record
+        self.run_id = record.run_id
+        self.loaded = loaded
+        self.shown_runbook = shown
+        self.options = options
+        self.run_dir = store.run_dir(record.run_id)
+        started = first_record(self.run_dir / "journal.jsonl")
+        self.signer = signer_for_run(store.state_dir, self.run_dir, record.run_id, started)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.signer is not None and started is None:
+            self.signer.export_public_key()
+        self.parallel = HeldLock()
+        self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
+        self.redactor = Redactor(secrets)
+        self.journal = Journal(self.run_dir / "journal.jsonl", self.redactor)
+        self.report = options.reporter or Reporter(quiet=True)
+        self.pool = TransportPool(
+            secrets, lambda line: self.report.output_line(self.redactor.redact(line))
+        )
+
+    # -- journal and checkpoints ------------------------------------------------------------
+    def shown(self, step_id: str) -> TailoredStep:
+        """The step (or helper) ``step_id`` as people see it."""
+        return self.shown_runbook.step(step_id)
+
+    def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append a journal event, then sign the new chain head (when the run is signed)."""
+        written = self.journal.append(event, **fields)
+        if self.signer is not None:
+            self.signer.sign(written)
+        return written
+
+    def state(self, ts: TailoredStep, host: Host) -> StepState:
+        """The checkpoint of ``ts`` on ``host``, created pending when the run has none."""
+        state = self.store.step(self.run_id, ts.id, host.name)
+        if state is None:
+            self.store.ensure_step(self.run_id, ts.id, host.name, ts.number)
+            state = self.store.step(self.run_id, ts.id, host.name)
+        assert state is not None
+        return state
+
+    def transition(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
+        """Move ``ts`` on ``host`` to ``status`` (one transaction)."""
+        self.store.transition(self.run_id, ts.id, host.name, status, **fields)
+
+    def finish(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
+        """Record that ``ts`` ended on ``host`` with ``status`` (one transaction)."""
+        self.store.transition(self.run_id, ts.id, host.name, status, finished_at=utcnow(), **fields)
+
+    def by_hand(self, host: Host) -> bool:
+        """True when a person reaches ``host`` (its commands become gates)."""
+        info = TRANSPORTS.get(host.transport)
+        return info is not None and info.by_hand
+
+    def transport(self, host: Host) -> Transport:
+        """The open transport of ``host`` (see :class:`TransportPool`)."""
+        return self.pool.get(host)
+
+    def released(self) -> contextlib.AbstractContextManager[None]:
+        """Let other hosts of a fanned-out step proceed during the block."""
+        return self.parallel.released()
+
+    # -- gates --------------------------------------------------------------------------------
+    def decision(
+        self, ts: TailoredStep, host: Host, question: str, choices: tuple[str, ...]
+    ) -> Decision | None:
+        """A decision for the gate of ``ts`` on ``host``: stored by ``runbook confirm``,
+        pre-answered in the answers file, or asked on the terminal; ``None`` otherwise."""
+        stored = self.store.take_gate(self.run_id, ts.id, host.name)
+        if stored is not None:
+            skip = stored.decision == "skip"
+            return Decision(
+                stored.decision,
+                stored.by,
+                note=None if skip else stored.note,
+                reason=stored.note if skip else None,
+                source=stored.source,
+            )
+        if self.options.answers is not None:
+            found = self.options.answers.decision(ts.id)
+            if found is not None:
+                return found
+        if self.options.interactive:
+            return prompt_gate(
+                self.report.console,
+                f"Step {ts.number}: {ts.step.display_title()}",
+                question,
+                self.options.operator,
+                choices=choices,
+            )
+        return None
+
+    def gate(
+        self,
+        ts: TailoredStep,
+        host: Host,
+        state: StepState,
+        shown: TailoredStep | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Stop for a person: a manual step, or a command on a ``manual`` host.
+
+        Args:
+            shown: What the person is shown, when not the step as written (a
+                declarative step shows its compiled commands).
+            extra: More fields for the ``gate-awaiting`` event.
+        """
+        shown = shown or self.shown(ts.id)
+        kind = "manual" if ts.step.is_manual else "command-by-hand"
+        self.report.gate(shown, host, kind)
+        if ts.step.check:
+            self.report.check_hint(self.shown(ts.step.check), host)
+        decision = self.decision(ts, host, "Done as shown?", ("confirm", "skip", "abort"))
+        if decision is not None and decision.decision == "done":
+            decision = decision.renamed("confirm")
+        if decision is not None and decision.decision == "rerun":
+            self.journal.append(
+                "gate-decision-ignored",
+                step=ts.id,
+                host=host.name,
+                reason="'rerun' applies only to an interrupted step",
+                **decision.journal_fields(),
+            )
+            decision = None
+        if decision is None:
+            if state.status != "awaiting":
+                self.transition(ts, host, "awaiting", reason="waiting for confirmation")
+                self.journal.append(
+                    "gate-awaiting",
+                    step=ts.id,
+                    host=host.name,
+                    gate=kind,
+                    instructions=shown.body,
+                    **(extra or {}),
+                )
+            return "pause"
+        return self.apply(ts, host, decision, kind, shown.body)
+
+    def apply(
+        self, ts: TailoredStep, host: Host, decision: Decision, kind: str, body: str
+    ) -> Outcome:
+        """Journal and checkpoint a person's ``decision`` at a gate of kind ``kind``."""
+        if decision.decision in ("confirm", "done"):
+            self.append_signed(
+                "gate-passed",
+                step=ts.id,
+                host=host.name,
+                gate=kind,
+                command=body if kind == "command-by-hand" else None,
+                **decision.journal_fields(),
+            )
+            self.finish(
+                ts, host, "succeeded", reason=f"confirmed by {decision.by} ({decision.source})"
+            )
+            self.report.passed(ts, host, decision)
+            return "done"
+        if decision.decision == "skip":
+            self.append_signed(
+                "step-skipped", step=ts.id, host=host.name, gate=kind, **decision.journal_fields()
+            )
+            self.finish(ts, host, "skipped", reason=decision.reason or "skipped")
+            self.report.passed(ts, host, decision)
+            return "done"
+        if decision.decision == "rerun":
+            self.append_signed(
+                "gate-passed", step=ts.id, host=host.name, gate=kind, **decision.journal_fields()
+            )
+            return "rerun"
+        self.append_signed("run-aborted", step=ts.id, host=host.name, **decision.journal_fields())
+        self.finish(ts, host, "failed", reason=f"aborted by {decision.by}")
+        return "abort"
+
+    # -- commands -------------------------------------------------------------------------------
+    def check_done(self, ts: TailoredStep, host: Host) -> bool:
+        """Run the ``check=`` helper of ``ts``; when it passes, journal already-done."""
+        check = self.loaded.tailored.helpers[ts.step.check or ""]
+        result = self.run_command(check, host, ts.id, purpose="check")
+        if result is not None and result.ok:
+            self.finish(ts, host, "already-done", reason=f"check {check.id!r} succeeded")
+            self.journal.append("step-already-done", step=ts.id, host=host.name, check=check.id)
+            self.report.already_done(ts, host)
+            return True
+        return False
+
+    def run_command(
+        self, ts: TailoredStep, host: Host, step_id: str, *, purpose: str, attempt: int = 1
+    ) -> CommandResult | None:
+        """Run ``ts``'s body on ``host`` for step ``step_id`` (``purpose``: step, check or
+        backout): journaled before and after, output redacted, saved and digested."""
+        self.journal.append(
+            f"{purpose}-started",
+            step=step_id,
+            id=ts.id,
+            host=host.name,
+            address=host.address,
+            transport=host.transport,
+            kind=ts.step.kind,
+            command=self.shown(ts.id).body,
+            attempt=attempt,
+            timeout_seconds=ts.step.timeout,
+        )
+        try:
+            transport = self.transport(host)
+            with self.released():
+                result = transport.run(
+                    ts.step.kind,
+                    ts.body,
+                    timeout=ts.step.timeout,
+                    cwd=self._cwd(ts, host),
+                    env=self._command_env(ts, host),
+                )
+        except ExecutionError as exc:
+            self.journal.append(
+                f"{purpose}-finished",
+                step=step_id,
+                id=ts.id,
+                host=host.name,
+                status="error",
+                error=exc.message,
+            )
+            self.report.error(ts, host, self.redactor.redact(exc.message))
+            return None
+        self.record_result(ts, host, step_id, ts.id, purpose, attempt, result)
+        self.report.result(ts, host, self.redacted(result), purpose)
+        return result
+
+    def record_result(
+        self,
+        ts: TailoredStep,
+        host: Host,
+        step_id: str,
+        own_id: str,
+        purpose: str,
+        attempt: int,
+        result: CommandResult,
+    ) -> str:
+        """Save and journal what a command did (``{purpose}-finished``); a step's own
+        command also leaves its exit code and output digest in the checkpoint.
+
+        Returns:
+            The SHA-256 of the redacted output.
+        """
+        output = self.redactor.redact(result.stdout + result.stderr)
+        digest = self.save_output(step_id, own_id, host, attempt, purpose, output)
+        self.journal.append(
+            f"{purpose}-finished",
+            step=step_id,
+            id=ts.id,
+            host=host.name,
+            status="succeeded" if result.ok else "failed",
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            duration_seconds=round(result.duration, 3),
+            output_sha256=digest,
+            output_excerpt=output[-EXCERPT_CHARS:],
+        )
+        if purpose == "step":
+            self.transition(ts, host, "running", output_digest=digest, exit_code=result.exit_code)
+        return digest
+
+    def redacted(self, result: CommandResult) -> CommandResult:
+        """``result`` with secret values masked in its output (for the terminal)."""
+        return replace(
+            result,
+            stdout=self.redactor.redact(result.stdout),
+            stderr=self.redactor.redact(result.stderr),
+        )
+
+    def _command_env(self, ts: TailoredStep, host: Host) -> dict[str, str]:
+        """Environment variables every command gets: the run's context and its secrets."""
+        return {
+            "RUNBOOK_RUN_ID": self.run_id,
+            "RUNBOOK_STEP": ts.id,
+            "RUNBOOK_HOST": host.name,
+            "RUNBOOK_HOST_ADDRESS": host.address,
+            **self.secret_env,
+        }
+
+    def _cwd(self, ts: TailoredStep, host: Host) -> str | None:
+        """Local steps run in the runbook's folder; a relative ``cwd`` is taken from there."""
+        cwd = ts.step.cwd
+        if host.transport != "local":
+            return cwd
+        folder = self.loaded.runbook.path.resolve().parent
+        return str(folder / cwd) if cwd else str(folder)
+
+    def save_output(
+        self, step_id: str, own_id: str, host: Host, attempt: int, purpose: str, output: str
+    ) -> str:
+        """Write ``output`` to ``output/`` in the run folder; return its SHA-256."""
+        folder = self.run_dir / "output"
+        folder.mkdir(exist_ok=True)
+        name = f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
+        data = output.encode("utf-8")
+        (folder / name).write_bytes(data)
+        return hashlib.sha256(data).hexdigest()
+
+    def offer_backout(self, ts: TailoredStep, host: Host) -> None:
+        """Offer the ``backout=`` helper of failed step ``ts``; run it when agreed."""
+        if not ts.step.backout:
+            return
+        backout = self.loaded.tailored.helpers[ts.step.backout]
+        shown = self.shown(backout.id)
+        wanted = self.backout_wanted(ts, shown, host)
+        self.journal.append(
+            "backout-offered",
+            step=ts.id,
+            host=host.name,
+            backout=backout.id,
+            decision=wanted or "not-answered",
+            command=shown.body,
+        )
+        if wanted != "run":
+            self.report.backout_offer(ts, shown, host)
+            return
+        if backout.step.is_manual or self.by_hand(host) or not backout.step.is_command:
+            self.journal.append("backout-by-hand", step=ts.id, backout=backout.id, host=host.name)
+            return
+        result = self.run_command(backout, host, ts.id, purpose="backout")
+        self.report.backout_done(ts, result)
+
+    def backout_wanted(self, ts: TailoredStep, shown: TailoredStep, host: Host) -> str | None:
+        """``run``/``skip`` from the answers file or the terminal; ``None`` if nobody said."""
+        decision = self.options.answers.decision(ts.id) if self.options.answers else None
+        wanted = decision.backout if decision else None
+        if wanted is None and self.options.interactive:
+            from rich.prompt import Confirm
+
+            self.report.backout_offer(ts, shown, host)
+            agreed = Confirm.ask("Run the backout now?", console=self.report.console)
+            wanted = "run" if agreed else "skip"
+        return wanted
+
+
+class HeldLock:
+    """A lock for host fan-out that a worker can let go of while its command runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._local.held = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.held = False
+        self._lock.release()
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Release the lock for the duration of the block, if this thread holds it."""
+        if not getattr(self._local, "held", False):
+            yield
+            return
+        self.__exit__()
+        try:
+            yield
+        finally:
+            self.__enter__()

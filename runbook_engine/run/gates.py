@@ -1,0 +1,215 @@
+"""Gates: how a person passes a manual step, a command on a manual host, or an
+interrupted step.
+
+A decision comes from one of three sources, recorded with it in the journal:
+the terminal (an interactive prompt), an answers file (its path and SHA-256),
+or ``runbook confirm`` (a decision stored for a paused run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runbook_engine.errors import InputError, Problem
+from runbook_engine.source.yamlfile import line_of, load_yaml
+
+DECISIONS = frozenset({"confirm", "skip", "abort", "done", "rerun"})
+ENTRY_KEYS = frozenset({"decision", "note", "reason", "backout"})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A person's decision at a gate.
+
+    Attributes:
+        decision: ``confirm`` (done as instructed), ``skip`` (with ``reason``),
+            ``abort``; for an interrupted step ``done`` or ``rerun``.
+        by: Who decided.
+        note: Free text from that person.
+        reason: Why it was skipped.
+        source: ``terminal``, ``answers-file`` or ``cli``.
+        answers_path: The answers file, when it came from one.
+        answers_hash: SHA-256 of that file.
+        backout: For a failed step: ``run`` or ``skip`` its backout (``None``: not said).
+    """
+
+    decision: str
+    by: str
+    note: str | None = None
+    reason: str | None = None
+    source: str = "terminal"
+    answers_path: str | None = None
+    answers_hash: str | None = None
+    backout: str | None = None
+
+    def journal_fields(self) -> dict[str, Any]:
+        """Fields for the journal event, without empty values."""
+        fields = {
+            "decision": self.decision,
+            "by": self.by,
+            "source": self.source,
+            "note": self.note,
+            "reason": self.reason,
+            "answers_path": self.answers_path,
+            "answers_sha256": self.answers_hash,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
+    def renamed(self, word: str) -> Decision:
+        """The same person's decision under another word (``done`` and ``confirm`` mean
+        the same at a gate); its reason and backout wish are not carried over."""
+        return Decision(
+            word,
+            self.by,
+            self.note,
+            source=self.source,
+            answers_path=self.answers_path,
+            answers_hash=self.answers_hash,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """A loaded answers file: decisions by step id, given by ``operator``."""
+
+    path: Path
+    sha256: str
+    operator: str
+    entries: dict[str, dict[str, Any]]
+    lines: dict[str, int]
+
+    def decision(self, step_id: str) -> Decision | None:
+        """Return the decision for ``step_id``, or ``None`` when the file says nothing of it."""
+        entry = self.entries.get(step_id)
+        if entry is None:
+            return None
+        return Decision(
+            decision=entry["decision"],
+            by=self.operator,
+            note=entry.get("note"),
+            reason=entry.get("reason"),
+            source="answers-file",
+            answers_path=str(self.path),
+            answers_hash=self.sha256,
+            backout=entry.get("backout"),
+        )
+
+
+def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
+    """Load and check an answers file.
+
+    Format::
+
+        operator: Jane Operator        # who gives these answers (required)
+        answers:
+          step-id: confirm             # or {decision: confirm, note: "..."}
+          other: {decision: skip, reason: "not needed here"}
+
+    Args:
+        path: The file.
+        step_ids: Ids of the runbook's steps; answers naming other ids are errors.
+
+    Raises:
+        InputError: the file is missing or malformed, a decision is unknown, a
+            skip has no reason, or a step id is not in the runbook (all listed).
+    """
+    data, lines = load_yaml(path)
+    problems: list[Problem] = []
+
+    def add(message: str, *key: Any) -> None:
+        problems.append(Problem(message, path, line_of(lines, *key), code="RB240"))
+
+    if not isinstance(data, dict):
+        raise InputError.single(
+            "an answers file is a mapping with 'operator' and 'answers'", path, 1
+        )
+    for key in data:
+        if key not in ("operator", "answers"):
+            add(f"unknown key {key!r}; an answers file has 'operator' and 'answers'", key)
+    operator = data.get("operator")
+    if isinstance(operator, str) and any(ord(c) < 32 or ord(c) == 127 for c in operator):
+        problems.append(
+            Problem(
+                "'operator' holds control characters",
+                path,
+                line_of(lines, "operator") or 1,
+                code="RB240",
+            )
+        )
+        operator = ""
+    elif not isinstance(operator, str) or not operator.strip():
+        problems.append(
+            Problem(
+                "'operator' is required: the person giving these answers",
+                path,
+                line_of(lines, "operator") or 1,
+                code="RB240",
+            )
+        )
+        operator = ""
+    raw = data.get("answers") or {}
+    if not isinstance(raw, dict):
+        add("'answers' must map step ids to decisions", "answers")
+        raw = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for step_id, value in raw.items():
+        entry = {"decision": value} if isinstance(value, str) else value
+        key = ("answers", step_id)
+        if not isinstance(entry, dict):
+            add(f"{step_id}: give a decision (confirm, skip, abort, done, rerun)", *key)
+            continue
+        unknown = set(entry) - ENTRY_KEYS
+        if unknown:
+            add(f"{step_id}: unknown key(s) {', '.join(sorted(unknown))}", *key)
+        if entry.get("decision") not in DECISIONS:
+            add(
+                f"{step_id}: decision {entry.get('decision')!r} is not one of "
+                f"{', '.join(sorted(DECISIONS))}",
+                *key,
+            )
+        if entry.get("decision") == "skip" and not entry.get("reason"):
+            add(f"{step_id}: a skip needs a reason", *key)
+        if entry.get("backout") not in (None, "run", "skip"):
+            add(f"{step_id}: backout must be 'run' or 'skip'", *key)
+        if step_ids is not None and str(step_id) not in step_ids:
+            add(f"answers name step {step_id!r}, which is not in the runbook", *key)
+        entries[str(step_id)] = {k: (str(v) if v is not None else None) for k, v in entry.items()}
+    if problems:
+        raise InputError(problems[0].format(), problems)
+    return Answers(
+        path.resolve(),
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+        operator.strip(),
+        entries,
+        {str(k): line_of(lines, "answers", k) for k in raw},
+    )
+
+
+def prompt_gate(
+    console: Any,
+    title: str,
+    question: str,
+    by: str,
+    *,
+    choices: tuple[str, ...] = ("confirm", "skip", "abort"),
+) -> Decision:
+    """Ask a person at the terminal; return their decision (source ``terminal``).
+
+    ``console`` is a :class:`rich.console.Console`.  A skip asks for a reason.
+    """
+    from rich.prompt import Prompt
+
+    console.print(f"[bold]{title}[/bold]")
+    try:  # no default: a stray Enter must not confirm a change
+        answer = Prompt.ask(question, choices=list(choices), console=console)
+        reason = None
+        if answer == "skip":
+            while not reason:
+                reason = Prompt.ask("Reason for skipping (required)", console=console).strip()
+        note = Prompt.ask("Note (optional)", default="", console=console).strip() or None
+    except EOFError:  # input closed: the same as Ctrl-C, the run stays resumable
+        raise KeyboardInterrupt from None
+    return Decision(answer, by, note=note, reason=reason, source="terminal")

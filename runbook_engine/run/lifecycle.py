@@ -1,0 +1,273 @@
+"""Starting and resuming runs: validate, create or reopen the run, hand it to the runner.
+
+:func:`start_run` and :func:`resume_run` are what ``runbook run`` and ``runbook resume``
+call; :func:`create_run` and :func:`open_run` stop short of executing (notebooks execute
+one cell at a time).  Nothing is written for bad input: every check that can refuse a
+run (values, secrets given on the command line, each step kind's own checks such as the
+approval policy) runs before the run exists.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import re
+import secrets as pysecrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runbook_engine import __version__
+from runbook_engine.errors import InputError, StateError
+from runbook_engine.evidence.record import flow_fields
+from runbook_engine.evidence.redact import MIN_FREE_TEXT_LENGTH
+from runbook_engine.evidence.secrets import run_secrets
+from runbook_engine.run.gates import Answers
+from runbook_engine.run.options import RunOptions, RunResult
+from runbook_engine.run.runner import Runner
+from runbook_engine.run.steps import executors
+from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord, utcnow
+from runbook_engine.tailor.loading import Loaded, load
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def default_operator() -> str:
+    """Return ``$RUNBOOK_OPERATOR`` or the login name."""
+    return os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
+
+
+def new_run_id(runbook_id: str) -> str:
+    """Return a new run id: ``<runbook-id>-<UTC yyyymmdd-hhmmss>-<4 hex>``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{runbook_id}-{stamp}-{pysecrets.token_hex(2)}"
+
+
+def start_run(
+    runbook_path: Path,
+    env_path: Path | None,
+    overrides: dict[str, str],
+    store: CheckpointStore,
+    options: RunOptions,
+    run_id: str | None = None,
+) -> RunResult:
+    """Validate, create a run and execute it.
+
+    Raises:
+        InputError: bad runbook, environment, values or answers (nothing is written).
+        RunPaused: stopped at an unanswered gate (exit 3).
+        RunInterrupted: Ctrl-C (exit 130).
+    """
+    return create_run(runbook_path, env_path, overrides, store, options, run_id).execute()
+
+
+def create_run(
+    runbook_path: Path,
+    env_path: Path | None,
+    overrides: dict[str, str],
+    store: CheckpointStore,
+    options: RunOptions,
+    run_id: str | None = None,
+) -> Runner:
+    """Validate and create a run (journaled as started); return its runner, not yet executed.
+
+    Raises:
+        InputError: bad runbook, environment or values (nothing is written).
+        StateError: ``run_id`` exists already.
+    """
+    loaded = load(runbook_path, env_path, overrides, with_secrets=True, need_env=True)
+    shown = loaded.shown or load(runbook_path, env_path, overrides, need_env=True).tailored
+    _check_change_options(loaded, overrides, options)
+    secret_values = run_secrets(loaded)
+    run_id = run_id or new_run_id(loaded.runbook.id)
+    if not _RUN_ID.fullmatch(run_id):
+        raise InputError(
+            f"--run-id {run_id!r}: use 1 to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    env = loaded.environment
+    record = RunRecord(
+        run_id=run_id,
+        runbook_id=loaded.runbook.id,
+        runbook_path=str(runbook_path.resolve()),
+        content_hash=loaded.runbook.content_hash,
+        env_path=str(env_path.resolve()) if env_path else None,
+        env_name=env.name if env else None,
+        env_hash=env.content_hash if env else None,
+        overrides=overrides,
+        status="running",
+        outcome=None,
+        operator=options.operator,
+        change_id=options.change_id,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    rows = [(ts.id, h.name, ts.number) for ts in loaded.tailored.steps for h in ts.hosts]
+    store.create_run(record, rows)
+    runner = Runner(store, record, loaded, shown, options, secrets=secret_values)
+    params = {k: v for k, v in (loaded.values.params if loaded.values else {}).items()}
+    runner.append_signed(
+        "run-started",
+        run_id=run_id,
+        runbook=_runbook_fields(loaded),
+        environment=_env_fields(loaded),
+        parameters=params,
+        operator=options.operator,
+        change_id=options.change_id,
+        tool={
+            "name": "runbook-engine",
+            "version": __version__,
+            "python": platform.python_version(),
+        },
+        workstation=platform.node(),
+        answers=_answers_fields(options.answers),
+        reason=options.reason,
+        emergency=options.emergency,
+        approval_policy=loaded.runbook.meta.get("approval", "optional"),
+        signing=runner.signer.describe() if runner.signer else None,
+        steps=flow_fields(shown),
+    )
+    short = sorted(
+        n
+        for n, v in (loaded.values.secrets if loaded.values else {}).items()
+        if 0 < len(v) < MIN_FREE_TEXT_LENGTH
+    )
+    for name in short:  # said once, up front: such a value cannot be found in free text
+        message = (
+            f"secret {name!r} is shorter than {MIN_FREE_TEXT_LENGTH} characters: it is "
+            "redacted in structured fields but cannot be found in command output"
+        )
+        runner.journal.append("warning", message=message)
+        runner.report.warning(message)
+    return runner
+
+
+def _check_change_options(loaded: Loaded, overrides: dict[str, str], options: RunOptions) -> None:
+    """Refuse what must not start a run: an emergency without reason, a secret given with
+    ``--set`` (it would be stored in clear), and what a step kind refuses (a missing
+    approval, a bad approval body).
+
+    Raises:
+        InputError: (exit 2) before anything is written.
+    """
+    if options.emergency and not (options.reason or "").strip():
+        raise InputError("--emergency needs --reason: say why approval is bypassed")
+    secret = sorted(
+        n
+        for n in overrides
+        if n in loaded.runbook.parameters and loaded.runbook.parameters[n].secret
+    )
+    if secret:
+        raise InputError(
+            f"--set {secret[0]}: a secret parameter is never given on the command "
+            "line; name its source under 'secrets' in the environment file"
+        )
+    for executor in executors():  # each kind's own refusals (the approval policy, ...)
+        executor.check_run(loaded.tailored, options)
+
+
+def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunResult:
+    """Continue run ``run_id`` where it stopped.
+
+    Raises:
+        StateError: unknown run, finished run, or the runbook or environment
+            changed since the run started (unless ``options.accept_changed``).
+        RunPaused, RunInterrupted: as :func:`start_run`.
+    """
+    return open_run(run_id, store, options).execute()
+
+
+def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner:
+    """Check that run ``run_id`` can go on (journaled as resumed); return its runner.
+
+    Raises:
+        StateError: as :func:`resume_run`.
+    """
+    record = store.get_run(run_id)
+    if record.status in ("succeeded", "unverified", "aborted"):
+        raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
+    env_path = Path(record.env_path) if record.env_path else None
+    loaded = load(
+        Path(record.runbook_path), env_path, record.overrides, with_secrets=True, need_env=True
+    )
+    shown = (
+        loaded.shown
+        or load(Path(record.runbook_path), env_path, record.overrides, need_env=True).tailored
+    )
+    changed = []
+    if loaded.runbook.content_hash != record.content_hash:
+        changed.append(("runbook", record.content_hash, loaded.runbook.content_hash))
+    env_hash = loaded.environment.content_hash if loaded.environment else None
+    if env_hash != record.env_hash:
+        changed.append(("environment", record.env_hash, env_hash))
+    runner = Runner(store, record, loaded, shown, options)
+    if changed and not options.accept_changed:
+        what = ", ".join(
+            f"{name} (sha256 {old and old[:12]} -> {new and new[:12]})"
+            for name, old, new in changed
+        )
+        raise StateError(
+            f"run {run_id}: the {what} changed since the run started; refusing to "
+            "resume. Review the change, then resume with --accept-changed (the "
+            "acceptance is recorded in the journal), or start a new run."
+        )
+    for name, old, new in changed:
+        runner.journal.append(
+            "change-accepted", what=name, old_sha256=old, new_sha256=new, by=options.operator
+        )
+        store.update_run(
+            run_id, **({"content_hash": new} if name == "runbook" else {"env_hash": new})
+        )
+    current = set()
+    for ts in loaded.tailored.steps:
+        for host in ts.hosts:
+            current.add((ts.id, host.name))
+            store.ensure_step(run_id, ts.id, host.name, ts.number)
+    for state in store.steps(run_id):  # steps the accepted change removed
+        if (state.step_id, state.host) not in current and state.status not in DONE_STATUSES:
+            reason = f"removed from the runbook (change accepted by {options.operator})"
+            store.transition(
+                run_id, state.step_id, state.host, "skipped", reason=reason, finished_at=utcnow()
+            )
+            runner.journal.append(
+                "step-skipped", step=state.step_id, host=state.host, reason=reason
+            )
+    store.update_run(run_id, status="running")
+    runner.append_signed(
+        "run-resumed", by=options.operator, answers=_answers_fields(options.answers)
+    )
+    return runner
+
+
+def _runbook_fields(loaded: Loaded) -> dict[str, Any]:
+    rb = loaded.runbook
+    return {
+        "id": rb.id,
+        "title": rb.title,
+        "version": rb.version,
+        "path": str(rb.path.resolve()),
+        "sha256": rb.content_hash,
+    }
+
+
+def _env_fields(loaded: Loaded) -> dict[str, Any] | None:
+    env = loaded.environment
+    if env is None:
+        return None
+    hosts = {
+        role: [{"name": h.name, "address": h.address, "transport": h.transport} for h in hs]
+        for role, hs in env.roles.items()
+    }
+    return {
+        "name": env.name,
+        "path": str(env.path.resolve()),
+        "sha256": env.content_hash,
+        "hosts": hosts,
+    }
+
+
+def _answers_fields(answers: Answers | None) -> dict[str, Any] | None:
+    if answers is None:
+        return None
+    return {"path": str(answers.path), "sha256": answers.sha256, "operator": answers.operator}

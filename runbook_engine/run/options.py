@@ -1,0 +1,50 @@
+"""How a run is started (:class:`RunOptions`) and how it ended (:class:`RunResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runbook_engine.run.gates import Answers
+from runbook_engine.run.reporter import Reporter
+
+
+@dataclass
+class RunOptions:
+    """How to run.
+
+    Attributes:
+        operator: Who runs the change (recorded in every event).
+        answers: Pre-given gate decisions, or ``None``.
+        interactive: Prompt at gates on the terminal.
+        change_id: The change record's id (for example a ticket number).
+        accept_changed: On resume, continue although the runbook changed.
+        forks: How many hosts of one step run at once.
+        max_failures: Start no further host of a step after this many of its hosts
+            failed (``None``: 1 for steps that stop on failure, else no limit).
+        reporter: Terminal output.
+        reason: Why the change is made (recorded with the run).
+        emergency: Bypass approval (``approval: required`` and approval steps);
+            needs ``reason``; the journal and change record flag it.
+    """
+
+    operator: str
+    answers: Answers | None = None
+    interactive: bool = False
+    change_id: str | None = None
+    accept_changed: bool = False
+    reporter: Reporter | None = None
+    forks: int = 1
+    max_failures: int | None = None
+    reason: str | None = None
+    emergency: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended: ``status`` (succeeded, unverified, failed, aborted) and its files."""
+
+    run_id: str
+    status: str
+    journal: Path
+    state_dir: Path

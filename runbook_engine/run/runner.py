@@ -1,0 +1,313 @@
+"""The runner: the flow of one run, from its first pending step to its outcome.
+
+The runner has papermill's shape: start -> execute -> always complete.  It decides the
+order (steps in runbook order, each step's hosts one at a time or fanned out), skips
+what ``when=`` excluded, resumes a step found ``running`` after a kill (its check
+decides, or a person), applies the run's guards, and hands each step on each host to
+the executor of its kind (:func:`runbook_engine.run.steps.executor_for`) with the run's
+:class:`~runbook_engine.run.context.RunContext`.  It never names a kind.  Each step on
+each host is checkpointed before and after it runs (one transaction per transition)
+and every transition is a journal event, written before the process moves on.  A run
+stops with :class:`RunPaused` (exit 3) at a gate nobody has answered yet;
+:func:`runbook_engine.run.lifecycle.resume_run` continues it later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from runbook_engine.errors import RunInterrupted, RunPaused, StateError
+from runbook_engine.evidence.secrets import run_secrets
+from runbook_engine.run.context import RunContext
+from runbook_engine.run.options import RunOptions, RunResult
+from runbook_engine.run.steps import executor_for, executors
+from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord
+
+if TYPE_CHECKING:
+    from runbook_engine.run.steps.base import Outcome
+    from runbook_engine.source.model import Host
+    from runbook_engine.tailor.loading import Loaded
+    from runbook_engine.tailor.tailoring import TailoredRunbook, TailoredStep
+
+
+class Runner:
+    """Walks the flow of one run.  Build with
+    :func:`~runbook_engine.run.lifecycle.create_run` or
+    :func:`~runbook_engine.run.lifecycle.open_run`.
+
+    Args:
+        store: The checkpoint store.
+        record: The run as stored.
+        loaded: The runbook, environment and values with real secrets.
+        shown_steps: The tailored runbook as people see it (secret markers).
+        options: How the run was started.
+        secrets: Resolved secret values (default: resolved from ``loaded``).
+    """
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        record: RunRecord,
+        loaded: Loaded,
+        shown_steps: TailoredRunbook,
+        options: RunOptions,
+        secrets: dict[str, str] | None = None,
+    ) -> None:
+        secret_values = run_secrets(loaded) if secrets is None else secrets
+        self.ctx = RunContext(store, record, loaded, shown_steps, options, secret_values)
+        self.store, self.record, self.loaded, self.options = store, record, loaded, options
+        self.journal, self.redactor, self.signer = (
+            self.ctx.journal,
+            self.ctx.redactor,
+            self.ctx.signer,
+        )
+        self.report, self.pool = self.ctx.report, self.ctx.pool
+
+    def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append a journal event, then sign the new chain head (when the run is signed)."""
+        return self.ctx.append_signed(event, **fields)
+
+    # -- flow ---------------------------------------------------------------
+    def execute(self, stop_after: str | None = None) -> RunResult:
+        """Run every pending step; close transports (kept open after a partial run, for the
+        next ``stop_after`` call) and record how the run ended.
+
+        Args:
+            stop_after: Stop after this step (pending earlier steps run first; the
+                run is left ``running`` unless that was its last step).  Used by
+                notebooks, one cell per step.
+
+        Raises:
+            RunPaused: stopped at an unanswered gate (exit 3).
+            RunInterrupted: Ctrl-C (exit 130).
+            StateError: another process is executing this run.
+        """
+        run_id = self.record.run_id
+        status = "error"
+        try:
+            with self._lock():
+                status = self._flow(stop_after)
+        except RunPaused:
+            self.store.update_run(run_id, status="paused")
+            self.append_signed("run-paused")
+            raise
+        except KeyboardInterrupt:
+            self.store.update_run(run_id, status="interrupted")
+            self.append_signed("run-interrupted", by=self.options.operator)
+            raise RunInterrupted(
+                f"run {run_id} interrupted; `runbook resume {run_id}` continues "
+                "it (the interrupted step is checked before it runs again)"
+            ) from None
+        finally:
+            if status != "partial":  # a notebook's next cell reuses the open WinRM shells
+                self.pool.close()
+        if status == "partial":
+            return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
+        self.store.update_run(
+            run_id, status="aborted" if status == "rejected" else status, outcome=status
+        )
+        summary = self._summary()
+        self.append_signed("run-finished", status=status, **summary)
+        self.report.finished(run_id, status, summary)
+        return RunResult(run_id, status, self.journal.path, self.store.state_dir)
+
+    def _flow(self, stop_after: str | None = None) -> str:
+        failed = False
+        paused: list[str] = []
+        steps = self.loaded.tailored.steps
+        total = len(steps)
+        if stop_after is not None and stop_after not in {ts.id for ts in steps}:
+            raise StateError(f"run {self.record.run_id}: no step {stop_after!r} in the flow")
+        for ts in steps:
+            for host, outcome in self._hosts(ts, total):
+                if outcome == "pause":
+                    paused.append(f"{ts.id}@{host.name}")
+                    break
+                if outcome == "abort":
+                    return "aborted"
+                if outcome == "reject":
+                    return "rejected"
+                if outcome == "fail-stop":
+                    return "failed"
+                if outcome == "fail-continue":
+                    failed = True
+            if paused:
+                break
+            if ts.id == stop_after and ts is not steps[-1]:
+                return "failed" if failed else "partial"
+        if paused:
+            raise RunPaused(self._pause_hint(paused[0]))
+        if failed:
+            return "failed"
+        return "succeeded" if self._verified() else "unverified"
+
+    def _hosts(self, ts: TailoredStep, total: int) -> Iterator[tuple[Host, Outcome]]:
+        """Run ``ts`` on each of its hosts; yield ``(host, outcome)`` in host order.
+
+        With ``forks`` above 1 and several hosts, up to ``forks`` hosts run at once:
+        everything but the command itself (store, journal, terminal) happens under
+        one lock, so only transports run in parallel.  No new host is started once
+        ``max_failures`` hosts of the step have failed (default: 1 when the step
+        stops on failure), the same rule as one host at a time.
+        """
+        limit = self.options.max_failures
+        if limit is None:
+            limit = 1 if ts.step.on_failure == "stop" else len(ts.hosts)
+        if self.options.forks <= 1 or len(ts.hosts) <= 1:
+            failures = 0
+            done: list[tuple[Host, Outcome]] = []
+            for host in ts.hosts:
+                if failures >= limit:
+                    self._not_started(ts, host, failures)
+                    continue
+                outcome = self._one(ts, host, total)
+                failures += outcome.startswith("fail")
+                done.append((host, outcome))
+                if outcome in ("pause", "abort", "reject"):
+                    break
+            yield from done  # the flow stops at the first failure only after the others ran
+            return
+        yield from self._fan_out(ts, total, limit)
+
+    def _fan_out(self, ts: TailoredStep, total: int, limit: int) -> Iterator[tuple[Host, Outcome]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        failed = [0]
+
+        def work(host: Host) -> Outcome | None:
+            with self.ctx.parallel:
+                if failed[0] >= limit:
+                    self._not_started(ts, host, failed[0])
+                    return None
+                outcome = self._one(ts, host, total)
+                failed[0] += outcome.startswith("fail")
+                return outcome
+
+        with ThreadPoolExecutor(
+            max_workers=self.options.forks, thread_name_prefix="runbook-host"
+        ) as pool:
+            futures = {host.name: pool.submit(work, host) for host in ts.hosts}
+            results = {host.name: futures[host.name].result() for host in ts.hosts}
+        for host in ts.hosts:
+            outcome = results[host.name]
+            if outcome is not None:
+                yield host, outcome
+
+    def _not_started(self, ts: TailoredStep, host: Host, failures: int) -> None:
+        self.journal.append(
+            "step-not-started",
+            step=ts.id,
+            host=host.name,
+            reason=f"{failures} host(s) of this step failed (max failures reached)",
+        )
+
+    def _pause_hint(self, where: str) -> str:
+        run_id, step_id = self.record.run_id, where.split("@")[0]
+        own = executor_for(self.loaded.tailored.step(step_id).step.kind).pause_hint(run_id, step_id)
+        if own is not None:
+            return own
+        host = where.split("@", 1)[1] if "@" in where else None
+        state = self.store.step(run_id, step_id, host) if host else None
+        if state is not None and state.status == "running":
+            return (
+                f"run {run_id}: step {step_id} on {host} was interrupted while running and "
+                f"may or may not have completed. Check the host; then `runbook confirm {run_id}"
+                f" {step_id} --as NAME` if it completed, or add --rerun to run it again; then "
+                f"`runbook resume {run_id}`"
+            )
+        return (
+            f"run {run_id} is waiting at {where}: confirm with `runbook confirm {run_id} "
+            f"{step_id} --as NAME`, then `runbook resume {run_id}` (or resume with "
+            "--answers FILE)"
+        )
+
+    def _verified(self) -> bool:
+        states = {(s.step_id, s.host): s for s in self.store.steps(self.record.run_id)}
+        for ts in self.loaded.tailored.steps:
+            if ts.step.phase != "verify" or ts.skip_reason:  # not applicable here
+                continue
+            for host in ts.hosts:
+                state = states.get((ts.id, host.name))
+                if state is None or state.status not in ("succeeded", "already-done"):
+                    return False
+        return True
+
+    def _one(self, ts: TailoredStep, host: Host, total: int) -> Outcome:
+        """Carry out ``ts`` on ``host`` unless its checkpoint says it is done."""
+        ctx = self.ctx
+        state = ctx.state(ts, host)
+        if state.status in DONE_STATUSES:
+            return "done"
+        self.report.step_header(ts, host, total)
+        checked = False
+        if state.status == "running":
+            outcome = self._interrupted(ts, host)
+            if outcome != "rerun":
+                return outcome
+            checked = bool(ts.step.check)  # its check already said "not done"
+        if ts.skip_reason:
+            ctx.finish(ts, host, "skipped", reason=ts.skip_reason)
+            self.journal.append("step-skipped", step=ts.id, host=host.name, reason=ts.skip_reason)
+            self.report.skipped(ts.skip_reason)
+            return "done"
+        executor = executor_for(ts.step.kind)
+        if executor.guarded:
+            for guard in executors():
+                refused = guard.guard(ctx, ts)
+                if refused is not None:
+                    self.journal.append(
+                        guard.guard_event, step=ts.id, host=host.name, reason=refused
+                    )
+                    ctx.finish(ts, host, "failed", reason=refused)
+                    self.report.error(ts, host, refused)
+                    return "fail-stop"
+        return executor.execute(ctx, ts, host, state, checked)
+
+    def _interrupted(self, ts: TailoredStep, host: Host) -> Outcome:
+        """A step found ``running``: the process died mid-step.  Its check decides, or a person."""
+        ctx = self.ctx
+        self.journal.append("step-interrupted", step=ts.id, host=host.name)
+        if ts.step.check and not (ts.step.is_manual or ctx.by_hand(host)):
+            if ctx.check_done(ts, host):
+                return "done"
+            self.journal.append(
+                "step-rerun",
+                step=ts.id,
+                host=host.name,
+                reason="its check found the change not in place",
+            )
+            return "rerun"
+        self.report.interrupted(ts, host)
+        decision = ctx.decision(
+            ts, host, "The step was interrupted. Was it done?", ("done", "rerun", "abort")
+        )
+        if decision is None:
+            self.journal.append("gate-awaiting", step=ts.id, host=host.name, gate="interrupted")
+            return "pause"
+        if decision.decision == "confirm":
+            decision = decision.renamed("done")
+        return ctx.apply(ts, host, decision, "interrupted", ts.body)
+
+    def _summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for s in self.store.steps(self.record.run_id):
+            counts[s.status] = counts.get(s.status, 0) + 1
+        return {"steps": counts}
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: one runner per run is assumed
+            yield
+            return
+        with open(self.ctx.run_dir / "lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise StateError(
+                    f"run {self.record.run_id} is being executed by another process"
+                ) from None
+            yield

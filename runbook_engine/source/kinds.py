@@ -1,0 +1,97 @@
+"""The registry of step kinds (a fenced block's language): what each kind is and which
+executor carries it out.
+
+Shell kinds are commands for a host; ``manual`` holds instructions for a person;
+declarative kinds take a YAML body (DESIGN.md §2).  Each entry names its executor as
+``"module:Class"`` (a subclass of :class:`runbook_engine.run.steps.base.StepExecutor`),
+imported only when a run needs it, so parsing never loads execution code.  A new kind
+is one :func:`register_kind` call and one executor module; the runner is not touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """What a step kind is.
+
+    Attributes:
+        name: The language word in the fence (``cmd``).
+        category: ``"command"``, ``"manual"`` or ``"declarative"``.
+        description: One line for docs and errors.
+        local_ok: Whether it can run on the operator's machine.
+        changes: Whether steps of this kind change state by default
+            (probes and approvals do not).
+        executor: ``"module:Class"`` of the executor that runs steps of this kind.
+    """
+
+    name: str
+    category: str
+    description: str
+    local_ok: bool = True
+    changes: bool = True
+    executor: str = ""
+
+
+_STEPS = "runbook_engine.run.steps"
+KINDS: dict[str, KindInfo] = {}
+
+
+def register_kind(info: KindInfo) -> None:
+    """Add ``info`` to :data:`KINDS` (replacing a kind of the same name)."""
+    KINDS[info.name] = info
+
+
+for _name, _desc, _local in (
+    ("cmd", "Windows cmd.exe script", False),
+    ("powershell", "Windows PowerShell (2.0-compatible) script", True),
+    ("sh", "POSIX shell script", True),
+    ("bash", "bash script", True),
+    ("python", "Python 3 script", True),
+):
+    register_kind(KindInfo(_name, "command", _desc, _local, True, f"{_STEPS}.command:CommandStep"))
+register_kind(
+    KindInfo(
+        "manual",
+        "manual",
+        "instructions for a person (a gate)",
+        True,
+        True,
+        f"{_STEPS}.manual:ManualStep",
+    )
+)
+register_kind(
+    KindInfo(
+        "probe",
+        "declarative",
+        "verification probe run from the operator's machine",
+        True,
+        False,
+        f"{_STEPS}.probe:ProbeStep",
+    )
+)
+for _name, _desc in (
+    ("registry", "a registry value, ensured present with its data or absent (YAML body)"),
+    ("service", "a Windows service's start mode and state (YAML body)"),
+):
+    register_kind(
+        KindInfo(
+            _name,
+            "declarative",
+            _desc,
+            local_ok=False,
+            executor=f"{_STEPS}.declarative:DeclarativeStep",
+        )
+    )
+register_kind(
+    KindInfo(
+        "approval",
+        "declarative",
+        "approval gate: a quorum of named approvers",
+        True,
+        False,
+        f"{_STEPS}.approval:ApprovalStep",
+    )
+)

@@ -1,0 +1,412 @@
+"""Tailor a runbook to an environment: jinja2 over prose, bodies and conditions.
+
+One ``jinja2.Environment(undefined=StrictUndefined)`` is built once.  Prose is
+rendered stretch by stretch (a ``{% if %}`` must close before the next step);
+conditional steps use ``when=``.  Undefined names are found statically first,
+so one call reports all of them, each with the runbook's own file and line.
+
+Without an environment (``generic`` mode) parameters render as placeholders
+``‹name›`` and conditions are shown, not evaluated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+
+from runbook_engine.errors import Problem, TemplateProblem
+from runbook_engine.source.model import Environment, Host, Prose, Runbook, SourceSpan, Step
+from runbook_engine.tailor.quoting import (
+    QuotingError,
+    Raw,
+    SecretValue,
+    language_of,
+    quote_outputs,
+    quote_value,
+)
+from runbook_engine.tailor.values import Values
+
+_JINJA = jinja2.Environment(
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+    # Jinja's default comment marker {# would swallow Pandoc attribute lists ({#id}) in prose.
+    comment_start_string="{##",
+    comment_end_string="##}",
+)
+_JINJA.filters["rbquote"] = quote_value
+_JINJA.filters["raw"] = lambda value: Raw(str(value))
+_TEMPLATE_NAME = "<template>"
+LOCAL_HOST = Host(name="operator", address="localhost", transport="local")
+
+
+@dataclass(frozen=True, slots=True)
+class TailoredProse:
+    """Prose after tailoring: Markdown text and where it came from."""
+
+    text: str
+    span: SourceSpan
+
+
+@dataclass(frozen=True, slots=True)
+class TailoredStep:
+    """A step after tailoring.
+
+    Attributes:
+        step: The parsed step.
+        number: 1-based position in the normal flow (0 for check/backout helpers).
+        body: The body as shown to people (secrets as ``[secret:name]``).
+        hosts: Hosts it runs on (the role's hosts; the operator's machine when
+            it has no target); empty in generic mode.
+        skip_reason: Why it will not run (a false ``when``), else ``None``.
+        condition: The ``when`` expression, for generic guides.
+    """
+
+    step: Step
+    number: int
+    body: str
+    hosts: tuple[Host, ...]
+    skip_reason: str | None = None
+    condition: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The step's id."""
+        return self.step.id
+
+
+@dataclass(frozen=True, slots=True)
+class TailoredRunbook:
+    """A runbook filled in for one environment (or generic).
+
+    Attributes:
+        runbook: The parsed runbook.
+        environment: The environment, ``None`` for the generic runbook.
+        values: Resolved values (``None`` when generic).
+        segments: Prose and steps in document order.
+        helpers: Check and backout steps by id.
+    """
+
+    runbook: Runbook
+    environment: Environment | None
+    values: Values | None
+    segments: tuple[TailoredProse | TailoredStep, ...]
+    helpers: dict[str, TailoredStep] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> tuple[TailoredStep, ...]:
+        """Steps of the normal flow, in order."""
+        return tuple(s for s in self.segments if isinstance(s, TailoredStep) and s.number)
+
+    @property
+    def generic(self) -> bool:
+        """True when no environment was given."""
+        return self.environment is None
+
+    def step(self, step_id: str) -> TailoredStep:
+        """Return the flow or helper step ``step_id`` (KeyError if none)."""
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        return self.helpers[step_id]
+
+
+def context_for(
+    runbook: Runbook, env: Environment | None, values: Values | None, *, secrets: bool = False
+) -> dict[str, Any]:
+    """Return the template context: parameters, facts, ``environment`` and ``roles``."""
+    ctx: dict[str, Any] = {}
+    if values is not None:
+        ctx.update(values.facts)
+        ctx.update(values.params)
+        for name, param in runbook.parameters.items():
+            if param.secret:
+                ctx[name] = SecretValue(name, values.secrets.get(name) if secrets else None)
+    ctx["environment"] = {"name": env.name, "description": env.description} if env else {}
+    ctx["roles"] = {
+        role: [{"name": h.name, "address": h.address, "transport": h.transport} for h in hosts]
+        for role, hosts in (env.roles.items() if env else ())
+    }
+    return ctx
+
+
+def tailor(
+    runbook: Runbook, env: Environment | None, values: Values | None, *, secrets: bool = False
+) -> TailoredRunbook:
+    """Fill ``runbook`` in for ``env``.
+
+    Args:
+        runbook: The parsed runbook.
+        env: The environment; ``None`` gives the generic runbook.
+        values: Values from :func:`~runbook_engine.tailor.values.resolve_values`
+            (``None`` when generic).
+        secrets: Put real secret values into bodies (only for execution).
+
+    Raises:
+        TemplateProblem: every undefined name, template syntax error or failing
+            condition, each with the runbook file and line; a role with no host
+            in the environment.
+    """
+    problems: list[Problem] = []
+    ctx = context_for(runbook, env, values, secrets=secrets)
+    known = set(ctx) | set(runbook.parameters) | set(_JINJA.globals)
+    segments: list[TailoredProse | TailoredStep] = []
+    helpers: dict[str, TailoredStep] = {}
+    number = 0
+    for seg in runbook.segments:
+        if isinstance(seg, Prose):
+            text = _render(seg.text, seg.span.path, seg.span.start_line, ctx, known, env, problems)
+            segments.append(TailoredProse(text if text is not None else seg.text, seg.span))
+            continue
+        tailored = _tailor_step(seg, ctx, known, env, runbook, problems)
+        if seg.role == "step":
+            number += 1
+            tailored = _with_number(tailored, number)
+            segments.append(tailored)
+        else:
+            helpers[seg.id] = tailored
+            segments.append(tailored)
+    if problems:
+        raise TemplateProblem(problems[0].format(), problems)
+    return TailoredRunbook(runbook, env, values, tuple(segments), helpers)
+
+
+def _with_number(step: TailoredStep, number: int) -> TailoredStep:
+    return TailoredStep(step.step, number, step.body, step.hosts, step.skip_reason, step.condition)
+
+
+def _tailor_step(
+    step: Step,
+    ctx: dict[str, Any],
+    known: set[str],
+    env: Environment | None,
+    runbook: Runbook,
+    problems: list[Problem],
+) -> TailoredStep:
+    path, line = step.span.path, step.span.start_line
+    body = step.body
+    if step.template:
+        rendered = _render(
+            step.body, path, step.body_line, ctx, known, env, problems, lang=language_of(step.kind)
+        )
+        body = rendered if rendered is not None else step.body
+    skip = None
+    if step.when:
+        if env is None:
+            _check_names("{{ " + step.when + " }}", path, line, known, problems)  # generic
+        else:
+            value = _render(
+                "{{ (" + step.when + ") | string }}",
+                path,
+                line,
+                ctx,
+                known,
+                env,
+                problems,
+                expression=True,
+            )
+            if value is not None and value.strip() in ("False", "", "None", "0", "[]"):
+                skip = f"condition when={step.when!r} is false in environment {env.name!r}"
+    if step.kind == "probe" and env is not None and not skip:
+        from runbook_engine.errors import InputError
+        from runbook_engine.probes import parse_probe
+
+        try:
+            parse_probe(body, path, step.body_line)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if step.kind in ("registry", "service") and env is not None and not skip:
+        from runbook_engine.declarative.parse import parse_declarative
+        from runbook_engine.errors import InputError
+
+        try:
+            parse_declarative(step.kind, body, path, step.body_line)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    hosts: tuple[Host, ...] = ()
+    if env is not None:
+        if step.target is None or step.kind == "probe":
+            hosts = (LOCAL_HOST,)
+        elif env.roles.get(step.target):
+            hosts = env.roles[step.target]
+        elif skip:  # not applicable here: the role need not exist in this environment
+            hosts = (Host(name=f"({step.target})", address="-", transport="manual"),)
+        else:
+            problems.append(
+                Problem(
+                    f"step {step.id!r} targets role {step.target!r}, which has no host in "
+                    "environment "
+                    f"{env.name!r} ({env.path}); add it under 'roles'",
+                    path,
+                    line,
+                    code="RB230",
+                )
+            )
+    return TailoredStep(step, 0, body, hosts, skip, step.when)
+
+
+def _render(
+    source: str,
+    path: Path,
+    line: int,
+    ctx: dict[str, Any],
+    known: set[str],
+    env: Environment | None,
+    problems: list[Problem],
+    *,
+    expression: bool = False,
+    lang: str | None = None,
+) -> str | None:
+    """Render one template; ``lang`` quotes every value for that body language."""
+    if "{" not in source:
+        return source
+    ast = _check_names(source, path, line, known, problems)
+    if ast is None:
+        return None
+    if env is None and not expression:
+        return generic_text(source)
+    try:
+        if lang is not None:
+            ast = quote_outputs(ast, lang)
+        return _JINJA.from_string(ast).render(ctx)
+    except jinja2.TemplateError as exc:
+        problems.append(
+            Problem(
+                f"template error: {exc.message or exc}",
+                path,
+                line + _template_line(exc) - 1,
+                code="RB131",
+            )
+        )
+    except QuotingError as exc:
+        problems.append(
+            Problem(
+                f"cannot quote a value safely here: {exc}",
+                path,
+                line + _template_line(exc) - 1,
+                code="RB133",
+            )
+        )
+    except Exception as exc:
+        problems.append(
+            Problem(
+                f"template expression failed: {type(exc).__name__}: {exc}",
+                path,
+                line + _template_line(exc) - 1,
+                code="RB131",
+            )
+        )
+    return None
+
+
+def _check_names(
+    source: str, path: Path, line: int, known: set[str], problems: list[Problem]
+) -> nodes.Template | None:
+    """Parse ``source``; report syntax errors and undefined names; return the AST or ``None``."""
+    try:
+        ast = _JINJA.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        src = source.split("\n")
+        problems.append(
+            Problem(
+                f"template syntax error: {exc.message}; a {{% if %}} must close before the "
+                "next step "
+                "(use when= on steps); write literal braces as {% raw %}...{% endraw %}",
+                path,
+                line + (exc.lineno or 1) - 1,
+                code="RB130",
+                source_line=src[exc.lineno - 1] if exc.lineno and exc.lineno <= len(src) else None,
+            )
+        )
+        return None
+    missing = _undeclared(ast) - known
+    if not missing:
+        return ast
+    for node in ast.find_all(nodes.Name):
+        if node.ctx == "load" and node.name in missing:
+            missing.discard(node.name)
+            problems.append(
+                Problem(
+                    f"undefined parameter {node.name!r}: declare it under 'parameters' in the "
+                    "front "
+                    "matter (or give it as a fact in the environment)",
+                    path,
+                    line + node.lineno - 1,
+                    code="RB132",
+                    source_line=source.split("\n")[node.lineno - 1],
+                )
+            )
+    return None
+
+
+def _undeclared(ast: nodes.Template) -> set[str]:
+    """Names a template reads but never sets (``{% set %}``, loop targets, macro arguments).
+
+    A lighter stand-in for ``jinja2.meta.find_undeclared_variables``, which runs
+    the compiler's frame analysis; here a name set anywhere counts as declared.
+    """
+    loaded: set[str] = set()
+    stored: set[str] = set()
+    for node in ast.find_all(nodes.Name):
+        (loaded if node.ctx == "load" else stored).add(node.name)
+    return loaded - stored - {"loop", "caller", "varargs", "kwargs"}
+
+
+def _template_line(exc: BaseException) -> int:
+    lineno = getattr(exc, "lineno", None)
+    if lineno:
+        return int(lineno)
+    tb = exc.__traceback__
+    found = 1
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _TEMPLATE_NAME:
+            found = tb.tb_lineno
+        tb = tb.tb_next
+    return found
+
+
+def generic_text(source: str) -> str:
+    """Show a template without values: ``{{ x }}`` as ``‹x›``, conditions as markers.
+
+    ``{% if c %}`` becomes ``*[if c:]*``, ``{% else %}`` ``*[otherwise:]*`` and
+    ``{% endif %}`` ``*[end if]*``; raw blocks are kept literally.
+    """
+    out: list[str] = []
+    expr: list[str] = []
+    mode = None
+    for _lineno, kind, value in _JINJA.lex(source):
+        if kind == "variable_begin":
+            mode, expr = "var", []
+        elif kind == "block_begin":
+            mode, expr = "block", []
+        elif kind == "variable_end":
+            out.append("‹" + "".join(expr).strip() + "›")
+            mode = None
+        elif kind == "block_end":
+            out.append(_marker("".join(expr).strip()))
+            if value.endswith("\n"):
+                out.append("\n")
+            mode = None
+        elif mode is not None:
+            expr.append(value)
+        elif kind == "data":
+            out.append(value)
+    return "".join(out)
+
+
+def _marker(block: str) -> str:
+    word, _, rest = block.partition(" ")
+    return {
+        "if": f"*[if {rest}:]*",
+        "elif": f"*[else if {rest}:]*",
+        "else": "*[otherwise:]*",
+        "endif": "*[end if]*",
+        "for": f"*[for {rest}:]*",
+        "endfor": "*[end for]*",
+    }.get(word, "")
