@@ -27,11 +27,16 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from runbook_engine.cli import main
-from runbook_engine.environment import load_environment
-from runbook_engine.lint import runbook_files
-from runbook_engine.parser import parse_file
-from runbook_engine.site_pages import step_counts
-from runbook_engine.sitebuild import MARKER, build_site, environments_for
+from runbook_engine.lint.check import runbook_files
+from runbook_engine.outputs.site import MARKER, build_site, environments_for
+from runbook_engine.outputs.site_pages import step_counts
+from runbook_engine.source.parser import parse_file
+from runbook_engine.tailor.environment import load_environment
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser tests skip, or fail under CI: see _playwright()
+    expect = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOKS = ROOT / "runbooks"
@@ -358,12 +363,26 @@ def _matching(library: list[Any], *words: str, tag: str | None = None) -> list[s
     )
 
 
+CARDS = "#runbooks > li.runbook"
+
+
 def _visible(page: Any) -> list[str]:
     return sorted(
-        page.eval_on_selector_all(
-            "#runbooks > li.runbook", "els => els.filter(e => !e.hidden).map(e => e.dataset.id)"
-        )
+        page.eval_on_selector_all(CARDS, "els => els.filter(e => !e.hidden).map(e => e.dataset.id)")
     )
+
+
+def _expect_shown(page: Any, ids: list[str]) -> None:
+    """Wait until the filter shows exactly the cards ``ids``, then check them by ``data-id``.
+
+    site.js filters on ``input`` and ``hashchange`` events, which may run after the action
+    that fires them returns: first wait (Playwright's retrying ``expect``) for the shown
+    cards' ids, in page order, then read them once the page has settled."""
+    order = page.locator(CARDS).evaluate_all("els => els.map(e => e.dataset.id)")
+    expect(page.locator(f"{CARDS}:not([hidden]) > .meta > code")).to_have_text(
+        [i for i in order if i in ids]
+    )
+    assert _visible(page) == sorted(ids)
 
 
 @pytest.mark.slow
@@ -375,7 +394,7 @@ def test_index_lists_every_runbook(
     page = watched.goto("index.html")
     library = _library()
     assert len(library) >= 10
-    assert _visible(page) == sorted(rb.id for rb in library)
+    _expect_shown(page, sorted(rb.id for rb in library))
     for rb in library:
         card = page.locator(f'li.runbook[data-id="{rb.id}"]')
         assert card.locator("h2").inner_text() == rb.title
@@ -389,7 +408,7 @@ def test_index_lists_every_runbook(
         ):
             assert re.search(rf"\b{number}\s+{label}", text), (rb.id, text)
         assert card.locator(".guides a").all_inner_texts() == ["generic", "lab", "single-server"]
-    assert page.locator("#filter").is_visible()
+    expect(page.locator("#filter")).to_be_visible()
     if kind == "http":
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "site-index.png"), full_page=True)
@@ -406,35 +425,40 @@ def test_filter_by_text_and_tag(server: str, browser: Any) -> None:
     page.fill("#filter-text", "storage group")
     expected = _matching(library, "storage", "group")
     assert 0 < len(expected) < len(every)
-    assert _visible(page) == expected
-    assert page.inner_text("#filter-status") == f"Showing {len(expected)} of {len(every)} runbooks"
+    _expect_shown(page, expected)
+    expect(page.locator("#filter-status")).to_have_text(
+        f"Showing {len(expected)} of {len(every)} runbooks", use_inner_text=True
+    )
 
     page.click("#filter-clear")
-    assert _visible(page) == every
+    _expect_shown(page, every)
     tag = "mailbox-manager"
     tagged = _matching(library, tag=tag)
     assert 0 < len(tagged) < len(every)
-    page.click(f'.tag-bar button[data-tag="{tag}"]')
-    assert _visible(page) == tagged
-    assert page.get_attribute(f'.tag-bar button[data-tag="{tag}"]', "aria-pressed") == "true"
-    assert f"tag={tag}" in page.url
+    button = page.locator(f'.tag-bar button[data-tag="{tag}"]')
+    button.click()
+    _expect_shown(page, tagged)
+    expect(button).to_have_attribute("aria-pressed", "true")
+    expect(page).to_have_url(re.compile(re.escape(f"tag={tag}")))
     page.fill("#filter-text", "schedule")
     both = _matching(library, "schedule", tag=tag)
     assert 0 < len(both) < len(tagged)
-    assert _visible(page) == both
+    _expect_shown(page, both)
     page.fill("#filter-text", "no runbook says zyzzyva")
-    assert _visible(page) == [] and page.is_visible("#no-match")
-    page.click(f'.tag-bar button[data-tag="{tag}"]')
+    _expect_shown(page, [])
+    expect(page.locator("#no-match")).to_be_visible()
+    button.click()
     page.fill("#filter-text", "")
-    assert _visible(page) == every and not page.is_visible("#no-match")
+    _expect_shown(page, every)
+    expect(page.locator("#no-match")).to_be_hidden()
 
     # A tag link in a card, and a tag link on a runbook page, open the filtered index.
     page.click('li.runbook[data-id="rpc-over-https"] .tags a[data-tag="iis"]')
-    assert _visible(page) == _matching(library, tag="iis")
+    _expect_shown(page, _matching(library, tag="iis"))
     page = watched.goto("exchange2003/rpc-over-https/index.html")
     page.click('.runbook-bar a.tag:text-is("outlook2003")')
     page.wait_for_url("**/index.html#tag=outlook2003")
-    assert _visible(page) == _matching(library, tag="outlook2003")
+    _expect_shown(page, _matching(library, tag="outlook2003"))
     watched.close()
 
 
@@ -498,8 +522,8 @@ def test_step_anchors_and_index(server: str, browser: Any) -> None:
         assert page.locator(f"main.guide a.anchor#{step.id}").count() == 1
     step = flow[len(flow) // 2]
     page.click(f'#step-index a[href="#{step.id}"]')
-    assert page.url.endswith(f"#{step.id}")
-    assert page.locator(f"a.anchor#{step.id}").is_visible()
+    expect(page).to_have_url(re.compile(re.escape(f"#{step.id}") + "$"))
+    expect(page.locator(f"a.anchor#{step.id}")).to_be_visible()
     watched.close()
 
 
@@ -514,12 +538,12 @@ def test_readable_at_phone_width(server: str, browser: Any) -> None:
         page = watched.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
         page.screenshot(path=str(ARTIFACTS / shot))
-    assert not page.locator("#step-index").evaluate("e => e.open")
+    expect(page.locator("#step-index")).to_have_js_property("open", False)
     wide = Watched(browser, server)
     wide.goto("exchange2003/rpc-over-https/env-lab.html").screenshot(
         path=str(ARTIFACTS / "site-runbook.png")
     )
-    assert wide.page.locator("#step-index").evaluate("e => e.open")
+    expect(wide.page.locator("#step-index")).to_have_js_property("open", True)
     wide.close()
     watched.close()
 
