@@ -23,6 +23,7 @@ from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.context import RunContext
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.steps import executor_for, executors
+from runbook_engine.run.steps.base import StepExecutor
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class Runner:
             self.ctx.signer,
         )
         self.report, self.pool = self.ctx.report, self.ctx.pool
+        #: Executors whose guard can refuse a step (found once per run).
+        self._guards = [e for e in executors() if type(e).guard is not StepExecutor.guard]
 
     def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append a journal event, then sign the new chain head (when the run is signed)."""
@@ -254,7 +257,7 @@ class Runner:
             return "done"
         executor = executor_for(ts.step.kind)
         if executor.guarded:
-            for guard in executors():
+            for guard in self._guards:
                 refused = guard.guard(ctx, ts)
                 if refused is not None:
                     self.journal.append(
