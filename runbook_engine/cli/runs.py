@@ -191,6 +191,9 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
     where = {
         "run_id": result.run_id,
         "status": result.status,
+        "outcome": result.outcome,
+        "outcome_note": result.note,
+        "known": result.known,
         "state_dir": str(result.state_dir.resolve()),
         "journal": str(result.journal.resolve()),
         "guide": str(guide.resolve()) if guide else None,

@@ -5,10 +5,14 @@ JSON-ready data; the renderers (``change-record.*.j2``, :mod:`.export`) only
 format it.  Everything comes from journal events (DESIGN.md §5), so the record of
 a bundle can be rebuilt from the bundle's journal and compared.
 
-Shape (``record_version`` 1): ``run_id``, ``change`` (id, reason, emergency,
-approval policy), ``runbook``, ``environment``, ``operators``, ``approvals``,
-``prechecks``, ``steps``, ``gates``, ``attachments``, ``deviations``,
-``verification``, ``outcome``, ``integrity``, ``started_at``, ``finished_at``.
+Shape (``record_version`` 2): ``run_id``, ``change`` (id, reason, emergency,
+approval policy), ``runbook`` and ``environment`` (as run: ``sha256`` is the last
+accepted change's, ``sha256_at_start`` and ``accepted_changes`` when one was accepted),
+``operators``, ``people`` (everyone the journal names, once each, with their roles),
+``approvals``, ``prechecks``, ``steps`` (each with ``known``: how the result is known,
+see :mod:`.knowledge`; ``command`` as run by the tool, ``command_shown`` to a person),
+``gates``, ``attachments``, ``deviations``, ``verification``, ``outcome`` (with
+``known`` counts), ``integrity``, ``started_at``, ``finished_at``.
 Times are UTC ISO-8601 strings as the journal wrote them; durations are seconds.
 """
 
@@ -17,11 +21,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from runbook_engine.evidence import knowledge, people
+
 if TYPE_CHECKING:
     from runbook_engine.evidence.verify import EvidenceCheck
     from runbook_engine.tailor.tailoring import TailoredRunbook
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 
 def flow_fields(tailored: TailoredRunbook) -> list[dict[str, Any]]:
@@ -53,10 +59,12 @@ def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> 
     """
     started = records[0] if records else {}
     flow = started.get("steps") or []
-    rows = _step_rows(records, flow)
+    rows = step_rows(records, flow)
     finished = next((r for r in reversed(records) if r["event"] == "run-finished"), None)
     verify_rows = [r for r in rows if r["phase"] == "verify" and r["status"] != "not applicable"]
     all_passed = all(r["status"] in ("succeeded", "already-done") for r in verify_rows)
+    verification = {"steps": verify_rows, "all_passed": all_passed, "count": len(verify_rows)}
+    verification["known"] = knowledge.counts(verify_rows)
     return {
         "record_version": RECORD_VERSION,
         "run_id": started.get("run_id"),
@@ -66,122 +74,24 @@ def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> 
             "emergency": bool(started.get("emergency")),
             "approval_policy": started.get("approval_policy", "optional"),
         },
-        "runbook": started.get("runbook"),
-        "environment": started.get("environment"),
+        "runbook": _as_run(started.get("runbook"), records, "runbook"),
+        "environment": _as_run(started.get("environment"), records, "environment"),
         "tool": started.get("tool"),
         "parameters": started.get("parameters"),
         "started_at": started.get("time"),
         "finished_at": finished["time"] if finished else None,
-        "operators": _operators(records),
-        "approvals": _approvals(records),
+        "operators": people.operators(records),
+        "people": people.people(records),
+        "approvals": people.approvals(records),
         "prechecks": [r for r in rows if r["phase"] == "precheck"],
         "steps": rows,
         "gates": _gates(records),
         "attachments": _attachments(records),
         "deviations": _deviations(records),
-        "verification": {"steps": verify_rows, "all_passed": all_passed, "count": len(verify_rows)},
-        "outcome": _outcome(records, finished, verify_rows, all_passed),
+        "verification": verification,
+        "outcome": _outcome(records, finished, rows, verify_rows),
         "integrity": check.summary() if check is not None else None,
     }
-
-
-def _operators(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for r in records:
-        if r["event"] == "run-started":
-            out.append(
-                {
-                    "name": r.get("operator"),
-                    "role": "started the run",
-                    "at": r["time"],
-                    "answers_path": None,
-                    "answers_sha256": None,
-                }
-            )
-        elif r["event"] == "run-resumed":
-            out.append(
-                {
-                    "name": r.get("by"),
-                    "role": "resumed the run",
-                    "at": r["time"],
-                    "answers_path": None,
-                    "answers_sha256": None,
-                }
-            )
-        answers = r.get("answers") if r["event"] in ("run-started", "run-resumed") else None
-        if isinstance(answers, dict):
-            out.append(
-                {
-                    "name": answers.get("operator"),
-                    "role": "answers file",
-                    "at": r["time"],
-                    "answers_path": answers.get("path"),
-                    "answers_sha256": answers.get("sha256"),
-                }
-            )
-    return out
-
-
-def _approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for r in records:
-        event = r["event"]
-        if not event.startswith("approval-"):
-            continue
-        entry = found.setdefault(
-            r["step"],
-            {
-                "step": r["step"],
-                "status": "waiting",
-                "required": None,
-                "approvers": [],
-                "expires_hours": None,
-                "votes": [],
-                "approved_by": [],
-                "discarded": [],
-                "rejected_by": None,
-                "comment": None,
-                "reason": None,
-                "by": None,
-                "at": None,
-            },
-        )
-        if event == "approval-requested":
-            entry.update(
-                required=r.get("required"),
-                approvers=r.get("approvers", []),
-                expires_hours=r.get("expires_hours"),
-            )
-        elif event == "approval-recorded":
-            entry["votes"].append(
-                {
-                    "by": r.get("by"),
-                    "decision": r.get("decision"),
-                    "comment": r.get("comment"),
-                    "at": r["time"],
-                }
-            )
-        elif event == "approval-passed":
-            entry.update(
-                status="approved",
-                at=r["time"],
-                required=r.get("required"),
-                approved_by=r.get("approvals", []),
-                discarded=r.get("discarded", []),
-            )
-        elif event == "approval-rejected":
-            entry.update(
-                status="rejected",
-                at=r["time"],
-                rejected_by=r.get("by"),
-                comment=r.get("comment"),
-                discarded=r.get("discarded", []),
-            )
-        elif event == "approval-bypassed":
-            entry.update(
-                status="bypassed (emergency)", at=r["time"], reason=r.get("reason"), by=r.get("by")
-            )
-    return list(found.values())
 
 
 def _new_row(spec: dict[str, Any], host: str) -> dict[str, Any]:
@@ -196,7 +106,9 @@ def _new_row(spec: dict[str, Any], host: str) -> dict[str, Any]:
         "transport": None,
         "status": "pending",
         "how": None,
+        "known": None,
         "command": None,
+        "command_shown": None,
         "started_at": None,
         "finished_at": None,
         "duration_seconds": None,
@@ -208,7 +120,7 @@ def _new_row(spec: dict[str, Any], host: str) -> dict[str, Any]:
     }
 
 
-def _step_rows(records: list[dict[str, Any]], flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def step_rows(records: list[dict[str, Any]], flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for spec in flow:
         for host in spec.get("hosts") or ["operator"]:
@@ -246,6 +158,7 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
     elif event in ("step-finished", "probe-finished"):
         row.update(
             finished_at=r["time"],
+            known=knowledge.OBSERVED,
             status=r.get("status"),
             exit_code=r.get("exit_code"),
             output_excerpt=r.get("output_excerpt"),
@@ -262,26 +175,32 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
             started_at=row["started_at"] or r["time"],
         )
         if r.get("gate") == "command-by-hand":
-            row["command"] = r.get("instructions")
+            row["command_shown"] = r.get("instructions")
     elif event == "gate-passed":
         row.update(
             status="succeeded" if r.get("decision") != "rerun" else "rerun",
             how=row["how"] or "gate",
+            known=knowledge.known_by_source(r.get("source")),
             finished_at=r["time"],
             detail=f"{r.get('decision')} by {r.get('by')} ({r.get('source')})",
         )
         row["started_at"] = row["started_at"] or r["time"]
-        if r.get("command"):
-            row["command"] = r["command"]
+        shown = r.get("command_shown") or r.get("command")  # "command": journals before 0.2
+        if shown:
+            row["command_shown"] = shown
     elif event == "step-skipped":
         row.update(
             status="not applicable" if "gate" not in r else "skipped",
+            known=knowledge.SKIPPED,
             finished_at=r["time"],
             detail=r.get("reason"),
         )
     elif event == "step-already-done":
         row.update(
-            status="already-done", finished_at=r["time"], detail=f"check {r.get('check')} succeeded"
+            status="already-done",
+            known=knowledge.OBSERVED,
+            finished_at=r["time"],
+            detail=f"check {r.get('check')} succeeded",
         )
     elif event in ("approval-passed", "approval-rejected", "approval-bypassed"):
         status = {
@@ -289,11 +208,13 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
             "approval-rejected": "rejected",
             "approval-bypassed": "skipped",
         }[event]
-        row.update(status=status, how="approval", finished_at=r["time"])
+        known = knowledge.SKIPPED if event == "approval-bypassed" else knowledge.ATTESTED
+        row.update(status=status, how="approval", known=known, finished_at=r["time"])
         row["started_at"] = row["started_at"] or r["time"]
     elif event in ("run-aborted", "approval-missing"):
         row.update(
             status="aborted" if event == "run-aborted" else "failed",
+            known=knowledge.ATTESTED if event == "run-aborted" else knowledge.OBSERVED,
             finished_at=r["time"],
             detail=r.get("reason") or f"aborted by {r.get('by')}",
         )
@@ -345,8 +266,22 @@ def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
 
+    by_hand_changes = set()  # (step, host) of declarative steps waiting for a person
     for r in records:
         e = r["event"]
+        if e == "gate-awaiting" and r.get("ensures"):
+            by_hand_changes.add((r.get("step"), r.get("host")))
+        if (
+            e == "gate-passed"
+            and (r.get("step"), r.get("host")) in by_hand_changes
+            and not (r.get("note") or "").strip()
+        ):
+            add(
+                "no-previous-value",
+                r,
+                "confirmed without the value found before the change (no note): its backout "
+                "value is unknown",
+            )
         if e == "run-started" and r.get("emergency"):
             add("emergency", r, f"emergency run: {r.get('reason')}")
         elif e == "step-skipped" and "gate" in r:
@@ -388,11 +323,31 @@ def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def finished_summary(records: list[dict[str, Any]], status: str) -> dict[str, Any]:
+    """What a run that ends now with the runner's ``status`` has shown, for its
+    ``run-finished`` record and the terminal.
+
+    Returns:
+        ``outcome`` (the word, see :func:`.knowledge.outcome`), ``note``, ``known``
+        (counts per class over every step result) and ``verification_known``.
+    """
+    flow = (records[0].get("steps") if records else None) or []
+    rows = step_rows(records, flow)
+    verify_rows = [r for r in rows if r["phase"] == "verify" and r["status"] != "not applicable"]
+    word, note = knowledge.outcome(status, verify_rows)
+    return {
+        "outcome": word,
+        "note": note,
+        "known": knowledge.counts(rows),
+        "verification_known": knowledge.counts(verify_rows),
+    }
+
+
 def _outcome(
     records: list[dict[str, Any]],
     finished: dict[str, Any] | None,
+    rows: list[dict[str, Any]],
     verify_rows: list[dict[str, Any]],
-    all_passed: bool,
 ) -> dict[str, Any]:
     if finished is None:
         last = records[-1]["event"] if records else "none"
@@ -401,22 +356,38 @@ def _outcome(
             "succeeded": False,
             "finished": False,
             "steps": None,
+            "known": knowledge.counts(rows),
             "note": f"the run has not finished (last event: {last})",
         }
-    status = finished.get("status")
-    note = None
-    if status == "succeeded" and not all_passed:
-        status, note = "unverified", "recorded as succeeded, but not every verification passed"
-    elif status == "unverified":
-        note = "no errors, but not every verification step passed"
-    elif status == "succeeded":
-        note = f"all {len(verify_rows)} verification step(s) passed"
+    status, note = knowledge.outcome(finished.get("status"), verify_rows)
     return {
         "status": status,
         "succeeded": status == "succeeded",
         "finished": True,
         "steps": finished.get("steps"),
+        "known": knowledge.counts(rows),
         "note": note,
+    }
+
+
+def _as_run(
+    started: dict[str, Any] | None, records: list[dict[str, Any]], what: str
+) -> dict[str, Any] | None:
+    """The runbook or environment as run: its SHA-256 is the last accepted change's."""
+    if started is None:
+        return None
+    accepted = [
+        {k: r.get(k) for k in ("old_sha256", "new_sha256", "by")} | {"at": r["time"]}
+        for r in records
+        if r["event"] == "change-accepted" and r.get("what") == what
+    ]
+    if not accepted:
+        return started
+    return {
+        **started,
+        "sha256": accepted[-1]["new_sha256"],
+        "sha256_at_start": started.get("sha256"),
+        "accepted_changes": accepted,
     }
 
 

@@ -122,7 +122,18 @@ class NotebookReporter(Reporter):
                 f"{' - ' + titles[s.step_id] if s.step_id in titles else ''}{why}"
             )
 
-    def finished(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
-        """Report the end of a run."""
+    def finished(
+        self,
+        run_id: str,
+        outcome: str,
+        summary: dict[str, Any],
+        note: str = "",
+        known: dict[str, int] | None = None,
+    ) -> None:
+        """Report the end of a run: outcome, why, and how its results are known."""
         counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.get("steps", {}).items()))
-        self.say(f"Run {run_id}: {status} ({counts})")
+        self.say(f"Run {run_id}: {outcome} ({counts})")
+        if note:
+            self.say(f"  {note}")
+        if known:
+            self.say("  known: " + ", ".join(f"{n} {c}" for c, n in known.items()))

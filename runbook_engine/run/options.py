@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runbook_engine.run.gates import Answers
@@ -42,9 +42,25 @@ class RunOptions:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """How a run ended: ``status`` (succeeded, unverified, failed, aborted) and its files."""
+    """How a run ended and where its files are.
+
+    Attributes:
+        run_id: The run.
+        status: The runner's status: ``succeeded``, ``unverified``, ``failed``,
+            ``aborted``, ``rejected`` (``running`` after a partial notebook cell).
+        journal: The run's journal file.
+        state_dir: The state directory.
+        outcome: The outcome word, which also says how the verification is known
+            (``succeeded``, ``succeeded-attested``, ``succeeded-pre-answered``, ...; see
+            :mod:`runbook_engine.evidence.knowledge`); ``None`` while running.
+        note: Why that outcome, in one sentence.
+        known: Step results counted by how they are known (``observed``, ...).
+    """
 
     run_id: str
     status: str
     journal: Path
     state_dir: Path
+    outcome: str | None = None
+    note: str = ""
+    known: dict[str, int] = field(default_factory=dict)

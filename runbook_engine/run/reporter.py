@@ -134,11 +134,25 @@ class Reporter:
         ok = result is not None and result.ok
         self._print(f"  backout {'[green]succeeded[/green]' if ok else '[red]failed[/red]'}")
 
-    def finished(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
-        """Report the end of a run."""
-        colour = {"succeeded": "green", "unverified": "yellow"}.get(status, "red")
+    def finished(
+        self,
+        run_id: str,
+        outcome: str,
+        summary: dict[str, Any],
+        note: str = "",
+        known: dict[str, int] | None = None,
+    ) -> None:
+        """Report the end of a run: its outcome word, why, step counts by status and by
+        how each result is known."""
+        colour = "green" if outcome == "succeeded" else "red"
+        if outcome.startswith("succeeded-") or outcome == "unverified":
+            colour = "yellow"
         counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.get("steps", {}).items()))
-        self._print(f"[bold {colour}]Run {run_id}: {status}[/bold {colour}] ({counts})")
+        self._print(f"[bold {colour}]Run {run_id}: {outcome}[/bold {colour}] ({counts})")
+        if note:
+            self._print(f"  {escape(note)}")
+        if known:
+            self._print("  known: " + ", ".join(f"{n} {c}" for c, n in known.items()))
 
 
 def _lexer(kind: str) -> str:

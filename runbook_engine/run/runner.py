@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from runbook_engine.errors import RunInterrupted, RunPaused, StateError
+from runbook_engine.evidence.journal import read_journal
+from runbook_engine.evidence.record import finished_summary
 from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.context import RunContext
 from runbook_engine.run.options import RunOptions, RunResult
@@ -108,13 +110,29 @@ class Runner:
                 self.pool.close()
         if status == "partial":
             return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
-        self.store.update_run(
-            run_id, status="aborted" if status == "rejected" else status, outcome=status
-        )
         summary = self._summary()
-        self.append_signed("run-finished", status=status, **summary)
-        self.report.finished(run_id, status, summary)
-        return RunResult(run_id, status, self.journal.path, self.store.state_dir)
+        known = finished_summary(read_journal(self.journal.path, verify=False), status)
+        self.store.update_run(
+            run_id, status="aborted" if status == "rejected" else status, outcome=known["outcome"]
+        )
+        self.append_signed(
+            "run-finished",
+            status=status,
+            outcome=known["outcome"],
+            known=known["known"],
+            verification_known=known["verification_known"],
+            **summary,
+        )
+        self.report.finished(run_id, known["outcome"], summary, known["note"], known["known"])
+        return RunResult(
+            run_id,
+            status,
+            self.journal.path,
+            self.store.state_dir,
+            outcome=known["outcome"],
+            note=known["note"],
+            known=known["known"],
+        )
 
     def _flow(self, stop_after: str | None = None) -> str:
         failed = False
