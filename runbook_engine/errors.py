@@ -36,7 +36,7 @@ class Problem:
 
     def location(self) -> str:
         """Return ``file:line:col`` (parts that are unknown are left out)."""
-        parts = [str(self.path) if self.path else "<input>"]
+        parts = [str(self.path) if self.path else "<command line>"]
         if self.line:
             parts.append(str(self.line))
             if self.col:

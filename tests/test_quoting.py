@@ -36,7 +36,8 @@ BODY = """```{kind} {{#s}}
 def _tailored_body(
     kind: str, body: str, value: object, tmp_path: Path, ptype: str = "string"
 ) -> str:
-    text = f"---\nparameters:\n  v: {{type: {ptype}}}\n---\n" + BODY.format(kind=kind, body=body)
+    decl = f"{{type: {ptype}, multiline: true}}" if ptype == "string" else f"{{type: {ptype}}}"
+    text = f"---\nparameters:\n  v: {decl}\n---\n" + BODY.format(kind=kind, body=body)
     runbook = parse_text(text, tmp_path / "q.md")
     env_values = resolve_values(runbook, None, {"v": value} if ptype != "list" else None)
     return tailor(runbook, _env(tmp_path), env_values).steps[0].body

@@ -32,7 +32,17 @@ RUNBOOK_KEYS = frozenset(
 )
 FRAGMENT_KEYS = frozenset({"parameters", "roles"})
 PARAMETER_KEYS = frozenset(
-    {"type", "description", "default", "example", "required", "secret", "choices", "items"}
+    {
+        "type",
+        "description",
+        "default",
+        "example",
+        "required",
+        "secret",
+        "choices",
+        "items",
+        "multiline",
+    }
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -172,7 +182,11 @@ def _parameter(
     if type_name == "list" and items not in TYPES:
         add(f"unknown item type {items!r}")
         items = "string"
-    for flag in ("required", "secret"):
+    multiline = decl.get("multiline") is True
+    if multiline and type_name != "string":
+        add(f"'multiline' is for type 'string', not {type_name!r}")
+        multiline = False
+    for flag in ("required", "secret", "multiline"):
         if flag in decl and decl[flag] is not None and not isinstance(decl[flag], bool):
             add(f"{flag!r} must be true or false (a YAML boolean), not {decl[flag]!r}")
     description = decl.get("description", "")
@@ -186,7 +200,9 @@ def _parameter(
         default = None
     if default is not None:
         try:
-            default = coerce(type_name, default, choices=tuple(choices), items=items)
+            default = coerce(
+                type_name, default, choices=tuple(choices), items=items, multiline=multiline
+            )
         except ValueProblem as exc:
             add(f"default: {exc}")
     required = decl.get("required")
@@ -203,4 +219,5 @@ def _parameter(
         choices=tuple(choices) if isinstance(choices, list) else (),
         items=items,
         line=line,
+        multiline=multiline,
     )

@@ -53,6 +53,7 @@ class Parameter:
         choices: Allowed values for type ``choice``.
         items: Item type for type ``list``.
         line: 1-based line of the declaration in the runbook file.
+        multiline: A ``string`` whose value may hold newlines.
     """
 
     name: str
@@ -65,6 +66,7 @@ class Parameter:
     choices: tuple[Any, ...] = ()
     items: str = "string"
     line: int = 0
+    multiline: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from runbook_engine.errors import Problem, RunbookSyntaxError
 from runbook_engine.source.attrs import AttrSyntaxError, parse_info
 from runbook_engine.source.frontmatter import split_front_matter
 from runbook_engine.source.kinds import KINDS
+from runbook_engine.source.library import LIBRARY_ENV, library_root, outside_library
 from runbook_engine.source.metadata import FRAGMENT_KEYS, read_meta
 from runbook_engine.source.model import Parameter, Prose, Runbook, SourceSpan, Step
 
@@ -95,6 +96,7 @@ def parse_text(text: str, path: Path) -> Runbook:
 @dataclass
 class _Document:
     path: Path
+    root: Path
     problems: list[Problem] = field(default_factory=list)
     segments: list[Prose | Step] = field(default_factory=list)
     parameters: dict[str, Parameter] = field(default_factory=dict)
@@ -109,7 +111,7 @@ class _Document:
 
 
 def _parse(text: str, path: Path, digest: str) -> Runbook:
-    doc = _Document(path)
+    doc = _Document(path, library_root(path))
     meta, body_line = split_front_matter(text, path)
     info = read_meta(meta or {}, text, body_line, path, doc.problems)
     doc.parameters.update(info.parameters)
@@ -190,13 +192,19 @@ def _emit_prose(
 
 
 def _include(doc: _Document, path: Path, target: str, line: int, depth: int, stack: tuple) -> None:
-    fragment = (path.parent / target).resolve()
     source = f"<!-- include: {target} -->"
-    if Path(target).is_absolute() or target.startswith(("\\", "~")):
+    outside = outside_library(doc.root, path, target)
+    if outside:
         doc.problem(
-            f"include path {target!r} must be relative to this file", path, line, "RB121", source
+            f"include {target!r} {outside}; includes stay in the runbook library {doc.root} "
+            f"(the runbook's folder, or {LIBRARY_ENV} when set and holding the runbook)",
+            path,
+            line,
+            "RB123",
+            source,
         )
         return
+    fragment = (path.parent / target).resolve()
     if depth >= MAX_INCLUDE_DEPTH or fragment in stack:
         chain = " -> ".join(p.name for p in (*stack, fragment))
         doc.problem(f"include cycle or nesting too deep: {chain}", path, line, "RB120", source)

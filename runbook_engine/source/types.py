@@ -25,6 +25,61 @@ class ValueProblem(ValueError):
     """A value does not fit its type; the message says why and what is expected."""
 
 
+class ControlCharacter(ValueProblem):
+    """A value holds a control character (refused for every type)."""
+
+
+_CONTROL_NAMES = {0: "NUL", 0x0A: "a newline", 0x0D: "a carriage return", 0x1B: "ESC", 0x7F: "DEL"}
+
+
+def is_refused_char(char: str, *, multiline: bool = False) -> bool:
+    """Whether ``char`` may not stand in a parameter value.
+
+    Refused: C0 controls (U+0000-U+001F) except TAB, DEL, C1 controls (U+0080-U+009F),
+    the Unicode line and paragraph separators and the bidirectional overrides and
+    isolates (U+202A-U+202E, U+2066-U+2069), which make text show other than it runs.
+    A newline (U+000A) only when ``multiline``.
+    """
+    code = ord(char)
+    if char == "\t" or (char == "\n" and multiline):
+        return False
+    return (
+        code < 0x20
+        or 0x7F <= code <= 0x9F
+        or code in (0x2028, 0x2029)
+        or 0x202A <= code <= 0x202E
+        or 0x2066 <= code <= 0x2069
+    )
+
+
+def check_characters(value: Any, *, multiline: bool = False) -> None:
+    """Refuse control characters in ``value`` (text, or the text items of a list).
+
+    Raises:
+        ValueProblem: naming the first refused character and where it stands.
+    """
+    texts = value if isinstance(value, list) else [value]
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            continue
+        for pos, char in enumerate(text):
+            if is_refused_char(char, multiline=multiline):
+                code = ord(char)
+                name = f"U+{code:04X}" + (
+                    f" ({_CONTROL_NAMES[code]})" if code in _CONTROL_NAMES else ""
+                )
+                where = f"item {index + 1}, " if isinstance(value, list) else ""
+                allowed = (
+                    ""
+                    if multiline
+                    else " (a newline only in a string parameter declared 'multiline: true')"
+                )
+                raise ControlCharacter(
+                    f"holds the control character {name} at {where}character {pos + 1}: "
+                    f"control characters are refused in every value{allowed}"
+                )
+
+
 def _hostname(value: Any) -> str:
     text = _text(value, "a host name")
     if len(text) > 253:
@@ -161,7 +216,12 @@ TYPES: dict[str, Callable[[Any], Any]] = {
 
 
 def coerce(
-    type_name: str, value: Any, *, choices: tuple[Any, ...] = (), items: str = "string"
+    type_name: str,
+    value: Any,
+    *,
+    choices: tuple[Any, ...] = (),
+    items: str = "string",
+    multiline: bool = False,
 ) -> Any:
     """Validate ``value`` as ``type_name`` and return its Python form.
 
@@ -170,6 +230,9 @@ def coerce(
         value: The value as read from YAML or a flag.
         choices: Allowed values, for ``choice``.
         items: Item type, for ``list``.
+        multiline: Allow newlines (``string`` parameters declared ``multiline: true``);
+            other control characters are refused for every type
+            (:func:`check_characters`).
 
     Returns:
         ``str`` for name and address types, ``int`` for ``int``/``port``,
@@ -178,6 +241,7 @@ def coerce(
     Raises:
         ValueProblem: the value does not fit; the message says what is expected.
     """
+    check_characters(value, multiline=multiline and type_name == "string")
     if type_name == "choice":
         if value not in choices:
             allowed = ", ".join(repr(c) for c in choices)

@@ -1,6 +1,7 @@
 """Tailor a runbook to an environment: jinja2 over prose, bodies and conditions.
 
-One ``jinja2.Environment(undefined=StrictUndefined)`` is built once.  Prose is
+One sandboxed jinja2 environment (:mod:`runbook_engine.tailor.sandbox`,
+``StrictUndefined``) is built once: rendering never runs runbook-supplied code.  Prose is
 rendered stretch by stretch (a ``{% if %}`` must close before the next step);
 conditional steps use ``when=``.  Undefined names are found statically first,
 so one call reports all of them, each with the runbook's own file and line.
@@ -17,6 +18,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 
 from runbook_engine.errors import Problem, TemplateProblem
 from runbook_engine.source.model import Environment, Host, Prose, Runbook, SourceSpan, Step
@@ -28,18 +30,15 @@ from runbook_engine.tailor.quoting import (
     quote_outputs,
     quote_value,
 )
+from runbook_engine.tailor.sandbox import (
+    SANDBOX_CODE,
+    internals_message,
+    make_environment,
+    reaches_internals,
+)
 from runbook_engine.tailor.values import Values
 
-_JINJA = jinja2.Environment(
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    autoescape=False,
-    # Jinja's default comment marker {# would swallow Pandoc attribute lists ({#id}) in prose.
-    comment_start_string="{##",
-    comment_end_string="##}",
-)
+_JINJA = make_environment()  # sandboxed: runbook text is data, never code
 _JINJA.filters["rbquote"] = quote_value
 _JINJA.filters["raw"] = lambda value: Raw(str(value))
 _TEMPLATE_NAME = "<template>"
@@ -275,6 +274,16 @@ def _render(
         if lang is not None:
             ast = quote_outputs(ast, lang)
         return _JINJA.from_string(ast).render(ctx)
+    except SecurityError as exc:
+        problems.append(
+            Problem(
+                f"template refused by the sandbox: {str(exc).rstrip('.')}; runbook templates "
+                "may read only values, their items and public attributes",
+                path,
+                line + _template_line(exc) - 1,
+                code=SANDBOX_CODE,
+            )
+        )
     except jinja2.TemplateError as exc:
         problems.append(
             Problem(
@@ -325,9 +334,20 @@ def _check_names(
             )
         )
         return None
+    unsafe = reaches_internals(ast)
+    for lineno, names in unsafe:
+        problems.append(
+            Problem(
+                internals_message(names),
+                path,
+                line + lineno - 1,
+                code=SANDBOX_CODE,
+                source_line=source.split("\n")[lineno - 1],
+            )
+        )
     missing = _undeclared(ast) - known
     if not missing:
-        return ast
+        return None if unsafe else ast
     for node in ast.find_all(nodes.Name):
         if node.ctx == "load" and node.name in missing:
             missing.discard(node.name)

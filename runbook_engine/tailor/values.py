@@ -14,7 +14,7 @@ from typing import Any
 
 from runbook_engine.errors import EnvironmentFileError, Problem
 from runbook_engine.source.model import Environment, Runbook, SecretRef
-from runbook_engine.source.types import ValueProblem, coerce
+from runbook_engine.source.types import ControlCharacter, ValueProblem, check_characters, coerce
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +105,59 @@ def resolve_values(
             params[name], sources[name] = None, "unset"
             continue
         try:
-            params[name] = coerce(param.type, raw, choices=param.choices, items=param.items)
+            params[name] = coerce(
+                param.type, raw, choices=param.choices, items=param.items, multiline=param.multiline
+            )
             sources[name] = source
         except ValueProblem as exc:
+            given = "given with --set" if source == "--set" else f"in environment {env.name!r}"
             problems.append(
-                Problem(f"parameter {name!r} ({param.type}): {exc}", path, line, code="RB222")
+                Problem(
+                    f"parameter {name!r} ({param.type}), {given}: {exc}",
+                    path,
+                    line,
+                    code="RB224" if isinstance(exc, ControlCharacter) else "RB222",
+                )
             )
+    if env is not None:
+        problems.extend(_fact_problems(env, set(runbook.parameters)))
     if problems:
         raise EnvironmentFileError(problems[0].format(), problems)
     facts = dict(env.facts) if env else {}
     return Values(params, facts, secrets, sources)
+
+
+def _fact_problems(env: Environment, parameters: set[str]) -> list[Problem]:
+    """Facts (untyped, may span lines) hold no other control character (RB224)."""
+    problems = []
+    for name, fact in env.facts.items():
+        if name in parameters:
+            continue  # checked as the parameter's value
+        for text in _texts(fact):
+            try:
+                check_characters(text, multiline=True)
+            except ControlCharacter as exc:
+                problems.append(
+                    Problem(
+                        f"fact {name!r}, in environment {env.name!r}: {exc}",
+                        env.path,
+                        env.lines.get(name, 0),
+                        code="RB224",
+                    )
+                )
+                break
+    return problems
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in ``value`` (keys and values of mappings, items of lists)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _texts(item)]
+    return []
 
 
 def _secret(

@@ -20,8 +20,9 @@ from runbook_engine.errors import InputError, Problem
 from runbook_engine.lint.rules.context import Finding, LintContext
 from runbook_engine.source.frontmatter import split_front_matter
 from runbook_engine.source.model import Prose
+from runbook_engine.tailor.sandbox import make_environment
 
-_JINJA = jinja2.Environment(comment_start_string="{##", comment_end_string="##}")
+_JINJA = make_environment()  # parse only; the same sandboxed grammar as tailoring
 
 
 @functools.lru_cache(maxsize=4096)
