@@ -170,7 +170,7 @@ def test_pause_confirm_resume_runs_each_step_once(ws: Workspace) -> None:
     assert passed[0]["decision"] == "confirm"
     by_hand = ws.events(name="gate-passed", step="on-web")
     assert by_hand[0]["gate"] == "command-by-hand"
-    assert "systemctl restart web" in by_hand[0]["command"]
+    assert "systemctl restart web" in by_hand[0]["command_shown"]  # shown, not run by the tool
     for step in ("first", "last"):
         assert len(ws.events(name="step-started", step=step)) == 1, step
     assert ws.log() == ["first", "last"]
@@ -376,7 +376,9 @@ def test_changed_runbook_refuses_to_resume_unless_accepted(ws: Workspace) -> Non
     book = ws.root / "gate.md"
     book.write_text(book.read_text() + "\nA note added after the run started.\n")
     assert ws.confirm("by-hand", "--as", "Carla").returncode == 0
-    assert ws.confirm("on-web", "--as", "Carla").returncode == 0
+    # on-web has not been reached: deciding it now is explicit (recorded as in advance)
+    assert ws.confirm("on-web", "--as", "Carla").returncode == 2
+    assert ws.confirm("on-web", "--as", "Carla", "--in-advance").returncode == 0
 
     refused = ws.resume()
     assert refused.returncode == 2

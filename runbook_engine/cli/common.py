@@ -79,6 +79,23 @@ def render_guide(tailored: Any, fmt: str, change_id: str | None) -> bytes:
     return renderer.render(tailored, change_id=change_id)
 
 
+def guide_format(path: Path) -> str:
+    """The guide format a file name asks for, by its suffix (``.md``, ``.html``/``.htm``,
+    ``.pdf``, ``.ipynb``).
+
+    Raises:
+        InputError: a suffix no renderer writes (nothing is written).
+    """
+    from runbook_engine.outputs import RENDERERS
+
+    suffix = ".html" if path.suffix.lower() == ".htm" else path.suffix.lower()
+    for name, renderer in RENDERERS.items():
+        if renderer.suffix == suffix:
+            return name
+    known = ", ".join(sorted(r.suffix for r in RENDERERS.values()))
+    raise InputError(f"--guide {path}: name the file with one of {known} to choose its format")
+
+
 def write_output(data: bytes, output: Path | None) -> None:
     """Write ``data`` to ``output`` atomically, or to standard output without one."""
     if output is None:

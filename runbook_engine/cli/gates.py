@@ -20,6 +20,12 @@ from runbook_engine.cli.common import EXISTING_FILE, state_dir_or_default, state
 @click.option("--reason", help="Why the step is skipped.")
 @click.option("--host", help="Only this host of the step's role (default: every host).")
 @click.option(
+    "--in-advance",
+    is_flag=True,
+    help="Decide a step the run has not reached yet (recorded as decided in advance, with "
+    "the time; it counts as pre-answered, not attested).",
+)
+@click.option(
     "--attach",
     "attachments",
     multiple=True,
@@ -36,16 +42,26 @@ def confirm(
     decision: str | None,
     reason: str | None,
     host: str | None,
+    in_advance: bool,
     attachments: tuple[Path, ...],
     state_dir: Path | None,
 ) -> None:
-    """Record a decision for a gate of a paused run; `runbook resume` then continues."""
+    """Record a decision for a gate the run waits at; `runbook resume` then continues."""
     from runbook_engine.run.confirm import record_confirmation
     from runbook_engine.run.store import CheckpointStore
 
     store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
     hosts = record_confirmation(
-        store, run_id, step, by, decision or "confirm", note, reason, host, attachments
+        store,
+        run_id,
+        step,
+        by,
+        decision or "confirm",
+        note,
+        reason,
+        host,
+        attachments,
+        in_advance=in_advance,
     )
     click.echo(
         f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "

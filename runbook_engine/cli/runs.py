@@ -14,6 +14,7 @@ from runbook_engine.cli.common import (
     FILE_PATH,
     apply_options,
     env_option,
+    guide_format,
     json_option,
     parse_sets,
     render_guide,
@@ -91,7 +92,11 @@ run_common = [
     is_flag=True,
     help="Bypass approval (recorded and flagged in the change record); needs --reason.",
 )
-@click.option("--guide", type=FILE_PATH, help="Also write the tailored guide here (.md or .html).")
+@click.option(
+    "--guide",
+    type=FILE_PATH,
+    help="Also write the tailored guide here (format by suffix: .md, .html, .pdf, .ipynb).",
+)
 def run(
     runbook: Path,
     env_path: Path | None,
@@ -131,8 +136,7 @@ def run(
     )
     options.forks, options.max_failures = forks, max_failures
     if guide is not None:
-        fmt = "html" if guide.suffix.lower() in (".html", ".htm") else "md"
-        write_output(render_guide(loaded.tailored, fmt, change_id), guide)
+        write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
     store = CheckpointStore(state_dir_or_default(state_dir))
     _finish_run(
         lambda: start_run(runbook, env_path, overrides, store, options, run_id),

@@ -10,8 +10,8 @@ what happened"):
     A person decided it while the run waited: at the terminal, with ``runbook
     confirm``, from inside the notebook, or by approving.
 ``pre-answered``
-    Decided before the run reached it, in an answers file (whose SHA-256 the journal
-    keeps).
+    Decided before the run reached it: in an answers file (whose SHA-256 the journal
+    keeps), or with ``runbook confirm --in-advance`` (the journal keeps its time).
 ``notebook-parameter``
     Decided before the run reached it, as a parameter of the notebook's execution.
 ``skipped``
@@ -42,6 +42,7 @@ _BY_SOURCE = {
     "cli": ATTESTED,
     "notebook": ATTESTED,
     "answers-file": PRE_ANSWERED,
+    "cli-in-advance": PRE_ANSWERED,
     "notebook-parameter": NOTEBOOK_PARAMETER,
 }
 

@@ -160,8 +160,17 @@ def print_rules(fmt: str) -> None:
 
 
 def run_lint(paths: list[Path], fmt: str) -> int:
-    """Lint ``paths``; print problems (``text`` or ``json``); return 1 when any error, else 0."""
+    """Lint ``paths``; print problems (``text`` or ``json``); return 1 when any error, else 0.
+
+    Raises:
+        InputError: nothing to check under ``paths`` (exit 2, never "0 errors").
+    """
     files, problems = lint_paths(paths)
+    if not files:
+        raise InputError(
+            f"no runbooks under {', '.join(str(p) for p in paths)} (a runbook is a .md file; "
+            "fragments starting with '_' are checked through the runbooks that include them)"
+        )
     errors = sum(1 for p in problems if p.severity == "error")
     if fmt == "json":
         click.echo(

@@ -27,6 +27,8 @@ def record_confirmation(
     reason: str | None,
     host: str | None,
     attachments: tuple[Path, ...] = (),
+    *,
+    in_advance: bool = False,
 ) -> list[str]:
     """Store ``decision`` for step ``step_id`` of run ``run_id`` and journal it.
 
@@ -40,12 +42,15 @@ def record_confirmation(
         reason: Why (required for ``skip``).
         host: Only this host; ``None`` for every unfinished host of the step.
         attachments: Files to keep as evidence of this gate (copied, hashed, journaled).
+        in_advance: Decide a step the run has not reached (``pending``): recorded with
+            source ``cli-in-advance`` and its real time, and counted as pre-answered.
 
     Returns:
         The host names the decision was recorded for.
 
     Raises:
-        StateError: unknown run or step, or the step is finished already.
+        StateError: unknown run or step, the step is finished already, it is not waiting
+            for a decision (not reached, without ``in_advance``; or running now).
         InputError: a skip without a reason, an empty name, an attachment that
             cannot be read, an approval step (those take `runbook approve`).
     """
@@ -76,6 +81,23 @@ def record_confirmation(
             f"step {step_id!r} of run {run_id} is finished already "
             f"({states[0].status}); nothing to confirm"
         )
+    run_state = record.status
+    for state in open_states:
+        waiting = state.status == "awaiting" or (
+            state.status == "running" and run_state != "running"  # interrupted, not executing
+        )
+        if waiting or (in_advance and state.status == "pending"):
+            continue
+        if state.status == "pending":
+            raise StateError(
+                f"step {step_id!r} of run {run_id} on {state.host} has not been reached: "
+                "decide it when the run waits there, or add --in-advance to decide it ahead "
+                "(recorded as decided in advance)"
+            )
+        raise StateError(
+            f"step {step_id!r} of run {run_id} on {state.host} is running now; a decision "
+            "is taken only while the run waits at the step"
+        )
     if decision == "rerun":
         not_running = [s.host for s in open_states if s.status != "running"]
         if not_running:
@@ -88,6 +110,7 @@ def record_confirmation(
         _attach(journal, store.run_dir(run_id), step_id, path, by.strip()) for path in attachments
     ]
     for state in open_states:
+        source = "cli-in-advance" if state.status == "pending" else "cli"
         store.put_gate(
             GateDecision(
                 run_id,
@@ -96,7 +119,7 @@ def record_confirmation(
                 decision,
                 by.strip(),
                 note if decision != "skip" else reason,
-                "cli",
+                source,
                 utcnow(),
             )
         )
@@ -108,7 +131,7 @@ def record_confirmation(
             by=by.strip(),
             note=note,
             reason=reason,
-            source="cli",
+            source=source,
             attachments=kept or None,
         )
     return [s.host for s in open_states]

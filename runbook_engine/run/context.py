@@ -134,6 +134,7 @@ class RunContext:
                 note=None if skip else stored.note,
                 reason=stored.note if skip else None,
                 source=stored.source,
+                decided_at=stored.at,
             )
         if self.options.answers is not None:
             found = self.options.answers.decision(ts.id)
@@ -205,7 +206,7 @@ class RunContext:
                 step=ts.id,
                 host=host.name,
                 gate=kind,
-                command=body if kind == "command-by-hand" else None,
+                command_shown=body if kind == "command-by-hand" else None,
                 **decision.journal_fields(),
             )
             self.finish(

@@ -34,6 +34,8 @@ class Decision:
         answers_path: The answers file, when it came from one.
         answers_hash: SHA-256 of that file.
         backout: For a failed step: ``run`` or ``skip`` its backout (``None``: not said).
+        decided_at: When the person decided (UTC ISO-8601), when that was before the run
+            took the decision (``runbook confirm``).
     """
 
     decision: str
@@ -44,6 +46,7 @@ class Decision:
     answers_path: str | None = None
     answers_hash: str | None = None
     backout: str | None = None
+    decided_at: str | None = None
 
     def journal_fields(self) -> dict[str, Any]:
         """Fields for the journal event, without empty values."""
@@ -55,6 +58,7 @@ class Decision:
             "reason": self.reason,
             "answers_path": self.answers_path,
             "answers_sha256": self.answers_hash,
+            "decided_at": self.decided_at,
         }
         return {k: v for k, v in fields.items() if v is not None}
 
@@ -68,6 +72,7 @@ class Decision:
             source=self.source,
             answers_path=self.answers_path,
             answers_hash=self.answers_hash,
+            decided_at=self.decided_at,
         )
 
 

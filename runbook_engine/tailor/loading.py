@@ -52,13 +52,21 @@ def load(
         env_path: The environment file, or ``None`` for the generic runbook.
         overrides: ``--set`` values.
         with_secrets: Resolve secrets now (for a run).
-        need_env: Raise when ``env_path`` is ``None`` but the runbook needs one
+        need_env: For a run or a plan: refuse a file that is not a runbook or has no
+            steps, and raise when ``env_path`` is ``None`` but the runbook needs one
             (required parameters without defaults, or steps that target roles).
 
     Raises:
         InputError: any problem in the runbook, the environment or the values.
     """
+    if need_env:
+        _check_runbook_file(runbook_path)
     runbook = parse_file(runbook_path)
+    if need_env and not runbook.steps:
+        raise InputError(
+            f"{runbook_path}: no steps to run (a step is a fenced block with an id, for "
+            "example ```sh {#restart-service}); nothing was run"
+        )
     env = load_environment(env_path) if env_path is not None else None
     if env is None and need_env:
         _check_envless(runbook)
@@ -69,6 +77,29 @@ def load(
     values = resolve_values(runbook, env, overrides, with_secrets=with_secrets)
     target_env = env if env is not None else _NO_ENV(runbook)
     return _loaded(runbook, env, target_env, values, with_secrets)
+
+
+#: File types people give by mistake where a runbook belongs, and what to do instead.
+_NOT_RUNBOOKS = {
+    ".ipynb": "is a notebook: run the runbook it was rendered from (`runbook run RUNBOOK.md` "
+    "or `runbook notebook run RUNBOOK.md`)",
+    ".yaml": "is YAML, not a runbook: an environment file goes after --env, an answers file "
+    "after --answers",
+    ".yml": "is YAML, not a runbook: an environment file goes after --env, an answers file "
+    "after --answers",
+    ".json": "is JSON, not a runbook (Markdown)",
+}
+
+
+def _check_runbook_file(path: Path) -> None:
+    """Refuse a file that is clearly not a runbook before reading it as Markdown.
+
+    Raises:
+        InputError: a notebook, YAML or JSON file.
+    """
+    hint = _NOT_RUNBOOKS.get(path.suffix.lower())
+    if hint is not None:
+        raise InputError(f"{path} {hint}; nothing was run")
 
 
 def _loaded(
