@@ -130,3 +130,16 @@ class RunInterrupted(RunbookError):
     """The operator interrupted the run (exit 130)."""
 
     exit_status = 130
+
+
+class StepStillRunning(StateError):
+    """Resume refused: the process of an interrupted step is still alive (exit 75)."""
+
+    exit_status = 75
+
+
+class StorageError(RunbookError):
+    """The disk refused a write (full, read-only, I/O error): nothing was lost that
+    had been acknowledged (exit 74, EX_IOERR)."""
+
+    exit_status = 74

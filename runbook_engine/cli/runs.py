@@ -181,9 +181,11 @@ def resume(
 
 def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> None:
     from runbook_engine.errors import RunPaused
+    from runbook_engine.run.interrupts import stop_signals
 
     try:
-        result = action()
+        with stop_signals():  # SIGTERM and SIGHUP stop the run like Ctrl-C
+            result = action()
     except RunPaused as paused:
         if as_json:
             click.echo(json.dumps({"status": "paused", "message": paused.message}))

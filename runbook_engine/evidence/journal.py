@@ -38,6 +38,7 @@ from typing import Any
 
 from runbook_engine.errors import EvidenceError
 from runbook_engine.evidence.redact import Redactor
+from runbook_engine.evidence.shield import shielded
 
 try:  # POSIX only
     import fcntl
@@ -405,7 +406,7 @@ class Journal:
                 written as JSON, or the file cannot be written.
         """
         try:
-            with self._open_locked() as fd:
+            with shielded(), self._open_locked() as fd:
                 size = os.fstat(fd).st_size
                 if size != self._size:
                     self._resync()
