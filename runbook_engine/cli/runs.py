@@ -73,6 +73,14 @@ run_common = [
         help="Start no further host of a step after this many of its hosts failed "
         "[default: 1 for steps that stop on failure].",
     ),
+    click.option(
+        "--max-output",
+        type=click.IntRange(1024),
+        envvar="RUNBOOK_MAX_OUTPUT",
+        default=None,
+        help="Bytes of each command's output kept (head and tail; the journal holds the "
+        "size and SHA-256 of all of it) [env RUNBOOK_MAX_OUTPUT; default 10 MiB].",
+    ),
     state_option,
     json_option,
 ]
@@ -102,6 +110,7 @@ def run(
     stream: bool,
     forks: int,
     max_failures: int | None,
+    max_output: int | None,
     state_dir: Path | None,
     as_json: bool,
     run_id: str | None,
@@ -129,7 +138,7 @@ def run(
         reason,
         emergency,
     )
-    options.forks, options.max_failures = forks, max_failures
+    options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
     if guide is not None:
         fmt = "html" if guide.suffix.lower() in (".html", ".htm") else "md"
         write_output(render_guide(loaded.tailored, fmt, change_id), guide)
@@ -158,6 +167,7 @@ def resume(
     stream: bool,
     forks: int,
     max_failures: int | None,
+    max_output: int | None,
     state_dir: Path | None,
     as_json: bool,
     accept_changed: bool,
@@ -175,7 +185,7 @@ def resume(
     options = _run_options(
         operator, answers, step_ids, None, accept_changed, no_input, as_json, stream
     )
-    options.forks, options.max_failures = forks, max_failures
+    options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
 
 
