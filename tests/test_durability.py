@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 from test_runner import FIXTURES, Workspace
 
-from runbook_engine.evidence.journal import Journal, read_journal, verify_journal
 from runbook_engine.transports.capture import Capture
 
 
