@@ -116,4 +116,10 @@ def invoke(group: click.Group, argv: list[str] | None) -> NoReturn:
         sys.exit(128 + getattr(exc, "signum", 2))
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as exc:  # a write the layers did not name (a full disk)
+        from runbook_engine.errors import storage_error
+
+        error = storage_error(getattr(exc, "filename", None) or "a file", exc)
+        click.echo(error.format(), err=True)
+        sys.exit(error.exit_status)
     sys.exit(0)

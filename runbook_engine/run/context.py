@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import ExecutionError
+from runbook_engine.errors import ExecutionError, storage_error
 from runbook_engine.evidence.journal import Journal
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.shield import shielded
@@ -380,10 +380,13 @@ class RunContext:
     ) -> str:
         """Write ``output`` to ``output/`` in the run folder; return its SHA-256."""
         folder = self.run_dir / "output"
-        folder.mkdir(exist_ok=True)
         name = f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
         data = output.encode("utf-8")
-        (folder / name).write_bytes(data)
+        try:
+            folder.mkdir(exist_ok=True)
+            (folder / name).write_bytes(data)
+        except OSError as exc:
+            raise storage_error(f"output {folder / name}", exc) from exc
         return hashlib.sha256(data).hexdigest()
 
     def offer_backout(self, ts: TailoredStep, host: Host) -> None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runbook_engine.errors import StateError
+from runbook_engine.errors import StateError, StorageError
 
 SCHEMA_VERSION = 2
 #: Columns added since schema 1 (the process identity of a step's running command).
@@ -166,6 +166,11 @@ class CheckpointStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
         except sqlite3.OperationalError as exc:
+            if create and _disk_trouble(exc):
+                raise StorageError(
+                    f"cannot write the state in {state_dir} ({exc}); free space (or fix "
+                    "the disk) and try again"
+                ) from None
             if create:
                 raise StateError(
                     f"cannot write the state in {state_dir} ({exc}); check its "
@@ -225,14 +230,29 @@ class CheckpointStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One immediate transaction: committed on success, rolled back on error."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One immediate transaction: committed on success, rolled back on error.
+
+        Raises:
+            StorageError: the disk is full or failing (exit 74; nothing was committed).
+        """
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if not _disk_trouble(exc):
+                raise
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise StorageError(
+                f"cannot write the state {self.db_path}: {exc}. Nothing acknowledged was "
+                "lost; free space (or fix the disk), then `runbook resume` the run"
+            ) from None
 
     def _scalar(self, sql: str, *args: Any) -> Any:
         row = self._db.execute(sql, args).fetchone()
@@ -362,6 +382,12 @@ class CheckpointStore:
                 "DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?", (run_id, step_id, host)
             )
         return GateDecision(**dict(row))
+
+
+def _disk_trouble(exc: sqlite3.Error) -> bool:
+    """True when SQLite failed because of the disk (full, I/O error, read-only)."""
+    text = str(exc).lower()
+    return any(w in text for w in ("disk is full", "disk i/o", "readonly", "read-only"))
 
 
 def _run(row: sqlite3.Row) -> RunRecord:
