@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -144,3 +145,22 @@ def test_a_full_disk_gives_one_message_and_the_run_resumes_when_space_is_freed(
         if verify_journal(state / "runs" / run / "journal.jsonl").ok:
             continue
         pytest.fail(f"journal of {run} does not verify")
+
+
+# -- the store reconciled from the journal ---------------------------------------------------
+def test_an_edited_state_db_cannot_make_a_signed_lie(ws: Workspace) -> None:
+    (ws.root / "fails.md").write_text(
+        "# Fails\n\n```sh {#bad}\nexit 7\n```\n\n```sh {#next}\necho next\n```\n"
+    )
+    first = ws.run("fails.md")
+    assert first.returncode == 1, first.stderr
+    with sqlite3.connect(ws.state / "state.db") as db:
+        db.execute("UPDATE steps SET status='succeeded', exit_code=0 WHERE step_id='bad'")
+        db.execute("UPDATE runs SET status='succeeded', outcome='succeeded'")
+    again = ws.resume()
+    assert again.returncode == 1, again.stderr
+    [fixed] = ws.events(name="store-reconciled")
+    assert any("bad@" in c and "-> failed" in c for c in fixed["changes"])
+    assert ws.events(name="run-finished")[-1]["status"] == "failed"
+    assert ws.step("bad")["status"] == "failed"
+    assert ws.verify().returncode == 0

@@ -25,6 +25,7 @@ from runbook_engine.evidence.redact import MIN_FREE_TEXT_LENGTH
 from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.gates import Answers
 from runbook_engine.run.options import RunOptions, RunResult
+from runbook_engine.run.reconcile import reconcile
 from runbook_engine.run.runner import Runner
 from runbook_engine.run.steps import executors
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord, utcnow
@@ -185,6 +186,7 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
     Raises:
         StateError: as :func:`resume_run`.
     """
+    changes = reconcile(store, run_id)  # the journal, not state.db, says where the run is
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted"):
         raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
@@ -204,6 +206,8 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
         changed.append(("environment", record.env_hash, env_hash))
     runner = Runner(store, record, loaded, shown, options)
     runner.claim()  # before anything is written: one process per run
+    if changes:
+        runner.journal.append("store-reconciled", changes=changes)
     _refuse_live_steps(store, run_id)
     if changed and not options.accept_changed:
         what = ", ".join(
