@@ -130,3 +130,32 @@ class RunInterrupted(RunbookError):
     """The operator interrupted the run (exit 130)."""
 
     exit_status = 130
+
+
+class StepStillRunning(StateError):
+    """Resume refused: the process of an interrupted step is still alive (exit 75)."""
+
+    exit_status = 75
+
+
+class StorageError(RunbookError):
+    """The disk refused a write (full, read-only, I/O error): nothing was lost that
+    had been acknowledged (exit 74, EX_IOERR)."""
+
+    exit_status = 74
+
+
+#: errno values meaning "the disk refused the write" rather than "bad input".
+_DISK_ERRNOS = frozenset({28, 5, 122, 30})  # ENOSPC, EIO, EDQUOT, EROFS
+
+
+def storage_error(what: str, exc: OSError) -> RunbookError:
+    """The error for a failed write of ``what``: :class:`StorageError` (exit 74) for a
+    full, failing or read-only disk, else :class:`EvidenceError`."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _DISK_ERRNOS:
+        return StorageError(
+            f"cannot write {what}: {reason}. Nothing acknowledged was lost; free space "
+            "(or fix the disk), then `runbook resume` the run"
+        )
+    return EvidenceError(f"cannot write {what}: {reason}")

@@ -5,7 +5,9 @@ Holds the path types, the options several commands share (``--env``, ``--set``,
 output, and :func:`invoke`, which runs the command group for ``runbook_engine.cli.main``.
 
 Exit statuses (DESIGN.md §6): 0 done, 1 a step or run failed, 2 bad input,
-3 paused at a gate, 130 interrupted.
+3 paused at a gate, 74 the disk refused a write (full, I/O error), 75 resume refused
+because an interrupted step's process still runs, 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM), 129 hung up (SIGHUP).
 """
 
 from __future__ import annotations
@@ -126,9 +128,15 @@ def invoke(group: click.Group, argv: list[str] | None) -> NoReturn:
     except RunbookError as exc:
         click.echo(exc.format(), err=True)
         sys.exit(exc.exit_status)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP during a run
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", 2))
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as exc:  # a write the layers did not name (a full disk)
+        from runbook_engine.errors import storage_error
+
+        error = storage_error(getattr(exc, "filename", None) or "a file", exc)
+        click.echo(error.format(), err=True)
+        sys.exit(error.exit_status)
     sys.exit(0)

@@ -74,6 +74,14 @@ run_common = [
         help="Start no further host of a step after this many of its hosts failed "
         "[default: 1 for steps that stop on failure].",
     ),
+    click.option(
+        "--max-output",
+        type=click.IntRange(1024),
+        envvar="RUNBOOK_MAX_OUTPUT",
+        default=None,
+        help="Bytes of each command's output kept (head and tail; the journal holds the "
+        "size and SHA-256 of all of it) [env RUNBOOK_MAX_OUTPUT; default 10 MiB].",
+    ),
     state_option,
     json_option,
 ]
@@ -107,6 +115,7 @@ def run(
     stream: bool,
     forks: int,
     max_failures: int | None,
+    max_output: int | None,
     state_dir: Path | None,
     as_json: bool,
     run_id: str | None,
@@ -134,7 +143,7 @@ def run(
         reason,
         emergency,
     )
-    options.forks, options.max_failures = forks, max_failures
+    options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
     if guide is not None:
         write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
     store = CheckpointStore(state_dir_or_default(state_dir))
@@ -162,6 +171,7 @@ def resume(
     stream: bool,
     forks: int,
     max_failures: int | None,
+    max_output: int | None,
     state_dir: Path | None,
     as_json: bool,
     accept_changed: bool,
@@ -179,15 +189,17 @@ def resume(
     options = _run_options(
         operator, answers, step_ids, None, accept_changed, no_input, as_json, stream
     )
-    options.forks, options.max_failures = forks, max_failures
+    options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
 
 
 def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> None:
     from runbook_engine.errors import RunPaused
+    from runbook_engine.run.interrupts import stop_signals
 
     try:
-        result = action()
+        with stop_signals():  # SIGTERM and SIGHUP stop the run like Ctrl-C
+            result = action()
     except RunPaused as paused:
         if as_json:
             click.echo(json.dumps({"status": "paused", "message": paused.message}))

@@ -30,14 +30,15 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runbook_engine.errors import EvidenceError
+from runbook_engine.errors import EvidenceError, storage_error
 from runbook_engine.evidence.redact import Redactor
+from runbook_engine.evidence.shield import shielded
 
 try:  # POSIX only
     import fcntl
@@ -305,6 +306,7 @@ class Journal:
         self._seq = 0
         self._hash = GENESIS_HASH
         self._size = 0
+        self._repaired: dict[str, Any] = {}
         self._load()
 
     @property
@@ -322,12 +324,59 @@ class Journal:
                 )
             return
         scan = _scan(self.path)
+        if not scan.check.ok and self._repair_torn_tail(scan):
+            scan = _scan(self.path)
+            self._adopt(scan)
+            self.append("journal-repaired", **self._repaired)
+            return
         if not scan.check.ok:
             where = f"line {scan.check.first_bad_line}: " if scan.check.first_bad_line else ""
             raise EvidenceError(
                 f"journal {self.path} is damaged ({where}{scan.check.message}); refusing to append"
             )
         self._adopt(scan)
+
+    def _repair_torn_tail(self, scan: _Scan) -> bool:
+        """Cut a torn last line that was never acknowledged; True when it was cut.
+
+        A line is torn when the writer stopped inside it (a crash, a full disk): it has no
+        final newline, or is not even UTF-8 JSON.  It was never acknowledged when no
+        anchor covers it (the head file names an earlier record).  A whole line that
+        parses but does not verify is an edit, never repaired.
+        """
+        bad = scan.check.first_bad_line
+        if bad is None or bad != len(scan.records) + 1:
+            return False
+        data = self.path.read_bytes()
+        start = sum(len(canonical_json(r).encode("utf-8")) + 1 for r in scan.records)
+        tail = data[start:]
+        if b"\n" in tail[:-1]:
+            return False  # more than one line after the good records
+        torn = not tail.endswith(b"\n")
+        if not torn:
+            try:
+                json.loads(tail.decode("utf-8"))
+                return False  # a whole JSON line that fails its checks: an edit
+            except (UnicodeDecodeError, ValueError):
+                pass
+        anchor, problem = _read_head(self.path)
+        good = len(scan.records)
+        if problem or (anchor is not None and anchor[0] > good):
+            return False
+        if anchor is not None and anchor[0] and scan.records[anchor[0] - 1]["hash"] != anchor[1]:
+            return False
+        with open(self.path, "r+b") as fh:
+            fh.truncate(start)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._repaired = {
+            "line": bad,
+            "dropped_bytes": len(tail),
+            "dropped_sha256": hashlib.sha256(tail).hexdigest(),
+            "reason": "torn last line (the writer stopped inside it); it was never "
+            "acknowledged, so it was cut",
+        }
+        return True
 
     def _adopt(self, scan: _Scan) -> None:
         if scan.records:
@@ -405,7 +454,7 @@ class Journal:
                 written as JSON, or the file cannot be written.
         """
         try:
-            with self._open_locked() as fd:
+            with shielded(), self._open_locked() as fd:
                 size = os.fstat(fd).st_size
                 if size != self._size:
                     self._resync()
@@ -413,11 +462,17 @@ class Journal:
                     self._write_head(0, GENESIS_HASH)
                 record = self._build(event, fields)
                 data = (canonical_json(record) + "\n").encode("utf-8")
-                _write_all(fd, data)
-                os.fsync(fd)
+                try:
+                    _write_all(fd, data)
+                    os.fsync(fd)
+                except OSError:
+                    with suppress(OSError):  # never leave half a line behind
+                        os.ftruncate(fd, size)
+                        os.fsync(fd)
+                    raise
                 self._seq, self._hash = record["seq"], record["hash"]
                 self._size = size + len(data)
                 self._write_head(record["seq"], record["hash"])
         except OSError as exc:
-            raise EvidenceError(f"cannot write journal {self.path}: {exc}") from exc
+            raise storage_error(f"journal {self.path}", exc) from exc
         return record

@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import ExecutionError
+from runbook_engine.errors import ExecutionError, storage_error
 from runbook_engine.evidence.journal import Journal
 from runbook_engine.evidence.redact import Redactor
+from runbook_engine.evidence.shield import shielded
 from runbook_engine.evidence.signing import first_record, signer_for_run
 from runbook_engine.run.gates import Decision, prompt_gate
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
 from runbook_engine.tailor.quoting import secret_environment
 from runbook_engine.transports import TRANSPORTS, CommandResult, Transport, TransportPool
+from runbook_engine.transports.process import (
+    DEFAULT_MAX_OUTPUT,
+    CommandHooks,
+    ProcessIdentity,
+    command_hooks,
+)
 
 if TYPE_CHECKING:
     from runbook_engine.run.options import RunOptions
@@ -74,7 +82,10 @@ class RunContext:
         self.journal = Journal(self.run_dir / "journal.jsonl", self.redactor)
         self.report = options.reporter or Reporter(quiet=True)
         self.pool = TransportPool(
-            secrets, lambda line: self.report.output_line(self.redactor.redact(line))
+            secrets,
+            (lambda line: self.report.output_line(self.redactor.redact(line)))
+            if getattr(self.report, "stream", True)
+            else None,
         )
 
     # -- journal and checkpoints ------------------------------------------------------------
@@ -84,9 +95,10 @@ class RunContext:
 
     def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append a journal event, then sign the new chain head (when the run is signed)."""
-        written = self.journal.append(event, **fields)
-        if self.signer is not None:
-            self.signer.sign(written)
+        with shielded():  # a stop signal waits until the record is signed
+            written = self.journal.append(event, **fields)
+            if self.signer is not None:
+                self.signer.sign(written)
         return written
 
     def state(self, ts: TailoredStep, host: Host) -> StepState:
@@ -261,7 +273,7 @@ class RunContext:
         )
         try:
             transport = self.transport(host)
-            with self.released():
+            with self.released(), command_hooks(self._hooks(ts, host, step_id, purpose)):
                 result = transport.run(
                     ts.step.kind,
                     ts.body,
@@ -283,6 +295,25 @@ class RunContext:
         self.record_result(ts, host, step_id, ts.id, purpose, attempt, result)
         self.report.result(ts, host, self.redacted(result), purpose)
         return result
+
+    def _hooks(self, ts: TailoredStep, host: Host, step_id: str, purpose: str) -> CommandHooks:
+        """What the transport is told for one command: redact its output as it arrives,
+        keep at most ``max_output`` bytes, and report the process it started."""
+
+        def started(identity: ProcessIdentity) -> None:
+            with self.parallel:  # serialised with the other hosts' journal writes
+                self.journal.append(
+                    "process-started",
+                    step=step_id,
+                    id=ts.id,
+                    host=host.name,
+                    purpose=purpose,
+                    **identity.fields(),
+                )
+                if purpose == "step":
+                    self.transition(ts, host, "running", **identity.fields())
+
+        return CommandHooks(started, self.redactor.redact, max_output_bytes(self.options))
 
     def record_result(
         self,
@@ -313,6 +344,7 @@ class RunContext:
             duration_seconds=round(result.duration, 3),
             output_sha256=digest,
             output_excerpt=output[-EXCERPT_CHARS:],
+            **({"output_streams": result.streams} if result.streams else {}),
         )
         if purpose == "step":
             self.transition(ts, host, "running", output_digest=digest, exit_code=result.exit_code)
@@ -349,10 +381,13 @@ class RunContext:
     ) -> str:
         """Write ``output`` to ``output/`` in the run folder; return its SHA-256."""
         folder = self.run_dir / "output"
-        folder.mkdir(exist_ok=True)
         name = f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
         data = output.encode("utf-8")
-        (folder / name).write_bytes(data)
+        try:
+            folder.mkdir(exist_ok=True)
+            (folder / name).write_bytes(data)
+        except OSError as exc:
+            raise storage_error(f"output {folder / name}", exc) from exc
         return hashlib.sha256(data).hexdigest()
 
     def offer_backout(self, ts: TailoredStep, host: Host) -> None:
@@ -390,6 +425,15 @@ class RunContext:
             agreed = Confirm.ask("Run the backout now?", console=self.report.console)
             wanted = "run" if agreed else "skip"
         return wanted
+
+
+def max_output_bytes(options: RunOptions) -> int:
+    """Bytes of a command's output kept: ``options.max_output``, else
+    ``$RUNBOOK_MAX_OUTPUT``, else :data:`DEFAULT_MAX_OUTPUT`."""
+    if getattr(options, "max_output", None):
+        return int(options.max_output)  # type: ignore[arg-type]
+    env = os.environ.get("RUNBOOK_MAX_OUTPUT", "").strip()
+    return int(env) if env.isdigit() and int(env) > 0 else DEFAULT_MAX_OUTPUT
 
 
 class HeldLock:

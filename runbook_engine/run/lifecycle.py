@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine import __version__
-from runbook_engine.errors import InputError, StateError
+from runbook_engine.errors import InputError, StateError, StepStillRunning
 from runbook_engine.evidence.record import flow_fields
 from runbook_engine.evidence.redact import MIN_FREE_TEXT_LENGTH
 from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.gates import Answers
 from runbook_engine.run.options import RunOptions, RunResult
+from runbook_engine.run.reconcile import reconcile
 from runbook_engine.run.runner import Runner
 from runbook_engine.run.steps import executors
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord, utcnow
 from runbook_engine.tailor.loading import Loaded, load
+from runbook_engine.transports.process import ProcessIdentity, is_alive
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -184,6 +186,7 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
     Raises:
         StateError: as :func:`resume_run`.
     """
+    changes = reconcile(store, run_id)  # the journal, not state.db, says where the run is
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted"):
         raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
@@ -202,6 +205,10 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
     if env_hash != record.env_hash:
         changed.append(("environment", record.env_hash, env_hash))
     runner = Runner(store, record, loaded, shown, options)
+    runner.claim()  # before anything is written: one process per run
+    if changes:
+        runner.journal.append("store-reconciled", changes=changes)
+    _refuse_live_steps(store, run_id)
     if changed and not options.accept_changed:
         what = ", ".join(
             f"{name} (sha256 {old and old[:12]} -> {new and new[:12]})"
@@ -238,6 +245,25 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
         "run-resumed", by=options.operator, answers=_answers_fields(options.answers)
     )
     return runner
+
+
+def _refuse_live_steps(store: CheckpointStore, run_id: str) -> None:
+    """Refuse to go on while the process of an interrupted step still runs.
+
+    Raises:
+        StepStillRunning: (exit 75) a step found ``running`` whose process (same pid and
+            start time) or a process of its group is alive.
+    """
+    for state in store.steps(run_id):
+        if state.status != "running" or state.pid is None:
+            continue
+        identity = ProcessIdentity(state.pid, state.pid_start, state.pgid)
+        if is_alive(identity):
+            raise StepStillRunning(
+                f"run {run_id}: step {state.step_id} on {state.host} is still running "
+                f"(process {state.pid}, group {state.pgid}); wait for it to end or stop it "
+                f"(kill -TERM -{state.pgid}), then `runbook resume {run_id}` again"
+            )
 
 
 def _runbook_fields(loaded: Loaded) -> dict[str, Any]:

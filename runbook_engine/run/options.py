@@ -26,6 +26,8 @@ class RunOptions:
         reason: Why the change is made (recorded with the run).
         emergency: Bypass approval (``approval: required`` and approval steps);
             needs ``reason``; the journal and change record flag it.
+        max_output: Bytes of each command's output kept (head and tail; ``None``:
+            ``$RUNBOOK_MAX_OUTPUT`` or 10 MiB).
     """
 
     operator: str
@@ -38,6 +40,7 @@ class RunOptions:
     max_failures: int | None = None
     reason: str | None = None
     emergency: bool = False
+    max_output: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,8 @@ class Reporter:
         )
         self._print(f"  {status} [dim]on {escape(host.name)} in {result.duration:.2f} s[/dim]")
         if not self.stream:
-            lines = (result.stdout + result.stderr).rstrip().splitlines()[-_TAIL_LINES:]
+            tail = (result.stdout[-16384:] + result.stderr[-16384:]).rstrip()
+            lines = tail.splitlines()[-_TAIL_LINES:]
             for line in lines:
                 self._print(f"  [dim]│[/dim] {escape(line)}", soft_wrap=True)
 

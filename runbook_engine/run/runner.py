@@ -15,14 +15,16 @@ stops with :class:`RunPaused` (exit 3) at a gate nobody has answered yet;
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from runbook_engine.errors import RunInterrupted, RunPaused, StateError
 from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import finished_summary
 from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.context import RunContext
+from runbook_engine.run.interrupts import signal_of
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.steps import executor_for, executors
 from runbook_engine.run.steps.base import StepExecutor
@@ -69,6 +71,7 @@ class Runner:
         self.report, self.pool = self.ctx.report, self.ctx.pool
         #: Executors whose guard can refuse a step (found once per run).
         self._guards = [e for e in executors() if type(e).guard is not StepExecutor.guard]
+        self._claim: IO[str] | None = None
 
     def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append a journal event, then sign the new chain head (when the run is signed)."""
@@ -86,7 +89,7 @@ class Runner:
 
         Raises:
             RunPaused: stopped at an unanswered gate (exit 3).
-            RunInterrupted: Ctrl-C (exit 130).
+            RunInterrupted: Ctrl-C, SIGTERM or SIGHUP (exit 130, 143, 129).
             StateError: another process is executing this run.
         """
         run_id = self.record.run_id
@@ -98,16 +101,21 @@ class Runner:
             self.store.update_run(run_id, status="paused")
             self.append_signed("run-paused")
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
+            signum = signal_of(stop)
+            name = signal.Signals(signum).name
             self.store.update_run(run_id, status="interrupted")
-            self.append_signed("run-interrupted", by=self.options.operator)
-            raise RunInterrupted(
-                f"run {run_id} interrupted; `runbook resume {run_id}` continues "
+            self.append_signed("run-interrupted", by=self.options.operator, signal=name)
+            interrupted = RunInterrupted(
+                f"run {run_id} interrupted ({name}); `runbook resume {run_id}` continues "
                 "it (the interrupted step is checked before it runs again)"
-            ) from None
+            )
+            interrupted.exit_status = 128 + signum
+            raise interrupted from None
         finally:
             if status != "partial":  # a notebook's next cell reuses the open WinRM shells
                 self.pool.close()
+                self.release()
         if status == "partial":
             return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
         summary = self._summary()
@@ -317,18 +325,36 @@ class Runner:
             counts[s.status] = counts.get(s.status, 0) + 1
         return {"steps": counts}
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def claim(self) -> None:
+        """Take the run's lock (``run_dir/lock``) for this process, until :meth:`execute`
+        ends; taken again, it is a no-op.
+
+        Raises:
+            StateError: another process holds it (it is executing this run).
+        """
+        if self._claim is not None:
+            return
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: one runner per run is assumed
-            yield
             return
-        with open(self.ctx.run_dir / "lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise StateError(
-                    f"run {self.record.run_id} is being executed by another process"
-                ) from None
-            yield
+        handle = open(self.ctx.run_dir / "lock", "w")  # noqa: SIM115 - held past this call
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StateError(
+                f"run {self.record.run_id} is being executed by another process"
+            ) from None
+        self._claim = handle
+
+    def release(self) -> None:
+        """Let go of the run's lock (closing the file releases it)."""
+        if self._claim is not None:
+            self._claim.close()
+            self._claim = None
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.claim()
+        yield

@@ -19,9 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runbook_engine.errors import StateError
+from runbook_engine.errors import StateError, StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Columns added since schema 1 (the process identity of a step's running command).
+_ADDED_COLUMNS = (
+    ("steps", "pid", "INTEGER"),
+    ("steps", "pid_start", "INTEGER"),
+    ("steps", "pgid", "INTEGER"),
+)
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
 DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
 RUN_STATUSES = ("running", "paused", "succeeded", "failed", "aborted", "interrupted", "unverified")
@@ -38,7 +44,7 @@ CREATE TABLE steps (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step_id TEXT NOT NULL, host TEXT NOT NULL,
     position INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     exit_code INTEGER, started_at TEXT, finished_at TEXT, reason TEXT, output_digest TEXT,
-    updated_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, pid INTEGER, pid_start INTEGER, pgid INTEGER,
     PRIMARY KEY (run_id, step_id, host)
 );
 CREATE TABLE gates (
@@ -80,7 +86,8 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class StepState:
-    """One step on one host as stored (``status`` is one of :data:`STEP_STATUSES`)."""
+    """One step on one host as stored (``status`` is one of :data:`STEP_STATUSES`;
+    ``pid``, ``pid_start`` and ``pgid`` identify the process of its last command)."""
 
     run_id: str
     step_id: str
@@ -94,6 +101,9 @@ class StepState:
     reason: str | None
     output_digest: str | None
     updated_at: str
+    pid: int | None = None
+    pid_start: int | None = None
+    pgid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +166,11 @@ class CheckpointStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
         except sqlite3.OperationalError as exc:
+            if create and _disk_trouble(exc):
+                raise StorageError(
+                    f"cannot write the state in {state_dir} ({exc}); free space (or fix "
+                    "the disk) and try again"
+                ) from None
             if create:
                 raise StateError(
                     f"cannot write the state in {state_dir} ({exc}); check its "
@@ -170,6 +185,19 @@ class CheckpointStore:
             raise StateError(
                 f"{self.db_path} was written by a newer runbook-engine "
                 f"(schema {version}); upgrade runbook-engine"
+            )
+        if version < SCHEMA_VERSION and create:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Add the columns of newer schemas to an older database (one transaction)."""
+        with self.transaction() as db:
+            for table, column, sql_type in _ADDED_COLUMNS:
+                have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
 
     def _create(self) -> None:
@@ -202,14 +230,29 @@ class CheckpointStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One immediate transaction: committed on success, rolled back on error."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One immediate transaction: committed on success, rolled back on error.
+
+        Raises:
+            StorageError: the disk is full or failing (exit 74; nothing was committed).
+        """
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if not _disk_trouble(exc):
+                raise
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise StorageError(
+                f"cannot write the state {self.db_path}: {exc}. Nothing acknowledged was "
+                "lost; free space (or fix the disk), then `runbook resume` the run"
+            ) from None
 
     def _scalar(self, sql: str, *args: Any) -> Any:
         row = self._db.execute(sql, args).fetchone()
@@ -339,6 +382,12 @@ class CheckpointStore:
                 "DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?", (run_id, step_id, host)
             )
         return GateDecision(**dict(row))
+
+
+def _disk_trouble(exc: sqlite3.Error) -> bool:
+    """True when SQLite failed because of the disk (full, I/O error, read-only)."""
+    text = str(exc).lower()
+    return any(w in text for w in ("disk is full", "disk i/o", "readonly", "read-only"))
 
 
 def _run(row: sqlite3.Row) -> RunRecord:

@@ -11,7 +11,7 @@ foreign exceptions (subprocess, requests, pywinrm) are mapped to it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,8 @@ class CommandResult:
         timed_out: True when the deadline killed the command.
         command: The command line as run (for the journal; never holds secrets
             that were not already in the body).
+        streams: Per stream (``stdout``, ``stderr``) the size, SHA-256 and bytes
+            dropped of the whole output, when the transport capped what it kept.
     """
 
     exit_code: int | None
@@ -34,6 +36,7 @@ class CommandResult:
     duration: float
     timed_out: bool = False
     command: str = ""
+    streams: dict[str, dict[str, Any]] | None = None
 
     @property
     def ok(self) -> bool:

@@ -6,7 +6,12 @@ FILE``, ``cmd.exe /d /c FILE.cmd``), so indentation, blank lines and heredocs
 survive exactly.  The child starts in a new session (POSIX) or process group
 (Windows); on the deadline the whole group gets SIGTERM, then, after a grace
 period, SIGKILL (Windows: CTRL_BREAK, then ``taskkill /T /F``), so grandchildren
-die with it.
+die with it.  On POSIX the command runs under a small supervisor
+(:mod:`runbook_engine.transports.supervise`) that leads the group and kills it when
+this process dies, even by SIGKILL.  Output is read in blocks into a bounded
+:class:`~runbook_engine.transports.capture.Capture` (head and tail, digest of all);
+the current :class:`~runbook_engine.transports.process.CommandHooks` give the cap, the
+redaction filter and who is told the process identity.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from runbook_engine.errors import ExecutionError
 from runbook_engine.transports.base import CommandResult
+from runbook_engine.transports.capture import Capture
+from runbook_engine.transports.process import current_hooks, identify
+
+#: The supervisor script, run by path (``python -I``: it needs only the standard library).
+SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
 
 if TYPE_CHECKING:
     from runbook_engine.source.model import Host
@@ -81,29 +91,65 @@ def _script_bytes(kind: str, body: str) -> bytes:
     return body.encode("utf-8")
 
 
-class _Pump(threading.Thread):
-    """Reads one pipe to its end, keeping the bytes and streaming decoded lines."""
+#: Longest piece of output handled at once (a longer line is cut in pieces).
+_BLOCK = 64 * 1024
 
-    def __init__(self, stream: IO[bytes], emit: Callable[[str], None] | None) -> None:
+
+class _Pump(threading.Thread):
+    """Reads one pipe to its end in blocks of whole lines, into a bounded :class:`Capture`.
+
+    Each block is passed through ``filter`` (redaction) before it is kept and digested,
+    and its lines are streamed to ``emit``.
+    """
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        emit: Callable[[str], None] | None,
+        capture: Capture,
+        filter: Callable[[str], str] | None = None,
+    ) -> None:
         super().__init__(daemon=True)
         self._stream = stream
         self._emit = emit
-        self._chunks: list[bytes] = []
+        self._filter = filter
+        self.capture = capture
         self._lock = threading.Lock()
 
     def run(self) -> None:
-        for line in iter(self._stream.readline, b""):
-            with self._lock:
-                self._chunks.append(line)
-            if self._emit is not None:
-                self._emit(line.decode("utf-8", errors="replace").rstrip("\r\n"))
+        fd = self._stream.fileno()
+        carry = b""
+        while True:
+            chunk = os.read(fd, _BLOCK)
+            if not chunk:
+                break
+            carry += chunk
+            cut = carry.rfind(b"\n") + 1
+            if cut == 0 and len(carry) < _BLOCK:
+                continue  # wait for the end of the line
+            block, carry = (carry[:cut], carry[cut:]) if cut else (carry, b"")
+            self._take(block)
+        if carry:
+            self._take(carry)
         self._stream.close()
 
-    def text(self) -> str:
-        """Return what was read so far, decoded as UTF-8 (errors replaced)."""
+    def _take(self, block: bytes) -> None:
+        text = None
+        if self._filter is not None or self._emit is not None:
+            text = block.decode("utf-8", errors="replace")
+        if self._filter is not None and text is not None:
+            text = self._filter(text)
+            block = text.encode("utf-8")
         with self._lock:
-            data = b"".join(self._chunks)
-        return data.decode("utf-8", errors="replace")
+            self.capture.feed(block)
+        if self._emit is not None and text is not None:
+            for line in text.splitlines():
+                self._emit(line)
+
+    def text(self) -> str:
+        """Return what was kept so far, decoded as UTF-8 (errors replaced)."""
+        with self._lock:
+            return self.capture.text()
 
 
 class LocalTransport:
@@ -194,10 +240,12 @@ class LocalTransport:
         self, argv: list[str], timeout: float | None, cwd: str | None, env: dict[str, str]
     ) -> CommandResult:
         command = subprocess.list2cmdline(argv) if IS_WINDOWS else shlex.join(argv)
+        hooks = current_hooks()
         start = time.monotonic()
+        launched = argv if IS_WINDOWS else _supervised(argv, self._grace)
         try:
             proc = subprocess.Popen(
-                argv,
+                launched,
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -208,11 +256,17 @@ class LocalTransport:
         except (OSError, ValueError) as exc:
             raise ExecutionError(f"cannot start {argv[0]!r}: {exc}") from exc
         emit = self._emitter()
-        pumps = [_Pump(proc.stdout, emit), _Pump(proc.stderr, emit)]  # type: ignore[arg-type]
+        limit = max(2, hooks.max_output // 2)  # per stream
+        pumps = [
+            _Pump(proc.stdout, emit, Capture(limit), hooks.filter),  # type: ignore[arg-type]
+            _Pump(proc.stderr, emit, Capture(limit), hooks.filter),  # type: ignore[arg-type]
+        ]
         for pump in pumps:
             pump.start()
         timed_out = False
         try:
+            if hooks.on_process is not None:
+                hooks.on_process(identify(proc.pid))
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
@@ -229,6 +283,7 @@ class LocalTransport:
             duration=time.monotonic() - start,
             timed_out=timed_out,
             command=command,
+            streams={"stdout": pumps[0].capture.info(), "stderr": pumps[1].capture.info()},
         )
 
     def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
@@ -251,6 +306,11 @@ class LocalTransport:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def _supervised(argv: list[str], grace: float) -> list[str]:
+    """``argv`` run under the supervisor, which kills it when this process dies."""
+    return [sys.executable, "-I", SUPERVISOR, str(os.getpid()), str(grace), "--", *argv]
 
 
 def _group_options() -> dict[str, Any]:
