@@ -298,16 +298,7 @@ class Runner:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: one runner per run is assumed
-            yield
-            return
-        with open(self.ctx.run_dir / "lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise StateError(
-                    f"run {self.record.run_id} is being executed by another process"
-                ) from None
+        from runbook_engine.run.runlock import run_lock
+
+        with run_lock(self.ctx.run_dir, self.record.run_id):
             yield
