@@ -236,7 +236,8 @@ def test_notes_comments_and_names_are_redacted_and_terminals_escaped(tmp_path: P
     book = Book(tmp_path, {"CANARY_NOTE": secret})
     text = (tmp_path / "approved.md").read_text()
     text = text.replace(
-        "parameters:\n", "parameters:\n  canary_note: {type: string, secret: true}\n"
+        "approval: required\n",
+        "approval: required\nparameters:\n  canary_note: {type: string, secret: true}\n",
     )
     (tmp_path / "approved.md").write_text(text)
     first = book.run("approved.md", "--env", "env.yml", "--change", "C", "--reason", "r")
