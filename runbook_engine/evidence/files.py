@@ -34,6 +34,8 @@ def check_files(run_dir: Path, records: list[dict[str, Any]], check: Any) -> Non
             check.add(rel, None, f"journal line {seq} names a file outside the run folder")
             continue
         if not path.is_file():
+            if rel.startswith("output/") and _other_attempt(root, rel):
+                continue  # the attempt number is a guess; another attempt's file is there
             check.add(rel, None, f"missing (journal line {seq} names it; deleted)")
             continue
         if sha256_file(path) != digest:
@@ -76,6 +78,16 @@ def inside(root: Path, rel: str) -> Path | None:
     except (ValueError, OSError):
         return None
     return path
+
+
+def _other_attempt(root: Path, rel: str) -> bool:
+    """True when another output file of the same step exists (the file name is a guess:
+    declarative steps and retries name theirs differently), so a step whose outputs
+    are all gone is reported, one of several is not."""
+    pure = PurePosixPath(rel)
+    folder = root / pure.parent
+    name = pure.name.split(".", 1)[0] + "."
+    return folder.is_dir() and any(p.name.startswith(name) for p in folder.iterdir())
 
 
 def sha256_file(path: Path) -> str:
