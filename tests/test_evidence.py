@@ -50,7 +50,9 @@ class Book:
     def __init__(self, root: Path, extra_env: dict[str, str] | None = None) -> None:
         self.root = root
         self.state = root / "state"
-        self.extra_env = extra_env or {}
+        self.config = root / "config"  # $XDG_CONFIG_HOME: the default key folder lives here
+        self.keys = self.config / "runbook-engine" / "keys"
+        self.extra_env = {"XDG_CONFIG_HOME": str(self.config), **(extra_env or {})}
         self.outputs: list[str] = []  # every stdout and stderr, for the canary test
 
     def __call__(self, *args: Any, operator: str = OPERATOR) -> subprocess.CompletedProcess[str]:
@@ -153,9 +155,9 @@ def test_keys_init_writes_a_private_key_0600_and_exports_the_public_key(tmp_path
     book = Book(tmp_path)
     made = book.st("keys", "init")
     assert made.returncode == 0, made.stderr
-    private, public = tmp_path / "state/keys/signing.key", tmp_path / "state/keys/signing.pub"
+    private, public = book.keys / "signing.key", book.keys / "signing.pub"
     assert private.stat().st_mode & 0o777 == 0o600
-    assert (tmp_path / "state/keys").stat().st_mode & 0o777 == 0o700
+    assert book.keys.stat().st_mode & 0o777 == 0o700
     assert public.read_text().startswith("-----BEGIN PUBLIC KEY-----")
     assert b"PRIVATE" not in public.read_bytes()
     again = book.st("keys", "init")
@@ -183,8 +185,13 @@ def test_signed_run_names_its_key_and_signs_every_gate_and_the_end(signed: Book)
     } <= signed_events
     assert [s["sig_seq"] for s in sigs] == list(range(1, len(sigs) + 1))
     assert all(records[s["seq"] - 1]["hash"] == s["head"] for s in sigs)
-    assert sigs[-1]["seq"] == len(records) and sigs[-1]["event"] == "run-finished"
-    ok = signed("evidence", "verify", run_dir, "--public-key", signed.state / "keys/signing.pub")
+    # every record is signed (not only gates), and the run ends with its signed seal
+    assert sorted({s["seq"] for s in sigs}) == list(range(1, len(records) + 1))
+    assert sigs[-1]["seq"] == len(records) and sigs[-1]["event"] == "run-sealed"
+    seal = records[-1]
+    assert seal["run_id"] == "r1" and seal["last_seq"] == seal["seq"] == len(records)
+    assert records[-2]["event"] == "run-finished"
+    ok = signed("evidence", "verify", run_dir, "--public-key", signed.keys / "signing.pub")
     assert ok.returncode == 0, ok.stdout
     assert f"{len(sigs)} signatures" in ok.stdout
 
@@ -340,16 +347,17 @@ def test_tampering_is_detected_with_the_first_bad_line(
     line: Callable[[Path], int | None],
 ) -> None:
     expected_line = line(run_copy)
-    assert verify_run(run_copy).ok
+    pub = (signed.keys / "signing.pub").read_bytes()  # an auditor pins the key
+    assert verify_run(run_copy, public_key=pub).verdict == "verified"
     if tamper is signature_from_other_run:
         tamper(run_copy, signed.run_dir("r2"))
     else:
         tamper(run_copy)
-    check = verify_run(run_copy)
-    assert not check.ok
+    check = verify_run(run_copy, public_key=pub)
+    assert not check.ok and check.verdict == "failed"
     first = check.problems[0]
     assert (first.file, first.line) == (file, expected_line), str(first)
-    proc = signed("evidence", "verify", run_copy)
+    proc = signed("evidence", "verify", run_copy, "--public-key", signed.keys / "signing.pub")
     assert proc.returncode == 1
     where = f"{file} line {expected_line}" if expected_line else file
     assert where in proc.stdout, proc.stdout
@@ -370,6 +378,11 @@ def test_unsigned_run_verifies_but_is_refused_when_a_signature_is_required(tmp_p
     assert book.run("expiring.md", "--emergency", "--reason", "test").returncode == 0
     plain = book("evidence", "verify", book.run_dir())
     assert plain.returncode == 0 and "NOT SIGNED" in plain.stdout
+    # --require-signature needs a key the verifier trusts (changed on purpose: it used to
+    # accept any key, including one a forger put in the journal)
+    strict = book("evidence", "verify", book.run_dir(), "--require-signature")
+    assert strict.returncode == 2 and "a key you trust" in strict.stderr
+    assert book("keys", "init").returncode == 0  # the verifier's own trusted key
     strict = book("evidence", "verify", book.run_dir(), "--require-signature")
     assert strict.returncode == 1 and "not signed" in strict.stdout
 
@@ -516,9 +529,7 @@ def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
     assert again.returncode == 1, again.stdout + again.stderr  # remote-fail fails, backout runs
     exports = tmp_path / "exports"
     for fmt in ("json", "md", "html"):
-        assert (
-            book.st("evidence", "r1", "--to", fmt, "-o", exports / f"record.{fmt}").returncode == 0
-        )
+        assert book.st("evidence", "r1", "--to", fmt, "-o", exports / f"record.{fmt}").stderr == ""
     assert book.st("evidence", "r1", "--to", "md").returncode == 0  # to the terminal
     style = (exports / "record.html").read_text().split("<style>", 1)[1].split("</style>", 1)[0]
     assert "&#34;" not in style and '"' in style  # CSS is not HTML-escaped (a new user found it)

@@ -188,14 +188,21 @@ def test_clean_library_exits_zero_and_rebuild_replaces(
     assert (
         run_cli(capsys, "site", "build", "--source", lib, "-o", out, "--no-pdf", "-j", "1")[0] == 0
     )
+    # Changed on purpose: a file the build did not write (stale.txt) is no longer deleted;
+    # the rebuild refuses, and pages of a runbook removed from the library are replaced.
     stale = out / "stale.txt"
-    stale.write_text("from an earlier build")
+    stale.write_text("not from a build")
+    code, _, stderr = run_cli(
+        capsys, "site", "build", "--source", lib, "-o", out, "--no-pdf", "-j", "1"
+    )
+    assert code == 2 and "stale.txt" in stderr and stale.read_text() == "not from a build"
+    stale.unlink()
     (lib / "other" / "local-only.md").unlink()
     code, stdout, _ = run_cli(
         capsys, "site", "build", "--source", lib, "-o", out, "--no-pdf", "-j", "1"
     )
     assert code == 0 and "1 runbooks" in stdout
-    assert not stale.exists() and not (out / "other").exists()
+    assert not (out / "other").exists()
     assert (out / MARKER).is_file()
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
 

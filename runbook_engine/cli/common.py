@@ -104,14 +104,11 @@ def write_output(data: bytes, output: Path | None) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
-    tmp = output.with_name(f".{output.name}.tmp")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(output)
+    from runbook_engine.evidence.safeio import write_atomic
+
+    try:  # an exclusive temporary file: a planted symbolic link is never followed
+        write_atomic(output, data)
     except OSError as exc:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
         raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 

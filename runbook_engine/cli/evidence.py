@@ -30,18 +30,35 @@ def keys() -> None:
     "--dir",
     "directory",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Folder for signing.key and signing.pub [default: STATE/keys].",
+    help="Folder for signing.key and signing.pub "
+    "[default: $XDG_CONFIG_HOME/runbook-engine/keys, i.e. ~/.config/runbook-engine/keys].",
 )
 @click.option("--force", is_flag=True, help="Replace an existing key pair.")
 @state_option
 def keys_init(directory: Path | None, force: bool, state_dir: Path | None) -> None:
-    """Create the Ed25519 key pair that signs every run's journal (private key mode 0600)."""
+    """Create the Ed25519 key pair that signs every record of every run's journal.
+
+    The private key (mode 0600) goes to ~/.config/runbook-engine/keys/signing.key
+    ($XDG_CONFIG_HOME respected), outside the state directory: whoever can edit a
+    journal must not be able to re-sign it.  Runs sign with $RUNBOOK_SIGNING_KEY when
+    it is set, else with that default key.  Give signing.pub to auditors by a channel
+    they trust; they pin it with `runbook evidence verify --public-key signing.pub`
+    (a run is `verified` only against a pinned key; the key inside a journal proves
+    nothing on its own).  A folder inside the state directory is refused.
+    """
     from runbook_engine.evidence.keys import default_key_dir, init_keys
 
-    made = init_keys(directory or default_key_dir(state_dir_or_default(state_dir)), force=force)
+    target = directory or default_key_dir()
+    state = state_dir_or_default(state_dir).resolve()
+    if target.resolve() == state or state in target.resolve().parents:
+        raise InputError(
+            f"--dir {target}: a signing key inside the state directory {state} could be "
+            "used by whoever edits the journals; keep it elsewhere"
+        )
+    made = init_keys(target, force=force)
     click.echo(f"Private key: {made.private} (keep it secret; mode 0600)")
     click.echo(
-        f"Public key:  {made.public} (give it to auditors: "
+        f"Public key:  {made.public} (give it to auditors, who pin it: "
         "runbook evidence verify --public-key FILE)"
     )
     click.echo(f"Key id:      {made.key_id}")
@@ -116,42 +133,59 @@ def evidence_export(
     if bundle is not None:
         from runbook_engine.evidence.bundle import write_bundle
 
-        check = write_bundle(run_dir, bundle, pinned)
+        check = write_bundle(run_dir, bundle, pinned, expected_run_id=run_id)
         click.echo(f"Bundle: {bundle.resolve()}", err=True)
     else:
         from runbook_engine.evidence.export import record_of, render_record
 
-        record, check = record_of(run_dir, pinned)
+        record, check = record_of(run_dir, pinned, expected_run_id=run_id)
         write_output(render_record(record, fmt or "html"), output)
     if not check.ok:
         click.echo(check.text(), err=True)
-        sys.exit(1)
+        sys.exit(check.exit_status)
 
 
 @evidence.command("verify")
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
 @_public_key_option
-@click.option("--require-signature", is_flag=True, help="Fail an unsigned journal.")
+@click.option(
+    "--require-signature",
+    is_flag=True,
+    help="Fail unless every record is signed by a trusted key: --public-key, or else "
+    "signing.pub in the default key folder (~/.config/runbook-engine/keys).",
+)
+@click.option("--run-id", help="The run the evidence must be of (a swapped run folder fails).")
 @json_option
 def evidence_verify(
-    path: Path, public_key: Path | None, require_signature: bool, as_json: bool
+    path: Path,
+    public_key: Path | None,
+    require_signature: bool,
+    run_id: str | None,
+    as_json: bool,
 ) -> None:
     """Check a run folder, its journal.jsonl, or an evidence bundle (.zip): chain, signatures,
-    attachments, outputs, notebooks; the first bad line is reported."""
+    attachments, outputs, notebooks; the first bad line is reported.
+
+    Verdicts: verified (key pinned, every record signed, a finished run sealed; exit 0),
+    verified-unpinned (the same with the key the journal names; exit 0), unsigned (exit 0),
+    incomplete (a valid signed prefix: unsigned records at the end, or the run not sealed;
+    exit 3), failed (exit 1).
+    """
     from runbook_engine.evidence.bundle import verify_bundle
     from runbook_engine.evidence.journal import verify_journal
     from runbook_engine.evidence.verify import verify_run
 
     pinned = _pinned_key(public_key)
+    if require_signature and pinned is None:
+        pinned = _trusted_default_key()
+    folder = path if path.is_dir() else path.parent
+    if run_id is None and path.name != "journal.jsonl" and folder.parent.name == "runs":
+        run_id = folder.name  # a run folder of a state directory: runs/RUN_ID
     if path.is_file() and path.suffix.lower() == ".zip":
-        check = verify_bundle(path, pinned)
-        if require_signature and check.ok and not check.signed:
-            check.add(path.name, None, "the journal is not signed")
+        check = verify_bundle(path, pinned, expected_run_id=run_id)
     elif path.is_dir() or path.name == "journal.jsonl":
         check = verify_run(
-            path if path.is_dir() else path.parent,
-            public_key=pinned,
-            require_signature=require_signature,
+            folder, public_key=pinned, require_signature=require_signature, expected_run_id=run_id
         )
     else:
         plain = verify_journal(path)
@@ -163,11 +197,27 @@ def evidence_verify(
                 {
                     **check.summary(),
                     "problems": [str(p) for p in check.problems],
+                    "gaps": check.gaps,
                     "notes": check.notes,
                 },
                 indent=2,
             )
         )
     else:
-        click.echo(check.text())
-    sys.exit(0 if check.ok else 1)
+        from runbook_engine.evidence.safeio import terminal_safe
+
+        click.echo(terminal_safe(check.text()))
+    sys.exit(check.exit_status)
+
+
+def _trusted_default_key() -> bytes:
+    """The public key of the verifier's own default key folder (``--require-signature``)."""
+    from runbook_engine.evidence.keys import PUBLIC_NAME, default_key_dir
+
+    path = default_key_dir() / PUBLIC_NAME
+    if not path.is_file():
+        raise InputError(
+            "--require-signature needs a key you trust: pass --public-key FILE (the "
+            f"organisation's signing.pub), or keep it as {path}"
+        )
+    return _pinned_key(path) or b""

@@ -63,9 +63,13 @@ def confirm(
         attachments,
         in_advance=in_advance,
     )
+    from runbook_engine.evidence.safeio import terminal_safe
+
     click.echo(
-        f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "
-        f"continue with: runbook resume {run_id}"
+        terminal_safe(
+            f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "
+            f"continue with: runbook resume {run_id}"
+        )
     )
 
 
@@ -76,7 +80,9 @@ def _vote(
     from runbook_engine.run.store import CheckpointStore
 
     store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
-    click.echo(record_vote(store, run_id, step, by, decision, comment))
+    from runbook_engine.evidence.safeio import terminal_safe
+
+    click.echo(terminal_safe(record_vote(store, run_id, step, by, decision, comment)))
 
 
 @click.command()

@@ -26,15 +26,24 @@ SUFFIXES = {"json": ".json", "md": ".md", "html": ".html", "pdf": ".pdf"}
 
 
 def record_of(
-    run_dir: Path, public_key: bytes | None = None
+    run_dir: Path, public_key: bytes | None = None, expected_run_id: str | None = None
 ) -> tuple[dict[str, Any], EvidenceCheck]:
     """Check a run folder's evidence and build its change record.
 
     A damaged journal still gives a record of the good lines before the first bad
-    one; its ``integrity`` section says what is wrong.
+    one; its ``integrity`` section says what is wrong.  Of a signed journal only
+    the records a signature covers count: records after the last signature are
+    left out of the record (its ``integrity`` section says how many).
+
+    Args:
+        run_dir: The run folder (or an unpacked bundle).
+        public_key: The pinned public key (PEM), or ``None``.
+        expected_run_id: The run the folder must hold (``runbook evidence RUN_ID``).
     """
-    check = verify_run(run_dir, public_key=public_key)
+    check = verify_run(run_dir, public_key=public_key, expected_run_id=expected_run_id)
     records = read_journal(run_dir / JOURNAL_NAME, verify=False)
+    if check.signed and not check.problems:
+        records = records[: check.covered]
     return build_record(records, check), check
 
 

@@ -1,6 +1,7 @@
 """Ed25519 signing keys (RFC 8032) for journals, with the ``cryptography`` library.
 
-``runbook keys init`` writes a key pair into a folder (default ``STATE/keys/``):
+``runbook keys init`` writes a key pair into a folder (default
+``$XDG_CONFIG_HOME/runbook-engine/keys/``, that is ``~/.config/runbook-engine/keys/``):
 
 * ``signing.key``: the private key, PKCS #8 PEM, unencrypted, mode 0600, in a
   folder of mode 0700 (refused when group or others may read it, as OpenSSH does);
@@ -8,7 +9,11 @@
 
 A key is named by its *key id*: the SHA-256 (hex) of its 32 raw public bytes.
 The runner signs with ``$RUNBOOK_SIGNING_KEY`` (a private key file) or, when that
-is unset, ``STATE/keys/signing.key`` if it exists; without a key runs are unsigned.
+is unset, ``signing.key`` in the default key folder if it exists; without a key runs
+are unsigned.  The private key is kept *outside* the state directory on purpose:
+whoever may edit a journal (the state directory) must not be able to re-sign it.
+A key left in the old default, ``STATE/keys/signing.key``, is refused with a message
+saying where to move it.  Signatures are Ed25519 (RFC 8032, section 5.1).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from runbook_engine.errors import EvidenceError, InputError, StateError
 PRIVATE_NAME = "signing.key"
 PUBLIC_NAME = "signing.pub"
 KEY_ENV = "RUNBOOK_SIGNING_KEY"
+#: The folder the old versions kept the key in, inside the state directory (refused now).
+LEGACY_DIR = "keys"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +59,22 @@ def public_pem(public_key: Ed25519PublicKey) -> bytes:
     )
 
 
-def default_key_dir(state_dir: Path) -> Path:
-    """Return the default key folder of a state directory: ``STATE/keys``."""
-    return state_dir / "keys"
+def default_key_dir() -> Path:
+    """Return the default key folder: ``$XDG_CONFIG_HOME/runbook-engine/keys``.
+
+    ``$XDG_CONFIG_HOME`` defaults to ``~/.config`` (XDG Base Directory
+    Specification); on Windows ``%APPDATA%`` is used when set.
+    """
+    base = os.environ.get("XDG_CONFIG_HOME") or (
+        os.environ.get("APPDATA") if os.name == "nt" else None
+    )
+    root = Path(base) if base else Path.home() / ".config"
+    return root / "runbook-engine" / "keys"
+
+
+def legacy_key_path(state_dir: Path) -> Path:
+    """Return where versions before 0.9 kept the private key: ``STATE/keys/signing.key``."""
+    return state_dir / LEGACY_DIR / PRIVATE_NAME
 
 
 def init_keys(directory: Path, *, force: bool = False) -> KeyFiles:
@@ -143,10 +163,11 @@ def find_signing_key(state_dir: Path) -> Path | None:
     """Return the private key the runner signs with, or ``None`` (runs are then unsigned).
 
     ``$RUNBOOK_SIGNING_KEY`` wins; it must name an existing file.  Otherwise
-    ``STATE/keys/signing.key`` when it exists.
+    ``signing.key`` in :func:`default_key_dir` when it exists.
 
     Raises:
-        StateError: ``$RUNBOOK_SIGNING_KEY`` names a missing file.
+        StateError: ``$RUNBOOK_SIGNING_KEY`` names a missing file, or the only key is
+            the old default inside the state directory (it must be moved out).
     """
     configured = os.environ.get(KEY_ENV)
     if configured:
@@ -154,5 +175,15 @@ def find_signing_key(state_dir: Path) -> Path | None:
         if not path.is_file():
             raise StateError(f"{KEY_ENV}={configured}: no such key file")
         return path
-    path = default_key_dir(state_dir) / PRIVATE_NAME
-    return path if path.is_file() else None
+    path = default_key_dir() / PRIVATE_NAME
+    if path.is_file():
+        return path
+    legacy = legacy_key_path(state_dir)
+    if legacy.is_file():
+        raise StateError(
+            f"the signing key {legacy} is inside the state directory, where whoever can "
+            "edit a journal could re-sign it; move it out (for example "
+            f"`mkdir -p -m 700 {path.parent} && mv {legacy} {legacy.with_suffix('.pub')} "
+            f"{path.parent}/`) or point {KEY_ENV} at it"
+        )
+    return None

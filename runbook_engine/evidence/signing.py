@@ -1,20 +1,29 @@
 """Signatures of the journal's chain head, kept beside the journal in ``journal.sig.jsonl``.
 
-The runner signs the head (the hash of the record just written) when a run
-starts, at every gate (a gate passed, skipped or aborted, an approval passed,
-rejected or bypassed), when it pauses, resumes or is interrupted, and at the end
-of the run.  Each signature is one line of canonical JSON (the journal's form)::
+Every record of a signed run is signed right after it is written (the journal
+of a run is a :class:`SignedJournal`): no record counts as evidence until a
+signature covers it.  A finished run ends with a signed *seal*, a ``run-sealed``
+record naming the run and its own sequence number (the run's last), so a journal
+cut at an earlier signed line, with its signature file cut to match, shows as
+not sealed.  Each signature is one line of canonical JSON (the journal's form)::
 
     {"event": "gate-passed", "head": "<hash of journal record seq>", "key_id": "<sha256>",
      "prev": "<sha256 of the previous signature line>", "run_id": "...", "seq": 12,
      "sig_seq": 3, "signature": "<base64 Ed25519>", "time": "...Z"}
 
-``signature`` is Ed25519 (RFC 8032) over :data:`CONTEXT` followed by the canonical
-JSON of every other field, so a signature names its run, its journal sequence
-number and head hash, and its place in the signature file (``sig_seq`` counts
-from 1, ``prev`` chains the lines like the journal).  A signature copied from
-another run, an edited, deleted, reordered or cut line, or a journal rewritten
-under a valid signature all fail :func:`runbook_engine.evidence.verify.verify_run`.
+``signature`` is Ed25519 (RFC 8032, section 5.1) over :data:`CONTEXT` followed by
+the canonical JSON of every other field, so a signature names its run, its journal
+sequence number and head hash, and its place in the signature file (``sig_seq``
+counts from 1, ``prev`` chains the lines like the journal).  A signature covers
+its record and, through the hash chain, every record before it.  A signature
+copied from another run, an edited, deleted, reordered or cut line, or a journal
+rewritten under a valid signature all fail
+:func:`runbook_engine.evidence.verify.verify_run`.
+
+Several processes may write one run's journal (``resume``, ``confirm``,
+``approve``): the signer takes an exclusive ``flock`` on the signature file and
+re-reads its last line whenever the file changed since it last wrote, and it
+skips a record a later signature already covers, so signatures stay in order.
 
 The run's public key is named in the journal's ``run-started`` record (key id and
 PEM) and copied to ``signing.pub`` in the run folder.
@@ -26,6 +35,8 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,9 +44,17 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from runbook_engine.errors import EvidenceError, StateError
-from runbook_engine.evidence import PUBLIC_KEY_NAME, SIGNATURES_NAME
-from runbook_engine.evidence.journal import GENESIS_HASH, canonical_json
-from runbook_engine.evidence.keys import find_signing_key, key_id, load_private_key, public_pem
+from runbook_engine.evidence import JOURNAL_NAME, PUBLIC_KEY_NAME, SIGNATURES_NAME
+from runbook_engine.evidence.journal import GENESIS_HASH, Journal, canonical_json
+from runbook_engine.evidence.keys import (
+    default_key_dir,
+    find_signing_key,
+    key_id,
+    load_private_key,
+    public_pem,
+)
+from runbook_engine.evidence.redact import Redactor
+from runbook_engine.evidence.shield import shielded
 
 try:  # POSIX only
     import fcntl
@@ -44,7 +63,12 @@ except ImportError:  # pragma: no cover - Windows
 
 #: Domain separation: the bytes signed are this prefix plus the canonical JSON.
 CONTEXT = b"runbook-engine journal signature v1\n"
-#: Journal events after which the runner signs the head.
+#: ``run-started.signing.covers`` of runs whose every record is signed (older runs
+#: signed only :data:`SIGNED_EVENTS` and were never sealed).
+EVERY_RECORD = "every-record"
+#: The event that seals a finished run.
+SEAL_EVENT = "run-sealed"
+#: Journal events after which older versions signed the head.
 SIGNED_EVENTS = frozenset(
     {
         "run-started",
@@ -107,14 +131,17 @@ class Signer:
         self.run_id = run_id
         self.path = run_dir / SIGNATURES_NAME
         self.key_id = key_id(key.public_key())
-        self._count, self._prev = 0, GENESIS_HASH
+        self._count, self._prev, self._last_seq, self._size = 0, GENESIS_HASH, 0, 0
         if self.path.exists():
-            self._count, self._prev = _tail(self.path)
+            data = self.path.read_bytes()
+            self._count, self._prev, self._last_seq = _tail(self.path, data)
+            self._size = len(data)
 
     def describe(self) -> dict[str, Any]:
-        """Fields for the ``run-started`` record: algorithm, key id and public key PEM."""
+        """Fields for the ``run-started`` record: algorithm, key id, public key PEM, coverage."""
         return {
             "algorithm": "Ed25519",
+            "covers": EVERY_RECORD,
             "key_id": self.key_id,
             "public_key": public_pem(self._key.public_key()).decode("ascii"),
         }
@@ -123,15 +150,48 @@ class Signer:
         """Write the public key to ``signing.pub`` in the run folder."""
         (self.path.parent / PUBLIC_KEY_NAME).write_bytes(public_pem(self._key.public_key()))
 
-    def sign(self, record: dict[str, Any]) -> dict[str, Any]:
+    def sign(self, record: dict[str, Any]) -> dict[str, Any] | None:
         """Sign the chain head ``record`` (as returned by ``Journal.append``) and append it.
 
+        The signature file is locked and, when another process wrote to it since,
+        its last line is read again first.
+
         Returns:
-            The signature record written.
+            The signature record written, or ``None`` when a signature of a later
+            record (which covers this one through the chain) is there already.
 
         Raises:
-            EvidenceError: the file cannot be written.
+            EvidenceError: the file cannot be written, or it is damaged.
         """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                size = os.fstat(fd).st_size
+                if size != self._size:
+                    data = os.pread(fd, size, 0)
+                    self._count, self._prev, self._last_seq = _tail(self.path, data)
+                    self._size = size
+                if record["seq"] <= self._last_seq:
+                    return None
+                entry = self._entry(record)
+                line = canonical_json(entry).encode("utf-8") + b"\n"
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise EvidenceError(f"cannot write signatures {self.path}: {exc}") from exc
+        self._count, self._prev, self._last_seq = (
+            entry["sig_seq"],
+            line_hash(line[:-1]),
+            entry["seq"],
+        )
+        self._size = size + len(line)
+        return entry
+
+    def _entry(self, record: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "event": record["event"],
             "head": record["hash"],
@@ -143,32 +203,79 @@ class Signer:
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
         entry["signature"] = base64.b64encode(self._key.sign(signed_bytes(entry))).decode("ascii")
-        line = canonical_json(entry).encode("utf-8")
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(fd, line + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise EvidenceError(f"cannot write signatures {self.path}: {exc}") from exc
-        self._count, self._prev = entry["sig_seq"], line_hash(line)
         return entry
 
 
-def _tail(path: Path) -> tuple[int, str]:
-    """Return ``(sig_seq, line hash)`` of the last line of an existing signature file."""
-    lines = path.read_bytes().split(b"\n")
+class SignedJournal(Journal):
+    """A run's journal: every append is signed (when the run is signed) and a finished
+    run is sealed.
+
+    After ``run-finished`` a ``run-sealed`` record follows, naming the run and its own
+    ``seq`` (``last_seq``); a record added to a sealed journal later (an executed
+    notebook) is followed by a new seal.
+
+    Args:
+        path: The journal file.
+        redactor: As :class:`~runbook_engine.evidence.journal.Journal`.
+        signer: Signs every record; ``None`` for an unsigned run (or a writer without
+            the run's key: its records stay unsigned until the run's next signed record).
+        run_id: The run, named in the seal.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        redactor: Redactor | None = None,
+        signer: Signer | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(path, redactor)
+        self.signer = signer
+        self.run_id = run_id if run_id is not None else (signer.run_id if signer else None)
+        last = _last_event(self.path) if self.head[0] else None
+        self._sealed = last == SEAL_EVENT
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append and sign one event (see ``Journal.append``); seal the journal after the
+        run's end or after an addition to a sealed journal."""
+        record = self._append_signed(event, fields)
+        if self.signer is not None and (event == "run-finished" or self._sealed):
+            self._append_signed(SEAL_EVENT, {"run_id": self.run_id, "last_seq": self.head[0] + 1})
+            self._sealed = True
+        return record
+
+    def _append_signed(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+        with shielded():  # a stop signal waits until the record is signed
+            record = super().append(event, **fields)
+            if self.signer is not None:
+                self.signer.sign(record)
+        return record
+
+
+def _last_event(path: Path) -> str | None:
+    """The ``event`` of the journal's last line (read from the end), or ``None``."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 65536))
+            tail = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        value = json.loads(tail).get("event")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _tail(path: Path, data: bytes) -> tuple[int, str, int]:
+    """Return ``(sig_seq, line hash, journal seq)`` of the last line of a signature file."""
+    lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     if not lines:
-        return 0, GENESIS_HASH
+        return 0, GENESIS_HASH, 0
     try:
         last = json.loads(lines[-1])
-        count = int(last["sig_seq"])
+        count, seq = int(last["sig_seq"]), int(last["seq"])
     except (ValueError, KeyError, TypeError):
         raise EvidenceError(
             f"signature file {path} is damaged (last line); refusing to append "
@@ -179,20 +286,28 @@ def _tail(path: Path) -> tuple[int, str]:
             f"signature file {path} is damaged (line {len(lines)} has sig_seq "
             f"{count}); refusing to append"
         )
-    return count, line_hash(lines[-1])
+    return count, line_hash(lines[-1]), seq
 
 
 def signer_for_run(
-    state_dir: Path, run_dir: Path, run_id: str, started: dict[str, Any] | None
+    state_dir: Path,
+    run_dir: Path,
+    run_id: str,
+    started: dict[str, Any] | None,
+    *,
+    optional: bool = False,
 ) -> Signer | None:
     """Return the signer for a run, or ``None`` for an unsigned run.
 
     Args:
-        state_dir: The state directory (its ``keys/`` folder holds the default key).
+        state_dir: The state directory (a key left inside it is refused).
         run_dir: The run folder.
         run_id: The run.
         started: The journal's ``run-started`` record for an existing run, ``None``
             for a new run (which is signed when a key is found).
+        optional: For writers other than the runner (``confirm``, ``approve``, an
+            executed notebook): without the run's key, return ``None`` (their records
+            are covered by the run's next signature) instead of raising.
 
     Raises:
         StateError: an existing signed run's key is not available, or a different
@@ -200,17 +315,29 @@ def signer_for_run(
     """
     if started is not None and not started.get("signing"):
         return None
-    path = find_signing_key(state_dir)
+    try:
+        path = find_signing_key(state_dir)
+    except StateError:
+        if optional:
+            return None
+        raise
     if path is None:
-        if started is None:
+        if started is None or optional:
             return None
         raise StateError(
             f"run {run_id} is signed with key {started['signing']['key_id'][:16]}, "
-            "which is not available: set RUNBOOK_SIGNING_KEY or restore "
-            f"{state_dir / 'keys' / 'signing.key'}"
+            f"which is not available: set RUNBOOK_SIGNING_KEY or restore "
+            f"{default_key_dir() / 'signing.key'}"
         )
-    signer = Signer(load_private_key(path), run_dir, run_id)
+    try:
+        signer = Signer(load_private_key(path), run_dir, run_id)
+    except StateError:
+        if optional:
+            return None
+        raise
     if started is not None and signer.key_id != started["signing"].get("key_id"):
+        if optional:
+            return None
         raise StateError(
             f"run {run_id} is signed with key {started['signing']['key_id'][:16]}, "
             f"but {path} is key {signer.key_id[:16]}; use the run's own key"
@@ -236,3 +363,43 @@ def first_record(journal_path: Path) -> dict[str, Any] | None:
     except ValueError:
         raise StateError(f"journal {journal_path}: line 1 is not JSON") from None
     return data if isinstance(data, dict) else None
+
+
+def open_run_journal(
+    state_dir: Path,
+    run_dir: Path,
+    run_id: str,
+    redactor: Redactor | None = None,
+    *,
+    optional_key: bool = True,
+) -> SignedJournal:
+    """Open run ``run_id``'s journal for appending, signed with the run's key when present.
+
+    The journal is read under a shared ``flock`` so a line another process is
+    appending is never read half-written.
+
+    Raises:
+        EvidenceError: the journal is damaged.
+        StateError: the run's key is required (``optional_key`` false) and missing.
+    """
+    path = run_dir / JOURNAL_NAME
+    with shared_lock(path):
+        started = first_record(path)
+        signer = signer_for_run(state_dir, run_dir, run_id, started, optional=optional_key)
+        return SignedJournal(path, redactor, signer, run_id)
+
+
+@contextmanager
+def shared_lock(path: Path) -> Iterator[None]:
+    """Hold a shared ``flock`` on an existing file (writers hold it exclusively); POSIX only."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)

@@ -6,11 +6,29 @@ line: an edited, deleted, inserted, reordered or cut journal line (the chain,
 :mod:`runbook_engine.evidence.journal`); a signature line edited, deleted, reordered, cut
 or taken from another run (:mod:`.signing`); a gate or run end that no signature
 covers; a file whose SHA-256 differs from the journal event that names it.
+
+The verdict (:attr:`EvidenceCheck.verdict`) is one word:
+
+``verified``
+    Every record is covered by a signature of the pinned key (``--public-key``),
+    and a finished run is sealed (:data:`~runbook_engine.evidence.signing.SEAL_EVENT`).
+``verified-unpinned``
+    The same, but the key is the one the journal itself names: anyone who can
+    write the journal could have made it with a key of their own.
+``unsigned``
+    The chain is intact but nothing is signed (no key pinned or required).
+``incomplete``
+    A valid signed prefix, but records after the last signature (a writer without
+    the key, a crash between a record and its signature, or records added later)
+    or no seal (the run is in progress or paused, or its end was cut off).  The
+    change record is built from the signed prefix only.  With a pinned key, an
+    unsigned tail or a finished run without its seal is ``failed`` instead.
+``failed``
+    Anything else: the first problem names the file and line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +36,11 @@ from typing import Any
 
 from runbook_engine.errors import EvidenceError
 from runbook_engine.evidence import (
-    ATTACHMENTS_DIR,
     JOURNAL_NAME,
-    NOTEBOOKS_DIR,
     PUBLIC_KEY_NAME,
     SIGNATURES_NAME,
 )
+from runbook_engine.evidence.files import check_files
 from runbook_engine.evidence.journal import (
     GENESIS_HASH,
     canonical_json,
@@ -31,7 +48,22 @@ from runbook_engine.evidence.journal import (
     verify_journal,
 )
 from runbook_engine.evidence.keys import key_id, load_public_key
-from runbook_engine.evidence.signing import is_signing_point, line_hash, verify_signature
+from runbook_engine.evidence.signing import (
+    EVERY_RECORD,
+    SEAL_EVENT,
+    is_signing_point,
+    line_hash,
+    verify_signature,
+)
+
+#: Exit status of ``runbook evidence verify`` (and export) per verdict.
+EXIT_STATUS = {
+    "verified": 0,
+    "verified-unpinned": 0,
+    "unsigned": 0,
+    "incomplete": 3,
+    "failed": 1,
+}
 
 _SIG_FIELDS = (
     ("event", str),
@@ -71,13 +103,38 @@ class EvidenceCheck:
     signatures: int = 0
     unsigned_tail: int = 0
     files_checked: int = 0
+    pinned: bool = False
+    sealed: bool = False
     problems: list[Finding] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when nothing is wrong."""
-        return not self.problems
+        """True when nothing is wrong and nothing is missing (an unsigned run can be ok)."""
+        return not self.problems and not self.gaps
+
+    @property
+    def covered(self) -> int:
+        """Records that count as evidence: all of an unsigned journal, the signed prefix
+        of a signed one."""
+        return self.events - self.unsigned_tail
+
+    @property
+    def verdict(self) -> str:
+        """``verified``, ``verified-unpinned``, ``unsigned``, ``incomplete`` or ``failed``."""
+        if self.problems:
+            return "failed"
+        if self.gaps:
+            return "incomplete"
+        if not self.signed:
+            return "unsigned"
+        return "verified" if self.pinned else "verified-unpinned"
+
+    @property
+    def exit_status(self) -> int:
+        """The CLI's exit status for this verdict (:data:`EXIT_STATUS`)."""
+        return EXIT_STATUS[self.verdict]
 
     def add(self, file: str, line: int | None, message: str) -> None:
         """Record a problem."""
@@ -86,6 +143,11 @@ class EvidenceCheck:
     def summary(self) -> dict[str, Any]:
         """The integrity part of the change record (no paths, no times: reproducible)."""
         return {
+            "verdict": self.verdict,
+            "key_pinned": self.pinned,
+            "sealed": self.sealed,
+            "covered_events": self.covered,
+            "incomplete": self.gaps[0] if self.gaps else None,
             "verified": self.ok,
             "events": self.events,
             "head": self.head,
@@ -99,23 +161,40 @@ class EvidenceCheck:
 
     def text(self) -> str:
         """Lines for the terminal: the verdict, then problems and notes."""
-        if self.ok:
+        verdict = self.verdict
+        if verdict == "failed":
+            lines = [f"FAILED: {self.problems[0]}"] + [f"  also: {p}" for p in self.problems[1:5]]
+        elif verdict == "incomplete":
+            lines = [f"INCOMPLETE: {self.gaps[0]}"] + [f"  also: {g}" for g in self.gaps[1:5]]
+            lines.append(
+                f"  {self.covered} of {self.events} events are covered by signatures; "
+                "only those count as evidence"
+            )
+        else:
             sig = (
-                f"{self.signatures} signatures by key {self.key_id[:16]} valid"
-                if self.signed and self.key_id
+                f"{self.signatures} signatures by key {(self.key_id or '')[:16]} valid, "
+                + ("sealed" if self.sealed else "run not finished")
+                + (
+                    "; key pinned"
+                    if self.pinned
+                    else "; key NOT PINNED (taken from the journal itself: pass --public-key)"
+                )
+                if self.signed
                 else "NOT SIGNED (no signing key was set up)"
             )
             lines = [
-                f"OK: {self.events} events, chain intact; {sig}; "
+                f"{verdict.upper()}: {self.events} events, chain intact; {sig}; "
                 f"{self.files_checked} files match the journal"
             ]
-        else:
-            lines = [f"FAILED: {self.problems[0]}"] + [f"  also: {p}" for p in self.problems[1:5]]
         return "\n".join(lines + [f"  note: {n}" for n in self.notes])
 
 
 def verify_run(
-    run_dir: Path, *, public_key: bytes | None = None, require_signature: bool = False
+    run_dir: Path,
+    *,
+    public_key: bytes | None = None,
+    require_signature: bool = False,
+    expected_run_id: str | None = None,
 ) -> EvidenceCheck:
     """Check everything in a run folder (or an unpacked evidence bundle).
 
@@ -124,11 +203,13 @@ def verify_run(
         public_key: PEM of the key the run must be signed with (pins trust);
             ``None`` trusts the key the journal names.
         require_signature: Fail an unsigned journal.
+        expected_run_id: The run the folder must hold (a run folder swapped for
+            another run's fails).
 
     Returns:
         The check; never raises for damaged evidence.
     """
-    check = EvidenceCheck()
+    check = EvidenceCheck(pinned=public_key is not None)
     journal = run_dir / JOURNAL_NAME
     chain = verify_journal(journal)
     if not chain.ok:
@@ -137,9 +218,66 @@ def verify_run(
     records = read_journal(journal)
     check.events, check.head = len(records), chain.head_hash
     check.run_id = records[0].get("run_id") if records else None
+    if expected_run_id is not None and check.run_id != expected_run_id:
+        check.add(
+            JOURNAL_NAME,
+            1,
+            f"is the journal of run {check.run_id!r}, not of {expected_run_id!r} "
+            "(the run folder was swapped)",
+        )
+        return check
     _check_signatures(run_dir, records, check, public_key, require_signature)
-    _check_files(run_dir, records, check)
+    if not check.problems and check.signed:
+        _check_coverage(records, check)
+    check_files(run_dir, records, check)
     return check
+
+
+def _check_coverage(records: list[dict[str, Any]], check: EvidenceCheck) -> None:
+    """Unsigned tail and seal: gaps (``incomplete``), or problems with a pinned key."""
+    signing = records[0].get("signing") or {}
+    if signing.get("covers") != EVERY_RECORD:
+        check.gaps.append(
+            "signed by an older version that signed only gates and run ends and did not "
+            "seal runs: records between signatures are covered by the chain only"
+        )
+        return
+    covered = records[: check.covered]
+    finished = any(r["event"] == "run-finished" for r in covered) or any(
+        r["event"] == "run-finished" for r in records
+    )
+    last = covered[-1] if covered else None
+    if last is not None and last["event"] == SEAL_EVENT:
+        if last.get("run_id") != check.run_id or last.get("last_seq") != last["seq"]:
+            check.add(
+                JOURNAL_NAME,
+                last["seq"],
+                f"the seal names run {last.get('run_id')!r} and record "
+                f"{last.get('last_seq')!r}, not this run and this record (rewritten)",
+            )
+            return
+        check.sealed = not check.unsigned_tail
+    if check.unsigned_tail:
+        first = check.covered + 1
+        why = (
+            f"{JOURNAL_NAME} lines {first}-{check.events} are not covered by any signature "
+            "(a writer without the key, a crash, or records added afterwards)"
+        )
+        if check.pinned:
+            check.add(JOURNAL_NAME, first, why)
+        else:
+            check.gaps.append(why)
+    elif finished and not check.sealed:
+        why = f"the run finished but its journal does not end with a signed {SEAL_EVENT} record"
+        if check.pinned:
+            check.add(JOURNAL_NAME, check.events, why)
+        else:
+            check.gaps.append(why)
+    elif not check.sealed:
+        check.gaps.append(
+            f"the run is not sealed: it is in progress or paused, or its end was cut off "
+            f"(signatures end at line {check.covered})"
+        )
 
 
 def _check_signatures(
@@ -196,7 +334,8 @@ def _check_signatures(
     last_seq = _scan_signatures(sig_path.read_bytes(), records, key, check)
     if check.problems:
         return
-    for rec in records:
+    every = signing.get("covers") == EVERY_RECORD
+    for rec in [] if every else records:
         if is_signing_point(rec) and rec["seq"] > last_seq:
             check.add(
                 JOURNAL_NAME,
@@ -207,7 +346,7 @@ def _check_signatures(
             )
             return
     check.unsigned_tail = len(records) - last_seq
-    if check.unsigned_tail:
+    if check.unsigned_tail and not every:
         events = sorted({r["event"] for r in records[last_seq:]})
         check.notes.append(
             f"{check.unsigned_tail} record(s) after the last signature are chained "
@@ -315,44 +454,6 @@ def _signature_problem(
             "rewritten at or after this line)",
         )
     return None
-
-
-def _check_files(run_dir: Path, records: list[dict[str, Any]], check: EvidenceCheck) -> None:
-    """Attachments, command outputs and notebooks against the digests the journal holds."""
-    expected: dict[str, tuple[str, int]] = {}
-    attempts: dict[tuple[Any, ...], int] = {}
-    for rec in records:
-        event = rec["event"]
-        key = (event.rsplit("-", 1)[0], rec.get("step"), rec.get("id"), rec.get("host"))
-        if event.endswith("-started") and "attempt" in rec:
-            attempts[key] = rec["attempt"]
-        if event == "attachment-added" and isinstance(rec.get("path"), str):
-            expected[rec["path"]] = (str(rec.get("sha256")), rec["seq"])
-        elif rec.get("output_sha256") and event.endswith("-finished"):
-            expected[_output_name(rec, attempts.get(key, 1))] = (rec["output_sha256"], rec["seq"])
-        elif rec["event"] == "notebook-executed" and rec.get("sha256"):
-            name = f"{NOTEBOOKS_DIR}/{Path(str(rec.get('path'))).name}"
-            expected[name] = (str(rec["sha256"]), rec["seq"])
-    for rel, (digest, seq) in sorted(expected.items(), key=lambda kv: kv[1][1]):
-        path = run_dir / rel
-        if not path.is_file():
-            if rel.startswith(ATTACHMENTS_DIR + "/"):
-                check.add(rel, None, f"missing (journal line {seq} names it)")
-            continue
-        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            check.add(rel, None, f"SHA-256 differs from journal line {seq} (the file was edited)")
-        check.files_checked += 1
-    folder = run_dir / ATTACHMENTS_DIR
-    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
-        rel = path.relative_to(run_dir).as_posix()
-        if path.is_file() and rel not in expected:
-            check.add(rel, None, "is not named by any journal event (added afterwards)")
-
-
-def _output_name(rec: dict[str, Any], attempt: int) -> str:
-    """The file the runner saved a command's output to (runner._save_output's naming)."""
-    purpose = rec["event"].removesuffix("-finished")
-    return f"output/{rec.get('step')}.{purpose}-{rec.get('id')}@{rec.get('host')}.{attempt}.txt"
 
 
 def _read(path: Path) -> bytes | None:

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import InputError, StateError
-from runbook_engine.evidence.journal import Journal
 from runbook_engine.run.store import CheckpointStore, RunRecord
 
 #: Exit status by the run's status in the store after the execution.
@@ -345,7 +344,9 @@ def _conclude(
         return NotebookOutcome(run_id, "not-started", code, None, None, attempt, message)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     status = record.status
-    Journal(store.run_dir(run_id) / "journal.jsonl").append(
+    from runbook_engine.evidence.signing import open_run_journal
+
+    open_run_journal(store.state_dir, store.run_dir(run_id), run_id).append(
         "notebook-executed",
         attempt=attempt,
         path=str(path.resolve()),

@@ -16,10 +16,12 @@ are built in parallel worker processes (WeasyPrint is CPU-bound, ~1-3 s a PDF).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import multiprocessing
 import os
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -132,10 +134,8 @@ def build_site(
     _check_out(out)
     if formats is None:
         formats, notes = download_formats()
-    staging = out.parent / f".{out.name}.building-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         report = _build_into(source, staging, formats, jobs, progress, notes)
         _replace(staging, out)
@@ -167,9 +167,7 @@ def _build_into(
     _copy_assets(staging / ASSETS)
     index = _index_html(entries, failures, notes, len(files))
     (staging / "index.html").write_text(index, encoding="utf-8")
-    (staging / MARKER).write_text(
-        "written by runbook site build; replaced by the next build\n", encoding="utf-8"
-    )
+    _write_marker(staging)
     return SiteReport(staging, tuple(entries), failures, notes)
 
 
@@ -212,25 +210,65 @@ def _rel(path: Path, source: Path) -> str:
     return "/".join(slug(p) for p in parts)
 
 
+_MARKER_HEADER = "# written by runbook site build; replaced by the next build; files:"
+
+
+def _write_marker(folder: Path) -> None:
+    """List every file the build wrote, with its SHA-256, in the marker (the files a later
+    build may delete)."""
+    lines = [_MARKER_HEADER]
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            lines.append(f"{digest}  {path.relative_to(folder).as_posix()}")
+    (folder / MARKER).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _foreign(out: Path) -> str | None:
+    """A file in ``out`` an earlier build did not write (or that changed since), or ``None``."""
+    try:
+        lines = (out / MARKER).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    if not lines or lines[0] != _MARKER_HEADER:
+        return MARKER if (out / MARKER).exists() else "(no earlier site build)"
+    written = dict(reversed(line.split("  ", 1)) for line in lines[1:] if "  " in line)
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out).as_posix()
+        if path.is_symlink() or (path.is_file() and rel != MARKER and rel not in written):
+            return rel
+        if (
+            path.is_file()
+            and rel != MARKER
+            and hashlib.sha256(path.read_bytes()).hexdigest() != written[rel]
+        ):
+            return rel
+    return None
+
+
 def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
+    """Refuse an ``out`` holding anything an earlier build did not write (it would be deleted)."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise InputError.single(f"-o {out}: exists and is not a folder", code="RB261")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError.single(
-            f"-o {out}: the folder is not empty and holds no earlier site "
-            "build; choose an empty or new folder",
-            code="RB261",
-        )
+    if out.is_dir() and any(out.iterdir()):
+        foreign = _foreign(out)
+        if foreign is not None:
+            raise InputError.single(
+                f"-o {out}: the folder is not empty: it holds {foreign}, which no earlier "
+                "site build wrote (or which changed since); a build replaces the folder "
+                "whole, so choose an empty or new folder",
+                code="RB261",
+            )
 
 
 def _replace(staging: Path, out: Path) -> None:
     """Put the finished build in place of ``out`` (an earlier build, or nothing)."""
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
     if out.exists():
-        out.rename(old)
+        _check_out(out)  # still only what a build wrote
+        out.replace(old)
     staging.rename(out)
-    if old.exists():
-        shutil.rmtree(old)
+    shutil.rmtree(old)
 
 
 def _copy_assets(target: Path) -> None:

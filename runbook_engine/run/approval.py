@@ -294,13 +294,27 @@ def record_vote(
             the step; voted already.
         StateError: unknown or finished run, no such approval step, step finished.
     """
-    from runbook_engine.evidence.journal import Journal, read_journal
+    from runbook_engine.run.runlock import WAIT_SECONDS, run_lock
+
+    if not by.strip():
+        raise InputError("--as needs a name")
+    with run_lock(store.run_dir(run_id), run_id, wait=WAIT_SECONDS):
+        return _record_vote(store, run_id, step_id, by, decision, comment)
+
+
+def _record_vote(
+    store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str, comment: str | None
+) -> str:
+    """:func:`record_vote` under the run lock: names and comment redacted before writing."""
+    from runbook_engine.evidence.journal import read_journal
+    from runbook_engine.evidence.signing import open_run_journal
+    from runbook_engine.run.free_text import run_redactor
     from runbook_engine.tailor.loading import load
 
-    name = by.strip()
-    if not name:
-        raise InputError("--as needs a name")
     record = store.get_run(run_id)
+    redactor = run_redactor(record)
+    name = redactor.redact(by.strip())
+    comment = redactor.redact(comment) if comment is not None else None
     if record.status in ("succeeded", "unverified", "aborted", "failed"):
         raise StateError(f"run {run_id} is finished ({record.status}); approvals are closed")
     env_path = Path(record.env_path) if record.env_path else None
@@ -316,7 +330,7 @@ def record_vote(
         )
     spec = parse_approval(ts.body, ts.step.span.path, ts.step.body_line)
     allowed = allowed_people(spec, tailored.environment)
-    journal = Journal(store.run_dir(run_id) / "journal.jsonl")
+    journal = open_run_journal(store.state_dir, store.run_dir(run_id), run_id, redactor)
     records = read_journal(journal.path)
     if person_key(name) in operators(records):
         raise InputError(

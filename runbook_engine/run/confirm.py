@@ -4,17 +4,30 @@ Attached files (``--attach``: screenshots, exported settings) are copied into
 ``runs/RUN_ID/attachments/STEP/`` and each is journaled (``attachment-added``)
 with its path, size and SHA-256 before the decision, so the gate's attestation
 and its evidence are in the same hash chain.
+
+The run lock (:mod:`runbook_engine.run.runlock`) is held from the checks to the
+last record, and every free-text field (``--as``, ``--note``, ``--reason``, an
+attachment's name) is redacted with the run's secrets before it is stored or
+journaled, as the runner redacts what it writes.  Records are signed when the
+run's key is at hand; otherwise the run's next signed record covers them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
-from runbook_engine.errors import InputError, StateError
+from runbook_engine.errors import InputError, RunbookError, StateError
 from runbook_engine.evidence.journal import Journal
+from runbook_engine.evidence.redact import Redactor
+from runbook_engine.evidence.signing import SignedJournal, open_run_journal
+from runbook_engine.run.free_text import run_redactor
+from runbook_engine.run.runlock import WAIT_SECONDS, run_lock
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, GateDecision, utcnow
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def record_confirmation(
@@ -58,6 +71,24 @@ def record_confirmation(
         raise InputError("--as needs a name")
     if decision == "skip" and not reason:
         raise InputError("--skip needs --reason: say why the step is skipped")
+    with run_lock(store.run_dir(run_id), run_id, wait=WAIT_SECONDS):
+        return _record(
+            store, run_id, step_id, by, decision, note, reason, host, attachments, in_advance
+        )
+
+
+def _record(
+    store: CheckpointStore,
+    run_id: str,
+    step_id: str,
+    by: str,
+    decision: str,
+    note: str | None,
+    reason: str | None,
+    host: str | None,
+    attachments: tuple[Path, ...],
+    in_advance: bool,
+) -> list[str]:
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted"):
         raise StateError(f"run {run_id} is finished ({record.status})")
@@ -105,9 +136,15 @@ def record_confirmation(
                 f"--rerun applies to a step that was interrupted while running; "
                 f"{step_id!r} on {', '.join(not_running)} was not"
             )
-    journal = Journal(Path(store.run_dir(run_id)) / "journal.jsonl")
+    redactor = run_redactor(record)
+    by, note, reason = (
+        redactor.redact(by.strip()),
+        redactor.redact(note) if note is not None else None,
+        redactor.redact(reason) if reason is not None else None,
+    )
+    journal = open_run_journal(store.state_dir, store.run_dir(run_id), run_id, redactor)
     kept = [
-        _attach(journal, store.run_dir(run_id), step_id, path, by.strip()) for path in attachments
+        _attach(journal, store.run_dir(run_id), step_id, path, by, redactor) for path in attachments
     ]
     for state in open_states:
         source = "cli-in-advance" if state.status == "pending" else "cli"
@@ -117,7 +154,7 @@ def record_confirmation(
                 step_id,
                 state.host,
                 decision,
-                by.strip(),
+                by,
                 note if decision != "skip" else reason,
                 source,
                 utcnow(),
@@ -128,7 +165,7 @@ def record_confirmation(
             step=step_id,
             host=state.host,
             decision=decision,
-            by=by.strip(),
+            by=by,
             note=note,
             reason=reason,
             source=source,
@@ -138,7 +175,6 @@ def record_confirmation(
 
 
 def _is_approval(runbook_path: str, step_id: str) -> bool:
-    from runbook_engine.errors import RunbookError
     from runbook_engine.run.approval import KIND
     from runbook_engine.source.parser import parse_file
 
@@ -148,7 +184,14 @@ def _is_approval(runbook_path: str, step_id: str) -> bool:
         return False
 
 
-def _attach(journal: Journal, run_dir: Path, step_id: str, source: Path, by: str) -> dict[str, str]:
+def _attach(
+    journal: Journal | SignedJournal,
+    run_dir: Path,
+    step_id: str,
+    source: Path,
+    by: str,
+    redactor: Redactor,
+) -> dict[str, str]:
     """Copy ``source`` to ``attachments/STEP/`` (a free name), journal it, return its entry.
 
     Raises:
@@ -158,14 +201,23 @@ def _attach(journal: Journal, run_dir: Path, step_id: str, source: Path, by: str
         raise InputError(f"--attach {source}: no such file")
     folder = run_dir / "attachments" / step_id
     folder.mkdir(parents=True, exist_ok=True)
-    name, n = source.name, 1
-    while (folder / name).exists():
-        n += 1
-        name = f"{source.stem}-{n}{source.suffix}"
-    target = folder / name
+    shown = Path(redactor.redact(source.name))
+    name, n = shown.name, 1
+    while True:
+        target = folder / name
+        try:  # created exclusively: an existing file or a planted link is never written
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+            break
+        except FileExistsError:
+            n += 1
+            name = f"{shown.stem}-{n}{shown.suffix}"
+        except OSError as exc:
+            raise InputError(f"--attach {source}: cannot copy ({exc.strerror})") from None
     try:
-        shutil.copyfile(source, target)
+        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
     except OSError as exc:
+        target.unlink(missing_ok=True)
         raise InputError(f"--attach {source}: cannot copy ({exc.strerror})") from None
     data = target.read_bytes()
     entry = {
@@ -173,6 +225,6 @@ def _attach(journal: Journal, run_dir: Path, step_id: str, source: Path, by: str
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     journal.append(
-        "attachment-added", step=step_id, name=source.name, size_bytes=len(data), by=by, **entry
+        "attachment-added", step=step_id, name=shown.name, size_bytes=len(data), by=by, **entry
     )
     return entry

@@ -16,10 +16,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runbook_engine.errors import ExecutionError, storage_error
-from runbook_engine.evidence.journal import Journal
 from runbook_engine.evidence.redact import Redactor
-from runbook_engine.evidence.shield import shielded
-from runbook_engine.evidence.signing import first_record, signer_for_run
+from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
 from runbook_engine.run.gates import Decision, prompt_gate
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
@@ -71,15 +69,17 @@ class RunContext:
         self.shown_runbook = shown
         self.options = options
         self.run_dir = store.run_dir(record.run_id)
-        started = first_record(self.run_dir / "journal.jsonl")
-        self.signer = signer_for_run(store.state_dir, self.run_dir, record.run_id, started)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.signer is not None and started is None:
-            self.signer.export_public_key()
+        path = self.run_dir / "journal.jsonl"
+        with shared_lock(path):  # another process may be appending
+            started = first_record(path)
+            self.signer = signer_for_run(store.state_dir, self.run_dir, record.run_id, started)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.signer is not None and started is None:
+                self.signer.export_public_key()
+            self.redactor = Redactor(secrets)
+            self.journal = SignedJournal(path, self.redactor, self.signer, record.run_id)
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
-        self.redactor = Redactor(secrets)
-        self.journal = Journal(self.run_dir / "journal.jsonl", self.redactor)
         self.report = options.reporter or Reporter(quiet=True)
         self.pool = TransportPool(
             secrets,
@@ -94,12 +94,9 @@ class RunContext:
         return self.shown_runbook.step(step_id)
 
     def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
-        """Append a journal event, then sign the new chain head (when the run is signed)."""
-        with shielded():  # a stop signal waits until the record is signed
-            written = self.journal.append(event, **fields)
-            if self.signer is not None:
-                self.signer.sign(written)
-        return written
+        """Append a journal event (every append of a signed run is signed, and a stop signal
+        waits until the record and its signature are written)."""
+        return self.journal.append(event, **fields)
 
     def state(self, ts: TailoredStep, host: Host) -> StepState:
         """The checkpoint of ``ts`` on ``host``, created pending when the run has none."""

@@ -26,6 +26,7 @@ from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.gates import Answers
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.reconcile import reconcile
+from runbook_engine.run.runlock import run_lock
 from runbook_engine.run.runner import Runner
 from runbook_engine.run.steps import executors
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord, utcnow
@@ -177,16 +178,26 @@ def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunR
             changed since the run started (unless ``options.accept_changed``).
         RunPaused, RunInterrupted: as :func:`start_run`.
     """
-    return open_run(run_id, store, options).execute()
+    with run_lock(store.run_dir(run_id), run_id):  # before run-resumed is written
+        return open_run(run_id, store, options).execute()
 
 
 def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner:
     """Check that run ``run_id`` can go on (journaled as resumed); return its runner.
 
+    The run lock is held while the run is checked and ``run-resumed`` is written.
+
     Raises:
-        StateError: as :func:`resume_run`.
+        StateError: as :func:`resume_run`; another process holds the run.
     """
-    changes = reconcile(store, run_id)  # the journal, not state.db, says where the run is
+    with run_lock(store.run_dir(run_id), run_id):
+        changes = reconcile(store, run_id)  # the journal, not state.db, says where the run is
+        return _open_run(run_id, store, options, changes)
+
+
+def _open_run(
+    run_id: str, store: CheckpointStore, options: RunOptions, changes: list[Any]
+) -> Runner:
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted"):
         raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")

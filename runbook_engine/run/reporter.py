@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from runbook_engine.evidence.safeio import terminal_safe
 from runbook_engine.run.gates import Decision
 from runbook_engine.source.model import Host
 from runbook_engine.tailor.tailoring import TailoredStep
@@ -33,13 +34,17 @@ class Reporter:
         )
 
     def _print(self, *args: Any, **kwargs: Any) -> None:
-        if not self.quiet:
-            self.console.print(*args, **kwargs)
+        if not self.quiet:  # control characters (escape sequences) are shown escaped
+            self.console.print(
+                *(terminal_safe(a) if isinstance(a, str) else a for a in args), **kwargs
+            )
 
     def _command(self, body: str) -> None:
         """Print a command exactly, unwrapped and unpadded, so it can be copied."""
         if not self.quiet:
-            self.console.print(body.rstrip(), markup=False, highlight=False, soft_wrap=True)
+            self.console.print(
+                terminal_safe(body.rstrip()), markup=False, highlight=False, soft_wrap=True
+            )
 
     def warning(self, message: str) -> None:
         """Show a warning about the run as a whole."""
@@ -52,7 +57,7 @@ class Reporter:
     def output_line(self, line: str) -> None:
         """Echo one line of command output (only with ``stream``)."""
         if self.stream and not self.quiet:
-            self.console.print(f"  [dim]│[/dim] {escape(line)}", soft_wrap=True)
+            self.console.print(f"  [dim]│[/dim] {escape(terminal_safe(line))}", soft_wrap=True)
 
     def step_header(self, ts: TailoredStep, host: Host, total: int) -> None:
         """Announce a step on a host."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from runbook_engine.errors import RunInterrupted, RunPaused, StateError
 from runbook_engine.evidence.journal import read_journal
@@ -26,6 +26,7 @@ from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.context import RunContext
 from runbook_engine.run.interrupts import signal_of
 from runbook_engine.run.options import RunOptions, RunResult
+from runbook_engine.run.runlock import run_lock
 from runbook_engine.run.steps import executor_for, executors
 from runbook_engine.run.steps.base import StepExecutor
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord
@@ -71,7 +72,7 @@ class Runner:
         self.report, self.pool = self.ctx.report, self.ctx.pool
         #: Executors whose guard can refuse a step (found once per run).
         self._guards = [e for e in executors() if type(e).guard is not StepExecutor.guard]
-        self._claim: IO[str] | None = None
+        self._claim: contextlib.ExitStack | None = None
 
     def append_signed(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append a journal event, then sign the new chain head (when the run is signed)."""
@@ -326,30 +327,20 @@ class Runner:
         return {"steps": counts}
 
     def claim(self) -> None:
-        """Take the run's lock (``run_dir/lock``) for this process, until :meth:`execute`
-        ends; taken again, it is a no-op.
+        """Take the run's lock (:func:`~runbook_engine.run.runlock.run_lock`) for this
+        process until :meth:`release` (at the end of :meth:`execute`); taken again, a no-op.
 
         Raises:
-            StateError: another process holds it (it is executing this run).
+            StateError: another process holds it (it is executing or changing this run).
         """
         if self._claim is not None:
             return
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: one runner per run is assumed
-            return
-        handle = open(self.ctx.run_dir / "lock", "w")  # noqa: SIM115 - held past this call
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise StateError(
-                f"run {self.record.run_id} is being executed by another process"
-            ) from None
-        self._claim = handle
+        stack = contextlib.ExitStack()
+        stack.enter_context(run_lock(self.ctx.run_dir, self.record.run_id))
+        self._claim = stack
 
     def release(self) -> None:
-        """Let go of the run's lock (closing the file releases it)."""
+        """Let go of the run's lock."""
         if self._claim is not None:
             self._claim.close()
             self._claim = None
