@@ -547,7 +547,7 @@ def test_manual_host_is_a_gate_with_the_exact_commands(lab: Lab) -> None:
     assert lab.dc.argvs == []  # nothing was sent to the host
     status, events = lab.run(manual=("dc",), answers="operator: Jane\nanswers:\n  nspi: confirm\n")
     passed = named(events, "gate-passed", "nspi")[0]
-    assert passed["by"] == "Jane" and "reg add" in passed["command"]
+    assert passed["by"] == "Jane" and "reg add" in passed["command_shown"]
     assert lab.step(2, "nspi", "PDC").status == "succeeded"
 
 

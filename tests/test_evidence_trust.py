@@ -247,7 +247,9 @@ def test_notes_comments_and_names_are_redacted_and_terminals_escaped(tmp_path: P
     assert vote.returncode == 0, vote.stderr
     assert book.resume().returncode == 3
     weird = "Eve\x1b]0;pwned\x07\x1b[2J"
-    done = book.st("confirm", "r1", "export-settings", "--as", weird, "--note", f"n {secret}")
+    done = book.st(
+        "confirm", "r1", "export-settings", "--as", weird, "--note", f"n {secret}", "--in-advance"
+    )
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stdout and "\\x1b" in done.stdout
     journal = (book.run_dir() / "journal.jsonl").read_text()
