@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from runbook_engine.evidence.redact import Redactor
-from runbook_engine.run.reporter import Reporter
+from runbook_engine.run.reporter import Reporter, finished_lines
 from runbook_engine.run.store import StepState
 from runbook_engine.source.model import Host
 from runbook_engine.tailor.tailoring import TailoredStep
@@ -131,9 +131,5 @@ class NotebookReporter(Reporter):
         known: dict[str, int] | None = None,
     ) -> None:
         """Report the end of a run: outcome, why, and how its results are known."""
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.get("steps", {}).items()))
-        self.say(f"Run {run_id}: {outcome} ({counts})")
-        if note:
-            self.say(f"  {note}")
-        if known:
-            self.say("  known: " + ", ".join(f"{n} {c}" for c, n in known.items()))
+        for line in finished_lines(run_id, outcome, summary, note, known):
+            self.say(line)

@@ -153,12 +153,28 @@ class Reporter:
         colour = "green" if outcome == "succeeded" else "red"
         if outcome.startswith("succeeded-") or outcome == "unverified":
             colour = "yellow"
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.get("steps", {}).items()))
-        self._print(f"[bold {colour}]Run {run_id}: {outcome}[/bold {colour}] ({counts})")
-        if note:
-            self._print(f"  {escape(note)}")
-        if known:
-            self._print("  known: " + ", ".join(f"{n} {c}" for c, n in known.items()))
+        head, *more = finished_lines(run_id, outcome, summary, note, known)
+        self._print(f"[bold {colour}]{escape(head)}[/bold {colour}]")
+        for line in more:
+            self._print(escape(line))
+
+
+def finished_lines(
+    run_id: str,
+    outcome: str,
+    summary: dict[str, Any],
+    note: str = "",
+    known: dict[str, int] | None = None,
+) -> list[str]:
+    """The plain-text lines that report a run's end: ``Run ID: OUTCOME (counts)``, then
+    why (``note``) and how the results are known, when given."""
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.get("steps", {}).items()))
+    lines = [f"Run {run_id}: {outcome} ({counts})"]
+    if note:
+        lines.append(f"  {note}")
+    if known:
+        lines.append("  known: " + ", ".join(f"{n} {c}" for c, n in known.items()))
+    return lines
 
 
 def _lexer(kind: str) -> str:
