@@ -83,17 +83,15 @@ def outcome(status: str | None, verify_rows: list[dict[str, Any]]) -> tuple[str 
     if not verify_rows:
         return "succeeded", "no errors; no verification step applied to this run"
     how = counts(verify_rows)
+    total, seen = len(verify_rows), how.get(OBSERVED, 0)
     detail = ", ".join(f"{n} {c}" for c, n in how.items())
-    total = len(verify_rows)
+    if seen == total:
+        return "succeeded", f"all {total} verification step(s) passed, each observed by the tool"
+    observed = "none" if not seen else f"only {seen}"
+    note = (
+        f"all {total} verification step(s) passed, but {observed} observed by the tool "
+        f"({detail})"
+    )
     if how.get(PRE_ANSWERED) or how.get(NOTEBOOK_PARAMETER):
-        return (
-            "succeeded-pre-answered",
-            f"all {total} verification step(s) passed, some only as answered ahead of time "
-            f"({detail})",
-        )
-    if how.get(ATTESTED):
-        return (
-            "succeeded-attested",
-            f"all {total} verification step(s) passed, some as confirmed by people ({detail})",
-        )
-    return "succeeded", f"all {total} verification step(s) passed, each observed by the tool"
+        return "succeeded-pre-answered", note
+    return "succeeded-attested", note
