@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from runbook_engine.errors import StateError
-from runbook_engine.evidence import JOURNAL_NAME
+from runbook_engine.evidence import JOURNAL_NAME, SIGNATURES_NAME
 from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.signing import first_record, open_run_journal
 from runbook_engine.run.free_text import run_redactor
@@ -30,8 +30,9 @@ from runbook_engine.run.store import CheckpointStore
 STAGING_PREFIX = ".creating-"
 #: Store statuses of a finished run (``runbook resume`` does not run it again).
 FINISHED = ("succeeded", "unverified", "aborted")
-#: Files of a run folder that may exist before its journal (the run lock).
-_BEFORE_JOURNAL = frozenset({"lock"})
+#: Files that make a folder a run's (others, such as the run lock or a notebook being
+#: executed, may be there before the run is created).
+_JOURNAL_FILES = frozenset({JOURNAL_NAME, SIGNATURES_NAME, f"{JOURNAL_NAME}.head"})
 
 
 def staging_dir(store: CheckpointStore, run_id: str) -> Path:
@@ -47,7 +48,7 @@ def prepare_staging(store: CheckpointStore, run_id: str) -> Path:
         StateError: a folder for ``run_id`` holds files without a run in the store.
     """
     final = store.run_dir(run_id)
-    if final.exists() and not set(os.listdir(final)) <= _BEFORE_JOURNAL:
+    if final.exists() and set(os.listdir(final)) & _JOURNAL_FILES:
         raise StateError(
             f"{final} exists but state.db has no run {run_id!r}; move it away or "
             "choose another --run-id"
@@ -62,8 +63,8 @@ def prepare_staging(store: CheckpointStore, run_id: str) -> Path:
 def place_run_folder(store: CheckpointStore, run_id: str) -> None:
     """Rename the staging folder of a run whose row is written into ``runs/RUN_ID``.
 
-    A folder already there (only its lock: another command waited for the run)
-    receives the staging folder's files, the journal last.
+    A folder already there (the run lock, a notebook being executed) receives the
+    staging folder's files, the journal last.
     """
     staging, final = staging_dir(store, run_id), store.run_dir(run_id)
     try:
