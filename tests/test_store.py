@@ -166,6 +166,23 @@ def test_gate_decisions_are_taken_once(store: CheckpointStore) -> None:
     assert store.take_gate("r1", "second", "WEB1") is None
 
 
+def test_a_peeked_decision_stays_until_the_step_transition_clears_it(
+    store: CheckpointStore,
+) -> None:
+    store.create_run(record(), STEPS)
+    decision = GateDecision("r1", "second", "WEB1", "confirm", "Dora", "done", "cli", utcnow())
+    store.put_gate(decision)
+    assert store.peek_gate("r1", "second", "WEB1") == decision
+    assert store.peek_gate("r1", "second", "WEB1") == decision  # a kill here loses nothing
+    store.transition("r1", "second", "WEB2", "succeeded", clear_gate=True)
+    assert store.peek_gate("r1", "second", "WEB1") == decision  # another host's stays
+    store.transition("r1", "second", "WEB1", "succeeded", clear_gate=True)
+    assert store.peek_gate("r1", "second", "WEB1") is None
+    store.put_gate(decision)
+    store.drop_gate("r1", "second", "WEB1")
+    assert store.peek_gate("r1", "second", "WEB1") is None
+
+
 def test_list_runs_newest_first(store: CheckpointStore) -> None:
     store.create_run(record("old", created_at="2024-01-01T00:00:00.000000Z"), [])
     store.create_run(record("new", created_at="2025-01-01T00:00:00.000000Z"), [])

@@ -55,6 +55,7 @@ from runbook_engine.evidence.keys import (
 )
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.shield import shielded
+from runbook_engine.run.faults import crash_point
 
 try:  # POSIX only
     import fcntl
@@ -145,6 +146,11 @@ class Signer:
             "key_id": self.key_id,
             "public_key": public_pem(self._key.public_key()).decode("ascii"),
         }
+
+    @property
+    def last_seq(self) -> int:
+        """The journal line the last signature (as last read or written) signs; 0 for none."""
+        return self._last_seq
 
     def export_public_key(self) -> None:
         """Write the public key to ``signing.pub`` in the run folder."""
@@ -244,9 +250,30 @@ class SignedJournal(Journal):
             self._sealed = True
         return record
 
+    @property
+    def sealed(self) -> bool:
+        """True when the journal's last record is the seal."""
+        return self._sealed
+
+    def unsigned_tail(self) -> int:
+        """Records after the last signature (0 for an unsigned journal)."""
+        if self.signer is None:
+            return 0
+        return max(0, self.head[0] - self.signer.last_seq)
+
+    def seal(self) -> dict[str, Any]:
+        """Append the signed seal now (a finished run whose seal a kill prevented)."""
+        record = self._append_signed(
+            SEAL_EVENT, {"run_id": self.run_id, "last_seq": self.head[0] + 1}
+        )
+        self._sealed = True
+        return record
+
     def _append_signed(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
         with shielded():  # a stop signal waits until the record is signed
             record = super().append(event, **fields)
+            if event == "run-finished":
+                crash_point("after-run-finished")
             if self.signer is not None:
                 self.signer.sign(record)
         return record

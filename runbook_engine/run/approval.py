@@ -309,6 +309,7 @@ def _record_vote(
     from runbook_engine.evidence.journal import read_journal
     from runbook_engine.evidence.signing import open_run_journal
     from runbook_engine.run.free_text import run_redactor
+    from runbook_engine.run.recovery import ensure_created
     from runbook_engine.tailor.loading import load
 
     record = store.get_run(run_id)
@@ -330,6 +331,7 @@ def _record_vote(
         )
     spec = parse_approval(ts.body, ts.step.span.path, ts.step.body_line)
     allowed = allowed_people(spec, tailored.environment)
+    ensure_created(store, run_id)  # a kill between the run's row and its folder
     journal = open_run_journal(store.state_dir, store.run_dir(run_id), run_id, redactor)
     records = read_journal(journal.path)
     if person_key(name) in operators(records):

@@ -3,7 +3,8 @@
 Attached files (``--attach``: screenshots, exported settings) are copied into
 ``runs/RUN_ID/attachments/STEP/`` and each is journaled (``attachment-added``)
 with its path, size and SHA-256 before the decision, so the gate's attestation
-and its evidence are in the same hash chain.
+and its evidence are in the same hash chain.  A file is journaled before it is
+visible: copied under ``.attaching/``, journaled, then renamed into place.
 
 The run lock (:mod:`runbook_engine.run.runlock`) is held from the checks to the
 last record, and every free-text field (``--as``, ``--note``, ``--reason``, an
@@ -16,14 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from runbook_engine.errors import InputError, RunbookError, StateError
+from runbook_engine.evidence import ATTACHMENTS_DIR
 from runbook_engine.evidence.journal import Journal
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, open_run_journal
+from runbook_engine.run.faults import crash_point
 from runbook_engine.run.free_text import run_redactor
+from runbook_engine.run.reconcile import STAGING_DIR, settle_attachments
+from runbook_engine.run.recovery import ensure_created
 from runbook_engine.run.runlock import WAIT_SECONDS, run_lock
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, GateDecision, utcnow
 
@@ -92,6 +96,7 @@ def _record(
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted"):
         raise StateError(f"run {run_id} is finished ({record.status})")
+    ensure_created(store, run_id)  # a kill between the run's row and its folder
     states = [s for s in store.steps(run_id) if s.step_id == step_id]
     if not states:
         raise StateError(
@@ -143,6 +148,9 @@ def _record(
         redactor.redact(reason) if reason is not None else None,
     )
     journal = open_run_journal(store.state_dir, store.run_dir(run_id), run_id, redactor)
+    settled = settle_attachments(store.run_dir(run_id))
+    if settled:
+        journal.append("store-reconciled", changes=settled)
     kept = [
         _attach(journal, store.run_dir(run_id), step_id, path, by, redactor) for path in attachments
     ]
@@ -194,37 +202,56 @@ def _attach(
 ) -> dict[str, str]:
     """Copy ``source`` to ``attachments/STEP/`` (a free name), journal it, return its entry.
 
+    The copy is made under ``.attaching/`` in the run folder, journaled with its final
+    path and SHA-256, and only then renamed into place: a kill before the record leaves
+    no attachment (the next open removes the copy), a kill after it leaves the record
+    (the next open puts the copy in place; see :func:`~.reconcile.settle_attachments`).
+
     Raises:
         InputError: the file cannot be read or copied.
     """
     if not source.is_file():
         raise InputError(f"--attach {source}: no such file")
-    folder = run_dir / "attachments" / step_id
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = run_dir / ATTACHMENTS_DIR / step_id
+    staging = run_dir / STAGING_DIR / step_id
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--attach {source}: cannot copy ({exc.strerror})") from None
     shown = Path(redactor.redact(source.name))
     name, n = shown.name, 1
     while True:
-        target = folder / name
+        target, partial = folder / name, staging / name
+        if target.exists() or target.is_symlink():
+            n += 1
+            name = f"{shown.stem}-{n}{shown.suffix}"
+            continue
         try:  # created exclusively: an existing file or a planted link is never written
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
             break
         except FileExistsError:
             n += 1
             name = f"{shown.stem}-{n}{shown.suffix}"
         except OSError as exc:
             raise InputError(f"--attach {source}: cannot copy ({exc.strerror})") from None
+    digest, size = hashlib.sha256(), 0
     try:
         with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
     except OSError as exc:
-        target.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise InputError(f"--attach {source}: cannot copy ({exc.strerror})") from None
-    data = target.read_bytes()
-    entry = {
-        "path": target.relative_to(run_dir).as_posix(),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
+    crash_point("after-attach-copy")
+    entry = {"path": target.relative_to(run_dir).as_posix(), "sha256": digest.hexdigest()}
     journal.append(
-        "attachment-added", step=step_id, name=shown.name, size_bytes=len(data), by=by, **entry
+        "attachment-added", step=step_id, name=shown.name, size_bytes=size, by=by, **entry
     )
+    crash_point("after-attach-record")
+    os.replace(partial, target)
     return entry

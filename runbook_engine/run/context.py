@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from runbook_engine.errors import ExecutionError, storage_error
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
+from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
@@ -133,9 +134,13 @@ class RunContext:
         self, ts: TailoredStep, host: Host, question: str, choices: tuple[str, ...]
     ) -> Decision | None:
         """A decision for the gate of ``ts`` on ``host``: stored by ``runbook confirm``,
-        pre-answered in the answers file, or asked on the terminal; ``None`` otherwise."""
-        stored = self.store.take_gate(self.run_id, ts.id, host.name)
-        if stored is not None:
+        pre-answered in the answers file, or asked on the terminal; ``None`` otherwise.
+
+        A stored decision stays stored until :meth:`apply` has journaled it (a kill in
+        between does not make the person decide again)."""
+        stored = self.store.peek_gate(self.run_id, ts.id, host.name)
+        if stored is not None:  # kept in the store until the journal says what became of it
+            crash_point("after-take-gate")
             skip = stored.decision == "skip"
             return Decision(
                 stored.decision,
@@ -190,6 +195,7 @@ class RunContext:
                 reason="'rerun' applies only to an interrupted step",
                 **decision.journal_fields(),
             )
+            self.store.drop_gate(self.run_id, ts.id, host.name)
             decision = None
         if decision is None:
             if state.status != "awaiting":
@@ -219,7 +225,11 @@ class RunContext:
                 **decision.journal_fields(),
             )
             self.finish(
-                ts, host, "succeeded", reason=f"confirmed by {decision.by} ({decision.source})"
+                ts,
+                host,
+                "succeeded",
+                reason=f"confirmed by {decision.by} ({decision.source})",
+                clear_gate=True,
             )
             self.report.passed(ts, host, decision)
             return "done"
@@ -227,16 +237,17 @@ class RunContext:
             self.append_signed(
                 "step-skipped", step=ts.id, host=host.name, gate=kind, **decision.journal_fields()
             )
-            self.finish(ts, host, "skipped", reason=decision.reason or "skipped")
+            self.finish(ts, host, "skipped", reason=decision.reason or "skipped", clear_gate=True)
             self.report.passed(ts, host, decision)
             return "done"
         if decision.decision == "rerun":
             self.append_signed(
                 "gate-passed", step=ts.id, host=host.name, gate=kind, **decision.journal_fields()
             )
+            self.store.drop_gate(self.run_id, ts.id, host.name)
             return "rerun"
         self.append_signed("run-aborted", step=ts.id, host=host.name, **decision.journal_fields())
-        self.finish(ts, host, "failed", reason=f"aborted by {decision.by}")
+        self.finish(ts, host, "failed", reason=f"aborted by {decision.by}", clear_gate=True)
         return "abort"
 
     # -- commands -------------------------------------------------------------------------------

@@ -14,18 +14,23 @@ import os
 import platform
 import re
 import secrets as pysecrets
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runbook_engine import __version__
 from runbook_engine.errors import InputError, StateError, StepStillRunning
+from runbook_engine.evidence import JOURNAL_NAME
 from runbook_engine.evidence.record import flow_fields
-from runbook_engine.evidence.redact import MIN_FREE_TEXT_LENGTH
+from runbook_engine.evidence.redact import MIN_FREE_TEXT_LENGTH, Redactor
 from runbook_engine.evidence.secrets import run_secrets
+from runbook_engine.evidence.signing import SignedJournal, signer_for_run
+from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Answers
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.reconcile import reconcile
+from runbook_engine.run.recovery import complete_finished, place_run_folder, prepare_staging
 from runbook_engine.run.runlock import run_lock
 from runbook_engine.run.runner import Runner
 from runbook_engine.run.steps import executors
@@ -75,6 +80,11 @@ def create_run(
 ) -> Runner:
     """Validate and create a run (journaled as started); return its runner, not yet executed.
 
+    The run's folder, with its signed ``run-started``, is written under a staging name
+    before the store's row; the row is the commit point, and the folder is renamed into
+    place right after it (:mod:`runbook_engine.run.recovery`): a kill leaves either no
+    run or one that verifies and resumes.
+
     Raises:
         InputError: bad runbook, environment or values (nothing is written).
         StateError: ``run_id`` exists already.
@@ -107,10 +117,15 @@ def create_run(
         updated_at=utcnow(),
     )
     rows = [(ts.id, h.name, ts.number) for ts in loaded.tailored.steps for h in ts.hosts]
-    store.create_run(record, rows)
-    runner = Runner(store, record, loaded, shown, options, secrets=secret_values)
+    if store.has_run(run_id):
+        raise StateError(f"run {run_id} exists already")
+    staging = prepare_staging(store, run_id)
+    signer = signer_for_run(store.state_dir, staging, run_id, None)
+    if signer is not None:
+        signer.export_public_key()
+    journal = SignedJournal(staging / JOURNAL_NAME, Redactor(secret_values), signer, run_id)
     params = {k: v for k, v in (loaded.values.params if loaded.values else {}).items()}
-    runner.append_signed(
+    journal.append(
         "run-started",
         run_id=run_id,
         runbook=_runbook_fields(loaded),
@@ -128,7 +143,7 @@ def create_run(
         reason=options.reason,
         emergency=options.emergency,
         approval_policy=loaded.runbook.meta.get("approval", "optional"),
-        signing=runner.signer.describe() if runner.signer else None,
+        signing=signer.describe() if signer else None,
         steps=flow_fields(shown),
     )
     short = sorted(
@@ -136,12 +151,22 @@ def create_run(
         for n, v in (loaded.values.secrets if loaded.values else {}).items()
         if 0 < len(v) < MIN_FREE_TEXT_LENGTH
     )
-    for name in short:  # said once, up front: such a value cannot be found in free text
-        message = (
-            f"secret {name!r} is shorter than {MIN_FREE_TEXT_LENGTH} characters: it is "
-            "redacted in structured fields but cannot be found in command output"
-        )
-        runner.journal.append("warning", message=message)
+    warnings = [
+        f"secret {name!r} is shorter than {MIN_FREE_TEXT_LENGTH} characters: it is "
+        "redacted in structured fields but cannot be found in command output"
+        for name in short  # said once, up front: such a value cannot be found in free text
+    ]
+    for message in warnings:
+        journal.append("warning", message=message)
+    try:
+        store.create_run(record, rows)  # the commit point: the run exists from here on
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    crash_point("after-create")
+    place_run_folder(store, run_id)
+    runner = Runner(store, record, loaded, shown, options, secrets=secret_values)
+    for message in warnings:
         runner.report.warning(message)
     return runner
 
@@ -171,7 +196,8 @@ def _check_change_options(loaded: Loaded, overrides: dict[str, str], options: Ru
 
 
 def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunResult:
-    """Continue run ``run_id`` where it stopped.
+    """Continue run ``run_id`` where it stopped; a finished run whose last records a kill
+    left unsigned or unsealed is signed and sealed instead (its evidence completed).
 
     Raises:
         StateError: unknown run, finished run, or the runbook or environment
@@ -179,7 +205,11 @@ def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunR
         RunPaused, RunInterrupted: as :func:`start_run`.
     """
     with run_lock(store.run_dir(run_id), run_id):  # before run-resumed is written
-        return open_run(run_id, store, options).execute()
+        changes = reconcile(store, run_id)
+        completed = complete_finished(store, run_id, options)
+        if completed is not None:  # finished, but a kill cut its signature or seal
+            return completed
+        return _open_run(run_id, store, options, changes).execute()
 
 
 def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner:

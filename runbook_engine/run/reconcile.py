@@ -11,12 +11,20 @@ Every change is journaled in one ``store-reconciled`` event.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
+from runbook_engine.evidence import ATTACHMENTS_DIR, JOURNAL_NAME
+from runbook_engine.evidence.files import sha256_file
 from runbook_engine.evidence.journal import Journal, read_journal
+from runbook_engine.run.recovery import ensure_created
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore
 
 _FINISHED_RUN = ("succeeded", "unverified", "aborted", "failed")
+#: Where ``confirm --attach`` copies a file before it is journaled (inside the run folder).
+STAGING_DIR = ".attaching"
 
 
 def journal_status(records: list[dict[str, Any]], step: str, host: str) -> str:
@@ -39,6 +47,20 @@ def journal_status(records: list[dict[str, Any]], step: str, host: str) -> str:
     return status
 
 
+def _done_status(records: list[dict[str, Any]], step: str, host: str) -> str:
+    """The store status of the journal's last word that ``step`` on ``host`` is done."""
+    status = "succeeded"
+    for rec in records:
+        if rec.get("step") == step and rec.get("host") == host:
+            if rec["event"] == "step-skipped":
+                status = "skipped"
+            elif rec["event"] == "step-already-done":
+                status = "already-done"
+            elif rec["event"] in ("step-finished", "gate-passed"):
+                status = "succeeded"
+    return status
+
+
 def _run_finished(records: list[dict[str, Any]]) -> str | None:
     """The store status of the run's journaled end (``None``: not ended since it last
     started or resumed)."""
@@ -57,25 +79,26 @@ def reconcile(store: CheckpointStore, run_id: str, journal: Journal | None = Non
     (journaled as ``store-reconciled`` when ``journal`` is given and there are any).
 
     A step the store calls done goes back to what the journal says; a step the store
-    calls running whose journal says it succeeded (a kill between the journal write
-    and the checkpoint) goes forward to succeeded.
+    calls running or awaiting whose journal says it is done (a kill between the journal
+    write and the checkpoint) goes forward, and the decision stored for it is dropped.
     """
+    created = ensure_created(store, run_id)  # a kill between the row and the folder
     path = store.run_dir(run_id) / "journal.jsonl"
-    if not path.exists():
-        return []
     records = read_journal(path, verify=False)
-    changes: list[str] = []
+    changes: list[str] = created + settle_attachments(store.run_dir(run_id), records)
     for state in store.steps(run_id):
         said = journal_status(records, state.step_id, state.host)
-        if state.status == "running" and said == "done":  # killed between the two writes
+        if state.status in ("running", "awaiting") and said == "done":  # killed between writes
+            ahead = _done_status(records, state.step_id, state.host)
             store.transition(
                 run_id,
                 state.step_id,
                 state.host,
-                "succeeded",
-                reason="reconciled: the journal says it succeeded",
+                ahead,
+                reason=f"reconciled: the journal says it {ahead.replace('-', ' ')}",
+                clear_gate=True,
             )
-            changes.append(f"step {state.step_id}@{state.host}: running -> succeeded")
+            changes.append(f"step {state.step_id}@{state.host}: {state.status} -> {ahead}")
             continue
         if state.status not in DONE_STATUSES or said == "done":
             continue
@@ -98,4 +121,48 @@ def reconcile(store: CheckpointStore, run_id: str, journal: Journal | None = Non
         changes.append(f"run: {record.status} -> {ended} (as its run-finished says)")
     if changes and journal is not None:
         journal.append("store-reconciled", changes=changes)
+    return changes
+
+
+def settle_attachments(run_dir: Path, records: list[dict[str, Any]] | None = None) -> list[str]:
+    """Finish or undo attachments a kill left under ``.attaching/``; return what was done.
+
+    A copy the journal names (same path and SHA-256) is renamed into place; one it
+    does not name was never part of the evidence and is removed.
+    """
+    staging = run_dir / STAGING_DIR
+    if not staging.is_dir() or staging.is_symlink():
+        return []
+    if records is None:
+        path = run_dir / JOURNAL_NAME
+        records = read_journal(path, verify=False) if path.exists() else []
+    named = {
+        r["path"]: r.get("sha256")
+        for r in records
+        if r["event"] == "attachment-added" and isinstance(r.get("path"), str)
+    }
+    changes: list[str] = []
+    for partial in sorted(staging.rglob("*"), reverse=True):
+        if partial.is_dir() and not partial.is_symlink():
+            with contextlib.suppress(OSError):
+                partial.rmdir()
+            continue
+        rel = f"{ATTACHMENTS_DIR}/{partial.relative_to(staging).as_posix()}"
+        target = run_dir / rel
+        journaled = (
+            rel in named
+            and partial.is_file()
+            and not partial.is_symlink()
+            and not (target.exists() or target.is_symlink())
+            and sha256_file(partial) == named[rel]
+        )
+        if journaled:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, target)
+            changes.append(f"attachment {rel}: journaled before a kill, put in place")
+        else:
+            partial.unlink()
+            changes.append(f"attachment {rel}: copied but never journaled (a kill), removed")
+    with contextlib.suppress(OSError):
+        staging.rmdir()
     return changes

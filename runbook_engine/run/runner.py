@@ -24,6 +24,7 @@ from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import finished_summary
 from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.context import RunContext
+from runbook_engine.run.faults import crash_point
 from runbook_engine.run.interrupts import signal_of
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.runlock import run_lock
@@ -124,6 +125,7 @@ class Runner:
         self.store.update_run(
             run_id, status="aborted" if status == "rejected" else status, outcome=known["outcome"]
         )
+        crash_point("after-final-status")  # a resume finds no run-finished: reconciled
         self.append_signed(
             "run-finished",
             status=status,

@@ -282,6 +282,10 @@ class CheckpointStore:
                 [(record.run_id, s, h, p, now) for s, h, p in steps],
             )
 
+    def has_run(self, run_id: str) -> bool:
+        """True when run ``run_id`` is in the store."""
+        return self._scalar("SELECT 1 FROM runs WHERE run_id=?", run_id) is not None
+
     def get_run(self, run_id: str) -> RunRecord:
         """Return the run ``run_id``.
 
@@ -325,8 +329,21 @@ class CheckpointStore:
         ).fetchone()
         return StepState(**dict(row)) if row else None
 
-    def transition(self, run_id: str, step_id: str, host: str, status: str, **changes: Any) -> None:
+    def transition(
+        self,
+        run_id: str,
+        step_id: str,
+        host: str,
+        status: str,
+        *,
+        clear_gate: bool = False,
+        **changes: Any,
+    ) -> None:
         """Move a step to ``status`` (and set other columns) in one committed transaction.
+
+        Args:
+            clear_gate: Also delete the decision stored for the step (it has been
+                journaled), in the same transaction.
 
         Raises:
             ValueError: ``status`` is not a step status.
@@ -341,6 +358,11 @@ class CheckpointStore:
                 f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?",
                 (*changes.values(), run_id, step_id, host),
             )
+            if clear_gate:
+                db.execute(
+                    "DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?",
+                    (run_id, step_id, host),
+                )
 
     def ensure_step(self, run_id: str, step_id: str, host: str, position: int) -> None:
         """Add a pending step row if missing (an accepted changed runbook may add steps)."""
@@ -367,6 +389,22 @@ class CheckpointStore:
                     decision.source,
                     decision.at,
                 ),
+            )
+
+    def peek_gate(self, run_id: str, step_id: str, host: str) -> GateDecision | None:
+        """Return the decision recorded for a gate, if any, and keep it: the runner deletes
+        it only once the journal holds what it did with it (``transition(clear_gate=True)``
+        or :meth:`drop_gate`), so a kill in between loses no decision."""
+        row = self._db.execute(
+            "SELECT * FROM gates WHERE run_id=? AND step_id=? AND host=?", (run_id, step_id, host)
+        ).fetchone()
+        return GateDecision(**dict(row)) if row else None
+
+    def drop_gate(self, run_id: str, step_id: str, host: str) -> None:
+        """Delete the decision recorded for a gate (after the journal says what became of it)."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?", (run_id, step_id, host)
             )
 
     def take_gate(self, run_id: str, step_id: str, host: str) -> GateDecision | None:
