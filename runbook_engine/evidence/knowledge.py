@@ -89,8 +89,7 @@ def outcome(status: str | None, verify_rows: list[dict[str, Any]]) -> tuple[str 
         return "succeeded", f"all {total} verification step(s) passed, each observed by the tool"
     observed = "none" if not seen else f"only {seen}"
     note = (
-        f"all {total} verification step(s) passed, but {observed} observed by the tool "
-        f"({detail})"
+        f"all {total} verification step(s) passed, but {observed} observed by the tool ({detail})"
     )
     if how.get(PRE_ANSWERED) or how.get(NOTEBOOK_PARAMETER):
         return "succeeded-pre-answered", note
