@@ -505,3 +505,36 @@ def test_attach_refuses_other_values_for_an_existing_run(tmp_path: Path, monkeyp
         api.attach(**cell, parameters={"version": "1.1"})
     with pytest.raises(api.NotebookInputError, match="not a gate"):
         api.attach(**cell, parameters={"version": "1.10"}, confirmations={"show": "confirm"})
+
+
+def test_notebook_confirmation_notes_and_names_never_store_a_secret(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A note typed in the notebook that holds a secret is redacted in state.db and the
+    journal, as the CLI's confirm is (no kernel: the API as the cells call it)."""
+    import sqlite3
+
+    from runbook_engine.notebook import api
+
+    secret = "canary-7f3a-notebook"
+    monkeypatch.setattr(api, "_CURRENT", None)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NB_CANARY", secret)
+    text = COUNTER_RUNBOOK.replace(
+        "title: Counter\n", "title: Counter\nparameters:\n  token: {type: string, secret: true}\n"
+    )
+    runbook = tmp_path / "counter.md"
+    runbook.write_text(text, encoding="utf-8")
+    env = tmp_path / "env.yml"
+    env.write_text("name: here\nsecrets:\n  token: {env: NB_CANARY}\n", encoding="utf-8")
+    state = tmp_path / "state"
+    rb = api.attach(
+        runbook_file=str(runbook), env_file=str(env), state_dir=str(state), operator=OPERATOR
+    )
+    assert rb.step("first") == "succeeded"
+    with pytest.raises(api.NotebookPaused):
+        rb.step("lamp")
+    rb.confirm("lamp", note=f"lamp green, token {secret}", by=f"Ann {secret}")
+    with sqlite3.connect(state / "state.db") as db:
+        assert secret not in repr(db.execute("select * from gates").fetchall())
+    assert secret not in (state / "runs" / rb.run_id / "journal.jsonl").read_text()

@@ -347,10 +347,13 @@ class NotebookRun:
         """
         if not wanted:
             return
-        who = by or self.options.operator
+        runner = self._runner()
+        redact = runner.redactor.redact  # names and notes never store a secret
+        who = redact(by or self.options.operator)
         flow = {ts.id: ts for ts in self._flow()}
-        journal = self._runner().journal
-        for step_id, (decision, detail) in wanted.items():
+        journal = runner.journal
+        for step_id, (decision, given) in wanted.items():
+            detail = redact(given) if given else given
             if step_id not in flow:
                 raise InputError(
                     f"confirmations name step {step_id!r}, which is not in the flow "
