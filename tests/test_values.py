@@ -200,3 +200,47 @@ def test_binding_direct_for_every_language_keeps_values_out(tmp_path: Path) -> N
             text = f'print("{slots.put("$(boom)", "v", False, 1)}")\n'
         bound = bind_body(lang, text, slots, types={})
         assert "$(boom)" not in bound.body and "$(boom)" in bound.env.values()
+
+
+def test_a_run_passes_values_as_variables_and_journals_the_body_as_run(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    hostile = "$(touch MARK)'; touch MARK; echo \"`touch MARK`"
+    (tmp_path / "v.md").write_text(
+        "---\nparameters:\n  v: {type: string}\n  pw: {type: string, secret: true}\n---\n"
+        "```sh {#echo-v}\nprintf '%s|' {{ v }} \"{{ v }}\" '{{ v }}'; printf '%s\\n' \"{{ pw }}\"\n```\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env["RUNBOOK_SECRET_PW"] = "pw-canary-81"
+    run = [sys.executable, "-m", "runbook_engine"]
+    plan = subprocess.run(
+        [*run, "plan", "v.md", "--set", f"v={hostile}", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert plan.returncode == 0, plan.stderr
+    (step,) = json.loads(plan.stdout)["steps"]
+    assert step["values"] == {"RUNBOOK_VALUE_V": hostile}
+    assert hostile not in step["command_as_run"] and "RUNBOOK_VALUE_V" in step["command_as_run"]
+    proc = subprocess.run(
+        [*run, "run", "v.md", "--set", f"v={hostile}", "--state-dir", "st"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tmp_path / MARK).exists()
+    journal = next((tmp_path / "st" / "runs").glob("*/journal.jsonl")).read_text()
+    events = [json.loads(line) for line in journal.splitlines()]
+    started = next(e for e in events if e["event"] == "step-started")
+    finished = next(e for e in events if e["event"] == "step-finished")
+    assert started["values"] == {"RUNBOOK_VALUE_V": hostile}
+    assert "${RUNBOOK_VALUE_V}" in started["command"] and hostile not in started["command"]
+    assert finished["output_excerpt"] == f"{hostile}|{hostile}|{hostile}|[REDACTED:pw]\n"
+    assert "pw-canary-81" not in journal
