@@ -171,6 +171,7 @@ CMD: list[tuple[str, Expect]] = [
     ("for %%a in (1) do echo {{ v }}", lambda v: v + "\n"),
     ('> "C:\\TEMP\\out.txt" echo {{ v }}\ntype C:\\TEMP\\out.txt', lambda v: v + "\n"),
     ("echo {{ v }} ^^! done", lambda v: v + " ! done\n"),
+    ("find /c {{ v }} C:\\TEMP\\none.txt || echo {{ v }}", lambda v: v + "\n"),
 ]
 CMD_HOSTILE = [
     "& echo pwned > C:\\TEMP\\MARK",

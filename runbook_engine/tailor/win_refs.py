@@ -152,7 +152,8 @@ def cmd_body(text: str, pattern: re.Pattern[str], env: Env, fixed: Any) -> str:
         var = known or env.var(index, value_text(slot.value))
         if "\n" in env.env.get(var, "") or "\r" in env.env.get(var, ""):
             raise refuse("a value with a line break cannot be passed to a cmd step", slot)
-        out.append(f"!{var}!")
+        splits = re.search(r"[\s,;=]", env.env.get(var, "")) is not None
+        out.append(f'"!{var}!"' if splits and not _cmd_bare(line) else f"!{var}!")
         uses = True
     body = "".join(out)
     if uses:
@@ -165,6 +166,37 @@ def cmd_body(text: str, pattern: re.Pattern[str], env: Env, fixed: Any) -> str:
                 )
         body = "@setlocal EnableDelayedExpansion\n" + body
     return body
+
+
+#: Built-in commands that take the rest of the line as text (no argument splitting).
+_CMD_TEXT_VERBS = frozenset({"echo", "set", "title", "rem", "echo."})
+
+
+def _cmd_bare(line: str) -> bool:
+    """True when a reference at the end of ``line`` needs no quotes: it is inside double
+    quotes already, or an argument of ``echo``/``set``/``title``, which take the rest of
+    the line as text.  Elsewhere a value holding a space, comma, semicolon or ``=`` is
+    quoted, because built-in commands (``rmdir``, ``del``, ``copy``...) split their
+    arguments there after delayed expansion: ``C:\\a,C:\\b`` would be two paths."""
+    quoted = False
+    start = 0
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if char == '"':
+            quoted = not quoted
+        elif char == "^" and not quoted:
+            i += 1
+        elif not quoted and char in "&|(":
+            start = i + 1
+        i += 1
+    if quoted:
+        return True
+    segment = line[start:]
+    segment = re.sub(r'^\s*(?:\d?>>?\s*(?:"[^"]*"|\S+)\s*)*', "", segment)
+    segment = re.sub(r"(?i)^.*\bdo\s+", "", segment)
+    words = segment.lstrip("@ ").split(maxsplit=1)
+    return bool(words) and words[0].lower() in _CMD_TEXT_VERBS
 
 
 def _strip_refs(line: str) -> str:
