@@ -4,7 +4,11 @@
 escapes, ``&``, ``&&``, ``||``, ``|`` (``&`` binds loosest, then ``&&``/``||``, then ``|``),
 ``>``/``>>`` redirection into :attr:`CmdShell.files`, ``( )`` blocks, ``if [not] exist``,
 ``if [/i] "a"=="b" (..) else (..)``, ``for %%v in (..)``, ``for /f "tokens=..,*
-delims=.." %%a in ('..')``, ``set``, ``echo`` and ``exit /b``.  Everything else is a
+delims=.." %%a in ('..')``, ``for /f "usebackq delims=" %%L in ("file") do ..``,
+``setlocal EnableDelayedExpansion`` with ``!NAME!``, ``rem``, ``set``, ``echo`` and ``exit /b``.
+As in cmd.exe, ``for`` variables and ``!NAME!`` are substituted after the line has been
+parsed (phases 4 and 5): their text is never read as operators, quotes or redirections;
+only a program's own argument splitting (``CommandLineToArgvW``) sees it.  Everything else is a
 program, handed to :meth:`CmdShell.program` (a subclass implements it).  Facts: cmd.exe's
 parsing phases and ``for /f`` tokens as documented by ``cmd /?``, ``for /?`` and ``set /?``.
 """
@@ -21,6 +25,9 @@ BASE_ENV = {
     "TEMP": "C:\\TEMP",
     "COMSPEC": "C:\\WINDOWS\\system32\\cmd.exe",
 }
+_FOR_FILE = re.compile(
+    r'for /f "([^"]*usebackq[^"]*)" %(\w) in \("([^"]*)"\) do (.*)$', re.I | re.S
+)
 _FOR_F = re.compile(r'for /f "([^"]*)" %(\w) in \(\'(.*)\'\) do (.*)$', re.I | re.S)
 _FOR = re.compile(r"for %(\w) in \(([^)]*)\) do (.*)$", re.I | re.S)
 _IF_EXIST = re.compile(r'if (not )?exist "([^"]*)" (.*)$', re.I | re.S)
@@ -45,13 +52,21 @@ class CmdShell:
 
     files: dict[str, str]
     dirs: set[str]
+    _uploads: dict[str, bytes]
+    _late: list[str]
+    _delayed: bool
 
-    def run_script(self, text: str) -> tuple[str, int]:
+    def run_script(self, text: str, uploads: dict[str, bytes] | None = None) -> tuple[str, int]:
         """Run ``text`` (a batch file when it has several lines, else one command line).
+
+        Args:
+            uploads: Files a ``for /f ... in ("file")`` may read (full path -> bytes).
 
         Returns:
             The output (stdout and stderr together) and the exit code.
         """
+        self._uploads = {k.lower(): v for k, v in (uploads or {}).items()}
+        self._late, self._delayed = [], False
         batch = "\n" in text.strip()
         env = dict(BASE_ENV)
         out: list[str] = []
@@ -82,8 +97,56 @@ class CmdShell:
         return re.sub(r"%%|%([A-Za-z_][A-Za-z0-9_]*)%", one, line)
 
     # -- statements ---------------------------------------------------------------------
+    # -- text substituted after parsing (for variables, delayed expansion) -------------
+    def late(self, text: str) -> str:
+        """A token standing for ``text`` until the point of use (no parsing sees it)."""
+        self._late.append(text)
+        return f"\x00{len(self._late) - 1}\x00"
+
+    def resolve(self, text: str) -> str:
+        """Replace late tokens by their text."""
+        return re.sub("\x00(\\d+)\x00", lambda m: self._late[int(m.group(1))], text)
+
+    def bang(self, text: str, env: dict[str, str]) -> str:
+        """Phase 5, delayed expansion, for text holding ``!``: the caret escapes of phase 2
+        (outside quotes) are applied, then every ``^`` escapes the next character and
+        ``!NAME!`` becomes the variable's value (undefined: nothing; a lone ``!`` goes)."""
+        if not getattr(self, "_delayed", False) or "!" not in text:
+            return text
+        phase2, quoted, i = [], False, 0
+        while i < len(text):
+            if text[i] == '"':
+                quoted = not quoted
+            elif text[i] == "^" and not quoted and i + 1 < len(text):
+                phase2.append(text[i + 1])
+                i += 2
+                continue
+            phase2.append(text[i])
+            i += 1
+        rest, out, i = "".join(phase2), [], 0
+        while i < len(rest):
+            char = rest[i]
+            if char == "^" and i + 1 < len(rest):
+                out.append(rest[i + 1])
+                i += 2
+            elif char == "!":
+                end = rest.find("!", i + 1)
+                if end > i + 1:
+                    out.append(self.late(env.get(rest[i + 1 : end].upper(), "")))
+                    i = end + 1
+                else:
+                    i = end + 1 if end == i + 1 else i + 1
+            else:
+                out.append(char)
+                i += 1
+        return "".join(out)
+
     def _line(self, line: str, env: dict[str, str], stdin: str) -> tuple[str, int]:
         line = line.strip()
+        if re.match(r"(?i)@?rem(\s|$)|::", line):  # phase 2 ends at REM: nothing else runs
+            return "", 0
+        if match := _FOR_FILE.match(line):
+            return self._for_file(match, env)
         if match := _FOR_F.match(line):
             return self._for_f(match, env)
         if match := _FOR.match(line):
@@ -95,39 +158,65 @@ class CmdShell:
                 out.append(text)
             return "".join(out), code
         if match := _IF_EXIST.match(line):
-            exists = self._exists(match.group(2))
+            exists = self._exists(self.resolve(self.bang(match.group(2), env)))
             if exists != bool(match.group(1)):
                 return self._line(match.group(3), env, stdin)
             return "", 0
         if match := _IF_CMP.match(line):
-            left, right = match.group(2), match.group(3)
+            left = self.resolve(self.bang(match.group(2), env))
+            right = self.resolve(self.bang(match.group(3), env))
             same = left.lower() == right.lower() if match.group(1) else left == right
             return self._line(match.group(4) if same else match.group(5), env, stdin)
         return self._chain(line, env, stdin)
 
     def _for_f(self, match: re.Match[str], env: dict[str, str]) -> tuple[str, int]:
-        options = dict(re.findall(r"(\w+)=(\S+)", match.group(1)))
         inner = re.sub(r"\^(.)", r"\1", match.group(3))
         text, _ = self._line(inner, env, "")
-        letter, body = match.group(2), match.group(4)
-        wanted = options.get("tokens", "1").split(",")
-        delims = options.get("delims", " \t")
+        return self._for_rows(match.group(1), match.group(2), match.group(4), text, env)
+
+    def _for_file(self, match: re.Match[str], env: dict[str, str]) -> tuple[str, int]:
+        path = self.resolve(self.bang(match.group(3), env)).lower()
+        data = getattr(self, "_uploads", {}).get(path)
+        if data is None and path in self.files:
+            data = self.files[path].encode("utf-8")
+        if data is None:
+            return "The system cannot find the file specified.\r\n", 1
+        return self._for_rows(
+            match.group(1), match.group(2), match.group(4), data.decode("utf-8"), env
+        )
+
+    def _for_rows(
+        self, options_text: str, letter: str, body: str, text: str, env: dict[str, str]
+    ) -> tuple[str, int]:
+        """Run ``body`` once per line of ``text`` (``tokens``, ``delims``; lines starting
+        with ``;`` and lines without a requested token are skipped); the tokens are
+        substituted after parsing (late tokens)."""
+        options = dict(re.findall(r"(\w+)=(\S*)", options_text))
+        wanted = (options.get("tokens") or "1").split(",")
+        delims = options.get("delims", " \t") if "delims" in options else " \t"
         out, code = [], 0
         for row in text.replace("\r\n", "\n").split("\n"):
-            spans = list(re.finditer("[^" + re.escape(delims) + "]+", row))
-            if not spans:
+            if not row or row.startswith(";"):
+                continue
+            spans = list(re.finditer("[^" + re.escape(delims) + "]+", row)) if delims else []
+            if delims and not spans:
                 continue
             values: list[str] = []
             after = 0  # index of the token after the highest numbered one
             for token in wanted:
+                if not delims:
+                    values.append(row)
+                    continue
                 if token == "*":
                     values.append(row[spans[after].start() :] if after < len(spans) else "")
                     continue
                 after = int(token)
                 values.append(spans[after - 1].group() if after <= len(spans) else "")
+            if not any(values):
+                continue
             command = body
             for offset, value in enumerate(values):
-                command = command.replace("%" + chr(ord(letter) + offset), value)
+                command = command.replace("%" + chr(ord(letter) + offset), self.late(value))
             result, code = self._line(command, env, "")
             out.append(result)
         return "".join(out), code
@@ -168,8 +257,10 @@ class CmdShell:
             return " "
 
         command = _outside_quotes(command, _REDIRECT, cut).strip()
+        command = self.bang(command, env)
         text, code = self._builtin(command, env, stdin)
-        for mode, path in redirects:
+        for mode, raw in redirects:
+            path = self.resolve(self.bang(raw, env))
             if path.lower() != "nul":
                 old = self.files.get(path.lower(), "") if mode == ">>" else ""
                 self.files[path.lower()] = old + text
@@ -180,10 +271,24 @@ class CmdShell:
         verb = command.split(" ", 1)[0].lower().lstrip("@")
         rest = command[len(verb) :].strip() if " " in command else ""
         if verb == "echo":
-            return rest + "\r\n", 0
+            return self.resolve(rest) + "\r\n", 0
         if verb == "set":
-            name, _, value = rest.strip('"').partition("=")
-            env[name.upper()] = value
+            rest = self.resolve(rest)
+            if rest.startswith('"'):  # set "NAME=value": up to the last quote
+                end = rest.rfind('"')
+                rest = rest[1:end] if end > 0 else rest[1:]
+            name, _, value = rest.partition("=")
+            if value:
+                env[name.upper()] = value
+            else:
+                env.pop(name.upper(), None)
+            return "", 0
+        if verb == "setlocal":
+            if "enabledelayedexpansion" in rest.lower():
+                self._delayed = True
+            return "", 0
+        if verb == "endlocal":
+            self._delayed = False
             return "", 0
         if verb == "exit":
             numbers = re.findall(r"\d+", rest)

@@ -125,7 +125,7 @@ class Win2003(CmdShell):
 
     # -- the WindowsHost handler --------------------------------------------------------
     def handler(self, kind: str, text: str, call: CommandCall) -> Reply:
-        output, code = self.run_script(text)
+        output, code = self.run_script(text, call.files)
         return Reply(output, "", code)
 
     # -- programs ---------------------------------------------------------------------
@@ -134,9 +134,9 @@ class Win2003(CmdShell):
         step = env.get("RUNBOOK_STEP", "")
         if step in self.by_hand:
             self.by_hand.pop(step)(self)
-        self._maybe_stall(command)
-        self.ran.append((step, command))
-        argv = crt_split(remove_carets(command))
+        self._maybe_stall(self.resolve(command))
+        self.ran.append((step, self.resolve(command)))
+        argv = crt_split(self.resolve(remove_carets(command)))
         programs = {
             "reg": self._reg,
             "sc": self._sc,

@@ -509,7 +509,13 @@ def echo_step(kind: str, text: str, call: CommandCall) -> Reply:
 def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
     tmp_path: Path, wsman: Any
 ) -> None:
-    windows = WindowsHost(echo_step)
+    uploaded: list[bytes] = []
+
+    def step(kind: str, text: str, call: CommandCall) -> Reply:
+        uploaded.extend(data for name, data in call.files.items() if name.endswith(".env"))
+        return echo_step(kind, text, call)
+
+    windows = WindowsHost(step)
     server = wsman(windows, password=CANARY_PASSWORD)
     copy_fixtures(tmp_path)
     env = canary_env(tmp_path, server.port)
@@ -524,7 +530,8 @@ def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
     assert book.st("keys", "init").returncode == 0
     first = book.run("canary.md", "--env", env, "--stream", "--change", "CHG-C")
     assert first.returncode == 3, first.stdout + first.stderr
-    assert any(CANARY in text for _, text in windows.scripts)  # the secret did reach the host
+    assert any(CANARY.encode() in data for data in uploaded)  # the secret reached the host
+    assert not any(CANARY in text for _, text in windows.scripts)  # as data, never as code
     again = book.resume("--answers", "answers-canary.yml")
     assert again.returncode == 1, again.stdout + again.stderr  # remote-fail fails, backout runs
     exports = tmp_path / "exports"
@@ -686,7 +693,8 @@ def exchange_host(kind: str, text: str, call: CommandCall) -> Reply:
     lines = [
         line
         for line in text.replace("\r\n", "\n").split("\n")
-        if line != "@echo off" and not re.match(r"set [A-Z_]+=|cd /d ", line)
+        if line != "@echo off"
+        and not re.match(r'for /f "usebackq delims=" |cd /d |@setlocal ', line)
     ]
     if lines[0].startswith(CHECK_PREFIXES):
         return Reply("", "", 1)

@@ -87,6 +87,16 @@ BAD = [
         ],
     ),
     ("rb307-bad.md", "RB307", [("rb307-bad.md", "{{ exchange_fqdn }};", 0)]),
+    (
+        "rb310-bad.md",
+        "RB310",
+        [("rb310-bad.md", '%IS%" -limit', 0), ("rb310-bad.md", "!IS!\" -limit 0')", 0)],
+    ),
+    (
+        "rb311-bad.md",
+        "RB311",
+        [("rb311-bad.md", 'eval "ls', 0), ("rb311-bad.md", "print(eval", 0)],
+    ),
 ]
 
 
@@ -106,7 +116,7 @@ GOOD = sorted(p.name for p in FIXTURES.glob("rb3*-good.md"))
 
 
 def test_every_rule_has_a_good_and_a_bad_fixture():
-    assert sorted(RULES) == [f"RB30{n}" for n in range(1, 8)]
+    assert sorted(RULES) == [f"RB30{n}" for n in range(1, 8)] + ["RB310", "RB311"]
     for code in RULES:
         assert (FIXTURES / f"{code.lower()}-bad.md").is_file()
         assert (FIXTURES / f"{code.lower()}-good.md").is_file()

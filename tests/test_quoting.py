@@ -1,4 +1,5 @@
-"""Parameter values reach shells only quoted for that shell (real shells where we have them)."""
+"""Values reach commands as environment variables (real shells); guides show them quoted
+for typing by hand (``quote_value``, display only)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from runbook_engine.errors import TemplateProblem
 from runbook_engine.source.parser import parse_text
 from runbook_engine.tailor.quoting import QuotingError, SecretValue, quote_value
-from runbook_engine.tailor.tailoring import tailor
+from runbook_engine.tailor.tailoring import TailoredStep, tailor
 from runbook_engine.tailor.values import resolve_values
 
 HOSTILE = [
@@ -33,14 +34,20 @@ BODY = """```{kind} {{#s}}
 """
 
 
-def _tailored_body(
+def _tailored(
     kind: str, body: str, value: object, tmp_path: Path, ptype: str = "string"
-) -> str:
+) -> TailoredStep:
     decl = f"{{type: {ptype}, multiline: true}}" if ptype == "string" else f"{{type: {ptype}}}"
     text = f"---\nparameters:\n  v: {decl}\n---\n" + BODY.format(kind=kind, body=body)
     runbook = parse_text(text, tmp_path / "q.md")
     env_values = resolve_values(runbook, None, {"v": value} if ptype != "list" else None)
-    return tailor(runbook, _env(tmp_path), env_values).steps[0].body
+    return tailor(runbook, _env(tmp_path), env_values).steps[0]
+
+
+def _tailored_body(
+    kind: str, body: str, value: object, tmp_path: Path, ptype: str = "string"
+) -> str:
+    return _tailored(kind, body, value, tmp_path, ptype).body
 
 
 def _env(tmp_path: Path):  # an empty environment: local steps only
@@ -62,8 +69,11 @@ def _env(tmp_path: Path):  # an empty environment: local steps only
 def test_sh_gets_the_value_verbatim_and_nothing_runs(
     value: str, template: str, tmp_path: Path
 ) -> None:
-    body = _tailored_body("sh", template, value, tmp_path)
-    proc = subprocess.run(["sh", "-c", body], cwd=tmp_path, capture_output=True, text=True)
+    step = _tailored("sh", template, value, tmp_path)
+    body = step.run_body
+    assert value not in body or not value
+    env = {**os.environ, **step.env}
+    proc = subprocess.run(["sh", "-c", body], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert not (tmp_path / "PWNED").exists(), body
     assert proc.returncode == 0, (body, proc.stderr)
     expected = value if "prefix" not in template else f"prefix-{value}-suffix"
@@ -81,9 +91,11 @@ def test_sh_gets_the_value_verbatim_and_nothing_runs(
     ],
 )
 def test_python_gets_the_value_verbatim(value: str, template: str, tmp_path: Path) -> None:
-    body = _tailored_body("python", template, value, tmp_path)
+    step = _tailored("python", template, value, tmp_path)
+    body = step.run_body
+    env = {**os.environ, **step.env}
     proc = subprocess.run(
-        [sys.executable, "-c", body], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", body], cwd=tmp_path, capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, (body, proc.stderr)
     expected = f"<{value}>" if "<" in template else value
@@ -112,9 +124,18 @@ def test_cmd_quotes_or_refuses(tmp_path: Path) -> None:
             quote_value(bad, "cmd", "double")
 
 
-def test_cmd_value_that_cannot_be_quoted_is_an_error_with_the_line(tmp_path: Path) -> None:
+def test_cmd_value_that_cannot_be_typed_is_shown_marked_and_run_as_a_variable(
+    tmp_path: Path,
+) -> None:
+    step = _tailored("cmd", 'echo "{{ v }}"', 'x" & calc & "', tmp_path)
+    assert step.body == 'echo "‹x" & calc & "›"\n'
+    assert step.run_body == '@setlocal EnableDelayedExpansion\necho "!RUNBOOK_VALUE_V!"\n'
+    assert step.env == {"RUNBOOK_VALUE_V": 'x" & calc & "'}
+
+
+def test_cmd_value_in_a_reparsed_command_is_an_error_with_the_line(tmp_path: Path) -> None:
     with pytest.raises(TemplateProblem) as excinfo:
-        _tailored_body("cmd", 'echo "{{ v }}"', 'x" & calc & "', tmp_path)
+        _tailored("cmd", "call echo {{ v }}", "x", tmp_path)
     (problem,) = excinfo.value.problems
     assert problem.line == 6 and problem.code == "RB133"
 
@@ -136,8 +157,13 @@ def test_yaml_bodies_cannot_gain_keys(tmp_path: Path) -> None:
         quote_value(hostile, "yaml", "single")
 
 
-def test_raw_filter_opts_out(tmp_path: Path) -> None:
-    assert _tailored_body("sh", "echo {{ v | raw }}", "a b", tmp_path) == "echo a b\n"
+def test_raw_filter_is_gone_and_inline_only_takes_restricted_types(tmp_path: Path) -> None:
+    with pytest.raises(TemplateProblem, match="raw' is gone"):
+        _tailored("sh", "echo {{ v | raw }}", "a b", tmp_path)
+    with pytest.raises(TemplateProblem, match="allowed only for parameters of type"):
+        _tailored("sh", "echo {{ v | inline }}", "a b", tmp_path)
+    step = _tailored("sh", "echo {{ v | inline }}", "mail.example.com", tmp_path, "fqdn")
+    assert step.run_body == "echo mail.example.com\n" and step.env == {}
 
 
 def test_secrets_reach_commands_as_environment_references(tmp_path: Path) -> None:
@@ -151,10 +177,12 @@ def test_secrets_reach_commands_as_environment_references(tmp_path: Path) -> Non
     os.environ["RUNBOOK_SECRET_PW"] = "s3cret-value"
     try:
         values = resolve_values(runbook, None, with_secrets=True)
-        body = tailor(runbook, _env(tmp_path), values, secrets=True).steps[0].body
+        step = tailor(runbook, _env(tmp_path), values, secrets=True).steps[0]
     finally:
         del os.environ["RUNBOOK_SECRET_PW"]
-    assert "s3cret" not in body and "RUNBOOK_SECRET_PW" in body
+    for body in (step.body, step.run_body):
+        assert "s3cret" not in body and "RUNBOOK_SECRET_PW" in body
+    assert step.env == {}
 
 
 def test_short_secret_is_warned_about_up_front(tmp_path: Path) -> None:

@@ -115,16 +115,33 @@ def test_powershell_step_is_encoded_utf16(transport: Any, server: Any, win: Any)
     assert server.commands[0].stdin_closed.is_set()  # PowerShell 2.0 must not wait on stdin
 
 
-def test_env_and_cwd_go_into_the_script_not_the_command(transport: Any, win: Any) -> None:
-    result = transport.run("cmd", "echo %TOKEN%\n", cwd="C:\\Temp", env={"TOKEN": 'a&b"%c'})
+def test_env_goes_up_as_data_and_cwd_into_the_script_not_the_command(
+    transport: Any, server: Any, win: Any
+) -> None:
+    seen: dict[str, bytes] = {}
+
+    def keep(kind: str, text: str, call: Any) -> Reply:
+        seen.update(call.files)
+        return Reply("ok\r\n")
+
+    win.handler = keep
+    result = transport.run("cmd", "echo %TOKEN%\n", cwd="C:\\Temp", env={"TOKEN": 'a&b"%c!^'})
     assert result.ok
     assert 'a&b"%c' not in result.command
     text = win.scripts[-1][1]
-    assert 'set TOKEN=a^&b^"%%c\r\n' in text
+    assert "a&b" not in text  # the value is data, never script text
+    assert 'for /f "usebackq delims=" %%L in ("%TEMP%\\' in text and 'do set "%%L"' in text
     assert 'cd /d "C:\\Temp" || exit /b 1' in text
-    ps = transport.run("powershell", "$env:TOKEN\n", env={"TOKEN": "it's"})
-    assert "it's" not in ps.command
-    assert "$env:TOKEN = 'it''s'" in win.scripts[-1][1]
+    (data,) = [v for k, v in seen.items() if k.endswith(".env")]
+    assert data == b'TOKEN=a&b"%c!^\r\n'
+    seen.clear()
+    ps = transport.run("powershell", "$env:TOKEN\n", env={"TOKEN": "it's\n“x”"})
+    assert "it's" not in ps.command and "it's" not in win.scripts[-1][1]
+    assert "[Convert]::FromBase64String" in win.scripts[-1][1]
+    (data,) = [v for k, v in seen.items() if k.endswith(".env")]
+    name, _, encoded = data.decode().strip().partition("=")
+    assert name == "TOKEN" and base64.b64decode(encoded).decode() == "it's\n“x”"
+    assert win.files == {}  # script, data and their base64 were deleted
 
 
 def test_output_callback_receives_lines(server: Any, win: Any) -> None:

@@ -67,6 +67,8 @@ class CommandCall:
     stdin_closed: threading.Event = field(default_factory=threading.Event)
     signals: list[str] = field(default_factory=list)
     reply: Reply | None = None
+    #: The host's uploaded files (``C:\\TEMP\\...`` -> bytes), for a handler that reads them.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -548,7 +550,7 @@ class WindowsHost:
             return out
         if line.startswith("del /f /q "):
             for path in re.findall(r'"([^"]+)"', line):
-                self.files.pop(path, None)
+                self.files.pop(_temp(path), None)
             return Reply()
         if line.startswith("wmic process get"):
             return Reply(self._process_list(call))
@@ -561,24 +563,26 @@ class WindowsHost:
         if match := re.fullmatch(r"powershell .*-EncodedCommand (\S+)", line):
             kind, text = "powershell", base64.b64decode(match.group(1)).decode("utf-16-le")
         elif match := re.fullmatch(r'powershell .*-File "([^"]+)"', line):
-            kind, text = "powershell", self.files[match.group(1)].decode("utf-8-sig")
+            kind, text = "powershell", self.files[_temp(match.group(1))].decode("utf-8-sig")
         elif match := re.fullmatch(r'"([^"]+\.cmd)"', line):
-            text = self.files[match.group(1)].decode("utf-8")
+            text = self.files[_temp(match.group(1))].decode("utf-8")
         self.scripts.append((kind, text))
+        call.files = self.files
         return self.handler(kind, text, call)
 
     def _file_command(self, part: str) -> Reply:
         if match := re.fullmatch(r'\((.*)\)(>>?)"([^"]+)"', part):
             lines = [x.removeprefix("echo ") + "\r\n" for x in match.group(1).split("&")]
             data = "".join(lines).encode("ascii")
-            old = self.files.get(match.group(3), b"") if match.group(2) == ">>" else b""
-            self.files[match.group(3)] = old + data
+            path = _temp(match.group(3))
+            old = self.files.get(path, b"") if match.group(2) == ">>" else b""
+            self.files[path] = old + data
             return Reply()
         if match := re.fullmatch(r'certutil -f -decode "([^"]+)" "([^"]+)"', part):
-            source = self.files.get(match.group(1))
+            source = self.files.get(_temp(match.group(1)))
             if source is None:
                 return Reply("CertUtil: -decode command FAILED: 0x80070002", "", 2)
-            self.files[match.group(2)] = base64.b64decode(b"".join(source.split()))
+            self.files[_temp(match.group(2))] = base64.b64decode(b"".join(source.split()))
             return Reply("CertUtil: -decode command completed successfully.\r\n")
         return Reply("", f"'{part}' is not recognized", 9009)
 
@@ -610,6 +614,11 @@ class WindowsHost:
         return Reply(
             "".join(f"SUCCESS: The process with PID {p} has been terminated.\r\n" for p in pids)
         )
+
+
+def _temp(path: str) -> str:
+    """A path as cmd.exe expands it on this host (``%TEMP%`` is ``C:\\TEMP``)."""
+    return re.sub("(?i)%TEMP%", lambda _: "C:\\TEMP", path)
 
 
 # -- fixture ------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from runbook_engine.tailor.binding import VALUES_NOTE
+
 _ACTIONS = {
     "run": "runs",
     "gate": "gate: a person does this and confirms",
@@ -51,6 +53,8 @@ def print_plan(plan: dict[str, Any]) -> None:
             console.print("   " + ", ".join(e for e in extras if e))
         if not step["skip_reason"]:  # exactly as it will run: never wrapped, never padded
             body = step["command"].rstrip() or "(empty)"
+            if step.get("values"):
+                console.print(f"   [dim]{escape(VALUES_NOTE)}[/dim]")
             console.print(
                 textwrap.indent(body, "   "), markup=False, highlight=False, soft_wrap=True
             )

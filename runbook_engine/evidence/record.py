@@ -109,6 +109,7 @@ def _new_row(spec: dict[str, Any], host: str) -> dict[str, Any]:
         "known": None,
         "command": None,
         "command_shown": None,
+        "values": None,
         "started_at": None,
         "finished_at": None,
         "duration_seconds": None,
@@ -148,6 +149,7 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
         row["attempts"] += 1
         row.update(
             command=r.get("command", row["command"]),
+            values=r.get("values") or row["values"],
             address=r.get("address"),
             transport=r.get("transport"),
             how="run" if event == "step-started" else "probe",

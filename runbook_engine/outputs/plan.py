@@ -30,7 +30,9 @@ def build_plan(tailored: TailoredRunbook) -> dict[str, Any]:
 
     Shape: ``{"runbook": {...}, "environment": name | None, "steps": [{"number", "id",
     "title", "kind", "phase", "target", "hosts": [{"name", "address", "transport",
-    "action"}], "command", "check", "backout", "when", "skip_reason", "timeout_seconds",
+    "action"}], "command" (values quoted for typing by hand), "command_as_run" (values as
+    environment variable references), "values" (variable -> value), "check", "backout",
+    "when", "skip_reason", "timeout_seconds",
     "retries", "retry_delay_seconds", "on_failure", "source": "file:line"}]}``.
     """
     rb = tailored.runbook
@@ -66,6 +68,8 @@ def build_plan(tailored: TailoredRunbook) -> dict[str, Any]:
                 "target": step.target,
                 "hosts": hosts,
                 "command": ts.body,
+                "command_as_run": ts.run_body or ts.body,
+                "values": dict(ts.env),
                 "check": _helper(tailored, step.check),
                 "backout": _helper(tailored, step.backout),
                 "when": step.when,

@@ -14,6 +14,7 @@ from typing import Any
 from runbook_engine.errors import InputError
 from runbook_engine.outputs.mdtext import code, escape, fence_for, prefix_lines
 from runbook_engine.source.model import Host
+from runbook_engine.tailor.binding import VALUES_NOTE
 from runbook_engine.tailor.tailoring import LOCAL_HOST, TailoredRunbook, TailoredStep
 
 #: How a transport is named to a reader.
@@ -138,6 +139,8 @@ def command_block(ts: TailoredStep, label: str) -> Block:
     if ts.step.is_manual:
         return Block(label, prefix_lines(ts.body or "(no instructions)\n", "> ").rstrip("\n"))
     fence = fence_for(ts.body)
+    if ts.env:
+        label = f"{label} *({VALUES_NOTE})*".strip()
     return Block(label, f"{fence}{ts.step.kind}\n{ts.body}{fence}")
 
 

@@ -275,7 +275,8 @@ class RunContext:
             address=host.address,
             transport=host.transport,
             kind=ts.step.kind,
-            command=self.shown(ts.id).body,
+            command=ts.run_body or ts.body,
+            values=dict(ts.env),
             attempt=attempt,
             timeout_seconds=ts.step.timeout,
         )
@@ -284,7 +285,7 @@ class RunContext:
             with self.released(), command_hooks(self._hooks(ts, host, step_id, purpose)):
                 result = transport.run(
                     ts.step.kind,
-                    ts.body,
+                    ts.run_body or ts.body,
                     timeout=ts.step.timeout,
                     cwd=self._cwd(ts, host),
                     env=self._command_env(ts, host),
@@ -367,12 +368,14 @@ class RunContext:
         )
 
     def _command_env(self, ts: TailoredStep, host: Host) -> dict[str, str]:
-        """Environment variables every command gets: the run's context and its secrets."""
+        """Environment variables a command gets: the run's context, the step's values
+        (``RUNBOOK_VALUE_*``, which its body refers to) and the run's secrets."""
         return {
             "RUNBOOK_RUN_ID": self.run_id,
             "RUNBOOK_STEP": ts.id,
             "RUNBOOK_HOST": host.name,
             "RUNBOOK_HOST_ADDRESS": host.address,
+            **ts.env,
             **self.secret_env,
         }
 

@@ -79,6 +79,10 @@ class Reporter:
             self._print(Panel(Markdown(ts.body.rstrip()), title="Do by hand", expand=False))
         else:
             self._print(f"  Run by hand on {escape(host.name)}:")
+            if ts.env:
+                from runbook_engine.tailor.binding import VALUES_NOTE
+
+                self._print(f"  [dim]{escape(VALUES_NOTE)}[/dim]")
             self._command(ts.body)
 
     def check_hint(self, check: TailoredStep, host: Host) -> None:

@@ -1,30 +1,22 @@
-"""Quote parameter values for the language of the body they are put into.
+"""Quote parameter values for a person to type: display only, never the run path.
 
-Every ``{{ expression }}`` in a command body (``sh``, ``bash``, ``cmd``,
-``powershell``, ``python``) and in a YAML body (``probe``, ``registry``,
-``service``, ``approval``) is passed through :func:`quote_value` for that
-language and for the quoting context it stands in (outside quotes, inside
-single or double quotes), found by scanning the body's literal text before it.
-A value therefore reaches a shell only quoted for that shell (DESIGN.md, "How
-we build": security):
+Guides, plans and the gates of ``manual`` hosts show a command body with each value
+written as a person would type it (:func:`quote_value`), for the language of the body and
+the quoting context the value stands in (outside quotes, inside single or double quotes),
+found by scanning the body's literal text before it (:class:`_State`).  A run never uses
+this: values reach commands as environment variables (:mod:`runbook_engine.tailor.binding`).
 
 * outside quotes, a value of only safe characters (letters, digits, ``_@+=:,./-``)
   is written as it is, anything else is quoted (POSIX single quotes; cmd double
   quotes; PowerShell single quotes; a Python literal; a JSON string in YAML);
 * inside quotes, the characters special there are escaped (POSIX ``\\ " $ ```;
-  PowerShell backtick; Python and YAML escapes; cmd ``%`` as ``%%`` — cmd
-  bodies run as batch files), and a value that cannot be made safe there (a
-  ``"`` or a line break for cmd) is an error, never passed on;
-* secret values never enter command text: they are written as a reference to
-  an environment variable ``RUNBOOK_SECRET_<NAME>`` that the runner sets for
-  the command (``"$RUNBOOK_SECRET_PW"``, ``"%RUNBOOK_SECRET_PW%"``,
-  ``$env:RUNBOOK_SECRET_PW``, ``os.environ[...]``);
+  PowerShell backtick; Python and YAML escapes; cmd ``%`` as ``%%``), and a value
+  that cannot be typed safely there (a ``"`` or a line break for cmd) raises
+  :class:`QuotingError` (the display then marks it ``‹value›``);
+* secret values are written as a reference to ``RUNBOOK_SECRET_<NAME>``;
 * booleans become ``true``/``false`` (``$true``/``$false``, ``True``/``False``),
-  ``None`` an empty string (``None``, ``null``), lists space-separated quoted
-  items (a PowerShell array, a Python list, a YAML flow list).
-
-``{{ value | raw }}`` writes a value unquoted, for the rare body that composes
-quoting itself; it is the author's promise that the value is safe there.
+  ``None`` an empty string (``None``, ``null``), lists space-separated quoted items
+  (a PowerShell array, a Python list, a YAML flow list).
 
 Sources: POSIX Shell Command Language §2.2 (quoting); Microsoft, "Command
 shell overview" and cmd /? (``%`` in batch files, ``"`` cannot be escaped
@@ -39,8 +31,6 @@ import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
-
-from jinja2 import nodes
 
 COMMAND_LANGS = frozenset({"sh", "bash", "cmd", "powershell", "python"})
 YAML_LANGS = frozenset({"probe", "registry", "service", "approval"})
@@ -75,10 +65,6 @@ class SecretValue:
         return f"[secret:{self.name}]"
 
 
-class Raw(str):
-    """A value marked by the ``raw`` filter: written without quoting."""
-
-
 def language_of(kind: str) -> str | None:
     """Return the quoting language of a step kind (``sh`` for bash), or ``None`` for Markdown."""
     if kind in ("sh", "bash"):
@@ -91,26 +77,6 @@ def language_of(kind: str) -> str | None:
 
 
 # -- finding contexts ---------------------------------------------------------------------
-def quote_outputs(ast: nodes.Template, lang: str) -> nodes.Template:
-    """Wrap every expression output of ``ast`` in the ``rbquote`` filter with its context.
-
-    The context of an expression is the quoting state after the literal text
-    before it, in document order.  Changes and returns ``ast``.
-    """
-    state = _State(lang)
-    for output in ast.find_all(nodes.Output):
-        new: list[nodes.Node] = []
-        for child in output.nodes:
-            if isinstance(child, nodes.TemplateData):
-                state.feed(child.data)
-                new.append(child)
-                continue
-            args = [nodes.Const(lang), nodes.Const(state.context)]
-            new.append(nodes.Filter(child, "rbquote", args, [], None, None, lineno=child.lineno))
-        output.nodes = new
-    return ast
-
-
 class _State:
     """Quoting state of a body scanned left to right (``none``, ``single``, ``double``)."""
 
@@ -156,8 +122,6 @@ def quote_value(value: Any, lang: str, context: str) -> str:
     Raises:
         QuotingError: the value cannot be written safely there.
     """
-    if isinstance(value, Raw):
-        return str(value)
     if isinstance(value, SecretValue):
         return _secret(value, lang, context)
     if isinstance(value, bool):

@@ -12,7 +12,7 @@ Without an environment (``generic`` mode) parameters render as placeholders
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,9 @@ from jinja2.exceptions import SecurityError
 
 from runbook_engine.errors import Problem, TemplateProblem
 from runbook_engine.source.model import Environment, Host, Prose, Runbook, SourceSpan, Step
-from runbook_engine.tailor.quoting import (
-    QuotingError,
-    Raw,
-    SecretValue,
-    language_of,
-    quote_outputs,
-    quote_value,
-)
+from runbook_engine.tailor.binding import BindingError, Slots, bind_body, display_body
+from runbook_engine.tailor.generic import generic_text
+from runbook_engine.tailor.quoting import SecretValue, language_of
 from runbook_engine.tailor.sandbox import (
     SANDBOX_CODE,
     internals_message,
@@ -37,10 +32,21 @@ from runbook_engine.tailor.sandbox import (
     reaches_internals,
 )
 from runbook_engine.tailor.values import Values
+from runbook_engine.tailor.yaml_values import bind_yaml
 
 _JINJA = make_environment()  # sandboxed: runbook text is data, never code
-_JINJA.filters["rbquote"] = quote_value
-_JINJA.filters["raw"] = lambda value: Raw(str(value))
+_JINJA.filters["inline"] = lambda value: value
+
+
+def _removed_raw(value: Any) -> Any:
+    raise jinja2.TemplateError(
+        "'| raw' is gone: values reach commands as environment variables, so they need no "
+        "quoting; write {{ v }} (or {{ v | inline }} for a hostname, fqdn, ip, port, int...)"
+    )
+
+
+_JINJA.filters["raw"] = _removed_raw
+_SLOTS = "_rb_slots"
 _TEMPLATE_NAME = "<template>"
 LOCAL_HOST = Host(name="operator", address="localhost", transport="local")
 
@@ -60,11 +66,16 @@ class TailoredStep:
     Attributes:
         step: The parsed step.
         number: 1-based position in the normal flow (0 for check/backout helpers).
-        body: The body as shown to people (secrets as ``[secret:name]``).
+        body: The body as shown to people: values quoted for typing by hand (secrets
+            as references).  YAML bodies: the body as executors read it.
         hosts: Hosts it runs on (the role's hosts; the operator's machine when
             it has no target); empty in generic mode.
         skip_reason: Why it will not run (a false ``when``), else ``None``.
         condition: The ``when`` expression, for generic guides.
+        run_body: The body as run: every value a reference to an environment
+            variable (same as ``body`` for YAML and Markdown bodies).
+        env: Variable name -> value text for the references of ``run_body``
+            (never secrets: those are ``RUNBOOK_SECRET_*`` of the run).
     """
 
     step: Step
@@ -73,6 +84,8 @@ class TailoredStep:
     hosts: tuple[Host, ...]
     skip_reason: str | None = None
     condition: str | None = None
+    run_body: str = ""
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -177,7 +190,7 @@ def tailor(
 
 
 def _with_number(step: TailoredStep, number: int) -> TailoredStep:
-    return TailoredStep(step.step, number, step.body, step.hosts, step.skip_reason, step.condition)
+    return replace(step, number=number)
 
 
 def _tailor_step(
@@ -189,12 +202,12 @@ def _tailor_step(
     problems: list[Problem],
 ) -> TailoredStep:
     path, line = step.span.path, step.span.start_line
-    body = step.body
+    body = run_body = step.body
+    values: dict[str, str] = {}
     if step.template:
-        rendered = _render(
-            step.body, path, step.body_line, ctx, known, env, problems, lang=language_of(step.kind)
-        )
-        body = rendered if rendered is not None else step.body
+        rendered = _render_body(step, ctx, known, env, runbook, problems)
+        if rendered is not None:
+            body, run_body, values = rendered
     skip = None
     if step.when:
         if env is None:
@@ -247,7 +260,77 @@ def _tailor_step(
                     code="RB230",
                 )
             )
-    return TailoredStep(step, 0, body, hosts, skip, step.when)
+    return TailoredStep(step, 0, body, hosts, skip, step.when, run_body, values)
+
+
+def _render_body(
+    step: Step,
+    ctx: dict[str, Any],
+    known: set[str],
+    env: Environment | None,
+    runbook: Runbook,
+    problems: list[Problem],
+) -> tuple[str, str, dict[str, str]] | None:
+    """Render a step body: (shown body, body as run, variables of the run body)."""
+    lang = language_of(step.kind)
+    if lang is None or env is None or "{" not in step.body:
+        text = _render(step.body, step.span.path, step.body_line, ctx, known, env, problems)
+        return None if text is None else (text, text, {})
+    slots = Slots()
+    text = _render(
+        step.body,
+        step.span.path,
+        step.body_line,
+        {**ctx, _SLOTS: slots},
+        known,
+        env,
+        problems,
+        slots=True,
+    )
+    if text is None:
+        return None
+    try:
+        if lang == "yaml":
+            bound = bind_yaml(text, slots)
+            return bound, bound, {}
+        types = {name: p.type for name, p in runbook.parameters.items()}
+        run = bind_body(lang, text, slots, types=types)
+        return display_body(lang, text, slots), run.body, run.env
+    except BindingError as exc:
+        problems.append(
+            Problem(
+                f"value cannot be passed here: {exc}",
+                step.span.path,
+                step.body_line + exc.line - 1,
+                code="RB133",
+            )
+        )
+    return None
+
+
+def _slot_outputs(ast: nodes.Template) -> nodes.Template:
+    """Route every expression output of ``ast`` through ``_rb_slots.put`` (value,
+    parameter name, ``| inline``, line), which returns a placeholder token."""
+    for output in ast.find_all(nodes.Output):
+        new: list[nodes.Node] = []
+        for child in output.nodes:
+            if isinstance(child, nodes.TemplateData):
+                new.append(child)
+                continue
+            inline = isinstance(child, nodes.Filter) and child.name == "inline"
+            inner = child.node if inline and isinstance(child, nodes.Filter) else child
+            name = inner.name if isinstance(inner, nodes.Name) else None
+            call = nodes.Call(
+                nodes.Getattr(nodes.Name(_SLOTS, "load"), "put", "load"),
+                [inner, nodes.Const(name), nodes.Const(inline), nodes.Const(child.lineno)],
+                [],
+                None,
+                None,
+                lineno=child.lineno,
+            )
+            new.append(call)
+        output.nodes = new
+    return ast
 
 
 def _render(
@@ -260,19 +343,20 @@ def _render(
     problems: list[Problem],
     *,
     expression: bool = False,
-    lang: str | None = None,
+    slots: bool = False,
 ) -> str | None:
-    """Render one template; ``lang`` quotes every value for that body language."""
+    """Render one template; with ``slots`` every expression output becomes a placeholder
+    from the context's ``_rb_slots``."""
     if "{" not in source:
         return source
     ast = _check_names(source, path, line, known, problems)
     if ast is None:
         return None
     if env is None and not expression:
-        return generic_text(source)
+        return generic_text(source, _JINJA)
     try:
-        if lang is not None:
-            ast = quote_outputs(ast, lang)
+        if slots:
+            ast = _slot_outputs(ast)
         return _JINJA.from_string(ast).render(ctx)
     except SecurityError as exc:
         problems.append(
@@ -291,15 +375,6 @@ def _render(
                 path,
                 line + _template_line(exc) - 1,
                 code="RB131",
-            )
-        )
-    except QuotingError as exc:
-        problems.append(
-            Problem(
-                f"cannot quote a value safely here: {exc}",
-                path,
-                line + _template_line(exc) - 1,
-                code="RB133",
             )
         )
     except Exception as exc:
@@ -389,44 +464,3 @@ def _template_line(exc: BaseException) -> int:
             found = tb.tb_lineno
         tb = tb.tb_next
     return found
-
-
-def generic_text(source: str) -> str:
-    """Show a template without values: ``{{ x }}`` as ``‹x›``, conditions as markers.
-
-    ``{% if c %}`` becomes ``*[if c:]*``, ``{% else %}`` ``*[otherwise:]*`` and
-    ``{% endif %}`` ``*[end if]*``; raw blocks are kept literally.
-    """
-    out: list[str] = []
-    expr: list[str] = []
-    mode = None
-    for _lineno, kind, value in _JINJA.lex(source):
-        if kind == "variable_begin":
-            mode, expr = "var", []
-        elif kind == "block_begin":
-            mode, expr = "block", []
-        elif kind == "variable_end":
-            out.append("‹" + "".join(expr).strip() + "›")
-            mode = None
-        elif kind == "block_end":
-            out.append(_marker("".join(expr).strip()))
-            if value.endswith("\n"):
-                out.append("\n")
-            mode = None
-        elif mode is not None:
-            expr.append(value)
-        elif kind == "data":
-            out.append(value)
-    return "".join(out)
-
-
-def _marker(block: str) -> str:
-    word, _, rest = block.partition(" ")
-    return {
-        "if": f"*[if {rest}:]*",
-        "elif": f"*[else if {rest}:]*",
-        "else": "*[otherwise:]*",
-        "endif": "*[end if]*",
-        "for": f"*[for {rest}:]*",
-        "endfor": "*[end for]*",
-    }.get(word, "")

@@ -7,6 +7,9 @@ Pure functions, no I/O, so they are tested without a host.  Facts used:
 * ``certutil -decode`` turns base64 text (any line length, no header needed) into
   a file; it ships with Windows Server 2003 and later.
 * In a batch file, ``^`` escapes ``& | < > ( ) " ^`` and ``%%`` is a literal ``%``.
+* ``for /f`` substitutes its variable after the line is parsed (phase 4 of cmd.exe's
+  parser), so ``set "%%L"`` assigns a line of a file without reading any of it as syntax;
+  delayed expansion (``!NAME!``, phase 5) is likewise applied after parsing.
 * ``powershell -EncodedCommand`` takes base64 of UTF-16LE (PowerShell 2.0 help);
   ``-File`` reads a UTF-8 script correctly only with a byte-order mark.
 * ``wmic process get ... /format:list`` prints ``Name=value`` records separated
@@ -59,16 +62,20 @@ def build_plan(
 
     A one-line cmd body without cwd or env runs inline; a PowerShell body without env
     runs inline as ``-EncodedCommand`` when that fits; everything else is uploaded to
-    ``%TEMP%\\<marker>.cmd`` / ``.ps1`` and run from there.
+    ``%TEMP%\\<marker>.cmd`` / ``.ps1`` and run from there.  Environment variables are
+    uploaded as data, never as script text: ``%TEMP%\\<marker>.env`` holds one
+    ``NAME=value`` line each (cmd; read by ``for /f`` into ``set "%%L"``, whose
+    for-variable is substituted after cmd.exe has parsed the line) or ``NAME=base64``
+    lines (PowerShell; decoded with ``[Convert]::FromBase64String``).
 
     Raises:
-        ValueError: an env name is not an identifier or a value holds a line break.
+        ValueError: an env name is not an identifier, or a cmd value holds a line break.
     """
     for name, value in env.items():
         if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"environment variable name {name!r} is not valid on Windows")
-        if "\n" in value or "\r" in value:
-            raise ValueError(f"environment variable {name}: a line break cannot be passed")
+        if kind == "cmd" and ("\n" in value or "\r" in value):
+            raise ValueError(f"environment variable {name}: cmd cannot take a line break")
     marker = marker or "rbe-" + uuid.uuid4().hex[:16]
     prefix = f'set "RBE_STEP={marker}"& '
     text = body.replace("\r\n", "\n").rstrip("\n")
@@ -76,24 +83,32 @@ def build_plan(
         if "\n" not in text and not env and not cwd and len(prefix + text) <= SAFE_COMMAND_LINE:
             line = prefix + text
             return CommandPlan(line, line, (), None, marker, False)
-        script = _cmd_script(text, cwd, env).encode("utf-8")
-        return _uploaded(script, marker, prefix, ".cmd", '"%TEMP%\\{name}"', False)
+        script = _cmd_script(text, cwd, marker if env else None).encode("utf-8")
+        data = "".join(f"{name}={value}\r\n" for name, value in env.items())
+        return _uploaded(script, marker, prefix, ".cmd", '"%TEMP%\\{name}"', False, data)
     if kind == "powershell":
-        prelude = _ps_prelude(cwd, {})
+        prelude = _ps_prelude(cwd, None)
         if not env:
             encoded = base64.b64encode((prelude + text).encode("utf-16-le")).decode("ascii")
             line = f"{prefix}{POWERSHELL} -EncodedCommand {encoded}"
             if len(line) <= SAFE_COMMAND_LINE:
                 return CommandPlan(line, line, (), None, marker, True)
-        script = ("\ufeff" + _ps_prelude(cwd, env) + text + "\n").replace("\n", "\r\n")
+        script = ("\ufeff" + _ps_prelude(cwd, marker if env else None) + text + "\n").replace(
+            "\n", "\r\n"
+        )
+        data = "".join(
+            f"{name}={base64.b64encode(value.encode('utf-8')).decode('ascii')}\r\n"
+            for name, value in env.items()
+        )
         run = POWERSHELL + ' -ExecutionPolicy Bypass -File "%TEMP%\\{name}"'
-        return _uploaded(script.encode("utf-8"), marker, prefix, ".ps1", run, True)
+        return _uploaded(script.encode("utf-8"), marker, prefix, ".ps1", run, True, data)
     raise ValueError(f"cannot run a {kind!r} step over WinRM")
 
 
-def _cmd_script(text: str, cwd: str | None, env: dict[str, str]) -> str:
+def _cmd_script(text: str, cwd: str | None, env_marker: str | None) -> str:
     lines = ["@echo off"]
-    lines += [f"set {name}={_batch_escape(value)}" for name, value in env.items()]
+    if env_marker:
+        lines.append(f'for /f "usebackq delims=" %%L in ("%TEMP%\\{env_marker}.env") do set "%%L"')
     if cwd:
         lines.append(f'cd /d "{_batch_escape(cwd)}" || exit /b 1')
     return "\r\n".join([*lines, *text.split("\n")]) + "\r\n"
@@ -108,22 +123,42 @@ def _ps_quote(value: str) -> str:
     return "'" + re.sub(r"(['\u2018\u2019\u201a\u201b])", r"\1\1", value) + "'"
 
 
-def _ps_prelude(cwd: str | None, env: dict[str, str]) -> str:
-    lines = [f"$env:{name} = {_ps_quote(value)}" for name, value in env.items()]
+def _ps_prelude(cwd: str | None, env_marker: str | None) -> str:
+    lines = []
+    if env_marker:
+        lines.append(
+            f'foreach ($rbeLine in [IO.File]::ReadAllLines("$env:TEMP\\{env_marker}.env")) '
+            "{ $rbeAt = $rbeLine.IndexOf('='); [Environment]::SetEnvironmentVariable("
+            "$rbeLine.Substring(0, $rbeAt), [Text.Encoding]::UTF8.GetString("
+            "[Convert]::FromBase64String($rbeLine.Substring($rbeAt + 1))), 'Process') }"
+        )
     if cwd:
         lines.append(f"Set-Location -LiteralPath {_ps_quote(cwd)}")
     return "".join(line + "\n" for line in lines)
 
 
 def _uploaded(
-    script: bytes, marker: str, prefix: str, suffix: str, run: str, stdin_eof: bool
+    script: bytes,
+    marker: str,
+    prefix: str,
+    suffix: str,
+    run: str,
+    stdin_eof: bool,
+    data: str = "",
 ) -> CommandPlan:
     name = marker + suffix
     b64_path = f'"%TEMP%\\{marker}.b64"'
     target = f'"%TEMP%\\{name}"'
     uploads = upload_commands(script, b64_path, target)
-    line = prefix + run.format(name=name)
     cleanup = f"del /f /q {b64_path} {target}"
+    if data:
+        data_b64, data_path = f'"%TEMP%\\{marker}.env.b64"', f'"%TEMP%\\{marker}.env"'
+        more = upload_commands(data.encode("utf-8"), data_b64, data_path)
+        if len(uploads[-1]) + len(" && " + more[0]) <= SAFE_COMMAND_LINE:
+            uploads[-1] += " && " + more.pop(0)
+        uploads += more
+        cleanup += f" {data_b64} {data_path}"
+    line = prefix + run.format(name=name)
     return CommandPlan(line, line, tuple(uploads), cleanup, marker, stdin_eof)
 
 

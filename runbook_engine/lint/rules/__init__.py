@@ -1,4 +1,4 @@
-"""Authoring rules of ``runbook lint`` (warnings RB301-RB307), one module per family.
+"""Authoring rules of ``runbook lint`` (warnings RB301-RB311), one module per family.
 
 Each rule is a function ``(LintContext) -> Iterable[Finding]`` registered in
 :data:`RULES` under its stable code.  Codes never change meaning; a retired
@@ -21,6 +21,7 @@ from runbook_engine.lint.rules.hosts import hard_coded_host, validports_missing_
 from runbook_engine.lint.rules.params import unused_parameter
 from runbook_engine.lint.rules.secrets import secret_literal
 from runbook_engine.lint.rules.settings import Settings, read_settings
+from runbook_engine.lint.rules.values import cmd_value_variables, value_to_evaluator
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,18 @@ RULES: dict[str, Rule] = {
             "host-list-without-port",
             "an entry without a port in a host:port;host:port list (ValidPorts)",
             validports_missing_port,
+        ),
+        Rule(
+            "RB310",
+            "cmd-value-reparsed",
+            "a cmd variable set from a value, read with %NAME% or in a command parsed again",
+            cmd_value_variables,
+        ),
+        Rule(
+            "RB311",
+            "value-to-evaluator",
+            "a variable set from a value handed to eval, Invoke-Expression or exec()",
+            value_to_evaluator,
         ),
     )
 }
