@@ -139,7 +139,11 @@ def time_papermill(steps: int, folder: Path, repeat: int) -> float:
     nb.cells = [nbformat.v4.new_code_cell(f"print('step {n}')") for n in range(1, steps + 1)]
 
     def once(i: int) -> None:
-        with kernel_environment(folder), _quiet(folder / "kernel.log"):
+        with (
+            tempfile.TemporaryDirectory(prefix="kernel-", dir=folder) as tmp,
+            kernel_environment(Path(tmp)),
+            _quiet(Path(tmp) / "kernel.log"),
+        ):
             papermill.execute_notebook(
                 nb,
                 str(folder / f"papermill-{steps}-{i}.ipynb"),
@@ -158,8 +162,11 @@ def marginal(sizes: list[int], repeat: int) -> None:
         folder = Path(tmp)
         os.chdir(folder)
         state = folder / "state"
-        route = {n: time_notebook_run(write_runbook(folder, n), state, repeat) for n in sizes}
-        plain = {n: time_papermill(n, folder, repeat) for n in sizes}
+        route, plain = {}, {}
+        for n in sizes:
+            route[n] = time_notebook_run(write_runbook(folder, n), state, repeat)
+            plain[n] = time_papermill(n, folder, repeat)
+            print(f"  {n} steps: route {route[n]:.2f} s, papermill {plain[n]:.2f} s", flush=True)
     print(f"Marginal cost per step, notebook route vs plain papermill (best of {repeat}):")
     growth = {}
     for name, times in (("notebook route", route), ("papermill alone", plain)):
