@@ -8,6 +8,7 @@ all; the build's counts say which, never timings.  Needs WeasyPrint.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,12 @@ def test_without_cache_every_pdf_is_rendered(tmp_path: Path) -> None:
     assert build(lib, out, cache=False) == (2, 0)
     assert build(lib, out, cache=False) == (2, 0)
     assert not cache_folder(out).exists()
+
+
+def test_reused_without_source_date_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guide's "Rendered at" time (now) is no input: the PDFs are still reused."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    lib, out = library(tmp_path), tmp_path / "site"
+    assert build(lib, out) == (2, 0)
+    time.sleep(1.1)  # the second build's "Rendered at" differs from the first's
+    assert build(lib, out) == (0, 2)

@@ -101,7 +101,8 @@ def cached_pdf(
     on but the clock: the HTML printed, the PDF stylesheet, the installed fonts
     (paths and sizes), the versions of runbook-engine and WeasyPrint, the
     document's metadata and ``SOURCE_DATE_EPOCH``.  Without ``SOURCE_DATE_EPOCH``
-    a reused PDF keeps the date it was first rendered.
+    a reused PDF keeps the date it was first rendered: the guide's "Rendered at"
+    time (now, without ``SOURCE_DATE_EPOCH``) is left out of the key.
 
     Args:
         tailored: The runbook filled in for one environment, or generic.
@@ -114,8 +115,14 @@ def cached_pdf(
     Raises:
         InputError: as :func:`render_pdf`.
     """
+    from runbook_engine.outputs.views import rendered_at
+
+    before = rendered_at()
     html = pdf_html(tailored, change_id)
-    key = pdf_key(html, tailored)
+    unstamped = html
+    for stamp in {before, rendered_at()}:  # the clock may tick while the guide is made
+        unstamped = unstamped.replace(stamp, "\0rendered-at\0")
+    key = pdf_key(unstamped, tailored)
     path = cache / f"{key}.pdf"
     try:
         return path.read_bytes(), key, True
