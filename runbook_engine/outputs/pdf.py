@@ -92,8 +92,24 @@ def pdf_html(tailored: TailoredRunbook, change_id: str | None = None) -> str:
     return _page_head(guide_html(tailored, change_id=change_id), tailored, change_id)
 
 
+def stamped_guide(
+    tailored: TailoredRunbook, change_id: str | None = None
+) -> tuple[str, frozenset[str]]:
+    """The HTML guide (:func:`~runbook_engine.outputs.guide_html.guide_html`) and the
+    "Rendered at" times it may show (the clock may tick while it is made)."""
+    from runbook_engine.outputs.views import rendered_at
+
+    before = rendered_at()
+    guide = guide_html(tailored, change_id=change_id)
+    return guide, frozenset({before, rendered_at()})
+
+
 def cached_pdf(
-    tailored: TailoredRunbook, cache: Path, *, change_id: str | None = None
+    tailored: TailoredRunbook,
+    cache: Path,
+    *,
+    change_id: str | None = None,
+    guide: tuple[str, frozenset[str]] | None = None,
 ) -> tuple[bytes, str, bool]:
     """Render the PDF guide, or reuse the one rendered before from the same inputs.
 
@@ -108,6 +124,8 @@ def cached_pdf(
         tailored: The runbook filled in for one environment, or generic.
         cache: Folder of cached PDFs (``<key>.pdf``), created when missing.
         change_id: Change ticket printed in the page header.
+        guide: :func:`stamped_guide` of ``tailored`` when made already (the site's
+            printable HTML download is the same page).
 
     Returns:
         ``(pdf bytes, cache key, True when reused from the cache)``.
@@ -115,12 +133,10 @@ def cached_pdf(
     Raises:
         InputError: as :func:`render_pdf`.
     """
-    from runbook_engine.outputs.views import rendered_at
-
-    before = rendered_at()
-    html = pdf_html(tailored, change_id)
+    text, stamps = guide if guide is not None else stamped_guide(tailored, change_id)
+    html = _page_head(text, tailored, change_id)
     unstamped = html
-    for stamp in {before, rendered_at()}:  # the clock may tick while the guide is made
+    for stamp in stamps:
         unstamped = unstamped.replace(stamp, "\0rendered-at\0")
     key = pdf_key(unstamped, tailored)
     path = cache / f"{key}.pdf"

@@ -241,15 +241,20 @@ def _write_downloads(
     gets each PDF's cache key (its file name without a cache), ``True`` when reused.
     """
     links: list[tuple[str, str]] = []
+    guide: tuple[str, frozenset[str]] | None = None  # printable HTML = the page PDF prints
     for fmt in job.formats:
         renderer = RENDERERS[fmt]
         name = f"{slug(runbook_id)}-{variant.slug}{renderer.suffix}"
         try:
-            if fmt == "pdf" and job.cache is not None:
-                from runbook_engine.outputs.pdf import cached_pdf
+            if fmt in ("html", "pdf") and job.cache is not None and "pdf" in job.formats:
+                from runbook_engine.outputs.pdf import cached_pdf, stamped_guide
 
-                data, key, reused = cached_pdf(tailored, job.cache)
-                pdfs[key] = pdfs.get(key, True) and reused
+                guide = guide or stamped_guide(tailored)
+                if fmt == "html":
+                    data = guide[0].encode("utf-8")
+                else:
+                    data, key, reused = cached_pdf(tailored, job.cache, guide=guide)
+                    pdfs[key] = pdfs.get(key, True) and reused
             else:
                 data = renderer.render(tailored)
                 if fmt == "pdf":
