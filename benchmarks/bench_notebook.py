@@ -17,7 +17,9 @@ With ``--marginal`` it instead times the notebook route at 20, 100 and 400 steps
 (``--sizes``) and reports the marginal cost per step of each interval, the
 ratio of the last interval's to the first's (linear: about 1), and the same
 figures for the baseline measured in the same run: plain papermill (its own
-engine, saving after every cell) executing a notebook of as many one-line cells.
+engine, saving after every cell) executing a notebook of as many one-line cells;
+and for the step cells' calls made in this process without kernel or papermill
+(the engine's own share of the route).
 
 Run: ``python benchmarks/bench_notebook.py`` (``--steps N``, ``--repeat R``,
 ``--marginal``, ``--sizes 20,100,400``).
@@ -156,20 +158,56 @@ def time_papermill(steps: int, folder: Path, repeat: int) -> float:
     return best_seconds(once, repeat)
 
 
+def time_cells(runbook: Path, state: Path, repeat: int) -> float:
+    """Best wall time of the step cells' calls made in this process (no kernel, no papermill):
+    :func:`~runbook_engine.notebook.api.attach`, one ``step()`` per step, ``finish()``."""
+    import contextlib
+    import io
+
+    from runbook_engine.notebook import api
+
+    steps = [f"s{n:03d}" for n in range(1, int(runbook.stem.split("-")[1]) + 1)]
+
+    def once(i: int) -> None:
+        api._CURRENT = None  # a new run, as in a new kernel
+        with contextlib.redirect_stdout(io.StringIO()):
+            run = api.attach(
+                runbook_file=str(runbook),
+                state_dir=str(state),
+                run_id=f"cells-{runbook.stem}-{i}",
+                operator="bench",
+            )
+            for step in steps:
+                run.step(step)
+            run.finish()
+
+    return best_seconds(once, repeat)
+
+
 def marginal(sizes: list[int], repeat: int) -> None:
     """Print the marginal cost per step between ``sizes`` for the route and for papermill."""
     with tempfile.TemporaryDirectory(prefix="bench-notebook-") as tmp:
         folder = Path(tmp)
         os.chdir(folder)
         state = folder / "state"
-        route, plain = {}, {}
+        route, plain, cells = {}, {}, {}
         for n in sizes:
-            route[n] = time_notebook_run(write_runbook(folder, n), state, repeat)
+            book = write_runbook(folder, n)
+            route[n] = time_notebook_run(book, state, repeat)
             plain[n] = time_papermill(n, folder, repeat)
-            print(f"  {n} steps: route {route[n]:.2f} s, papermill {plain[n]:.2f} s", flush=True)
+            cells[n] = time_cells(book, state, repeat)
+            print(
+                f"  {n} steps: route {route[n]:.2f} s, papermill {plain[n]:.2f} s, "
+                f"cells in process {cells[n]:.2f} s",
+                flush=True,
+            )
     print(f"Marginal cost per step, notebook route vs plain papermill (best of {repeat}):")
     growth = {}
-    for name, times in (("notebook route", route), ("papermill alone", plain)):
+    for name, times in (
+        ("notebook route", route),
+        ("papermill alone", plain),
+        ("cells in process", cells),
+    ):
         pairs = list(itertools.pairwise(sizes))
         costs = [(times[b] - times[a]) / (b - a) * 1000 for a, b in pairs]
         growth[name] = costs[-1] / costs[0]
@@ -183,7 +221,7 @@ def marginal(sizes: list[int], repeat: int) -> None:
     print(
         f"  route/papermill at {last} steps: {route[last] / plain[last]:.2f}x total; growth of the "
         f"marginal cost: route {growth['notebook route']:.2f}x, "
-        f"papermill {growth['papermill alone']:.2f}x"
+        f"papermill {growth['papermill alone']:.2f}x, cells {growth['cells in process']:.2f}x"
     )
 
 
