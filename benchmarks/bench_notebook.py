@@ -13,12 +13,22 @@ and reports the cost per step as ``(T(N) - T(1)) / (N - 1)`` (so the kernel's
 start-up, a fixed cost, is reported apart), the fixed cost, and the ratio.
 It also times both commands end to end as subprocesses.
 
-Run: ``python benchmarks/bench_notebook.py`` (``--steps N``, ``--repeat R``).
+With ``--marginal`` it instead times the notebook route at 20, 100 and 400 steps
+(``--sizes``) and reports the marginal cost per step of each interval, the
+ratio of the last interval's to the first's (linear: about 1), and the same
+figures for the baseline measured in the same run: plain papermill (its own
+engine, saving after every cell) executing a notebook of as many one-line cells;
+and for the step cells' calls made in this process without kernel or papermill
+(the engine's own share of the route).
+
+Run: ``python benchmarks/bench_notebook.py`` (``--steps N``, ``--repeat R``,
+``--marginal``, ``--sizes 20,100,400``).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -115,11 +125,116 @@ def time_commands(runbook: Path, state: Path, cwd: Path, repeat: int) -> tuple[f
     return run, nb
 
 
+def time_papermill(steps: int, folder: Path, repeat: int) -> float:
+    """Best wall time of plain papermill (default engine) on ``steps`` one-line cells."""
+    import nbformat
+    import papermill
+
+    from runbook_engine.notebook.execute import _quiet, kernel_environment
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(f"print('step {n}')") for n in range(1, steps + 1)]
+
+    def once(i: int) -> None:
+        with (
+            tempfile.TemporaryDirectory(prefix="kernel-", dir=folder) as tmp,
+            kernel_environment(Path(tmp)),
+            _quiet(Path(tmp) / "kernel.log"),
+        ):
+            papermill.execute_notebook(
+                nb,
+                str(folder / f"papermill-{steps}-{i}.ipynb"),
+                kernel_name="python3",
+                log_output=False,
+                progress_bar=False,
+                cwd=str(folder),
+            )
+
+    return best_seconds(once, repeat)
+
+
+def time_cells(runbook: Path, state: Path, repeat: int) -> float:
+    """Best wall time of the step cells' calls made in this process (no kernel, no papermill):
+    :func:`~runbook_engine.notebook.api.attach`, one ``step()`` per step, ``finish()``."""
+    import contextlib
+    import io
+
+    from runbook_engine.notebook import api
+
+    steps = [f"s{n:03d}" for n in range(1, int(runbook.stem.split("-")[1]) + 1)]
+
+    def once(i: int) -> None:
+        api._CURRENT = None  # a new run, as in a new kernel
+        with contextlib.redirect_stdout(io.StringIO()):
+            run = api.attach(
+                runbook_file=str(runbook),
+                state_dir=str(state),
+                run_id=f"cells-{runbook.stem}-{i}",
+                operator="bench",
+            )
+            for step in steps:
+                run.step(step)
+            run.finish()
+
+    return best_seconds(once, repeat)
+
+
+def marginal(sizes: list[int], repeat: int) -> None:
+    """Print the marginal cost per step between ``sizes`` for the route and for papermill."""
+    with tempfile.TemporaryDirectory(prefix="bench-notebook-") as tmp:
+        folder = Path(tmp)
+        os.chdir(folder)
+        state = folder / "state"
+        route, plain, cells = {}, {}, {}
+        for n in sizes:
+            book = write_runbook(folder, n)
+            route[n] = time_notebook_run(book, state, repeat)
+            plain[n] = time_papermill(n, folder, repeat)
+            cells[n] = time_cells(book, state, repeat)
+            print(
+                f"  {n} steps: route {route[n]:.2f} s, papermill {plain[n]:.2f} s, "
+                f"cells in process {cells[n]:.2f} s",
+                flush=True,
+            )
+    print(f"Marginal cost per step, notebook route vs plain papermill (best of {repeat}):")
+    growth = {}
+    for name, times in (
+        ("notebook route", route),
+        ("papermill alone", plain),
+        ("cells in process", cells),
+    ):
+        pairs = list(itertools.pairwise(sizes))
+        costs = [(times[b] - times[a]) / (b - a) * 1000 for a, b in pairs]
+        growth[name] = costs[-1] / costs[0]
+        totals = ", ".join(f"{n}: {t:.2f} s" for n, t in times.items())
+        spans = ", ".join(
+            f"{a}->{b}: {c:.1f} ms/step" for (a, b), c in zip(pairs, costs, strict=True)
+        )
+        print(f"  {name:16} totals {totals}")
+        print(f"  {'':16} {spans}; last/first {growth[name]:.2f}x (linear: 1.00x)")
+    last = sizes[-1]
+    print(
+        f"  route/papermill at {last} steps: {route[last] / plain[last]:.2f}x total; growth of the "
+        f"marginal cost: route {growth['notebook route']:.2f}x, "
+        f"papermill {growth['papermill alone']:.2f}x, cells {growth['cells in process']:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--marginal", action="store_true", help="marginal cost per step by size")
+    parser.add_argument("--sizes", default="20,100,400", help="step counts for --marginal")
     args = parser.parse_args()
+    if args.marginal:
+        marginal([int(n) for n in args.sizes.split(",")], args.repeat)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-notebook-") as tmp:
         folder = Path(tmp)
         os.chdir(folder)

@@ -17,7 +17,6 @@ from runbook_engine.cli.common import (
     set_option,
     write_output,
 )
-from runbook_engine.run import approval as _approval
 
 
 @click.command()
@@ -57,10 +56,11 @@ def render(
 def plan(runbook: Path, env_path: Path | None, sets: tuple[str, ...], as_json: bool) -> None:
     """List every step with its host, transport, action and command; runs nothing."""
     from runbook_engine.outputs.plan import build_plan
+    from runbook_engine.run.approval import check_policy
     from runbook_engine.tailor.loading import load
 
     loaded = load(runbook, env_path, parse_sets(sets))
-    _approval.check_policy(loaded.tailored, emergency=False)
+    check_policy(loaded.tailored, emergency=False)
     data = build_plan(loaded.tailored)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))

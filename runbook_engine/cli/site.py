@@ -32,12 +32,17 @@ def site() -> None:
 )
 @click.option("--no-pdf", is_flag=True, help="Leave out the PDF downloads (faster).")
 @click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Render every PDF again (by default unchanged PDFs come from .<output>.cache/).",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
     help="Worker processes [default: CPU count, at most 4].",
 )
-def site_build(output: Path, source: Path, no_pdf: bool, jobs: int | None) -> None:
+def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: int | None) -> None:
     """Build the site: an index of every runbook, and per runbook the generic and tailored
     guides with their printable, PDF, notebook and source downloads.  A runbook that fails
     is reported and left out; the exit status is then 1."""
@@ -52,12 +57,22 @@ def site_build(output: Path, source: Path, no_pdf: bool, jobs: int | None) -> No
         mark = "ok  " if not result.problems else ("FAIL" if result.entry is None else "some")
         click.echo(f"{mark} {result.path}", err=True)
 
-    report = build_site(source, output, formats=formats, notes=notes, jobs=jobs, progress=progress)
+    report = build_site(
+        source,
+        output,
+        formats=formats,
+        notes=notes,
+        jobs=jobs,
+        progress=progress,
+        cache=not no_cache,
+    )
     click.echo(f"Site: {(report.out / 'index.html').resolve()}")
     click.echo(
         f"{len(report.entries)} runbooks, {report.pages} guide pages; downloads: "
         f"{', '.join(formats)}"
     )
+    if "pdf" in formats:
+        click.echo(f"PDFs: {report.pdf_rendered} rendered, {report.pdf_reused} from the cache")
     for note in report.notes:
         click.echo(f"Note: {note}")
     if report.failures:

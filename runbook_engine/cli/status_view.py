@@ -1,4 +1,10 @@
-"""``runbook status`` and ``runbook runs``: the checkpoint store shown to people or as JSON."""
+"""``runbook status`` and ``runbook runs``: the checkpoint store shown to people or as JSON.
+
+Up to :data:`RICH_ROWS` rows a table is drawn by rich (borders, wrapped notes); a
+longer one is printed as plain aligned text, one line per row, with the same
+columns: rich costs about half a millisecond a row (2.5 s for 5,000 steps), the
+plain table a few microseconds.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,11 @@ from pathlib import Path
 import click
 
 from runbook_engine.errors import StateError
+from runbook_engine.evidence.safeio import terminal_safe
 from runbook_engine.run.store import CheckpointStore
+
+#: Longest table drawn by rich; longer ones are plain text (see the module docstring).
+RICH_ROWS = 200
 
 
 def show_runs(state_dir: Path, as_json: bool) -> None:
@@ -22,15 +32,21 @@ def show_runs(state_dir: Path, as_json: bool) -> None:
     if not runs:
         click.echo(f"No runs in {state_dir}.")
         return
+    header = ("runbook", "environment", "status", "operator", "started (UTC)", "run")
+    rows = [
+        (r.runbook_id, r.env_name or "-", r.status, r.operator, r.created_at[:19], r.run_id)
+        for r in runs
+    ]
+    if len(rows) > RICH_ROWS:
+        click.echo(plain_table(header, rows))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("runbook", "environment", "status", "operator", "started (UTC)", "run")
+    table = Table(*header)
     table.columns[-1].no_wrap = True
-    for r in runs:
-        table.add_row(
-            r.runbook_id, r.env_name or "-", r.status, r.operator, r.created_at[:19], r.run_id
-        )
+    for row in rows:
+        table.add_row(*row)
     Console(width=max(Console().width, 160)).print(table)
 
 
@@ -54,17 +70,9 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
         data["journal"] = str(store.run_dir(run_id) / "journal.jsonl")
         click.echo(json.dumps(data, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    console.print(
-        f"[bold]{record.run_id}[/bold]  {record.runbook_id}  env={record.env_name or '-'}"
-        f"  status=[bold]{record.status}[/bold]  operator={record.operator}"
-    )
-    table = Table("#", "step", "host", "status", "attempts", "exit", "note")
-    for s in steps:
-        table.add_row(
+    header = ("#", "step", "host", "status", "attempts", "exit", "note")
+    rows = [
+        (
             str(s.position),
             s.step_id,
             s.host,
@@ -73,5 +81,42 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
             "" if s.exit_code is None else str(s.exit_code),
             s.reason or "",
         )
+        for s in steps
+    ]
+    journal = store.run_dir(run_id) / "journal.jsonl"
+    if len(rows) > RICH_ROWS:
+        click.echo(
+            terminal_safe(
+                f"{record.run_id}  {record.runbook_id}  env={record.env_name or '-'}"
+                f"  status={record.status}  operator={record.operator}"
+            )
+        )
+        click.echo(plain_table(header, rows))
+        click.echo(f"Journal: {journal}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]{record.run_id}[/bold]  {record.runbook_id}  env={record.env_name or '-'}"
+        f"  status=[bold]{record.status}[/bold]  operator={record.operator}"
+    )
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
-    console.print(f"Journal: {store.run_dir(run_id) / 'journal.jsonl'}")
+    console.print(f"Journal: {journal}")
+
+
+def plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Return ``rows`` under ``header`` as aligned plain text (columns two spaces apart,
+    a dashed rule under the header, the last column unpadded, control characters escaped)."""
+    cells = [header, *(tuple(terminal_safe(" ".join(c.split())) for c in row) for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    rule = tuple("-" * w for w in [*widths, max(len(row[-1]) for row in cells)])
+    lines = []
+    for row in (cells[0], rule, *cells[1:]):
+        padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*padded, row[-1]]).rstrip())
+    return "\n".join(lines)

@@ -425,7 +425,7 @@ class NotebookRun:
         raise NotebookInputError(f"no step {step_id!r} in the flow of run {self.run_id}")
 
     def _states(self, step_id: str) -> list[StepState]:
-        return [s for s in self.store.steps(self.run_id) if s.step_id == step_id]
+        return self.store.steps_of(self.run_id, step_id)
 
     def _pause_message(self, exc: RunPaused) -> str:
         return (

@@ -18,9 +18,15 @@ else in the output depends on the clock.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
 import os
 import re
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from markupsafe import escape
@@ -78,7 +84,121 @@ def render_pdf(tailored: TailoredRunbook, *, change_id: str | None = None) -> by
             missing, or ``SOURCE_DATE_EPOCH`` is malformed.
     """
     weasyprint = weasyprint_module()
-    html = _page_head(guide_html(tailored, change_id=change_id), tailored, change_id)
+    return _print(weasyprint, pdf_html(tailored, change_id), tailored)
+
+
+def pdf_html(tailored: TailoredRunbook, change_id: str | None = None) -> str:
+    """The HTML page WeasyPrint prints for ``tailored`` (the guide with the PDF's page head)."""
+    return _page_head(guide_html(tailored, change_id=change_id), tailored, change_id)
+
+
+def stamped_guide(
+    tailored: TailoredRunbook, change_id: str | None = None
+) -> tuple[str, frozenset[str]]:
+    """The HTML guide (:func:`~runbook_engine.outputs.guide_html.guide_html`) and the
+    "Rendered at" times it may show (the clock may tick while it is made)."""
+    from runbook_engine.outputs.views import rendered_at
+
+    before = rendered_at()
+    guide = guide_html(tailored, change_id=change_id)
+    return guide, frozenset({before, rendered_at()})
+
+
+def cached_pdf(
+    tailored: TailoredRunbook,
+    cache: Path,
+    *,
+    change_id: str | None = None,
+    guide: tuple[str, frozenset[str]] | None = None,
+) -> tuple[bytes, str, bool]:
+    """Render the PDF guide, or reuse the one rendered before from the same inputs.
+
+    The cache key (:func:`pdf_key`) is the SHA-256 of everything the bytes depend
+    on but the clock: the HTML printed, the PDF stylesheet, the installed fonts
+    (paths and sizes), the versions of runbook-engine and WeasyPrint, the
+    document's metadata and ``SOURCE_DATE_EPOCH``.  Without ``SOURCE_DATE_EPOCH``
+    a reused PDF keeps the date it was first rendered: the guide's "Rendered at"
+    time (now, without ``SOURCE_DATE_EPOCH``) is left out of the key.
+
+    Args:
+        tailored: The runbook filled in for one environment, or generic.
+        cache: Folder of cached PDFs (``<key>.pdf``), created when missing.
+        change_id: Change ticket printed in the page header.
+        guide: :func:`stamped_guide` of ``tailored`` when made already (the site's
+            printable HTML download is the same page).
+
+    Returns:
+        ``(pdf bytes, cache key, True when reused from the cache)``.
+
+    Raises:
+        InputError: as :func:`render_pdf`.
+    """
+    text, stamps = guide if guide is not None else stamped_guide(tailored, change_id)
+    html = _page_head(text, tailored, change_id)
+    unstamped = html
+    for stamp in stamps:
+        unstamped = unstamped.replace(stamp, "\0rendered-at\0")
+    key = pdf_key(unstamped, tailored)
+    path = cache / f"{key}.pdf"
+    try:
+        return path.read_bytes(), key, True
+    except OSError:
+        pass
+    data = _print(weasyprint_module(), html, tailored)  # imported only to print (~1 s)
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".pdf-", dir=cache)
+    with os.fdopen(fd, "wb") as sink:
+        sink.write(data)
+    os.replace(tmp, path)  # whole or absent, also with builds running side by side
+    return data, key, False
+
+
+def pdf_key(html: str, tailored: TailoredRunbook) -> str:
+    """The cache key of the PDF printed from ``html`` (see :func:`cached_pdf`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from runbook_engine import __version__
+
+    try:
+        weasyprint_version = version("weasyprint")
+    except PackageNotFoundError:
+        weasyprint_version = ""
+
+    rb = tailored.runbook
+    digest = hashlib.sha256()
+    for part in (
+        "runbook-engine pdf cache 1",
+        __version__,
+        weasyprint_version,
+        os.environ.get("SOURCE_DATE_EPOCH", "").strip(),
+        json.dumps([list(rb.tags), " ".join(rb.summary.split())]),
+        read_asset(PDF_STYLESHEET),
+        _fonts(),
+        html,
+    ):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _fonts() -> str:
+    """The font files fontconfig may hand WeasyPrint (path and size), one a line."""
+    home = Path.home()
+    roots = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts")]
+    roots += [home / ".fonts", home / ".local" / "share" / "fonts"]
+    lines = []
+    for root in roots:
+        for folder, _dirs, names in os.walk(root):
+            for name in names:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    lines.append(f"{path} {os.stat(path).st_size}")
+    return "\n".join(sorted(lines))
+
+
+def _print(weasyprint: Any, html: str, tailored: TailoredRunbook) -> bytes:
+    """Print ``html`` with WeasyPrint; the document's metadata from ``tailored``."""
     stamp = _document_date()
     fetcher = _data_only_fetcher(weasyprint)
     document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).render(

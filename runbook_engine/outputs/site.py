@@ -12,6 +12,12 @@ site works opened from the file system and served by ``python -m http.server``.
 
 A runbook that fails is reported and skipped; the others are built.  Runbooks
 are built in parallel worker processes (WeasyPrint is CPU-bound, ~1-3 s a PDF).
+
+PDFs are cached (:func:`~runbook_engine.outputs.pdf.cached_pdf`) beside the site
+folder, in ``.<site folder name>.cache/pdf/`` (``site/._build.cache/pdf/`` for the
+default ``site/_build``), keyed by the SHA-256 of their inputs: a rebuild renders
+only the PDFs whose HTML, stylesheet, fonts or tool versions changed and copies the
+others.  After a build with PDFs the cache keeps only the PDFs that build used.
 """
 
 from __future__ import annotations
@@ -52,12 +58,16 @@ class SiteReport:
         entries: Runbooks built, in index order.
         failures: Runbooks (or their pages) that failed, as formatted problem text.
         notes: What was left out on purpose and why (no WeasyPrint, no notebooks).
+        pdf_rendered: PDFs rendered by this build.
+        pdf_reused: PDFs copied from the cache (inputs unchanged).
     """
 
     out: Path
     entries: tuple[RunbookEntry, ...]
     failures: tuple[str, ...]
     notes: tuple[str, ...]
+    pdf_rendered: int = 0
+    pdf_reused: int = 0
 
     @property
     def pages(self) -> int:
@@ -114,6 +124,7 @@ def build_site(
     notes: tuple[str, ...] = (),
     jobs: int | None = None,
     progress: Callable[[PageResult], None] | None = None,
+    cache: Path | bool = True,
 ) -> SiteReport:
     """Build the site for the runbooks under ``source`` into ``out``.
 
@@ -124,6 +135,8 @@ def build_site(
         notes: What was left out on purpose, shown on the index (with ``formats``).
         jobs: Worker processes (default: the CPU count, at most 4; 1 builds in-process).
         progress: Called with each runbook's result as it completes.
+        cache: The PDF cache folder; ``True``: :func:`cache_folder` of ``out``;
+            ``False``: render every PDF.
 
     Raises:
         InputError: ``source`` is not a folder, ``out`` is a non-empty folder that
@@ -135,14 +148,31 @@ def build_site(
     if formats is None:
         formats, notes = download_formats()
     out.parent.mkdir(parents=True, exist_ok=True)
+    pdf_cache = cache_folder(out) if cache is True else (cache or None)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
-        report = _build_into(source, staging, formats, jobs, progress, notes)
+        report, used = _build_into(source, staging, formats, jobs, progress, notes, pdf_cache)
         _replace(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return SiteReport(out, report.entries, report.failures, report.notes)
+    if pdf_cache is not None and "pdf" in formats:
+        _prune(pdf_cache, used)
+    return SiteReport(
+        out, report.entries, report.failures, report.notes, report.pdf_rendered, report.pdf_reused
+    )
+
+
+def cache_folder(out: Path) -> Path:
+    """The PDF cache of the site folder ``out``: ``.<name>.cache/pdf`` beside it."""
+    return out.parent / f".{out.name}.cache" / "pdf"
+
+
+def _prune(cache: Path, used: set[str]) -> None:
+    """Delete the cached PDFs the last build did not use (the cache stays one library big)."""
+    for path in cache.glob("*.pdf"):
+        if path.stem not in used:
+            path.unlink(missing_ok=True)
 
 
 def _build_into(
@@ -152,10 +182,11 @@ def _build_into(
     jobs: int | None,
     progress: Callable[[PageResult], None] | None,
     notes: tuple[str, ...],
-) -> SiteReport:
+    cache: Path | None,
+) -> tuple[SiteReport, set[str]]:
     files = runbook_files([source])
     page_jobs = [
-        PageJob(path, _rel(path, source), staging, environments_for(path, source), formats)
+        PageJob(path, _rel(path, source), staging, environments_for(path, source), formats, cache)
         for path in files
     ]
     results = sorted(_run(page_jobs, jobs, progress), key=lambda r: str(r.path))
@@ -168,7 +199,10 @@ def _build_into(
     index = _index_html(entries, failures, notes, len(files))
     (staging / "index.html").write_text(index, encoding="utf-8")
     _write_marker(staging)
-    return SiteReport(staging, tuple(entries), failures, notes)
+    used = {key for r in results for key in r.pdf_keys}
+    rendered = sum(r.pdf_rendered for r in results)
+    reused = sum(len(r.pdf_keys) for r in results) - rendered
+    return SiteReport(staging, tuple(entries), failures, notes, rendered, reused), used
 
 
 def _run(

@@ -71,6 +71,8 @@ class PageJob:
         out: The site's root folder being written.
         environments: Example environment files to tailor to, in order.
         formats: Download renderers to use (names in :data:`RENDERERS`).
+        cache: Folder of cached PDFs (:func:`~runbook_engine.outputs.pdf.cached_pdf`),
+            ``None`` to render every PDF.
     """
 
     path: Path
@@ -78,6 +80,7 @@ class PageJob:
     out: Path
     environments: tuple[Path, ...]
     formats: tuple[str, ...]
+    cache: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +134,15 @@ class PageResult:
         entry: The index entry, ``None`` when the runbook itself could not be read.
         problems: What went wrong (formatted ``file:line: code message`` text);
             empty when everything was built.
+        pdf_keys: Cache keys of the PDFs written (their file names without a cache).
+        pdf_rendered: How many of those were rendered (the others came from the cache).
     """
 
     path: Path
     entry: RunbookEntry | None
     problems: tuple[str, ...]
+    pdf_keys: tuple[str, ...] = ()
+    pdf_rendered: int = 0
 
 
 def slug(text: str) -> str:
@@ -199,8 +206,9 @@ def build_runbook(job: PageJob) -> PageResult:
     shutil.copyfile(job.path, folder / FILES / source_name)
     rb = generic.runbook
     shown = tuple(v for v, _ in variants)
+    pdfs: dict[str, bool] = {}
     for variant, tailored in variants:
-        downloads = _write_downloads(job, folder, rb.id, variant, tailored, problems)
+        downloads = _write_downloads(job, folder, rb.id, variant, tailored, problems, pdfs)
         downloads.append(("Source Markdown", f"{FILES}/{source_name}"))
         page = _page_html(job, rb, variant, tailored, shown, downloads)
         (folder / variant.page).write_text(page, encoding="utf-8")
@@ -214,7 +222,8 @@ def build_runbook(job: PageJob) -> PageResult:
         step_counts(rb),
         shown,
     )
-    return PageResult(job.path, entry, tuple(problems))
+    rendered = sum(1 for reused in pdfs.values() if not reused)
+    return PageResult(job.path, entry, tuple(problems), tuple(pdfs), rendered)
 
 
 def _write_downloads(
@@ -224,14 +233,32 @@ def _write_downloads(
     variant: Variant,
     tailored: TailoredRunbook,
     problems: list[str],
+    pdfs: dict[str, bool],
 ) -> list[tuple[str, str]]:
-    """Render each download format of one variant; return (label, relative href) pairs."""
+    """Render each download format of one variant; return (label, relative href) pairs.
+
+    With a cache, a PDF comes from it when its inputs are unchanged; ``pdfs``
+    gets each PDF's cache key (its file name without a cache), ``True`` when reused.
+    """
     links: list[tuple[str, str]] = []
+    guide: tuple[str, frozenset[str]] | None = None  # printable HTML = the page PDF prints
     for fmt in job.formats:
         renderer = RENDERERS[fmt]
         name = f"{slug(runbook_id)}-{variant.slug}{renderer.suffix}"
         try:
-            data = renderer.render(tailored)
+            if fmt in ("html", "pdf") and job.cache is not None and "pdf" in job.formats:
+                from runbook_engine.outputs.pdf import cached_pdf, stamped_guide
+
+                guide = guide or stamped_guide(tailored)
+                if fmt == "html":
+                    data = guide[0].encode("utf-8")
+                else:
+                    data, key, reused = cached_pdf(tailored, job.cache, guide=guide)
+                    pdfs[key] = pdfs.get(key, True) and reused
+            else:
+                data = renderer.render(tailored)
+                if fmt == "pdf":
+                    pdfs[name] = False  # rendered, no cache key
         except InputError as exc:
             problems.append(f"{job.path}: no {fmt} download for {variant.label}:\n{exc.format()}")
             continue

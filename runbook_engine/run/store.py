@@ -421,6 +421,22 @@ class CheckpointStore:
             )
         return GateDecision(**dict(row))
 
+    def steps_of(self, run_id: str, step_id: str) -> list[StepState]:
+        """Return the states of one step of a run (one per host, in host order)."""
+        rows = self._db.execute(
+            "SELECT * FROM steps WHERE run_id=? AND step_id=? ORDER BY host", (run_id, step_id)
+        )
+        return [StepState(**dict(r)) for r in rows]
+
+    def done_keys(self, run_id: str) -> set[tuple[str, str]]:
+        """Return ``(step id, host)`` of every done step of a run (one light query)."""
+        marks = ", ".join("?" * len(DONE_STATUSES))
+        rows = self._db.execute(
+            f"SELECT step_id, host FROM steps WHERE run_id=? AND status IN ({marks})",
+            (run_id, *sorted(DONE_STATUSES)),
+        )
+        return {(r[0], r[1]) for r in rows}
+
 
 def _disk_trouble(exc: sqlite3.Error) -> bool:
     """True when SQLite failed because of the disk (full, I/O error, read-only)."""

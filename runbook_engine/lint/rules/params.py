@@ -2,8 +2,11 @@
 
 A parameter is used when a template of the runbook or of one of its fragments
 names it: prose, step bodies (unless ``template=false``) and ``when=``
-expressions.  Names are found with ``jinja2.meta.find_undeclared_variables``
-on each template source.  (A name used but not declared is a tailoring error,
+expressions.  Names are found in each template's syntax tree: every name read
+and set nowhere in it (the rule tailoring applies for RB132), without
+``jinja2.meta.find_undeclared_variables``, whose compiler pass cost as much as the
+parse itself; a template with an unknown filter or test counts as naming nothing,
+as that pass would refuse it.  (A name used but not declared is a tailoring error,
 RB132, reported by :func:`runbook_engine.tailor.tailoring.tailor`.)
 """
 
@@ -14,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
-from jinja2 import meta
+from jinja2 import nodes
 
 from runbook_engine.errors import InputError, Problem
 from runbook_engine.lint.rules.context import Finding, LintContext
@@ -34,9 +37,17 @@ def template_names(source: str) -> frozenset[str]:
     if "{" not in source:
         return frozenset()
     try:
-        return frozenset(meta.find_undeclared_variables(_JINJA.parse(source)))
+        ast = _JINJA.parse(source)
     except jinja2.TemplateSyntaxError:
         return frozenset()
+    loaded: set[str] = set()
+    stored: set[str] = set()
+    for node in ast.find_all((nodes.Name, nodes.Filter, nodes.Test)):
+        if isinstance(node, nodes.Name):
+            (loaded if node.ctx == "load" else stored).add(node.name)
+        elif node.name not in (_JINJA.filters if isinstance(node, nodes.Filter) else _JINJA.tests):
+            return frozenset()  # the compiler refuses it (reported by tailoring when rendered)
+    return frozenset(loaded - stored - {"loop", "caller", "varargs", "kwargs"})
 
 
 def used_names(ctx: LintContext) -> set[str]:

@@ -1,0 +1,90 @@
+"""Benchmark: start-up of ``runbook plan`` and ``runbook render``; asserts nothing.
+
+Times each command end to end (best of ``--repeat``) on a seed runbook with its lab
+environment, against ``python -c pass`` (the interpreter alone) and ``runbook
+--help`` (the CLI's imports) measured in the same run, and lists from
+``python -X importtime`` the heaviest imports of each command (cumulative ms),
+with jsonschema's share.
+
+Run: ``python benchmarks/bench_startup.py`` (``--repeat R``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "runbooks" / "exchange2003" / "rpc-over-https.md"
+ENV = ROOT / "runbooks" / "exchange2003" / "environments" / "lab.yaml"
+
+
+def best(cmd: list[str], repeat: int) -> float:
+    """Shortest wall time of ``cmd`` over ``repeat`` runs (after one warm-up)."""
+    subprocess.run(cmd, capture_output=True, check=True)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def imports(cmd: list[str]) -> dict[str, float]:
+    """Cumulative import time (ms) by top-level-ish module name, from ``-X importtime``."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *cmd[1:]], capture_output=True, text=True, check=True
+    )
+    out: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|")
+        if cumulative.strip().isdigit():
+            out[name.strip()] = int(cumulative) / 1000
+    return out
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    runbook = [sys.executable, "-m", "runbook_engine"]
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            "python -c pass (baseline)": [sys.executable, "-c", "pass"],
+            "runbook --help": [*runbook, "--help"],
+            "runbook plan": [*runbook, "plan", str(BOOK), "--env", str(ENV)],
+            "runbook render --to html": [
+                *runbook,
+                "render",
+                str(BOOK),
+                "--env",
+                str(ENV),
+                "--to",
+                "html",
+                "-o",
+                str(Path(tmp) / "guide.html"),
+            ],
+        }
+        times = {name: best(cmd, args.repeat) for name, cmd in commands.items()}
+        heavy = {
+            name: imports(commands[name]) for name in ("runbook plan", "runbook render --to html")
+        }
+    base = times["python -c pass (baseline)"]
+    print(f"Start-up, best of {args.repeat} (Python {sys.version.split()[0]}):")
+    for name, seconds in times.items():
+        print(f"  {name:28} {seconds * 1000:7.0f} ms  {seconds / base:5.1f}x the interpreter")
+    for name, table in heavy.items():
+        top = sorted(((ms, mod) for mod, ms in table.items() if "." not in mod), reverse=True)[:6]
+        listed = ", ".join(f"{mod} {ms:.0f}" for ms, mod in top)
+        print(f"  {name}: jsonschema {table.get('jsonschema', 0.0):.0f} ms; heaviest: {listed}")
+
+
+if __name__ == "__main__":
+    main()
