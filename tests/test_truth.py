@@ -357,3 +357,35 @@ def test_guide_named_pdf_is_a_pdf(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert guide.read_bytes().startswith(b"%PDF-")
+
+
+CHECKED = """\
+---
+id: checked
+title: Checked
+---
+# Checked
+
+```sh {#not-yet}
+false
+```
+
+```sh {#change check=not-yet}
+echo change
+```
+"""
+
+
+def test_every_deleted_output_is_reported_even_beside_another_of_its_step(tmp_path: Path) -> None:
+    rb, _ = _book(tmp_path, CHECKED)
+    st = tmp_path / "st"
+    proc = runbook("run", rb, "--state-dir", st, "--run-id", "r1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    outputs = sorted(p.name for p in (st / "runs" / "r1" / "output").iterdir())
+    assert any(".check-" in n for n in outputs) and any(".step-" in n for n in outputs)
+    assert runbook("evidence", "verify", st / "runs" / "r1", cwd=tmp_path).returncode == 0
+    step_output = next(n for n in outputs if n.startswith("change.step-"))
+    (st / "runs" / "r1" / "output" / step_output).unlink()
+    proc = runbook("evidence", "verify", st / "runs" / "r1", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"output/{step_output}" in proc.stdout and "missing" in proc.stdout

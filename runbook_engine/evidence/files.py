@@ -27,6 +27,7 @@ def check_files(run_dir: Path, records: list[dict[str, Any]], check: Any) -> Non
     attachment no journal record names (added afterwards).
     """
     expected = expected_files(records)
+    guessed = _guessed_names(records)
     root = run_dir.resolve()
     for rel, (digest, seq) in sorted(expected.items(), key=lambda kv: kv[1][1]):
         path = inside(root, rel)
@@ -34,8 +35,8 @@ def check_files(run_dir: Path, records: list[dict[str, Any]], check: Any) -> Non
             check.add(rel, None, f"journal line {seq} names a file outside the run folder")
             continue
         if not path.is_file():
-            if rel.startswith("output/") and _other_attempt(root, rel):
-                continue  # the attempt number is a guess; another attempt's file is there
+            if rel in guessed and _other_attempt(root, rel):
+                continue  # an older journal: the name is a guess; another attempt's file is there
             check.add(rel, None, f"missing (journal line {seq} names it; deleted)")
             continue
         if sha256_file(path) != digest:
@@ -60,11 +61,32 @@ def expected_files(records: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
         if event == "attachment-added" and isinstance(rec.get("path"), str):
             expected[rec["path"]] = (str(rec.get("sha256")), rec["seq"])
         elif rec.get("output_sha256") and event.endswith("-finished"):
-            expected[_output_name(rec, attempts.get(key, 1))] = (rec["output_sha256"], rec["seq"])
+            name = rec.get("output_file")
+            if not isinstance(name, str):  # journals written before output_file existed
+                name = _output_name(rec, attempts.get(key, 1))
+            expected[name] = (rec["output_sha256"], rec["seq"])
         elif rec["event"] == "notebook-executed" and rec.get("sha256"):
             name = f"{NOTEBOOKS_DIR}/{PurePosixPath(str(rec.get('path'))).name}"
             expected[name] = (str(rec["sha256"]), rec["seq"])
     return expected
+
+
+def _guessed_names(records: list[dict[str, Any]]) -> set[str]:
+    """Output names :func:`expected_files` had to guess (records without ``output_file``)."""
+    attempts: dict[tuple[Any, ...], int] = {}
+    found: set[str] = set()
+    for rec in records:
+        event = rec["event"]
+        key = (event.rsplit("-", 1)[0], rec.get("step"), rec.get("id"), rec.get("host"))
+        if event.endswith("-started") and "attempt" in rec:
+            attempts[key] = rec["attempt"]
+        elif (
+            rec.get("output_sha256")
+            and event.endswith("-finished")
+            and not isinstance(rec.get("output_file"), str)
+        ):
+            found.add(_output_name(rec, attempts.get(key, 1)))
+    return found
 
 
 def inside(root: Path, rel: str) -> Path | None:

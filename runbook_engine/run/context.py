@@ -342,6 +342,7 @@ class RunContext:
         """
         output = self.redactor.redact(result.stdout + result.stderr)
         digest = self.save_output(step_id, own_id, host, attempt, purpose, output)
+        name = output_name(step_id, own_id, host, attempt, purpose)
         self.journal.append(
             f"{purpose}-finished",
             step=step_id,
@@ -352,6 +353,7 @@ class RunContext:
             timed_out=result.timed_out,
             duration_seconds=round(result.duration, 3),
             output_sha256=digest,
+            output_file=f"output/{name}",
             output_excerpt=output[-EXCERPT_CHARS:],
             **({"output_streams": result.streams} if result.streams else {}),
         )
@@ -392,7 +394,7 @@ class RunContext:
     ) -> str:
         """Write ``output`` to ``output/`` in the run folder; return its SHA-256."""
         folder = self.run_dir / "output"
-        name = f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
+        name = output_name(step_id, own_id, host, attempt, purpose)
         data = output.encode("utf-8")
         try:
             folder.mkdir(exist_ok=True)
@@ -445,6 +447,11 @@ def max_output_bytes(options: RunOptions) -> int:
         return int(options.max_output)  # type: ignore[arg-type]
     env = os.environ.get("RUNBOOK_MAX_OUTPUT", "").strip()
     return int(env) if env.isdigit() and int(env) > 0 else DEFAULT_MAX_OUTPUT
+
+
+def output_name(step_id: str, own_id: str, host: Host, attempt: int, purpose: str) -> str:
+    """The file (in ``output/``) that keeps one command's output; the journal names it."""
+    return f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
 
 
 class HeldLock:
