@@ -280,7 +280,9 @@ class LocalTransport:
         try:
             return self._follow(proc, command, hooks, timeout, start)
         finally:
-            if reaper is not None:  # the leader is reaped: its group is no longer ours
+            # Once the leader is reaped its group is no longer ours (its id may be reused);
+            # a leader left unreaped by an error stays watched.
+            if reaper is not None and proc.returncode is not None:
                 reaper.remove(proc.pid)
 
     def _follow(
