@@ -6,9 +6,17 @@ FILE``, ``cmd.exe /d /c FILE.cmd``), so indentation, blank lines and heredocs
 survive exactly.  The child starts in a new session (POSIX) or process group
 (Windows); on the deadline the whole group gets SIGTERM, then, after a grace
 period, SIGKILL (Windows: CTRL_BREAK, then ``taskkill /T /F``), so grandchildren
-die with it.  On POSIX the command runs under a small supervisor
-(:mod:`runbook_engine.transports.supervise`) that leads the group and kills it when
-this process dies, even by SIGKILL.  Output is read in blocks into a bounded
+die with it.  On POSIX each transport also starts, with its first command, one small
+*reaper* (:mod:`runbook_engine.transports.supervise`, run with ``python -I``) and tells
+it each command's process group right after the command started (``add PGID`` on the
+reaper's standard input; ``del PGID`` once it ended).  When this process dies, even by
+SIGKILL, the reaper kills every group still registered, so a step never outlives its
+runner; the interpreter start-up is paid once per transport, not once per command, and
+the process identity reported is the command's own (it leads its group).  One window
+is left: a SIGKILL of this process after the fork of a command and before the write of
+its ``add`` line (the moment ``Popen`` takes to return once the command's exec succeeded,
+well under a millisecond) leaves that command unwatched.  :meth:`LocalTransport.close`
+ends the reaper.  Output is read in blocks into a bounded
 :class:`~runbook_engine.transports.capture.Capture` (head and tail, digest of all);
 the current :class:`~runbook_engine.transports.process.CommandHooks` give the cap, the
 redaction filter and who is told the process identity.
@@ -33,9 +41,9 @@ from typing import IO, TYPE_CHECKING, Any
 from runbook_engine.errors import ExecutionError
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.capture import Capture
-from runbook_engine.transports.process import current_hooks, identify
+from runbook_engine.transports.process import CommandHooks, current_hooks, identify
 
-#: The supervisor script, run by path (``python -I``: it needs only the standard library).
+#: The reaper script, run by path (``python -I``: it needs only the standard library).
 SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
 
 if TYPE_CHECKING:
@@ -172,9 +180,15 @@ class LocalTransport:
     ) -> None:
         self._on_output = on_output
         self._grace = grace
+        self._reaper = None if IS_WINDOWS else _Reaper(grace)
 
     def close(self) -> None:
-        """Nothing to release; safe to call twice."""
+        """End the reaper (started with the first command); safe to call twice.
+
+        A command still running in another thread is killed by the reaper.
+        """
+        if self._reaper is not None:
+            self._reaper.close()
 
     def run(
         self,
@@ -242,10 +256,12 @@ class LocalTransport:
         command = subprocess.list2cmdline(argv) if IS_WINDOWS else shlex.join(argv)
         hooks = current_hooks()
         start = time.monotonic()
-        launched = argv if IS_WINDOWS else _supervised(argv, self._grace)
+        reaper = self._reaper
+        if reaper is not None:
+            reaper.start()  # before the command: a reaper that cannot start stops nothing
         try:
             proc = subprocess.Popen(
-                launched,
+                argv,
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -255,6 +271,29 @@ class LocalTransport:
             )
         except (OSError, ValueError) as exc:
             raise ExecutionError(f"cannot start {argv[0]!r}: {exc}") from exc
+        try:
+            if reaper is not None:  # at once: until then a SIGKILL of ours leaves it unwatched
+                reaper.add(proc.pid)
+        except BaseException:
+            self._kill_group(proc)
+            raise
+        try:
+            return self._follow(proc, command, hooks, timeout, start)
+        finally:
+            # Once the leader is reaped its group is no longer ours (its id may be reused);
+            # a leader left unreaped by an error stays watched.
+            if reaper is not None and proc.returncode is not None:
+                reaper.remove(proc.pid)
+
+    def _follow(
+        self,
+        proc: subprocess.Popen[bytes],
+        command: str,
+        hooks: CommandHooks,
+        timeout: float | None,
+        start: float,
+    ) -> CommandResult:
+        """Read the output of the started ``proc`` and wait for it (or kill it)."""
         emit = self._emitter()
         limit = max(2, hooks.max_output // 2)  # per stream
         pumps = [
@@ -308,9 +347,94 @@ class LocalTransport:
         proc.wait()
 
 
-def _supervised(argv: list[str], grace: float) -> list[str]:
-    """``argv`` run under the supervisor, which kills it when this process dies."""
-    return [sys.executable, "-I", SUPERVISOR, str(os.getpid()), str(grace), "--", *argv]
+class _Reaper:
+    """The transport's handle on its reaper process (POSIX): started lazily, told the
+    process groups to watch, ended by :meth:`close`.  Thread-safe.
+
+    If the reaper died (killed by hand), the next :meth:`start` or :meth:`add` starts a
+    new one and registers again the groups still running.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self._grace = grace
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._groups: set[int] = set()
+
+    def start(self) -> None:
+        """Start the reaper unless it runs.
+
+        Raises:
+            ExecutionError: it cannot be started.
+        """
+        with self._lock:
+            self._ensure()
+
+    def add(self, pgid: int) -> None:
+        """Watch group ``pgid`` (started a moment ago by this process).
+
+        Raises:
+            ExecutionError: no reaper could be told.
+        """
+        with self._lock:
+            self._groups.add(pgid)
+            self._send(f"add {pgid}\n")
+
+    def remove(self, pgid: int) -> None:
+        """Stop watching group ``pgid`` (its leader has been reaped)."""
+        with self._lock:
+            self._groups.discard(pgid)
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                return  # closed or dead: a new reaper is only told the groups left
+            with contextlib.suppress(OSError):
+                os.write(proc.stdin.fileno(), f"del {pgid}\n".encode())  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        """Close the reaper's input and wait for it to exit; safe to call twice."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
+        with contextlib.suppress(subprocess.TimeoutExpired):  # it kills groups left: let it
+            proc.wait(self._grace + 2)
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            return proc
+        argv = [sys.executable, "-I", SUPERVISOR, "--reaper", str(os.getpid()), str(self._grace)]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                bufsize=0,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # it may outlive us: it must hold no pipe of ours
+                start_new_session=True,  # out of reach of the terminal's Ctrl-C and hang-up
+            )
+        except (OSError, ValueError) as exc:
+            raise ExecutionError(f"cannot start the step reaper: {exc}") from exc
+        self._proc = proc
+        known = "".join(f"add {pgid}\n" for pgid in sorted(self._groups)).encode()
+        with contextlib.suppress(OSError):  # a failure shows at the next write
+            os.write(proc.stdin.fileno(), known)  # type: ignore[union-attr]
+        return proc
+
+    def _send(self, line: str) -> None:
+        for _ in range(2):
+            proc = self._ensure()
+            try:
+                os.write(proc.stdin.fileno(), line.encode())  # type: ignore[union-attr]
+                return
+            except OSError:  # it died: start another one, which is told every group
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()  # type: ignore[union-attr]
+                proc.wait()
+                self._proc = None
+        raise ExecutionError("cannot tell the step reaper about a command")
 
 
 def _group_options() -> dict[str, Any]:

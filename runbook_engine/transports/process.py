@@ -8,7 +8,9 @@ applied to output before it is kept (redaction), and the cap on output kept in m
 :class:`~runbook_engine.transports.base.Transport` protocol does not change.
 
 :class:`ProcessIdentity` names a process across pid reuse: pid plus its start time
-(``/proc/PID/stat`` field 22, in clock ticks since boot) and its process group.
+(``/proc/PID/stat`` field 22, in clock ticks since boot) and its process group.  For a
+local step it is the step's own process (the interpreter of its script), which leads its
+group; the reaper that kills that group if the runner dies is a separate process.
 """
 
 from __future__ import annotations
