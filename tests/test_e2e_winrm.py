@@ -468,6 +468,17 @@ def test_killed_run_resumes_and_reruns_only_the_interrupted_step(lab: Lab) -> No
         refused = lab.cli("resume", "e2e-kill", "--answers", str(answers), "--no-input", state=True)
         assert refused.returncode == 75, refused.stdout + refused.stderr
         assert "still running on EXCHANGE1" in refused.stderr and marker in refused.stderr
+        # --assume-stopped does not override a command found running.
+        insisted = lab.cli(
+            "resume",
+            "e2e-kill",
+            "--answers",
+            str(answers),
+            "--no-input",
+            "--assume-stopped",
+            state=True,
+        )
+        assert insisted.returncode == 75, insisted.stdout + insisted.stderr
         # A host that cannot be asked refuses the resume too (nothing is rerun blindly).
         lab.servers["exchange"].inject("Create", "500")
         unreachable = lab.cli(
