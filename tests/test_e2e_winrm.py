@@ -21,6 +21,7 @@ stays the name the probes check the certificates for (no two-label name resolves
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -455,8 +456,40 @@ def test_killed_run_resumes_and_reruns_only_the_interrupted_step(lab: Lab) -> No
     )
     try:
         assert stall.reached.wait(RUN_SECONDS), "the host never received the stalled command"
-    finally:
         os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait(RUN_SECONDS)
+        # The step's command still runs on the host (its shell outlives the runner): the
+        # marker it was started with is journaled, and a resume looks for it and refuses.
+        started = named(lab.journal("e2e-kill"), "process-started")[-1]
+        assert started["step"] == "iis-rpc-auth", started
+        assert started["transport"] == "winrm" and started["marker"].startswith("rbe-")
+        marker = started["marker"]
+        before = len(lab.journal("e2e-kill"))
+        refused = lab.cli("resume", "e2e-kill", "--answers", str(answers), "--no-input", state=True)
+        assert refused.returncode == 75, refused.stdout + refused.stderr
+        assert "still running on EXCHANGE1" in refused.stderr and marker in refused.stderr
+        # --assume-stopped does not override a command found running.
+        insisted = lab.cli(
+            "resume",
+            "e2e-kill",
+            "--answers",
+            str(answers),
+            "--no-input",
+            "--assume-stopped",
+            state=True,
+        )
+        assert insisted.returncode == 75, insisted.stdout + insisted.stderr
+        # A host that cannot be asked refuses the resume too (nothing is rerun blindly).
+        lab.servers["exchange"].inject("Create", "500")
+        unreachable = lab.cli(
+            "resume", "e2e-kill", "--answers", str(answers), "--no-input", state=True
+        )
+        assert unreachable.returncode == 75, unreachable.stdout + unreachable.stderr
+        assert "cannot be asked" in unreachable.stderr and "--assume-stopped" in unreachable.stderr
+        assert len(lab.journal("e2e-kill")) == before, "a refused resume must write nothing"
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed already, unless it failed
+            os.killpg(runner.pid, signal.SIGKILL)
         runner.wait(RUN_SECONDS)
         stall.release.set()
     assert runner.returncode == -signal.SIGKILL
@@ -468,9 +501,23 @@ def test_killed_run_resumes_and_reruns_only_the_interrupted_step(lab: Lab) -> No
     assert lab.exchange.metabase["W3SVC/1/Root/RpcWithCert/AuthFlags"] == 1
     before = changes(lab.exchange)
 
-    resumed = lab.cli("resume", "e2e-kill", "--answers", str(answers), "--no-input", state=True)
+    # The command ended, but the host cannot be asked: the operator says it has ended.
+    lab.servers["exchange"].inject("Create", "500")
+    resumed = lab.cli(
+        "resume",
+        "e2e-kill",
+        "--answers",
+        str(answers),
+        "--no-input",
+        "--assume-stopped",
+        state=True,
+    )
     assert_succeeded(lab, resumed, "e2e-kill")
     events = lab.journal("e2e-kill")
+    assumed = named(events, "process-assumed-stopped")
+    assert [(e["step"], e["marker"], e["by"]) for e in assumed] == [
+        ("iis-rpc-auth", marker, "Jane Operator")
+    ]
     assert [e["step"] for e in named(events, "step-interrupted")] == ["iis-rpc-auth"]
     rerun = named(events, "step-rerun")
     assert [e["step"] for e in rerun] == ["iis-rpc-auth"]

@@ -163,6 +163,12 @@ def run(
     is_flag=True,
     help="Resume although the runbook or environment changed (journaled).",
 )
+@click.option(
+    "--assume-stopped",
+    is_flag=True,
+    help="Resume although the host of a step interrupted while its remote command ran "
+    "cannot be reached to check it ended (journaled; a command found running still refuses).",
+)
 def resume(
     run_id: str,
     answers: Path | None,
@@ -175,6 +181,7 @@ def resume(
     state_dir: Path | None,
     as_json: bool,
     accept_changed: bool,
+    assume_stopped: bool,
 ) -> None:
     """Continue RUN_ID where it stopped."""
     from runbook_engine.run.lifecycle import resume_run
@@ -190,6 +197,7 @@ def resume(
         operator, answers, step_ids, None, accept_changed, no_input, as_json, stream
     )
     options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
+    options.assume_stopped = assume_stopped
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
 
 

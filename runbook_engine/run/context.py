@@ -28,6 +28,7 @@ from runbook_engine.transports.process import (
     DEFAULT_MAX_OUTPUT,
     CommandHooks,
     ProcessIdentity,
+    RemoteProcess,
     command_hooks,
 )
 
@@ -309,7 +310,7 @@ class RunContext:
         """What the transport is told for one command: redact its output as it arrives,
         keep at most ``max_output`` bytes, and report the process it started."""
 
-        def started(identity: ProcessIdentity) -> None:
+        def started(identity: ProcessIdentity | RemoteProcess) -> None:
             with self.parallel:  # serialised with the other hosts' journal writes
                 self.journal.append(
                     "process-started",
@@ -320,7 +321,7 @@ class RunContext:
                     **identity.fields(),
                 )
                 if purpose == "step":
-                    self.transition(ts, host, "running", **identity.fields())
+                    self.transition(ts, host, "running", **identity.columns())
 
         return CommandHooks(started, self.redactor.redact, max_output_bytes(self.options))
 

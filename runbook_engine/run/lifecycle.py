@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine import __version__
-from runbook_engine.errors import InputError, StateError, StepStillRunning
+from runbook_engine.errors import ExecutionError, InputError, StateError, StepStillRunning
 from runbook_engine.evidence import JOURNAL_NAME
 from runbook_engine.evidence.record import flow_fields
 from runbook_engine.evidence.redact import MIN_FREE_TEXT_LENGTH, Redactor
@@ -36,6 +36,7 @@ from runbook_engine.run.runner import Runner
 from runbook_engine.run.steps import executors
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord, utcnow
 from runbook_engine.tailor.loading import Loaded, load
+from runbook_engine.transports import TRANSPORTS
 from runbook_engine.transports.process import ProcessIdentity, is_alive
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -249,7 +250,11 @@ def _open_run(
     runner.claim()  # before anything is written: one process per run
     if changes:
         runner.journal.append("store-reconciled", changes=changes)
-    _refuse_live_steps(store, run_id)
+    try:
+        assumed = _refuse_live_steps(store, run_id, runner, options)
+    except StepStillRunning:
+        runner.pool.close()  # the shells opened to look
+        raise
     if changed and not options.accept_changed:
         what = ", ".join(
             f"{name} (sha256 {old and old[:12]} -> {new and new[:12]})"
@@ -281,6 +286,15 @@ def _open_run(
             runner.journal.append(
                 "step-skipped", step=state.step_id, host=state.host, reason=reason
             )
+    for state, error in assumed:
+        runner.journal.append(
+            "process-assumed-stopped",
+            step=state.step_id,
+            host=state.host,
+            marker=state.marker,
+            error=error,
+            by=options.operator,
+        )
     store.update_run(run_id, status="running")
     runner.append_signed(
         "run-resumed", by=options.operator, answers=_answers_fields(options.answers)
@@ -288,15 +302,45 @@ def _open_run(
     return runner
 
 
-def _refuse_live_steps(store: CheckpointStore, run_id: str) -> None:
+def _refuse_live_steps(
+    store: CheckpointStore, run_id: str, runner: Runner, options: RunOptions
+) -> list[tuple[Any, str]]:
     """Refuse to go on while the process of an interrupted step still runs.
+
+    A local step's process is known by pid, start time and group; a remote one's by the
+    marker its command line carries, looked for on its host through the host's transport
+    (:class:`~runbook_engine.transports.process.RemoteProcess`).  A host that cannot be
+    asked refuses the resume as well, unless the operator says the command has ended
+    (``options.assume_stopped``); a process found alive refuses it regardless.
+
+    Returns:
+        The remote steps assumed stopped, each with why its host could not be asked
+        (journaled ``process-assumed-stopped`` once the resume goes on).
 
     Raises:
         StepStillRunning: (exit 75) a step found ``running`` whose process (same pid and
-            start time) or a process of its group is alive.
+            start time), a process of its group, or a process carrying its marker is
+            alive; or whose host cannot be asked (without ``assume_stopped``).
     """
+    assumed: list[tuple[Any, str]] = []
     for state in store.steps(run_id):
-        if state.status != "running" or state.pid is None:
+        if state.status != "running":
+            continue
+        if state.marker is not None:
+            error = _remote_alive(run_id, state, runner)
+            if error is not None and not options.assume_stopped:
+                raise StepStillRunning(
+                    f"run {run_id}: step {state.step_id} was interrupted while its command "
+                    f"ran on {state.host}, and {state.host} cannot be asked whether it still "
+                    f"runs (marker {state.marker}): {error}. Resume once the host answers; "
+                    "if you know the command has ended (no process on the host has "
+                    f"RBE_STEP={state.marker} in its command line), resume with "
+                    "--assume-stopped (journaled)"
+                )
+            if error is not None:
+                assumed.append((state, error))
+            continue
+        if state.pid is None:
             continue
         identity = ProcessIdentity(state.pid, state.pid_start, state.pgid)
         if is_alive(identity):
@@ -305,6 +349,33 @@ def _refuse_live_steps(store: CheckpointStore, run_id: str) -> None:
                 f"(process {state.pid}, group {state.pgid}); wait for it to end or stop it "
                 f"(kill -TERM -{state.pgid}), then `runbook resume {run_id}` again"
             )
+    return assumed
+
+
+def _remote_alive(run_id: str, state: Any, runner: Runner) -> str | None:
+    """Look for the marked command of ``state`` on its host: ``None`` when it has ended,
+    else why the host could not be asked.
+
+    Raises:
+        StepStillRunning: a process carrying the marker runs on the host.
+    """
+    hosts = {h.name: h for ts in runner.loaded.tailored.steps for h in ts.hosts}
+    host = hosts.get(state.host)
+    info = TRANSPORTS.get(host.transport) if host else None
+    if host is None or info is None:
+        return f"host {state.host} is not in the environment any more"
+    try:
+        pids = info.still_running(runner.pool.get(host), state.marker)
+    except ExecutionError as exc:
+        return exc.message
+    if pids:
+        raise StepStillRunning(
+            f"run {run_id}: step {state.step_id} is still running on {state.host} "
+            f"(marker {state.marker}: process {', '.join(map(str, pids))}); wait for it "
+            f"to end or stop it on the host (taskkill /T /F /PID {pids[0]}), then "
+            f"`runbook resume {run_id}` again"
+        )
+    return None
 
 
 def _runbook_fields(loaded: Loaded) -> dict[str, Any]:

@@ -28,6 +28,9 @@ class RunOptions:
             needs ``reason``; the journal and change record flag it.
         max_output: Bytes of each command's output kept (head and tail; ``None``:
             ``$RUNBOOK_MAX_OUTPUT`` or 10 MiB).
+        assume_stopped: On resume, go on although the host of a step interrupted while
+            its remote command ran cannot be asked whether it still runs (journaled as
+            ``process-assumed-stopped``); a process found running still refuses.
     """
 
     operator: str
@@ -41,6 +44,7 @@ class RunOptions:
     reason: str | None = None
     emergency: bool = False
     max_output: int | None = None
+    assume_stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True)

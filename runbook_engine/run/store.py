@@ -21,12 +21,14 @@ from typing import Any
 
 from runbook_engine.errors import StateError, StorageError
 
-SCHEMA_VERSION = 2
-#: Columns added since schema 1 (the process identity of a step's running command).
+SCHEMA_VERSION = 3
+#: Columns added since schema 1 (the process identity of a step's running command:
+#: pid, start time and group of a local process (2); the marker of a remote one (3)).
 _ADDED_COLUMNS = (
     ("steps", "pid", "INTEGER"),
     ("steps", "pid_start", "INTEGER"),
     ("steps", "pgid", "INTEGER"),
+    ("steps", "marker", "TEXT"),
 )
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
 DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
@@ -44,7 +46,7 @@ CREATE TABLE steps (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step_id TEXT NOT NULL, host TEXT NOT NULL,
     position INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     exit_code INTEGER, started_at TEXT, finished_at TEXT, reason TEXT, output_digest TEXT,
-    updated_at TEXT NOT NULL, pid INTEGER, pid_start INTEGER, pgid INTEGER,
+    updated_at TEXT NOT NULL, pid INTEGER, pid_start INTEGER, pgid INTEGER, marker TEXT,
     PRIMARY KEY (run_id, step_id, host)
 );
 CREATE TABLE gates (
@@ -87,7 +89,8 @@ class RunRecord:
 @dataclass(frozen=True, slots=True)
 class StepState:
     """One step on one host as stored (``status`` is one of :data:`STEP_STATUSES`;
-    ``pid``, ``pid_start`` and ``pgid`` identify the process of its last command)."""
+    ``pid``, ``pid_start`` and ``pgid`` identify the local process of its last command,
+    ``marker`` the remote one: see :class:`~runbook_engine.transports.process.RemoteProcess`)."""
 
     run_id: str
     step_id: str
@@ -104,6 +107,7 @@ class StepState:
     pid: int | None = None
     pid_start: int | None = None
     pgid: int | None = None
+    marker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

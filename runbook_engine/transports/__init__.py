@@ -50,6 +50,11 @@ class TransportInfo:
         options_key: The host key holding this transport's options (``winrm``), if any.
         validator: ``"module:function"`` checking that mapping:
             ``(options, path, line) -> list[Problem]``.
+        finder: ``"module:function"`` telling which processes of a remotely started
+            command still run: ``(transport, marker) -> list[int]`` (pids; raises
+            :class:`ExecutionError` when the host cannot be asked).  A resume uses it for
+            a step interrupted while its command ran (see
+            :class:`~runbook_engine.transports.process.RemoteProcess`).
     """
 
     name: str
@@ -57,6 +62,7 @@ class TransportInfo:
     opener: str | None
     options_key: str | None = None
     validator: str | None = None
+    finder: str | None = None
 
     @property
     def by_hand(self) -> bool:
@@ -87,6 +93,16 @@ class TransportInfo:
             )
         return _target(self.opener)(host, secrets, on_output)
 
+    def still_running(self, transport: Transport, marker: str) -> list[int]:
+        """Pids of the processes ``marker`` names on ``transport``'s host (see ``finder``).
+
+        Raises:
+            ExecutionError: the host cannot be asked, or this transport has no finder.
+        """
+        if self.finder is None:
+            raise ExecutionError(f"transport {self.name!r} cannot find a remote process")
+        return _target(self.finder)(transport, marker)
+
 
 TRANSPORTS: dict[str, TransportInfo] = {}
 
@@ -114,6 +130,7 @@ register_transport(
         "runbook_engine.transports.winrm:open_winrm",
         options_key="winrm",
         validator="runbook_engine.transports.winrm_options:validate_winrm_options",
+        finder="runbook_engine.transports.winrm_identity:still_running",
     )
 )
 

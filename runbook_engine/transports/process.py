@@ -11,6 +11,9 @@ applied to output before it is kept (redaction), and the cap on output kept in m
 (``/proc/PID/stat`` field 22, in clock ticks since boot) and its process group.  For a
 local step it is the step's own process (the interpreter of its script), which leads its
 group; the reaper that kills that group if the runner dies is a separate process.
+:class:`RemoteProcess` is the remote equivalent: a command started on a host through a
+transport (WinRM), named by the unique marker its command line carries; the host's
+transport finds it again by that marker (:mod:`runbook_engine.transports.winrm_identity`).
 """
 
 from __future__ import annotations
@@ -40,18 +43,45 @@ class ProcessIdentity:
         """The identity as journal and store fields."""
         return {"pid": self.pid, "pid_start": self.start, "pgid": self.pgid}
 
+    def columns(self) -> dict[str, Any]:
+        """The store's identity columns (a local process has no marker)."""
+        return {**self.fields(), "marker": None}
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteProcess:
+    """A command started on ``host`` through ``transport``, whose process tree carries
+    ``marker`` in its command line (WinRM: ``RBE_STEP=<marker>``, unique per command).
+
+    Its pid is not known (nor needed): the transport lists the host's processes and
+    looks for the marker (:func:`~runbook_engine.transports.winrm_identity.still_running`).
+    """
+
+    transport: str
+    host: str
+    marker: str
+
+    def fields(self) -> dict[str, Any]:
+        """The identity as journal fields (the journal record names the host already)."""
+        return {"transport": self.transport, "marker": self.marker}
+
+    def columns(self) -> dict[str, Any]:
+        """The store's identity columns (no local pid)."""
+        return {"pid": None, "pid_start": None, "pgid": None, "marker": self.marker}
+
 
 @dataclass(frozen=True, slots=True)
 class CommandHooks:
     """What the runner wants from a transport while the current thread runs commands.
 
     Attributes:
-        on_process: Called once with the started process's identity.
+        on_process: Called once with the started process's identity (a
+            :class:`RemoteProcess` for a remote command, reported just before it is sent).
         filter: Applied to each block of decoded output before it is kept and digested.
         max_output: Bytes of output kept per stream (half head, half tail).
     """
 
-    on_process: Callable[[ProcessIdentity], None] | None = None
+    on_process: Callable[[ProcessIdentity | RemoteProcess], None] | None = None
     filter: Callable[[str], str] | None = None
     max_output: int = DEFAULT_MAX_OUTPUT
 

@@ -28,6 +28,7 @@ from runbook_engine.errors import EnvironmentFileError, ExecutionError, Problem
 from runbook_engine.source.model import Host
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.winrm_errors import ShellGone, describe_error, is_shell_gone
+from runbook_engine.transports.winrm_identity import report_started
 from runbook_engine.transports.winrm_options import (
     AUTH_METHODS,
     DEFAULT_OPERATION_TIMEOUT_SEC,
@@ -212,6 +213,8 @@ class WinRMTransport:
         from winrm.exceptions import WinRMOperationTimeoutError
 
         p = self._proto()
+        if marker:  # the step's own command: recorded before it can start (a kill between)
+            report_started(self.host.name, marker)
         cid = self._call("start a command (Command)", lambda: p.run_command(shell, command))
         out = _Output(self._on_output if stream else None)
         if stdin_eof:
