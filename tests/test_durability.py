@@ -147,6 +147,41 @@ def test_a_full_disk_gives_one_message_and_the_run_resumes_when_space_is_freed(
         pytest.fail(f"journal of {run} does not verify")
 
 
+@pytest.mark.parametrize("free", [0, 9000, 60000, 120000])
+def test_a_full_disk_never_leaves_a_torn_signature_line(
+    ws: Workspace, small_disk: Path, free: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed runs on a filling disk: exit 0 or 74, and every run's evidence still verifies
+    with the pinned key (complete, or incomplete where the disk cut the run short)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the key: off the disk
+    assert ws.runbook("keys", "init").returncode == 0
+    public = next((tmp_path / "config").rglob("*.pub"))
+    book = ws.root / "chatty.md"
+    book.write_text(
+        "# Chatty\n\n```sh {#one}\nhead -c 200000 /dev/zero | tr '\\\\0' x\n```\n\n"
+        "```sh {#two}\necho two\n```\n"
+    )
+    state = small_disk / "state"
+    first = ws.runbook("run", book, "--state-dir", state, "--run-id", "r1", "--no-input")
+    assert first.returncode == 0, first.stderr
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    os.truncate(filler, max(0, filler.stat().st_size - free))
+    proc = ws.runbook("run", book, "--state-dir", state, "--run-id", "r2", "--no-input")
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode in (0, 74), proc.stderr
+    filler.unlink()
+    for run in (state / "runs").iterdir():
+        if run.name.startswith("."):
+            continue
+        checked = ws.runbook("evidence", "verify", run, "--public-key", public)
+        assert checked.returncode in (0, 3), checked.stdout + checked.stderr  # 3: incomplete
+
+
 # -- the store reconciled from the journal ---------------------------------------------------
 def test_an_edited_state_db_cannot_make_a_signed_lie(ws: Workspace) -> None:
     (ws.root / "fails.md").write_text(

@@ -32,6 +32,8 @@ PEM) and copied to ``signing.pub`` in the run folder.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -43,7 +45,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from runbook_engine.errors import EvidenceError, StateError
+from runbook_engine.errors import EvidenceError, StateError, storage_error
 from runbook_engine.evidence import JOURNAL_NAME, PUBLIC_KEY_NAME, SIGNATURES_NAME
 from runbook_engine.evidence.journal import GENESIS_HASH, Journal, canonical_json
 from runbook_engine.evidence.keys import (
@@ -167,7 +169,9 @@ class Signer:
             record (which covers this one through the chain) is there already.
 
         Raises:
-            EvidenceError: the file cannot be written, or it is damaged.
+            StorageError: (exit 74) a full, failing or read-only disk; the file keeps
+                whole lines only.
+            EvidenceError: the file cannot be written otherwise, or it is damaged.
         """
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -183,12 +187,18 @@ class Signer:
                     return None
                 entry = self._entry(record)
                 line = canonical_json(entry).encode("utf-8") + b"\n"
-                os.write(fd, line)
-                os.fsync(fd)
+                try:
+                    if os.write(fd, line) != len(line):
+                        raise OSError(errno.ENOSPC, "short write (disk full?)")
+                    os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)  # never leave half a signature line
+                    raise
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise EvidenceError(f"cannot write signatures {self.path}: {exc}") from exc
+            raise storage_error(f"signatures {self.path}", exc) from exc
         self._count, self._prev, self._last_seq = (
             entry["sig_seq"],
             line_hash(line[:-1]),
