@@ -108,25 +108,37 @@ def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-@pytest.mark.parametrize("free", [0, 9000, 60000, 120000, 180000, 230000, 300000])
-def test_a_full_disk_gives_one_message_and_the_run_resumes_when_space_is_freed(
-    ws: Workspace, small_disk: Path, free: int
-) -> None:
+def _chatty(ws: Workspace) -> Path:
+    """A runbook whose first step writes 200 kB of output, then a second step."""
     book = ws.root / "chatty.md"
     book.write_text(
         "# Chatty\n\n```sh {#one}\nhead -c 200000 /dev/zero | tr '\\\\0' x\n```\n\n"
         "```sh {#two}\necho two\n```\n"
     )
-    state = small_disk / "state"
-    first = ws.runbook("run", book, "--state-dir", state, "--run-id", "r1", "--no-input")
-    assert first.returncode == 0, first.stderr  # fits: now fill the disk and go again
-    filler = small_disk / "filler"
+    return book
+
+
+def _fill(disk: Path, free: int) -> Path:
+    """Fill ``disk`` with one file, then leave ``free`` bytes; return the file."""
+    filler = disk / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
     with contextlib.suppress(OSError):
         while True:
             os.write(fd, b"\0" * 4096)
     os.close(fd)
     os.truncate(filler, max(0, filler.stat().st_size - free))
+    return filler
+
+
+@pytest.mark.parametrize("free", [0, 9000, 60000, 120000, 180000, 230000, 300000])
+def test_a_full_disk_gives_one_message_and_the_run_resumes_when_space_is_freed(
+    ws: Workspace, small_disk: Path, free: int
+) -> None:
+    book = _chatty(ws)
+    state = small_disk / "state"
+    first = ws.runbook("run", book, "--state-dir", state, "--run-id", "r1", "--no-input")
+    assert first.returncode == 0, first.stderr  # fits: now fill the disk and go again
+    filler = _fill(small_disk, free)
     proc = ws.runbook("run", book, "--state-dir", state, "--run-id", "r2", "--no-input")
     assert "Traceback" not in proc.stderr
     if proc.returncode != 0:
@@ -156,21 +168,11 @@ def test_a_full_disk_never_leaves_a_torn_signature_line(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the key: off the disk
     assert ws.runbook("keys", "init").returncode == 0
     public = next((tmp_path / "config").rglob("*.pub"))
-    book = ws.root / "chatty.md"
-    book.write_text(
-        "# Chatty\n\n```sh {#one}\nhead -c 200000 /dev/zero | tr '\\\\0' x\n```\n\n"
-        "```sh {#two}\necho two\n```\n"
-    )
+    book = _chatty(ws)
     state = small_disk / "state"
     first = ws.runbook("run", book, "--state-dir", state, "--run-id", "r1", "--no-input")
     assert first.returncode == 0, first.stderr
-    filler = small_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    with contextlib.suppress(OSError):
-        while True:
-            os.write(fd, b"\0" * 4096)
-    os.close(fd)
-    os.truncate(filler, max(0, filler.stat().st_size - free))
+    filler = _fill(small_disk, free)
     proc = ws.runbook("run", book, "--state-dir", state, "--run-id", "r2", "--no-input")
     assert "Traceback" not in proc.stderr
     assert proc.returncode in (0, 74), proc.stderr
