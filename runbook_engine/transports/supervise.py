@@ -14,11 +14,7 @@ closed the transport while steps ran) it kills them as above and exits 1.  The
 parent-death signal is also sent when the *thread* that started the reaper ends, so it
 only makes the reaper look at its parent pid.
 
-The older per-step mode is kept: ``python -I supervise.py RUNNER_PID GRACE -- ARGV...``
-forks ``ARGV`` into the supervisor's own group and kills that group when the runner dies;
-it exits with the command's status, or dies of the same signal.
-
-Either way the script imports nothing but the standard library (it is run by path with
+The script imports nothing but the standard library (it is run by path with
 ``-I``, without the package on ``sys.path``).
 """
 
@@ -31,8 +27,6 @@ import signal
 import sys
 import time
 
-#: Signals the supervisor waits for (SIGCHLD: the command ended; the others: stop).
-_WATCHED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 _POLL_SECONDS = 0.25
 
 
@@ -45,67 +39,6 @@ def _set_parent_death_signal(signum: int) -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signum, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-
-
-def _kill_group(grace: float, child: int) -> int | None:
-    """SIGTERM our process group (but not us), wait ``grace`` seconds, then SIGKILL it.
-
-    Returns the command's wait status when it was reaped meanwhile.
-    """
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(0, signal.SIGTERM)
-    status = None
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            pid, st = os.waitpid(child, os.WNOHANG)
-            if pid:
-                status = st
-                break
-        time.sleep(0.02)
-    # Grandchildren may ignore SIGTERM or outlive the command: kill the whole group,
-    # ourselves included (nothing is left to do).
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(0, signal.SIGKILL)
-    return status
-
-
-def _exit_like(status: int) -> None:
-    """Exit with the command's status, or die of the signal that killed it."""
-    if os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        os._exit(128 + signum)
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
-
-
-def supervise(parent: int, grace: float, argv: list[str]) -> None:
-    """Run ``argv`` in our process group; kill the group when ``parent`` dies."""
-    _set_parent_death_signal(signal.SIGTERM)
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
-    if os.getppid() != parent:  # the runner died before the death signal was armed
-        os._exit(137)
-    child = os.fork()
-    if child == 0:  # the command: default signal state, then exec
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-            os.execvp(argv[0], argv)
-        except OSError as exc:
-            os.write(2, f"cannot start {argv[0]!r}: {exc.strerror}\n".encode())
-        os._exit(127)
-    while True:
-        info = signal.sigtimedwait(_WATCHED, _POLL_SECONDS)
-        with contextlib.suppress(ChildProcessError):
-            pid, status = os.waitpid(child, os.WNOHANG)
-            if pid:
-                _exit_like(status)
-        stop = info is not None and info.si_signo != signal.SIGCHLD
-        if stop or os.getppid() != parent:
-            reaped = _kill_group(grace, child)
-            _exit_like(reaped if reaped is not None else signal.SIGKILL)
 
 
 def _group_exists(pgid: int) -> bool:
@@ -200,15 +133,11 @@ def reap(parent: int, grace: float) -> None:
 
 
 def main(args: list[str]) -> None:
-    """``--reaper RUNNER_PID GRACE`` or ``RUNNER_PID GRACE -- ARGV...``."""
-    if len(args) == 3 and args[0] == "--reaper":
-        reap(int(args[1]), float(args[2]))
-    if len(args) < 4 or args[2] != "--":
-        os.write(
-            2, b"usage: supervise.py --reaper RUNNER_PID GRACE | RUNNER_PID GRACE -- ARGV...\n"
-        )
+    """``--reaper RUNNER_PID GRACE``."""
+    if len(args) != 3 or args[0] != "--reaper":
+        os.write(2, b"usage: supervise.py --reaper RUNNER_PID GRACE\n")
         os._exit(2)
-    supervise(int(args[0]), float(args[1]), args[3:])
+    reap(int(args[1]), float(args[2]))
 
 
 if __name__ == "__main__":
