@@ -129,7 +129,10 @@ def install_rpc_proxy(host: Win2003) -> None:
     registry = host.windows.registry
     registry[(OC_KEY, "netcis")] = ("REG_DWORD", 1)
     registry[(RPCPROXY_KEY, "enabled")] = ("REG_DWORD", 1)
-    registry[(RPCPROXY_KEY, "validports")] = ("REG_SZ", f"{host.name}:100-5000;{host.fqdn}:100-5000")
+    registry[(RPCPROXY_KEY, "validports")] = (
+        "REG_SZ",
+        f"{host.name}:100-5000;{host.fqdn}:100-5000",
+    )
     for vdir in ("Rpc", "RpcWithCert"):
         host.metabase[f"W3SVC/1/Root/{vdir}/AuthFlags"] = 1
         host.metabase[f"W3SVC/1/Root/{vdir}/AccessSSLFlags"] = 0

@@ -23,9 +23,21 @@ REM = "@rem Save these lines as a .cmd file and run it"
 
 def render(runbook: str, env: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "runbook_engine", "render", str(LIB / runbook), "--env",
-         str(LIB / "environments" / f"{env}.yaml"), "--to", "md"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "render",
+            str(LIB / runbook),
+            "--env",
+            str(LIB / "environments" / f"{env}.yaml"),
+            "--to",
+            "md",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -41,7 +53,9 @@ def code_blocks(guide: str) -> list[str]:
     return re.findall(r"^```cmd\n(.*?)^```$", guide, re.M | re.S)
 
 
-@pytest.mark.parametrize("runbook", ["recipient-policy-report-only.md", "recipient-policy-cleanup.md"])
+@pytest.mark.parametrize(
+    "runbook", ["recipient-policy-report-only.md", "recipient-policy-cleanup.md"]
+)
 def test_guard_gate_precedes_start_mailbox_management_process(runbook: str) -> None:
     guide = render(runbook, "lab")
     run = step_index(guide, "mm-run")
@@ -61,14 +75,28 @@ def test_mailbox_manager_edit_button_and_size_limit_cleared(env: str) -> None:
 
 
 def test_mailbox_manager_size_limit_is_a_parameter(tmp_path: Path) -> None:
-    env = (LIB / "environments" / "lab.yaml").read_text().replace(
-        "  mm_notify_users: true", "  mm_notify_users: true\n  mm_size_limit_kb: 2048"
+    env = (
+        (LIB / "environments" / "lab.yaml")
+        .read_text()
+        .replace("  mm_notify_users: true", "  mm_notify_users: true\n  mm_size_limit_kb: 2048")
     )
     (tmp_path / "lab.yaml").write_text(env)
     done = subprocess.run(
-        [sys.executable, "-m", "runbook_engine", "render", str(LIB / "recipient-policy-cleanup.md"),
-         "--env", str(tmp_path / "lab.yaml"), "--to", "md"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "render",
+            str(LIB / "recipient-policy-cleanup.md"),
+            "--env",
+            str(tmp_path / "lab.yaml"),
+            "--to",
+            "md",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     assert "older than 30 days and larger than 2048 KB" in done.stdout
@@ -102,8 +130,11 @@ def test_batch_bodies_say_save_as_cmd(runbook: str, env: str) -> None:
 def test_validports_entries_as_documented(env: str) -> None:
     guide = render("rpc-over-https.md", env)
     single = env == "single-server"
-    ex, fq = ("SRV1", "srv1.corp.example.local") if single else (
-        "EXCHANGE1", "exchange1.internaldomain.local")
+    ex, fq = (
+        ("SRV1", "srv1.corp.example.local")
+        if single
+        else ("EXCHANGE1", "exchange1.internaldomain.local")
+    )
     entries = [f"{ex}:6001-6002", f"{fq}:6001-6002", f"{ex}:6004", f"{fq}:6004"]
     if not single:
         entries += ["PDC:6004", "pdc.internaldomain.local:6004"]
@@ -112,7 +143,7 @@ def test_validports_entries_as_documented(env: str) -> None:
     assert f'set "MERGED=!KEEP!{";".join(entries)}"' in merge
     assert ":593" not in merge and "mail." not in merge
     assert "[MS-RPCH] 2.1" in guide and "Proxy Server That Is a Front-End Server" in guide
-    assert 'echo WARNING: ValidPorts holds %%k for a server not in this environment' in merge
+    assert "echo WARNING: ValidPorts holds %%k for a server not in this environment" in merge
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -125,10 +156,13 @@ def test_no_netcis_answer_file(env: str) -> None:
     assert '/v netcis | find "0x1"' in guide  # the registry check stays
 
 
-@pytest.mark.parametrize(("env", "gate", "restart"), [
-    ("lab", "gc-restart-go", "gc-restart"),
-    ("single-server", "server-restart-go", "server-restart"),
-])
+@pytest.mark.parametrize(
+    ("env", "gate", "restart"),
+    [
+        ("lab", "gc-restart-go", "gc-restart"),
+        ("single-server", "server-restart-go", "server-restart"),
+    ],
+)
 def test_restart_steps_follow_a_go_no_go_gate(env: str, gate: str, restart: str) -> None:
     guide = render("rpc-over-https.md", env)
     assert step_index(guide, gate) < step_index(guide, restart)
@@ -141,4 +175,4 @@ def test_nspi_value_is_never_overwritten() -> None:
     guide = render("rpc-over-https.md", "lab")
     step = guide[step_index(guide, "nspi-set") :]
     step = step[: step.index("<a id=", 10)]
-    assert 'echo NSPI=!NS!' in step and "nothing is written" in step and "exit /b 1" in step
+    assert "echo NSPI=!NS!" in step and "nothing is written" in step and "exit /b 1" in step
