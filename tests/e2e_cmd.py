@@ -3,7 +3,8 @@
 :class:`CmdShell` runs batch text: ``%VAR%`` and ``%%v`` expansion (phase 1), ``^``
 escapes, ``&``, ``&&``, ``||``, ``|`` (``&`` binds loosest, then ``&&``/``||``, then ``|``),
 ``>``/``>>`` redirection into :attr:`CmdShell.files`, ``( )`` blocks, ``if [not] exist``,
-``if [/i] "a"=="b" (..) else (..)``, ``for %%v in (..)``, ``for /f "tokens=..,*
+``if [/i] "a"=="b" (..) else (..)``, ``for %%v in (..)`` (the set split at spaces, ``,``
+``;`` and ``=`` after delayed expansion), ``for /f "tokens=..,*
 delims=.." %%a in ('..')``, ``for /f "usebackq delims=" %%L in ("file") do ..``,
 ``setlocal EnableDelayedExpansion`` with ``!NAME!``, ``rem``, ``set``, ``echo`` and ``exit /b``.
 As in cmd.exe, ``for`` variables and ``!NAME!`` are substituted after the line has been
@@ -150,8 +151,10 @@ class CmdShell:
         if match := _FOR_F.match(line):
             return self._for_f(match, env)
         if match := _FOR.match(line):
+            # the set is expanded (delayed expansion) and split at cmd's delimiters
+            items = re.split(r"[\s,;=]+", self.resolve(self.bang(match.group(2), env)))
             out, code = [], 0
-            for item in match.group(2).split():
+            for item in [i for i in items if i]:
                 text, code = self._line(
                     match.group(3).replace("%" + match.group(1), item), env, stdin
                 )

@@ -5,7 +5,7 @@ end-to-end tests (tests/test_e2e_winrm.py).
 state the runbooks read back (registry and services through tests/fake_windows.py, an IIS
 metabase, files, TCP listeners derived from that state) and runs the cmd.exe text it gets
 with tests/e2e_cmd.py.  Programs answer as on Windows Server 2003: ``reg`` (query, add,
-delete, export, import), ``sc``, ``find``, ``ver``, ``type``, ``mkdir``, ``netstat -an``,
+delete, export, import), ``sc``, ``find``, ``findstr /g:``, ``ver``, ``type``, ``mkdir``, ``netstat -an``,
 ``dsquery``, ``cscript adsutil.vbs GET|SET``, ``sysocmgr``, ``shutdown /r`` (the fake
 restarts at once).  An unmodelled program succeeds silently, as most Windows tools do on
 success, and is listed in :attr:`Win2003.unmodelled` so a test can insist on none.
@@ -141,6 +141,7 @@ class Win2003(CmdShell):
             "reg": self._reg,
             "sc": self._sc,
             "find": self._find,
+            "findstr": self._findstr,
             "type": self._type,
             "mkdir": self._mkdir,
             "md": self._mkdir,
@@ -193,6 +194,24 @@ class Win2003(CmdShell):
         if "/v" in flags:
             hit = [r for r in rows if r not in hit]
         return Reply("".join(r + "\r\n" for r in hit), "", 0 if hit else 1)
+
+    def _findstr(self, argv: list[str], stdin: str) -> Reply:
+        """``findstr [/v] [/i] [/b] [/l] /g:FILE [FILE]``: literal strings from a file, one a
+        line, matched at the start of each line (``/b``) or anywhere."""
+        flags = {a.lower() for a in argv[1:] if a.startswith("/") and ":" not in a}
+        source = next(a[3:] for a in argv[1:] if a.lower().startswith("/g:"))
+        paths = [a for a in argv[1:] if not a.startswith("/")]
+        text = self.files.get(paths[0].lower(), "") if paths else stdin
+        fold = (lambda s: s.lower()) if "/i" in flags else (lambda s: s)
+        needles = [fold(n) for n in self.files.get(source.lower(), "").splitlines() if n.strip()]
+        rows = [r for r in text.replace("\r\n", "\n").split("\n") if r]
+
+        def hit(row: str) -> bool:
+            row = fold(row)
+            return any(row.startswith(n) if "/b" in flags else n in row for n in needles)
+
+        found = [r for r in rows if hit(r) != ("/v" in flags)]
+        return Reply("".join(r + "\r\n" for r in found), "", 0 if found else 1)
 
     def _netstat(self, argv: list[str], stdin: str) -> Reply:
         rows = [

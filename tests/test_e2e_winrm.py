@@ -37,7 +37,12 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_support import NTDS_KEY, RPCPROXY_KEY, Win2003  # type: ignore[import-not-found]
+from e2e_support import (  # type: ignore[import-not-found]
+    NTDS_KEY,
+    OC_KEY,
+    RPCPROXY_KEY,
+    Win2003,
+)
 from fake_windows import FakeWindows, Service  # type: ignore[import-not-found]
 from probe_servers import (  # type: ignore[import-not-found]
     HttpsServer,
@@ -117,12 +122,31 @@ def make_exchange() -> Win2003:
     )
 
 
+def install_rpc_proxy(host: Win2003) -> None:
+    """What a person's Add/Remove Windows Components > Networking Services > RPC over HTTP
+    Proxy leaves on the host (the runbook's gate rpcproxy-install): the component, its
+    default ValidPorts, and the Rpc virtual directories with anonymous access."""
+    registry = host.windows.registry
+    registry[(OC_KEY, "netcis")] = ("REG_DWORD", 1)
+    registry[(RPCPROXY_KEY, "enabled")] = ("REG_DWORD", 1)
+    registry[(RPCPROXY_KEY, "validports")] = (
+        "REG_SZ",
+        f"{host.name}:100-5000;{host.fqdn}:100-5000",
+    )
+    for vdir in ("Rpc", "RpcWithCert"):
+        host.metabase[f"W3SVC/1/Root/{vdir}/AuthFlags"] = 1
+        host.metabase[f"W3SVC/1/Root/{vdir}/AccessSSLFlags"] = 0
+
+
 class Lab:
     """Two WinRM servers on 127.0.0.1 with their scripted hosts, probe servers, and files."""
 
     def __init__(self, tmp: Path, wsman: Any, pki: Pki, probes: dict[str, int]) -> None:
         self.tmp, self.pki, self.probes = tmp, pki, probes
         self.dc, self.exchange = make_dc(), make_exchange()
+        # The proxy is installed by a person at the gate rpcproxy-install; the next step with
+        # commands on the Exchange server finds it installed.
+        self.exchange.by_hand["validports-set"] = install_rpc_proxy
         winrm_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         pki.ca.issue_cert("127.0.0.1", "localhost").configure_cert(winrm_tls)
         self.servers = {
@@ -344,13 +368,13 @@ def changes(host: Win2003) -> list[str]:
 
 
 def validports(lab: dict[str, Any]) -> str:
-    """ValidPorts for a separate global catalog (KB 833401), from the lab's names."""
+    """ValidPorts for a separate global catalog as Microsoft documents it (Exchange 2003 RPC
+    over HTTP deployment: back-end NetBIOS and FQDN with 6001-6002 and 6004, global catalog
+    NetBIOS and FQDN with 6004; no 593, no public name), from the lab's names."""
     p = lab["parameters"]
-    exchange = [p["exchange_netbios"], p["exchange_fqdn"], EXTERNAL_HOST]
+    exchange = [p["exchange_netbios"], p["exchange_fqdn"]]
     dc = [p["dc_netbios"], p["dc_fqdn"]]
-    entries = [f"{h}:6001-6002" for h in exchange]
-    entries += [f"{h}:6004" for h in exchange[:2] + dc + exchange[2:]]
-    entries += [f"{h}:593" for h in exchange[:2] + dc + exchange[2:]]
+    entries = [f"{h}:6001-6002" for h in exchange] + [f"{h}:6004" for h in exchange + dc]
     return ";".join(entries)
 
 
@@ -392,9 +416,11 @@ def test_rpc_over_https_runs_end_to_end(lab: Lab, probe_servers: dict[str, Any])
     assert ex.files["c:\\runbook-backup\\iis-rpc-authflags-before.txt"].endswith("(INTEGER) 1\r\n")
     for change in changes(ex):
         assert changes(ex).count(change) == 1, change
-    assert [c for c in changes(ex) if c.startswith("sysocmgr")] == [
-        "sysocmgr /i:C:\\WINDOWS\\inf\\sysoc.inf /u:C:\\runbook-backup\\rpcproxy-on.txt /q /r"
-    ]
+    assert not any(c.startswith("sysocmgr") for c in changes(ex))  # installed by a person
+    # The value found was saved for the backout; nothing of another server was in it.
+    assert ex.files["c:\\runbook-backup\\validports-before.txt"] == (
+        "ValidPorts=EXCHANGE1:100-5000;exchange1.internaldomain.local:100-5000\r\n"
+    )
     assert ex.unmodelled == [] and lab.dc.unmodelled == []
 
     # Probes from the operator's machine, all passing, against the loopback servers.
@@ -412,6 +438,8 @@ def test_rpc_over_https_runs_end_to_end(lab: Lab, probe_servers: dict[str, Any])
     # Only the manual steps were gates; the WinRM steps ran on their hosts.
     assert {e["step"] for e in named(events, "gate-passed")} == {
         "certificate-check",
+        "gc-restart-go",
+        "rpcproxy-install",
         "rpc-backend",
         "firewall-443",
         "outlook-profile",
@@ -571,3 +599,31 @@ def test_phones_runbook_runs_end_to_end(lab: Lab, probe_servers: dict[str, Any])
     assert "LOGOUT" in probe_servers["imaps"].commands  # the IMAP probe spoke IMAP over TLS
     assert lab.dc.commands() == [] and lab.exchange.unmodelled == []
     assert_verifies(lab, "e2e-phones")
+
+
+def test_validports_merge_keeps_other_servers_entries(lab: Lab) -> None:
+    # One RPC proxy for two back-end servers: ValidPorts already names EXCHANGE2.  The merge
+    # keeps its entries (with a warning), replaces EXCHANGE1's 100-5000 range with the
+    # documented entries, and the verification accepts the merged value.
+    other = "EXCHANGE2:6001-6002;exchange2.internaldomain.local:6001-6002;EXCHANGE2:6004"
+
+    def install_with_other_server(host: Win2003) -> None:
+        install_rpc_proxy(host)
+        host.windows.registry[(RPCPROXY_KEY, "validports")] = (
+            "REG_SZ",
+            f"EXCHANGE1:100-5000;{other};exchange1.internaldomain.local:100-5000",
+        )
+
+    lab.exchange.by_hand["validports-set"] = install_with_other_server
+    done = lab.run("rpc-over-https.md", "e2e-merge")
+    assert_succeeded(lab, done, "e2e-merge")
+    lab_env = yaml.safe_load((LIBRARY / "environments" / "lab.yaml").read_text("utf-8"))
+    assert lab.exchange.reg(RPCPROXY_KEY, "ValidPorts") == other + ";" + validports(lab_env)
+    output = "".join(
+        (lab.state / "runs" / "e2e-merge" / e["output_file"]).read_text("utf-8", "replace")
+        for e in lab.journal("e2e-merge")
+        if e.get("step") == "validports-set" and e.get("output_file")
+    )
+    for entry in other.split(";"):
+        assert f"WARNING: ValidPorts holds {entry} for a server not in this environment" in output
+    assert "100-5000" not in lab.exchange.reg(RPCPROXY_KEY, "ValidPorts")

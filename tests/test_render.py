@@ -309,7 +309,10 @@ def _valid_ports(markdown: str) -> list[list[str]]:
     fences = [tok.content for tok in tokens if tok.type == "fence"]
     found = []
     for body in fences:
-        for m in re.finditer(r'/v "?ValidPorts"? /t REG_SZ /d "([^"]+)"', body):
+        # a literal value, or the seed's merge (other servers' entries, then these)
+        for m in re.finditer(r'/v "?ValidPorts"? /t REG_SZ /d "([^"!%]+)"', body):
+            found.append(m.group(1).split(";"))
+        for m in re.finditer(r'set "MERGED=!KEEP!([^"]+)"', body):
             found.append(m.group(1).split(";"))
     return found
 
@@ -441,10 +444,19 @@ def test_markdown_helpers() -> None:
     assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
 
 
-def test_registry_step_by_hand_asks_for_the_value_found() -> None:
+def test_registry_step_by_hand_asks_for_the_value_found(tmp_path: Path) -> None:
     # A new user found the printed guide told a person less than the terminal gate: on a
-    # manual host the value found must be written down, since it is the backout.
-    text = md(tailored(SEEDS / "rpc-over-https.md", SEEDS / "environments" / "lab.yaml"))
+    # manual host the value found must be written down, since it is the backout.  (The seed
+    # runbook merges ValidPorts with a cmd step now; this is its former registry step.)
+    runbook = tmp_path / "validports.md"
+    runbook.write_text(
+        "---\nroles:\n  exchange: Exchange server\nparameters:\n"
+        "  exchange_netbios: {type: netbios-name}\n---\n\n# ValidPorts\n\n"
+        '```registry {#validports-set target=exchange title="Set ValidPorts"}\n'
+        "key: HKLM\\SOFTWARE\\Microsoft\\Rpc\\RpcProxy\nvalue: ValidPorts\ntype: REG_SZ\n"
+        'data: "{{ exchange_netbios }}:6001-6002;{{ exchange_netbios }}:6004"\n```\n'
+    )
+    text = md(tailored(runbook, SEEDS / "environments" / "lab.yaml"))
     card = text.split('<a id="validports-set"></a>', 1)[1].split("<a id=", 1)[0]
     assert "write it down (it is the backout)" in card
     assert "Value found before the change (the backout): ____" in card
