@@ -100,6 +100,7 @@ def guide_markdown(
         "backouts": backouts,
         "code": sections.appendix_code(tailored, refs),
         "descriptions": sections.descriptions(tailored),
+        "roles": sections.role_descriptions(tailored),
         "checkbox_line": CHECKBOX_LINE,
     }
     return get_template(TEMPLATE).render(context)

@@ -142,16 +142,16 @@ def prerequisites(tailored: TailoredRunbook) -> list[str]:
     """Bullet items: access to each role's hosts, and the operator machine if used."""
     items = []
     env = tailored.environment
-    for role, description in tailored.runbook.roles.items():
-        text = f"Access to role {code(role)}"
-        if description:
-            text += f" — {escape(description)}"
+    for role in tailored.runbook.roles:
         hosts = env.roles.get(role, ()) if env else ()
         if hosts:
-            text += ": " + ", ".join(
-                f"{escape(h.name)} ({TRANSPORT_LABELS.get(h.transport, h.transport)})"
+            text = "Access to " + ", ".join(
+                f"**{escape(h.name)}** ({TRANSPORT_LABELS.get(h.transport, h.transport)})"
                 for h in hosts
             )
+            text += f" — role {code(role)}"
+        else:
+            text = f"Access to the hosts of role {code(role)}"
         items.append(text)
     if any(ts.step.target is None for ts in tailored.steps):
         items.append("The operator machine, for the steps that run locally")
@@ -198,6 +198,14 @@ def appendix_code(tailored: TailoredRunbook, refs: ValueRefs | None = None) -> l
         )
         for ts in tailored.steps
         if automated_check(ts)
+    ]
+
+
+def role_descriptions(tailored: TailoredRunbook) -> list[str]:
+    """Appendix items: each role and what it is."""
+    return [
+        f"{code(role)} — " + (escape(" ".join(text.split())) or "*no description*")
+        for role, text in tailored.runbook.roles.items()
     ]
 
 
