@@ -16,7 +16,7 @@ def test_lab_contacts_are_loaded() -> None:
     contacts = load_environment(LAB).contacts
     assert contacts.change_owner is not None and contacts.change_owner.name == "Dana Lead"
     assert contacts.change_owner.phone == "+44 20 7946 0100"
-    assert [c.name for c in contacts.escalation][0] == "Exchange on-call"
+    assert contacts.escalation[0].name == "Exchange on-call"
     assert len(contacts.approvers) == 2
 
 

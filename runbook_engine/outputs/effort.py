@@ -42,7 +42,9 @@ def step_seconds(ts: TailoredStep) -> int:
 
 
 def duration_text(seconds: int) -> str:
-    """``45 s``, ``5 min``, ``1 h 20 min``: minutes rounded up from 60 s on."""
+    """``45 s``, ``5 min``, ``1 h 20 min``: minutes rounded up from 60 s on; ``""`` for 0."""
+    if not seconds:
+        return ""
     if seconds < 60:
         return f"{seconds} s"
     minutes = -(-seconds // 60)
