@@ -206,3 +206,16 @@ def test_backslashes_in_quoted_values_are_kept_for_windows_paths() -> None:
     # Only the quote character is escaped: UNC paths and registry keys keep their backslashes.
     info = parse_info(r'cmd {#x cwd="\\server\share" title="say \"hi\""}')
     assert info.attrs == {"cwd": r"\\server\share", "title": 'say "hi"'}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5m", 300), ("90s", 90), ("1h30m", 5400), ("2h", 7200), ("1m5s", 65)]
+)
+def test_estimate_durations(text: str, seconds: int) -> None:
+    assert attrs_mod.parse_estimate(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["5", "0m", "5 m", "30m1h", "", "m", "25h", "1.5m", "-5m"])
+def test_bad_estimates_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="must be a duration such as 5m, 90s or 1h30m"):
+        attrs_mod.parse_estimate(text)

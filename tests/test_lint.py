@@ -489,3 +489,17 @@ def test_lint_reports_missing_required_approval(tmp_path: Path) -> None:
     path = tmp_path / "a.md"
     path.write_text("---\napproval: required\n---\n```sh {#c}\necho hi\n```\n")
     assert [p.line for p in lint_file(path) if p.code == "RB411"] == [4]
+
+
+def test_bad_estimate_is_an_error_at_its_line(tmp_path):
+    runbook = tmp_path / "estimate.md"
+    runbook.write_text(
+        "---\nid: estimate\n---\n# Estimate\n\n```sh {#a estimate=5m}\ntrue\n```\n\n"
+        "```sh {#b estimate=5min}\ntrue\n```\n"
+    )
+    problems = lint_file(runbook)
+    errors = [p for p in problems if "estimate" in p.message]
+    assert len(errors) == 1, problems
+    assert errors[0].line == 10 and errors[0].code == "RB116"
+    assert "estimate='5min' must be a duration such as 5m, 90s or 1h30m" in errors[0].message
+    assert str(runbook) in errors[0].format()

@@ -7,6 +7,7 @@ Golden files live in tests/golden/render/ and are regenerated only on purpose:
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from markdown_it import MarkdownIt
 
 from runbook_engine.errors import InputError
 from runbook_engine.outputs import RENDERERS, get_renderer
+from runbook_engine.outputs.long_values import collect
 from runbook_engine.outputs.mdtext import code, continuation, fence_for, prefix_lines
 from runbook_engine.outputs.views import CHECKBOX_LINE
 from runbook_engine.source.parser import parse_file, parse_text
@@ -74,6 +76,13 @@ def md(t: TailoredRunbook, **kw: str) -> str:
 
 def html(t: TailoredRunbook, **kw: str) -> str:
     return RENDERERS["html"].render(t, **kw).decode("utf-8")
+
+
+def expand(text: str, t: TailoredRunbook) -> str:
+    """``text`` with every reference to a long value (``‹V1›``) replaced by the value."""
+    for value in collect(t).values:
+        text = text.replace(value.ref, value.text)
+    return text
 
 
 def step_section(markdown: str, step_id: str) -> str:
@@ -253,8 +262,11 @@ def test_manual_step_has_checkbox_line() -> None:
     assert CHECKBOX_LINE in step_section(text, "rpc-backend")
     assert "> In **Exchange System Manager**" in step_section(text, "rpc-backend")
     s = structure(html(t))
-    assert step_div(s.text_stack("☐")) is not None
-    boxes = {step_div(stack) for data, stack in s.texts if "☐" in data}
+    boxes = {
+        step_div(stack)
+        for data, stack in s.texts
+        if "☐" in data and any(tag == "div" and "step" in c.split() for _, tag, c in stack)
+    }
     assert step_div(s.ids["rpc-backend"]) in boxes
     assert step_div(s.ids["install-proxy"]) not in boxes  # a local command: no checkbox
 
@@ -275,9 +287,9 @@ def test_skipped_step_has_reason_and_no_command() -> None:
     assert "Skipped in this environment:" in nspi
     assert "reg add" not in nspi and CHECKBOX_LINE not in nspi
     plan = single[single.index("## Backout plan") :]
-    assert "If step 4 fails" not in plan and "If step 3 fails" in plan
+    assert "Undo step 4." not in plan and "Undo step 3." in plan
     lab = md(fixture("rpc-over-https", "lab"))
-    assert "If step 4 fails" in lab[lab.index("## Backout plan") :]
+    assert "Undo step 4." in lab[lab.index("## Backout plan") :]
 
 
 def test_check_and_limits_are_shown_with_the_step() -> None:
@@ -298,15 +310,17 @@ def test_verification_summary_and_sign_off() -> None:
 def test_values_table_and_secrets() -> None:
     t = fixture("rpc-over-https", "lab")
     text = md(t)
-    assert "| `admin_password` | [secret] | string |" in text
+    assert "| `admin_password` | [secret] |" in text
+    assert "`admin_password` (string) — " in text  # type and description: appendix B
     assert "| `dc` | PDC | pdc.internaldomain.local | by hand |" in text
     cells = structure(html(t)).text_stack("| shown in tables")
-    assert cells[-1][1] == "td"  # a pipe in a description stays in its cell
+    assert "li" in [tag for _, tag, _ in cells]  # a pipe in a description stays in its item
 
 
-def _valid_ports(markdown: str) -> list[list[str]]:
+def _valid_ports(markdown: str, t: TailoredRunbook) -> list[list[str]]:
+    """The ValidPorts entries of each ``reg add`` shown, long values (‹V1›) resolved."""
     tokens = MarkdownIt("commonmark").parse(markdown)
-    fences = [tok.content for tok in tokens if tok.type == "fence"]
+    fences = [expand(tok.content, t) for tok in tokens if tok.type == "fence"]
     found = []
     for body in fences:
         # a literal value, or the seed's merge (other servers' entries, then these)
@@ -324,7 +338,7 @@ def test_rpc_over_https_lab_and_single_server_differ_as_the_article_says(folder:
     if not runbook.is_file() or not all(e.is_file() for e in envs):
         pytest.skip(f"{runbook} or its environments not written yet")
     lab, single = (tailored(runbook, e) for e in envs)
-    lab_ports, single_ports = _valid_ports(md(lab)), _valid_ports(md(single))
+    lab_ports, single_ports = _valid_ports(md(lab), lab), _valid_ports(md(single), single)
     assert len(lab_ports) == 1 and len(single_ports) == 1, "one ValidPorts command per environment"
     lab_dc = {lab.values.params[k] for k in lab.values.params if k in ("gc_netbios", "dc_netbios")}
     assert lab_dc and all(f"{dc}:6004" in lab_ports[0] for dc in lab_dc)
@@ -459,5 +473,181 @@ def test_registry_step_by_hand_asks_for_the_value_found(tmp_path: Path) -> None:
     text = md(tailored(runbook, SEEDS / "environments" / "lab.yaml"))
     card = text.split('<a id="validports-set"></a>', 1)[1].split("<a id=", 1)[0]
     assert "write it down (it is the backout)" in card
-    assert "Value found before the change (the backout): ____" in card
-    assert "reg delete" in card  # the backout when the value was absent
+    assert "Value found before the change (the backout), written in full:" in card
+    plan = text[text.index("## Backout plan") :]
+    undo = plan[plan.index("Undo step 1. Set ValidPorts") :]
+    assert "put back what was written in the box of step 1" in undo
+    assert 'reg delete "HKLM\\SOFTWARE\\Microsoft\\Rpc\\RpcProxy" /v "ValidPorts" /f' in undo
+
+
+# --- the guide on paper (issue 13) -------------------------------------------------------------
+
+
+def _lab_seed() -> TailoredRunbook:
+    return tailored(SEEDS / "rpc-over-https.md", SEEDS / "environments" / "lab.yaml")
+
+
+def _box_lines(markdown: str, label: str) -> list[str]:
+    """The value lines of box ``label`` (offsets removed) from the guide's Markdown."""
+    box = markdown[markdown.index(f"**{label}** — ") :]
+    tokens = [tok for tok in MarkdownIt("commonmark").parse(box) if tok.type == "fence"]
+    return [line.split(" │ ", 1)[1] for line in tokens[0].content.splitlines()]
+
+
+def test_values_to_copy_box_prints_a_long_value_once(tmp_path: Path) -> None:
+    import hashlib
+
+    # The seed's ValidPorts value used to be the 327-character case; it is merged by a cmd
+    # step now, so the registry step and its verification are written out here.
+    long = ";".join(f"EXCHANGE{i}:6001-6002;exchange{i}.internaldomain.local:6004" for i in range(1, 7))
+    runbook = tmp_path / "validports.md"
+    runbook.write_text(
+        "---\nroles:\n  exchange: Exchange server\nparameters:\n"
+        "  ports: {type: string, description: ValidPorts}\n---\n\n# ValidPorts\n\n"
+        '```registry {#validports-set target=exchange title="Set ValidPorts"}\n'
+        "key: HKLM\\SOFTWARE\\Microsoft\\Rpc\\RpcProxy\nvalue: ValidPorts\ntype: REG_SZ\n"
+        'data: "{{ ports }}"\n```\n'
+    )
+    env = tmp_path / "env.yaml"
+    env.write_text(
+        "name: t\nroles:\n  exchange:\n    - {name: EXCHANGE1, address: exchange1.example, transport: manual}\n"
+        "parameters:\n  ports: " + json.dumps(long) + "\n"
+    )
+    t = tailored(runbook, env)
+    text = md(t)
+    [value] = collect(t).values
+    assert value.text == long and len(long) >= 80
+    # Printed once, in the box, cut into lines that join to the value; never whole elsewhere.
+    assert "".join(_box_lines(text, "V1")) == value.text
+    assert value.text not in text and text.count("**V1** — ") == 1
+    digest = hashlib.sha256(value.text.encode()).hexdigest()[:12]
+    assert f"**V1** — {len(long)} characters · SHA-256 `{digest}`…" in text
+    # The step that writes it refers to it, with its length and hash.
+    card = step_section(text, "validports-set")
+    assert "‹V1›" in card and f"{len(long)} characters, SHA-256 `{digest}`" in card
+
+
+def test_values_box_shows_values_as_literal_text(tmp_path: Path) -> None:
+    value = "<script>alert(1)</script> *bold* | `tick` [link](https://x.example) " + "y" * 40
+    runbook = tmp_path / "long.md"
+    runbook.write_text(
+        "---\nid: long\nparameters:\n  note: {type: string, description: A long note}\n---\n"
+        "# Long\n\n```sh {#s1 title=\"Echo it\"}\necho '{{ note }}'\n```\n"
+    )
+    env = tmp_path / "env.yaml"
+    env.write_text("name: t\nparameters:\n  note: " + json.dumps(value) + "\n")
+    t = tailored(runbook, env)
+    [long] = collect(t).values
+    assert long.text == value
+    text = md(t)
+    assert "".join(_box_lines(text, "V1")) == value and value not in text
+    assert "‹V1›" in step_section(text, "s1")
+    assert "`‹V1›` (see [Values to copy](#_values))" in text  # the values table refers to it
+    page = html(t)
+    assert "<script" not in page.lower() and "&lt;script&gt;alert(1)" in page
+    assert 'href="https://x.example"' not in page
+
+
+def test_manual_step_on_two_hosts_has_one_checkbox_row_per_host(tmp_path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load((SEEDS / "environments" / "lab.yaml").read_text())
+    data["roles"]["client"] = [
+        {"name": "CLIENT-A", "address": "client-a.internaldomain.local", "transport": "manual"},
+        {"name": "CLIENT-B", "address": "client-b.internaldomain.local", "transport": "manual"},
+    ]
+    env = tmp_path / "two-clients.yaml"
+    env.write_text(yaml.safe_dump(data, sort_keys=False))
+    text = md(tailored(SEEDS / "rpc-over-https.md", env))
+    card = step_section(text, "outlook-profile")
+    rows = [line for line in card.splitlines() if line.startswith("- [ ] ")]
+    assert rows == [
+        "- [ ] **CLIENT-A** — Initials: ______  Time: ______",
+        "- [ ] **CLIENT-B** — Initials: ______  Time: ______",
+    ]
+    assert "about 20 min" in card  # 10 minutes on each of the two hosts
+    plan = text[text.index("## Backout plan") :]
+    undo = plan[plan.index("Undo step 18.") :]
+    assert "- [ ] **CLIENT-A**" in undo and "- [ ] **CLIENT-B**" in undo
+
+
+def test_steps_done_by_hand_show_no_timeout() -> None:
+    t = _lab_seed()
+    text = md(t)
+    by_hand_steps = [ts for ts in t.steps if ts.skip_reason is None and ts.step.target]
+    assert any(ts.step.timeout for ts in by_hand_steps)  # the source gives timeouts...
+    for ts in by_hand_steps:
+        assert "Timeout" not in step_section(text, ts.id), ts.id  # ...a person never sees them
+    verify = step_section(text, "verify-nspi-listening")
+    assert "Until it succeeds, repeat up to 15 more times, 60 s apart" in verify
+    # A step the tool runs keeps its limits.
+    local = md(fixture("rpc-over-https", "lab"))
+    assert "Retries: 2, 5 s apart" in step_section(local, "valid-ports")
+
+
+def test_automated_checks_are_one_line_with_code_in_the_appendix() -> None:
+    t = _lab_seed()
+    text = md(t)
+    card = step_section(text, "names-check").split("\n\n", 1)[0]
+    assert "\n" not in card  # one line: heading, what it checks, who runs it
+    assert "The tool runs this check on the operator machine" in card
+    assert "(#code-names-check)" in card
+    appendix = text[text.index("## Appendix A.") :]
+    assert '<a id="code-names-check"></a>' in appendix
+    assert t.step("names-check").body in appendix
+
+
+def test_backout_plan_is_complete_in_reverse_order() -> None:
+    text = md(_lab_seed())
+    plan = text[text.index("## Backout plan") : text.index("## Sign-off")]
+    headings = re.findall(r"^\*\*((?:Undo|Repeat) step|Step) (\d+)\.", plan, re.MULTILINE)
+    assert [(kind, int(n)) for kind, n in headings] == [
+        ("Undo step", 18),
+        ("Undo step", 17),
+        ("Undo step", 14),
+        ("Undo step", 13),
+        ("Undo step", 12),  # the ValidPorts merge: its own backout step
+        ("Undo step", 11),
+        ("Step", 10),  # the restart: nothing to undo itself...
+        ("Undo step", 8),  # the NSPI step's backout puts back the value it saved
+        ("Repeat step", 10),  # ...but repeated so that the removed NSPI value takes effect
+    ]
+    nspi = plan[plan.index("Undo step 8.") :]
+    assert 'reg delete "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters"' in nspi
+    assert "nspi-before.txt" in nspi  # the NSPI step is a cmd step now: its own backout
+    assert "shutdown /r" in plan[plan.index("Repeat step 10.") :]
+
+
+def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
+    text = md(_lab_seed(), change_id="CHG-1042")
+    first = text[: text.index("## Environment values")]
+    for needle in (
+        "| Change owner | Dana Lead | +44 20 7946 0100 | dana.lead@internaldomain.local |",
+        "| Escalation 1 | Exchange on-call | +44 20 7946 0199 |",
+        "### Time plan",
+        "| Pre-checks | 1–7, 9, 15 | 8 |",
+        "| **Total** |",
+        "### Go/no-go points",
+        "before [step 8](#nspi-set), the first change:",
+        "[step 9](#gc-restart-go), Go/no-go: restart the global catalog now:",
+        "after [step 31](#verify-outlook-https), the last verification:",
+        "### Prerequisites",
+        "- [ ] Access to **PDC** (by hand) — role `dc`",
+        "| Change id | CHG-1042 |",
+    ):
+        assert needle in first, needle
+    # The sign-off names the change owner; a generic guide leaves the contacts to fill in.
+    assert "| Change owner | Dana Lead | | |" in text
+    generic = md(tailored(SEEDS / "rpc-over-https.md", None))
+    assert "| Change owner |   |   |   |" in generic
+
+
+def test_estimates_make_the_time_plan() -> None:
+    from runbook_engine.outputs.effort import duration_text, step_seconds
+
+    t = _lab_seed()
+    assert step_seconds(t.step("gc-restart")) == 15 * 60  # estimate=15m
+    assert step_seconds(t.step("exchange-version")) == 3 * 60  # a command by hand: default
+    assert step_seconds(t.step("names-check")) == 60  # run by the tool: default
+    assert step_seconds(t.step("server-restart")) == 0  # skipped here
+    assert duration_text(5400) == "1 h 30 min" and duration_text(90) == "2 min"

@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from runbook_engine.outputs import sections
+from runbook_engine.outputs import front_page, sections
+from runbook_engine.outputs.backout_plan import backout_plan
+from runbook_engine.outputs.effort import duration_text
+from runbook_engine.outputs.long_values import ValueRefs, collect
 from runbook_engine.outputs.markdown import MD
 from runbook_engine.outputs.mdtext import continuation, escape, is_blank_line
 from runbook_engine.outputs.templating import get_template
@@ -69,25 +72,61 @@ def guide_markdown(
         InputError: templates missing, or ``SOURCE_DATE_EPOCH`` malformed.
     """
     rb = tailored.runbook
+    refs = collect(tailored)
+    plan = front_page.time_plan(tailored)
+    backouts = backout_plan(tailored, refs)
+    body = body_parts(tailored, html=html, refs=refs)
     context = {
         "title": escape(rb.title),
         "summary": rb.summary.strip(),
         "generic": tailored.generic,
         "environment": tailored.environment,
+        "html": html,
         "details": sections.details(tailored, change_id),
-        "values": sections.value_rows(tailored),
+        "values": sections.value_rows(tailored, refs),
+        "long_values": refs.values,
         "hosts": sections.host_rows(tailored),
+        "contacts": front_page.contact_rows(tailored),
+        "change_owner": front_page.change_owner(tailored),
+        "time_plan": plan,
+        "total": duration_text(sum(r.seconds for r in plan)) or "—",
+        "backout_total": duration_text(sum(b.seconds for b in backouts)) or "—",
+        "undo_count": len([b for b in backouts if b.block is not None]),
+        "go_no_go": front_page.go_no_go(tailored),
         "prerequisites": sections.prerequisites(tailored),
         "references": sections.references(tailored),
-        "body": body_parts(tailored, html=html),
+        "body": body,
+        "value_users": _value_users(refs, body),
         "verification": sections.verification(tailored),
-        "backouts": sections.backouts(tailored),
+        "backouts": backouts,
+        "code": sections.appendix_code(tailored, refs),
+        "descriptions": sections.descriptions(tailored),
+        "roles": sections.role_descriptions(tailored),
         "checkbox_line": CHECKBOX_LINE,
     }
     return get_template(TEMPLATE).render(context)
 
 
-def body_parts(tailored: TailoredRunbook, *, html: bool = False) -> list[Part]:
+def _value_users(refs: ValueRefs, body: list[Part]) -> dict[str, str]:
+    """For each long value, the steps that refer to it (``steps 12, 25``, linked)."""
+    users: dict[str, list[str]] = {v.label: [] for v in refs.values}
+    for part in body:
+        view = part.view
+        if view is None:
+            continue
+        text = "\n".join(b.text for b in (view.block, view.check) if b is not None)
+        for value in refs.used(text):
+            number = view.heading.split(".", 1)[0].removeprefix("Step ")
+            users[value.label].append(f"[{number}](#{view.id})")
+    return {
+        label: ("step " if len(found) == 1 else "steps ") + ", ".join(found) if found else ""
+        for label, found in users.items()
+    }
+
+
+def body_parts(
+    tailored: TailoredRunbook, *, html: bool = False, refs: ValueRefs | None = None
+) -> list[Part]:
     """Split the document body into prose and steps, with the separators each needs."""
     users = helper_users(tailored)
     parts: list[Part] = []
@@ -104,7 +143,7 @@ def body_parts(tailored: TailoredRunbook, *, html: bool = False) -> list[Part]:
             parts.append(Part(before, prose=text))
             last_line, after_step = _last_line(text), None
             continue
-        parts.append(_step_part(tailored, seg, users, last_line, html))
+        parts.append(_step_part(tailored, seg, users, last_line, html, refs or ValueRefs()))
         last_line, after_step = "x", continuation(seg.step.prefix).rstrip() + "\n"
     return parts
 
@@ -115,13 +154,16 @@ def _step_part(
     users: dict[str, list[TailoredStep]],
     last_line: str,
     html: bool,
+    refs: ValueRefs,
 ) -> Part:
     rest = continuation(ts.step.prefix)
     before = "" if is_blank_line(last_line) else rest.rstrip() + "\n"
-    view = step_view(tailored, ts, users)
+    view = step_view(tailored, ts, users, refs)
     wrap = ""
     if html:
         inner = "\n".join(b.text for b in (view.block, view.check) if b is not None)
+        if view.writein:
+            inner += "\n:::"
         wrap = ":" * max(3, max((len(m) for m in _COLON_RUN.findall(inner)), default=0) + 1)
     return Part(before, view=view, first=ts.step.prefix, rest=rest, wrap=wrap)
 

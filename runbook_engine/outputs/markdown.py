@@ -24,6 +24,8 @@ from mdit_py_plugins.container import container_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
 STEP_CONTAINER = "rb-step"
+#: A box inside a step (``::: rb-box writein``): a field to write in by hand.
+BOX_CONTAINER = "rb-box"
 UNCHECKED, CHECKED = "☐", "☒"
 _ALLOWED_INLINE = re.compile(
     r'^(?:<a id="[A-Za-z_][\w-]*">|</a>|<br ?/?>'
@@ -98,6 +100,7 @@ def _build() -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     md.use(tasklists_plugin)
     md.use(container_plugin, name=STEP_CONTAINER, render=_step_container)
+    md.use(container_plugin, name=BOX_CONTAINER, render=_step_container)
     md.core.ruler.after("github-tasklists", "rb-checkboxes", _checkboxes)
     md.add_render_rule("html_inline", _html_inline)
     md.add_render_rule("html_block", _html_block)

@@ -1,11 +1,16 @@
 """The guide's fixed sections as Markdown snippets: change details, values,
-hosts, prerequisites, verification summary and backout plan.
+hosts, prerequisites, verification summary and the appendices (code of the
+automated checks, parameter descriptions).  The backout plan is
+:mod:`runbook_engine.outputs.backout_plan`, the first page's contacts, time plan
+and go/no-go points :mod:`runbook_engine.outputs.front_page`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runbook_engine.outputs.effort import automated_check
+from runbook_engine.outputs.long_values import ValueRefs
 from runbook_engine.outputs.mdtext import cell, code, escape
 from runbook_engine.outputs.views import (
     HASH_CHARS,
@@ -21,17 +26,17 @@ from runbook_engine.tailor.tailoring import TailoredRunbook
 
 
 @dataclass(frozen=True, slots=True)
-class BackoutView:
-    """One entry of the backout plan.
+class CodeView:
+    """The code of one automated check, for appendix A.
 
     Attributes:
-        heading: ``If step N fails`` with the step's title, escaped.
-        where: Where the backout runs (Markdown).
-        block: The backout command or instructions.
+        id: Anchor the step's one line links to (``code-<step id>``).
+        heading: ``Step N. Title`` (escaped).
+        block: The command, as the tool runs it on the host.
     """
 
+    id: str
     heading: str
-    where: str
     block: Block
 
 
@@ -66,12 +71,16 @@ def _type_text(param: Parameter) -> str:
     return param.type
 
 
-def value_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str]]:
+def value_rows(
+    tailored: TailoredRunbook, refs: ValueRefs | None = None
+) -> list[tuple[str, str, str, str]]:
     """Rows (parameter, value, type, description) of the values table.
 
     Secrets show as ``[secret]``; a generic guide shows ``‹name›`` with the
     default or example; facts of the environment that are no parameter follow.
+    A long value shows as its reference to the "Values to copy" box.
     """
+    refs = refs or ValueRefs()
     rows = []
     values = tailored.values
     for name, param in tailored.runbook.parameters.items():
@@ -86,7 +95,10 @@ def value_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str]]:
         else:
             raw = values.params.get(name)
             empty = raw is None or raw == ""
-            value = "*(not set)*" if empty else code(format_value(raw))
+            shown = refs.sub(format_value(raw))
+            value = "*(not set)*" if empty else code(shown)
+            if not empty and refs.used(shown):
+                value += " (see [Values to copy](#_values))"
             if values.sources.get(name) == "default" and not empty:
                 value += " (default)"
         rows.append((code(name), value, escape(_type_text(param)), param.description))
@@ -97,14 +109,22 @@ def value_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str]]:
     return [tuple(cell(c) for c in row) for row in rows]  # type: ignore[misc]
 
 
-def host_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str]]:
-    """Rows (role, host, address, transport) for the roles this runbook declares."""
+def host_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str, str]]:
+    """Rows (role, host, address, transport, steps) for the roles this runbook declares."""
     rows = []
     env = tailored.environment
     for role in tailored.runbook.roles:
         hosts = env.roles.get(role, ()) if env else ()
+        numbers = [
+            str(ts.number)
+            for ts in tailored.steps
+            if ts.step.target == role and ts.skip_reason is None
+        ]
+        steps = ", ".join(numbers) or "—"
         if not hosts:
-            rows.append((code(role), "*set by the environment*" if env is None else "—", "—", "—"))
+            rows.append(
+                (code(role), "*set by the environment*" if env is None else "—", "—", "—", steps)
+            )
         for host in hosts:
             rows.append(
                 (
@@ -112,6 +132,7 @@ def host_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str]]:
                     escape(host.name),
                     escape(host.address),
                     TRANSPORT_LABELS.get(host.transport, escape(host.transport)),
+                    steps,
                 )
             )
     return [tuple(cell(c) for c in row) for row in rows]  # type: ignore[misc]
@@ -121,16 +142,16 @@ def prerequisites(tailored: TailoredRunbook) -> list[str]:
     """Bullet items: access to each role's hosts, and the operator machine if used."""
     items = []
     env = tailored.environment
-    for role, description in tailored.runbook.roles.items():
-        text = f"Access to role {code(role)}"
-        if description:
-            text += f" — {escape(description)}"
+    for role in tailored.runbook.roles:
         hosts = env.roles.get(role, ()) if env else ()
         if hosts:
-            text += ": " + ", ".join(
-                f"{escape(h.name)} ({TRANSPORT_LABELS.get(h.transport, h.transport)})"
+            text = "Access to " + ", ".join(
+                f"**{escape(h.name)}** ({TRANSPORT_LABELS.get(h.transport, h.transport)})"
                 for h in hosts
             )
+            text += f" — role {code(role)}"
+        else:
+            text = f"Access to the hosts of role {code(role)}"
         items.append(text)
     if any(ts.step.target is None for ts in tailored.steps):
         items.append("The operator machine, for the steps that run locally")
@@ -154,27 +175,44 @@ def verification(tailored: TailoredRunbook) -> list[str]:
     for ts in tailored.steps:
         if ts.step.phase != "verify":
             continue
-        text = (
-            f"[Step {ts.number}. {escape(ts.step.display_title())}](#{ts.id}) — on "
-            f"{location_text(tailored, ts)}"
+        where = (
+            ", ".join(f"**{escape(h.name)}**" for h in ts.hosts)
+            if ts.hosts and not tailored.generic and ts.step.target is not None
+            else location_text(tailored, ts)
         )
+        text = f"[Step {ts.number}. {escape(ts.step.display_title())}](#{ts.id}) — on {where}"
         if ts.skip_reason is not None:
             text += " — *skipped in this environment*"
         items.append(text)
     return items
 
 
-def backouts(tailored: TailoredRunbook) -> list[BackoutView]:
-    """For every changing flow step with a backout (and not skipped): what undoes it."""
-    out = []
-    for ts in tailored.steps:
-        if not (ts.step.changes_state and ts.step.backout) or ts.skip_reason is not None:
-            continue
-        helper = tailored.helpers.get(ts.step.backout)
-        if helper is None:
-            continue
-        heading = f"If step {ts.number} fails ({escape(ts.step.display_title())}):"
-        out.append(
-            BackoutView(heading, "On " + location_text(tailored, helper), command_block(helper, ""))
+def appendix_code(tailored: TailoredRunbook, refs: ValueRefs | None = None) -> list[CodeView]:
+    """The code of every check the tool runs itself (shown as one line in the procedure)."""
+    refs = refs or ValueRefs()
+    return [
+        CodeView(
+            f"code-{ts.id}",
+            f"Step {ts.number}. {escape(ts.step.display_title())}",
+            command_block(ts, "On " + location_text(tailored, ts) + ":", refs.sub),
         )
-    return out
+        for ts in tailored.steps
+        if automated_check(ts)
+    ]
+
+
+def role_descriptions(tailored: TailoredRunbook) -> list[str]:
+    """Appendix items: each role and what it is."""
+    return [
+        f"{code(role)} — " + (escape(" ".join(text.split())) or "*no description*")
+        for role, text in tailored.runbook.roles.items()
+    ]
+
+
+def descriptions(tailored: TailoredRunbook) -> list[str]:
+    """Appendix items: ``name`` (type) and description of every parameter."""
+    return [
+        f"{code(name)} ({escape(_type_text(param))}) — "
+        + (" ".join(param.description.split()) or "*no description*")
+        for name, param in tailored.runbook.parameters.items()
+    ]

@@ -7,11 +7,14 @@ Every string in a view is already valid Markdown (values escaped with
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from runbook_engine.errors import InputError
+from runbook_engine.outputs.effort import automated_check, by_hand, duration_text, step_seconds
+from runbook_engine.outputs.long_values import ValueRefs
 from runbook_engine.outputs.mdtext import code, escape, fence_for, prefix_lines
 from runbook_engine.source.model import Host
 from runbook_engine.tailor.binding import VALUES_NOTE
@@ -23,6 +26,14 @@ TRANSPORT_LABELS: dict[str, str] = {"manual": "by hand", "local": "local", "winr
 PHASE_BADGES: dict[str, str] = {"precheck": "pre-check", "verify": "verification"}
 CHECKBOX_LINE = "- [ ] Done — Initials: ______  Time: ______"
 HASH_CHARS = 12
+#: The label of the write-in box of a registry or service step done by hand.
+FOUND_LABEL = "Value found before the change (the backout), written in full:"
+
+__all__ = ["by_hand"]
+
+
+def _same(text: str) -> str:
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +59,11 @@ class StepView:
         badges: Short phase labels (``pre-check``, ``verification``, ``manual``).
         facts: Markdown lines: where it runs, limits, condition, skip reason.
         check: The check command that makes the step "already done", or ``None``.
-        block: The command or instructions; ``None`` when skipped.
-        checkbox: Whether a person signs the step off on paper.
+        block: The command or instructions; ``None`` when skipped or automated.
+        checkboxes: Task-list lines a person ticks on paper, one per host (may be empty).
         classes: CSS classes for the HTML wrapper (``step manual skipped``).
+        writein: Label of a full-width box to write in (the value found), or ``None``.
+        auto: For a check the tool runs itself: the one line shown instead of its code.
     """
 
     id: str
@@ -59,8 +72,10 @@ class StepView:
     facts: tuple[str, ...]
     check: Block | None
     block: Block | None
-    checkbox: bool
+    checkboxes: tuple[str, ...]
     classes: str
+    writein: str | None = None
+    auto: str | None = None
 
 
 def rendered_at() -> str:
@@ -114,50 +129,69 @@ def location_text(tailored: TailoredRunbook, ts: TailoredStep) -> str:
 
 
 def where_text(tailored: TailoredRunbook, ts: TailoredStep) -> str:
-    """``On <location>`` for a step's facts line."""
-    return "On " + location_text(tailored, ts)
+    """``On <location> · about 5 min`` for a step's facts line."""
+    text = "On " + location_text(tailored, ts)
+    if ts.skip_reason is None and (seconds := step_seconds(ts)):
+        text += f" · about {duration_text(seconds)}"
+    return text
 
 
 def limits_text(ts: TailoredStep) -> str:
-    """Timeout, retries, failure policy and working directory, when set; else ``""``."""
+    """Limits that matter to whoever carries the step out, when set; else ``""``.
+
+    A timeout and a working directory concern the tool only: a step done by hand
+    does not show them; its retries read as an instruction to the person.
+    """
     step = ts.step
+    hand = by_hand(ts)
     parts = []
-    if step.timeout is not None:
+    if step.timeout is not None and not hand:
         parts.append(f"Timeout: {step.timeout:g} s")
     if step.retries:
         delay = f", {step.retry_delay:g} s apart" if step.retry_delay else ""
-        parts.append(f"Retries: {step.retries}{delay}")
+        if hand:
+            parts.append(f"Until it succeeds, repeat up to {step.retries} more times{delay}")
+        else:
+            parts.append(f"Retries: {step.retries}{delay}")
     if step.on_failure != "stop":
-        parts.append(f"On failure: {escape(step.on_failure)}")
-    if step.cwd:
+        parts.append(
+            "If it fails: note it and go on" if hand else f"On failure: {escape(step.on_failure)}"
+        )
+    if step.cwd and not hand:
         parts.append(f"Working directory: {code(step.cwd)}")
     return " · ".join(parts)
 
 
-def command_block(ts: TailoredStep, label: str) -> Block:
-    """The step's body: a fence in the step's language, or quoted instructions."""
+def command_block(ts: TailoredStep, label: str, sub: Callable[[str], str] = _same) -> Block:
+    """The step's body: a fence in the step's language, or quoted instructions.
+
+    ``sub`` replaces long values by their reference (:class:`ValueRefs.sub`).
+    """
+    body = sub(ts.body)
     if ts.step.is_manual:
-        return Block(label, prefix_lines(ts.body or "(no instructions)\n", "> ").rstrip("\n"))
-    fence = fence_for(ts.body)
-    if ts.env:
+        return Block(label, prefix_lines(body or "(no instructions)\n", "> ").rstrip("\n"))
+    fence = fence_for(body)
+    if ts.env and not by_hand(ts):  # how a run passes values is no concern of a person
         label = f"{label} *({VALUES_NOTE})*".strip()
-    return Block(label, f"{fence}{ts.step.kind}\n{ts.body}{fence}")
+    return Block(label, f"{fence}{ts.step.kind}\n{body}{fence}")
 
 
-def declarative_block(ts: TailoredStep, label: str) -> Block | None:
+def declarative_block(
+    ts: TailoredStep, label: str, sub: Callable[[str], str] = _same
+) -> Block | None:
     """A ``registry``/``service`` step: what it ensures, its exact commands and the GUI path.
 
     Returns ``None`` when the body does not parse (a generic guide's placeholder in
     a number), so the caller shows the YAML body instead.
     """
     from runbook_engine.declarative import (
-        by_hand_script,
         change_commands,
         describe,
         gui_steps,
         parse_declarative,
         read_commands,
     )
+    from runbook_engine.declarative.compile import expected_text
 
     try:
         spec = parse_declarative(ts.step.kind, ts.body, ts.step.span.path, ts.step.body_line)
@@ -172,29 +206,38 @@ def declarative_block(ts: TailoredStep, label: str) -> Block | None:
         "REM read back: it must show the setting",
         *reads,
     ]
-    body = "\n".join(lines) + "\n"
     if by_hand(ts):  # a person needs the value found, written down: it is the backout
-        body = by_hand_script(spec)
+        want = expected_text(spec)
+        lines = [
+            "REM 1. Read the current setting first and write it down (it is the backout):",
+            *reads,
+            f"REM 2. Unless it already shows {want}, change it:",
+            *change_commands(spec),
+            f"REM 3. Read it again; it must now show {want}:",
+            *reads,
+        ]
+    body = sub("\n".join(lines) + "\n")
     fence = fence_for(body)
-    gui = escape(" ".join(gui_steps(spec)))
-    found = (
-        "\n\nValue found before the change (the backout): ________________________"
-        if by_hand(ts)
-        else ""
-    )
+    gui = escape(sub(" ".join(gui_steps(spec))))
     return Block(
-        f"Ensures {escape(describe(spec))}. {label}",
-        f"{fence}cmd\n{body}{fence}\n\nOr in the GUI: {gui}{found}",
+        f"Ensures {escape(sub(describe(spec)))}. {label}",
+        f"{fence}cmd\n{body}{fence}\n\nOr in the GUI: {gui}",
     )
 
 
-def by_hand(ts: TailoredStep) -> bool:
-    """True when a person carries the step out (manual kind, or a host reached by hand)."""
-    return ts.step.is_manual or any(h.transport == "manual" for h in ts.hosts)
+def checkbox_lines(ts: TailoredStep) -> tuple[str, ...]:
+    """One task-list line per host a person works on (one line for a single host)."""
+    hosts = [h for h in ts.hosts if h.transport == "manual" or ts.step.is_manual]
+    if len(hosts) <= 1:
+        return (CHECKBOX_LINE,)
+    return tuple(f"- [ ] **{escape(h.name)}** — Initials: ______  Time: ______" for h in hosts)
 
 
 def step_view(
-    tailored: TailoredRunbook, ts: TailoredStep, users: dict[str, list[TailoredStep]]
+    tailored: TailoredRunbook,
+    ts: TailoredStep,
+    users: dict[str, list[TailoredStep]],
+    refs: ValueRefs | None = None,
 ) -> StepView:
     """Build the view of a flow step, or of a check/backout helper shown in place.
 
@@ -202,7 +245,9 @@ def step_view(
         tailored: The tailored runbook.
         ts: The step.
         users: Helper id to the flow steps that reference it (from :func:`helper_users`).
+        refs: Long values shown as ``‹V1›`` (printed once, in the "Values to copy" box).
     """
+    refs = refs or ValueRefs()
     step = ts.step
     if not ts.number:
         return _helper_view(ts, users.get(step.id, []))
@@ -227,8 +272,25 @@ def step_view(
             tuple(facts),
             None,
             None,
-            False,
+            (),
             " ".join([*classes, "step-skipped"]),
+        )
+    if automated_check(ts):
+        where = location_text(tailored, ts).removesuffix(" — local")
+        auto = (
+            f"The tool runs this check on {where}; "
+            f"its code is in [appendix A](#code-{ts.id})."
+        )
+        return StepView(
+            step.id,
+            heading,
+            tuple(badges),
+            (),
+            None,
+            None,
+            (),
+            " ".join([*classes, "step-auto"]),
+            auto=auto,
         )
     if ts.condition:
         facts.append(
@@ -240,7 +302,9 @@ def step_view(
         helper = tailored.helpers[step.check]
         where = "" if helper.hosts == ts.hosts else f" (on {location_text(tailored, helper)})"
         check = command_block(
-            helper, f"Skipped if already done, that is when this read-only check succeeds{where}:"
+            helper,
+            f"Skipped if already done, that is when this read-only check succeeds{where}:",
+            refs.sub,
         )
     manual_host = by_hand(ts)
     if step.is_manual:
@@ -251,18 +315,26 @@ def step_view(
         label = f"Declarative {code(step.kind)} step" + (" (by hand):" if manual_host else ":")
     block = None
     if step.kind in ("registry", "service"):
-        block = declarative_block(ts, "Run by hand:" if manual_host else "Commands:")
+        block = declarative_block(ts, "Run by hand:" if manual_host else "Commands:", refs.sub)
+    block = block or command_block(ts, label, refs.sub)
+    for value in refs.used(block.text + (check.text if check else "")):
+        facts.append(
+            f"{value.ref} is value **{value.label}** of [Values to copy](#_values): "
+            f"{len(value.text)} characters, SHA-256 {code(value.sha256)}…"
+        )
     if manual_host:
         classes.append("step-by-hand")
+    writein = FOUND_LABEL if manual_host and step.kind in ("registry", "service") else None
     return StepView(
         step.id,
         heading,
         tuple(badges),
         tuple(facts),
         check,
-        block or command_block(ts, label),
-        manual_host,
+        block,
+        checkbox_lines(ts) if manual_host else (),
         " ".join(classes),
+        writein,
     )
 
 
@@ -288,7 +360,15 @@ def _helper_view(ts: TailoredStep, users: list[TailoredStep]) -> StepView:
             f"Undoes {noun} {links} if it fails; listed in the [backout plan](#_backout-plan)."
         ]
     return StepView(
-        ts.step.id, heading, (), tuple(facts), None, None, False, f"step step-helper step-{role}"
+        ts.step.id,
+        heading,
+        (),
+        (),
+        None,
+        None,
+        (),
+        f"step step-helper step-{role}",
+        auto=facts[0],
     )
 
 

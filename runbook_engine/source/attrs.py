@@ -158,3 +158,29 @@ def _parse_value(info: str, pos: int) -> tuple[str, int]:
     if pos == start:
         raise AttrSyntaxError('empty value; write key="" for an empty string', pos)
     return info[start:pos], pos
+
+
+_DURATION = re.compile(r"(?:(\d{1,3})h)?(?:(\d{1,4})m)?(?:(\d{1,5})s)?")
+#: The longest estimate a step may give (a change window is shorter than a day).
+MAX_ESTIMATE = 24 * 3600
+
+
+def parse_estimate(value: str) -> int:
+    """Parse an ``estimate=`` attribute (``5m``, ``90s``, ``1h30m``) into whole seconds.
+
+    Units ``h``, ``m``, ``s`` in that order, each at most once, whole numbers, no
+    spaces; the total is more than 0 and at most 24 hours.
+
+    Raises:
+        ValueError: the value does not follow that form (the message says what does).
+    """
+    m = _DURATION.fullmatch(value)
+    if value and m:
+        hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+        total = hours * 3600 + minutes * 60 + seconds
+        if 0 < total <= MAX_ESTIMATE:
+            return total
+    raise ValueError(
+        f"estimate={value!r} must be a duration such as 5m, 90s or 1h30m "
+        "(whole hours, minutes, seconds in that order; more than 0, at most 24h)"
+    )

@@ -25,6 +25,10 @@ class KindInfo:
         changes: Whether steps of this kind change state by default
             (probes and approvals do not).
         executor: ``"module:Class"`` of the executor that runs steps of this kind.
+        estimate: Seconds a step of this kind takes when the tool runs it, unless its
+            ``estimate=`` attribute says otherwise (the guide's time plan).
+        estimate_by_hand: Seconds when a person carries it out (a manual step, or a
+            host reached by hand), per host.
     """
 
     name: str
@@ -33,6 +37,8 @@ class KindInfo:
     local_ok: bool = True
     changes: bool = True
     executor: str = ""
+    estimate: int = 60
+    estimate_by_hand: int = 180
 
 
 _STEPS = "runbook_engine.run.steps"
@@ -60,6 +66,8 @@ register_kind(
         True,
         True,
         f"{_STEPS}.manual:ManualStep",
+        estimate=600,
+        estimate_by_hand=600,
     )
 )
 register_kind(
@@ -83,6 +91,7 @@ for _name, _desc in (
             _desc,
             local_ok=False,
             executor=f"{_STEPS}.declarative:DeclarativeStep",
+            estimate_by_hand=300,
         )
     )
 register_kind(
@@ -93,5 +102,7 @@ register_kind(
         True,
         False,
         f"{_STEPS}.approval:ApprovalStep",
+        estimate=0,
+        estimate_by_hand=0,
     )
 )

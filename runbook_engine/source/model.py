@@ -108,6 +108,11 @@ class Step:
         cwd: Working directory for local commands.
         template: Whether the body is rendered with jinja (``template=false`` keeps it literal).
         phase: ``precheck``, ``change`` or ``verify``.
+        estimate: Seconds the step is expected to take (attribute ``estimate=5m``);
+            ``None``: the guide's default for its kind.
+        go_no_go: A decision point of the change (attribute ``go-no-go=true``): the
+            guide's first page lists it with the approvals; a person gives the go by
+            confirming the gate and the no-go by aborting.
         role: ``"step"`` for the normal flow, ``"check"`` or ``"backout"`` for helper
             steps that other steps reference (they never run in the normal flow).
     """
@@ -133,6 +138,8 @@ class Step:
     template: bool = True
     phase: str = "change"
     role: str = "step"
+    estimate: int | None = None
+    go_no_go: bool = False
 
     @property
     def is_manual(self) -> bool:
@@ -249,6 +256,41 @@ class SecretRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """A person to reach during a change (environment file, ``contacts:``).
+
+    Attributes:
+        name: The person's name (or a team's).
+        phone: Telephone number as written, ``""`` when not given.
+        email: E-mail address, ``""`` when not given.
+        line: 1-based line in the environment file.
+    """
+
+    name: str
+    phone: str = ""
+    email: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Contacts:
+    """Who owns, approves and is called during a change in an environment.
+
+    Attributes:
+        change_owner: The person responsible for the change, ``None`` when not given.
+        approvers: People who approve it, in order.
+        escalation: People to call when something goes wrong, in the order to call them.
+    """
+
+    change_owner: Contact | None = None
+    approvers: tuple[Contact, ...] = ()
+    escalation: tuple[Contact, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.change_owner or self.approvers or self.escalation)
+
+
+@dataclass(frozen=True, slots=True)
 class Environment:
     """A target environment loaded from YAML (DESIGN.md §3).
 
@@ -262,6 +304,8 @@ class Environment:
         secrets: Secret references by name.
         lines: Line of each key in ``values`` and ``facts`` (for error messages).
         content_hash: SHA-256 of the file's bytes.
+        approvers: Approver groups for ``approval`` steps (group name to people).
+        contacts: Change owner, approvers and escalation contacts for guides.
     """
 
     path: Path
@@ -274,3 +318,4 @@ class Environment:
     lines: dict[str, int]
     content_hash: str
     approvers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    contacts: Contacts = field(default_factory=Contacts)

@@ -20,7 +20,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from runbook_engine.errors import Problem, RunbookSyntaxError
-from runbook_engine.source.attrs import AttrSyntaxError, parse_info
+from runbook_engine.source.attrs import AttrSyntaxError, parse_estimate, parse_info
 from runbook_engine.source.frontmatter import split_front_matter
 from runbook_engine.source.kinds import KINDS
 from runbook_engine.source.library import LIBRARY_ENV, library_root, outside_library
@@ -43,6 +43,8 @@ ATTRIBUTES = frozenset(
         "title",
         "cwd",
         "template",
+        "estimate",
+        "go-no-go",
     }
 )
 CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
@@ -387,6 +389,15 @@ def _step_fields(
             if value not in ("stop", "continue"):
                 bad(f"on-failure={value!r} must be 'stop' or 'continue'")
             out["on_failure"] = value
+        elif key == "estimate":
+            try:
+                out["estimate"] = parse_estimate(value)
+            except ValueError as exc:
+                bad(str(exc))
+        elif key == "go-no-go":
+            if value not in ("true", "false"):
+                bad(f"go-no-go={value!r} must be 'true' or 'false'")
+            out["go_no_go"] = value == "true"
         elif key == "template":
             if value not in ("true", "false"):
                 bad(f"template={value!r} must be 'true' or 'false'")

@@ -15,10 +15,11 @@ from runbook_engine.errors import EnvironmentFileError, Problem
 from runbook_engine.source.model import Environment, Host, SecretRef
 from runbook_engine.source.types import ValueProblem, coerce
 from runbook_engine.source.yamlfile import line_of, load_yaml
+from runbook_engine.tailor.contacts import load_contacts
 from runbook_engine.transports import TRANSPORTS, TransportInfo
 
 TOP_KEYS = frozenset(
-    {"name", "description", "parameters", "facts", "roles", "secrets", "approvers"}
+    {"name", "description", "parameters", "facts", "roles", "secrets", "approvers", "contacts"}
 )
 #: Keys of a host: its own, plus each registered transport's options mapping (``winrm``).
 HOST_KEYS = frozenset(
@@ -69,6 +70,7 @@ def load_environment(path: Path) -> Environment:
     roles = _roles(data.get("roles"), lines, add)
     secrets = _secrets(data.get("secrets"), lines, add)
     approvers = _approvers(data.get("approvers"), add)
+    contacts = load_contacts(data.get("contacts"), lines, add)
     if problems:
         raise EnvironmentFileError(problems[0].format(), problems)
     key_lines = {str(k): line_of(lines, "parameters", k) for k in values}
@@ -84,6 +86,7 @@ def load_environment(path: Path) -> Environment:
         lines=key_lines,
         content_hash=hashlib.sha256(path.read_bytes()).hexdigest(),
         approvers=approvers,
+        contacts=contacts,
     )
 
 
