@@ -212,8 +212,8 @@ def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
     assert started["emergency"] is True and started["reason"] == "outage INC-9"
     assert book.events("approval-bypassed")[0]["reason"] == "outage INC-9"
     record = json.loads(book("evidence", "r1", "--to", "json", "--state-dir", book.state).stdout)
-    assert record["change"]["emergency"] is True
-    assert any(d["kind"] == "approval-bypassed" for d in record["deviations"])
+    assert record["summary"]["change"]["emergency"] is True
+    assert any(d["kind"] == "approval-bypassed" for d in record["summary"]["deviations"])
     html = book("evidence", "r1", "--to", "html", "--state-dir", book.state).stdout
     assert "EMERGENCY CHANGE" in html
 

@@ -63,7 +63,7 @@ def _verified(book: Book, tmp_path: Path) -> None:
     proc = book("evidence", "verify", bundle, "--public-key", pub)
     assert proc.returncode == 0 and proc.stdout.startswith("VERIFIED:"), proc.stdout
     record = json.loads(book.st("evidence", "r1", "--to", "json").stdout)
-    assert record["outcome"]["status"] in ("succeeded-pre-answered", "succeeded-attested")
+    assert record["summary"]["outcome"]["status"] in ("succeeded-pre-answered", "succeeded-attested")
 
 
 @pytest.mark.parametrize("point", POINTS)

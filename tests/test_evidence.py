@@ -455,7 +455,7 @@ def test_bundle_member_edit_names_the_member(signed: Book, tmp_path: Path) -> No
     assert signed.st("evidence", "r1", "--bundle", out).returncode == 0
     members = {n: zipfile.ZipFile(out).read(n) for n in zipfile.ZipFile(out).namelist()}
     record = json.loads(members["change-record.json"])
-    record["outcome"]["note"] = "all fine, trust me"
+    record["summary"]["outcome"]["note"] = "all fine, trust me"
     members["change-record.json"] = json.dumps(record).encode()
     out.write_bytes(canonical_zip(members))
     check = verify_bundle(out)
@@ -636,12 +636,13 @@ def test_change_record_of_a_seed_run_matches_golden_json(seed_run: Book) -> None
     record = normalise(json.loads(proc.stdout), str(seed_run.root))
     # Every verification of the lab run is a confirmation pre-written in the answers file
     # (the lab's probes are skipped by when=): the outcome says so instead of "succeeded".
-    assert record["outcome"]["status"] == "succeeded-pre-answered"
-    assert not record["outcome"]["succeeded"]
-    assert record["verification"]["all_passed"] and record["verification"]["count"] > 5
-    assert record["verification"]["known"] == {"pre-answered": record["verification"]["count"]}
-    assert "none observed by the tool" in record["outcome"]["note"]
-    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    summary = record["summary"]
+    assert summary["outcome"]["status"] == "succeeded-pre-answered"
+    assert not summary["outcome"]["succeeded"]
+    assert summary["verification"]["all_passed"] and summary["verification"]["count"] > 5
+    assert summary["verification"]["known"] == {"pre-answered": summary["verification"]["count"]}
+    assert "none observed by the tool" in summary["outcome"]["note"]
+    text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"  # the record's own order
     golden = GOLDEN / "rpc-over-https.lab.record.json"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.parent.mkdir(parents=True, exist_ok=True)
@@ -666,9 +667,10 @@ def test_change_record_pdf_holds_the_step_table_and_is_reproducible(
     for expected in (
         "Change record CHG-1042",
         "Steps",
-        "Command as run",
+        "Who (how)",
         "Exit",
-        "Attempts",
+        "Output",
+        "Review and sign-off",
         "nspi-set",
         "gc-restart",
         "verify-nspi",
@@ -767,13 +769,20 @@ def test_done_when_seed_run_with_approval_attestation_failure_backout_and_resume
     third = book.resume("--answers", "answers.yml")
     assert third.returncode == 1, third.stdout + third.stderr
     record = json.loads(book.st("evidence", "r1", "--to", "json").stdout)
-    assert record["outcome"]["status"] == "failed"
-    kinds = {d["kind"] for d in record["deviations"]}
+    summary = record["summary"]
+    assert summary["outcome"]["status"] == "failed"
+    assert summary["outcome"]["counts"]["failed"] == 1
+    kinds = {d["kind"] for d in summary["deviations"]}
     assert {"failure", "backout"} <= kinds
-    assert record["approvals"][0]["status"] == "approved"
-    assert record["attachments"][0]["path"] == "attachments/certificate-check/certificate.cer"
+    assert summary["approvals"][0]["status"] == "approved"
+    details = {(d["step"], d["host"]): d["items"] for d in record["details"]}
+    (attachment,) = [
+        i for i in details[("certificate-check", "EXCHANGE1")] if i["kind"] == "attachment"
+    ]
+    assert attachment["path"] == "attachments/certificate-check/certificate.cer"
     failed = next(s for s in record["steps"] if s["id"] == "validports-set")
     assert (failed["status"], failed["exit_code"], failed["host"]) == ("failed", 1, "EXCHANGE1")
+    assert {i["kind"] for i in details[("validports-set", "EXCHANGE1")]} >= {"backout"}
     bundle = tmp_path / "CHG-1042.zip"
     assert book.st("evidence", "r1", "--bundle", bundle).returncode == 0
     auditor = tmp_path / "auditor"

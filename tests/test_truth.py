@@ -94,9 +94,9 @@ def test_observed_verification_is_plain_succeeded(tmp_path: Path) -> None:
     assert out["outcome"] == "succeeded"
     assert out["known"] == {"observed": 2}
     record = _record(tmp_path, "r1")
-    assert record["outcome"]["status"] == "succeeded"
-    assert record["outcome"]["succeeded"] is True
-    assert record["verification"]["known"] == {"observed": 1}
+    assert record["summary"]["outcome"]["status"] == "succeeded"
+    assert record["summary"]["outcome"]["succeeded"] is True
+    assert record["summary"]["verification"]["known"] == {"observed": 1}
     assert {s["id"]: s["known"] for s in record["steps"]} == {
         "change": "observed",
         "look": "observed",
@@ -123,8 +123,8 @@ def test_pre_answered_verification_is_not_plain_succeeded(tmp_path: Path) -> Non
     assert "succeeded-pre-answered" in proc.stdout
     assert "1 pre-answered" in proc.stdout
     record = _record(tmp_path, "r1")
-    assert record["outcome"]["status"] == "succeeded-pre-answered"
-    assert record["outcome"]["succeeded"] is False
+    assert record["summary"]["outcome"]["status"] == "succeeded-pre-answered"
+    assert record["summary"]["outcome"]["succeeded"] is False
     look = next(s for s in record["steps"] if s["id"] == "look")
     assert look["known"] == "pre-answered"
 
@@ -140,12 +140,14 @@ def test_verification_confirmed_while_waiting_is_attested(tmp_path: Path) -> Non
     assert resumed.returncode == 0, resumed.stderr
     assert "succeeded-attested" in resumed.stdout
     record = _record(tmp_path, "r1")
-    assert record["outcome"]["status"] == "succeeded-attested"
-    gate = next(g for g in record["gates"] if g["step"] == "look")
-    assert gate["source"] == "cli"
-    people = {p["name"]: p for p in record["people"]}
+    assert record["summary"]["outcome"]["status"] == "succeeded-attested"
+    gate = next(s for s in record["steps"] if s["id"] == "look")
+    assert (gate["source"], gate["by"], gate["known"]) == ("cli", "Ann", "attested")
+    people = {p["name"]: p for p in record["summary"]["people"]}
     assert "confirmed steps" in people["Ann"]["roles"] and people["Ann"]["steps"] == ["look"]
-    assert [p["name"] for p in record["people"]].count("Olga Operator") == 1
+    assert people["Ann"]["identity"]["authenticated"] is False
+    assert people["Ann"]["identity"]["given_by"] == ["confirm"]
+    assert [p["name"] for p in record["summary"]["people"]].count("Olga Operator") == 1
 
 
 BEFORE_AND_AFTER = """\
@@ -187,7 +189,7 @@ def test_confirm_refuses_a_step_not_reached_unless_in_advance(tmp_path: Path) ->
     resumed = runbook("resume", "r1", "--state-dir", st, "--no-input", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     record = _record(tmp_path, "r1")
-    second = next(g for g in record["gates"] if g["step"] == "second")
+    second = next(s for s in record["steps"] if s["id"] == "second")
     assert second["source"] == "cli-in-advance"
     journal = [
         json.loads(line) for line in (st / "runs" / "r1" / "journal.jsonl").read_text().splitlines()
@@ -197,7 +199,7 @@ def test_confirm_refuses_a_step_not_reached_unless_in_advance(tmp_path: Path) ->
         r for r in journal if r["event"] == "gate-decision-recorded" and r["step"] == "second"
     )
     assert passed["decided_at"] <= recorded["time"] < passed["time"]
-    assert record["outcome"]["status"] == "succeeded-pre-answered"
+    assert record["summary"]["outcome"]["status"] == "succeeded-pre-answered"
 
 
 def test_command_on_a_manual_host_is_shown_not_run(tmp_path: Path) -> None:
@@ -224,10 +226,11 @@ def test_command_on_a_manual_host_is_shown_not_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     record = _record(tmp_path, "r1")
     change = next(s for s in record["steps"] if s["id"] == "change")
-    assert change["command"] is None
-    assert change["command_shown"] == "echo change\n"
+    (command,) = [c for c in record["appendix"]["commands"] if c["ref"] == change["command_ref"]]
+    assert command["shown_to_person"] is True and command["text"] == "echo change\n"
+    assert command["used_by"] == [f"change@{change['host']}"]
     md = runbook("evidence", "r1", "--to", "md", "--state-dir", tmp_path / "st", cwd=tmp_path)
-    assert "shown: echo change" in md.stdout
+    assert "shown to a person" in md.stdout and "echo change" in md.stdout
 
 
 def test_record_shows_the_runbook_hash_as_run_after_an_accepted_change(tmp_path: Path) -> None:
@@ -239,14 +242,14 @@ def test_record_shows_the_runbook_hash_as_run_after_an_accepted_change(tmp_path:
         ).returncode
         == 3
     )
-    before = _record(tmp_path, "r1")["runbook"]["sha256"]
+    before = _record(tmp_path, "r1")["summary"]["runbook"]["sha256"]
     rb.write_text(BEFORE_AND_AFTER.replace("Check the second", "Check again the second"))
     runbook("confirm", "r1", "first", "--as", "Ann", "--state-dir", st, cwd=tmp_path)
     resumed = runbook(
         "resume", "r1", "--accept-changed", "--state-dir", st, "--no-input", cwd=tmp_path
     )
     assert resumed.returncode == 3, resumed.stderr
-    after = _record(tmp_path, "r1")["runbook"]
+    after = _record(tmp_path, "r1")["summary"]["runbook"]
     assert after["sha256_at_start"] == before
     assert after["sha256"] != before and len(after["sha256"]) == 64
     assert after["accepted_changes"][0]["old_sha256"] == before
@@ -291,7 +294,7 @@ data: [ncacn_http:6004]
         == 0
     )
     assert runbook("resume", "r1", "--state-dir", st, "--no-input", cwd=tmp_path).returncode == 0
-    kinds = [d["kind"] for d in _record(tmp_path, "r1")["deviations"]]
+    kinds = [d["kind"] for d in _record(tmp_path, "r1")["summary"]["deviations"]]
     assert ("no-previous-value" in kinds) == (note is None)
 
 

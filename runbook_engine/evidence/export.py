@@ -2,9 +2,13 @@
 
 The record (:func:`runbook_engine.evidence.record.build_record`) is built from the
 run's journal and the integrity check of its evidence; JSON is its canonical
-text, Markdown and HTML come from ``templates/change-record.{md,html}.j2``, PDF
-is the HTML printed by WeasyPrint (the optional ``pdf`` extra), reproducible:
-its dates come from ``SOURCE_DATE_EPOCH`` when set, else from the record.
+text (keys in the record's order: summary, steps, details, appendix, sign-off),
+Markdown and HTML come from ``templates/change-record.{md,html}.j2`` in the same
+order, PDF is the HTML printed by WeasyPrint (the optional ``pdf`` extra) on
+portrait A4 (``templates/change-record.css``), through the guide's PDF path
+(:mod:`runbook_engine.outputs.pdf`: nothing fetched but ``data:`` URLs);
+reproducible: its dates come from ``SOURCE_DATE_EPOCH`` when set, else from the
+record.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def render_record(record: dict[str, Any], fmt: str) -> bytes:
         InputError: unknown format, missing template, or PDF without WeasyPrint.
     """
     if fmt == "json":
-        return (json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
     if fmt in ("md", "html"):
         from runbook_engine.outputs.templating import get_template
 
@@ -78,13 +82,9 @@ def html_to_pdf(html: bytes, when: datetime) -> bytes:
         InputError: WeasyPrint (``pip install 'runbook-engine[pdf]'``) or its system
             libraries (Pango) are missing.
     """
-    try:
-        import weasyprint
-    except (ImportError, OSError) as exc:
-        raise InputError(
-            f"PDF output needs WeasyPrint and its system libraries "
-            f"(pip install 'runbook-engine[pdf]'): {exc}"
-        ) from None
+    from runbook_engine.outputs.pdf import _data_only_fetcher, weasyprint_module
+
+    weasyprint = weasyprint_module()
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     text = html.decode("utf-8").replace(
         "<head>",
@@ -92,7 +92,8 @@ def html_to_pdf(html: bytes, when: datetime) -> bytes:
         f'<meta name="dcterms.modified" content="{stamp}">',
         1,
     )
-    document = weasyprint.HTML(string=text).render()
+    fetcher = _data_only_fetcher(weasyprint)
+    document = weasyprint.HTML(string=text, base_url=None, url_fetcher=fetcher).render()
     data = document.write_pdf(identifier=b"runbook-engine-change-record")
     assert isinstance(data, bytes)
     return data
@@ -107,7 +108,8 @@ def _pdf_time(record: dict[str, Any]) -> datetime:
             raise InputError(
                 f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds"
             ) from None
-    text = record.get("finished_at") or record.get("started_at")
+    window = (record.get("summary") or {}).get("window") or {}
+    text = window.get("finished_at") or window.get("started_at")
     if text:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     return datetime(1980, 1, 1, tzinfo=UTC)

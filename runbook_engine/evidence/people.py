@@ -1,6 +1,21 @@
-"""The people of a change record: operators, everyone who acted, and the approvals.
+"""The people of a change record: everyone who acted, how their names were given, and
+the approvals.
 
 Built from journal records only (:mod:`runbook_engine.evidence.record`).
+
+Identity (``people[].identity`` of a record, stable field names):
+
+``authenticated``
+    ``false`` for every name today: the tool takes names as given (``run --operator``,
+    ``RUNBOOK_OPERATOR`` or the login name; ``--as``; an answers file) and checks
+    none.  A front end that signs people in (the web console) records ``true``.
+``given_by``
+    How the name reached the journal, in order of first use; codes are the keys of
+    :data:`CHANNELS`.
+``answers_files``
+    ``[{"path", "sha256"}]`` of the answers files that name the person as operator.
+``text``
+    The same in words, as printed: ``claimed, not authenticated: ...``.
 """
 
 from __future__ import annotations
@@ -9,42 +24,16 @@ from typing import Any
 
 from runbook_engine.evidence import knowledge
 
-
-def operators(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for r in records:
-        if r["event"] == "run-started":
-            out.append(
-                {
-                    "name": r.get("operator"),
-                    "role": "started the run",
-                    "at": r["time"],
-                    "answers_path": None,
-                    "answers_sha256": None,
-                }
-            )
-        elif r["event"] == "run-resumed":
-            out.append(
-                {
-                    "name": r.get("by"),
-                    "role": "resumed the run",
-                    "at": r["time"],
-                    "answers_path": None,
-                    "answers_sha256": None,
-                }
-            )
-        answers = r.get("answers") if r["event"] in ("run-started", "run-resumed") else None
-        if isinstance(answers, dict):
-            out.append(
-                {
-                    "name": answers.get("operator"),
-                    "role": "answers file",
-                    "at": r["time"],
-                    "answers_path": answers.get("path"),
-                    "answers_sha256": answers.get("sha256"),
-                }
-            )
-    return out
+#: How a name was given (``identity.given_by`` codes) and what the record prints for it.
+CHANNELS = {
+    "run-operator": "operator of runbook run/resume (--operator, RUNBOOK_OPERATOR or the "
+    "login name; the journal does not say which)",
+    "answers-file": "named as operator in the answers file",
+    "confirm": "runbook confirm --as",
+    "approve": "runbook approve/reject --as",
+    "terminal": "typed at the run's terminal",
+    "notebook": "given in the notebook",
+}
 
 
 def approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -110,44 +99,79 @@ def approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Everyone the journal names, once each, with what they did (in order of first act)."""
-    people: dict[str, dict[str, Any]] = {}
+    """Everyone the journal names, once each, in order of first act.
 
-    def add(name: Any, role: str, at: str, step: str | None = None) -> None:
+    Returns:
+        ``[{"name", "roles", "steps", "first_at", "identity"}]``; ``identity`` is
+        ``{"authenticated", "given_by", "answers_files", "text"}`` (see the module docstring).
+    """
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(name: Any, role: str, at: str, channel: str, step: str | None = None) -> None:
         if not name:
             return
-        person = people.setdefault(
-            str(name), {"name": str(name), "roles": [], "steps": [], "first_at": at}
+        person = found.setdefault(
+            str(name),
+            {
+                "name": str(name),
+                "roles": [],
+                "steps": [],
+                "first_at": at,
+                "identity": {"authenticated": False, "given_by": [], "answers_files": []},
+            },
         )
         if role not in person["roles"]:
             person["roles"].append(role)
         if step and step not in person["steps"]:
             person["steps"].append(step)
+        if channel not in person["identity"]["given_by"]:
+            person["identity"]["given_by"].append(channel)
 
     for r in records:
         e, at = r["event"], r["time"]
         if e == "run-started":
-            add(r.get("operator"), "started the run", at)
+            add(r.get("operator"), "started the run", at, "run-operator")
         elif e == "run-resumed":
-            add(r.get("by"), "resumed the run", at)
+            add(r.get("by"), "resumed the run", at, "run-operator")
         elif e == "gate-passed":
             how = knowledge.known_by_source(r.get("source"))
-            add(
-                r.get("by"),
-                "confirmed steps" + ("" if how == knowledge.ATTESTED else f" ({how})"),
-                at,
-                r.get("step"),
-            )
+            role = "confirmed steps" + ("" if how == knowledge.ATTESTED else f" ({how})")
+            add(r.get("by"), role, at, _channel(r.get("source")), r.get("step"))
         elif e == "step-skipped" and "gate" in r:
-            add(r.get("by"), "skipped steps", at, r.get("step"))
+            add(r.get("by"), "skipped steps", at, _channel(r.get("source")), r.get("step"))
         elif e == "run-aborted":
-            add(r.get("by"), "aborted the run", at, r.get("step"))
+            add(r.get("by"), "aborted the run", at, _channel(r.get("source")), r.get("step"))
         elif e == "approval-recorded":
             verb = "approved" if r.get("decision") == "approve" else "rejected"
-            add(r.get("by"), f"{verb} steps", at, r.get("step"))
+            add(r.get("by"), f"{verb} steps", at, "approve", r.get("step"))
         elif e == "attachment-added":
-            add(r.get("by"), "attached files", at, r.get("step"))
+            add(r.get("by"), "attached files", at, "confirm", r.get("step"))
         answers = r.get("answers") if e in ("run-started", "run-resumed") else None
-        if isinstance(answers, dict):
-            add(answers.get("operator"), "gave the answers file", at)
-    return list(people.values())
+        if isinstance(answers, dict) and answers.get("operator"):
+            add(answers["operator"], "gave the answers file", at, "answers-file")
+            files = found[str(answers["operator"])]["identity"]["answers_files"]
+            entry = {"path": answers.get("path"), "sha256": answers.get("sha256")}
+            if entry not in files:
+                files.append(entry)
+    for person in found.values():
+        person["identity"]["text"] = identity_text(person["identity"])
+    return list(found.values())
+
+
+def _channel(source: str | None) -> str:
+    return {
+        "answers-file": "answers-file",
+        "cli": "confirm",
+        "cli-in-advance": "confirm",
+        "terminal": "terminal",
+        "notebook": "notebook",
+        "notebook-parameter": "notebook",
+    }.get(source or "", "confirm")
+
+
+def identity_text(identity: dict[str, Any]) -> str:
+    """How a person's name was given, in words: ``claimed, not authenticated: ...``."""
+    how = "; ".join(CHANNELS.get(c, c) for c in identity["given_by"])
+    if identity.get("authenticated"):
+        return f"authenticated: {how}"
+    return f"claimed, not authenticated: {how}"

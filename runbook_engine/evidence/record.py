@@ -2,32 +2,59 @@
 
 :func:`build_record` turns the (verified) journal records of one run into
 JSON-ready data; the renderers (``change-record.*.j2``, :mod:`.export`) only
-format it.  Everything comes from journal events (DESIGN.md §5), so the record of
-a bundle can be rebuilt from the bundle's journal and compared.
+format it, in the same order.  Everything comes from journal events (DESIGN.md §5),
+so the record of a bundle can be rebuilt from the bundle's journal and compared;
+the evidence verdict is :mod:`.verify`'s.
 
-Shape (``record_version`` 2): ``run_id``, ``change`` (id, reason, emergency,
-approval policy), ``runbook`` and ``environment`` (as run: ``sha256`` is the last
-accepted change's, ``sha256_at_start`` and ``accepted_changes`` when one was accepted),
-``operators``, ``people`` (everyone the journal names, once each, with their roles),
-``approvals``, ``prechecks``, ``steps`` (each with ``known``: how the result is known,
-see :mod:`.knowledge`; ``command`` as run by the tool, ``command_shown`` to a person),
-``gates``, ``attachments``, ``deviations``, ``verification``, ``outcome`` (with
-``known`` counts), ``integrity``, ``started_at``, ``finished_at``.
+Shape (``record_version`` 3; :data:`SECTIONS` in order, field names stable):
+
+``summary`` (page 1)
+    ``change`` (id, reason, emergency, approval_policy); ``runbook`` as run (id,
+    title, version, path, ``sha256`` of the last accepted change, with
+    ``sha256_at_start`` and ``accepted_changes`` when one was accepted);
+    ``environment`` (name, path, sha256); ``tool``; ``window`` (started_at,
+    finished_at, duration_seconds); ``outcome`` (status, succeeded, finished, note,
+    steps by status, ``counts``: steps, observed, attested, pre-answered,
+    notebook-parameter, skipped, failed, not-reached); ``known``: per class of
+    :mod:`.knowledge` its count, who (``by``) and how (``sources``), which is what
+    separates what the tool observed from what people attested; ``verification``
+    (count, all_passed, known); ``people`` (everyone named, once, with
+    ``identity``: see :mod:`.people`); ``approvals``; ``deviations``; ``evidence``
+    (:meth:`.verify.EvidenceCheck.summary`, ``verdict`` first).
+``steps``
+    One row per step and host: :data:`.rows.TABLE_KEYS` (status, ``known``: how the
+    result is known, ``by``/``source``: who decided and how, times, exit code, output
+    SHA-256, ``command_ref`` into the appendix).
+``details``
+    Only the steps and hosts with something to say (:mod:`.details`).
+``appendix``
+    ``commands`` (each once, with its SHA-256), ``parameters``, ``hosts``.
+``sign_off``
+    The review block for the change manager: ``role``, ``statement`` and the fields
+    ``reviewed_by``/``decision``/``signed_at``, ``null`` until someone fills them in
+    (on paper today).
+
 Times are UTC ISO-8601 strings as the journal wrote them; durations are seconds.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.evidence import knowledge, people
+from runbook_engine.evidence import details, knowledge, people
+from runbook_engine.evidence.rows import FAILED, TABLE_KEYS, parse_time, step_rows
 
 if TYPE_CHECKING:
     from runbook_engine.evidence.verify import EvidenceCheck
     from runbook_engine.tailor.tailoring import TailoredRunbook
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
+#: The record's sections, in the order every format shows them.
+SECTIONS = ("summary", "steps", "details", "appendix", "sign_off")
+SIGN_OFF_STATEMENT = (
+    "I have reviewed this change record: the outcome, how each result is known, "
+    "the deviations and the evidence verdict."
+)
 
 
 def flow_fields(tailored: TailoredRunbook) -> list[dict[str, Any]]:
@@ -55,19 +82,45 @@ def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> 
         check: The integrity check of the run's evidence (``None``: not checked).
 
     Returns:
-        JSON-ready data (see the module docstring).
+        JSON-ready data, sections in :data:`SECTIONS` order (see the module docstring).
     """
     started = records[0] if records else {}
-    flow = started.get("steps") or []
-    rows = step_rows(records, flow)
-    finished = next((r for r in reversed(records) if r["event"] == "run-finished"), None)
-    verify_rows = [r for r in rows if r["phase"] == "verify" and r["status"] != "not applicable"]
-    all_passed = all(r["status"] in ("succeeded", "already-done") for r in verify_rows)
-    verification = {"steps": verify_rows, "all_passed": all_passed, "count": len(verify_rows)}
-    verification["known"] = knowledge.counts(verify_rows)
+    rows = step_rows(records, started.get("steps") or [])
+    cmds = details.commands(rows, records)
+    detail = details.details(rows, records, {c["sha256"]: c["ref"] for c in cmds})
+    environment = started.get("environment")
     return {
         "record_version": RECORD_VERSION,
         "run_id": started.get("run_id"),
+        "sections": list(SECTIONS),
+        "summary": _summary(records, started, rows, check),
+        "steps": [{k: row[k] for k in TABLE_KEYS} for row in rows],
+        "details": detail,
+        "appendix": details.appendix(cmds, started, environment),
+        "sign_off": {
+            "role": "change manager",
+            "statement": SIGN_OFF_STATEMENT,
+            "reviewed_by": None,
+            "decision": None,
+            "signed_at": None,
+        },
+    }
+
+
+def _summary(
+    records: list[dict[str, Any]],
+    started: dict[str, Any],
+    rows: list[dict[str, Any]],
+    check: EvidenceCheck | None,
+) -> dict[str, Any]:
+    finished = next((r for r in reversed(records) if r["event"] == "run-finished"), None)
+    verify_rows = [r for r in rows if r["phase"] == "verify" and r["status"] != "not applicable"]
+    environment = started.get("environment")
+    start, end = started.get("time"), finished["time"] if finished else None
+    duration = (
+        round((parse_time(end) - parse_time(start)).total_seconds(), 3) if start and end else None
+    )
+    return {
         "change": {
             "id": started.get("change_id"),
             "reason": started.get("reason"),
@@ -75,183 +128,49 @@ def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> 
             "approval_policy": started.get("approval_policy", "optional"),
         },
         "runbook": _as_run(started.get("runbook"), records, "runbook"),
-        "environment": _as_run(started.get("environment"), records, "environment"),
+        "environment": (
+            None
+            if environment is None
+            else _as_run(
+                {k: v for k, v in environment.items() if k != "hosts"}, records, "environment"
+            )
+        ),
         "tool": started.get("tool"),
-        "parameters": started.get("parameters"),
-        "started_at": started.get("time"),
-        "finished_at": finished["time"] if finished else None,
-        "operators": people.operators(records),
+        "window": {"started_at": start, "finished_at": end, "duration_seconds": duration},
+        "outcome": _outcome(records, finished, rows, verify_rows),
+        "known": _known(rows),
+        "verification": {
+            "count": len(verify_rows),
+            "all_passed": all(r["status"] in ("succeeded", "already-done") for r in verify_rows),
+            "known": knowledge.counts(verify_rows),
+        },
         "people": people.people(records),
         "approvals": people.approvals(records),
-        "prechecks": [r for r in rows if r["phase"] == "precheck"],
-        "steps": rows,
-        "gates": _gates(records),
-        "attachments": _attachments(records),
         "deviations": _deviations(records),
-        "verification": verification,
-        "outcome": _outcome(records, finished, rows, verify_rows),
-        "integrity": check.summary() if check is not None else None,
+        "evidence": check.summary() if check is not None else None,
     }
 
 
-def _new_row(spec: dict[str, Any], host: str) -> dict[str, Any]:
-    return {
-        "number": spec.get("number"),
-        "id": spec["id"],
-        "title": spec.get("title"),
-        "kind": spec.get("kind"),
-        "phase": spec.get("phase", "change"),
-        "host": host,
-        "address": None,
-        "transport": None,
-        "status": "pending",
-        "how": None,
-        "known": None,
-        "command": None,
-        "command_shown": None,
-        "values": None,
-        "started_at": None,
-        "finished_at": None,
-        "duration_seconds": None,
-        "exit_code": None,
-        "attempts": 0,
-        "output_excerpt": None,
-        "output_sha256": None,
-        "detail": None,
-    }
-
-
-def step_rows(records: list[dict[str, Any]], flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for spec in flow:
-        for host in spec.get("hosts") or ["operator"]:
-            rows[(spec["id"], host)] = _new_row(spec, host)
-    for r in records:
-        if "step" not in r or "host" not in r:
+def _known(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per class of :mod:`.knowledge` present: how many results, by whom, how given."""
+    out: dict[str, dict[str, Any]] = {}
+    for cls in knowledge.CLASSES:
+        mine = [r for r in rows if r["known"] == cls]
+        if not mine:
             continue
-        row = rows.get((r["step"], r["host"]))
-        if row is None:
-            row = rows.setdefault((r["step"], r["host"]), _new_row({"id": r["step"]}, r["host"]))
-        _apply_event(row, r)
-    out = list(rows.values())
-    for row in out:
-        if row["started_at"] and row["finished_at"]:
-            row["duration_seconds"] = round(
-                (_time(row["finished_at"]) - _time(row["started_at"])).total_seconds(), 3
-            )
+        by = sorted({str(r["by"]) for r in mine if r["by"]})
+        sources = sorted({str(r["source"]) for r in mine if r["source"]})
+        out[cls] = {"count": len(mine), "by": by, "sources": sources}
     return out
 
 
-def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
-    event = r["event"]
-    if event in ("step-started", "probe-started"):
-        row["started_at"] = row["started_at"] or r["time"]
-        row["attempts"] += 1
-        row.update(
-            command=r.get("command", row["command"]),
-            values=r.get("values") or row["values"],
-            address=r.get("address"),
-            transport=r.get("transport"),
-            how="run" if event == "step-started" else "probe",
-            status="running",
-        )
-        if event == "probe-started":
-            row["command"] = r.get("probe")
-    elif event in ("step-finished", "probe-finished"):
-        row.update(
-            finished_at=r["time"],
-            known=knowledge.OBSERVED,
-            status=r.get("status"),
-            exit_code=r.get("exit_code"),
-            output_excerpt=r.get("output_excerpt"),
-            output_sha256=r.get("output_sha256"),
-        )
-        if event == "probe-finished":
-            row["detail"] = (r.get("result") or {}).get("message")
-        if r.get("error"):
-            row["detail"] = r["error"]
-    elif event in ("gate-awaiting", "approval-requested"):
-        row.update(
-            status="awaiting",
-            how="approval" if event.startswith("approval") else "gate",
-            started_at=row["started_at"] or r["time"],
-        )
-        if r.get("gate") == "command-by-hand":
-            row["command_shown"] = r.get("instructions")
-    elif event == "gate-passed":
-        row.update(
-            status="succeeded" if r.get("decision") != "rerun" else "rerun",
-            how=row["how"] or "gate",
-            known=knowledge.known_by_source(r.get("source")),
-            finished_at=r["time"],
-            detail=f"{r.get('decision')} by {r.get('by')} ({r.get('source')})",
-        )
-        row["started_at"] = row["started_at"] or r["time"]
-        shown = r.get("command_shown") or r.get("command")  # "command": journals before 0.2
-        if shown:
-            row["command_shown"] = shown
-    elif event == "step-skipped":
-        row.update(
-            status="not applicable" if "gate" not in r else "skipped",
-            known=knowledge.SKIPPED,
-            finished_at=r["time"],
-            detail=r.get("reason"),
-        )
-    elif event == "step-already-done":
-        row.update(
-            status="already-done",
-            known=knowledge.OBSERVED,
-            finished_at=r["time"],
-            detail=f"check {r.get('check')} succeeded",
-        )
-    elif event in ("approval-passed", "approval-rejected", "approval-bypassed"):
-        status = {
-            "approval-passed": "succeeded",
-            "approval-rejected": "rejected",
-            "approval-bypassed": "skipped",
-        }[event]
-        known = knowledge.SKIPPED if event == "approval-bypassed" else knowledge.ATTESTED
-        row.update(status=status, how="approval", known=known, finished_at=r["time"])
-        row["started_at"] = row["started_at"] or r["time"]
-    elif event in ("run-aborted", "approval-missing"):
-        row.update(
-            status="aborted" if event == "run-aborted" else "failed",
-            known=knowledge.ATTESTED if event == "run-aborted" else knowledge.OBSERVED,
-            finished_at=r["time"],
-            detail=r.get("reason") or f"aborted by {r.get('by')}",
-        )
-    elif event == "step-interrupted":
-        row["detail"] = "interrupted in an earlier attempt"
-
-
-def _gates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = (
-        "step",
-        "host",
-        "gate",
-        "decision",
-        "by",
-        "source",
-        "note",
-        "reason",
-        "answers_path",
-        "answers_sha256",
-    )
-    out = []
-    for r in records:
-        e = r["event"]
-        if e in ("gate-passed", "run-aborted") or (e == "step-skipped" and "gate" in r):
-            out.append({"at": r["time"], "event": r["event"], **{k: r.get(k) for k in keys}})
-    return out
-
-
-def _attachments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = ("step", "host", "name", "path", "sha256", "size_bytes", "by")
-    return [
-        {"at": r["time"], "journal_seq": r["seq"], **{k: r.get(k) for k in keys}}
-        for r in records
-        if r["event"] == "attachment-added"
-    ]
+def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    known = knowledge.counts(rows)
+    counts = {"steps": len(rows)}
+    counts |= {c: known.get(c, 0) for c in knowledge.CLASSES}
+    counts["failed"] = sum(1 for r in rows if r["status"] in FAILED)
+    counts["not-reached"] = sum(1 for r in rows if r["known"] is None)
+    return counts
 
 
 def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -357,18 +276,18 @@ def _outcome(
             "status": "in progress",
             "succeeded": False,
             "finished": False,
-            "steps": None,
-            "known": knowledge.counts(rows),
             "note": f"the run has not finished (last event: {last})",
+            "steps": None,
+            "counts": _counts(rows),
         }
     status, note = knowledge.outcome(finished.get("status"), verify_rows)
     return {
         "status": status,
         "succeeded": status == "succeeded",
         "finished": True,
-        "steps": finished.get("steps"),
-        "known": knowledge.counts(rows),
         "note": note,
+        "steps": finished.get("steps"),
+        "counts": _counts(rows),
     }
 
 
@@ -391,7 +310,3 @@ def _as_run(
         "sha256_at_start": started.get("sha256"),
         "accepted_changes": accepted,
     }
-
-
-def _time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

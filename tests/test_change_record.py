@@ -1,0 +1,316 @@
+"""The change record on paper (issue 13 parts 2 and 3): the README's run printed as a
+portrait A4 record of at most 12 pages whose page 1 separates what the tool observed from
+what people attested, one step table, details only where there is something, long code in
+the appendix by its digest, a sign-off block, and the same section order in Markdown, HTML
+and JSON.
+
+Every run is the real ``runbook`` command in a subprocess; the PDF is printed by WeasyPrint
+and read back with poppler's ``pdfinfo`` and ``pdftotext`` (the text as laid out).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_cli import runbook
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "runbooks" / "exchange2003"
+HEADINGS = {
+    "Summary": "summary",
+    "Steps": "steps",
+    "Details": "details",
+    "Appendix": "appendix",
+    "Review and sign-off": "sign_off",
+}
+
+
+def _export(state: Path, run_id: str, fmt: str, cwd: Path) -> str:
+    proc = runbook("evidence", "export", run_id, "--to", fmt, "--state-dir", state, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The README's first command: the seed runbook in the article's lab, answered."""
+    tmp = tmp_path_factory.mktemp("readme")
+    proc = runbook(
+        "run",
+        SEEDS / "rpc-over-https.md",
+        "--env",
+        SEEDS / "environments" / "lab.yaml",
+        "--answers",
+        SEEDS / "answers" / "rpc-over-https-lab.yaml",
+        "--state-dir",
+        tmp / "state",
+        "--guide",
+        tmp / "guide.html",
+        "--run-id",
+        "r1",
+        "--no-input",
+        cwd=tmp,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return tmp, json.loads(_export(tmp / "state", "r1", "json", tmp))
+
+
+def _pdftext(pdf: Path, *pages: int) -> str:
+    extra = ["-f", str(pages[0]), "-l", str(pages[-1])] if pages else []
+    return subprocess.run(
+        ["pdftotext", "-layout", *extra, str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def readme_pdf(readme_run: tuple[Path, dict[str, Any]]) -> Path:
+    pytest.importorskip("weasyprint")
+    if shutil.which("pdftotext") is None or shutil.which("pdfinfo") is None:
+        pytest.skip("poppler-utils (pdftotext, pdfinfo) not installed")
+    tmp, _ = readme_run
+    out = tmp / "record.pdf"
+    proc = runbook(
+        "evidence", "export", "r1", "--to", "pdf", "-o", out, "--state-dir", tmp / "state", cwd=tmp
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_readme_record_pdf_is_at_most_12_portrait_a4_pages(readme_pdf: Path) -> None:
+    info = subprocess.run(
+        ["pdfinfo", str(readme_pdf)], capture_output=True, text=True, check=True
+    ).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+    width, height = map(float, re.search(r"Page size:\s+([\d.]+) x ([\d.]+)", info).groups())  # type: ignore[union-attr]
+    assert 2 <= pages <= 12, pages
+    assert (round(width), round(height)) == (595, 842), (width, height)  # A4, portrait
+
+
+def test_page_one_separates_observed_from_attested(
+    readme_run: tuple[Path, dict[str, Any]], readme_pdf: Path
+) -> None:
+    _, record = readme_run
+    summary = record["summary"]
+    counts = summary["outcome"]["counts"]
+    assert (counts["observed"], counts["attested"]) == (2, 0)
+    assert counts["pre-answered"] > 10 and counts["skipped"] > 0 and counts["failed"] == 0
+    page1 = _pdftext(readme_pdf, 1)
+    assert "Observed by the tool" in page1 and "Attested by people" in page1
+    assert "Pre-answered by" in page1
+    # One line of the page holds the counts in their columns: observed | attested |
+    # pre-answered | skipped | failed | not reached.
+    row = [
+        counts["observed"],
+        counts["attested"],
+        counts["pre-answered"] + counts["notebook-parameter"],
+        counts["skipped"],
+        counts["failed"],
+        counts["not-reached"],
+    ]
+    numbers = [
+        [int(n) for n in line.split()]
+        for line in page1.splitlines()
+        if re.fullmatch(r"[\d\s]+", line)
+    ]
+    assert row in numbers, page1
+    assert summary["outcome"]["status"] in page1  # succeeded-pre-answered, not "succeeded"
+    assert "NOT SIGNED" in page1  # the evidence verdict of an unsigned run
+    assert "claimed, not authenticated" in page1
+    assert "Jane Operator" in page1 and "answers file" in page1
+    for label in ("Runbook as run", "Environment", "Window (UTC)", "Deviations", "Approvals"):
+        assert label in page1, label
+    assert summary["runbook"]["sha256"] in page1.replace("\n", "")
+
+
+def _section(text: str, start: str, end: str) -> str:
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip() == start)
+    last = next(i for i, line in enumerate(lines) if i > first and line.strip() == end)
+    return "\n".join(lines[first:last])
+
+
+def test_every_step_and_host_is_one_row_of_one_table(
+    readme_run: tuple[Path, dict[str, Any]], readme_pdf: Path
+) -> None:
+    _, record = readme_run
+    keys = [(s["id"], s["host"]) for s in record["steps"]]
+    assert len(keys) == len(set(keys)) == record["summary"]["outcome"]["counts"]["steps"]
+    text = _pdftext(readme_pdf)
+    steps = _section(text, "Steps", "Details")
+    details = _section(text, "Details", "Appendix")
+    detailed = {d["step"] for d in record["details"]}
+    for step_id, _host in keys:
+        word = rf"(?<![\w./-]){re.escape(step_id)}(?![\w-])"  # not in output file names
+        assert len(re.findall(word, steps)) == 1, step_id
+        assert len(re.findall(word, details)) == (step_id in detailed), step_id
+    assert len(re.findall(r"^\s*Steps\s*$", text, re.M)) == 1  # no second step table
+
+
+def test_code_is_in_the_appendix_once_by_digest(
+    readme_run: tuple[Path, dict[str, Any]], readme_pdf: Path
+) -> None:
+    _, record = readme_run
+    text = _pdftext(readme_pdf)
+    body, appendix = text.split("\nAppendix\n", 1) if "\nAppendix\n" in text else ("", "")
+    assert appendix, "no appendix"
+    flat = appendix.replace("\n", "")
+    python = [c for c in record["appendix"]["commands"] if c["lines"] > 20]
+    assert python, "the seed runbook's python steps"
+    for cmd in record["appendix"]["commands"]:
+        assert cmd["sha256"] in flat, cmd["ref"]
+    for cmd in python:
+        first = cmd["text"].splitlines()[-1].strip()
+        assert first not in body, f"{cmd['ref']} printed before the appendix"
+        assert first in appendix
+    # The step table refers to the appendix by reference.
+    assert {s["command_ref"] for s in record["steps"] if s["command_ref"]} == {
+        c["ref"] for c in record["appendix"]["commands"]
+    }
+
+
+def test_sign_off_block_ends_the_record(readme_pdf: Path) -> None:
+    info = subprocess.run(["pdfinfo", str(readme_pdf)], capture_output=True, text=True).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+    last = _pdftext(readme_pdf, pages)
+    assert "Review and sign-off" in last and "change manager" in last
+    for field in ("Decision", "Remarks", "Name", "Date", "Signature"):
+        assert re.search(rf"^\s*{field}\b", last, re.M), field
+
+
+def test_markdown_html_and_json_have_the_same_sections_in_the_same_order(
+    readme_run: tuple[Path, dict[str, Any]],
+) -> None:
+    tmp, record = readme_run
+    order = record["sections"]
+    assert order == ["summary", "steps", "details", "appendix", "sign_off"]
+    assert [k for k in record if k in order] == order
+    md = _export(tmp / "state", "r1", "md", tmp)
+    html = _export(tmp / "state", "r1", "html", tmp)
+    assert [HEADINGS[h] for h in re.findall(r"^## (.+)$", md, re.M)] == order
+    assert [HEADINGS[h] for h in re.findall(r"<h2>(.+?)</h2>", html)] == order
+
+
+RUNBOOK = """\
+---
+id: details
+title: Details only where present
+---
+# Details
+
+```sh {#quiet}
+true
+```
+
+```sh {#flaky retries=1}
+test -f flag || { touch flag; echo first try fails; exit 3; }
+echo second try works
+```
+
+```manual {#attest}
+Look at it and attach the photo.
+```
+
+```manual {#skipme}
+Only when needed.
+```
+
+```sh {#long}
+LONG
+```
+"""
+LONG = "\n".join(f": line {n}" for n in range(1, 81))
+
+FAILING = """\
+---
+id: failing
+title: A failing run
+---
+# Failing
+
+```sh {#ok}
+true
+```
+
+```sh {#boom}
+echo it broke
+exit 2
+```
+
+```sh {#after}
+true
+```
+"""
+
+
+def _run(tmp: Path, text: str) -> Path:
+    book = tmp / "rb.md"
+    book.write_text(text, encoding="utf-8")
+    state = tmp / "st"
+    runbook("run", book, "--state-dir", state, "--run-id", "r1", "--no-input", cwd=tmp)
+    return state
+
+
+def _details(record: dict[str, Any]) -> dict[str, list[str]]:
+    return {d["step"]: [i["kind"] for i in d["items"]] for d in record["details"]}
+
+
+def test_details_only_where_there_is_something(tmp_path: Path) -> None:
+    state = _run(tmp_path, RUNBOOK.replace("LONG", LONG))
+    (tmp_path / "photo.txt").write_text("a photo\n")
+    attested = runbook(
+        "confirm", "r1", "attest", "--as", "Ann", "--note", "looked at it",
+        "--attach", "photo.txt", "--state-dir", state, cwd=tmp_path,
+    )  # fmt: skip
+    assert attested.returncode == 0, attested.stderr
+    assert runbook("resume", "r1", "--state-dir", state, "--no-input", cwd=tmp_path).returncode == 3
+    skipped = runbook(
+        "confirm", "r1", "skipme", "--as", "Ann", "--skip", "--reason", "not needed here",
+        "--state-dir", state, cwd=tmp_path,
+    )  # fmt: skip
+    assert skipped.returncode == 0, skipped.stderr
+    done = runbook("resume", "r1", "--state-dir", state, "--no-input", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = json.loads(_export(state, "r1", "json", tmp_path))
+    details = _details(record)
+    assert set(details) == {"flaky", "attest", "skipme"}  # quiet and long: nothing to add
+    assert details["flaky"] == ["output", "retry"]
+    assert sorted(details["attest"]) == ["attachment", "note"]
+    assert details["skipme"] == ["reason"]
+    flaky = next(s for s in record["steps"] if s["id"] == "flaky")
+    assert (flaky["attempts"], flaky["status"], flaky["known"]) == (2, "succeeded", "observed")
+    kinds = [d["kind"] for d in record["summary"]["deviations"]]
+    assert "retry" in kinds and "skip" in kinds
+    # The 80-line command is in the appendix by its digest and first lines only.
+    long = next(s for s in record["steps"] if s["id"] == "long")
+    (cmd,) = [c for c in record["appendix"]["commands"] if c["ref"] == long["command_ref"]]
+    assert cmd["lines"] == 80 and not cmd["print_in_full"]
+    md = _export(state, "r1", "md", tmp_path)
+    html = _export(state, "r1", "html", tmp_path)
+    for text in (md, html):
+        assert cmd["sha256"] in text and re.search(r": line 12(?!\d)", text)
+        assert not re.search(r": line 13(?!\d)", text)
+        assert "looked at it" in text and "not needed here" in text and "photo.txt" in text
+    section = md.split("\n## Details\n")[1].split("\n## Appendix\n")[0]
+    assert "quiet" not in section and "long" not in section and "flaky" in section
+
+
+def test_a_failed_run_details_the_failure_only(tmp_path: Path) -> None:
+    state = _run(tmp_path, FAILING)
+    record = json.loads(_export(state, "r1", "json", tmp_path))
+    summary = record["summary"]
+    assert summary["outcome"]["status"] == "failed"
+    counts = summary["outcome"]["counts"]
+    assert (counts["failed"], counts["not-reached"], counts["observed"]) == (1, 1, 2)
+    assert _details(record) == {"boom": ["output"]}
+    (item,) = record["details"][0]["items"]
+    assert item["exit_code"] == 2 and "it broke" in item["excerpt"]
+    assert [d["kind"] for d in summary["deviations"]] == ["failure"]
+    md = _export(state, "r1", "md", tmp_path)
+    assert "it broke" in md and "| failed |" in md
