@@ -489,3 +489,19 @@ def test_lint_reports_missing_required_approval(tmp_path: Path) -> None:
     path = tmp_path / "a.md"
     path.write_text("---\napproval: required\n---\n```sh {#c}\necho hi\n```\n")
     assert [p.line for p in lint_file(path) if p.code == "RB411"] == [4]
+
+
+def test_lint_parses_each_template_once():
+    """Tailoring and RB304 share one syntax tree per template text (issue 12, part 4)."""
+    from runbook_engine.lint.rules.params import template_names
+    from runbook_engine.tailor import sandbox
+
+    sandbox._parse_cached.cache_clear()
+    template_names.cache_clear()
+    problems = lint_file(FIXTURES / "rb304-good.md")
+    assert problems == []
+    info = sandbox._parse_cached.cache_info()
+    # prose, the fragment, bodies and when= conditions: each text parsed once (a miss)
+    # and found again by RB304 (a hit); nothing parsed twice
+    assert info.misses >= 4
+    assert info.hits >= info.misses
