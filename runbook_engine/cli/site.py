@@ -34,13 +34,14 @@ def site() -> None:
 @click.option(
     "--no-cache",
     is_flag=True,
-    help="Render every PDF again (by default unchanged PDFs come from .<output>.cache/).",
+    help="Build every page and PDF again (by default the pages and PDFs of unchanged "
+    "runbooks come from .<output>.cache/).",
 )
 @click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
-    help="Worker processes [default: CPU count, at most 4].",
+    help="Worker processes (one runbook or one PDF each) [default: CPU count].",
 )
 def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: int | None) -> None:
     """Build the site: an index of every runbook, and per runbook the generic and tailored
