@@ -118,4 +118,18 @@ def test_reused_without_source_date_epoch(tmp_path: Path, monkeypatch: pytest.Mo
     lib, out = library(tmp_path), tmp_path / "site"
     assert build(lib, out) == (2, 0)
     time.sleep(1.1)  # the second build's "Rendered at" differs from the first's
+    shutil.rmtree(cache_folder(out).parent / "pages")  # pages built again, PDFs looked up
     assert build(lib, out) == (0, 2)
+
+
+def test_pdfs_printed_in_parallel_match_a_serial_build(tmp_path: Path) -> None:
+    """jobs=2: the missing PDFs are printed one per worker, into the site and the cache."""
+    lib = library(tmp_path)
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert build(lib, serial) == (2, 0)
+    report = build_site(lib, parallel, formats=FORMATS, jobs=2)
+    assert report.ok, report.failures
+    assert (report.pdf_rendered, report.pdf_reused) == (2, 0)
+    assert pdfs(parallel) == pdfs(serial)
+    assert len(list(cache_folder(parallel).glob("*.pdf"))) == 2
+    assert _foreign(parallel) is None

@@ -56,7 +56,7 @@ def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: i
 
     def progress(result: Any) -> None:
         mark = "ok  " if not result.problems else ("FAIL" if result.entry is None else "some")
-        click.echo(f"{mark} {result.path}", err=True)
+        click.echo(f"{mark} {result.path}{' (unchanged)' if result.cached else ''}", err=True)
 
     report = build_site(
         source,
@@ -72,6 +72,8 @@ def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: i
         f"{len(report.entries)} runbooks, {report.pages} guide pages; downloads: "
         f"{', '.join(formats)}"
     )
+    built = len(report.entries) - report.runbooks_reused
+    click.echo(f"Pages: {built} runbooks built, {report.runbooks_reused} from the cache")
     if "pdf" in formats:
         click.echo(f"PDFs: {report.pdf_rendered} rendered, {report.pdf_reused} from the cache")
     for note in report.notes:

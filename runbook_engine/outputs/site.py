@@ -75,6 +75,7 @@ class SiteReport:
         notes: What was left out on purpose and why (no WeasyPrint, no notebooks).
         pdf_rendered: PDFs rendered by this build.
         pdf_reused: PDFs copied from the cache (inputs unchanged).
+        runbooks_reused: Runbooks whose pages were copied from the page cache.
     """
 
     out: Path
@@ -83,6 +84,7 @@ class SiteReport:
     notes: tuple[str, ...]
     pdf_rendered: int = 0
     pdf_reused: int = 0
+    runbooks_reused: int = 0
 
     @property
     def pages(self) -> int:
@@ -174,7 +176,13 @@ def build_site(
     if pdf_cache is not None and "pdf" in formats:
         _prune(pdf_cache, used)
     return SiteReport(
-        out, report.entries, report.failures, report.notes, report.pdf_rendered, report.pdf_reused
+        out,
+        report.entries,
+        report.failures,
+        report.notes,
+        report.pdf_rendered,
+        report.pdf_reused,
+        report.runbooks_reused,
     )
 
 
@@ -221,7 +229,9 @@ def _build_into(
     used = {key for r in results for key in r.pdf_keys}
     rendered = sum(r.pdf_rendered for r in results)
     reused = sum(len(r.pdf_keys) for r in results) - rendered
-    return SiteReport(staging, tuple(entries), failures, notes, rendered, reused), used
+    cached = sum(1 for r in results if r.cached)
+    report = SiteReport(staging, tuple(entries), failures, notes, rendered, reused, cached)
+    return report, used
 
 
 def _run(
@@ -235,8 +245,9 @@ def _run(
     done: list[PageResult] = []
     keys: dict[Path, str | None] = {}
     todo: dict[Path, PageJob] = {}
+    stamp = site_cache.build_stamp(page_jobs[0].formats) if pages and page_jobs else ""
     for job in page_jobs:
-        key = keys[job.path] = site_cache.page_key(job) if pages is not None else None
+        key = keys[job.path] = site_cache.page_key(job, stamp) if pages is not None else None
         hit = site_cache.restore(pages, key, job) if pages is not None and key else None
         if hit is None:
             todo[job.path] = job

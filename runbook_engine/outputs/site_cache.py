@@ -21,7 +21,6 @@ reported a problem is never cached.  The index is made anew by every build.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -47,9 +46,25 @@ RESULT = "result.json"
 _TREE = "tree"
 
 
-def page_key(job: PageJob) -> str | None:
-    """The cache key of ``job``'s pages, or ``None`` when the runbook cannot be read
-    (it is built, and its problems reported, as without a cache)."""
+def build_stamp(formats: tuple[str, ...]) -> str:
+    """What every page of a build with ``formats`` depends on besides its runbook: the
+    tool, the templates folder, ``SOURCE_DATE_EPOCH`` and, with PDFs, the printing
+    (computed once per build: files are read again by the next build)."""
+    return "\0".join(
+        (
+            "runbook-engine site page cache 1",
+            _tool_stamp(),
+            _templates_stamp(templates_dir()),
+            os.environ.get("SOURCE_DATE_EPOCH", "").strip(),
+            _print_stamp() if "pdf" in formats else "",
+        )
+    )
+
+
+def page_key(job: PageJob, stamp: str) -> str | None:
+    """The cache key of ``job``'s pages in a build of :func:`build_stamp` ``stamp``, or
+    ``None`` when the runbook cannot be read (it is built, and its problems reported,
+    as without a cache)."""
     from runbook_engine.source.parser import parse_file
 
     try:
@@ -57,17 +72,10 @@ def page_key(job: PageJob) -> str | None:
         environments = [(str(p.resolve()), _sha256(p.read_bytes())) for p in job.environments]
     except (InputError, OSError):
         return None
-    digest = hashlib.sha256()
-    for part in (
-        "runbook-engine site page cache 1",
-        _tool_stamp(),
-        _templates_stamp(str(templates_dir())),
-        os.environ.get("SOURCE_DATE_EPOCH", "").strip(),
-        _print_stamp() if "pdf" in job.formats else "",
-        json.dumps([list(job.formats), job.rel, str(job.path.resolve()), content, environments]),
-    ):
-        digest.update(part.encode("utf-8"))
-        digest.update(b"\0")
+    digest = hashlib.sha256(stamp.encode("utf-8"))
+    digest.update(b"\0")
+    job_part = [list(job.formats), job.rel, str(job.path.resolve()), content, environments]
+    digest.update(json.dumps(job_part).encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -84,7 +92,7 @@ def restore(cache: Path, key: str, job: PageJob) -> PageResult | None:
     folder = job.out / job.rel
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(entry_dir / _TREE, folder, dirs_exist_ok=True)
-    return PageResult(job.path, entry, (), pdf_keys, 0)
+    return PageResult(job.path, entry, (), pdf_keys, 0, cached=True)
 
 
 def store(cache: Path, key: str, job: PageJob, result: PageResult) -> None:
@@ -145,7 +153,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
 def _tool_stamp() -> str:
     """The tool's version and each module's name, size and modification time."""
     from runbook_engine import __version__
@@ -158,11 +165,9 @@ def _tool_stamp() -> str:
     return "\n".join(lines)
 
 
-@functools.lru_cache(maxsize=4)
-def _templates_stamp(folder: str) -> str:
-    """Every file of the templates folder ``folder``: name and SHA-256."""
-    root = Path(folder)
-    lines = [folder]
+def _templates_stamp(root: Path) -> str:
+    """Every file of the templates folder ``root``: name and SHA-256."""
+    lines = [str(root)]
     for path in sorted(root.rglob("*")):
         if path.is_file():
             lines.append(f"{path.relative_to(root).as_posix()} {_sha256(path.read_bytes())}")

@@ -163,6 +163,7 @@ class PageResult:
         pdf_keys: Cache keys of the PDFs written (their file names without a cache).
         pdf_rendered: How many of those were rendered (the others came from the cache).
         pending: PDFs still to print (with :attr:`PageJob.defer_pdf`), counted as rendered.
+        cached: True when the pages came from the page cache (nothing was built).
     """
 
     path: Path
@@ -171,6 +172,7 @@ class PageResult:
     pdf_keys: tuple[str, ...] = ()
     pdf_rendered: int = 0
     pending: tuple[PdfPrint, ...] = ()
+    cached: bool = False
 
 
 def slug(text: str) -> str:
