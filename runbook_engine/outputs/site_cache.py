@@ -90,8 +90,11 @@ def restore(cache: Path, key: str, job: PageJob) -> PageResult | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     folder = job.out / job.rel
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(entry_dir / _TREE, folder, dirs_exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(entry_dir / _TREE, folder, dirs_exist_ok=True)
+    except OSError:
+        return None  # built again (over what was copied)
     return PageResult(job.path, entry, (), pdf_keys, 0, cached=True)
 
 
