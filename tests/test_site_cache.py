@@ -133,3 +133,22 @@ def test_pdfs_printed_in_parallel_match_a_serial_build(tmp_path: Path) -> None:
     assert pdfs(parallel) == pdfs(serial)
     assert len(list(cache_folder(parallel).glob("*.pdf"))) == 2
     assert _foreign(parallel) is None
+
+
+def test_one_changed_runbook_prints_its_pdfs_in_parallel(tmp_path: Path) -> None:
+    """One runbook to build: its pages in this process, its two PDFs one per worker."""
+    lib, out = library(tmp_path), tmp_path / "site"
+    (lib / "environments").mkdir()
+    (lib / "environments" / "lab.yaml").write_text("name: lab\n", encoding="utf-8")
+    report = build_site(lib, out, formats=FORMATS, jobs=2)
+    assert report.ok, report.failures
+    assert (report.pdf_rendered, report.pdf_reused, report.runbooks_reused) == (4, 0, 0)
+    text = (lib / "beta.md").read_text(encoding="utf-8")
+    (lib / "beta.md").write_text(text.replace("echo prepare", "echo changed"), encoding="utf-8")
+    report = build_site(lib, out, formats=FORMATS, jobs=2)
+    assert report.ok, report.failures
+    assert (report.pdf_rendered, report.pdf_reused, report.runbooks_reused) == (2, 2, 1)
+    beta = sorted(p.name for p in (out / "beta" / "files").glob("*.pdf"))
+    assert beta == ["beta-generic.pdf", "beta-lab.pdf"]
+    assert all((out / "beta" / "files" / name).read_bytes().startswith(b"%PDF") for name in beta)
+    assert _foreign(out) is None

@@ -272,13 +272,19 @@ def _finish(result: PageResult, progress: Callable[[PageResult], None] | None) -
 def _build_all(todo: list[PageJob], jobs: int | None) -> Iterator[PageResult]:
     """Build ``todo`` (pages, then deferred PDFs) and yield each runbook's whole result."""
     workers = max(1, min(jobs or os.cpu_count() or 1, 64))
-    if workers == 1 or not todo:
+    context = multiprocessing.get_context("spawn")
+    if workers == 1 or len(todo) <= 1:  # one runbook changed: its pages here, PDFs in parallel
         for job in todo:
             result = _safe_build(job)
-            problems = [p for p in map(_safe_print, result.pending) if p]
+            printing = result.pending
+            if workers == 1 or len(printing) <= 1:
+                problems = [p for p in map(_safe_print, printing) if p]
+            else:
+                size = min(workers, len(printing))
+                with ProcessPoolExecutor(max_workers=size, mp_context=context) as pool:
+                    problems = [p for p in pool.map(_safe_print, printing) if p]
             yield replace(result, problems=result.problems + tuple(problems), pending=())
         return
-    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         waiting: dict[Future[Any], PageJob | Path] = {
             pool.submit(_safe_build, job): job for job in todo
