@@ -73,7 +73,8 @@ def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: i
         f"{', '.join(formats)}"
     )
     built = len(report.entries) - report.runbooks_reused
-    click.echo(f"Pages: {built} runbooks built, {report.runbooks_reused} from the cache")
+    reused = report.runbooks_reused
+    click.echo(f"Pages: {built} runbook(s) built, {reused} from the cache")
     if "pdf" in formats:
         click.echo(f"PDFs: {report.pdf_rendered} rendered, {report.pdf_reused} from the cache")
     for note in report.notes:
