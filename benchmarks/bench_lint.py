@@ -25,6 +25,7 @@ from bench_core import generate_library
 
 from runbook_engine.lint.check import lint_paths, runbook_files
 from runbook_engine.lint.rules.params import template_names
+from runbook_engine.tailor import sandbox, tailoring
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,10 @@ def bench(folder: Path, label: str) -> None:
             md.parse(text)
 
     def lint() -> None:
-        template_names.cache_clear()  # as in one `runbook lint` process: nothing cached yet
+        # as in one `runbook lint` process: nothing parsed or cached yet
+        template_names.cache_clear()
+        sandbox._parse_cached.cache_clear()
+        tailoring._compiled.cache_clear()
         result[:] = [lint_paths([folder])]
 
     t_bare, t_lint = _best(bare), _best(lint)

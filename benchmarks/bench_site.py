@@ -3,11 +3,12 @@
 On a copy of the library (``runbooks/``, or ``--source``) it times, each as a
 ``runbook site build`` command end to end:
 
-- a build with ``--no-pdf`` (the baseline: pages, printable HTML, notebooks),
-- a cold build (empty PDF cache: every PDF rendered),
-- a rebuild of the unchanged library (every PDF from the cache),
-- a rebuild after one runbook changed (only its PDFs rendered),
-- a build with ``--no-cache`` (every PDF rendered, the cache left alone),
+- a build with ``--no-pdf --no-cache`` (the baseline: every page, printable HTML
+  and notebook built, no PDF),
+- a cold build (empty caches: every page built, every PDF printed, one per worker),
+- a rebuild of the unchanged library (every runbook's pages and PDFs from the cache),
+- a rebuild after one runbook changed (only its pages built and its PDFs printed),
+- a build with ``--no-cache`` (every page built and every PDF printed again),
 
 and prints each time and its ratio to the baseline measured in the same run.
 The baseline and the unchanged rebuild are timed alternately, ``--repeat`` times
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build(source: Path, out: Path, *extra: str) -> tuple[float, str]:
-    """Run ``runbook site build``; return (seconds, its PDF line)."""
+    """Run ``runbook site build``; return (seconds, its page and PDF lines)."""
     cmd = [sys.executable, "-m", "runbook_engine", "site", "build"]
     cmd += ["--source", str(source), "-o", str(out), *extra]
     start = time.perf_counter()
@@ -40,8 +41,8 @@ def build(source: Path, out: Path, *extra: str) -> tuple[float, str]:
     seconds = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"site build failed ({done.returncode}):\n{done.stderr}")
-    pdf_line = next((ln for ln in done.stdout.splitlines() if ln.startswith("PDFs:")), "")
-    return seconds, pdf_line
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(("Pages:", "PDFs:"))]
+    return seconds, "; ".join(lines)
 
 
 def change_one(source: Path) -> Path:
@@ -70,11 +71,12 @@ def main() -> None:
         source = Path(tmp) / "runbooks"
         shutil.copytree(args.source, source)
         out = Path(tmp) / "site"
-        build(source, out, "--no-pdf", *jobs)  # warm-up (imports, file cache)
+        build(source, out, "--no-pdf", "--no-cache", *jobs)  # warm-up (imports, file cache)
         cold, cold_pdfs = build(source, out, *jobs)
         pairs = []
         for _ in range(args.repeat):  # interleaved: a drift in the machine's load hits both
-            pairs.append((build(source, out, "--no-pdf", *jobs), build(source, out, *jobs)))
+            baseline = build(source, out, "--no-pdf", "--no-cache", *jobs)
+            pairs.append((baseline, build(source, out, *jobs)))
         no_pdf = min(p[0][0] for p in pairs)
         unchanged, unchanged_pdfs = min((p[1] for p in pairs), key=lambda r: r[0])
         changed_file = change_one(source)
@@ -85,7 +87,7 @@ def main() -> None:
         "where repeated):"
     )
     rows = [
-        ("--no-pdf build (baseline)", no_pdf, ""),
+        ("--no-pdf --no-cache build (baseline)", no_pdf, ""),
         ("cold build (empty cache)", cold, cold_pdfs),
         ("rebuild, unchanged", unchanged, unchanged_pdfs),
         (f"rebuild, {changed_file.name} changed", changed, changed_pdfs),

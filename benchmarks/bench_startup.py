@@ -4,7 +4,9 @@ Times each command end to end (best of ``--repeat``) on a seed runbook with its 
 environment, against ``python -c pass`` (the interpreter alone) and ``runbook
 --help`` (the CLI's imports) measured in the same run, and lists from
 ``python -X importtime`` the heaviest imports of each command (cumulative ms),
-with jsonschema's share.
+with the share of the heavy optional ones (jsonschema, rich, nbformat, weasyprint).
+jsonschema is imported only to validate a YAML body (probe, registry, service,
+approval): ``runbook plan`` of a runbook without one shows what the others cost.
 
 Run: ``python benchmarks/bench_startup.py`` (``--repeat R``).
 """
@@ -12,6 +14,7 @@ Run: ``python benchmarks/bench_startup.py`` (``--repeat R``).
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,15 +24,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "runbooks" / "exchange2003" / "rpc-over-https.md"
 ENV = ROOT / "runbooks" / "exchange2003" / "environments" / "lab.yaml"
+PLAIN = ROOT / "runbooks" / "exchange2003" / "mailbox-store-add.md"  # no YAML bodies
+HEAVY = ("jsonschema", "rich", "nbformat", "weasyprint", "markdown_it", "jinja2")
+
+
+#: As installed (pip writes bytecode): modules load from ``__pycache__``, not compiled anew
+#: (a shell with PYTHONDONTWRITEBYTECODE=1 would add ~80 ms of compiling to every run).
+ENV_VARS = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def best(cmd: list[str], repeat: int) -> float:
     """Shortest wall time of ``cmd`` over ``repeat`` runs (after one warm-up)."""
-    subprocess.run(cmd, capture_output=True, check=True)
+    subprocess.run(cmd, capture_output=True, check=True, env=ENV_VARS)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
+        subprocess.run(cmd, capture_output=True, check=True, env=ENV_VARS)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -37,7 +47,11 @@ def best(cmd: list[str], repeat: int) -> float:
 def imports(cmd: list[str]) -> dict[str, float]:
     """Cumulative import time (ms) by top-level-ish module name, from ``-X importtime``."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", *cmd[1:]], capture_output=True, text=True, check=True
+        [sys.executable, "-X", "importtime", *cmd[1:]],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=ENV_VARS,
     )
     out: dict[str, float] = {}
     for line in done.stderr.splitlines():
@@ -60,6 +74,12 @@ def main() -> None:
             "python -c pass (baseline)": [sys.executable, "-c", "pass"],
             "runbook --help": [*runbook, "--help"],
             "runbook plan": [*runbook, "plan", str(BOOK), "--env", str(ENV)],
+            "runbook plan (no YAML bodies)": [*runbook, "plan", str(PLAIN), "--env", str(ENV)],
+            "runbook render --to md": [
+                *runbook,
+                *("render", str(BOOK), "--env", str(ENV), "--to", "md"),
+                *("-o", str(Path(tmp) / "guide.md")),
+            ],
             "runbook render --to html": [
                 *runbook,
                 "render",
@@ -74,16 +94,23 @@ def main() -> None:
         }
         times = {name: best(cmd, args.repeat) for name, cmd in commands.items()}
         heavy = {
-            name: imports(commands[name]) for name in ("runbook plan", "runbook render --to html")
+            name: imports(commands[name])
+            for name in (
+                "runbook plan",
+                "runbook plan (no YAML bodies)",
+                "runbook render --to md",
+                "runbook render --to html",
+            )
         }
     base = times["python -c pass (baseline)"]
     print(f"Start-up, best of {args.repeat} (Python {sys.version.split()[0]}):")
     for name, seconds in times.items():
-        print(f"  {name:28} {seconds * 1000:7.0f} ms  {seconds / base:5.1f}x the interpreter")
+        print(f"  {name:30} {seconds * 1000:7.0f} ms  {seconds / base:5.1f}x the interpreter")
     for name, table in heavy.items():
         top = sorted(((ms, mod) for mod, ms in table.items() if "." not in mod), reverse=True)[:6]
         listed = ", ".join(f"{mod} {ms:.0f}" for ms, mod in top)
-        print(f"  {name}: jsonschema {table.get('jsonschema', 0.0):.0f} ms; heaviest: {listed}")
+        optional = ", ".join(f"{mod} {table[mod]:.0f}" for mod in HEAVY if mod in table)
+        print(f"  {name}: {optional or 'none of ' + ', '.join(HEAVY)}; heaviest: {listed}")
 
 
 if __name__ == "__main__":

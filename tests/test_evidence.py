@@ -363,6 +363,19 @@ def test_tampering_is_detected_with_the_first_bad_line(
     assert where in proc.stdout, proc.stdout
 
 
+def test_verify_hands_back_the_records_it_checked(run_copy: Path) -> None:
+    """One read per verify (issue 12): the check carries the records the change record uses."""
+    check = verify_run(run_copy)
+    assert check.records == read_journal(run_copy / "journal.jsonl")
+    assert len(check.records) == check.events > 0
+    delete_line(run_copy)
+    damaged = verify_run(run_copy)
+    assert damaged.verdict == "failed"
+    good = damaged.problems[0].line
+    assert good is not None
+    assert damaged.records == check.records[: good - 1]  # the good lines before the bad one
+
+
 def test_a_key_other_than_the_runs_is_refused(signed: Book, run_copy: Path, tmp_path: Path) -> None:
     assert signed("keys", "init", "--dir", tmp_path / "k").returncode == 0
     pinned = signed("evidence", "verify", run_copy, "--public-key", tmp_path / "k/signing.pub")

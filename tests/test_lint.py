@@ -503,3 +503,19 @@ def test_bad_estimate_is_an_error_at_its_line(tmp_path):
     assert errors[0].line == 10 and errors[0].code == "RB116"
     assert "estimate='5min' must be a duration such as 5m, 90s or 1h30m" in errors[0].message
     assert str(runbook) in errors[0].format()
+
+
+def test_lint_parses_each_template_once():
+    """Tailoring and RB304 share one syntax tree per template text (issue 12, part 4)."""
+    from runbook_engine.lint.rules.params import template_names
+    from runbook_engine.tailor import sandbox
+
+    sandbox._parse_cached.cache_clear()
+    template_names.cache_clear()
+    problems = lint_file(FIXTURES / "rb304-good.md")
+    assert problems == []
+    info = sandbox._parse_cached.cache_info()
+    # prose, the fragment, bodies and when= conditions: each text parsed once (a miss)
+    # and found again by RB304 (a hit); nothing parsed twice
+    assert info.misses >= 4
+    assert info.hits >= info.misses

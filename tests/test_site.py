@@ -204,7 +204,8 @@ def test_clean_library_exits_zero_and_rebuild_replaces(
     assert code == 0 and "1 runbooks" in stdout
     assert not (out / "other").exists()
     assert (out / MARKER).is_file()
-    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
+    # no staging or old folder left behind; the page cache stays (also for --no-pdf builds)
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == [".site.cache"]
 
 
 def test_refuses_to_overwrite_a_foreign_folder(

@@ -118,4 +118,37 @@ def test_reused_without_source_date_epoch(tmp_path: Path, monkeypatch: pytest.Mo
     lib, out = library(tmp_path), tmp_path / "site"
     assert build(lib, out) == (2, 0)
     time.sleep(1.1)  # the second build's "Rendered at" differs from the first's
+    shutil.rmtree(cache_folder(out).parent / "pages")  # pages built again, PDFs looked up
     assert build(lib, out) == (0, 2)
+
+
+def test_pdfs_printed_in_parallel_match_a_serial_build(tmp_path: Path) -> None:
+    """jobs=2: the missing PDFs are printed one per worker, into the site and the cache."""
+    lib = library(tmp_path)
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert build(lib, serial) == (2, 0)
+    report = build_site(lib, parallel, formats=FORMATS, jobs=2)
+    assert report.ok, report.failures
+    assert (report.pdf_rendered, report.pdf_reused) == (2, 0)
+    assert pdfs(parallel) == pdfs(serial)
+    assert len(list(cache_folder(parallel).glob("*.pdf"))) == 2
+    assert _foreign(parallel) is None
+
+
+def test_one_changed_runbook_prints_its_pdfs_in_parallel(tmp_path: Path) -> None:
+    """One runbook to build: its pages in this process, its two PDFs one per worker."""
+    lib, out = library(tmp_path), tmp_path / "site"
+    (lib / "environments").mkdir()
+    (lib / "environments" / "lab.yaml").write_text("name: lab\n", encoding="utf-8")
+    report = build_site(lib, out, formats=FORMATS, jobs=2)
+    assert report.ok, report.failures
+    assert (report.pdf_rendered, report.pdf_reused, report.runbooks_reused) == (4, 0, 0)
+    text = (lib / "beta.md").read_text(encoding="utf-8")
+    (lib / "beta.md").write_text(text.replace("echo prepare", "echo changed"), encoding="utf-8")
+    report = build_site(lib, out, formats=FORMATS, jobs=2)
+    assert report.ok, report.failures
+    assert (report.pdf_rendered, report.pdf_reused, report.runbooks_reused) == (2, 2, 1)
+    beta = sorted(p.name for p in (out / "beta" / "files").glob("*.pdf"))
+    assert beta == ["beta-generic.pdf", "beta-lab.pdf"]
+    assert all((out / "beta" / "files" / name).read_bytes().startswith(b"%PDF") for name in beta)
+    assert _foreign(out) is None

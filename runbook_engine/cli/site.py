@@ -34,13 +34,14 @@ def site() -> None:
 @click.option(
     "--no-cache",
     is_flag=True,
-    help="Render every PDF again (by default unchanged PDFs come from .<output>.cache/).",
+    help="Build every page and PDF again (by default the pages and PDFs of unchanged "
+    "runbooks come from .<output>.cache/).",
 )
 @click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
-    help="Worker processes [default: CPU count, at most 4].",
+    help="Worker processes (one runbook or one PDF each) [default: CPU count].",
 )
 def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: int | None) -> None:
     """Build the site: an index of every runbook, and per runbook the generic and tailored
@@ -55,7 +56,7 @@ def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: i
 
     def progress(result: Any) -> None:
         mark = "ok  " if not result.problems else ("FAIL" if result.entry is None else "some")
-        click.echo(f"{mark} {result.path}", err=True)
+        click.echo(f"{mark} {result.path}{' (unchanged)' if result.cached else ''}", err=True)
 
     report = build_site(
         source,
@@ -71,6 +72,9 @@ def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: i
         f"{len(report.entries)} runbooks, {report.pages} guide pages; downloads: "
         f"{', '.join(formats)}"
     )
+    built = len(report.entries) - report.runbooks_reused
+    reused = report.runbooks_reused
+    click.echo(f"Pages: {built} runbook(s) built, {reused} from the cache")
     if "pdf" in formats:
         click.echo(f"PDFs: {report.pdf_rendered} rendered, {report.pdf_reused} from the cache")
     for note in report.notes:

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import InputError
-from runbook_engine.evidence import JOURNAL_NAME
-from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import build_record
 from runbook_engine.evidence.verify import EvidenceCheck, verify_run
 
@@ -45,7 +43,7 @@ def record_of(
         expected_run_id: The run the folder must hold (``runbook evidence RUN_ID``).
     """
     check = verify_run(run_dir, public_key=public_key, expected_run_id=expected_run_id)
-    records = read_journal(run_dir / JOURNAL_NAME, verify=False)
+    records = check.records  # read once, by the check
     if check.signed and not check.problems:
         records = records[: check.covered]
     return build_record(records, check), check

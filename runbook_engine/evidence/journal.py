@@ -247,6 +247,17 @@ def verify_journal(
     return _scan(Path(path), expected_head, require_head).check
 
 
+def check_and_read(path: Path) -> tuple[JournalCheck, list[dict[str, Any]]]:
+    """Check a journal and return its records from one read of the file.
+
+    Returns:
+        ``(check, records)``: the check of :func:`verify_journal` and the good
+        records before the first bad line (all of them when ``check.ok``).
+    """
+    scan = _scan(Path(path))
+    return scan.check, scan.records
+
+
 def read_journal(path: Path, *, verify: bool = True) -> list[dict[str, Any]]:
     """Return the records of a journal, in order.
 

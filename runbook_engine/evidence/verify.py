@@ -41,12 +41,7 @@ from runbook_engine.evidence import (
     SIGNATURES_NAME,
 )
 from runbook_engine.evidence.files import check_files
-from runbook_engine.evidence.journal import (
-    GENESIS_HASH,
-    canonical_json,
-    read_journal,
-    verify_journal,
-)
+from runbook_engine.evidence.journal import GENESIS_HASH, canonical_json, check_and_read
 from runbook_engine.evidence.keys import key_id, load_public_key
 from runbook_engine.evidence.signing import (
     EVERY_RECORD,
@@ -93,7 +88,11 @@ class Finding:
 
 @dataclass
 class EvidenceCheck:
-    """The outcome of :func:`verify_run`; ``problems[0]`` is the first bad line."""
+    """The outcome of :func:`verify_run`; ``problems[0]`` is the first bad line.
+
+    ``records`` are the journal's good records before its first bad line, as read
+    for the check (callers need not read the journal again).
+    """
 
     run_id: str | None = None
     events: int = 0
@@ -108,6 +107,7 @@ class EvidenceCheck:
     problems: list[Finding] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -210,12 +210,11 @@ def verify_run(
         The check; never raises for damaged evidence.
     """
     check = EvidenceCheck(pinned=public_key is not None)
-    journal = run_dir / JOURNAL_NAME
-    chain = verify_journal(journal)
+    chain, records = check_and_read(run_dir / JOURNAL_NAME)  # one read of the journal
+    check.records = records
     if not chain.ok:
         check.add(JOURNAL_NAME, chain.first_bad_line, chain.message)
         return check
-    records = read_journal(journal)
     check.events, check.head = len(records), chain.head_hash
     check.run_id = records[0].get("run_id") if records else None
     if expected_run_id is not None and check.run_id != expected_run_id:

@@ -133,24 +133,49 @@ def cached_pdf(
     Raises:
         InputError: as :func:`render_pdf`.
     """
+    html, key, data = lookup_pdf(tailored, cache, change_id=change_id, guide=guide)
+    if data is not None:
+        return data, key, True
+    return print_to_cache(html, key, tailored, cache), key, False
+
+
+def lookup_pdf(
+    tailored: TailoredRunbook,
+    cache: Path,
+    *,
+    change_id: str | None = None,
+    guide: tuple[str, frozenset[str]] | None = None,
+) -> tuple[str, str, bytes | None]:
+    """The page to print, its cache key and the cached PDF (``None`` when not cached).
+
+    Arguments as :func:`cached_pdf`; nothing is printed (the site prints the
+    missing PDFs of a whole library in parallel with :func:`print_to_cache`).
+    """
     text, stamps = guide if guide is not None else stamped_guide(tailored, change_id)
     html = _page_head(text, tailored, change_id)
     unstamped = html
     for stamp in stamps:
         unstamped = unstamped.replace(stamp, "\0rendered-at\0")
     key = pdf_key(unstamped, tailored)
-    path = cache / f"{key}.pdf"
     try:
-        return path.read_bytes(), key, True
+        return html, key, (cache / f"{key}.pdf").read_bytes()
     except OSError:
-        pass
+        return html, key, None
+
+
+def print_to_cache(html: str, key: str, tailored: TailoredRunbook, cache: Path) -> bytes:
+    """Print ``html`` (from :func:`lookup_pdf`) and keep the PDF in ``cache`` as ``<key>.pdf``.
+
+    Raises:
+        InputError: as :func:`render_pdf`.
+    """
     data = _print(weasyprint_module(), html, tailored)  # imported only to print (~1 s)
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".pdf-", dir=cache)
     with os.fdopen(fd, "wb") as sink:
         sink.write(data)
-    os.replace(tmp, path)  # whole or absent, also with builds running side by side
-    return data, key, False
+    os.replace(tmp, cache / f"{key}.pdf")  # whole or absent, also with builds side by side
+    return data
 
 
 def pdf_key(html: str, tailored: TailoredRunbook) -> str:
@@ -179,6 +204,29 @@ def pdf_key(html: str, tailored: TailoredRunbook) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def print_environment() -> str:
+    """What every PDF is printed with besides its page (part of :func:`pdf_key`): the
+    versions of runbook-engine and WeasyPrint, ``SOURCE_DATE_EPOCH``, the PDF
+    stylesheet and the installed fonts."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from runbook_engine import __version__
+
+    try:
+        weasyprint_version = version("weasyprint")
+    except PackageNotFoundError:
+        weasyprint_version = ""
+    return "\0".join(
+        (
+            __version__,
+            weasyprint_version,
+            os.environ.get("SOURCE_DATE_EPOCH", "").strip(),
+            read_asset(PDF_STYLESHEET),
+            _fonts(),
+        )
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,13 +11,17 @@ no framework).  Links are relative and nothing comes from the network, so the
 site works opened from the file system and served by ``python -m http.server``.
 
 A runbook that fails is reported and skipped; the others are built.  Runbooks
-are built in parallel worker processes (WeasyPrint is CPU-bound, ~1-3 s a PDF).
+are built in parallel worker processes, and then the PDFs they lack, one PDF per
+worker (WeasyPrint is CPU-bound, ~1-3 s a PDF), up to the CPU count.
 
 PDFs are cached (:func:`~runbook_engine.outputs.pdf.cached_pdf`) beside the site
 folder, in ``.<site folder name>.cache/pdf/`` (``site/._build.cache/pdf/`` for the
 default ``site/_build``), keyed by the SHA-256 of their inputs: a rebuild renders
 only the PDFs whose HTML, stylesheet, fonts or tool versions changed and copies the
 others.  After a build with PDFs the cache keeps only the PDFs that build used.
+Each runbook's pages are cached the same way in ``.<name>.cache/pages/``
+(:mod:`runbook_engine.outputs.site_cache`): a rebuild builds only the pages of
+changed runbooks, and the index is made anew every time.
 """
 
 from __future__ import annotations
@@ -30,14 +34,23 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from runbook_engine.errors import InputError
 from runbook_engine.lint.check import runbook_files
-from runbook_engine.outputs import RENDERERS
-from runbook_engine.outputs.site_pages import PageJob, PageResult, RunbookEntry, build_runbook, href
+from runbook_engine.outputs import RENDERERS, site_cache
+from runbook_engine.outputs.site_pages import (
+    PageJob,
+    PageResult,
+    PdfPrint,
+    RunbookEntry,
+    build_runbook,
+    href,
+    print_pending,
+)
 from runbook_engine.outputs.templating import get_template, read_asset
 from runbook_engine.resources import site_assets_dir
 
@@ -46,6 +59,8 @@ ASSETS = "assets"
 #: Marker file: a folder holding it was written by this command and may be replaced.
 MARKER = ".runbook-site"
 ENVIRONMENTS = "environments"
+#: The page cache's folder beside the PDF cache (:mod:`runbook_engine.outputs.site_cache`).
+PAGES = "pages"
 FAVICON = "favicon.ico"
 
 
@@ -60,6 +75,7 @@ class SiteReport:
         notes: What was left out on purpose and why (no WeasyPrint, no notebooks).
         pdf_rendered: PDFs rendered by this build.
         pdf_reused: PDFs copied from the cache (inputs unchanged).
+        runbooks_reused: Runbooks whose pages were copied from the page cache.
     """
 
     out: Path
@@ -68,6 +84,7 @@ class SiteReport:
     notes: tuple[str, ...]
     pdf_rendered: int = 0
     pdf_reused: int = 0
+    runbooks_reused: int = 0
 
     @property
     def pages(self) -> int:
@@ -133,10 +150,10 @@ def build_site(
         out: Site folder; replaced whole when it holds an earlier build.
         formats: Download renderers (default: :func:`download_formats`).
         notes: What was left out on purpose, shown on the index (with ``formats``).
-        jobs: Worker processes (default: the CPU count, at most 4; 1 builds in-process).
+        jobs: Worker processes (default: the CPU count; 1 builds in-process).
         progress: Called with each runbook's result as it completes.
-        cache: The PDF cache folder; ``True``: :func:`cache_folder` of ``out``;
-            ``False``: render every PDF.
+        cache: The PDF cache folder (the page cache is ``pages`` beside it); ``True``:
+            :func:`cache_folder` of ``out``; ``False``: build every page and PDF.
 
     Raises:
         InputError: ``source`` is not a folder, ``out`` is a non-empty folder that
@@ -159,7 +176,13 @@ def build_site(
     if pdf_cache is not None and "pdf" in formats:
         _prune(pdf_cache, used)
     return SiteReport(
-        out, report.entries, report.failures, report.notes, report.pdf_rendered, report.pdf_reused
+        out,
+        report.entries,
+        report.failures,
+        report.notes,
+        report.pdf_rendered,
+        report.pdf_reused,
+        report.runbooks_reused,
     )
 
 
@@ -185,11 +208,15 @@ def _build_into(
     cache: Path | None,
 ) -> tuple[SiteReport, set[str]]:
     files = runbook_files([source])
+    defer = cache is not None and "pdf" in formats  # PDFs printed one per worker
     page_jobs = [
-        PageJob(path, _rel(path, source), staging, environments_for(path, source), formats, cache)
+        PageJob(
+            path, _rel(path, source), staging, environments_for(path, source), formats, cache, defer
+        )
         for path in files
     ]
-    results = sorted(_run(page_jobs, jobs, progress), key=lambda r: str(r.path))
+    pages = cache.parent / PAGES if cache is not None else None
+    results = sorted(_run(page_jobs, jobs, progress, pages), key=lambda r: str(r.path))
     entries = sorted(
         (r.entry for r in results if r.entry is not None),
         key=lambda e: (e.rel.rsplit("/", 1)[0], e.title.lower(), e.rel),
@@ -202,26 +229,95 @@ def _build_into(
     used = {key for r in results for key in r.pdf_keys}
     rendered = sum(r.pdf_rendered for r in results)
     reused = sum(len(r.pdf_keys) for r in results) - rendered
-    return SiteReport(staging, tuple(entries), failures, notes, rendered, reused), used
+    cached = sum(1 for r in results if r.cached)
+    report = SiteReport(staging, tuple(entries), failures, notes, rendered, reused, cached)
+    return report, used
 
 
 def _run(
-    page_jobs: list[PageJob], jobs: int | None, progress: Callable[[PageResult], None] | None
-) -> Iterator[PageResult]:
-    workers = max(1, min(jobs or min(os.cpu_count() or 1, 4), len(page_jobs) or 1))
-    if workers == 1:
-        for job in page_jobs:
-            result = _safe_build(job)
-            if progress:
-                progress(result)
-            yield result
-        return
+    page_jobs: list[PageJob],
+    jobs: int | None,
+    progress: Callable[[PageResult], None] | None,
+    pages: Path | None,
+) -> list[PageResult]:
+    """Build every runbook: unchanged ones from the page cache ``pages``, the others in
+    worker processes, then their missing PDFs one per worker (up to ``jobs``)."""
+    done: list[PageResult] = []
+    keys: dict[Path, str | None] = {}
+    todo: dict[Path, PageJob] = {}
+    stamp = site_cache.build_stamp(page_jobs[0].formats) if pages and page_jobs else ""
+    for job in page_jobs:
+        key = keys[job.path] = site_cache.page_key(job, stamp) if pages is not None else None
+        hit = site_cache.restore(pages, key, job) if pages is not None and key else None
+        if hit is None:
+            todo[job.path] = job
+        else:
+            done.append(_finish(hit, progress))
+    for result in _build_all(list(todo.values()), jobs):
+        key = keys[result.path]
+        if pages is not None and key is not None:
+            site_cache.store(pages, key, todo[result.path], result)
+        done.append(_finish(result, progress))
+    if pages is not None and page_jobs:
+        site_cache.prune(pages, {k for k in keys.values() if k}, page_jobs[0].formats)
+    return done
+
+
+def _finish(result: PageResult, progress: Callable[[PageResult], None] | None) -> PageResult:
+    if progress:
+        progress(result)
+    return result
+
+
+def _build_all(todo: list[PageJob], jobs: int | None) -> Iterator[PageResult]:
+    """Build ``todo`` (pages, then deferred PDFs) and yield each runbook's whole result."""
+    workers = max(1, min(jobs or os.cpu_count() or 1, 64))
     context = multiprocessing.get_context("spawn")
+    if workers == 1 or len(todo) <= 1:  # one runbook changed: its pages here, PDFs in parallel
+        for job in todo:
+            result = _safe_build(job)
+            printing = result.pending
+            if workers == 1 or len(printing) <= 1:
+                problems = [p for p in map(_safe_print, printing) if p]
+            else:
+                size = min(workers, len(printing))
+                with ProcessPoolExecutor(max_workers=size, mp_context=context) as pool:
+                    problems = [p for p in pool.map(_safe_print, printing) if p]
+            yield replace(result, problems=result.problems + tuple(problems), pending=())
+        return
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for result in pool.map(_safe_build, page_jobs):
-            if progress:
-                progress(result)
-            yield result
+        waiting: dict[Future[Any], PageJob | Path] = {
+            pool.submit(_safe_build, job): job for job in todo
+        }
+        partial: dict[Path, tuple[PageResult, list[str], list[int]]] = {}
+        while waiting:
+            finished, _ = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in finished:
+                tag = waiting.pop(future)
+                if isinstance(tag, PageJob):
+                    result = future.result()
+                    if not result.pending:
+                        yield result
+                        continue
+                    partial[result.path] = (result, [], [len(result.pending)])
+                    for item in result.pending:
+                        waiting[pool.submit(_safe_print, item)] = result.path
+                    continue
+                result, problems, left = partial[tag]
+                if problem := future.result():
+                    problems.append(problem)
+                left[0] -= 1
+                if not left[0]:
+                    del partial[tag]
+                    yield replace(result, problems=result.problems + tuple(problems), pending=())
+
+
+def _safe_print(item: PdfPrint) -> str | None:
+    """:func:`print_pending`, with an unexpected error reported for that PDF alone."""
+    try:
+        return print_pending(item)
+    except Exception as exc:  # one PDF's failure must not stop the site
+        return f"{item.runbook}: internal error while printing its {item.label} PDF: {exc}"
 
 
 def _safe_build(job: PageJob) -> PageResult:

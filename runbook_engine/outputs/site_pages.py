@@ -73,6 +73,8 @@ class PageJob:
         formats: Download renderers to use (names in :data:`RENDERERS`).
         cache: Folder of cached PDFs (:func:`~runbook_engine.outputs.pdf.cached_pdf`),
             ``None`` to render every PDF.
+        defer_pdf: Leave the PDFs the cache lacks to the caller (:attr:`PageResult.pending`),
+            which prints them in parallel, one worker per PDF.
     """
 
     path: Path
@@ -81,6 +83,30 @@ class PageJob:
     environments: tuple[Path, ...]
     formats: tuple[str, ...]
     cache: Path | None = None
+    defer_pdf: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PdfPrint:
+    """A PDF a page links to that is still to be printed (:func:`print_pending`).
+
+    Attributes:
+        runbook: The runbook file (for problems).
+        label: The variant (``generic`` or the environment's name).
+        html: The page to print.
+        key: Its cache key.
+        tailored: The tailored runbook (the PDF's metadata).
+        cache: The PDF cache folder.
+        target: Where the PDF goes in the site.
+    """
+
+    runbook: Path
+    label: str
+    html: str
+    key: str
+    tailored: TailoredRunbook
+    cache: Path
+    target: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +162,8 @@ class PageResult:
             empty when everything was built.
         pdf_keys: Cache keys of the PDFs written (their file names without a cache).
         pdf_rendered: How many of those were rendered (the others came from the cache).
+        pending: PDFs still to print (with :attr:`PageJob.defer_pdf`), counted as rendered.
+        cached: True when the pages came from the page cache (nothing was built).
     """
 
     path: Path
@@ -143,6 +171,8 @@ class PageResult:
     problems: tuple[str, ...]
     pdf_keys: tuple[str, ...] = ()
     pdf_rendered: int = 0
+    pending: tuple[PdfPrint, ...] = ()
+    cached: bool = False
 
 
 def slug(text: str) -> str:
@@ -207,8 +237,9 @@ def build_runbook(job: PageJob) -> PageResult:
     rb = generic.runbook
     shown = tuple(v for v, _ in variants)
     pdfs: dict[str, bool] = {}
+    pending: list[PdfPrint] = []
     for variant, tailored in variants:
-        downloads = _write_downloads(job, folder, rb.id, variant, tailored, problems, pdfs)
+        downloads = _write_downloads(job, folder, rb.id, variant, tailored, problems, pdfs, pending)
         downloads.append(("Source Markdown", f"{FILES}/{source_name}"))
         page = _page_html(job, rb, variant, tailored, shown, downloads)
         (folder / variant.page).write_text(page, encoding="utf-8")
@@ -223,7 +254,18 @@ def build_runbook(job: PageJob) -> PageResult:
         shown,
     )
     rendered = sum(1 for reused in pdfs.values() if not reused)
-    return PageResult(job.path, entry, tuple(problems), tuple(pdfs), rendered)
+    return PageResult(job.path, entry, tuple(problems), tuple(pdfs), rendered, tuple(pending))
+
+
+def print_pending(job: PdfPrint) -> str | None:
+    """Print one deferred PDF into the cache and the site; return the problem, or ``None``."""
+    from runbook_engine.outputs.pdf import print_to_cache
+
+    try:
+        job.target.write_bytes(print_to_cache(job.html, job.key, job.tailored, job.cache))
+    except InputError as exc:
+        return f"{job.runbook}: no pdf download for {job.label}:\n{exc.format()}"
+    return None
 
 
 def _write_downloads(
@@ -234,11 +276,13 @@ def _write_downloads(
     tailored: TailoredRunbook,
     problems: list[str],
     pdfs: dict[str, bool],
+    pending: list[PdfPrint],
 ) -> list[tuple[str, str]]:
     """Render each download format of one variant; return (label, relative href) pairs.
 
     With a cache, a PDF comes from it when its inputs are unchanged; ``pdfs``
     gets each PDF's cache key (its file name without a cache), ``True`` when reused.
+    With :attr:`PageJob.defer_pdf` a PDF not in the cache goes to ``pending``.
     """
     links: list[tuple[str, str]] = []
     guide: tuple[str, frozenset[str]] | None = None  # printable HTML = the page PDF prints
@@ -247,11 +291,22 @@ def _write_downloads(
         name = f"{slug(runbook_id)}-{variant.slug}{renderer.suffix}"
         try:
             if fmt in ("html", "pdf") and job.cache is not None and "pdf" in job.formats:
-                from runbook_engine.outputs.pdf import cached_pdf, stamped_guide
+                from runbook_engine.outputs.pdf import cached_pdf, lookup_pdf, stamped_guide
 
                 guide = guide or stamped_guide(tailored)
                 if fmt == "html":
                     data = guide[0].encode("utf-8")
+                elif job.defer_pdf:
+                    html, key, cached = lookup_pdf(tailored, job.cache, guide=guide)
+                    pdfs[key] = pdfs.get(key, True) and cached is not None
+                    if cached is None:
+                        target, label = folder / FILES / name, variant.label
+                        pending.append(
+                            PdfPrint(job.path, label, html, key, tailored, job.cache, target)
+                        )
+                        links.append((DOWNLOAD_LABELS.get(fmt, fmt), f"{FILES}/{name}"))
+                        continue
+                    data = cached
                 else:
                     data, key, reused = cached_pdf(tailored, job.cache, guide=guide)
                     pdfs[key] = pdfs.get(key, True) and reused

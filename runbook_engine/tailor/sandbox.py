@@ -16,9 +16,15 @@ functions, types or frames, no method that changes a list, dict or set, and
 
 A :class:`~jinja2.exceptions.SecurityError` at render time is reported as RB134
 by :mod:`runbook_engine.tailor.tailoring`, with the runbook's file and line.
+
+:func:`parse_template` parses each template text once per process: tailoring and
+``runbook lint``'s rules share the syntax tree (issue 12, part 4).
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import jinja2
 from jinja2 import nodes
@@ -45,7 +51,48 @@ def make_environment() -> ImmutableSandboxedEnvironment:
     )
     for name in REMOVED_GLOBALS:
         env.globals.pop(name, None)
+    env.filters["inline"] = _inline
+    env.filters["raw"] = _removed_raw
     return env
+
+
+def _inline(value: Any) -> Any:
+    """``{{ v | inline }}``: the value typed into the command itself (tailoring binds it)."""
+    return value
+
+
+def _removed_raw(value: Any) -> Any:
+    raise jinja2.TemplateError(
+        "'| raw' is gone: values reach commands as environment variables, so they need no "
+        "quoting; write {{ v }} (or {{ v | inline }} for a hostname, fqdn, ip, port, int...)"
+    )
+
+
+_PARSER = make_environment()  # parse only: every environment above shares its grammar
+
+
+def parse_template(source: str) -> nodes.Template:
+    """Return the syntax tree of runbook template ``source``, parsed once per process.
+
+    The tree is shared by every caller (tailoring, lint rules): never change it;
+    ``copy.deepcopy`` it first (compiling folds constants in place).
+
+    Raises:
+        jinja2.TemplateSyntaxError: ``source`` is not a valid template (the same
+            error again for the same text, without parsing again).
+    """
+    parsed = _parse_cached(source)
+    if isinstance(parsed, jinja2.TemplateSyntaxError):
+        raise parsed.with_traceback(None)
+    return parsed
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_cached(source: str) -> nodes.Template | jinja2.TemplateSyntaxError:
+    try:
+        return _PARSER.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return exc
 
 
 def reaches_internals(ast: nodes.Template) -> list[tuple[int, list[str]]]:

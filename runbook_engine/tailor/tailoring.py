@@ -12,6 +12,8 @@ Without an environment (``generic`` mode) parameters render as placeholders
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,23 +31,13 @@ from runbook_engine.tailor.sandbox import (
     SANDBOX_CODE,
     internals_message,
     make_environment,
+    parse_template,
     reaches_internals,
 )
 from runbook_engine.tailor.values import Values
 from runbook_engine.tailor.yaml_values import bind_yaml
 
 _JINJA = make_environment()  # sandboxed: runbook text is data, never code
-_JINJA.filters["inline"] = lambda value: value
-
-
-def _removed_raw(value: Any) -> Any:
-    raise jinja2.TemplateError(
-        "'| raw' is gone: values reach commands as environment variables, so they need no "
-        "quoting; write {{ v }} (or {{ v | inline }} for a hostname, fqdn, ip, port, int...)"
-    )
-
-
-_JINJA.filters["raw"] = _removed_raw
 _SLOTS = "_rb_slots"
 _TEMPLATE_NAME = "<template>"
 LOCAL_HOST = Host(name="operator", address="localhost", transport="local")
@@ -356,8 +348,8 @@ def _render(
         return generic_text(source, _JINJA)
     try:
         if slots:
-            ast = _slot_outputs(ast)
-        return _JINJA.from_string(ast).render(ctx)
+            return _JINJA.from_string(_slot_outputs(copy.deepcopy(ast))).render(ctx)
+        return _compiled(source).render(ctx)
     except SecurityError as exc:
         problems.append(
             Problem(
@@ -389,12 +381,18 @@ def _render(
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str) -> jinja2.Template:
+    """``source`` compiled once per process (from a copy: compiling changes the tree)."""
+    return _JINJA.from_string(copy.deepcopy(parse_template(source)))
+
+
 def _check_names(
     source: str, path: Path, line: int, known: set[str], problems: list[Problem]
 ) -> nodes.Template | None:
     """Parse ``source``; report syntax errors and undefined names; return the AST or ``None``."""
     try:
-        ast = _JINJA.parse(source)
+        ast = parse_template(source)
     except jinja2.TemplateSyntaxError as exc:
         src = source.split("\n")
         problems.append(

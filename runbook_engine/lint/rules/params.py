@@ -23,21 +23,23 @@ from runbook_engine.errors import InputError, Problem
 from runbook_engine.lint.rules.context import Finding, LintContext
 from runbook_engine.source.frontmatter import split_front_matter
 from runbook_engine.source.model import Prose
-from runbook_engine.tailor.sandbox import make_environment
+from runbook_engine.tailor.sandbox import make_environment, parse_template
 
-_JINJA = make_environment()  # parse only; the same sandboxed grammar as tailoring
+_JINJA = make_environment()  # its filters and tests: the ones tailoring knows
 
 
 @functools.lru_cache(maxsize=4096)
 def template_names(source: str) -> frozenset[str]:
     """Return the names a Jinja template reads (empty on a syntax error, reported elsewhere).
 
-    Cached by source text: fragments and conditions repeat across a library.
+    Cached by source text: fragments and conditions repeat across a library.  The
+    syntax tree is tailoring's (:func:`~runbook_engine.tailor.sandbox.parse_template`):
+    lint parses each template once.
     """
     if "{" not in source:
         return frozenset()
     try:
-        ast = _JINJA.parse(source)
+        ast = parse_template(source)
     except jinja2.TemplateSyntaxError:
         return frozenset()
     loaded: set[str] = set()
