@@ -95,7 +95,7 @@ def book(tmp_path: Path) -> Book:
 
 
 def test_quorum_of_two_with_separation_of_duties(book: Book) -> None:
-    first = book.run("approved.md", "--change", "CHG-7", "--reason", "quarterly settings")
+    first = book.run("approved.md", "--change", "CHG-7", "--note", "quarterly settings")
     assert first.returncode == 3, first.stderr
     assert "runbook approve r1 cab --as NAME" in first.stderr
     assert book.log() == ["pre"]  # nothing changed before the approval
@@ -104,7 +104,7 @@ def test_quorum_of_two_with_separation_of_duties(book: Book) -> None:
     assert own.returncode == 2 and "separation of duties" in own.stderr
     stranger = book.vote("approve", "Mallory")
     assert stranger.returncode == 2 and "not an approver" in stranger.stderr
-    assert book.vote("approve", "alice approver", "--comment", "fine").returncode == 0
+    assert book.vote("approve", "alice approver", "--note", "fine").returncode == 0
     twice = book.vote("approve", "Alice Approver")
     assert twice.returncode == 2 and "counts once" in twice.stderr
 
@@ -173,7 +173,7 @@ def test_expired_approval_no_longer_counts(book: Book) -> None:
 def test_rejection_stops_the_run(book: Book) -> None:
     assert book.run("approved.md").returncode == 3
     assert book.vote("approve", "Alice Approver").returncode == 0
-    assert book.vote("reject", "Bob Board", "--comment", "not this week").returncode == 0
+    assert book.vote("reject", "Bob Board", "--note", "not this week").returncode == 0
     stopped = book.resume()
     assert stopped.returncode == 1, stopped.stdout + stopped.stderr
     status = book.status()
@@ -194,14 +194,14 @@ def test_required_approval_without_an_approval_step_is_refused(book: Book) -> No
     assert run.returncode == 2 and "--emergency" in run.stderr
     assert not (book.state / "runs").exists()
     no_reason = book.run("no-approval.md", "--emergency")
-    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    assert no_reason.returncode == 2 and "--note" in no_reason.stderr
 
 
 def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
     proc = book.run(
         "approved.md",
         "--emergency",
-        "--reason",
+        "--note",
         "outage INC-9",
         "--answers",
         "answers-approved.yml",
@@ -211,10 +211,10 @@ def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
     started = book.events("run-started")[0]
     assert started["emergency"] is True and started["reason"] == "outage INC-9"
     assert book.events("approval-bypassed")[0]["reason"] == "outage INC-9"
-    record = json.loads(book("evidence", "r1", "--to", "json", "--state-dir", book.state).stdout)
+    record = json.loads(book("evidence", "export", "r1", "--to", "json", "--state-dir", book.state).stdout)
     assert record["change"]["emergency"] is True
     assert any(d["kind"] == "approval-bypassed" for d in record["deviations"])
-    html = book("evidence", "r1", "--to", "html", "--state-dir", book.state).stdout
+    html = book("evidence", "export", "r1", "--to", "html", "--state-dir", book.state).stdout
     assert "EMERGENCY CHANGE" in html
 
 

@@ -94,7 +94,7 @@ class AliasedOption(click.Option):
         old = opts.get(self._old_dest) if self.old_names else None
         if old is None:
             return super().consume_value(ctx, opts)
-        warn_old_name("/".join(self.old_names), self.opts[-1])
+        warn_old_name("/".join(self.old_names), "/".join(self.opts))
         new = opts.get(self.name)
         if new is not None and not self.multiple:
             raise click.UsageError(f"give {self.opts[-1]} once (an old name of it was given too)")
