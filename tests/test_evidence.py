@@ -536,7 +536,10 @@ def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
     assert again.returncode == 1, again.stdout + again.stderr  # remote-fail fails, backout runs
     exports = tmp_path / "exports"
     for fmt in ("json", "md", "html"):
-        assert book.st("evidence", "export", "r1", "--to", fmt, "-o", exports / f"record.{fmt}").stderr == ""
+        assert (
+            book.st("evidence", "export", "r1", "--to", fmt, "-o", exports / f"record.{fmt}").stderr
+            == ""
+        )
     assert book.st("evidence", "export", "r1", "--to", "md").returncode == 0  # to the terminal
     style = (exports / "record.html").read_text().split("<style>", 1)[1].split("</style>", 1)[0]
     assert "&#34;" not in style and '"' in style  # CSS is not HTML-escaped (a new user found it)

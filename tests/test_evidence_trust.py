@@ -169,8 +169,7 @@ def test_two_resumes_at_once_leave_the_signatures_intact(tmp_path: Path) -> None
     book = Book(tmp_path)
     assert book("keys", "init").returncode == 0
     assert (
-        book.run("approved.md", "--env", "env.yml", "--change", "C", "--note", "r").returncode
-        == 3
+        book.run("approved.md", "--env", "env.yml", "--change", "C", "--note", "r").returncode == 3
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
     env.update(RUNBOOK_OPERATOR=OPERATOR, NO_COLOR="1", **book.extra_env)

@@ -226,7 +226,9 @@ def test_command_on_a_manual_host_is_shown_not_run(tmp_path: Path) -> None:
     change = next(s for s in record["steps"] if s["id"] == "change")
     assert change["command"] is None
     assert change["command_shown"] == "echo change\n"
-    md = runbook("evidence", "export", "r1", "--to", "md", "--state-dir", tmp_path / "st", cwd=tmp_path)
+    md = runbook(
+        "evidence", "export", "r1", "--to", "md", "--state-dir", tmp_path / "st", cwd=tmp_path
+    )
     assert "shown: echo change" in md.stdout
 
 
