@@ -121,9 +121,11 @@ class EvidenceError(RunbookError):
 
 
 class RunPaused(RunbookError):
-    """The run stopped at a gate that needs a person (exit 3)."""
+    """The run stopped at a gate that needs a person (exit 3); ``run_id`` names the run
+    (set by the runner that paused it)."""
 
     exit_status = 3
+    run_id: str | None = None
 
 
 class RunInterrupted(RunbookError):

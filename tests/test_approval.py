@@ -95,7 +95,7 @@ def book(tmp_path: Path) -> Book:
 
 
 def test_quorum_of_two_with_separation_of_duties(book: Book) -> None:
-    first = book.run("approved.md", "--change", "CHG-7", "--reason", "quarterly settings")
+    first = book.run("approved.md", "--change", "CHG-7", "--note", "quarterly settings")
     assert first.returncode == 3, first.stderr
     assert "runbook approve r1 cab --as NAME" in first.stderr
     assert book.log() == ["pre"]  # nothing changed before the approval
@@ -104,13 +104,15 @@ def test_quorum_of_two_with_separation_of_duties(book: Book) -> None:
     assert own.returncode == 2 and "separation of duties" in own.stderr
     stranger = book.vote("approve", "Mallory")
     assert stranger.returncode == 2 and "not an approver" in stranger.stderr
-    assert book.vote("approve", "alice approver", "--comment", "fine").returncode == 0
+    first_vote = book.vote("approve", "alice approver", "--note", "fine")
+    assert first_vote.returncode == 0 and "(1 of 2 approvals; 1 more needed)" in first_vote.stdout
     twice = book.vote("approve", "Alice Approver")
     assert twice.returncode == 2 and "counts once" in twice.stderr
 
     assert book.resume().returncode == 3  # one of two: still waiting
     assert book.log() == ["pre"]
-    assert book.vote("approve", "Dana Lead").returncode == 0  # named directly, not via a group
+    second_vote = book.vote("approve", "Dana Lead")  # named directly, not via a group
+    assert second_vote.returncode == 0 and "2 of 2 approvals; quorum reached" in second_vote.stdout
     assert book.resume().returncode == 3  # now at the manual step after the approval
     passed = book.events("approval-passed")
     assert [a["by"] for a in passed[0]["approvals"]] == ["Alice Approver", "Dana Lead"]
@@ -173,11 +175,20 @@ def test_expired_approval_no_longer_counts(book: Book) -> None:
 def test_rejection_stops_the_run(book: Book) -> None:
     assert book.run("approved.md").returncode == 3
     assert book.vote("approve", "Alice Approver").returncode == 0
-    assert book.vote("reject", "Bob Board", "--comment", "not this week").returncode == 0
+    rejected = book.vote("reject", "Bob Board", "--note", "not this week", "--json")
+    assert rejected.returncode == 0 and json.loads(rejected.stdout)["decision"] == "reject"
+    said = book.vote("reject", "Dana Lead")  # a second rejection, as text
+    assert said.returncode == 0 and "needs" not in said.stdout
+    assert "rejection of cab by Dana Lead: the step is rejected" in said.stdout
     stopped = book.resume()
     assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    assert "Run r1: rejected" in stopped.stdout
     status = book.status()
     assert (status["status"], status["outcome"]) == ("aborted", "rejected")
+    # One word for how the run ended: the summary line, `runs` and `status` agree.
+    runs = book("runs", "--state-dir", book.state).stdout
+    assert "rejected" in runs and "aborted" not in runs
+    assert "status=rejected" in book("status", "r1", "--state-dir", book.state).stdout
     assert book.events("approval-rejected")[0]["by"] == "Bob Board"
     assert book.events("run-finished")[0]["status"] == "rejected"
     assert book.log() == ["pre"]
@@ -194,14 +205,14 @@ def test_required_approval_without_an_approval_step_is_refused(book: Book) -> No
     assert run.returncode == 2 and "--emergency" in run.stderr
     assert not (book.state / "runs").exists()
     no_reason = book.run("no-approval.md", "--emergency")
-    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    assert no_reason.returncode == 2 and "--note" in no_reason.stderr
 
 
 def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
     proc = book.run(
         "approved.md",
         "--emergency",
-        "--reason",
+        "--note",
         "outage INC-9",
         "--answers",
         "answers-approved.yml",
@@ -211,10 +222,10 @@ def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
     started = book.events("run-started")[0]
     assert started["emergency"] is True and started["reason"] == "outage INC-9"
     assert book.events("approval-bypassed")[0]["reason"] == "outage INC-9"
-    record = json.loads(book("evidence", "r1", "--to", "json", "--state-dir", book.state).stdout)
+    record = json.loads(book("evidence", "export", "r1", "--to", "json", "--state-dir", book.state).stdout)
     assert record["summary"]["change"]["emergency"] is True
     assert any(d["kind"] == "approval-bypassed" for d in record["summary"]["deviations"])
-    html = book("evidence", "r1", "--to", "html", "--state-dir", book.state).stdout
+    html = book("evidence", "export", "r1", "--to", "html", "--state-dir", book.state).stdout
     assert "EMERGENCY CHANGE" in html
 
 

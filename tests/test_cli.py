@@ -250,7 +250,7 @@ def test_confirm_of_an_unknown_run_or_step(book: Path, tmp_path: Path) -> None:
     proc = runbook(
         "confirm", "r1", "by-hand", "--as", "X", "--skip", "--state-dir", state, cwd=book
     )
-    assert proc.returncode == 2 and "--reason" in proc.stderr
+    assert proc.returncode == 2 and "--note" in proc.stderr
 
 
 def test_resume_with_answers_naming_an_unknown_step(book: Path, tmp_path: Path) -> None:
@@ -451,7 +451,7 @@ def test_verify_with_a_private_key_as_public_key_is_bad_input(tmp_path: Path) ->
     # Found by a new user: the private key given as --public-key was blamed on the journal.
     keys = tmp_path / "k"
     made = subprocess.run(
-        [sys.executable, "-m", "runbook_engine", "keys", "init", "--dir", str(keys)],
+        [sys.executable, "-m", "runbook_engine", "keys", "init", "-o", str(keys)],
         capture_output=True,
         text=True,
     )

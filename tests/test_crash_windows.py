@@ -59,10 +59,10 @@ def _verified(book: Book, tmp_path: Path) -> None:
     proc = book("evidence", "verify", book.run_dir(), "--public-key", pub, "--require-signature")
     assert proc.returncode == 0 and proc.stdout.startswith("VERIFIED:"), proc.stdout
     bundle = tmp_path / "evidence.zip"
-    assert book.st("evidence", "r1", "--bundle", bundle, "--public-key", pub).returncode == 0
+    assert book.st("evidence", "bundle", "r1", "-o", bundle, "--public-key", pub).returncode == 0
     proc = book("evidence", "verify", bundle, "--public-key", pub)
     assert proc.returncode == 0 and proc.stdout.startswith("VERIFIED:"), proc.stdout
-    record = json.loads(book.st("evidence", "r1", "--to", "json").stdout)
+    record = json.loads(book.st("evidence", "export", "r1", "--to", "json").stdout)
     assert record["summary"]["outcome"]["status"] in ("succeeded-pre-answered", "succeeded-attested")
 
 

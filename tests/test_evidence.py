@@ -100,7 +100,7 @@ def approved_run(book: Book, run_id: str = "r1") -> Path:
             "env.yml",
             "--change",
             "CHG-42",
-            "--reason",
+            "--note",
             "settings",
             run_id=run_id,
         ).returncode
@@ -162,7 +162,7 @@ def test_keys_init_writes_a_private_key_0600_and_exports_the_public_key(tmp_path
     assert b"PRIVATE" not in public.read_bytes()
     again = book.st("keys", "init")
     assert again.returncode == 2 and "exists already" in again.stderr
-    other = book("keys", "init", "--dir", tmp_path / "elsewhere")
+    other = book("keys", "init", "-o", tmp_path / "elsewhere")
     assert other.returncode == 0 and (tmp_path / "elsewhere/signing.key").is_file()
     private.chmod(0o644)
     with pytest.raises(StateError, match="chmod 600"):
@@ -377,7 +377,7 @@ def test_verify_hands_back_the_records_it_checked(run_copy: Path) -> None:
 
 
 def test_a_key_other_than_the_runs_is_refused(signed: Book, run_copy: Path, tmp_path: Path) -> None:
-    assert signed("keys", "init", "--dir", tmp_path / "k").returncode == 0
+    assert signed("keys", "init", "-o", tmp_path / "k").returncode == 0
     pinned = signed("evidence", "verify", run_copy, "--public-key", tmp_path / "k/signing.pub")
     assert pinned.returncode == 1 and "journal.jsonl line 1" in pinned.stdout
     shutil.copy(tmp_path / "k/signing.pub", run_copy / "signing.pub")
@@ -388,7 +388,7 @@ def test_a_key_other_than_the_runs_is_refused(signed: Book, run_copy: Path, tmp_
 def test_unsigned_run_verifies_but_is_refused_when_a_signature_is_required(tmp_path: Path) -> None:
     copy_fixtures(tmp_path)
     book = Book(tmp_path)
-    assert book.run("expiring.md", "--emergency", "--reason", "test").returncode == 0
+    assert book.run("expiring.md", "--emergency", "--note", "test").returncode == 0
     plain = book("evidence", "verify", book.run_dir())
     assert plain.returncode == 0 and "NOT SIGNED" in plain.stdout
     # --require-signature needs a key the verifier trusts (changed on purpose: it used to
@@ -405,7 +405,7 @@ def test_bundle_verifies_on_a_copy_elsewhere_and_any_edit_is_caught(
     signed: Book, tmp_path: Path
 ) -> None:
     out = tmp_path / "made" / "CHG-42.zip"
-    made = signed.st("evidence", "r1", "--bundle", out)
+    made = signed.st("evidence", "bundle", "r1", "-o", out)
     assert made.returncode == 0, made.stderr
     names = zipfile.ZipFile(out).namelist()
     for member in (
@@ -465,7 +465,7 @@ def assert_every_edit_caught(bundle: Path, work: Path) -> None:
 
 def test_bundle_member_edit_names_the_member(signed: Book, tmp_path: Path) -> None:
     out = tmp_path / "b.zip"
-    assert signed.st("evidence", "r1", "--bundle", out).returncode == 0
+    assert signed.st("evidence", "bundle", "r1", "-o", out).returncode == 0
     members = {n: zipfile.ZipFile(out).read(n) for n in zipfile.ZipFile(out).namelist()}
     record = json.loads(members["change-record.json"])
     record["summary"]["outcome"]["note"] = "all fine, trust me"
@@ -549,11 +549,14 @@ def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
     assert again.returncode == 1, again.stdout + again.stderr  # remote-fail fails, backout runs
     exports = tmp_path / "exports"
     for fmt in ("json", "md", "html"):
-        assert book.st("evidence", "r1", "--to", fmt, "-o", exports / f"record.{fmt}").stderr == ""
-    assert book.st("evidence", "r1", "--to", "md").returncode == 0  # to the terminal
+        assert (
+            book.st("evidence", "export", "r1", "--to", fmt, "-o", exports / f"record.{fmt}").stderr
+            == ""
+        )
+    assert book.st("evidence", "export", "r1", "--to", "md").returncode == 0  # to the terminal
     style = (exports / "record.html").read_text().split("<style>", 1)[1].split("</style>", 1)[0]
     assert "&#34;" not in style and '"' in style  # CSS is not HTML-escaped (a new user found it)
-    assert book.st("evidence", "r1", "--bundle", exports / "bundle.zip").returncode == 0
+    assert book.st("evidence", "bundle", "r1", "-o", exports / "bundle.zip").returncode == 0
     assert book("evidence", "verify", exports / "bundle.zip").returncode == 0
     with zipfile.ZipFile(exports / "bundle.zip") as archive:
         archive.extractall(exports / "unzipped")
@@ -636,7 +639,7 @@ def seed_run(tmp_path_factory: pytest.TempPathFactory) -> Book:
         "--no-input",
         "--change",
         "CHG-1042",
-        "--reason",
+        "--note",
         "Outlook Anywhere for remote staff",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -644,7 +647,7 @@ def seed_run(tmp_path_factory: pytest.TempPathFactory) -> Book:
 
 
 def test_change_record_of_a_seed_run_matches_golden_json(seed_run: Book) -> None:
-    proc = seed_run.st("evidence", "r1", "--to", "json")
+    proc = seed_run.st("evidence", "export", "r1", "--to", "json")
     assert proc.returncode == 0, proc.stderr
     record = normalise(json.loads(proc.stdout), str(seed_run.root))
     # Every verification of the lab run is a confirmation pre-written in the answers file
@@ -671,7 +674,7 @@ def test_change_record_pdf_holds_the_step_table_and_is_reproducible(
     pytest.importorskip("weasyprint")
     first, second = tmp_path / "a.pdf", tmp_path / "b.pdf"
     for out in (first, second):
-        proc = seed_run.st("evidence", "r1", "--to", "pdf", "-o", out)
+        proc = seed_run.st("evidence", "export", "r1", "--to", "pdf", "-o", out)
         assert proc.returncode == 0, proc.stderr
     assert first.read_bytes() == second.read_bytes()
     text = subprocess.run(
@@ -759,7 +762,7 @@ def test_done_when_seed_run_with_approval_attestation_failure_backout_and_resume
     (tmp_path / "certificate.cer").write_bytes(b"0\x82\x03\x1e0\x82\x02\x06\xa0\x03fake-der")
     book = Book(tmp_path, {"LAB_WINRM_PASSWORD": "Lab-pw-91"})
     assert book.st("keys", "init").returncode == 0
-    first = book.run(runbook, "--env", env, "--change", "CHG-1042", "--reason", "remote staff")
+    first = book.run(runbook, "--env", env, "--change", "CHG-1042", "--note", "remote staff")
     assert first.returncode == 3 and "certificate-check" in first.stderr, first.stdout
     assert (
         book.st(
@@ -781,7 +784,7 @@ def test_done_when_seed_run_with_approval_attestation_failure_backout_and_resume
         assert book.st("approve", "r1", "change-board", "--as", name).returncode == 0
     third = book.resume("--answers", "answers.yml")
     assert third.returncode == 1, third.stdout + third.stderr
-    record = json.loads(book.st("evidence", "r1", "--to", "json").stdout)
+    record = json.loads(book.st("evidence", "export", "r1", "--to", "json").stdout)
     summary = record["summary"]
     assert summary["outcome"]["status"] == "failed"
     assert summary["outcome"]["counts"]["failed"] == 1
@@ -797,7 +800,7 @@ def test_done_when_seed_run_with_approval_attestation_failure_backout_and_resume
     assert (failed["status"], failed["exit_code"], failed["host"]) == ("failed", 1, "EXCHANGE1")
     assert {i["kind"] for i in details[("validports-set", "EXCHANGE1")]} >= {"backout"}
     bundle = tmp_path / "CHG-1042.zip"
-    assert book.st("evidence", "r1", "--bundle", bundle).returncode == 0
+    assert book.st("evidence", "bundle", "r1", "-o", bundle).returncode == 0
     auditor = tmp_path / "auditor"
     auditor.mkdir()
     shutil.copy(bundle, auditor / "evidence.zip")

@@ -59,17 +59,17 @@ def _write(run: Path, records: list[dict]) -> None:
 def test_the_private_key_lives_outside_the_state_folder(trust: Book) -> None:
     assert (trust.keys / "signing.key").is_file()
     assert not (trust.state / "keys").exists()
-    inside = trust("keys", "init", "--dir", trust.state / "keys", "--state-dir", trust.state)
+    inside = trust("keys", "init", "-o", trust.state / "keys", "--state-dir", trust.state)
     assert inside.returncode == 2 and "state directory" in inside.stderr
 
 
 def test_a_legacy_key_in_the_state_folder_is_refused_with_guidance(tmp_path: Path) -> None:
     copy_fixtures(tmp_path)
     book = Book(tmp_path)
-    assert book("keys", "init", "--dir", tmp_path / "elsewhere").returncode == 0
+    assert book("keys", "init", "-o", tmp_path / "elsewhere").returncode == 0
     (book.state / "keys").mkdir(parents=True)
     shutil.copy(tmp_path / "elsewhere/signing.key", book.state / "keys/signing.key")
-    proc = book.run("expiring.md", "--emergency", "--reason", "test")
+    proc = book.run("expiring.md", "--emergency", "--note", "test")
     assert proc.returncode != 0 and "move it out" in proc.stderr
 
 
@@ -140,7 +140,7 @@ def test_a_swapped_run_folder_fails(trust: Book, tmp_path: Path) -> None:
     shutil.copytree(state / "runs/r2", state / "runs/r1")
     proc = trust("evidence", "verify", state / "runs/r1")
     assert proc.returncode == 1 and "'r2', not of 'r1'" in proc.stdout
-    export = trust("evidence", "r1", "--to", "json", "--state-dir", state)
+    export = trust("evidence", "export", "r1", "--to", "json", "--state-dir", state)
     assert export.returncode == 1 and "swapped" in export.stderr
 
 
@@ -169,8 +169,7 @@ def test_two_resumes_at_once_leave_the_signatures_intact(tmp_path: Path) -> None
     book = Book(tmp_path)
     assert book("keys", "init").returncode == 0
     assert (
-        book.run("approved.md", "--env", "env.yml", "--change", "C", "--reason", "r").returncode
-        == 3
+        book.run("approved.md", "--env", "env.yml", "--change", "C", "--note", "r").returncode == 3
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
     env.update(RUNBOOK_OPERATOR=OPERATOR, NO_COLOR="1", **book.extra_env)
@@ -240,10 +239,10 @@ def test_notes_comments_and_names_are_redacted_and_terminals_escaped(tmp_path: P
         "approval: required\nparameters:\n  canary_note: {type: string, secret: true}\n",
     )
     (tmp_path / "approved.md").write_text(text)
-    first = book.run("approved.md", "--env", "env.yml", "--change", "C", "--reason", "r")
+    first = book.run("approved.md", "--env", "env.yml", "--change", "C", "--note", "r")
     if first.returncode != 3:
         pytest.skip(f"fixture does not take an extra secret: {first.stderr[:200]}")
-    vote = book.st("approve", "r1", "cab", "--as", "Alice Approver", "--comment", f"ok {secret}")
+    vote = book.st("approve", "r1", "cab", "--as", "Alice Approver", "--note", f"ok {secret}")
     assert vote.returncode == 0, vote.stderr
     assert book.resume().returncode == 3
     weird = "Eve\x1b]0;pwned\x07\x1b[2J"
@@ -264,12 +263,12 @@ def test_output_files_never_follow_a_planted_symlink(trust: Book, tmp_path: Path
     victim.write_text("keep me")
     out = tmp_path / "record.json"
     (tmp_path / ".record.json.tmp").symlink_to(victim)
-    proc = trust.st("evidence", "r1", "--to", "json", "-o", out)
+    proc = trust.st("evidence", "export", "r1", "--to", "json", "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert victim.read_text() == "keep me" and json.loads(out.read_text())["run_id"] == "r1"
     bundle = tmp_path / "b.zip"
     (tmp_path / ".b.zip.tmp").symlink_to(victim)
-    assert trust.st("evidence", "r1", "--bundle", bundle).returncode == 0
+    assert trust.st("evidence", "bundle", "r1", "-o", bundle).returncode == 0
     assert victim.read_text() == "keep me"
 
 

@@ -390,13 +390,16 @@ def test_cli_text_output_and_exit_status():
         assert re.match(r"^\S*rb306-bad\.md:\d+:\d+: RB306 step '", line), line
     assert "0 errors, 6 warnings" in warn.stderr
     error = _cli(str(FIXTURES / "error-undefined.md"), str(FIXTURES / "rb301-good.md"))
-    assert error.returncode == 1
+    assert error.returncode == 2  # bad input, as `runbook run` says of the same runbook
     assert "RB132" in error.stdout and "2 runbooks checked, 1 errors, 1 warnings" in error.stderr
 
 
 def test_cli_json_output():
-    result = _cli("--format", "json", str(FIXTURES / "rb307-bad.md"))
+    result = _cli("--json", str(FIXTURES / "rb307-bad.md"))
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    old = _cli("--format", "json", str(FIXTURES / "rb307-bad.md"))  # the old name still works
+    assert old.stdout == result.stdout and "write --json" in old.stderr
     (item,) = json.loads(result.stdout)
     line, col = place(FIXTURES / "rb307-bad.md", "{{ exchange_fqdn }};")
     assert item["code"] == "RB307" and item["severity"] == "warning"
@@ -433,7 +436,7 @@ def test_generated_500_runbook_library_lints(tmp_path):
 
 
 def test_cli_lists_rules():
-    result = _cli("--rules", "--format", "json")
+    result = _cli("--rules", "--json")
     assert result.returncode == 0, result.stderr
     assert [r["code"] for r in json.loads(result.stdout)] == sorted(RULES)
 

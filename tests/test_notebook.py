@@ -232,7 +232,7 @@ def test_bad_confirmation_is_refused_before_any_kernel(tmp_path: Path) -> None:
     state = tmp_path / "state"
     for confirm in ("nope=confirm", "lamp=skip", "lamp=maybe"):
         done = cli(
-            "notebook", "run", runbook, "--state-dir", state, "--confirm", confirm, cwd=tmp_path
+            "notebook", "run", runbook, "--state-dir", state, "--decide", confirm, cwd=tmp_path
         )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr
@@ -283,7 +283,7 @@ def test_papermill_end_to_end(tmp_path: Path) -> None:
         state,
         "--run-id",
         "show-1",
-        "--confirm",
+        "--decide",
         "lamp=confirm:lamp is green",
         "-o",
         copy,

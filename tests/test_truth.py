@@ -70,7 +70,7 @@ def _book(tmp_path: Path, text: str, env: str | None = None) -> tuple[Path, Path
 
 
 def _record(tmp_path: Path, run_id: str) -> dict:
-    proc = runbook("evidence", run_id, "--to", "json", "--state-dir", tmp_path / "st", cwd=tmp_path)
+    proc = runbook("evidence", "export", run_id, "--to", "json", "--state-dir", tmp_path / "st", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -229,7 +229,7 @@ def test_command_on_a_manual_host_is_shown_not_run(tmp_path: Path) -> None:
     (command,) = [c for c in record["appendix"]["commands"] if c["ref"] == change["command_ref"]]
     assert command["shown_to_person"] is True and command["text"] == "echo change\n"
     assert command["used_by"] == [f"change@{change['host']}"]
-    md = runbook("evidence", "r1", "--to", "md", "--state-dir", tmp_path / "st", cwd=tmp_path)
+    md = runbook("evidence", "export", "r1", "--to", "md", "--state-dir", tmp_path / "st", cwd=tmp_path)
     assert "shown to a person" in md.stdout and "echo change" in md.stdout
 
 

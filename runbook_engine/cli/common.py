@@ -60,6 +60,61 @@ state_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
+def warn_old_name(old: str, new: str) -> None:
+    """Say on standard error that ``old`` is an old spelling of ``new`` (it still works)."""
+    click.echo(f"runbook: {old} is an old name; write {new} (the old name still works)", err=True)
+
+
+class AliasedOption(click.Option):
+    """An option that also answers to old names, hidden from ``--help``; using one
+    warns on standard error (:func:`warn_old_name`) and works as the new name.
+
+    Give the old names as ``old_names=("--reason",)``.  Both names at once: the values
+    of a ``multiple`` option are joined, otherwise it is bad input (exit 2).
+    """
+
+    def __init__(self, *args: Any, old_names: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.old_names = old_names
+
+    @property
+    def _old_dest(self) -> str:
+        return f"{self.name}.old"  # never a parameter name
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        if not self.old_names:
+            return
+        action = "append" if self.multiple else "store"  # options that take a value
+        parser.add_option(
+            obj=self, opts=list(self.old_names), dest=self._old_dest, action=action, nargs=1
+        )
+
+    def consume_value(self, ctx: click.Context, opts: Any) -> Any:
+        old = opts.get(self._old_dest) if self.old_names else None
+        if old is None:
+            return super().consume_value(ctx, opts)
+        warn_old_name("/".join(self.old_names), "/".join(self.opts))
+        new = opts.get(self.name)
+        if new is not None and not self.multiple:
+            raise click.UsageError(f"give {self.opts[-1]} once (an old name of it was given too)")
+        merged = dict(opts)
+        merged[self.name] = [*(new or []), *old] if self.multiple else old
+        return super().consume_value(ctx, merged)
+
+
+def note_option(help_text: str, old_names: tuple[str, ...] = ()) -> Any:
+    """``--note TEXT``: the one free-text option (notes, reasons, comments); ``old_names``
+    (``--reason``, ``--comment``) still work, hidden, with a warning."""
+    return click.option("--note", cls=AliasedOption, old_names=old_names, help=help_text)
+
+
+def output_option(help_text: str, *, folder: bool = False, **kwargs: Any) -> Any:
+    """``-o/--output PATH``: what the command writes (a file; a folder when ``folder``)."""
+    kind = click.Path(path_type=Path, file_okay=False) if folder else FILE_PATH
+    return click.option("-o", "--output", type=kind, cls=AliasedOption, help=help_text, **kwargs)
+
+
 def apply_options(options: list[Any]) -> Any:
     """Decorator applying a list of click options in order, as if written one per line."""
 

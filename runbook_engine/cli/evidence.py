@@ -1,4 +1,11 @@
-"""``runbook keys`` (init) and ``runbook evidence`` (export, verify): signing keys, evidence."""
+"""``runbook keys`` (init) and ``runbook evidence`` (export, bundle, verify): signing keys,
+evidence.
+
+The verbs: ``evidence export RUN_ID --to FORMAT [-o FILE]``, ``evidence bundle RUN_ID -o
+OUT.zip``, ``evidence verify RUN_ID|PATH``.  The old forms still work with a warning on
+standard error: ``evidence RUN_ID ...`` (export), ``evidence export RUN_ID --bundle OUT.zip``
+and ``keys init --dir DIR`` (now ``-o/--output DIR``).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +20,10 @@ from runbook_engine.cli.common import (
     EXISTING_FILE,
     FILE_PATH,
     json_option,
+    output_option,
     state_dir_or_default,
     state_option,
+    warn_old_name,
     write_output,
 )
 from runbook_engine.errors import InputError
@@ -26,16 +35,16 @@ def keys() -> None:
 
 
 @keys.command("init")
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Folder for signing.key and signing.pub "
+@output_option(
+    "Folder for signing.key and signing.pub "
     "[default: $XDG_CONFIG_HOME/runbook-engine/keys, i.e. ~/.config/runbook-engine/keys].",
+    folder=True,
+    old_names=("--dir",),
 )
 @click.option("--force", is_flag=True, help="Replace an existing key pair.")
 @state_option
-def keys_init(directory: Path | None, force: bool, state_dir: Path | None) -> None:
+@json_option
+def keys_init(output: Path | None, force: bool, state_dir: Path | None, as_json: bool) -> None:
     """Create the Ed25519 key pair that signs every record of every run's journal.
 
     The private key (mode 0600) goes to ~/.config/runbook-engine/keys/signing.key
@@ -48,37 +57,50 @@ def keys_init(directory: Path | None, force: bool, state_dir: Path | None) -> No
     """
     from runbook_engine.evidence.keys import default_key_dir, init_keys
 
-    target = directory or default_key_dir()
+    target = output or default_key_dir()
     state = state_dir_or_default(state_dir).resolve()
     if target.resolve() == state or state in target.resolve().parents:
         raise InputError(
-            f"--dir {target}: a signing key inside the state directory {state} could be "
+            f"--output {target}: a signing key inside the state directory {state} could be "
             "used by whoever edits the journals; keep it elsewhere"
         )
     made = init_keys(target, force=force)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "private_key": str(made.private),
+                    "public_key": str(made.public),
+                    "key_id": made.key_id,
+                },
+                indent=2,
+            )
+        )
+        return
     click.echo(f"Private key: {made.private} (keep it secret; mode 0600)")
     click.echo(
         f"Public key:  {made.public} (give it to auditors, who pin it: "
         "runbook evidence verify --public-key FILE)"
     )
     click.echo(f"Key id:      {made.key_id}")
-    if directory is not None:
+    if output is not None:
         click.echo(f"Runs sign with it when RUNBOOK_SIGNING_KEY={made.private}")
 
 
 class _EvidenceGroup(click.Group):
-    """``runbook evidence RUN_ID ...`` exports; ``runbook evidence verify PATH`` verifies."""
+    """The old form ``runbook evidence RUN_ID ...`` still exports, with a warning."""
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
+            warn_old_name("`runbook evidence RUN_ID`", "`runbook evidence export RUN_ID`")
             return "export", self.commands["export"], args
         return super().resolve_command(ctx, args)
 
 
 @click.group(cls=_EvidenceGroup)
 def evidence() -> None:
-    """Evidence of runs: `runbook evidence RUN_ID --to html|pdf|md|json [-o FILE]`,
-    `runbook evidence RUN_ID --bundle OUT.zip`, `runbook evidence verify PATH`."""
+    """Evidence of runs: `runbook evidence export RUN_ID --to html|pdf|md|json [-o FILE]`,
+    `runbook evidence bundle RUN_ID -o OUT.zip`, `runbook evidence verify RUN_ID|PATH`."""
 
 
 def _pinned_key(public_key: Path | None) -> bytes | None:
@@ -109,8 +131,8 @@ _public_key_option = click.option(
 @click.option(
     "--to", "fmt", type=click.Choice(["html", "pdf", "md", "json"]), help="Change record format."
 )
-@click.option("-o", "--output", type=FILE_PATH, help="Write here instead of standard output.")
-@click.option("--bundle", type=FILE_PATH, help="Write the evidence bundle (zip) here.")
+@output_option("Write the change record here instead of standard output.")
+@click.option("--bundle", type=FILE_PATH, hidden=True, help="Old: `runbook evidence bundle`.")
 @_public_key_option
 @state_option
 def evidence_export(
@@ -121,32 +143,77 @@ def evidence_export(
     public_key: Path | None,
     state_dir: Path | None,
 ) -> None:
-    """Render RUN_ID's change record, or write its evidence bundle; exit 1 if evidence fails."""
+    """Render RUN_ID's change record (--to FORMAT, default html); exit 1 if its evidence
+    fails verification."""
+    if bundle is not None:  # the old spelling of `evidence bundle RUN_ID -o OUT.zip`
+        warn_old_name("`evidence export --bundle FILE`", "`evidence bundle RUN_ID -o FILE`")
+        if fmt is not None:
+            raise InputError("give --to FORMAT or --bundle OUT.zip, not both")
+        _write_bundle(run_id, bundle, public_key, state_dir, as_json=False)
+        return
+    from runbook_engine.evidence.export import record_of, render_record
+
+    run_dir = _run_dir(run_id, state_dir)
+    record, check = record_of(run_dir, _pinned_key(public_key), expected_run_id=run_id)
+    write_output(render_record(record, fmt or "html"), output)
+    if not check.ok:
+        click.echo(check.text(), err=True)
+        sys.exit(check.exit_status)
+
+
+@evidence.command("bundle")
+@click.argument("run_id")
+@output_option("The evidence bundle (zip) to write.", required=True)
+@_public_key_option
+@state_option
+@json_option
+def evidence_bundle(
+    run_id: str,
+    output: Path,
+    public_key: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Write RUN_ID's evidence bundle: a zip that `runbook evidence verify` checks offline;
+    exit 1 if the evidence fails verification."""
+    _write_bundle(run_id, output, public_key, state_dir, as_json)
+
+
+def _run_dir(run_id: str, state_dir: Path | None) -> Path:
+    """The folder of run ``run_id`` in the state directory.
+
+    Raises:
+        StateError: no such run (exit 2).
+    """
     from runbook_engine.run.store import CheckpointStore
 
-    if (fmt is None) == (bundle is None):
-        raise InputError("give --to FORMAT or --bundle OUT.zip")
     store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
     store.get_run(run_id)
-    run_dir = store.run_dir(run_id)
-    pinned = _pinned_key(public_key)
-    if bundle is not None:
-        from runbook_engine.evidence.bundle import write_bundle
+    return store.run_dir(run_id)
 
-        check = write_bundle(run_dir, bundle, pinned, expected_run_id=run_id)
-        click.echo(f"Bundle: {bundle.resolve()}", err=True)
+
+def _write_bundle(
+    run_id: str, output: Path, public_key: Path | None, state_dir: Path | None, as_json: bool
+) -> None:
+    from runbook_engine.evidence.bundle import write_bundle
+
+    run_dir = _run_dir(run_id, state_dir)
+    check = write_bundle(run_dir, output, _pinned_key(public_key), expected_run_id=run_id)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"run_id": run_id, "bundle": str(output.resolve()), **check.summary()}, indent=2
+            )
+        )
     else:
-        from runbook_engine.evidence.export import record_of, render_record
-
-        record, check = record_of(run_dir, pinned, expected_run_id=run_id)
-        write_output(render_record(record, fmt or "html"), output)
+        click.echo(f"Bundle: {output.resolve()}", err=True)
     if not check.ok:
         click.echo(check.text(), err=True)
         sys.exit(check.exit_status)
 
 
 @evidence.command("verify")
-@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.argument("target", metavar="RUN_ID|PATH")
 @_public_key_option
 @click.option(
     "--require-signature",
@@ -155,16 +222,19 @@ def evidence_export(
     "signing.pub in the default key folder (~/.config/runbook-engine/keys).",
 )
 @click.option("--run-id", help="The run the evidence must be of (a swapped run folder fails).")
+@state_option
 @json_option
 def evidence_verify(
-    path: Path,
+    target: str,
     public_key: Path | None,
     require_signature: bool,
     run_id: str | None,
+    state_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Check a run folder, its journal.jsonl, or an evidence bundle (.zip): chain, signatures,
-    attachments, outputs, notebooks; the first bad line is reported.
+    """Check a run (RUN_ID, in --state-dir), a run folder, its journal.jsonl, or an evidence
+    bundle (.zip): chain, signatures, attachments, outputs, notebooks; the first bad line
+    is reported.  An existing file or folder named TARGET wins over a run id.
 
     Verdicts: verified (key pinned, every record signed, a finished run sealed; exit 0),
     verified-unpinned (the same with the key the journal names; exit 0), unsigned (exit 0),
@@ -175,6 +245,10 @@ def evidence_verify(
     from runbook_engine.evidence.journal import verify_journal
     from runbook_engine.evidence.verify import verify_run
 
+    path = Path(target)
+    if not path.exists():  # a run id: its folder in the state directory
+        path = _verify_target(target, state_dir)
+        run_id = run_id or target
     pinned = _pinned_key(public_key)
     if require_signature and pinned is None:
         pinned = _trusted_default_key()
@@ -208,6 +282,20 @@ def evidence_verify(
 
         click.echo(terminal_safe(check.text()))
     sys.exit(check.exit_status)
+
+
+def _verify_target(target: str, state_dir: Path | None) -> Path:
+    """The run folder of run id ``target``; neither a path nor a run is bad input (exit 2)."""
+    from runbook_engine.errors import StateError
+
+    state = state_dir_or_default(state_dir)
+    try:
+        return _run_dir(target, state_dir)
+    except StateError:
+        raise InputError(
+            f"{target}: no such file or folder, and no run {target!r} in {state} "
+            "(give a run id with --state-dir, a run folder, its journal.jsonl or a bundle)"
+        ) from None
 
 
 def _trusted_default_key() -> bytes:

@@ -1,23 +1,36 @@
-"""``runbook confirm``, ``runbook approve`` and ``runbook reject``: decisions at a run's gates."""
+"""``runbook confirm``, ``runbook approve`` and ``runbook reject``: decisions at a run's gates.
+
+One free-text option, ``--note``, for notes, reasons and comments: with ``confirm --skip``
+it is the reason (journaled as ``reason``).  The old names (``confirm --reason``,
+``approve/reject --comment``) still work, hidden, with a warning on standard error.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from runbook_engine.cli.common import EXISTING_FILE, state_dir_or_default, state_option
+from runbook_engine.cli.common import (
+    EXISTING_FILE,
+    json_option,
+    note_option,
+    state_dir_or_default,
+    state_option,
+    warn_old_name,
+)
 
 
 @click.command()
 @click.argument("run_id")
 @click.argument("step")
 @click.option("--as", "by", required=True, help="Who confirms (name).")
-@click.option("--note", help="What was done, observed or attached.")
-@click.option("--skip", "decision", flag_value="skip", help="Skip the step (needs --reason).")
+@note_option("What was done, observed or attached; with --skip, why the step is skipped.")
+@click.option("--skip", "decision", flag_value="skip", help="Skip the step (needs --note).")
 @click.option("--abort", "decision", flag_value="abort", help="Abort the run at this step.")
 @click.option("--rerun", "decision", flag_value="rerun", help="Run an interrupted step again.")
-@click.option("--reason", help="Why the step is skipped.")
+@click.option("--reason", "old_reason", hidden=True, help="Old name: --note.")
 @click.option("--host", help="Only this host of the step's role (default: every host).")
 @click.option(
     "--in-advance",
@@ -34,74 +47,110 @@ from runbook_engine.cli.common import EXISTING_FILE, state_dir_or_default, state
     help="Keep FILE as evidence of this gate (copied, SHA-256 journaled; repeatable).",
 )
 @state_option
+@json_option
 def confirm(
     run_id: str,
     step: str,
     by: str,
     note: str | None,
     decision: str | None,
-    reason: str | None,
+    old_reason: str | None,
     host: str | None,
     in_advance: bool,
     attachments: tuple[Path, ...],
     state_dir: Path | None,
+    as_json: bool,
 ) -> None:
-    """Record a decision for a gate the run waits at; `runbook resume` then continues."""
+    """Record a decision for a gate the run waits at; `runbook resume` then continues.
+
+    Decisions: confirm (the default), --skip, --abort, --rerun: the words answers files
+    and `notebook run --decide` use.
+    """
     from runbook_engine.run.confirm import record_confirmation
     from runbook_engine.run.store import CheckpointStore
 
+    decision = decision or "confirm"
+    reason = old_reason
+    if old_reason is not None:
+        warn_old_name("--reason", "--note")
+    elif decision == "skip":  # the one free text of a skip is its reason
+        reason, note = note, None
     store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
     hosts = record_confirmation(
         store,
         run_id,
         step,
         by,
-        decision or "confirm",
+        decision,
         note,
         reason,
         host,
         attachments,
         in_advance=in_advance,
     )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"run_id": run_id, "step": step, "hosts": hosts, "decision": decision, "by": by},
+                indent=2,
+            )
+        )
+        return
     from runbook_engine.evidence.safeio import terminal_safe
 
     click.echo(
         terminal_safe(
-            f"Recorded {decision or 'confirm'} of {step} on {', '.join(hosts)} by {by}; "
+            f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; "
             f"continue with: runbook resume {run_id}"
         )
     )
 
 
 def _vote(
-    run_id: str, step: str, by: str, comment: str | None, state_dir: Path | None, decision: str
+    run_id: str,
+    step: str,
+    by: str,
+    note: str | None,
+    state_dir: Path | None,
+    decision: str,
+    as_json: bool,
 ) -> None:
     from runbook_engine.run.approval import record_vote
     from runbook_engine.run.store import CheckpointStore
 
     store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
+    recorded = record_vote(store, run_id, step, by, decision, note)
+    if as_json:
+        click.echo(json.dumps(recorded.to_dict(), indent=2))
+        return
     from runbook_engine.evidence.safeio import terminal_safe
 
-    click.echo(terminal_safe(record_vote(store, run_id, step, by, decision, comment)))
+    click.echo(terminal_safe(recorded.text()))
 
 
 @click.command()
 @click.argument("run_id")
 @click.argument("step")
 @click.option("--as", "by", required=True, help="Who approves (name; not the run's operator).")
-@click.option("--comment", help="Comment recorded with the approval.")
+@note_option("Note recorded with the approval.", old_names=("--comment",))
 @state_option
-def approve(run_id: str, step: str, by: str, comment: str | None, state_dir: Path | None) -> None:
+@json_option
+def approve(
+    run_id: str, step: str, by: str, note: str | None, state_dir: Path | None, as_json: bool
+) -> None:
     """Approve approval step STEP of RUN_ID (the run waits there); `runbook resume` then goes on."""
-    _vote(run_id, step, by, comment, state_dir, "approve")
+    _vote(run_id, step, by, note, state_dir, "approve", as_json)
 
 
 @click.command()
 @click.argument("run_id")
 @click.argument("step")
 @click.option("--as", "by", required=True, help="Who rejects (name; an approver of the step).")
-@click.option("--comment", help="Why (recorded).")
+@note_option("Why (recorded).", old_names=("--comment",))
 @state_option
-def reject(run_id: str, step: str, by: str, comment: str | None, state_dir: Path | None) -> None:
-    """Reject approval step STEP of RUN_ID: the run stops (aborted, rejected) at its next resume."""
-    _vote(run_id, step, by, comment, state_dir, "reject")
+@json_option
+def reject(
+    run_id: str, step: str, by: str, note: str | None, state_dir: Path | None, as_json: bool
+) -> None:
+    """Reject approval step STEP of RUN_ID: the run stops (outcome rejected) at its next resume."""
+    _vote(run_id, step, by, note, state_dir, "reject", as_json)

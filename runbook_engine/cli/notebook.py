@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import click
 from runbook_engine.cli.common import (
     EXISTING_FILE,
     FILE_PATH,
+    AliasedOption,
     env_option,
+    json_option,
     parse_sets,
     set_option,
     state_dir_or_default,
@@ -32,15 +35,19 @@ def notebook() -> None:
 @click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login].")
 @click.option("--change", "change_id", help="Change id (ticket) recorded with a new run.")
 @click.option(
-    "--confirm",
+    "--decide",
     "confirms",
     multiple=True,
+    cls=AliasedOption,
+    old_names=("--confirm",),
     metavar="STEP[=DECISION]",
-    help="Gate decision passed as a notebook parameter (repeatable): STEP, "
-    "STEP=confirm:note or STEP=skip:reason.",
+    help="Gate decision passed as a notebook parameter (repeatable), in the words of "
+    "answers files and `runbook confirm`: STEP (confirm), STEP=confirm:NOTE, "
+    "STEP=skip:REASON, STEP=abort, STEP=rerun.",
 )
 @click.option("-o", "--output", type=FILE_PATH, help="Also copy the executed notebook here.")
 @state_option
+@json_option
 def notebook_run(
     runbook: Path,
     env_path: Path | None,
@@ -52,6 +59,7 @@ def notebook_run(
     confirms: tuple[str, ...],
     output: Path | None,
     state_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Execute RUNBOOK's notebook with papermill; one executed notebook per attempt is kept."""
     from runbook_engine.errors import RunPaused
@@ -73,7 +81,21 @@ def notebook_run(
         output=output,
         confirmations=confirmations,
     )
-    if outcome.notebook is not None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": outcome.run_id,
+                    "status": outcome.status,
+                    "notebook": str(outcome.notebook) if outcome.notebook else None,
+                    "attempt": outcome.attempt,
+                    "sha256": outcome.sha256,
+                    "message": outcome.message,
+                },
+                indent=2,
+            )
+        )
+    elif outcome.notebook is not None:
         click.echo(f"Run:      {outcome.run_id} ({outcome.status})")
         click.echo(
             f"Notebook: {outcome.notebook} (attempt {outcome.attempt}, sha256 {outcome.sha256})"

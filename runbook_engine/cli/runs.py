@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from runbook_engine.cli.common import (
     env_option,
     guide_format,
     json_option,
+    note_option,
     parse_sets,
     render_guide,
     set_option,
@@ -42,6 +44,8 @@ def _run_options(
     from runbook_engine.run.reporter import Reporter
 
     loaded_answers = load_answers(answers, step_ids) if answers else None
+    for warning in loaded_answers.warnings if loaded_answers else ():
+        click.echo(f"runbook: {warning}", err=True)
     interactive = sys.stdin.isatty() and not no_input and loaded_answers is None
     return RunOptions(
         operator=operator or default_operator(),
@@ -57,7 +61,11 @@ def _run_options(
 
 run_common = [
     click.option("--answers", type=FILE_PATH, help="Answers file with gate decisions (YAML)."),
-    click.option("--operator", help="Who runs the change [env RUNBOOK_OPERATOR; default: login]."),
+    click.option(
+        "--operator",
+        help="Who runs the change [env RUNBOOK_OPERATOR; default: the login, or on resume "
+        "the run's operator].",
+    ),
     click.option("--no-input", is_flag=True, help="Never prompt; pause at gates (exit 3)."),
     click.option("--stream", is_flag=True, help="Show command output as it arrives."),
     click.option(
@@ -94,11 +102,13 @@ run_common = [
 @apply_options(run_common)
 @click.option("--run-id", help="Id for the new run (default: generated).")
 @click.option("--change", "change_id", help="Change id (ticket) recorded with the run.")
-@click.option("--reason", help="Why the change is made (recorded; required with --emergency).")
+@note_option(
+    "Why the change is made (recorded; required with --emergency).", old_names=("--reason",)
+)
 @click.option(
     "--emergency",
     is_flag=True,
-    help="Bypass approval (recorded and flagged in the change record); needs --reason.",
+    help="Bypass approval (recorded and flagged in the change record); needs --note.",
 )
 @click.option(
     "--guide",
@@ -120,7 +130,7 @@ def run(
     as_json: bool,
     run_id: str | None,
     change_id: str | None,
-    reason: str | None,
+    note: str | None,
     emergency: bool,
     guide: Path | None,
 ) -> None:
@@ -140,7 +150,7 @@ def run(
         no_input,
         as_json,
         stream,
-        reason,
+        note,
         emergency,
     )
     options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
@@ -183,7 +193,8 @@ def resume(
     accept_changed: bool,
     assume_stopped: bool,
 ) -> None:
-    """Continue RUN_ID where it stopped."""
+    """Continue RUN_ID where it stopped (recorded as the run's operator unless --operator
+    or RUNBOOK_OPERATOR names someone else)."""
     from runbook_engine.run.lifecycle import resume_run
     from runbook_engine.run.store import CheckpointStore
     from runbook_engine.source.parser import parse_file
@@ -193,6 +204,9 @@ def resume(
     step_ids = None
     if answers is not None:
         step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
+    # Who resumes: --operator (or RUNBOOK_OPERATOR), else the run's own operator, never
+    # silently the login of whoever types the command.
+    operator = operator or os.environ.get("RUNBOOK_OPERATOR") or record.operator
     options = _run_options(
         operator, answers, step_ids, None, accept_changed, no_input, as_json, stream
     )
@@ -210,7 +224,17 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
             result = action()
     except RunPaused as paused:
         if as_json:
-            click.echo(json.dumps({"status": "paused", "message": paused.message}))
+            journal = store.run_dir(paused.run_id) / "journal.jsonl" if paused.run_id else None
+            data = {
+                "run_id": paused.run_id,
+                "status": "paused",
+                "outcome": None,
+                "message": paused.message,
+                "state_dir": str(store.state_dir.resolve()),
+                "journal": str(journal.resolve()) if journal else None,
+                "guide": str(guide.resolve()) if guide else None,
+            }
+            click.echo(json.dumps(data, indent=2))
         raise
     where = {
         "run_id": result.run_id,
@@ -229,7 +253,7 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
             click.echo(f"Guide:   {where['guide']}")
         click.echo(f"State:   {where['state_dir']}")
         click.echo(f"Journal: {where['journal']}")
-    if result.status in ("failed", "aborted", "rejected"):
+    if result.status in ("failed", "aborted"):
         if result.status == "failed" and not as_json:
             click.echo(f"After a fix, continue with: runbook resume {result.run_id}", err=True)
         sys.exit(1)

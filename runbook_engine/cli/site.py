@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from runbook_engine.cli.common import json_option
 
 
 @click.group()
@@ -43,7 +46,10 @@ def site() -> None:
     type=click.IntRange(min=1),
     help="Worker processes (one runbook or one PDF each) [default: CPU count].",
 )
-def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: int | None) -> None:
+@json_option
+def site_build(
+    output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: int | None, as_json: bool
+) -> None:
     """Build the site: an index of every runbook, and per runbook the generic and tailored
     guides with their printable, PDF, notebook and source downloads.  A runbook that fails
     is reported and left out; the exit status is then 1."""
@@ -67,6 +73,23 @@ def site_build(output: Path, source: Path, no_pdf: bool, no_cache: bool, jobs: i
         progress=progress,
         cache=not no_cache,
     )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "site": str((report.out / "index.html").resolve()),
+                    "runbooks": len(report.entries),
+                    "pages": report.pages,
+                    "downloads": list(formats),
+                    "pdf_rendered": report.pdf_rendered if "pdf" in formats else 0,
+                    "pdf_reused": report.pdf_reused if "pdf" in formats else 0,
+                    "notes": list(report.notes),
+                    "problems": [str(p) for p in report.failures],
+                },
+                indent=2,
+            )
+        )
+        sys.exit(1 if report.failures else 0)
     click.echo(f"Site: {(report.out / 'index.html').resolve()}")
     click.echo(
         f"{len(report.entries)} runbooks, {report.pages} guide pages; downloads: "

@@ -4,6 +4,13 @@ Up to :data:`RICH_ROWS` rows a table is drawn by rich (borders, wrapped notes); 
 longer one is printed as plain aligned text, one line per row, with the same
 columns: rich costs about half a millisecond a row (2.5 s for 5,000 steps), the
 plain table a few microseconds.
+
+One word for a run everywhere (:func:`run_word`): its outcome once it has finished
+(``succeeded``, ``succeeded-attested``, ``succeeded-pre-answered``, ``unverified``,
+``failed``, ``aborted``, ``rejected``), the word the run's summary line prints, else
+its status (``running``, ``paused``, ``interrupted``).  A step with a decision recorded
+by ``runbook confirm`` that the runner has not taken yet shows it (:func:`step_word`):
+``confirmed-awaiting-resume``, ``skipped-in-advance``...
 """
 
 from __future__ import annotations
@@ -16,10 +23,27 @@ import click
 
 from runbook_engine.errors import StateError
 from runbook_engine.evidence.safeio import terminal_safe
-from runbook_engine.run.store import CheckpointStore
+from runbook_engine.run.store import CheckpointStore, GateDecision, RunRecord, StepState
 
 #: Longest table drawn by rich; longer ones are plain text (see the module docstring).
 RICH_ROWS = 200
+
+#: A recorded decision as a past participle (``runbook confirm`` words).
+_DECIDED = {"confirm": "confirmed", "skip": "skipped", "abort": "aborted", "rerun": "rerun"}
+
+
+def run_word(record: RunRecord) -> str:
+    """The word shown for a run: its outcome when finished, else its status."""
+    return record.outcome or record.status
+
+
+def step_word(state: StepState, decision: GateDecision | None) -> str:
+    """The word shown for a step: its status, or the decision recorded for it and waiting
+    for the runner (``confirmed-awaiting-resume``; ``...-in-advance`` for a step not reached)."""
+    if decision is None or state.status in ("succeeded", "skipped", "already-done"):
+        return state.status
+    word = _DECIDED.get(decision.decision, decision.decision)
+    return f"{word}-in-advance" if state.status == "pending" else f"{word}-awaiting-resume"
 
 
 def show_runs(state_dir: Path, as_json: bool) -> None:
@@ -34,7 +58,7 @@ def show_runs(state_dir: Path, as_json: bool) -> None:
         return
     header = ("runbook", "environment", "status", "operator", "started (UTC)", "run")
     rows = [
-        (r.runbook_id, r.env_name or "-", r.status, r.operator, r.created_at[:19], r.run_id)
+        (r.runbook_id, r.env_name or "-", run_word(r), r.operator, r.created_at[:19], r.run_id)
         for r in runs
     ]
     if len(rows) > RICH_ROWS:
@@ -64,9 +88,13 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
         run_id = runs[0].run_id
     record = store.get_run(run_id)
     steps = store.steps(run_id)
+    decided = store.gate_decisions(run_id)
     if as_json:
         data = asdict(record)
-        data["steps"] = [asdict(s) for s in steps]
+        data["steps"] = [
+            {**asdict(s), "decision": _decision_json(decided.get((s.step_id, s.host)))}
+            for s in steps
+        ]
         data["journal"] = str(store.run_dir(run_id) / "journal.jsonl")
         click.echo(json.dumps(data, indent=2))
         return
@@ -76,10 +104,10 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
             str(s.position),
             s.step_id,
             s.host,
-            s.status,
+            step_word(s, decided.get((s.step_id, s.host))),
             str(s.attempts),
             "" if s.exit_code is None else str(s.exit_code),
-            s.reason or "",
+            _note(s, decided.get((s.step_id, s.host)), run_id),
         )
         for s in steps
     ]
@@ -88,7 +116,7 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
         click.echo(
             terminal_safe(
                 f"{record.run_id}  {record.runbook_id}  env={record.env_name or '-'}"
-                f"  status={record.status}  operator={record.operator}"
+                f"  status={run_word(record)}  operator={record.operator}"
             )
         )
         click.echo(plain_table(header, rows))
@@ -100,13 +128,33 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
     console = Console()
     console.print(
         f"[bold]{record.run_id}[/bold]  {record.runbook_id}  env={record.env_name or '-'}"
-        f"  status=[bold]{record.status}[/bold]  operator={record.operator}"
+        f"  status=[bold]{run_word(record)}[/bold]  operator={record.operator}"
     )
     table = Table(*header)
+    table.columns[3].no_wrap = True  # a status word is never cut
+    table.columns[3].min_width = max(len(row[3]) for row in rows) if rows else None
     for row in rows:
         table.add_row(*row)
     console.print(table)
     console.print(f"Journal: {journal}")
+
+
+def _note(state: StepState, decision: GateDecision | None, run_id: str) -> str:
+    """The note column: who decided and what comes next, while a decision waits."""
+    if decision is None or state.status in ("succeeded", "skipped", "already-done"):
+        return state.reason or ""
+    return f"by {decision.by} ({decision.source}); runbook resume {run_id} applies it"
+
+
+def _decision_json(decision: GateDecision | None) -> dict[str, str | None] | None:
+    if decision is None:
+        return None
+    return {
+        "decision": decision.decision,
+        "by": decision.by,
+        "source": decision.source,
+        "at": decision.at,
+    }
 
 
 def plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

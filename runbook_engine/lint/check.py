@@ -3,8 +3,8 @@
 Errors are what the parser and tailoring reject (RB1xx, RB13x) plus static probe
 bodies that fail their schema (RB4xx); warnings are the authoring rules of
 :mod:`runbook_engine.lint.rules` (RB301-RB307) and problems of the ``lint``
-front-matter key (RB310-RB313).  Exit status 1 when any error, 0 with warnings
-only (issue 6, part 3).
+front-matter key (RB310-RB313).  Exit status 2 when any error (bad input, the
+status ``runbook run`` gives the same problem; DESIGN.md §6), 0 with warnings only.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def print_rules(fmt: str) -> None:
 
 
 def run_lint(paths: list[Path], fmt: str) -> int:
-    """Lint ``paths``; print problems (``text`` or ``json``); return 1 when any error, else 0.
+    """Lint ``paths``; print problems (``text`` or ``json``); return 2 when any error, else 0.
 
     Raises:
         InputError: nothing to check under ``paths`` (exit 2, never "0 errors").
@@ -196,4 +196,4 @@ def run_lint(paths: list[Path], fmt: str) -> int:
             f"{len(files)} runbooks checked, {errors} errors, {len(problems) - errors} warnings",
             err=True,
         )
-    return 1 if errors else 0
+    return 2 if errors else 0

@@ -21,6 +21,7 @@ person sees the message, not a traceback of engine internals.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from runbook_engine.errors import (
     StateError,
 )
 from runbook_engine.notebook.report import NotebookReporter
-from runbook_engine.run.gates import DECISIONS, load_answers
+from runbook_engine.run.gates import DECISIONS, decision_word, load_answers
 from runbook_engine.run.lifecycle import RunOptions, create_run, default_operator, open_run
 from runbook_engine.run.runner import Runner
 from runbook_engine.run.store import (
@@ -112,7 +113,8 @@ def attach(
         operator: Who runs it (``None``: ``$RUNBOOK_OPERATOR`` or the login name).
         answers_file: Answers file with gate decisions (YAML), or ``None``.
         confirmations: Step id to ``"confirm"``, ``"confirm:note"``,
-            ``"skip:reason"`` (also ``abort``, ``done``, ``rerun``), recorded as
+            ``"skip:reason"`` (also ``abort``, ``rerun``; the old ``done`` is read as
+            ``confirm`` with a warning), recorded as
             gate decisions with source ``notebook-parameter``.
         parameters: The runbook's parameter values; given to a new run as
             overrides (``--set``); for an existing run they must equal its values.
@@ -470,16 +472,17 @@ def parse_confirmations(confirmations: dict[str, str]) -> dict[str, tuple[str, s
             raise InputError(
                 f"confirmations[{step_id!r}]: give 'confirm', 'confirm:note' or 'skip:reason'"
             )
-        decision, _, detail = text.partition(":")
-        decision = decision.strip()
+        word, _, detail = text.partition(":")
+        decision, warning = decision_word(word.strip(), f"confirmations[{step_id!r}]")
+        if warning:
+            print(f"runbook: {warning}", file=sys.stderr)
         if decision not in DECISIONS:
             raise InputError(
-                f"confirmations[{step_id!r}]: {decision!r} is not one of "
-                f"{', '.join(sorted(DECISIONS))}"
+                f"confirmations[{step_id!r}]: {decision!r} is not one of {', '.join(DECISIONS)}"
             )
         if decision == "skip" and not detail.strip():
             raise InputError(f"confirmations[{step_id!r}]: a skip needs a reason: 'skip:why'")
-        out[str(step_id)] = (decision, detail.strip() or None)
+        out[str(step_id)] = (str(decision), detail.strip() or None)
     return out
 
 

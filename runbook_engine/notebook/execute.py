@@ -137,12 +137,13 @@ def run_notebook(
     else:
         loaded = _load(runbook, env_path, overrides)
     if answers is not None:
-        load_answers(answers, {s.id for s in loaded.runbook.steps})
+        for warning in load_answers(answers, {s.id for s in loaded.runbook.steps}).warnings:
+            print(f"runbook: {warning}", file=sys.stderr)
     unknown = sorted(
         set(parse_confirmations(confirmations or {})) - {ts.id for ts in loaded.tailored.steps}
     )
     if unknown:
-        raise InputError(f"--confirm names {', '.join(unknown)}: not a step of the runbook's flow")
+        raise InputError(f"--decide names {', '.join(unknown)}: not a step of the runbook's flow")
     run_id = run_id or new_run_id(loaded.runbook.id)
     nb = build_notebook(loaded.tailored, change_id=change_id)
     params = {

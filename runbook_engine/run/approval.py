@@ -9,7 +9,7 @@ An approval step's body is YAML::
     ```
 
 Approvals are given while the run waits at the step (it pauses with exit 3):
-``runbook approve RUN_ID STEP --as NAME [--comment TEXT]`` or ``runbook reject ...``.
+``runbook approve RUN_ID STEP --as NAME [--note TEXT]`` or ``runbook reject ...``.
 Each is a journal event (``approval-recorded``), so the votes are in the hash
 chain.  When the run reaches (or resumes at) the step, the runner counts them
 (:func:`tally`):
@@ -23,7 +23,7 @@ chain.  When the run reaches (or resumes at) the step, the runner counts them
 
 A runbook whose front matter says ``approval: required`` must have an approval
 step before its first changing step (:func:`check_policy`, exit 2 otherwise),
-unless the run is an emergency (``--emergency --reason``): then approval steps
+unless the run is an emergency (``--emergency --note``): then approval steps
 are bypassed and the journal and change record say so.
 """
 
@@ -240,7 +240,7 @@ def check_policy(tailored: TailoredRunbook, emergency: bool) -> None:
             raise InputError.single(
                 f"the runbook requires approval ('approval: required') but step {ts.id!r} "
                 "changes state before any approval step; add an ```approval``` step before it, "
-                "or run with --emergency --reason TEXT (recorded)",
+                "or run with --emergency --note TEXT (recorded)",
                 ts.step.span.path,
                 ts.step.span.start_line,
                 code="RB411",
@@ -281,13 +281,61 @@ def check_bodies(tailored: TailoredRunbook, operator: str | None = None) -> None
 
 
 # -- runbook approve / reject -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class VoteRecorded:
+    """A vote :func:`record_vote` journaled, and where the step's count stands with it.
+
+    Attributes:
+        run_id, step: The run and its approval step.
+        by: The approver's name as the step lists it.
+        decision: ``approve`` or ``reject``.
+        approvals: Valid approvals counted now (this one included).
+        required: Approvals the step needs.
+    """
+
+    run_id: str
+    step: str
+    by: str
+    decision: str
+    approvals: int
+    required: int
+
+    def text(self) -> str:
+        """One line for the terminal: the vote, the quorum state and what comes next."""
+        if self.decision == "reject":
+            return (
+                f"Recorded rejection of {self.step} by {self.by}: the step is rejected, and "
+                f"the run stops (outcome rejected) when it resumes: runbook resume {self.run_id}"
+            )
+        state = (
+            "quorum reached"
+            if self.approvals >= self.required
+            else f"{self.required - self.approvals} more needed"
+        )
+        return (
+            f"Recorded approval of {self.step} by {self.by} ({self.approvals} of "
+            f"{self.required} approvals; {state}); continue with: runbook resume {self.run_id}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for ``--json``."""
+        return {
+            "run_id": self.run_id,
+            "step": self.step,
+            "by": self.by,
+            "decision": self.decision,
+            "approvals": self.approvals,
+            "required": self.required,
+        }
+
+
 def record_vote(
     store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str, comment: str | None
-) -> str:
+) -> VoteRecorded:
     """Check and journal an approval or rejection for a waiting approval step.
 
     Returns:
-        A one-line confirmation for the terminal.
+        The vote and the count of valid approvals with it.
 
     Raises:
         InputError: empty name; the person operates the run; is not an approver of
@@ -304,7 +352,7 @@ def record_vote(
 
 def _record_vote(
     store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str, comment: str | None
-) -> str:
+) -> VoteRecorded:
     """:func:`record_vote` under the run lock: names and comment redacted before writing."""
     from runbook_engine.evidence.journal import read_journal
     from runbook_engine.evidence.signing import open_run_journal
@@ -351,11 +399,8 @@ def _record_vote(
     journal.append(
         "approval-recorded", step=step_id, by=name, decision=decision, comment=comment, source="cli"
     )
-    verb = "approval" if decision == "approve" else "rejection"
-    return (
-        f"Recorded {verb} of {step_id} by {name} (needs {spec.required}); "
-        f"continue with: runbook resume {run_id}"
-    )
+    approvals = len(standing.approvals) + (decision == "approve")
+    return VoteRecorded(run_id, step_id, name, decision, approvals, spec.required)
 
 
 def person_key(name: str) -> str:

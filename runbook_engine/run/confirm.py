@@ -7,7 +7,7 @@ and its evidence are in the same hash chain.  A file is journaled before it is
 visible: copied under ``.attaching/``, journaled, then renamed into place.
 
 The run lock (:mod:`runbook_engine.run.runlock`) is held from the checks to the
-last record, and every free-text field (``--as``, ``--note``, ``--reason``, an
+last record, and every free-text field (``--as``, ``--note`` (a skip's reason), an
 attachment's name) is redacted with the run's secrets before it is stored or
 journaled, as the runner redacts what it writes.  Records are signed when the
 run's key is at hand; otherwise the run's next signed record covers them.
@@ -74,7 +74,7 @@ def record_confirmation(
     if not by.strip():
         raise InputError("--as needs a name")
     if decision == "skip" and not reason:
-        raise InputError("--skip needs --reason: say why the step is skipped")
+        raise InputError("--skip needs --note: say why the step is skipped")
     with run_lock(store.run_dir(run_id), run_id, wait=WAIT_SECONDS):
         return _record(
             store, run_id, step_id, by, decision, note, reason, host, attachments, in_advance

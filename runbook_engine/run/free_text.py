@@ -1,5 +1,6 @@
-"""Free text people give on the command line (``--as``, ``--note``, ``--comment``,
-``--reason``) is redacted with the run's secrets before it is stored or journaled."""
+"""Free text people give on the command line (``--as``, ``--note``, and the old names
+``--comment`` and ``--reason``) is redacted with the run's secrets before it is stored or
+journaled."""
 
 from __future__ import annotations
 

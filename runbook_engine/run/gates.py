@@ -16,7 +16,30 @@ from typing import Any
 from runbook_engine.errors import InputError, Problem
 from runbook_engine.source.yamlfile import line_of, load_yaml
 
-DECISIONS = frozenset({"confirm", "skip", "abort", "done", "rerun"})
+#: The decision words, the same in answers files, ``runbook confirm`` (``--skip``,
+#: ``--abort``, ``--rerun``; confirm without a flag) and ``notebook run --decide``.
+DECISIONS = ("confirm", "skip", "abort", "rerun")
+#: Old words still read, with a warning: ``done`` was ``confirm`` in answers files.
+OLD_DECISIONS = {"done": "confirm"}
+
+
+def decision_word(word: object, where: str) -> tuple[object, str | None]:
+    """``word`` as a decision word, and a warning when it is an old one (``done``).
+
+    Args:
+        word: The decision as given.
+        where: Where it was given, for the warning (``file:line``, ``--decide STEP``).
+
+    Returns:
+        ``(word, warning)``: an old word replaced by its new one; ``warning`` is ``None``
+        unless the word was old.  An unknown word comes back unchanged (callers refuse it).
+    """
+    if isinstance(word, str) and word in OLD_DECISIONS:
+        new = OLD_DECISIONS[word]
+        return new, f"{where}: decision {word!r} is an old word; write {new!r} (read as {new!r})"
+    return word, None
+
+
 ENTRY_KEYS = frozenset({"decision", "note", "reason", "backout"})
 
 
@@ -26,7 +49,8 @@ class Decision:
 
     Attributes:
         decision: ``confirm`` (done as instructed), ``skip`` (with ``reason``),
-            ``abort``; for an interrupted step ``done`` or ``rerun``.
+            ``abort``, ``rerun`` (an interrupted step).  The runner journals a confirmed
+            interrupted step as ``done`` (its records keep that word).
         by: Who decided.
         note: Free text from that person.
         reason: Why it was skipped.
@@ -78,13 +102,15 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Answers:
-    """A loaded answers file: decisions by step id, given by ``operator``."""
+    """A loaded answers file: decisions by step id, given by ``operator``; ``warnings``
+    name old words it uses (``done``), for the command to show."""
 
     path: Path
     sha256: str
     operator: str
     entries: dict[str, dict[str, Any]]
     lines: dict[str, int]
+    warnings: tuple[str, ...] = ()
 
     def decision(self, step_id: str) -> Decision | None:
         """Return the decision for ``step_id``, or ``None`` when the file says nothing of it."""
@@ -112,6 +138,8 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         answers:
           step-id: confirm             # or {decision: confirm, note: "..."}
           other: {decision: skip, reason: "not needed here"}
+
+    Decisions: :data:`DECISIONS`; ``done`` is read as ``confirm`` with a warning.
 
     Args:
         path: The file.
@@ -160,19 +188,26 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         add("'answers' must map step ids to decisions", "answers")
         raw = {}
     entries: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
     for step_id, value in raw.items():
         entry = {"decision": value} if isinstance(value, str) else value
         key = ("answers", step_id)
         if not isinstance(entry, dict):
-            add(f"{step_id}: give a decision (confirm, skip, abort, done, rerun)", *key)
+            add(f"{step_id}: give a decision ({', '.join(DECISIONS)})", *key)
             continue
+        entry = dict(entry)
+        entry["decision"], warning = decision_word(
+            entry.get("decision"), f"{path}:{line_of(lines, *key) or 1}: {step_id}"
+        )
+        if warning:
+            warnings.append(warning)
         unknown = set(entry) - ENTRY_KEYS
         if unknown:
             add(f"{step_id}: unknown key(s) {', '.join(sorted(unknown))}", *key)
         if entry.get("decision") not in DECISIONS:
             add(
                 f"{step_id}: decision {entry.get('decision')!r} is not one of "
-                f"{', '.join(sorted(DECISIONS))}",
+                f"{', '.join(DECISIONS)}",
                 *key,
             )
         if entry.get("decision") == "skip" and not entry.get("reason"):
@@ -190,6 +225,7 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         operator.strip(),
         entries,
         {str(k): line_of(lines, "answers", k) for k in raw},
+        tuple(warnings),
     )
 
 

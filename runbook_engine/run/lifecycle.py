@@ -181,7 +181,7 @@ def _check_change_options(loaded: Loaded, overrides: dict[str, str], options: Ru
         InputError: (exit 2) before anything is written.
     """
     if options.emergency and not (options.reason or "").strip():
-        raise InputError("--emergency needs --reason: say why approval is bypassed")
+        raise InputError("--emergency needs --note: say why approval is bypassed")
     secret = sorted(
         n
         for n in overrides

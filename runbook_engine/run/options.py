@@ -53,8 +53,9 @@ class RunResult:
 
     Attributes:
         run_id: The run.
-        status: The runner's status: ``succeeded``, ``unverified``, ``failed``,
-            ``aborted``, ``rejected`` (``running`` after a partial notebook cell).
+        status: The run's stored status: ``succeeded``, ``unverified``, ``failed``,
+            ``aborted`` (a rejection too: its outcome says ``rejected``), or ``running``
+            after a partial notebook cell.
         journal: The run's journal file.
         state_dir: The state directory.
         outcome: The outcome word, which also says how the verification is known

@@ -99,9 +99,10 @@ class Runner:
         try:
             with self._lock():
                 status = self._flow(stop_after)
-        except RunPaused:
+        except RunPaused as paused:
             self.store.update_run(run_id, status="paused")
             self.append_signed("run-paused")
+            paused.run_id = run_id
             raise
         except KeyboardInterrupt as stop:
             signum = signal_of(stop)
@@ -122,9 +123,8 @@ class Runner:
             return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
         summary = self._summary()
         known = finished_summary(read_journal(self.journal.path, verify=False), status)
-        self.store.update_run(
-            run_id, status="aborted" if status == "rejected" else status, outcome=known["outcome"]
-        )
+        stored = "aborted" if status == "rejected" else status  # outcome: rejected
+        self.store.update_run(run_id, status=stored, outcome=known["outcome"])
         crash_point("after-final-status")  # a resume finds no run-finished: reconciled
         self.append_signed(
             "run-finished",
@@ -137,7 +137,7 @@ class Runner:
         self.report.finished(run_id, known["outcome"], summary, known["note"], known["known"])
         return RunResult(
             run_id,
-            status,
+            stored,
             self.journal.path,
             self.store.state_dir,
             outcome=known["outcome"],
@@ -319,7 +319,7 @@ class Runner:
             return "rerun"
         self.report.interrupted(ts, host)
         decision = ctx.decision(
-            ts, host, "The step was interrupted. Was it done?", ("done", "rerun", "abort")
+            ts, host, "The step was interrupted. Was it done?", ("confirm", "rerun", "abort")
         )
         if decision is None:
             self.journal.append("gate-awaiting", step=ts.id, host=host.name, gate="interrupted")

@@ -404,6 +404,12 @@ class CheckpointStore:
         ).fetchone()
         return GateDecision(**dict(row)) if row else None
 
+    def gate_decisions(self, run_id: str) -> dict[tuple[str, str], GateDecision]:
+        """The decisions recorded for gates of ``run_id`` and not yet taken by the runner,
+        by ``(step_id, host)`` (``runbook status`` shows them)."""
+        rows = self._db.execute("SELECT * FROM gates WHERE run_id=?", (run_id,)).fetchall()
+        return {(r["step_id"], r["host"]): GateDecision(**dict(r)) for r in rows}
+
     def drop_gate(self, run_id: str, step_id: str, host: str) -> None:
         """Delete the decision recorded for a gate (after the journal says what became of it)."""
         with self.transaction() as db:

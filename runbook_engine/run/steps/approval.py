@@ -57,7 +57,7 @@ class ApprovalStep(StepExecutor):
         """How approvers give their approval, and how the run continues."""
         return (
             f"run {run_id} is waiting for approval at {step_id}: approvers give it with "
-            f"`runbook approve {run_id} {step_id} --as NAME [--comment TEXT]` (or `runbook "
+            f"`runbook approve {run_id} {step_id} --as NAME [--note TEXT]` (or `runbook "
             f"reject ...`), then `runbook resume {run_id}`"
         )
 
