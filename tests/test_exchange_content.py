@@ -140,7 +140,15 @@ def test_validports_entries_as_documented(env: str) -> None:
         entries += ["PDC:6004", "pdc.internaldomain.local:6004"]
     merge = guide[step_index(guide, "validports-set") :]
     merge = merge[: merge.index("<a id=", 10)]
-    assert f'set "MERGED=!KEEP!{";".join(entries)}"' in merge
+    # The entries are one long value (a {% set %} of the runbook): printed once, in the
+    # values box, cut into lines; the merge and its verification refer to it.
+    assert 'set "MERGED=!KEEP!‹V1›"' in merge
+    assert guide.count('"!MINE!"==";‹V1›"') == 1  # in the step or in appendix A
+    box = guide[guide.index("### Values to copy") : guide.index("<a id=", guide.index("```text"))]
+    wanted = ";".join(entries)
+    assert f"**V1** — {len(wanted)} characters" in box
+    cut = [line.split(" │ ", 1)[1] for line in box.splitlines() if " │ " in line]
+    assert "".join(cut) == wanted
     assert ":593" not in merge and "mail." not in merge
     assert "[MS-RPCH] 2.1" in guide and "Proxy Server That Is a Front-End Server" in guide
     assert "echo WARNING: ValidPorts holds %%k for a server not in this environment" in merge

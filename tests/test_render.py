@@ -499,7 +499,9 @@ def test_values_to_copy_box_prints_a_long_value_once(tmp_path: Path) -> None:
 
     # The seed's ValidPorts value used to be the 327-character case; it is merged by a cmd
     # step now, so the registry step and its verification are written out here.
-    long = ";".join(f"EXCHANGE{i}:6001-6002;exchange{i}.internaldomain.local:6004" for i in range(1, 7))
+    long = ";".join(
+        f"EXCHANGE{i}:6001-6002;exchange{i}.internaldomain.local:6004" for i in range(1, 7)
+    )
     runbook = tmp_path / "validports.md"
     runbook.write_text(
         "---\nroles:\n  exchange: Exchange server\nparameters:\n"
@@ -546,6 +548,45 @@ def test_values_box_shows_values_as_literal_text(tmp_path: Path) -> None:
     page = html(t)
     assert "<script" not in page.lower() and "&lt;script&gt;alert(1)" in page
     assert 'href="https://x.example"' not in page
+
+
+def test_long_value_computed_by_the_template_goes_to_the_box(tmp_path: Path) -> None:
+    # Issue 13: a long value the runbook builds ({% set %} from short parameters) is printed
+    # once, in the box, like a parameter's; the commands run with the whole value.
+    computed = (
+        '{% set entries = a ~ ":6001-6002;" ~ b ~ ":6001-6002;" ~ a ~ ":6004;" ~ b ~ ":6004" %}'
+    )
+    runbook = tmp_path / "computed.md"
+    runbook.write_text(
+        "---\nid: computed\nroles:\n  exchange: Exchange server\nparameters:\n"
+        "  a: {type: netbios-name}\n  b: {type: fqdn}\n---\n# Computed\n\n"
+        '```cmd {#merge target=exchange title="Merge"}\n' + computed + "\n"
+        'reg add "HKLM\\SOFTWARE\\Microsoft\\Rpc\\RpcProxy" /v ValidPorts /t REG_SZ /d "{{ entries }}" /f\n'
+        "echo {{ a }}:6004;{{ b }}:6004\n```\n\n"
+        '```manual {#look target=exchange title="Look"}\n' + computed + "\n"
+        "ValidPorts reads `{{ entries }}`; short: `{{ a ~ ':593' }}`.\n```\n"
+    )
+    env = tmp_path / "env.yaml"
+    env.write_text(
+        "name: t\nroles:\n  exchange:\n    - {name: E1, address: e1.example, transport: manual}\n"
+        "parameters:\n  a: EXCHANGE1\n  b: exchange1.internaldomain.example\n"
+    )
+    t = tailored(runbook, env)
+    want = "EXCHANGE1:6001-6002;exchange1.internaldomain.example:6001-6002;"
+    want += "EXCHANGE1:6004;exchange1.internaldomain.example:6004"
+    [value] = collect(t).values  # the pieced-together echo and the short value are not
+    assert value.text == want and len(want) >= 80
+    text = md(t)
+    assert want not in text and "".join(_box_lines(text, "V1")) == want
+    assert '/d "‹V1›" /f' in step_section(text, "merge")
+    assert "ValidPorts reads `‹V1›`" in step_section(text, "look")
+    assert (
+        "EXCHANGE1:593" in text
+        and "echo EXCHANGE1:6004;exchange1.internaldomain.example:6004" in text
+    )
+    merge = t.step("merge")
+    assert '/d "!RUNBOOK_VALUE_ENTRIES!" /f' in merge.run_body
+    assert merge.env["RUNBOOK_VALUE_ENTRIES"] == want  # a run passes the whole value
 
 
 def test_manual_step_on_two_hosts_has_one_checkbox_row_per_host(tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ def go_no_go(tailored: TailoredRunbook) -> list[str]:
     """The decision points of the change, in order, as Markdown list items.
 
     Before the first change (every pre-check passed, nothing changed yet), at each
-    approval step and each step marked ``go-no-go=true``, and after the last verification (keep the change or back out).
+    approval step and each step marked ``go-no-go=true``, and after the last verification
+    (keep the change or back out).
     """
     items = []
     elapsed = 0

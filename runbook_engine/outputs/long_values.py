@@ -6,9 +6,13 @@ each one once, numbered (``V1``), cut into fixed-width lines with their offsets,
 with its length and the first characters of its SHA-256 (of the UTF-8 bytes) so a
 typed value can be checked; every step that uses it shows ``‹V1›`` in its place.
 
-Long values are the environment's parameter values and facts, and the data of
-``registry`` steps.  Values are data: the box shows them in a code fence, never
-through Markdown or HTML markup.
+Long values are the environment's parameter values and facts, the data of
+``registry`` steps, and any string a ``{{ ... }}`` of a step body rendered: a value the
+runbook computes (``{% set entries = a ~ ";" ~ b %}`` then ``{{ entries }}``) is caught
+like a parameter's.  Text written literally in the body, or pieced together from several
+``{{ }}`` around it, is not one value and stays where it is: a runbook that builds a long
+value names it with ``{% set %}`` (runbooks/FORMAT.md, "Long values").  Values are data:
+the box shows them in a code fence, never through Markdown or HTML markup.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 
 from runbook_engine.errors import InputError
 from runbook_engine.outputs.mdtext import fence_for
-from runbook_engine.tailor.tailoring import TailoredRunbook
+from runbook_engine.tailor.tailoring import TailoredRunbook, TailoredStep
 
 #: A value this long or longer is printed once, in the box.
 LONG_VALUE = 80
@@ -88,7 +92,8 @@ class ValueRefs:
 
 
 def collect(tailored: TailoredRunbook) -> ValueRefs:
-    """Find the long values of ``tailored``: parameter values, facts, registry data.
+    """Find the long values of ``tailored``: parameter values, facts, registry data, and
+    strings that expressions of steps that run here rendered (:attr:`TailoredStep.outputs`).
 
     A generic guide (no values) has none.
     """
@@ -112,6 +117,9 @@ def collect(tailored: TailoredRunbook) -> ValueRefs:
     for ts in tailored.steps:
         if ts.step.kind == "registry" and ts.skip_reason is None:
             add(_registry_data(ts))
+    for seg in tailored.segments:
+        if isinstance(seg, TailoredStep) and seg.skip_reason is None:
+            add(list(seg.outputs))
     return ValueRefs(tuple(LongValue(i, text) for i, text in enumerate(found, start=1)))
 
 

@@ -24,7 +24,13 @@ from jinja2.exceptions import SecurityError
 
 from runbook_engine.errors import Problem, TemplateProblem
 from runbook_engine.source.model import Environment, Host, Prose, Runbook, SourceSpan, Step
-from runbook_engine.tailor.binding import BindingError, Slots, bind_body, display_body
+from runbook_engine.tailor.binding import (
+    BindingError,
+    Slots,
+    bind_body,
+    display_body,
+    value_text,
+)
 from runbook_engine.tailor.generic import generic_text
 from runbook_engine.tailor.quoting import SecretValue, language_of
 from runbook_engine.tailor.sandbox import (
@@ -39,6 +45,19 @@ from runbook_engine.tailor.yaml_values import bind_yaml
 
 _JINJA = make_environment()  # sandboxed: runbook text is data, never code
 _SLOTS = "_rb_slots"
+_OUTPUTS = "_rb_outputs"
+
+
+@jinja2.pass_context
+def _record_output(context: Any, value: Any) -> Any:
+    """Jinja ``finalize``: note each string an expression outputs where the context asks."""
+    found = context.get(_OUTPUTS)
+    if found is not None and isinstance(value, str):
+        found.append(value)
+    return value
+
+
+_JINJA.finalize = _record_output
 _TEMPLATE_NAME = "<template>"
 LOCAL_HOST = Host(name="operator", address="localhost", transport="local")
 
@@ -68,6 +87,9 @@ class TailoredStep:
             variable (same as ``body`` for YAML and Markdown bodies).
         env: Variable name -> value text for the references of ``run_body``
             (never secrets: those are ``RUNBOOK_SECRET_*`` of the run).
+        outputs: The text of every string a ``{{ ... }}`` of the body rendered, parameter
+            or computed (``{% set %}``, ``~``, filters); never a secret.  Guides print the
+            long ones once, in their values box.
     """
 
     step: Step
@@ -78,6 +100,7 @@ class TailoredStep:
     condition: str | None = None
     run_body: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -196,8 +219,9 @@ def _tailor_step(
     path, line = step.span.path, step.span.start_line
     body = run_body = step.body
     values: dict[str, str] = {}
+    outputs: list[str] = []
     if step.template:
-        rendered = _render_body(step, ctx, known, env, runbook, problems)
+        rendered = _render_body(step, {**ctx, _OUTPUTS: outputs}, known, env, runbook, problems)
         if rendered is not None:
             body, run_body, values = rendered
     skip = None
@@ -252,7 +276,7 @@ def _tailor_step(
                     code="RB230",
                 )
             )
-    return TailoredStep(step, 0, body, hosts, skip, step.when, run_body, values)
+    return TailoredStep(step, 0, body, hosts, skip, step.when, run_body, values, tuple(outputs))
 
 
 def _render_body(
@@ -273,7 +297,7 @@ def _render_body(
         step.body,
         step.span.path,
         step.body_line,
-        {**ctx, _SLOTS: slots},
+        {**ctx, _SLOTS: slots, _OUTPUTS: None},
         known,
         env,
         problems,
@@ -281,6 +305,7 @@ def _render_body(
     )
     if text is None:
         return None
+    ctx[_OUTPUTS].extend(value_text(s.value) for s in slots.items if isinstance(s.value, str))
     try:
         if lang == "yaml":
             bound = bind_yaml(text, slots)
