@@ -13,6 +13,7 @@ from typing import Any
 
 from runbook_engine.errors import InputError
 from runbook_engine.outputs.mdtext import code, escape, fence_for, prefix_lines
+from runbook_engine.source.kinds import errexit_mode
 from runbook_engine.source.model import Host
 from runbook_engine.tailor.binding import VALUES_NOTE
 from runbook_engine.tailor.tailoring import LOCAL_HOST, TailoredRunbook, TailoredStep
@@ -131,7 +132,19 @@ def limits_text(ts: TailoredStep) -> str:
         parts.append(f"On failure: {escape(step.on_failure)}")
     if step.cwd:
         parts.append(f"Working directory: {code(step.cwd)}")
+    if errexit := errexit_text(ts):
+        parts.append(errexit)
     return " · ".join(parts)
+
+
+def errexit_text(ts: TailoredStep) -> str:
+    """Whether a ``sh``/``bash``/``powershell`` step stops at its first failing command
+    (``Stops at the first error (`set -eo pipefail`)``), or ``""`` for other kinds and
+    for steps a person types by hand (the mode is the tool's, not the person's)."""
+    if not errexit_mode(ts.step.kind) or by_hand(ts):
+        return ""
+    mode = errexit_mode(ts.step.kind, ts.step.errexit)
+    return f"Stops at the first error ({code(mode)})" if mode else "Errexit: off"
 
 
 def command_block(ts: TailoredStep, label: str) -> Block:

@@ -25,6 +25,11 @@ class KindInfo:
         changes: Whether steps of this kind change state by default
             (probes and approvals do not).
         executor: ``"module:Class"`` of the executor that runs steps of this kind.
+        errexit: How a failing command stops the script, as people know it (``set -e``,
+            ``set -eo pipefail``, ``$ErrorActionPreference = 'Stop'``); empty for kinds
+            without such a mode (``cmd``, ``python``).  Steps have it on unless they say
+            ``errexit=false``; the transports apply it (interpreter options or a fixed
+            first line), never by editing the body.
     """
 
     name: str
@@ -33,6 +38,7 @@ class KindInfo:
     local_ok: bool = True
     changes: bool = True
     executor: str = ""
+    errexit: str = ""
 
 
 _STEPS = "runbook_engine.run.steps"
@@ -44,6 +50,13 @@ def register_kind(info: KindInfo) -> None:
     KINDS[info.name] = info
 
 
+#: How each kind's errexit mode is shown to people (the transports apply the same).
+ERREXIT: dict[str, str] = {
+    "sh": "set -e",
+    "bash": "set -eo pipefail",
+    "powershell": "$ErrorActionPreference = 'Stop'",
+}
+
 for _name, _desc, _local in (
     ("cmd", "Windows cmd.exe script", False),
     ("powershell", "Windows PowerShell (2.0-compatible) script", True),
@@ -51,7 +64,17 @@ for _name, _desc, _local in (
     ("bash", "bash script", True),
     ("python", "Python 3 script", True),
 ):
-    register_kind(KindInfo(_name, "command", _desc, _local, True, f"{_STEPS}.command:CommandStep"))
+    register_kind(
+        KindInfo(
+            _name,
+            "command",
+            _desc,
+            _local,
+            True,
+            f"{_STEPS}.command:CommandStep",
+            ERREXIT.get(_name, ""),
+        )
+    )
 register_kind(
     KindInfo(
         "manual",
@@ -95,3 +118,10 @@ register_kind(
         f"{_STEPS}.approval:ApprovalStep",
     )
 )
+
+
+def errexit_mode(kind: str, on: bool = True) -> str:
+    """The errexit mode a ``kind`` step runs with (``"set -eo pipefail"``), or ``""`` when
+    the kind has none or the step turned it off (``on`` false: ``errexit=false``)."""
+    info = KINDS.get(kind)
+    return info.errexit if on and info is not None else ""

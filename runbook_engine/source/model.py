@@ -107,6 +107,8 @@ class Step:
         backout: Id of the step that undoes this one.
         cwd: Working directory for local commands.
         template: Whether the body is rendered with jinja (``template=false`` keeps it literal).
+        errexit: Whether a ``sh``/``bash``/``powershell`` body stops at its first failing
+            command (``errexit=false`` turns it off); see :data:`.kinds.ERREXIT`.
         phase: ``precheck``, ``change`` or ``verify``.
         role: ``"step"`` for the normal flow, ``"check"`` or ``"backout"`` for helper
             steps that other steps reference (they never run in the normal flow).
@@ -131,6 +133,7 @@ class Step:
     backout: str | None = None
     cwd: str | None = None
     template: bool = True
+    errexit: bool = True
     phase: str = "change"
     role: str = "step"
 

@@ -20,9 +20,9 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from runbook_engine.errors import Problem, RunbookSyntaxError
-from runbook_engine.source.attrs import AttrSyntaxError, parse_info
+from runbook_engine.source.attrs import AttrSyntaxError, InfoString, parse_info
 from runbook_engine.source.frontmatter import split_front_matter
-from runbook_engine.source.kinds import KINDS
+from runbook_engine.source.kinds import ERREXIT, KINDS, errexit_mode
 from runbook_engine.source.library import LIBRARY_ENV, library_root, outside_library
 from runbook_engine.source.metadata import FRAGMENT_KEYS, read_meta
 from runbook_engine.source.model import Parameter, Prose, Runbook, SourceSpan, Step
@@ -43,6 +43,7 @@ ATTRIBUTES = frozenset(
         "title",
         "cwd",
         "template",
+        "errexit",
     }
 )
 CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
@@ -291,7 +292,7 @@ def _make_step(
             source,
         )
         return None
-    fields = _step_fields(doc, info.attrs, info.classes, path, line, source, info.id)
+    fields = _step_fields(doc, info, path, line, source, info.id)
     if info.lang is None:
         doc.problem(
             f"step {info.id!r} has no language; write the kind before the attributes, "
@@ -352,14 +353,14 @@ def _closed(token: Token) -> bool:
 
 def _step_fields(
     doc: _Document,
-    attrs: dict[str, str],
-    classes: tuple[str, ...],
+    info: InfoString,
     path: Path,
     line: int,
     source: str,
     step_id: str,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    attrs, classes, kind = info.attrs, info.classes, info.lang or ""
 
     def bad(message: str) -> None:
         doc.problem(f"step {step_id!r}: {message}", path, line, "RB116", source)
@@ -391,6 +392,12 @@ def _step_fields(
             if value not in ("true", "false"):
                 bad(f"template={value!r} must be 'true' or 'false'")
             out["template"] = value != "false"
+        elif key == "errexit":
+            if value not in ("true", "false"):
+                bad(f"errexit={value!r} must be 'true' or 'false'")
+            elif not errexit_mode(kind):
+                bad(f"errexit= applies to {', '.join(ERREXIT)} steps, not {kind}")
+            out["errexit"] = value != "false"
         else:
             out[key] = value
     phases = [c for c in classes if c in CLASSES]
