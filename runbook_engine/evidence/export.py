@@ -83,7 +83,7 @@ def html_to_pdf(html: bytes, when: datetime) -> bytes:
     except (ImportError, OSError) as exc:
         raise InputError(
             f"PDF output needs WeasyPrint and its system libraries "
-            f"(pip install 'runbook-engine[pdf]'): {exc}"
+            f"(pip install 'runbook-engine[pdf]'; from a checkout: pip install '.[pdf]'): {exc}"
         ) from None
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     text = html.decode("utf-8").replace(

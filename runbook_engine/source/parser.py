@@ -26,6 +26,7 @@ from runbook_engine.source.kinds import ERREXIT, KINDS, errexit_mode
 from runbook_engine.source.library import LIBRARY_ENV, library_root, outside_library
 from runbook_engine.source.metadata import FRAGMENT_KEYS, read_meta
 from runbook_engine.source.model import Parameter, Prose, Runbook, SourceSpan, Step
+from runbook_engine.source.yamlfile import not_utf8
 
 _MD = MarkdownIt("commonmark")
 _INCLUDE = re.compile(r"^<!--\s*include:(?P<path>.*?)-->\s*$")
@@ -69,7 +70,7 @@ def read_source(path: Path) -> tuple[str, str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise RunbookSyntaxError.single("file is not UTF-8 text", path, line) from None
+        raise RunbookSyntaxError.single(not_utf8(data, exc.start), path, line) from None
     return text.replace("\r\n", "\n").replace("\r", "\n"), hashlib.sha256(data).hexdigest()
 
 
