@@ -24,6 +24,8 @@ class Problem:
         code: Short stable code (``RB101`` ...), used by ``runbook lint``.
         severity: ``"error"`` or ``"warning"``.
         source_line: The offending line of the file, shown under the message.
+        origin: Where input that is no file came from (``--set NAME``), shown in place of
+            the file; ``<command line>`` when neither is known.
     """
 
     message: str
@@ -33,10 +35,11 @@ class Problem:
     code: str = "RB000"
     severity: str = "error"
     source_line: str | None = None
+    origin: str | None = None
 
     def location(self) -> str:
         """Return ``file:line:col`` (parts that are unknown are left out)."""
-        parts = [str(self.path) if self.path else "<command line>"]
+        parts = [str(self.path) if self.path else self.origin or "<command line>"]
         if self.line:
             parts.append(str(self.line))
             if self.col:

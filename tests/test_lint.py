@@ -438,7 +438,51 @@ def test_generated_500_runbook_library_lints(tmp_path):
 def test_cli_lists_rules():
     result = _cli("--rules", "--json")
     assert result.returncode == 0, result.stderr
-    assert [r["code"] for r in json.loads(result.stdout)] == sorted(RULES)
+    rows = json.loads(result.stdout)
+    warnings = [r["code"] for r in rows if r["severity"] == "warning"]
+    errors = [r["code"] for r in rows if r["severity"] == "error"]
+    assert warnings == sorted(RULES)
+    # the errors users actually see are listed too, each once
+    assert {"RB000", "RB116", "RB132", "RB201", "RB214", "RB222"} <= set(errors)
+    assert len(errors) == len(set(errors)) and all(r["summary"] for r in rows)
+
+
+def test_rb302_leaves_manual_steps_alone(tmp_path):
+    book = tmp_path / "m.md"
+    book.write_text(
+        "---\nroles: {ops: Operations}\n---\n# M\n\n"
+        "```manual {#tell target=ops}\nTell the users.\n```\n\n"
+        "```sh {#change}\ntouch x\n```\n\n```sh {#v .verify}\ntest -e x\n```\n",
+        encoding="utf-8",
+    )
+    result = _cli(str(book))
+    found = [line for line in result.stdout.splitlines() if "RB302" in line]
+    assert len(found) == 1 and "'change'" in found[0]
+
+
+def test_not_utf8_and_bad_set_messages_say_where_and_what_to_do(tmp_path):
+    book = tmp_path / "latin1.md"
+    book.write_bytes(b"# T\n\nCaf\xe9 au lait\n")
+    result = _cli(str(book))
+    assert "latin1.md:3:" in result.stdout and "RB000" in result.stdout
+    assert "byte 0xe9 at column 4" in result.stdout and "save the file as UTF-8" in result.stdout
+    env = tmp_path / "env.yaml"
+    env.write_bytes(b"name: x\nfacts:\n  a: caf\xe9\n")
+    book.with_name("ok.md").write_text("---\nparameters: {n: {type: int}}\n---\n# OK\n")
+    other = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "plan", str(book.with_name("ok.md")), "--env",
+         str(env)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert other.returncode == 2
+    assert "env.yaml:3: RB201 file is not UTF-8 text: byte 0xe9" in other.stderr
+    bad_set = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "plan", str(book.with_name("ok.md")), "--set",
+         "n=abc"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bad_set.returncode == 2
+    assert bad_set.stderr.startswith("--set n: RB222 parameter 'n' (int)")
 
 
 def test_registry_step_data_with_a_port_less_entry(tmp_path):

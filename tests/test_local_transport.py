@@ -223,3 +223,38 @@ def test_unknown_kind_and_bad_timeout(local: LocalTransport) -> None:
         local.run("manual", "Do it by hand.\n")
     with pytest.raises(ExecutionError, match="timeout"):
         local.run("python", "pass\n", timeout=0)
+
+
+# -- errexit ---------------------------------------------------------------------------------
+@posix_only
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("sh", "false\necho after\n"),
+        ("bash", "false\necho after\n"),
+        ("bash", "false | cat\necho after\n"),  # pipefail: a failing stage fails the line
+        ("sh", "cd /no/such/folder\necho after\n"),
+    ],
+)
+def test_errexit_stops_at_the_first_failing_command(
+    local: LocalTransport, kind: str, body: str
+) -> None:
+    result = local.run(kind, body)
+    assert result.exit_code not in (0, None)
+    assert "after" not in result.stdout
+    off = local.run(kind, body, errexit=False)
+    assert off.exit_code == 0 and off.stdout == "after\n"
+    local.close()
+
+
+@posix_only
+def test_errexit_is_an_interpreter_option_shown_in_the_command(local: LocalTransport) -> None:
+    bash = local.run("bash", "echo $-; set -o | grep pipefail\n")
+    assert "e" in bash.stdout.splitlines()[0]
+    assert re.search(r"pipefail\s+on", bash.stdout)
+    assert re.search(r"/bash -e -o pipefail /\S+\.sh$", bash.command)
+    sh = local.run("sh", "echo ok\n")
+    assert re.search(r"/sh -e /\S+\.sh$", sh.command)
+    plain = local.run("sh", "echo $-\n", errexit=False)
+    assert "e" not in plain.stdout and " -e " not in plain.command
+    local.close()

@@ -538,3 +538,40 @@ def test_notebook_confirmation_notes_and_names_never_store_a_secret(
     with sqlite3.connect(state / "state.db") as db:
         assert secret not in repr(db.execute("select * from gates").fetchall())
     assert secret not in (state / "runs" / rb.run_id / "journal.jsonl").read_text()
+
+
+def test_notebook_run_takes_a_rendered_notebook(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    (library / "environments").mkdir(parents=True)
+    runbook = library / "counter.md"
+    runbook.write_text(COUNTER_RUNBOOK, encoding="utf-8")
+    env = library / "environments" / "lab.yaml"
+    env.write_text("name: lab\n", encoding="utf-8")
+    rendered = library / "out" / "counter.ipynb"
+    made = cli("render", runbook, "--env", env, "--to", "ipynb", "-o", rendered, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    text = rendered.read_text(encoding="utf-8")
+    assert str(tmp_path) not in text  # no absolute path of this machine
+    meta = json.loads(text)["metadata"]["runbook_engine"]
+    assert meta["runbook"]["path"] == "counter.md"
+    assert meta["environment"]["path"] == "environments/lab.yaml"
+    state = tmp_path / "state"
+    done = cli(
+        "notebook", "run", rendered, "--state-dir", state, "--run-id", "nb1",
+        "--confirm", "lamp", cwd=library,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    started = events(state / "runs" / "nb1")[0]
+    assert started["runbook"]["path"] == str(runbook.resolve())
+    assert started["environment"]["name"] == "lab"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = elsewhere / "counter.ipynb"
+    moved.write_bytes(rendered.read_bytes())
+    lost = cli("notebook", "run", moved, "--state-dir", state, cwd=elsewhere)
+    assert lost.returncode == 2
+    assert "RUNBOOK_LIBRARY" in lost.stderr and "counter.md" in lost.stderr
+    not_ours = elsewhere / "other.ipynb"
+    not_ours.write_text('{"cells": [], "metadata": {}}', encoding="utf-8")
+    refused = cli("notebook", "run", not_ours, "--state-dir", state, cwd=elsewhere)
+    assert refused.returncode == 2 and "not a notebook rendered by runbook-engine" in refused.stderr

@@ -261,7 +261,8 @@ def test_missing_weasyprint_is_a_clear_input_error(tmp_path: Path) -> None:
         [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
-    assert "install runbook-engine[pdf]" in result.stderr
+    assert "pip install 'runbook-engine[pdf]'" in result.stderr
+    assert "from a checkout of the source: pip install '.[pdf]'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.pdf").exists()
 

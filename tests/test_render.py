@@ -692,3 +692,60 @@ def test_estimates_make_the_time_plan() -> None:
     assert step_seconds(t.step("names-check")) == 60  # run by the tool: default
     assert step_seconds(t.step("server-restart")) == 0  # skipped here
     assert duration_text(5400) == "1 h 30 min" and duration_text(90) == "2 min"
+
+
+# --- values in prose are text -----------------------------------------------------------------
+PROSE_BOOK = """\
+---
+parameters:
+  v: {type: string}
+  w: {type: string}
+---
+# Prose values
+
+Point at {{ v }} and **{{ w }}**.
+
+{{ w }}
+
+Run `echo {{ v }}` here.
+
+```text
+{{ v }}
+```
+
+```manual {#m}
+Click **{{ v }}**.
+```
+"""
+EVIL = "[x](http://evil) **b** <script>alert(1)</script> C:\\Temp &amp;"
+
+
+def test_values_in_prose_are_text_never_markup(tmp_path: Path) -> None:
+    (tmp_path / "env.yaml").write_text(
+        json.dumps({"name": "t", "parameters": {"v": EVIL, "w": "# Heading **bold**"}}),
+        encoding="utf-8",
+    )
+    rb = parse_text(PROSE_BOOK, tmp_path / "prose.md")
+    env = load_environment(tmp_path / "env.yaml")
+    t = tailor(rb, env, resolve_values(rb, env))
+    markdown = md(t)
+    parsed = MarkdownIt("commonmark").parse(markdown)
+    inline = [c for tok in parsed if tok.children for c in tok.children]
+    assert not any(c.type == "link_open" and "evil" in str(c.attrs) for c in inline)
+    assert not any(c.type == "html_inline" and "script" in c.content for c in inline)
+    paragraphs = [
+        "".join(c.content for c in tok.children or [] if c.type == "text")
+        for tok in parsed
+        if tok.type == "inline"
+    ]
+    # every character shown as written
+    assert f"Point at {EVIL} and # Heading **bold**." in paragraphs
+    assert "# Heading **bold**" in paragraphs  # a paragraph, not a heading
+    headings = [parsed[i + 1].content for i, t in enumerate(parsed) if t.type == "heading_open"]
+    assert not any("Heading" in h for h in headings)
+    assert f"`echo {EVIL}`" in markdown  # code spans and blocks keep the value raw
+    assert f"```text\n{EVIL}\n```" in markdown
+    page = html(t)
+    assert "<script" not in page.lower() and 'href="http://evil"' not in page
+    assert "<strong>b</strong>" not in page and "<h1>Heading" not in page
+    assert "Click <strong>[x](http://evil) **b** &lt;script&gt;" in page  # manual steps too

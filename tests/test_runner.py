@@ -549,3 +549,51 @@ def test_missing_cwd_fails_the_step_cleanly(ws: Workspace) -> None:
     assert step["status"] == "failed"
     errors = [e for e in ws.events(name="step-finished", step="where") if e["status"] == "error"]
     assert errors and "my dir" in errors[0]["error"]
+
+
+ERREXIT_BOOK = """\
+# Errexit
+
+```sh {#strict}
+false
+echo strict-after
+```
+
+```bash {#lenient errexit=false}
+false | cat
+echo lenient-after
+```
+"""
+
+
+def test_a_failing_first_line_fails_the_step_unless_errexit_is_off(ws: Workspace) -> None:
+    (ws.root / "errexit.md").write_text(ERREXIT_BOOK, encoding="utf-8")
+    plan = ws.runbook("plan", "errexit.md")
+    assert plan.returncode == 0, plan.stderr
+    assert "stops at the first error (set -e)" in plan.stdout
+    assert "errexit off" in plan.stdout
+    data = json.loads(ws.runbook("plan", "errexit.md", "--json").stdout)
+    assert [s["errexit"] for s in data["steps"]] == ["set -e", ""]
+    guide = ws.runbook("render", "errexit.md", "--to", "md").stdout
+    assert "Stops at the first error (`set -e`)" in guide and "Errexit: off" in guide
+    run = ws.run("errexit.md")
+    assert run.returncode == 1
+    assert "strict-after" not in run.stdout
+    (ws.root / "errexit.md").write_text(
+        ERREXIT_BOOK.replace("{#strict}", "{#strict errexit=false}"), encoding="utf-8"
+    )
+    again = ws.run("errexit.md", run_id="r2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "strict-after" in again.stdout and "lenient-after" in again.stdout
+
+
+def test_errexit_attribute_is_checked(ws: Workspace) -> None:
+    (ws.root / "bad.md").write_text(
+        "# B\n\n```python {#p errexit=false}\nprint(1)\n```\n\n"
+        "```sh {#s errexit=maybe}\ntrue\n```\n",
+        encoding="utf-8",
+    )
+    proc = ws.runbook("lint", "bad.md")
+    assert proc.returncode != 0
+    assert "errexit= applies to sh, bash, powershell steps, not python" in proc.stdout
+    assert "errexit='maybe' must be 'true' or 'false'" in proc.stdout

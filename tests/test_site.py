@@ -11,6 +11,7 @@ go to ``tests/artifacts/`` (git-ignored).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -578,3 +579,18 @@ def test_every_link_resolves_and_nothing_is_remote(site: Path) -> None:
                 if target not in ids:
                     ids[target] = parse_html(target).ids
                 assert url.fragment in ids[target], (page, value)
+
+
+def test_site_notebooks_hold_library_paths_never_absolute_ones(tmp_path: Path) -> None:
+    out = tmp_path / "_build"
+    report = build_site(RUNBOOKS, out, formats=("html", "ipynb"), jobs=1, cache=False)
+    assert report.ok, report.failures
+    notebooks = sorted(out.rglob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        text = path.read_text(encoding="utf-8")
+        assert str(ROOT) not in text and str(RUNBOOKS.resolve()) not in text, path
+        meta = json.loads(text)["metadata"]["runbook_engine"]
+        assert not Path(meta["runbook"]["path"]).is_absolute()
+        if meta["environment"]:
+            assert meta["environment"]["path"].startswith("environments/")

@@ -133,6 +133,7 @@ def windows(wsman: Any) -> Any:
         "port": server.port,
         "transport": server.auth,
         "username": server.username,
+        "allow_basic_over_http": True,  # a loopback test server
         "read_timeout_sec": 4,
         "operation_timeout_sec": 1,
     }

@@ -6,9 +6,13 @@ pywinrm speaks real HTTP(S) to the server; nothing of pywinrm or requests is moc
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,8 @@ def make_host(server: WSManServer, **options: Any) -> Host:
     }
     if server.auth == "certificate":
         base.pop("username")
+    if server.auth == "basic" and not server.tls:
+        base["allow_basic_over_http"] = True  # a loopback test server
     base.update(options)
     return Host("EXCHANGE1", "127.0.0.1", "winrm", base, line=7)
 
@@ -111,7 +117,8 @@ def test_powershell_step_is_encoded_utf16(transport: Any, server: Any, win: Any)
     line = server.commands[0].command
     assert "powershell -NoProfile -NonInteractive -EncodedCommand " in line
     encoded = line.rsplit(" ", 1)[1]
-    assert base64.b64decode(encoded).decode("utf-16-le") == body.rstrip("\n")
+    script = base64.b64decode(encoded).decode("utf-16-le")
+    assert script == "$ErrorActionPreference = 'Stop'\n" + body.rstrip("\n")
     assert server.commands[0].stdin_closed.is_set()  # PowerShell 2.0 must not wait on stdin
 
 
@@ -338,7 +345,13 @@ def test_unreachable_host_is_a_clear_error() -> None:
         "EXCHANGE1",
         "127.0.0.1",
         "winrm",
-        {"scheme": "http", "port": port, "transport": "basic", "username": "admin"},
+        {
+            "scheme": "http",
+            "port": port,
+            "transport": "basic",
+            "username": "admin",
+            "allow_basic_over_http": True,
+        },
     )
     with pytest.raises(ExecutionError) as info:
         WinRMTransport(host, PASSWORD).run("cmd", "echo hi\n")
@@ -490,3 +503,131 @@ def test_constructor_rejects_bad_options_and_missing_password(tmp_path: Path) ->
     )
     with pytest.raises(EnvironmentFileError, match=r"ca_trust_path .* does not exist"):
         WinRMTransport(missing_ca, PASSWORD)
+
+
+def test_powershell_errexit_is_a_fixed_first_line_and_can_be_turned_off(
+    transport: Any, server: Any, win: Any
+) -> None:
+    body = "Get-Item C:\\missing\nWrite-Output after\n"
+    assert transport.run("powershell", body).ok
+    assert transport.run("powershell", body, errexit=False).ok
+    first, second = (base64.b64decode(c.command.rsplit(" ", 1)[1]) for c in server.commands)
+    assert first.decode("utf-16-le") == "$ErrorActionPreference = 'Stop'\n" + body.rstrip("\n")
+    assert second.decode("utf-16-le") == body.rstrip("\n")
+
+
+def test_uploaded_powershell_script_starts_with_errexit(transport: Any, win: Any) -> None:
+    assert transport.run("powershell", "Write-Output $env:X\n", env={"X": "v"}).ok
+    kind, text = win.scripts[-1]
+    assert kind == "powershell"
+    assert text.lstrip("\ufeff").startswith("$ErrorActionPreference = 'Stop'\r\n")
+
+
+# -- safe transport defaults -------------------------------------------------------------
+def test_basic_over_http_is_refused_unless_allowed() -> None:
+    options = {"scheme": "http", "port": 5985, "transport": "basic", "username": "u"}
+    problems = validate_winrm_options(options, Path("lab.yaml"), 9)
+    assert len(problems) == 1
+    text = problems[0].format()
+    assert "lab.yaml:9" in text and "basic over scheme http" in text
+    assert "allow_basic_over_http: true" in text and "https" in text
+    assert validate_winrm_options({**options, "allow_basic_over_http": True}, None, 1) == []
+    assert validate_winrm_options({**options, "scheme": "https"}, None, 1) == []
+    bad = validate_winrm_options({**options, "allow_basic_over_http": "yes"}, None, 1)
+    assert "must be true or false" in bad[0].format()
+    with pytest.raises(EnvironmentFileError, match="basic over scheme http"):
+        WinRMTransport(Host("DC", "127.0.0.1", "winrm", options), PASSWORD)
+
+
+def weak_library(tmp: Path, options: dict[str, Any]) -> tuple[Path, Path]:
+    """A one-step runbook for a WinRM host with ``options`` and its environment file."""
+    book = tmp / "weak.md"
+    book.write_text(
+        "---\nroles:\n  win: A Windows host\n---\n# Weak\n\n"
+        "```cmd {#hello target=win}\necho hi\n```\n",
+        encoding="utf-8",
+    )
+    env = {
+        "name": "weak",
+        "roles": {
+            "win": [
+                {
+                    "name": "WIN1",
+                    "address": "127.0.0.1",
+                    "transport": "winrm",
+                    "winrm": {**options, "credential": "pw"},
+                }
+            ]
+        },
+        "secrets": {"pw": {"env": "WEAK_WINRM_PASSWORD"}},
+    }
+    path = tmp / "env.yml"
+    path.write_text(json.dumps(env), encoding="utf-8")
+    return book, path
+
+
+def cli(tmp: Path, *args: Any) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "WEAK_WINRM_PASSWORD": PASSWORD,
+        "RUNBOOK_OPERATOR": "tester",
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", *map(str, args)],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_plan_and_run_refuse_basic_over_http(server: Any, tmp_path: Path) -> None:
+    options = {"scheme": "http", "port": server.port, "transport": "basic", "username": "admin"}
+    book, env = weak_library(tmp_path, options)
+    for command in ("plan", "run"):
+        extra = ("--state-dir", tmp_path / "state", "--no-input") if command == "run" else ()
+        proc = cli(tmp_path, command, book, "--env", env, *extra)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "env.yml:" in proc.stderr and "basic over scheme http" in proc.stderr
+    assert server.commands == []  # refused before anything reached the host
+
+
+def test_ignored_certificate_validation_is_warned_journaled_and_in_the_record(
+    wsman: Any, win: Any, ca: trustme.CA, tmp_path: Path
+) -> None:
+    server = wsman(win, tls=tls_context(ca))
+    options = {
+        "scheme": "https",
+        "port": server.port,
+        "transport": "basic",
+        "username": "admin",
+        "server_cert_validation": "ignore",
+        "read_timeout_sec": 4,
+        "operation_timeout_sec": 1,
+    }
+    book, env = weak_library(tmp_path, options)
+    state = tmp_path / "state"
+    proc = cli(
+        tmp_path, "run", book, "--env", env, "--state-dir", state, "--run-id", "w1", "--no-input"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warning: host WIN1 (winrm): server_cert_validation: ignore" in proc.stderr
+    records = [
+        json.loads(line)
+        for line in (state / "runs" / "w1" / "journal.jsonl").read_text().splitlines()
+    ]
+    weakened = [r for r in records if r["event"] == "transport-weakened"]
+    assert [(r["host"], r["transport"]) for r in weakened] == [("WIN1", "winrm")]
+    assert "certificate is not checked" in weakened[0]["weakening"]
+    record = json.loads(
+        cli(tmp_path, "evidence", "export", "w1", "--to", "json", "--state-dir", state).stdout
+    )
+    kinds = [d["kind"] for d in record["deviations"]]
+    assert kinds == ["transport-weakened"]
+    assert "server_cert_validation: ignore" in record["deviations"][0]["detail"]

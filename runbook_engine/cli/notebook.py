@@ -61,9 +61,19 @@ def notebook_run(
     state_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Execute RUNBOOK's notebook with papermill; one executed notebook per attempt is kept."""
+    """Execute RUNBOOK's notebook with papermill; one executed notebook per attempt is kept.
+
+    RUNBOOK is the runbook (.md) or a notebook rendered from it (.ipynb), whose runbook and
+    environment are found from its metadata (paths relative to the library; set
+    RUNBOOK_LIBRARY when the notebook lies outside it).
+    """
     from runbook_engine.errors import RunPaused
     from runbook_engine.notebook.execute import run_notebook
+
+    if runbook.suffix.lower() == ".ipynb":
+        from runbook_engine.notebook.locate import locate
+
+        runbook, env_path = locate(runbook, env_path)
 
     confirmations = {
         step: decision or "confirm"

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from runbook_engine.source.kinds import errexit_mode
 from runbook_engine.tailor.binding import VALUES_NOTE
 
 _ACTIONS = {
@@ -17,6 +18,16 @@ _ACTIONS = {
     "skip": "skipped",
     "conditional": "runs if its condition holds",
 }
+
+
+def _errexit(step: dict[str, Any]) -> str:
+    """``stops at the first error (set -e)`` for a shell step run by the tool; ``errexit
+    off`` when the step turned it off; ``""`` for kinds without the mode."""
+    if not errexit_mode(step["kind"]):
+        return ""
+    if step.get("errexit"):
+        return f"stops at the first error ({step['errexit']})"
+    return "errexit off"
 
 
 def print_plan(plan: dict[str, Any]) -> None:
@@ -48,6 +59,7 @@ def print_plan(plan: dict[str, Any]) -> None:
             f"timeout {step['timeout_seconds']:g} s" if step["timeout_seconds"] else "",
             f"retries {step['retries']}" if step["retries"] else "",
             "continues on failure" if step["on_failure"] == "continue" else "",
+            _errexit(step),
         ]
         if any(extras):
             console.print("   " + ", ".join(e for e in extras if e))

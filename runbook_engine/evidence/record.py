@@ -205,6 +205,8 @@ def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         if e == "run-started" and r.get("emergency"):
             add("emergency", r, f"emergency run: {r.get('reason')}")
+        elif e == "transport-weakened":
+            add("transport-weakened", r, f"{r.get('transport')} {r.get('weakening')}")
         elif e == "step-skipped" and "gate" in r:
             add("skip", r, f"skipped by {r.get('by')}: {r.get('reason')}")
         elif e == "step-retry":

@@ -146,17 +146,18 @@ def _relative(problem: Problem, cwd: Path) -> Problem:
 
 
 def print_rules(fmt: str) -> None:
-    """Print the warning rules (code, name, summary) as text or JSON."""
+    """Print the error codes (RB0xx-RB2xx, never disabled) and the warning rules (RB3xx,
+    can be disabled with a reason), code, name and summary, as text or JSON."""
+    from runbook_engine.lint.codes import ERROR_CODES
+
+    rows = [(code, name, summary, "error") for code, (name, summary) in ERROR_CODES.items()]
+    rows += [(r.code, r.name, r.summary, "warning") for r in RULES.values()]
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                [{"code": r.code, "name": r.name, "summary": r.summary} for r in RULES.values()],
-                indent=2,
-            )
-        )
+        keys = ("code", "name", "summary", "severity")
+        click.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
         return
-    for rule in RULES.values():
-        click.echo(f"{rule.code}  {rule.name:<24} {rule.summary}")
+    for code, name, summary, severity in rows:
+        click.echo(f"{code}  {severity:<8} {name:<24} {summary}")
 
 
 def run_lint(paths: list[Path], fmt: str) -> int:

@@ -146,7 +146,9 @@ def run_notebook(
         raise InputError(f"--decide names {', '.join(unknown)}: not a step of the runbook's flow")
     run_id = run_id or new_run_id(loaded.runbook.id)
     nb = build_notebook(loaded.tailored, change_id=change_id)
-    params = {
+    params = {  # the files as this run reads them (the rendered cell holds library paths)
+        "runbook_file": str(loaded.runbook.path.resolve()),
+        "env_file": str(loaded.environment.path.resolve()) if loaded.environment else None,
         "run_id": run_id,
         "state_dir": str(state_dir.resolve()),
         "answers_file": str(answers.resolve()) if answers else None,

@@ -20,12 +20,14 @@ from __future__ import annotations
 import ast
 import hashlib
 import keyword
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from runbook_engine import __version__
 from runbook_engine.errors import InputError
+from runbook_engine.source.library import library_root
 from runbook_engine.source.model import Environment, Host
 from runbook_engine.tailor.tailoring import TailoredProse, TailoredRunbook, TailoredStep
 
@@ -266,8 +268,8 @@ def _parameters_source(
     engine: dict[str, Any] = {
         "run_id": None,
         "state_dir": None,
-        "env_file": str(env.path.resolve()) if env is not None else None,
-        "runbook_file": str(tailored.runbook.path.resolve()),
+        "env_file": library_path(tailored, env.path) if env is not None else None,
+        "runbook_file": library_path(tailored, tailored.runbook.path),
         "change_id": change_id,
         "operator": None,
         "answers_file": None,
@@ -422,6 +424,14 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def library_path(tailored: TailoredRunbook, path: Path) -> str:
+    """``path`` relative to the runbook's library (``RUNBOOK_LIBRARY``, else the runbook's
+    folder), with ``/``: a rendered notebook never holds the build machine's absolute
+    paths; ``runbook notebook run NOTEBOOK.ipynb`` finds the files again from them."""
+    root = library_root(Path(tailored.runbook.path))
+    return Path(os.path.relpath(Path(path).resolve(), root)).as_posix()
+
+
 def _metadata(tailored: TailoredRunbook, change_id: str | None) -> dict[str, Any]:
     rb = tailored.runbook
     env = environment_of(tailored)
@@ -433,11 +443,15 @@ def _metadata(tailored: TailoredRunbook, change_id: str | None) -> dict[str, Any
             "title": rb.title,
             "version": rb.version,
             "sha256": rb.content_hash,
-            "path": str(Path(rb.path).resolve()),
+            "path": library_path(tailored, rb.path),
         },
         "environment": None
         if env is None
-        else {"name": env.name, "sha256": env.content_hash, "path": str(env.path.resolve())},
+        else {
+            "name": env.name,
+            "sha256": env.content_hash,
+            "path": library_path(tailored, env.path),
+        },
         "change_id": change_id,
         "steps": [ts.id for ts in tailored.steps],
     }

@@ -37,7 +37,10 @@ from runbook_engine.outputs.templating import read_asset
 from runbook_engine.tailor.tailoring import TailoredRunbook
 
 PDF_STYLESHEET = "guide-pdf.css"
-INSTALL_HINT = "install runbook-engine[pdf] (pip install 'runbook-engine[pdf]')"
+INSTALL_HINT = (
+    "install the pdf extra: pip install 'runbook-engine[pdf]' (from a checkout of the "
+    "source: pip install '.[pdf]')"
+)
 _RUNNING_HEAD = re.compile(r'<p class="running-head">.*?</p>', re.DOTALL)
 
 

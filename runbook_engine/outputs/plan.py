@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runbook_engine.source.kinds import errexit_mode
 from runbook_engine.tailor.tailoring import TailoredRunbook, TailoredStep
 
 
@@ -32,7 +33,9 @@ def build_plan(tailored: TailoredRunbook) -> dict[str, Any]:
     "title", "kind", "phase", "target", "hosts": [{"name", "address", "transport",
     "action"}], "command" (values quoted for typing by hand), "command_as_run" (values as
     environment variable references), "values" (variable -> value), "check", "backout",
-    "when", "skip_reason", "timeout_seconds",
+    "when", "skip_reason", "timeout_seconds", "errexit" (how a failing command stops the
+    script: ``set -eo pipefail``, ``set -e``, ``$ErrorActionPreference = 'Stop'``; ``""``
+    when off or the kind has none),
     "retries", "retry_delay_seconds", "on_failure", "source": "file:line"}]}``.
     """
     rb = tailored.runbook
@@ -75,6 +78,7 @@ def build_plan(tailored: TailoredRunbook) -> dict[str, Any]:
                 "when": step.when,
                 "skip_reason": ts.skip_reason,
                 "timeout_seconds": step.timeout,
+                "errexit": errexit_mode(step.kind, step.errexit),
                 "retries": step.retries,
                 "retry_delay_seconds": step.retry_delay,
                 "on_failure": step.on_failure,

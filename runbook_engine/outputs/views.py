@@ -16,6 +16,7 @@ from runbook_engine.errors import InputError
 from runbook_engine.outputs.effort import automated_check, by_hand, duration_text, step_seconds
 from runbook_engine.outputs.long_values import ValueRefs
 from runbook_engine.outputs.mdtext import code, escape, fence_for, prefix_lines
+from runbook_engine.source.kinds import errexit_mode
 from runbook_engine.source.model import Host
 from runbook_engine.tailor.binding import VALUES_NOTE
 from runbook_engine.tailor.tailoring import LOCAL_HOST, TailoredRunbook, TailoredStep
@@ -159,7 +160,19 @@ def limits_text(ts: TailoredStep) -> str:
         )
     if step.cwd and not hand:
         parts.append(f"Working directory: {code(step.cwd)}")
+    if errexit := errexit_text(ts):
+        parts.append(errexit)
     return " · ".join(parts)
+
+
+def errexit_text(ts: TailoredStep) -> str:
+    """Whether a ``sh``/``bash``/``powershell`` step stops at its first failing command
+    (``Stops at the first error (`set -eo pipefail`)``), or ``""`` for other kinds and
+    for steps a person types by hand (the mode is the tool's, not the person's)."""
+    if not errexit_mode(ts.step.kind) or by_hand(ts):
+        return ""
+    mode = errexit_mode(ts.step.kind, ts.step.errexit)
+    return f"Stops at the first error ({code(mode)})" if mode else "Errexit: off"
 
 
 def command_block(ts: TailoredStep, label: str, sub: Callable[[str], str] = _same) -> Block:

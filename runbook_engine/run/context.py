@@ -290,6 +290,7 @@ class RunContext:
                     timeout=ts.step.timeout,
                     cwd=self._cwd(ts, host),
                     env=self._command_env(ts, host),
+                    errexit=ts.step.errexit,
                 )
         except ExecutionError as exc:
             self.journal.append(

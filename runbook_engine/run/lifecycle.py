@@ -15,6 +15,7 @@ import platform
 import re
 import secrets as pysecrets
 import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from runbook_engine.run.runner import Runner
 from runbook_engine.run.steps import executors
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord, utcnow
 from runbook_engine.tailor.loading import Loaded, load
-from runbook_engine.transports import TRANSPORTS
+from runbook_engine.transports import TRANSPORTS, weakened_hosts
 from runbook_engine.transports.process import ProcessIdentity, is_alive
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -159,6 +160,17 @@ def create_run(
     ]
     for message in warnings:
         journal.append("warning", message=message)
+    weakened = weakened_hosts(
+        h for ts in [*loaded.tailored.steps, *loaded.tailored.helpers.values()] for h in ts.hosts
+    )
+    for host, what in weakened:
+        journal.append(
+            "transport-weakened",
+            host=host.name,
+            address=host.address,
+            transport=host.transport,
+            weakening=what,
+        )
     try:
         store.create_run(record, rows)  # the commit point: the run exists from here on
     except BaseException:
@@ -169,6 +181,8 @@ def create_run(
     runner = Runner(store, record, loaded, shown, options, secrets=secret_values)
     for message in warnings:
         runner.report.warning(message)
+    for host, what in weakened:  # on standard error, whatever --quiet or --json say
+        print(f"warning: host {host.name} ({host.transport}): {what}", file=sys.stderr)
     return runner
 
 

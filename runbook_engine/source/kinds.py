@@ -29,6 +29,11 @@ class KindInfo:
             ``estimate=`` attribute says otherwise (the guide's time plan).
         estimate_by_hand: Seconds when a person carries it out (a manual step, or a
             host reached by hand), per host.
+        errexit: How a failing command stops the script, as people know it (``set -e``,
+            ``set -eo pipefail``, ``$ErrorActionPreference = 'Stop'``); empty for kinds
+            without such a mode (``cmd``, ``python``).  Steps have it on unless they say
+            ``errexit=false``; the transports apply it (interpreter options or a fixed
+            first line), never by editing the body.
     """
 
     name: str
@@ -39,6 +44,7 @@ class KindInfo:
     executor: str = ""
     estimate: int = 60
     estimate_by_hand: int = 180
+    errexit: str = ""
 
 
 _STEPS = "runbook_engine.run.steps"
@@ -50,6 +56,13 @@ def register_kind(info: KindInfo) -> None:
     KINDS[info.name] = info
 
 
+#: How each kind's errexit mode is shown to people (the transports apply the same).
+ERREXIT: dict[str, str] = {
+    "sh": "set -e",
+    "bash": "set -eo pipefail",
+    "powershell": "$ErrorActionPreference = 'Stop'",
+}
+
 for _name, _desc, _local in (
     ("cmd", "Windows cmd.exe script", False),
     ("powershell", "Windows PowerShell (2.0-compatible) script", True),
@@ -57,7 +70,17 @@ for _name, _desc, _local in (
     ("bash", "bash script", True),
     ("python", "Python 3 script", True),
 ):
-    register_kind(KindInfo(_name, "command", _desc, _local, True, f"{_STEPS}.command:CommandStep"))
+    register_kind(
+        KindInfo(
+            _name,
+            "command",
+            _desc,
+            _local,
+            True,
+            f"{_STEPS}.command:CommandStep",
+            errexit=ERREXIT.get(_name, ""),
+        )
+    )
 register_kind(
     KindInfo(
         "manual",
@@ -106,3 +129,10 @@ register_kind(
         estimate_by_hand=0,
     )
 )
+
+
+def errexit_mode(kind: str, on: bool = True) -> str:
+    """The errexit mode a ``kind`` step runs with (``"set -eo pipefail"``), or ``""`` when
+    the kind has none or the step turned it off (``on`` false: ``errexit=false``)."""
+    info = KINDS.get(kind)
+    return info.errexit if on and info is not None else ""

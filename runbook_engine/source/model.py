@@ -107,6 +107,8 @@ class Step:
         backout: Id of the step that undoes this one.
         cwd: Working directory for local commands.
         template: Whether the body is rendered with jinja (``template=false`` keeps it literal).
+        errexit: Whether a ``sh``/``bash``/``powershell`` body stops at its first failing
+            command (``errexit=false`` turns it off); see :data:`.kinds.ERREXIT`.
         phase: ``precheck``, ``change`` or ``verify``.
         estimate: Seconds the step is expected to take (attribute ``estimate=5m``);
             ``None``: the guide's default for its kind.
@@ -136,6 +138,7 @@ class Step:
     backout: str | None = None
     cwd: str | None = None
     template: bool = True
+    errexit: bool = True
     phase: str = "change"
     role: str = "step"
     estimate: int | None = None

@@ -20,12 +20,13 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from runbook_engine.errors import Problem, RunbookSyntaxError
-from runbook_engine.source.attrs import AttrSyntaxError, parse_estimate, parse_info
+from runbook_engine.source.attrs import AttrSyntaxError, InfoString, parse_estimate, parse_info
 from runbook_engine.source.frontmatter import split_front_matter
-from runbook_engine.source.kinds import KINDS
+from runbook_engine.source.kinds import ERREXIT, KINDS, errexit_mode
 from runbook_engine.source.library import LIBRARY_ENV, library_root, outside_library
 from runbook_engine.source.metadata import FRAGMENT_KEYS, read_meta
 from runbook_engine.source.model import Parameter, Prose, Runbook, SourceSpan, Step
+from runbook_engine.source.yamlfile import not_utf8
 
 _MD = MarkdownIt("commonmark")
 _INCLUDE = re.compile(r"^<!--\s*include:(?P<path>.*?)-->\s*$")
@@ -45,6 +46,7 @@ ATTRIBUTES = frozenset(
         "template",
         "estimate",
         "go-no-go",
+        "errexit",
     }
 )
 CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
@@ -70,7 +72,7 @@ def read_source(path: Path) -> tuple[str, str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise RunbookSyntaxError.single("file is not UTF-8 text", path, line) from None
+        raise RunbookSyntaxError.single(not_utf8(data, exc.start), path, line) from None
     return text.replace("\r\n", "\n").replace("\r", "\n"), hashlib.sha256(data).hexdigest()
 
 
@@ -293,7 +295,7 @@ def _make_step(
             source,
         )
         return None
-    fields = _step_fields(doc, info.attrs, info.classes, path, line, source, info.id)
+    fields = _step_fields(doc, info, path, line, source, info.id)
     if info.lang is None:
         doc.problem(
             f"step {info.id!r} has no language; write the kind before the attributes, "
@@ -354,14 +356,14 @@ def _closed(token: Token) -> bool:
 
 def _step_fields(
     doc: _Document,
-    attrs: dict[str, str],
-    classes: tuple[str, ...],
+    info: InfoString,
     path: Path,
     line: int,
     source: str,
     step_id: str,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    attrs, classes, kind = info.attrs, info.classes, info.lang or ""
 
     def bad(message: str) -> None:
         doc.problem(f"step {step_id!r}: {message}", path, line, "RB116", source)
@@ -402,6 +404,12 @@ def _step_fields(
             if value not in ("true", "false"):
                 bad(f"template={value!r} must be 'true' or 'false'")
             out["template"] = value != "false"
+        elif key == "errexit":
+            if value not in ("true", "false"):
+                bad(f"errexit={value!r} must be 'true' or 'false'")
+            elif not errexit_mode(kind):
+                bad(f"errexit= applies to {', '.join(ERREXIT)} steps, not {kind}")
+            out["errexit"] = value != "false"
         else:
             out[key] = value
     phases = [c for c in classes if c in CLASSES]

@@ -12,6 +12,15 @@ from runbook_engine.errors import InputError
 KeyPath = tuple[Any, ...]
 
 
+def not_utf8(data: bytes, start: int) -> str:
+    """The message for ``data`` that is not UTF-8 from byte ``start`` on: where, and what to do."""
+    column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+    return (
+        f"file is not UTF-8 text: byte 0x{data[start]:02x} at column {column} of this line; "
+        "save the file as UTF-8 (an editor's 'Save with encoding', or iconv -f cp1252 -t utf-8)"
+    )
+
+
 def load_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, dict[KeyPath, int]]:
     """Read a YAML file.
 
@@ -27,11 +36,16 @@ def load_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, di
         InputError: (or ``error``) the file is missing, unreadable or not YAML.
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise error.single(f"file not found: {path}", path, 0, code="RB201") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise error.single(f"cannot read {path}: {exc}", path, 0, code="RB201") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error.single(not_utf8(data, exc.start), path, line, code="RB201") from None
     from runbook_engine.source.frontmatter import compose, duplicate_key
 
     try:

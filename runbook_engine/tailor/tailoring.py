@@ -32,6 +32,7 @@ from runbook_engine.tailor.binding import (
     value_text,
 )
 from runbook_engine.tailor.generic import generic_text
+from runbook_engine.tailor.prose import insert_as_text
 from runbook_engine.tailor.quoting import SecretValue, language_of
 from runbook_engine.tailor.sandbox import (
     SANDBOX_CODE,
@@ -188,7 +189,7 @@ def tailor(
     number = 0
     for seg in runbook.segments:
         if isinstance(seg, Prose):
-            text = _render(seg.text, seg.span.path, seg.span.start_line, ctx, known, env, problems)
+            text = _render_prose(seg.text, seg.span, ctx, known, env, problems)
             segments.append(TailoredProse(text if text is not None else seg.text, seg.span))
             continue
         tailored = _tailor_step(seg, ctx, known, env, runbook, problems)
@@ -289,6 +290,11 @@ def _render_body(
 ) -> tuple[str, str, dict[str, str]] | None:
     """Render a step body: (shown body, body as run, variables of the run body)."""
     lang = language_of(step.kind)
+    if step.is_manual:  # instructions are Markdown: values in them are text
+        text = _render_prose(
+            step.body, replace(step.span, start_line=step.body_line), ctx, known, env, problems
+        )
+        return None if text is None else (text, text, {})
     if lang is None or env is None or "{" not in step.body:
         text = _render(step.body, step.span.path, step.body_line, ctx, known, env, problems)
         return None if text is None else (text, text, {})
@@ -323,6 +329,24 @@ def _render_body(
             )
         )
     return None
+
+
+def _render_prose(
+    source: str,
+    span: SourceSpan,
+    ctx: dict[str, Any],
+    known: set[str],
+    env: Environment | None,
+    problems: list[Problem],
+) -> str | None:
+    """Render Markdown (prose, a manual step's instructions) whose values are inserted as
+    text, escaped for where they stand (:func:`.prose.insert_as_text`)."""
+    path, line = span.path, span.start_line
+    if env is None or "{" not in source:
+        return _render(source, path, line, ctx, known, env, problems)
+    slots = Slots()
+    text = _render(source, path, line, {**ctx, _SLOTS: slots}, known, env, problems, slots=True)
+    return None if text is None else insert_as_text(text, slots)
 
 
 def _slot_outputs(ast: nodes.Template) -> nodes.Template:

@@ -117,6 +117,7 @@ def resolve_values(
                     path,
                     line,
                     code="RB224" if isinstance(exc, ControlCharacter) else "RB222",
+                    origin=f"--set {name}" if source == "--set" else None,
                 )
             )
     if env is not None:

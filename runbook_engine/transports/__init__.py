@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,9 @@ class TransportInfo:
             :class:`ExecutionError` when the host cannot be asked).  A resume uses it for
             a step interrupted while its command ran (see
             :class:`~runbook_engine.transports.process.RemoteProcess`).
+        weakener: ``"module:function"`` naming what a host's options weaken:
+            ``(options) -> list[str]`` (certificate validation off, a password sent in
+            clear); a run warns of each and journals it.
     """
 
     name: str
@@ -63,6 +66,7 @@ class TransportInfo:
     options_key: str | None = None
     validator: str | None = None
     finder: str | None = None
+    weakener: str | None = None
 
     @property
     def by_hand(self) -> bool:
@@ -78,6 +82,10 @@ class TransportInfo:
         if self.validator is None:
             return []
         return _target(self.validator)(options, path, line)
+
+    def weakenings(self, options: Any) -> list[str]:
+        """What ``options`` weaken, one sentence each (none without a ``weakener``)."""
+        return [] if self.weakener is None else _target(self.weakener)(options)
 
     def open(
         self, host: Host, secrets: dict[str, str], on_output: Callable[[str], None] | None
@@ -131,8 +139,22 @@ register_transport(
         options_key="winrm",
         validator="runbook_engine.transports.winrm_options:validate_winrm_options",
         finder="runbook_engine.transports.winrm_identity:still_running",
+        weakener="runbook_engine.transports.winrm_options:weakenings",
     )
 )
+
+
+def weakened_hosts(hosts: Iterable[Host]) -> list[tuple[Host, str]]:
+    """``(host, what is weakened)`` for each weakening of each distinct host, in order."""
+    out: list[tuple[Host, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for host in hosts:
+        info = TRANSPORTS.get(host.transport)
+        if info is None or (host.name, host.address) in seen:
+            continue
+        seen.add((host.name, host.address))
+        out.extend((host, text) for text in info.weakenings(host.options))
+    return out
 
 
 class TransportPool:

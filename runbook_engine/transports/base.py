@@ -51,7 +51,10 @@ class Transport(Protocol):
     ``kind`` is the step kind (``cmd``, ``powershell``, ``sh``, ``bash``,
     ``python``); ``body`` is the tailored step body; ``timeout`` is the deadline
     in seconds (``None`` for none); ``cwd`` a working directory or ``None``;
-    ``env`` extra environment variables (secrets reach commands only this way).
+    ``env`` extra environment variables (secrets reach commands only this way);
+    ``errexit`` whether a ``sh``/``bash``/``powershell`` body stops at its first failing
+    command (:data:`runbook_engine.source.kinds.ERREXIT`; on unless a step says
+    ``errexit=false``).
     """
 
     name: str
@@ -64,6 +67,7 @@ class Transport(Protocol):
         timeout: float | None = None,
         cwd: str | None = None,
         env: dict[str, str] | None = None,
+        errexit: bool = True,
     ) -> CommandResult:
         """Run ``body`` as a ``kind`` command and wait for it (see class doc)."""
         ...

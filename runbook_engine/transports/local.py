@@ -63,14 +63,24 @@ def _which(program: str) -> str:
     return found
 
 
-def interpreter(kind: str) -> list[str]:
+#: Interpreter options that make a shell stop at the first failing command (errexit);
+#: bash also fails a pipeline when any of its commands fails (as GitHub Actions runs bash).
+ERREXIT_OPTIONS = {"sh": ["-e"], "bash": ["-e", "-o", "pipefail"]}
+#: First line of a PowerShell script in errexit mode: errors stop the script.
+POWERSHELL_ERREXIT = "$ErrorActionPreference = 'Stop'\n"
+
+
+def interpreter(kind: str, errexit: bool = True) -> list[str]:
     """Return the argument vector that runs a ``kind`` script (the file is appended).
+
+    With ``errexit`` (the default) ``sh`` runs with ``-e`` and ``bash`` with
+    ``-e -o pipefail``: options of the interpreter, never text added to the body.
 
     Raises:
         ExecutionError: the kind is unknown or its interpreter is not available here.
     """
     if kind in ("sh", "bash"):
-        return [_which(kind)]
+        return [_which(kind), *(ERREXIT_OPTIONS[kind] if errexit else [])]
     if kind == "python":
         return [sys.executable]
     if kind == "powershell":
@@ -91,10 +101,11 @@ def interpreter(kind: str) -> list[str]:
     raise ExecutionError(f"local transport cannot run {kind!r} steps")
 
 
-def _script_bytes(kind: str, body: str) -> bytes:
+def _script_bytes(kind: str, body: str, errexit: bool = True) -> bytes:
     if kind == "cmd":
         return body.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
     if kind == "powershell":
+        body = (POWERSHELL_ERREXIT if errexit else "") + body
         return b"\xef\xbb\xbf" + body.encode("utf-8")  # BOM: Windows PowerShell 5 reads UTF-8
     return body.encode("utf-8")
 
@@ -198,6 +209,7 @@ class LocalTransport:
         timeout: float | None = None,
         cwd: str | None = None,
         env: dict[str, str] | None = None,
+        errexit: bool = True,
     ) -> CommandResult:
         """Run ``body`` as a ``kind`` script and wait for it.
 
@@ -207,6 +219,10 @@ class LocalTransport:
             timeout: Deadline in seconds; ``None`` for none.
             cwd: Working directory; ``None`` for the current one.
             env: Variables added to a copy of this process's environment.
+            errexit: Stop at the first failing command: ``sh -e``, ``bash -e -o
+                pipefail``, a first line ``$ErrorActionPreference = 'Stop'`` in
+                PowerShell (the command in the result shows the options); no effect
+                on ``python`` and ``cmd``.
 
         Returns:
             The result; ``exit_code`` is ``None`` and ``timed_out`` true when the
@@ -216,7 +232,7 @@ class LocalTransport:
             ExecutionError: the kind cannot run here, the interpreter or ``cwd`` is
                 missing, or the process cannot be started.
         """
-        argv = interpreter(kind)
+        argv = interpreter(kind, errexit)
         if cwd is not None and not Path(cwd).is_dir():
             raise ExecutionError(f"working directory {cwd!r} does not exist")
         if timeout is not None and timeout <= 0:
@@ -226,7 +242,7 @@ class LocalTransport:
         fd, script = tempfile.mkstemp(prefix="runbook-step-", suffix=_SUFFIX[kind])
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(_script_bytes(kind, body))
+                fh.write(_script_bytes(kind, body, errexit))
             return self._execute([*argv, script], timeout, cwd, child_env)
         finally:
             with contextlib.suppress(OSError):

@@ -110,6 +110,7 @@ class WinRMTransport:
         timeout: float | None = None,
         cwd: str | None = None,
         env: dict[str, str] | None = None,
+        errexit: bool = True,
     ) -> CommandResult:
         """Run ``body`` as a ``cmd`` or ``powershell`` step and wait for it.
 
@@ -121,6 +122,7 @@ class WinRMTransport:
             cwd: Working directory on the host.
             env: Extra environment variables (written into the uploaded script, never
                 into :attr:`CommandResult.command`).
+            errexit: Start PowerShell with ``$ErrorActionPreference = 'Stop'`` (not cmd).
 
         Raises:
             ExecutionError: the step could not be run (connection, credentials, TLS,
@@ -134,7 +136,7 @@ class WinRMTransport:
                 "WinRM steps are cmd or powershell"
             )
         try:
-            plan = build_plan(kind, body, cwd=cwd, env=env or {})
+            plan = build_plan(kind, body, cwd=cwd, env=env or {}, errexit=errexit)
         except ValueError as exc:
             raise ExecutionError(f"WinRM host {self.host.name}: {exc}") from None
         start = time.monotonic()

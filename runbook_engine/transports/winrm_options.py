@@ -7,6 +7,12 @@ Option names follow Ansible's ``ansible_winrm_*`` variables (``transport``,
 scheme https (http when port is 5985), port 5986/5985, path ``/wsman``, transport
 ntlm, validation on, message_encryption auto, read 30 s, operation 20 s.
 
+Safe by default: ``transport: basic`` over ``http`` (the password crosses the network in
+base64) is refused unless the host says ``allow_basic_over_http: true``;
+:func:`weakenings` names what a host's options weaken (certificate validation turned
+off, basic over http allowed), which a run warns about and journals
+(``transport-weakened``).
+
 No third-party imports: the environment loader imports this module.
 """
 
@@ -34,6 +40,7 @@ OPTION_NAMES: frozenset[str] = frozenset(
         "cert_pem",
         "cert_key_pem",
         "credential",
+        "allow_basic_over_http",
     }
 )
 AUTH_METHODS: tuple[str, ...] = ("basic", "ntlm", "kerberos", "certificate", "credssp")
@@ -98,6 +105,9 @@ def validate_winrm_options(options: Any, path: Any, line: int) -> list[Problem]:
             f"operation_timeout_sec ({timeouts['operation_timeout_sec']}): the server may "
             "hold each poll for operation_timeout_sec before answering"
         )
+    allow = options.get("allow_basic_over_http", False)
+    if not isinstance(allow, bool):
+        bad(f"allow_basic_over_http: {allow!r} must be true or false")
     problems.extend(_auth_problems(options, path, line))
     return problems
 
@@ -112,12 +122,44 @@ def _auth_problems(options: dict[str, Any], path: Any, line: int) -> list[Proble
             out.append("transport certificate needs scheme https")
     elif auth in ("basic", "ntlm", "credssp") and not options.get("username"):
         out.append(f"transport {auth} needs a username")
+    if (
+        auth == "basic"
+        and _scheme(options) == "http"
+        and options.get("allow_basic_over_http") is not True
+    ):
+        out.append(
+            "transport basic over scheme http sends the password in clear text (base64) "
+            "and is refused: use scheme https (port 5986), or ntlm/kerberos, or, for a lab "
+            "only, set allow_basic_over_http: true (the run warns and journals it)"
+        )
     if options.get("message_encryption") == "always" and auth in ("basic", "certificate"):
         out.append(
             f"message_encryption always is impossible with transport {auth}; "
             "use scheme https instead (TLS encrypts the messages)"
         )
     return [Problem(f"winrm: {m}", path, line, code="RB214") for m in out]
+
+
+def weakenings(options: Any) -> list[str]:
+    """What a host's ``winrm:`` options weaken, one sentence each (empty when nothing):
+    ``server_cert_validation: ignore`` over https, and basic authentication over http
+    allowed with ``allow_basic_over_http``.  A run warns of each at its start and
+    journals it (``transport-weakened``), so the change record shows it."""
+    if not isinstance(options, dict):
+        return []
+    out = []
+    scheme = _scheme(options)
+    if scheme == "https" and options.get("server_cert_validation") == "ignore":
+        out.append(
+            "server_cert_validation: ignore: the host's TLS certificate is not checked, so "
+            "anyone between here and the host can read the session and its credentials"
+        )
+    if scheme == "http" and options.get("transport") == "basic":
+        out.append(
+            "allow_basic_over_http: the password crosses the network in clear text (basic "
+            "authentication over http)"
+        )
+    return out
 
 
 def _scheme(options: dict[str, Any]) -> str:

@@ -56,7 +56,13 @@ class CommandPlan:
 
 
 def build_plan(
-    kind: str, body: str, *, cwd: str | None, env: dict[str, str], marker: str | None = None
+    kind: str,
+    body: str,
+    *,
+    cwd: str | None,
+    env: dict[str, str],
+    marker: str | None = None,
+    errexit: bool = True,
 ) -> CommandPlan:
     """Return the commands that run ``body`` as a ``cmd`` or ``powershell`` step.
 
@@ -66,7 +72,9 @@ def build_plan(
     uploaded as data, never as script text: ``%TEMP%\\<marker>.env`` holds one
     ``NAME=value`` line each (cmd; read by ``for /f`` into ``set "%%L"``, whose
     for-variable is substituted after cmd.exe has parsed the line) or ``NAME=base64``
-    lines (PowerShell; decoded with ``[Convert]::FromBase64String``).
+    lines (PowerShell; decoded with ``[Convert]::FromBase64String``).  With ``errexit``
+    a PowerShell script starts with the fixed line ``$ErrorActionPreference = 'Stop'``
+    (cmd has no such mode).
 
     Raises:
         ValueError: an env name is not an identifier, or a cmd value holds a line break.
@@ -87,15 +95,15 @@ def build_plan(
         data = "".join(f"{name}={value}\r\n" for name, value in env.items())
         return _uploaded(script, marker, prefix, ".cmd", '"%TEMP%\\{name}"', False, data)
     if kind == "powershell":
-        prelude = _ps_prelude(cwd, None)
+        prelude = _ps_prelude(cwd, None, errexit)
         if not env:
             encoded = base64.b64encode((prelude + text).encode("utf-16-le")).decode("ascii")
             line = f"{prefix}{POWERSHELL} -EncodedCommand {encoded}"
             if len(line) <= SAFE_COMMAND_LINE:
                 return CommandPlan(line, line, (), None, marker, True)
-        script = ("\ufeff" + _ps_prelude(cwd, marker if env else None) + text + "\n").replace(
-            "\n", "\r\n"
-        )
+        script = (
+            "\ufeff" + _ps_prelude(cwd, marker if env else None, errexit) + text + "\n"
+        ).replace("\n", "\r\n")
         data = "".join(
             f"{name}={base64.b64encode(value.encode('utf-8')).decode('ascii')}\r\n"
             for name, value in env.items()
@@ -123,8 +131,12 @@ def _ps_quote(value: str) -> str:
     return "'" + re.sub(r"(['\u2018\u2019\u201a\u201b])", r"\1\1", value) + "'"
 
 
-def _ps_prelude(cwd: str | None, env_marker: str | None) -> str:
-    lines = []
+#: The first line of a PowerShell step in errexit mode.
+PS_ERREXIT = "$ErrorActionPreference = 'Stop'"
+
+
+def _ps_prelude(cwd: str | None, env_marker: str | None, errexit: bool = True) -> str:
+    lines = [PS_ERREXIT] if errexit else []
     if env_marker:
         lines.append(
             f'foreach ($rbeLine in [IO.File]::ReadAllLines("$env:TEMP\\{env_marker}.env")) '

@@ -1,7 +1,8 @@
 """Flow rules: every change is verified and can be undone; every manual step says where.
 
 - RB301: a changing step with no verification step (``.verify``) after it in the flow.
-- RB302: a changing step with no ``backout=``.
+- RB302: a changing command step with no ``backout=`` (not manual steps: the tool cannot
+  tell whether a person's instructions change anything, and many only look or tell).
 - RB303: a ``manual`` step with no ``target=``: who does it, on which machine?
 
 "Changing" means a step of the normal flow (not a check or backout helper), in
@@ -31,10 +32,12 @@ def change_without_verify(ctx: LintContext) -> Iterator[Finding]:
 
 
 def change_without_backout(ctx: LintContext) -> Iterator[Finding]:
-    """RB302: yield each changing step without ``backout=`` (declarative steps generate theirs)."""
+    """RB302: yield each changing step without ``backout=`` (declarative steps generate theirs;
+    manual steps are left out: instructions for a person often change nothing)."""
     for step in ctx.runbook.flow:
         # registry and service steps generate their backout from the value they read first
-        if ctx.changing(step) and step.backout is None and step.kind not in ("registry", "service"):
+        exempt = step.is_manual or step.kind in ("registry", "service")
+        if ctx.changing(step) and step.backout is None and not exempt:
             yield ctx.step_finding(
                 step,
                 "RB302",
