@@ -36,11 +36,10 @@ from runbook_engine.tailor.prose import insert_as_text
 from runbook_engine.tailor.quoting import SecretValue, language_of
 from runbook_engine.tailor.sandbox import (
     SANDBOX_CODE,
-    internals_message,
     make_environment,
     parse_template,
-    reaches_internals,
 )
+from runbook_engine.tailor.template_names import check_names as _check_names
 from runbook_engine.tailor.values import Values
 from runbook_engine.tailor.yaml_values import bind_yaml
 
@@ -434,70 +433,6 @@ def _render(
 def _compiled(source: str) -> jinja2.Template:
     """``source`` compiled once per process (from a copy: compiling changes the tree)."""
     return _JINJA.from_string(copy.deepcopy(parse_template(source)))
-
-
-def _check_names(
-    source: str, path: Path, line: int, known: set[str], problems: list[Problem]
-) -> nodes.Template | None:
-    """Parse ``source``; report syntax errors and undefined names; return the AST or ``None``."""
-    try:
-        ast = parse_template(source)
-    except jinja2.TemplateSyntaxError as exc:
-        src = source.split("\n")
-        problems.append(
-            Problem(
-                f"template syntax error: {exc.message}; a {{% if %}} must close before the "
-                "next step "
-                "(use when= on steps); write literal braces as {% raw %}...{% endraw %}",
-                path,
-                line + (exc.lineno or 1) - 1,
-                code="RB130",
-                source_line=src[exc.lineno - 1] if exc.lineno and exc.lineno <= len(src) else None,
-            )
-        )
-        return None
-    unsafe = reaches_internals(ast)
-    for lineno, names in unsafe:
-        problems.append(
-            Problem(
-                internals_message(names),
-                path,
-                line + lineno - 1,
-                code=SANDBOX_CODE,
-                source_line=source.split("\n")[lineno - 1],
-            )
-        )
-    missing = _undeclared(ast) - known
-    if not missing:
-        return None if unsafe else ast
-    for node in ast.find_all(nodes.Name):
-        if node.ctx == "load" and node.name in missing:
-            missing.discard(node.name)
-            problems.append(
-                Problem(
-                    f"undefined parameter {node.name!r}: declare it under 'parameters' in the "
-                    "front "
-                    "matter (or give it as a fact in the environment)",
-                    path,
-                    line + node.lineno - 1,
-                    code="RB132",
-                    source_line=source.split("\n")[node.lineno - 1],
-                )
-            )
-    return None
-
-
-def _undeclared(ast: nodes.Template) -> set[str]:
-    """Names a template reads but never sets (``{% set %}``, loop targets, macro arguments).
-
-    A lighter stand-in for ``jinja2.meta.find_undeclared_variables``, which runs
-    the compiler's frame analysis; here a name set anywhere counts as declared.
-    """
-    loaded: set[str] = set()
-    stored: set[str] = set()
-    for node in ast.find_all(nodes.Name):
-        (loaded if node.ctx == "load" else stored).add(node.name)
-    return loaded - stored - {"loop", "caller", "varargs", "kwargs"}
 
 
 def _template_line(exc: BaseException) -> int:
