@@ -1,4 +1,4 @@
-"""Per-step cost of ``runbook run`` against rundoc 0.4.5 (issue 12).  Prints figures; asserts nothing.
+"""Per-step cost of `runbook run` against rundoc 0.4.5 (issue 12); prints figures, asserts nothing.
 
 One generated runbook of N no-op steps (fenced ```bash {#sN}`` blocks holding ``true``: rundoc
 takes the tag as its interpreter and ignores the attributes, we take the id) is run, whole
@@ -83,7 +83,15 @@ def main() -> None:
         write_runbook(book, args.steps)
         env = {**os.environ, "RUNBOOK_OPERATOR": "bench"}
         subprocess.run(
-            [runbook, "keys", "init", "--dir", str(folder / "keys"), "--state-dir", str(folder / "states")],
+            [
+                runbook,
+                "keys",
+                "init",
+                "--dir",
+                str(folder / "keys"),
+                "--state-dir",
+                str(folder / "states"),
+            ],
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,

@@ -195,6 +195,7 @@ def verify_run(
     public_key: bytes | None = None,
     require_signature: bool = False,
     expected_run_id: str | None = None,
+    anchor: tuple[int, str] | None = None,
 ) -> EvidenceCheck:
     """Check everything in a run folder (or an unpacked evidence bundle).
 
@@ -205,17 +206,19 @@ def verify_run(
         require_signature: Fail an unsigned journal.
         expected_run_id: The run the folder must hold (a run folder swapped for
             another run's fails).
+        anchor: ``(seq, hash)`` the journal must hold besides its head file (the anchor
+            kept in the checkpoint store; the later of the two counts).
 
     Returns:
         The check; never raises for damaged evidence.
     """
     check = EvidenceCheck(pinned=public_key is not None)
     journal = run_dir / JOURNAL_NAME
-    chain = verify_journal(journal)
+    chain = verify_journal(journal, expected_head=anchor)
     if not chain.ok:
         check.add(JOURNAL_NAME, chain.first_bad_line, chain.message)
         return check
-    records = read_journal(journal)
+    records = read_journal(journal, verify=False)  # just checked, with the anchor
     check.events, check.head = len(records), chain.head_hash
     check.run_id = records[0].get("run_id") if records else None
     if expected_run_id is not None and check.run_id != expected_run_id:
