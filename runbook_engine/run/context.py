@@ -318,6 +318,7 @@ class RunContext:
             timeout_seconds=ts.step.timeout,
         )
         if start is not None:
+            crash_point("after-step-started")
             self.transition(ts, host, "running", **start)
         try:
             transport = self.transport(host)
@@ -398,6 +399,7 @@ class RunContext:
             **({"output_streams": result.streams} if result.streams else {}),
         )
         if purpose == "step":  # carried by the step's next transition (its end, mostly)
+            crash_point("after-step-finished")
             self._carry[(ts.id, host.name)] = {
                 "output_digest": digest,
                 "exit_code": result.exit_code,

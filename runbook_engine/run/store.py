@@ -194,6 +194,7 @@ class CheckpointStore:
             # Read-only copy (an auditor's): read it as it is, without WAL bookkeeping.
             uri = f"{self.db_path.resolve().as_uri()}?immutable=1"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            self._sync = "immutable"
         self._db.row_factory = sqlite3.Row
         version = int(self._scalar("SELECT value FROM meta WHERE key='schema_version'") or 0)
         if version > SCHEMA_VERSION:
@@ -201,8 +202,9 @@ class CheckpointStore:
                 f"{self.db_path} was written by a newer runbook-engine "
                 f"(schema {version}); upgrade runbook-engine"
             )
-        if version < SCHEMA_VERSION and create:
-            self._upgrade()
+        if version < SCHEMA_VERSION and self._sync != "immutable":  # resume upgrades too
+            with contextlib.nullcontext() if create else contextlib.suppress(StorageError):
+                self._upgrade()
 
     def _upgrade(self) -> None:
         """Add the columns of newer schemas to an older database (one transaction)."""
@@ -243,11 +245,6 @@ class CheckpointStore:
         """Return the folder of a run's files (journal, outputs)."""
         return self.state_dir / "runs" / run_id
 
-    def _synchronous(self, mode: str) -> None:
-        if mode != self._sync:
-            self._db.execute(f"PRAGMA synchronous={mode}")
-        self._sync = mode
-
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One immediate transaction: committed on success, rolled back on error.
@@ -259,7 +256,9 @@ class CheckpointStore:
             StorageError: the disk is full or failing (exit 74; nothing was committed).
         """
         try:
-            self._synchronous("FULL" if durable else "NORMAL")
+            if self._sync != (mode := "FULL" if durable else "NORMAL"):
+                self._db.execute(f"PRAGMA synchronous={mode}")
+                self._sync = mode
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
