@@ -215,12 +215,21 @@ def verify_run(
     check = EvidenceCheck(pinned=public_key is not None)
     journal = run_dir / JOURNAL_NAME
     chain = verify_journal(journal, expected_head=anchor)
+    if not chain.ok and anchor is not None and verify_journal(journal).ok:
+        chain = verify_journal(journal)  # the store's anchor is another run's? say so below
+        anchored = False
+    else:
+        anchored = True
     if not chain.ok:
         check.add(JOURNAL_NAME, chain.first_bad_line, chain.message)
         return check
     records = read_journal(journal, verify=False)  # just checked, with the anchor
     check.events, check.head = len(records), chain.head_hash
     check.run_id = records[0].get("run_id") if records else None
+    if not anchored and (expected_run_id is None or check.run_id == expected_run_id):
+        bad = verify_journal(journal, expected_head=anchor)
+        check.add(JOURNAL_NAME, bad.first_bad_line, bad.message)
+        return check
     if expected_run_id is not None and check.run_id != expected_run_id:
         check.add(
             JOURNAL_NAME,
