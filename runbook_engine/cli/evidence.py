@@ -10,6 +10,7 @@ and ``keys init --dir DIR`` (now ``-o/--output DIR``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -259,7 +260,11 @@ def evidence_verify(
         check = verify_bundle(path, pinned, expected_run_id=run_id)
     elif path.is_dir() or path.name == "journal.jsonl":
         check = verify_run(
-            folder, public_key=pinned, require_signature=require_signature, expected_run_id=run_id
+            folder,
+            public_key=pinned,
+            require_signature=require_signature,
+            expected_run_id=run_id,
+            anchor=_store_anchor(folder, run_id),
         )
     else:
         plain = verify_journal(path)
@@ -309,3 +314,24 @@ def _trusted_default_key() -> bytes:
             f"organisation's signing.pub), or keep it as {path}"
         )
     return _pinned_key(path) or b""
+
+
+def _store_anchor(folder: Path, run_id: str | None) -> tuple[int, str] | None:
+    """The journal anchor the checkpoint store keeps for a run folder of a state directory
+    (``STATE/runs/RUN_ID``), or ``None`` (a bundle, a copied folder, an older run)."""
+    from runbook_engine.errors import StateError
+    from runbook_engine.run.store import CheckpointStore
+
+    state_dir = folder.parent.parent
+    if run_id is None or folder.parent.name != "runs" or not (state_dir / "state.db").is_file():
+        return None
+    try:
+        store = CheckpointStore(state_dir, create=False)
+    except StateError:
+        return None
+    try:
+        return store.anchor(run_id)
+    except sqlite3.Error:  # an older or damaged database: the head file decides
+        return None
+    finally:
+        store.close()

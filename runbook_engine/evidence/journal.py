@@ -12,11 +12,15 @@ ensure_ascii=False)`` encoded as UTF-8, so any edited byte, deleted, inserted or
 moved line breaks either a hash or the chain.
 
 A hash chain cannot show that whole records were cut from its end, so every
-journal has an anchor beside it, the *head file* ``<journal>.head`` holding the
-canonical JSON ``{"hash": ..., "seq": n}`` of the last record.  It is written
-(atomically) before the first line and after every append; a journal longer
-than its head (a crash between the two writes) is accepted, a shorter one or a
-different record at the head's ``seq`` is not.
+journal has an anchor: ``(seq, hash)`` of a record it must hold.  By default
+(:class:`HeadFile`) it is the *head file* ``<journal>.head`` beside it, holding the
+canonical JSON ``{"hash": ..., "seq": n}`` of the last record, written (atomically)
+before the first line and after every append.  A run's journal keeps its anchor in
+the checkpoint store instead, in the transaction that acknowledges the record (see
+:class:`JournalAnchor` and ``runbook_engine.run.anchor``), and writes the head file
+only when the run stops.  When both exist the later one counts.  A journal longer
+than its anchor (a crash between the two writes) is accepted, a shorter one or a
+different record at the anchor's ``seq`` is not.
 
 Secrets are redacted (:class:`~runbook_engine.evidence.redact.Redactor`) before a record
 is hashed or written.  Writers append with ``O_APPEND``, ``fsync`` every line
@@ -37,6 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import EvidenceError, storage_error
+from runbook_engine.evidence.head import (
+    HeadFile,
+    JournalAnchor,
+    head_path,
+    later_anchor,
+    read_head,
+    write_head,
+)
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.shield import shielded
 
@@ -74,11 +86,6 @@ def record_hash(record: dict[str, Any]) -> str:
     """Return the SHA-256 hex digest of the canonical JSON of ``record`` without ``hash``."""
     body = {k: v for k, v in record.items() if k != "hash"}
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
-
-
-def head_path(path: Path) -> Path:
-    """Return the head (anchor) file of journal ``path``: ``<path>.head``."""
-    return Path(path).with_name(Path(path).name + ".head")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,21 +150,6 @@ def _check_line(raw: bytes, n: int, prev_hash: str) -> tuple[dict[str, Any] | No
     return rec, ""
 
 
-def _read_head(path: Path) -> tuple[tuple[int, str] | None, str]:
-    """Return ``((seq, hash), "")`` from the head file, ``(None, "")`` if absent, or an error."""
-    hp = head_path(path)
-    try:
-        data = json.loads(hp.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, ""
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None, f"head file {hp} is damaged"
-    seq, digest = (data.get("seq"), data.get("hash")) if isinstance(data, dict) else (None, None)
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not isinstance(digest, str):
-        return None, f"head file {hp} is damaged"
-    return (seq, digest), ""
-
-
 def _scan_lines(data: bytes) -> tuple[list[dict[str, Any]], int | None, str]:
     """Check every line of ``data``; return good records, first bad line and why."""
     lines = data.split(b"\n")
@@ -193,8 +185,11 @@ def _check_anchor(records: list[dict[str, Any]], anchor: tuple[int, str]) -> tup
 def _scan(
     path: Path, expected_head: tuple[int, str] | None = None, require_head: bool = True
 ) -> _Scan:
-    """Read and check the journal at ``path`` and its anchor (head file or ``expected_head``)."""
-    anchor, problem = (expected_head, "") if expected_head else _read_head(path)
+    """Read and check the journal at ``path`` and its anchor (the later of the head file
+    and ``expected_head``)."""
+    anchor, problem = read_head(path)
+    if expected_head is not None:
+        anchor, problem = later_anchor(anchor, expected_head), ""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -236,8 +231,9 @@ def verify_journal(
 
     Args:
         path: The journal file.
-        expected_head: ``(seq, hash)`` of a record the journal must hold (for example
-            the head kept in the checkpoint store); replaces the head file.
+        expected_head: ``(seq, hash)`` of a record the journal must hold (the anchor
+            kept in the checkpoint store); the later of it and the head file counts,
+            and a damaged or missing head file is then not a problem.
         require_head: When false, a missing head file is accepted (whole records
             cut from the end then go unnoticed).
 
@@ -247,14 +243,21 @@ def verify_journal(
     return _scan(Path(path), expected_head, require_head).check
 
 
-def check_and_read(path: Path) -> tuple[JournalCheck, list[dict[str, Any]]]:
+def check_and_read(
+    path: Path, expected_head: tuple[int, str] | None = None
+) -> tuple[JournalCheck, list[dict[str, Any]]]:
     """Check a journal and return its records from one read of the file.
+
+    Args:
+        path: The journal file.
+        expected_head: ``(seq, hash)`` the journal must hold besides its head file
+            (the anchor kept in the checkpoint store), as for :func:`verify_journal`.
 
     Returns:
         ``(check, records)``: the check of :func:`verify_journal` and the good
         records before the first bad line (all of them when ``check.ok``).
     """
-    scan = _scan(Path(path))
+    scan = _scan(Path(path), expected_head)
     return scan.check, scan.records
 
 
@@ -305,14 +308,18 @@ class Journal:
         path: The journal file; it and its parent directories are created on the
             first append.
         redactor: Applied to every event's fields before hashing and writing.
+        anchor: Where the anchor goes after each append (default: the head file).
 
     Raises:
         EvidenceError: the existing journal is damaged (the message names the first
             bad line); nothing can be appended to it.
     """
 
-    def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self, path: Path, redactor: Redactor | None = None, anchor: JournalAnchor | None = None
+    ) -> None:
         self.path = Path(path)
+        self._anchor: JournalAnchor = anchor if anchor is not None else HeadFile(self.path)
         self._redactor = redactor if redactor is not None else Redactor.empty()
         self._seq = 0
         self._hash = GENESIS_HASH
@@ -327,16 +334,17 @@ class Journal:
 
     def _load(self) -> None:
         if not self.path.exists():
-            anchor, problem = _read_head(self.path)
+            anchor, problem = read_head(self.path)
+            anchor = later_anchor(anchor, self._anchor.expected())
             if problem or (anchor is not None and anchor[0] > 0):
                 raise EvidenceError(
                     f"journal {self.path} is missing or its head file is damaged; "
                     "refusing to append"
                 )
             return
-        scan = _scan(self.path)
+        scan = _scan(self.path, self._anchor.expected())
         if not scan.check.ok and self._repair_torn_tail(scan):
-            scan = _scan(self.path)
+            scan = _scan(self.path, self._anchor.expected())
             self._adopt(scan)
             self.append("journal-repaired", **self._repaired)
             return
@@ -370,7 +378,10 @@ class Journal:
                 return False  # a whole JSON line that fails its checks: an edit
             except (UnicodeDecodeError, ValueError):
                 pass
-        anchor, problem = _read_head(self.path)
+        anchor, problem = read_head(self.path)
+        expected = self._anchor.expected()
+        if expected is not None:
+            anchor, problem = later_anchor(anchor, expected), ""
         good = len(scan.records)
         if problem or (anchor is not None and anchor[0] > good):
             return False
@@ -396,7 +407,7 @@ class Journal:
 
     def _resync(self) -> None:
         """Another writer appended since we last looked: re-read and check the chain."""
-        scan = _scan(self.path)
+        scan = _scan(self.path, self._anchor.expected())
         mine = self._seq
         if not scan.check.ok or (mine and scan.records[mine - 1]["hash"] != self._hash):
             raise EvidenceError(
@@ -419,16 +430,6 @@ class Journal:
             yield fd
         finally:
             os.close(fd)  # closing releases the lock
-
-    def _write_head(self, seq: int, digest: str) -> None:
-        hp = head_path(self.path)
-        tmp = hp.with_name(hp.name + ".tmp")
-        data = (canonical_json({"hash": digest, "seq": seq}) + "\n").encode("utf-8")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, hp)
 
     def _build(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
         clash = RESERVED_KEYS & fields.keys()
@@ -470,7 +471,7 @@ class Journal:
                 if size != self._size:
                     self._resync()
                 if size == 0 and not head_path(self.path).exists():
-                    self._write_head(0, GENESIS_HASH)
+                    write_head(self.path, 0, GENESIS_HASH)
                 record = self._build(event, fields)
                 data = (canonical_json(record) + "\n").encode("utf-8")
                 try:
@@ -483,7 +484,7 @@ class Journal:
                     raise
                 self._seq, self._hash = record["seq"], record["hash"]
                 self._size = size + len(data)
-                self._write_head(record["seq"], record["hash"])
+                self._anchor.write(record["seq"], record["hash"])
         except OSError as exc:
             raise storage_error(f"journal {self.path}", exc) from exc
         return record

@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from runbook_engine.errors import EvidenceError, StateError, storage_error
 from runbook_engine.evidence import JOURNAL_NAME, PUBLIC_KEY_NAME, SIGNATURES_NAME
-from runbook_engine.evidence.journal import GENESIS_HASH, Journal, canonical_json
+from runbook_engine.evidence.journal import GENESIS_HASH, Journal, JournalAnchor, canonical_json
 from runbook_engine.evidence.keys import (
     default_key_dir,
     find_signing_key,
@@ -236,6 +236,8 @@ class SignedJournal(Journal):
         signer: Signs every record; ``None`` for an unsigned run (or a writer without
             the run's key: its records stay unsigned until the run's next signed record).
         run_id: The run, named in the seal.
+        anchor: As :class:`~runbook_engine.evidence.journal.Journal` (the runner keeps
+            it in the checkpoint store).
     """
 
     def __init__(
@@ -244,8 +246,9 @@ class SignedJournal(Journal):
         redactor: Redactor | None = None,
         signer: Signer | None = None,
         run_id: str | None = None,
+        anchor: JournalAnchor | None = None,
     ) -> None:
-        super().__init__(path, redactor)
+        super().__init__(path, redactor, anchor)
         self.signer = signer
         self.run_id = run_id if run_id is not None else (signer.run_id if signer else None)
         last = _last_event(self.path) if self.head[0] else None

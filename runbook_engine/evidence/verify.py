@@ -41,7 +41,12 @@ from runbook_engine.evidence import (
     SIGNATURES_NAME,
 )
 from runbook_engine.evidence.files import check_files
-from runbook_engine.evidence.journal import GENESIS_HASH, canonical_json, check_and_read
+from runbook_engine.evidence.journal import (
+    GENESIS_HASH,
+    canonical_json,
+    check_and_read,
+    verify_journal,
+)
 from runbook_engine.evidence.keys import key_id, load_public_key
 from runbook_engine.evidence.signing import (
     EVERY_RECORD,
@@ -195,6 +200,7 @@ def verify_run(
     public_key: bytes | None = None,
     require_signature: bool = False,
     expected_run_id: str | None = None,
+    anchor: tuple[int, str] | None = None,
 ) -> EvidenceCheck:
     """Check everything in a run folder (or an unpacked evidence bundle).
 
@@ -205,18 +211,30 @@ def verify_run(
         require_signature: Fail an unsigned journal.
         expected_run_id: The run the folder must hold (a run folder swapped for
             another run's fails).
+        anchor: ``(seq, hash)`` the journal must hold besides its head file (the anchor
+            kept in the checkpoint store; the later of the two counts).
 
     Returns:
         The check; never raises for damaged evidence.
     """
     check = EvidenceCheck(pinned=public_key is not None)
-    chain, records = check_and_read(run_dir / JOURNAL_NAME)  # one read of the journal
+    journal = run_dir / JOURNAL_NAME
+    chain, records = check_and_read(journal, anchor)  # one read of the journal
+    anchored = True
+    if not chain.ok and anchor is not None:
+        plain, plain_records = check_and_read(journal)
+        if plain.ok:  # the store's anchor is another run's? say so below
+            chain, records, anchored = plain, plain_records, False
     check.records = records
     if not chain.ok:
         check.add(JOURNAL_NAME, chain.first_bad_line, chain.message)
         return check
     check.events, check.head = len(records), chain.head_hash
     check.run_id = records[0].get("run_id") if records else None
+    if not anchored and (expected_run_id is None or check.run_id == expected_run_id):
+        bad = verify_journal(journal, expected_head=anchor)
+        check.add(JOURNAL_NAME, bad.first_bad_line, bad.message)
+        return check
     if expected_run_id is not None and check.run_id != expected_run_id:
         check.add(
             JOURNAL_NAME,

@@ -10,16 +10,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runbook_engine.errors import ExecutionError, storage_error
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
+from runbook_engine.run.anchor import StoreAnchor
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate
+from runbook_engine.run.heldlock import HeldLock
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
 from runbook_engine.tailor.quoting import secret_environment
@@ -79,7 +79,13 @@ class RunContext:
             if self.signer is not None and started is None:
                 self.signer.export_public_key()
             self.redactor = Redactor(secrets)
-            self.journal = SignedJournal(path, self.redactor, self.signer, record.run_id)
+            self.anchor = StoreAnchor(store, record.run_id, path)
+            self.journal = SignedJournal(
+                path, self.redactor, self.signer, record.run_id, anchor=self.anchor
+            )
+        #: Columns a step's next transition carries (its output digest and exit code,
+        #: left by :meth:`record_result`): one transaction instead of two.
+        self._carry: dict[tuple[str, str], dict[str, Any]] = {}
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
@@ -110,12 +116,30 @@ class RunContext:
         return state
 
     def transition(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
-        """Move ``ts`` on ``host`` to ``status`` (one transaction)."""
-        self.store.transition(self.run_id, ts.id, host.name, status, **fields)
+        """Move ``ts`` on ``host`` to ``status`` (one transaction, which also keeps the
+        journal's anchor: the last record written, already ``fsync``'d).
+
+        The transaction does not wait for the disk: the journal holds what it says
+        (ARCHITECTURE.md, "Durability of a step")."""
+        columns = {**self._carry.pop((ts.id, host.name), {}), **fields}
+        self.store.transition(
+            self.run_id,
+            ts.id,
+            host.name,
+            status,
+            anchor=self.anchor.pending,
+            durable=False,
+            **columns,
+        )
 
     def finish(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
         """Record that ``ts`` ended on ``host`` with ``status`` (one transaction)."""
-        self.store.transition(self.run_id, ts.id, host.name, status, finished_at=utcnow(), **fields)
+        self.transition(ts, host, status, finished_at=utcnow(), **fields)
+
+    def rest(self) -> None:
+        """The run stops here: make the store and the journal's anchor durable
+        (:meth:`StoreAnchor.rest`)."""
+        self.anchor.rest()
 
     def by_hand(self, host: Host) -> bool:
         """True when a person reaches ``host`` (its commands become gates)."""
@@ -264,10 +288,22 @@ class RunContext:
         return False
 
     def run_command(
-        self, ts: TailoredStep, host: Host, step_id: str, *, purpose: str, attempt: int = 1
+        self,
+        ts: TailoredStep,
+        host: Host,
+        step_id: str,
+        *,
+        purpose: str,
+        attempt: int = 1,
+        start: dict[str, Any] | None = None,
     ) -> CommandResult | None:
         """Run ``ts``'s body on ``host`` for step ``step_id`` (``purpose``: step, check or
-        backout): journaled before and after, output redacted, saved and digested."""
+        backout): journaled before and after, output redacted, saved and digested.
+
+        Args:
+            start: Columns of the step's ``running`` checkpoint (attempts, start time),
+                committed once ``{purpose}-started`` is in the journal and before the
+                command starts."""
         self.journal.append(
             f"{purpose}-started",
             step=step_id,
@@ -281,6 +317,9 @@ class RunContext:
             attempt=attempt,
             timeout_seconds=ts.step.timeout,
         )
+        if start is not None:
+            crash_point("after-step-started")
+            self.transition(ts, host, "running", **start)
         try:
             transport = self.transport(host)
             with self.released(), command_hooks(self._hooks(ts, host, step_id, purpose)):
@@ -337,7 +376,8 @@ class RunContext:
         result: CommandResult,
     ) -> str:
         """Save and journal what a command did (``{purpose}-finished``); a step's own
-        command also leaves its exit code and output digest in the checkpoint.
+        command also leaves its exit code and output digest in the checkpoint, in the
+        step's next transition (a kill before it: the journal says them).
 
         Returns:
             The SHA-256 of the redacted output.
@@ -359,8 +399,12 @@ class RunContext:
             output_excerpt=output[-EXCERPT_CHARS:],
             **({"output_streams": result.streams} if result.streams else {}),
         )
-        if purpose == "step":
-            self.transition(ts, host, "running", output_digest=digest, exit_code=result.exit_code)
+        if purpose == "step":  # carried by the step's next transition (its end, mostly)
+            crash_point("after-step-finished")
+            self._carry[(ts.id, host.name)] = {
+                "output_digest": digest,
+                "exit_code": result.exit_code,
+            }
         return digest
 
     def redacted(self, result: CommandResult) -> CommandResult:
@@ -454,31 +498,3 @@ def max_output_bytes(options: RunOptions) -> int:
 def output_name(step_id: str, own_id: str, host: Host, attempt: int, purpose: str) -> str:
     """The file (in ``output/``) that keeps one command's output; the journal names it."""
     return f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
-
-
-class HeldLock:
-    """A lock for host fan-out that a worker can let go of while its command runs."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._local = threading.local()
-
-    def __enter__(self) -> None:
-        self._lock.acquire()
-        self._local.held = True
-
-    def __exit__(self, *exc: object) -> None:
-        self._local.held = False
-        self._lock.release()
-
-    @contextlib.contextmanager
-    def released(self) -> Iterator[None]:
-        """Release the lock for the duration of the block, if this thread holds it."""
-        if not getattr(self._local, "held", False):
-            yield
-            return
-        self.__exit__()
-        try:
-            yield
-        finally:
-            self.__enter__()

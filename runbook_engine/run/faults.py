@@ -10,6 +10,12 @@ The points, in the order a run meets them:
 ``after-create``
     The run's row is in the store, its folder (with a signed ``run-started``)
     not yet in place.
+``after-step-started``
+    A command step's ``step-started`` is journaled (``fsync``'d), its ``running``
+    checkpoint not yet committed (the command not yet started).
+``after-step-finished``
+    A command step's ``step-finished`` is journaled and signed, its final
+    checkpoint not yet committed.
 ``after-take-gate``
     The runner took a decision stored by ``runbook confirm``, before it journals
     ``gate-passed`` (or the skip or abort).

@@ -79,8 +79,11 @@ def reconcile(store: CheckpointStore, run_id: str, journal: Journal | None = Non
     (journaled as ``store-reconciled`` when ``journal`` is given and there are any).
 
     A step the store calls done goes back to what the journal says; a step the store
-    calls running or awaiting whose journal says it is done (a kill between the journal
-    write and the checkpoint) goes forward, and the decision stored for it is dropped.
+    calls pending, running or awaiting whose journal says it is done (a kill between the
+    journal write and the checkpoint, or a checkpoint the disk lost with the power: the
+    runner's transitions do not wait for the disk) goes forward, and the decision stored
+    for it is dropped; a step the store calls pending whose journal says it started goes
+    to running (the command may have run: its check or a person decides).
     """
     created = ensure_created(store, run_id)  # a kill between the row and the folder
     path = store.run_dir(run_id) / "journal.jsonl"
@@ -88,7 +91,17 @@ def reconcile(store: CheckpointStore, run_id: str, journal: Journal | None = Non
     changes: list[str] = created + settle_attachments(store.run_dir(run_id), records)
     for state in store.steps(run_id):
         said = journal_status(records, state.step_id, state.host)
-        if state.status in ("running", "awaiting") and said == "done":  # killed between writes
+        if state.status == "pending" and said == "running":  # the checkpoint never landed
+            store.transition(
+                run_id,
+                state.step_id,
+                state.host,
+                "running",
+                reason="reconciled: the journal says it started",
+            )
+            changes.append(f"step {state.step_id}@{state.host}: pending -> running")
+            continue
+        if state.status in ("pending", "running", "awaiting") and said == "done":
             ahead = _done_status(records, state.step_id, state.host)
             store.transition(
                 run_id,

@@ -94,6 +94,12 @@ class Runner:
             RunInterrupted: Ctrl-C, SIGTERM or SIGHUP (exit 130, 143, 129).
             StateError: another process is executing this run.
         """
+        try:
+            return self._execute(stop_after)
+        finally:  # finished, paused, interrupted or failed: the anchor goes to disk
+            self.ctx.rest()
+
+    def _execute(self, stop_after: str | None) -> RunResult:
         run_id = self.record.run_id
         status = "error"
         try:

@@ -4,6 +4,12 @@ One database file per state directory, created atomically (built under a
 temporary name, then renamed), opened in WAL mode.  Every state transition is
 one transaction, so a run killed at any moment leaves a consistent store:
 each step is exactly in the last state committed for it.
+
+The journal is the truth, the store a cache that :mod:`~runbook_engine.run.reconcile`
+sets right on resume: the runner's step transitions (``durable=False``) do not wait for
+the disk (WAL, ``synchronous=NORMAL``); the rest does (``FULL``).  The ``runs`` row keeps
+the journal's anchor (``journal_seq``, ``journal_hash``).  ARCHITECTURE.md, "Durability
+of a step", gives the argument.
 """
 
 from __future__ import annotations
@@ -21,15 +27,18 @@ from typing import Any
 
 from runbook_engine.errors import StateError, StorageError
 
-SCHEMA_VERSION = 3
-#: Columns added since schema 1 (the process identity of a step's running command:
-#: pid, start time and group of a local process (2); the marker of a remote one (3)).
+SCHEMA_VERSION = 4
+#: Columns added since schema 1: a local command's pid, start time and group (2), a remote
+#: one's marker (3), the journal's anchor (4).
 _ADDED_COLUMNS = (
     ("steps", "pid", "INTEGER"),
     ("steps", "pid_start", "INTEGER"),
     ("steps", "pgid", "INTEGER"),
     ("steps", "marker", "TEXT"),
+    ("runs", "journal_seq", "INTEGER"),
+    ("runs", "journal_hash", "TEXT"),
 )
+Anchor = tuple[int, str]  #: a run's ``(journal seq, record hash)`` anchor
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
 DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
 RUN_STATUSES = ("running", "paused", "succeeded", "failed", "aborted", "interrupted", "unverified")
@@ -40,7 +49,8 @@ CREATE TABLE runs (
     run_id TEXT PRIMARY KEY, runbook_id TEXT NOT NULL, runbook_path TEXT NOT NULL,
     content_hash TEXT NOT NULL, env_path TEXT, env_name TEXT, env_hash TEXT,
     overrides TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL, outcome TEXT,
-    operator TEXT NOT NULL, change_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    operator TEXT NOT NULL, change_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    journal_seq INTEGER, journal_hash TEXT
 );
 CREATE TABLE steps (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step_id TEXT NOT NULL, host TEXT NOT NULL,
@@ -162,6 +172,7 @@ class CheckpointStore:
             raise StateError(f"cannot create state directory {state_dir}: {exc.strerror}") from None
         if not self.db_path.exists():
             self._create()
+        self._sync = "FULL"
         try:
             # One connection, used by one thread at a time (the runner serialises host fan-out).
             self._db = sqlite3.connect(
@@ -183,6 +194,7 @@ class CheckpointStore:
             # Read-only copy (an auditor's): read it as it is, without WAL bookkeeping.
             uri = f"{self.db_path.resolve().as_uri()}?immutable=1"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            self._sync = "immutable"
         self._db.row_factory = sqlite3.Row
         version = int(self._scalar("SELECT value FROM meta WHERE key='schema_version'") or 0)
         if version > SCHEMA_VERSION:
@@ -190,8 +202,9 @@ class CheckpointStore:
                 f"{self.db_path} was written by a newer runbook-engine "
                 f"(schema {version}); upgrade runbook-engine"
             )
-        if version < SCHEMA_VERSION and create:
-            self._upgrade()
+        if version < SCHEMA_VERSION and self._sync != "immutable":  # resume upgrades too
+            with contextlib.nullcontext() if create else contextlib.suppress(StorageError):
+                self._upgrade()
 
     def _upgrade(self) -> None:
         """Add the columns of newer schemas to an older database (one transaction)."""
@@ -233,13 +246,19 @@ class CheckpointStore:
         return self.state_dir / "runs" / run_id
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One immediate transaction: committed on success, rolled back on error.
+
+        Args:
+            durable: Wait for the disk (``synchronous=FULL``); false for what the journal holds.
 
         Raises:
             StorageError: the disk is full or failing (exit 74; nothing was committed).
         """
         try:
+            if self._sync != (mode := "FULL" if durable else "NORMAL"):
+                self._db.execute(f"PRAGMA synchronous={mode}")
+                self._sync = mode
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -341,13 +360,16 @@ class CheckpointStore:
         status: str,
         *,
         clear_gate: bool = False,
+        anchor: Anchor | None = None,
+        durable: bool = True,
         **changes: Any,
     ) -> None:
         """Move a step to ``status`` (and set other columns) in one committed transaction.
 
         Args:
-            clear_gate: Also delete the decision stored for the step (it has been
-                journaled), in the same transaction.
+            clear_gate: Also delete the step's stored decision (it has been journaled).
+            anchor: The journal record (already ``fsync``'d) this acknowledges: the run's anchor.
+            durable: See :meth:`transaction` (the runner's transitions: false).
 
         Raises:
             ValueError: ``status`` is not a step status.
@@ -357,7 +379,7 @@ class CheckpointStore:
         changes["status"] = status
         changes["updated_at"] = utcnow()
         sets = ", ".join(f"{k}=?" for k in changes)
-        with self.transaction() as db:
+        with self.transaction(durable=durable) as db:
             db.execute(
                 f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?",
                 (*changes.values(), run_id, step_id, host),
@@ -367,6 +389,19 @@ class CheckpointStore:
                     "DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?",
                     (run_id, step_id, host),
                 )
+            if anchor is not None:
+                _set_anchor(db, run_id, anchor)
+
+    def set_anchor(self, run_id: str, anchor: Anchor, *, durable: bool = True) -> None:
+        """Keep ``anchor`` (seq, hash) as the run's journal anchor (never moved back)."""
+        with self.transaction(durable=durable) as db:
+            _set_anchor(db, run_id, anchor)
+
+    def anchor(self, run_id: str) -> Anchor | None:
+        """The run's journal anchor ``(seq, hash)``; ``None`` for older runs (head file only)."""
+        sql = "SELECT journal_seq, journal_hash FROM runs WHERE run_id=?"
+        row = self._db.execute(sql, (run_id,)).fetchone()
+        return None if row is None or None in tuple(row) else (int(row[0]), str(row[1]))
 
     def ensure_step(self, run_id: str, step_id: str, host: str, position: int) -> None:
         """Add a pending step row if missing (an accepted changed runbook may add steps)."""
@@ -448,6 +483,14 @@ class CheckpointStore:
         return {(r[0], r[1]) for r in rows}
 
 
+def _set_anchor(db: sqlite3.Connection, run_id: str, anchor: Anchor) -> None:
+    db.execute(
+        "UPDATE runs SET journal_seq=?, journal_hash=? WHERE run_id=? "
+        "AND (journal_seq IS NULL OR journal_seq < ?)",
+        (anchor[0], anchor[1], run_id, anchor[0]),
+    )
+
+
 def _disk_trouble(exc: sqlite3.Error) -> bool:
     """True when SQLite failed because of the disk (full, I/O error, read-only)."""
     text = str(exc).lower()
@@ -456,5 +499,7 @@ def _disk_trouble(exc: sqlite3.Error) -> bool:
 
 def _run(row: sqlite3.Row) -> RunRecord:
     data = dict(row)
+    data.pop("journal_seq", None)
+    data.pop("journal_hash", None)
     data["overrides"] = json.loads(data["overrides"] or "{}")
     return RunRecord(**data)

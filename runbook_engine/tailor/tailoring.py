@@ -125,11 +125,17 @@ class TailoredRunbook:
     values: Values | None
     segments: tuple[TailoredProse | TailoredStep, ...]
     helpers: dict[str, TailoredStep] = field(default_factory=dict)
+    #: Flow steps and their index by id, built on first use (segments never change).
+    _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def steps(self) -> tuple[TailoredStep, ...]:
         """Steps of the normal flow, in order."""
-        return tuple(s for s in self.segments if isinstance(s, TailoredStep) and s.number)
+        flow = self._index.get("")
+        if flow is None:
+            flow = tuple(s for s in self.segments if isinstance(s, TailoredStep) and s.number)
+            self._index[""] = flow
+        return flow
 
     @property
     def generic(self) -> bool:
@@ -137,11 +143,16 @@ class TailoredRunbook:
         return self.environment is None
 
     def step(self, step_id: str) -> TailoredStep:
-        """Return the flow or helper step ``step_id`` (KeyError if none)."""
-        for s in self.steps:
-            if s.id == step_id:
-                return s
-        return self.helpers[step_id]
+        """Return the flow or helper step ``step_id`` (KeyError if none); a dictionary
+        lookup, not a scan of the flow."""
+        by_id = self._index.get("by-id")
+        if by_id is None:
+            by_id = {}
+            for s in self.steps:
+                by_id.setdefault(s.id, s)
+            self._index["by-id"] = by_id
+        found = by_id.get(step_id)
+        return found if found is not None else self.helpers[step_id]
 
 
 def context_for(

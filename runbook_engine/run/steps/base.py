@@ -127,9 +127,18 @@ class StepContext(Protocol):
         ...
 
     def run_command(
-        self, ts: TailoredStep, host: Host, step_id: str, *, purpose: str, attempt: int = 1
+        self,
+        ts: TailoredStep,
+        host: Host,
+        step_id: str,
+        *,
+        purpose: str,
+        attempt: int = 1,
+        start: dict[str, Any] | None = None,
     ) -> CommandResult | None:
-        """Run ``ts``'s body on ``host``: journaled, output saved and digested, reported.
+        """Run ``ts``'s body on ``host``: journaled, output saved and digested, reported
+        (``start``: columns of the step's ``running`` checkpoint, committed after the
+        ``-started`` record and before the command).
 
         Returns:
             The result, or ``None`` when it could not run (journaled as ``error``).

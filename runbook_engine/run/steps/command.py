@@ -34,10 +34,12 @@ class CommandStep(StepExecutor):
         step = ts.step
         result = None
         for attempt in range(step.retries + 1):
-            ctx.transition(
-                ts, host, "running", attempts=state.attempts + attempt + 1, started_at=utcnow()
+            # step-started is journaled, then the running checkpoint committed, then the
+            # command started (run_command): one journal write, one transaction.
+            start = {"attempts": state.attempts + attempt + 1, "started_at": utcnow()}
+            result = ctx.run_command(
+                ts, host, ts.id, purpose="step", attempt=attempt + 1, start=start
             )
-            result = ctx.run_command(ts, host, ts.id, purpose="step", attempt=attempt + 1)
             if result is not None and result.ok:
                 ctx.finish(ts, host, "succeeded", exit_code=result.exit_code)
                 return "done"

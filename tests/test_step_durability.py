@@ -1,0 +1,163 @@
+"""The per-step durability path (issue 12): the journal's anchor in the store, transitions
+that do not wait for the disk, and what a kill or a lost checkpoint leaves behind.
+
+Each test runs the real CLI in subprocesses (``RUNBOOK_FAULT`` kills it at a named point,
+:mod:`runbook_engine.run.faults`) on a runbook whose steps append to a file, so a step run
+twice shows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_evidence import Book
+
+from runbook_engine.evidence.journal import head_path, read_journal, verify_journal, write_head
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+
+RUNBOOK = """# Two steps
+
+```sh {#one}
+echo one >> count.txt
+```
+
+```sh {#two}
+echo two >> count.txt
+```
+"""
+
+
+def _book(tmp_path: Path, point: str | None = None) -> Book:
+    (tmp_path / "two.md").write_text(RUNBOOK, encoding="utf-8")
+    return Book(tmp_path, {"RUNBOOK_FAULT": point} if point else None)
+
+
+def _db(book: Book) -> sqlite3.Connection:
+    return sqlite3.connect(book.state / "state.db")
+
+
+def _status(book: Book, step: str) -> str:
+    with _db(book) as db:
+        row = db.execute("SELECT status FROM steps WHERE step_id=?", (step,)).fetchone()
+    return str(row[0])
+
+
+def _anchor(book: Book) -> tuple[Any, Any]:
+    with _db(book) as db:
+        return db.execute("SELECT journal_seq, journal_hash FROM runs").fetchone()
+
+
+def _events(book: Book) -> list[dict[str, Any]]:
+    return read_journal(book.run_dir() / "journal.jsonl", verify=False)
+
+
+def _count(book: Book) -> list[str]:
+    path = book.root / "count.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def _verify(book: Book) -> Any:
+    pub = book.keys / "signing.pub"
+    return book("evidence", "verify", book.run_dir(), "--public-key", pub, "--require-signature")
+
+
+def test_a_kill_between_the_journal_and_the_checkpoint_is_reconciled_not_rerun(
+    tmp_path: Path,
+) -> None:
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    killed = _book(tmp_path, "after-step-finished").run("two.md")
+    assert killed.returncode == -signal.SIGKILL
+    assert _status(book, "one") == "running"  # the journal says finished, the store not yet
+    assert [e["event"] for e in _events(book)][-1] == "step-finished"
+    seq, digest = _anchor(book)  # the running checkpoint anchored the records before it
+    assert _events(book)[seq - 1]["hash"] == digest and seq < len(_events(book))
+    done = book.resume()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _count(book) == ["one", "two"]  # not run twice
+    changes = next(e for e in _events(book) if e["event"] == "store-reconciled")["changes"]
+    assert "step one@operator: running -> succeeded" in changes
+    assert _verify(book).stdout.startswith("VERIFIED:")
+
+
+def test_a_checkpoint_the_disk_lost_is_brought_back_from_the_journal(tmp_path: Path) -> None:
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    assert _book(tmp_path, "after-step-finished").run("two.md").returncode == -signal.SIGKILL
+    with _db(book) as db:  # as after a power loss: the uncommitted-to-disk transitions are gone
+        db.execute("UPDATE steps SET status='pending', attempts=0 WHERE step_id='one'")
+    done = book.resume()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _count(book) == ["one", "two"]
+    changes = next(e for e in _events(book) if e["event"] == "store-reconciled")["changes"]
+    assert "step one@operator: pending -> succeeded" in changes
+    assert _verify(book).stdout.startswith("VERIFIED:")
+
+
+def test_a_kill_after_step_started_is_an_interrupted_step_for_a_person(tmp_path: Path) -> None:
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    assert _book(tmp_path, "after-step-started").run("two.md").returncode == -signal.SIGKILL
+    assert _status(book, "one") == "pending" and _count(book) == []
+    paused = book.resume()
+    assert paused.returncode == 3, paused.stdout + paused.stderr  # nobody can tell: ask
+    assert "interrupted" in paused.stdout + paused.stderr
+    assert _status(book, "one") == "running"
+    assert book.st("confirm", "r1", "one", "--as", "Ann Operator", "--rerun").returncode == 0
+    assert book.resume().returncode == 0
+    assert _count(book) == ["one", "two"]
+    assert _verify(book).stdout.startswith("VERIFIED:")
+
+
+def test_records_cut_from_the_end_are_caught_by_the_store_anchor(tmp_path: Path) -> None:
+    book = _book(tmp_path)  # unsigned: only the anchor can show the cut
+    assert book.run("two.md").returncode == 0
+    journal = book.run_dir() / "journal.jsonl"
+    records = _events(book)
+    assert _anchor(book) == (len(records), records[-1]["hash"])  # the run's last record
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:-3]))  # the tamperer cuts the end ...
+    write_head(journal, len(lines) - 3, records[-4]["hash"])  # ... and the head file with it
+    assert verify_journal(journal).ok  # the folder alone cannot tell
+    proc = book("evidence", "verify", book.run_dir())
+    assert proc.returncode == 1 and "the end was cut off" in proc.stdout, proc.stdout
+    assert book.resume().returncode != 0  # nothing is appended to a cut journal
+
+
+def test_a_run_without_a_store_anchor_verifies_by_its_head_file(tmp_path: Path) -> None:
+    book = _book(tmp_path)
+    assert book.run("two.md").returncode == 0
+    with _db(book) as db:  # a run of an older version: the head file is its only anchor
+        db.execute("UPDATE runs SET journal_seq=NULL, journal_hash=NULL")
+    journal = book.run_dir() / "journal.jsonl"
+    assert head_path(journal).is_file()
+    proc = book("evidence", "verify", book.run_dir())
+    assert proc.returncode == 0 and proc.stdout.startswith("UNSIGNED:"), proc.stdout
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:-1]))
+    proc = book("evidence", "verify", book.run_dir())
+    assert proc.returncode == 1 and "the end was cut off" in proc.stdout, proc.stdout
+
+
+def test_a_head_file_run_of_schema_3_is_upgraded_and_resumes(tmp_path: Path) -> None:
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    assert _book(tmp_path, "after-step-finished").run("two.md").returncode == -signal.SIGKILL
+    journal = book.run_dir() / "journal.jsonl"
+    records = _events(book)
+    write_head(journal, len(records), records[-1]["hash"])  # as the old writer left it
+    with _db(book) as db:  # back to schema 3: no anchor columns
+        db.execute("ALTER TABLE runs DROP COLUMN journal_seq")
+        db.execute("ALTER TABLE runs DROP COLUMN journal_hash")
+        db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    done = book.resume()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _count(book) == ["one", "two"]
+    assert _anchor(book)[0] == len(_events(book))
+    assert _verify(book).stdout.startswith("VERIFIED:")
