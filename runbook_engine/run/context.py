@@ -323,7 +323,13 @@ class RunContext:
                 if purpose == "step":
                     self.transition(ts, host, "running", **identity.columns())
 
-        return CommandHooks(started, self.redactor.redact, max_output_bytes(self.options))
+        def event(name: str, fields: dict[str, Any]) -> None:
+            with self.parallel:
+                self.journal.append(name, step=step_id, id=ts.id, **{"host": host.name, **fields})
+
+        return CommandHooks(
+            started, self.redactor.redact, max_output_bytes(self.options), on_event=event
+        )
 
     def record_result(
         self,

@@ -1,7 +1,8 @@
 """Transports by name (a registry in papermill's shape) and a per-run pool.
 
 ``local`` runs commands in subprocesses; ``winrm`` on Windows hosts through
-pywinrm (imported only when a winrm host is used); ``manual`` is no transport
+pywinrm (imported only when a winrm host is used); ``ssh`` on Linux hosts through the
+OpenSSH client; ``manual`` is no transport
 at all: a person is, and executors turn such steps into gates.
 
 A new transport is one :func:`register_transport` call naming the function that
@@ -55,6 +56,8 @@ class TransportInfo:
             :class:`ExecutionError` when the host cannot be asked).  A resume uses it for
             a step interrupted while its command ran (see
             :class:`~runbook_engine.transports.process.RemoteProcess`).
+        secret_options: Keys of the options mapping whose value names a secret of the
+            environment file (``credential``, ``become_password``); a run resolves them.
     """
 
     name: str
@@ -63,6 +66,7 @@ class TransportInfo:
     options_key: str | None = None
     validator: str | None = None
     finder: str | None = None
+    secret_options: tuple[str, ...] = ()
 
     @property
     def by_hand(self) -> bool:
@@ -131,6 +135,18 @@ register_transport(
         options_key="winrm",
         validator="runbook_engine.transports.winrm_options:validate_winrm_options",
         finder="runbook_engine.transports.winrm_identity:still_running",
+        secret_options=("credential",),
+    )
+)
+register_transport(
+    TransportInfo(
+        "ssh",
+        "Linux and POSIX hosts over SSH (the OpenSSH client, one connection per host)",
+        "runbook_engine.transports.ssh:open_ssh",
+        options_key="ssh",
+        validator="runbook_engine.transports.ssh_options:validate_ssh_options",
+        finder="runbook_engine.transports.ssh:still_running",
+        secret_options=("become_password",),
     )
 )
 

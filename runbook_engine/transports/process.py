@@ -79,11 +79,14 @@ class CommandHooks:
             :class:`RemoteProcess` for a remote command, reported just before it is sent).
         filter: Applied to each block of decoded output before it is kept and digested.
         max_output: Bytes of output kept per stream (half head, half tail).
+        on_event: Called with an event name and its fields for something the transport
+            did that belongs in the journal (SSH: ``host-key-accepted`` on first use).
     """
 
     on_process: Callable[[ProcessIdentity | RemoteProcess], None] | None = None
     filter: Callable[[str], str] | None = None
     max_output: int = DEFAULT_MAX_OUTPUT
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
 
 
 _NO_HOOKS = CommandHooks()
