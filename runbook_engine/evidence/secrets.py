@@ -2,8 +2,8 @@
 
 A run's secrets are its secret parameters (resolved by
 :func:`runbook_engine.tailor.values.resolve_values`) and the credentials its hosts name
-(``winrm: {credential: NAME}``, ``ssh: {become_password: NAME}``; ENV-SPEC.md), fetched the same way: the
-environment file's ``secrets:`` entry for NAME, else ``$RUNBOOK_SECRET_<NAME>``.
+(``winrm: {credential: NAME}``, ``ssh: {become_password: NAME}``; ENV-SPEC.md), fetched
+the same way: the environment file's ``secrets:`` entry for NAME, else ``$RUNBOOK_SECRET_<NAME>``.
 """
 
 from __future__ import annotations

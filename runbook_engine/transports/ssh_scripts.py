@@ -36,21 +36,22 @@ INTERPRETERS: dict[str, str] = {"sh": "sh", "bash": "bash", "python": "python3"}
 LISTING = "ps -e -o pid= -o sid= -o args="
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-STAGE = r"""m=$1 i=$2
+STAGE = r"""m=$1 i=$2 d=
 umask 077
-d=$(mktemp -d "${TMPDIR:-/tmp}/rbe-$m.XXXXXX") || { echo "runbook: cannot create a temporary folder on the host" >&2; exit 125; }
+die() { echo "runbook: $2" >&2; [ -n "$d" ] && rm -rf "$d"; exit "$1"; }
+d=$(mktemp -d "${TMPDIR:-/tmp}/rbe-$m.XXXXXX") || die 125 "cannot create a temporary folder"
 IFS=' ' read -r tag cl items
-if [ "$tag" != RBE1 ]; then echo "runbook: no step was sent" >&2; rm -rf "$d"; exit 125; fi
+[ "$tag" = RBE1 ] || die 125 "no step was sent"
 c=$(dd bs=1 count="$cl" 2>/dev/null; echo x); c=${c%x}
 for it in $items; do
   v=$(dd bs=1 count="${it#*:}" 2>/dev/null; echo x)
   export "${it%%:*}=${v%x}"
 done
 unset v
-cat > "$d/step" || { rm -rf "$d"; exit 125; }
-if ! command -v "$i" >/dev/null 2>&1; then echo "runbook: command not found: $i" >&2; rm -rf "$d"; exit 127; fi
-if ! command -v setsid >/dev/null 2>&1; then echo "runbook: command not found: setsid" >&2; rm -rf "$d"; exit 127; fi
-if [ -n "$c" ] && ! cd "$c" 2>/dev/null; then echo "runbook: working directory does not exist: $c" >&2; rm -rf "$d"; exit 125; fi
+cat > "$d/step" || die 125 "cannot write the step's script"
+command -v "$i" >/dev/null 2>&1 || die 127 "command not found: $i"
+command -v setsid >/dev/null 2>&1 || die 127 "command not found: setsid"
+[ -z "$c" ] || cd "$c" 2>/dev/null || die 125 "working directory does not exist: $c"
 RBE_STEP=$m; export RBE_STEP
 printf '\036rbe-started\n' >&2
 setsid -w "$i" "$d/step" </dev/null
