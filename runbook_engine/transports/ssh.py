@@ -201,7 +201,7 @@ class SSHTransport:
             ExecutionError: the connection failed (one message per cause).
         """
         with self._lock:
-            if self.connections_opened and self._master_alive():
+            if self.connections_opened:  # later commands reopen it (ControlMaster=auto)
                 return
             first_use = self._is_unknown() if self.options.host_key_checking != "strict" else False
             with tempfile.TemporaryFile() as err:
@@ -229,10 +229,6 @@ class SSHTransport:
 
     def _where(self) -> tuple[str, str, SSHOptions]:
         return self.host.name, self.host.address, self.options
-
-    def _master_alive(self) -> bool:
-        check = [*self._base(), "-O", "check", self.host.address]
-        return subprocess.run(check, capture_output=True, check=False).returncode == 0
 
     def _known_name(self) -> str:
         a = self.host.address
