@@ -1,0 +1,121 @@
+# ruff: noqa: F811
+"""Runs over SSH through the CLI against a real sshd: a killed run is resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from ssh_server import SSHServer, sshd  # type: ignore[import-not-found]  # noqa: F401
+
+pytestmark = pytest.mark.timeout(180)
+
+RUNBOOK = """---
+id: ssh-slow
+title: A slow step over SSH
+version: "1.0"
+roles:
+  web: the host
+---
+
+```sh {#slow target=web}
+if test -f "$HOME/rbe-go"; then echo resumed-ok; else sleep 600; fi
+```
+"""
+
+
+def _journal(state: Path, run_id: str) -> list[dict]:
+    path = state / "runs" / run_id / "journal.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+
+
+def test_killed_run_is_refused_while_the_remote_step_runs_then_resumes(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    sshd.run_as_user('rm -f "$HOME/rbe-go"')
+    (tmp_path / "slow.md").write_text(RUNBOOK, "utf-8")
+    env = {
+        "name": "ssh-lab",
+        "roles": {
+            "web": [
+                {"name": "web1", "address": "127.0.0.1", "transport": "ssh", "ssh": sshd.options()}
+            ]
+        },
+    }
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(env), "utf-8")
+    state = tmp_path / "state"
+    base = [sys.executable, "-m", "runbook_engine"]
+    tail = ["--state-dir", str(state)]
+    penv = {**os.environ, "RUNBOOK_OPERATOR": "Jane Operator", "NO_COLOR": "1"}
+    runner = subprocess.Popen(
+        [
+            *base,
+            "run",
+            str(tmp_path / "slow.md"),
+            "--env",
+            str(tmp_path / "env.yaml"),
+            "--no-input",
+            "--run-id",
+            "ssh-kill",
+            *tail,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=penv,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not [e for e in _journal(state, "ssh-kill") if e["event"] == "process-started"]:
+        assert time.monotonic() < deadline and runner.poll() is None, "the step never started"
+        time.sleep(0.1)
+    marker = next(e for e in _journal(state, "ssh-kill") if e["event"] == "process-started")
+    assert marker["transport"] == "ssh"
+    time.sleep(1)  # the body reaches the host
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait(30)
+
+    def resume(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, "resume", "ssh-kill", "--no-input", *extra, *tail],
+            capture_output=True,
+            text=True,
+            env=penv,
+            timeout=120,
+        )
+
+    refused = resume()
+    assert refused.returncode == 75, refused.stdout + refused.stderr
+    assert "still running on web1" in refused.stderr and marker["marker"] in refused.stderr
+    # Stop it on the host (as its user), then the resume runs the step again.
+    listing = sshd.run_as_user("ps -e -o sid= -o args=")
+    sids = {ln.split()[0] for ln in listing.splitlines() if f"rbe-{marker['marker']}." in ln}
+    assert sids
+    sshd.run_as_user("kill -KILL " + " ".join(f"-{s}" for s in sids))
+    sshd.run_as_user('rm -f "$HOME/rbe-go"')
+    sshd.run_as_user('touch "$HOME/rbe-go"')
+    asks = resume()  # the step was interrupted: the operator decides whether it ran
+    assert asks.returncode == 3 and "--rerun" in asks.stderr, asks.stdout + asks.stderr
+    rerun = subprocess.run(
+        [*base, "confirm", "ssh-kill", "slow", "--as", "Jane Operator", "--rerun", *tail],
+        capture_output=True,
+        text=True,
+        env=penv,
+        timeout=60,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    done = resume()
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = _journal(state, "ssh-kill")
+    assert "run-resumed" in [e["event"] for e in events]
+    finished = [e for e in events if e["event"] == "step-finished"]
+    assert finished and "resumed-ok" in finished[-1]["output_excerpt"]
+    sshd.run_as_user('rm -f "$HOME/rbe-go"')
