@@ -9,6 +9,7 @@ connections the server authenticated (its VERBOSE log), for the connection reuse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -113,12 +114,32 @@ def _user(folder: Path) -> tuple[str, str | None]:
     return TEST_USER, password
 
 
+#: The one server of this test process: each test module that imports :func:`sshd` holds
+#: its own copy of the fixture (one test user name, so one server), and all share it.
+_SHARED: list[SSHServer] = []
+
+
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
-    """Start sshd for the session (skipped where Debian's openssh-server is missing)."""
+    """Start sshd for the session (skipped where Debian's openssh-server is missing);
+    modules that import this fixture share one server."""
+    if _SHARED:  # the later fixtures are torn down first: the server outlives them
+        yield _SHARED[0]
+        return
+    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        _SHARED.append(server)
+        try:
+            yield server
+        finally:
+            _SHARED.clear()
+
+
+@contextlib.contextmanager
+def start_sshd(folder: Path) -> Iterator[SSHServer]:
+    """Start sshd with its files in ``folder`` and stop it on leaving (benchmarks use this
+    too); skips the test where Debian's openssh-server is missing."""
     if not Path(SSHD).exists() or shutil.which("ssh") is None:
         pytest.skip("openssh-server and openssh-client are needed (apt install openssh-server)")
-    folder = tmp_path_factory.mktemp("sshd")
     folder.chmod(0o755)
     user, password = _user(folder)
     host_key, client_key = keygen(folder / "host_key"), keygen(folder / "client_key")

@@ -95,11 +95,16 @@ def test_killed_run_is_refused_while_the_remote_step_runs_then_resumes(
     refused = resume()
     assert refused.returncode == 75, refused.stdout + refused.stderr
     assert "still running on web1" in refused.stderr and marker["marker"] in refused.stderr
-    # Stop it on the host (as its user), then the resume runs the step again.
+    # The refusal says how to stop it on the host: its sessions (pkill -s), not taskkill.
     listing = sshd.run_as_user("ps -e -o sid= -o args=")
-    sids = {ln.split()[0] for ln in listing.splitlines() if f"rbe-{marker['marker']}." in ln}
-    assert sids
-    sshd.run_as_user("kill -KILL " + " ".join(f"-{s}" for s in sids))
+    needle = f"rbe-{marker['marker']}."
+    sids = sorted({int(ln.split()[0]) for ln in listing.splitlines() if needle in ln})
+    hint = "pkill -TERM -s " + ",".join(map(str, sids))
+    assert sids and f"({hint})" in refused.stderr, refused.stderr
+    assert "taskkill" not in refused.stderr
+    sshd.run_as_user(hint)  # what the operator is told to run, run on the host
+    gone = sshd.run_as_user("ps -e -o args=")
+    assert needle not in gone
     sshd.run_as_user('rm -f "$HOME/rbe-go"')
     sshd.run_as_user('touch "$HOME/rbe-go"')
     asks = resume()  # the step was interrupted: the operator decides whether it ran

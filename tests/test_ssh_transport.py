@@ -18,7 +18,8 @@ from runbook_engine.errors import EnvironmentFileError, ExecutionError
 from runbook_engine.source.model import Host
 from runbook_engine.transports import TRANSPORTS
 from runbook_engine.transports.process import CommandHooks, command_hooks
-from runbook_engine.transports.ssh import SSHTransport, still_running
+from runbook_engine.transports.ssh import SSHTransport
+from runbook_engine.transports.ssh_identity import still_running
 from runbook_engine.transports.ssh_options import validate_ssh_options
 
 pytestmark = pytest.mark.timeout(120)

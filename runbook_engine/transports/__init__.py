@@ -58,6 +58,9 @@ class TransportInfo:
             :class:`~runbook_engine.transports.process.RemoteProcess`).
         secret_options: Keys of the options mapping whose value names a secret of the
             environment file (``credential``, ``become_password``); a run resolves them.
+        kill_hint: ``"module:function"`` giving the command a person runs on the host to
+            stop a command ``finder`` found: ``(transport, marker, pids) -> str``
+            (WinRM: ``taskkill /T /F /PID ...``; SSH: ``kill -TERM -- -SID``).
     """
 
     name: str
@@ -67,6 +70,7 @@ class TransportInfo:
     validator: str | None = None
     finder: str | None = None
     secret_options: tuple[str, ...] = ()
+    kill_hint: str | None = None
 
     @property
     def by_hand(self) -> bool:
@@ -107,6 +111,17 @@ class TransportInfo:
             raise ExecutionError(f"transport {self.name!r} cannot find a remote process")
         return _target(self.finder)(transport, marker)
 
+    def stop_hint(self, transport: Transport, marker: str, pids: list[int]) -> str:
+        """How a person stops the processes ``pids`` of the command marked ``marker``
+        on ``transport``'s host (see ``kill_hint``; a sentence when there is none).
+
+        Raises:
+            ExecutionError: the host cannot be asked.
+        """
+        if self.kill_hint is None:
+            return f"stop processes {', '.join(map(str, pids))} on the host"
+        return str(_target(self.kill_hint)(transport, marker, pids))
+
 
 TRANSPORTS: dict[str, TransportInfo] = {}
 
@@ -135,6 +150,7 @@ register_transport(
         options_key="winrm",
         validator="runbook_engine.transports.winrm_options:validate_winrm_options",
         finder="runbook_engine.transports.winrm_identity:still_running",
+        kill_hint="runbook_engine.transports.winrm_identity:kill_hint",
         secret_options=("credential",),
     )
 )
@@ -145,7 +161,8 @@ register_transport(
         "runbook_engine.transports.ssh:open_ssh",
         options_key="ssh",
         validator="runbook_engine.transports.ssh_options:validate_ssh_options",
-        finder="runbook_engine.transports.ssh:still_running",
+        finder="runbook_engine.transports.ssh_identity:still_running",
+        kill_hint="runbook_engine.transports.ssh_identity:kill_hint",
         secret_options=("become_password",),
     )
 )

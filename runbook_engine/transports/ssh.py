@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 
 from runbook_engine.errors import EnvironmentFileError, ExecutionError, Problem
 from runbook_engine.source.model import Host
@@ -461,16 +461,6 @@ class SSHTransport:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def still_running(transport: Any, marker: str) -> list[int]:
-    """Pids on ``transport``'s host in the session of the step marked ``marker``
-    (the registry's finder; empty when the step has ended).
-
-    Raises:
-        ExecutionError: the host could not be asked.
-    """
-    return parse_listing(transport.listing(), marker)[1]
-
-
 def open_ssh(
     host: Host, secrets: dict[str, str], on_output: Callable[[str], None] | None
 ) -> SSHTransport:
@@ -489,4 +479,4 @@ def open_ssh(
     return SSHTransport(host, password, on_output=on_output)
 
 
-__all__ = ["Problem", "SSHTransport", "open_ssh", "still_running"]
+__all__ = ["Problem", "SSHTransport", "open_ssh"]
