@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import ExecutionError, storage_error
+from runbook_engine.errors import ConnectionLost, ExecutionError, storage_error
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
 from runbook_engine.run.faults import crash_point
@@ -267,7 +267,9 @@ class RunContext:
         self, ts: TailoredStep, host: Host, step_id: str, *, purpose: str, attempt: int = 1
     ) -> CommandResult | None:
         """Run ``ts``'s body on ``host`` for step ``step_id`` (``purpose``: step, check or
-        backout): journaled before and after, output redacted, saved and digested."""
+        backout): journaled before and after, output redacted, saved and digested; ``None``
+        when it could not run.  Raises ConnectionLost (journaled ``{purpose}-lost``; the step
+        is left ``running``, as a killed run leaves it)."""
         self.journal.append(
             f"{purpose}-started",
             step=step_id,
@@ -291,6 +293,9 @@ class RunContext:
                     cwd=self._cwd(ts, host),
                     env=self._command_env(ts, host),
                 )
+        except ConnectionLost as lost:  # outcome unknown: the step stays "running"
+            self.journal.append(f"{purpose}-lost", step=step_id, host=host.name, error=lost.message)
+            raise
         except ExecutionError as exc:
             self.journal.append(
                 f"{purpose}-finished",

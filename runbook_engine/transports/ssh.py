@@ -32,14 +32,15 @@ import uuid
 from collections.abc import Callable
 from typing import IO
 
-from runbook_engine.errors import EnvironmentFileError, ExecutionError, Problem
+from runbook_engine.errors import ConnectionLost, EnvironmentFileError, ExecutionError, Problem
 from runbook_engine.source.model import Host
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.capture import Capture
 from runbook_engine.transports.process import RemoteProcess, current_hooks
-from runbook_engine.transports.ssh_errors import become_message, classify, connection_message
+from runbook_engine.transports.ssh_errors import become_message, connection_message
 from runbook_engine.transports.ssh_options import SSHOptions, file_problems, validate_ssh_options
 from runbook_engine.transports.ssh_scripts import (
+    ENDED,
     INTERPRETERS,
     LISTING,
     STARTED,
@@ -62,7 +63,8 @@ class _Reader(threading.Thread):
     """Reads one of the client's pipes in blocks of whole lines into a :class:`Capture`.
 
     With a ``sentinel`` (standard error), what comes before it is the client's and
-    sudo's own messages (kept in :attr:`before`); the step's output follows it.
+    sudo's own messages (kept in :attr:`before`); the step's output follows it, up to
+    :data:`ENDED` (removed; :attr:`ended` tells it came).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class _Reader(threading.Thread):
         self._sentinel = sentinel
         self.before = b""
         self.started = sentinel is None
+        self.ended = False
         self._lock = threading.Lock()
 
     def run(self) -> None:
@@ -96,13 +99,16 @@ class _Reader(threading.Thread):
             cut = carry.rfind(b"\n") + 1
             if cut == 0 and len(carry) < _BLOCK:
                 continue
-            block, carry = (carry[:cut], carry[cut:]) if cut else (carry, b"")
+            # A block without a line break keeps its tail back: a mark is never split.
+            block, carry = (carry[:cut], carry[cut:]) if cut else (carry[:-16], carry[-16:])
             self._take(block)
         if carry:
             self._take(carry)
         self._stream.close()
 
     def _take(self, block: bytes) -> None:
+        if self._sentinel is not None and (at := block.find(ENDED)) >= 0:
+            self.ended, block = True, block[:at] + block[at + len(ENDED) :]
         text = block.decode("utf-8", errors="replace")
         if self._filter is not None:
             text = self._filter(text)
@@ -354,10 +360,11 @@ class SSHTransport:
         err.join(self._grace + 5)
         if not err.started and not timed_out:
             raise ExecutionError(self._not_started(proc.returncode, err.before))
-        if proc.returncode == 255 and classify(err.text()[-2000:]) == "closed":
-            raise ExecutionError(
-                f"SSH host {self.host.name}: the connection was lost while the step ran; "
-                f"it may still run there (marker {marker}): `runbook resume` checks"
+        if not timed_out and not err.ended and proc.returncode == 255:
+            raise ConnectionLost(
+                f"SSH host {self.host.name}: connection lost while the step ran; whether "
+                f"it ended is unknown and it may still run there (marker {marker})",
+                marker,
             )
         return CommandResult(
             exit_code=None if timed_out else proc.returncode,

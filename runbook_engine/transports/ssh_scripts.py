@@ -14,9 +14,9 @@ the password on a first line (read by ``BECOME`` with ``read -r``, exported for 
 the body to the end of input.  ``STAGE`` writes the body to ``$TMPDIR/rbe-MARKER.XXXXXX/step``
 (mode 0600), exports the values and ``RBE_STEP=MARKER``, prints the start line
 :data:`STARTED` on standard error, and runs the body with ``setsid -w INTERPRETER FILE``
-(util-linux): the step leads its own session, so a deadline kills it and all it started
-(``kill -- -SID``), and a resume finds it by the marker in its command line (the script's
-path) with ``ps -e -o pid= -o sid= -o args=``.
+(util-linux), then prints :data:`ENDED` once it has ended: the step leads its own
+session, so a deadline kills it and all it started (``kill -SID``), and a resume finds it
+by the marker in its command line (the script's path) with ``ps -e -o pid= -o sid= -o args=``.
 
 Sources: POSIX ``read`` reads a pipe one byte at a time and ``dd`` copies exactly
 ``count`` blocks of ``bs`` bytes (XCU, read and dd); sudo runs ``SUDO_ASKPASS`` when
@@ -30,6 +30,9 @@ import shlex
 
 #: Written by the remote script on standard error just before the step's body starts.
 STARTED = b"\x1erbe-started\n"
+#: Written by the remote script on standard error once the step has ended: without it,
+#: an exit of 255 is the connection's (or the script's) end, not the step's.
+ENDED = b"\x1erbe-ended\n"
 #: Interpreter per step kind on a Linux host.
 INTERPRETERS: dict[str, str] = {"sh": "sh", "bash": "bash", "python": "python3"}
 #: The process listing used to find (and kill) a marked step.
@@ -57,6 +60,7 @@ printf '\036rbe-started\n' >&2
 setsid -w "$i" "$d/step" </dev/null
 s=$?
 rm -rf "$d"
+printf '\036rbe-ended\n' >&2
 exit $s
 """
 
