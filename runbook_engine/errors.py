@@ -113,6 +113,21 @@ class ExecutionError(RunbookError):
     """A transport could not run a command (exit 1)."""
 
 
+class ConnectionLost(ExecutionError):
+    """The connection to a host broke while a step's command ran there: whether the
+    command ran to its end is unknown, and it may still run (exit 75, try again later).
+
+    Attributes:
+        marker: The marker the command carries on the host (a resume looks for it).
+    """
+
+    exit_status = 75
+
+    def __init__(self, message: str, marker: str) -> None:
+        super().__init__(message)
+        self.marker = marker
+
+
 class StateError(RunbookError):
     """The checkpoint store refuses an operation (unknown run, changed runbook, lock)."""
 

@@ -496,6 +496,7 @@ def test_killed_run_resumes_and_reruns_only_the_interrupted_step(lab: Lab) -> No
         refused = lab.cli("resume", "e2e-kill", "--answers", str(answers), "--no-input", state=True)
         assert refused.returncode == 75, refused.stdout + refused.stderr
         assert "still running on EXCHANGE1" in refused.stderr and marker in refused.stderr
+        assert "(taskkill /T /F /PID " in refused.stderr  # WinRM's hint, from its transport
         # --assume-stopped does not override a command found running.
         insisted = lab.cli(
             "resume",

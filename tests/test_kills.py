@@ -96,6 +96,8 @@ def test_resume_refuses_while_the_interrupted_step_still_runs(ws: Workspace) -> 
         refused = ws.resume()
         assert refused.returncode == 75, refused.stderr
         assert "still running" in refused.stderr
+        assert f"(pkill -TERM -g {ident.pgid})" in refused.stderr
+        assert "taskkill" not in refused.stderr
         assert len(ws.events()) == before, "a refused resume must write nothing"
     finally:
         survivor.kill()

@@ -1,9 +1,9 @@
 """Every secret a run knows, so that all of them are redacted before anything is written.
 
 A run's secrets are its secret parameters (resolved by
-:func:`runbook_engine.tailor.values.resolve_values`) and the credentials its WinRM hosts
-name (``winrm: {credential: NAME}``; ENV-SPEC.md), fetched the same way: the
-environment file's ``secrets:`` entry for NAME, else ``$RUNBOOK_SECRET_<NAME>``.
+:func:`runbook_engine.tailor.values.resolve_values`) and the credentials its hosts name
+(``winrm: {credential: NAME}``, ``ssh: {become_password: NAME}``; ENV-SPEC.md), fetched
+the same way: the environment file's ``secrets:`` entry for NAME, else ``$RUNBOOK_SECRET_<NAME>``.
 """
 
 from __future__ import annotations
@@ -13,21 +13,24 @@ from typing import TYPE_CHECKING
 from runbook_engine.errors import InputError, Problem
 from runbook_engine.source.model import SecretRef
 from runbook_engine.tailor.values import fetch_secret
+from runbook_engine.transports import TRANSPORTS
 
 if TYPE_CHECKING:
     from runbook_engine.tailor.loading import Loaded
 
 
 def credential_names(loaded: Loaded) -> dict[str, int]:
-    """Return the credential names the run's WinRM hosts use (name -> host's line)."""
+    """Return the secret names the run's hosts' options name (WinRM ``credential``, SSH
+    ``become_password``: each transport's ``secret_options``), name -> host's line."""
     names: dict[str, int] = {}
     tailored = loaded.tailored
     steps = list(tailored.steps) + list(tailored.helpers.values())
     for ts in steps:
         for host in ts.hosts:
-            credential = host.options.get("credential") if host.transport == "winrm" else None
-            if credential:
-                names.setdefault(str(credential), host.line)
+            info = TRANSPORTS.get(host.transport)
+            for key in info.secret_options if info is not None else ():
+                if host.options.get(key):
+                    names.setdefault(str(host.options[key]), host.line)
     return names
 
 

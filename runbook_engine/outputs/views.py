@@ -22,7 +22,12 @@ from runbook_engine.tailor.binding import VALUES_NOTE
 from runbook_engine.tailor.tailoring import LOCAL_HOST, TailoredRunbook, TailoredStep
 
 #: How a transport is named to a reader.
-TRANSPORT_LABELS: dict[str, str] = {"manual": "by hand", "local": "local", "winrm": "WinRM"}
+TRANSPORT_LABELS: dict[str, str] = {
+    "manual": "by hand",
+    "local": "local",
+    "winrm": "WinRM",
+    "ssh": "SSH",
+}
 #: Badges shown after a step's heading, by phase.
 PHASE_BADGES: dict[str, str] = {"precheck": "pre-check", "verify": "verification"}
 CHECKBOX_LINE = "- [ ] Done — Initials: ______  Time: ______"

@@ -13,7 +13,7 @@ import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import ExecutionError, storage_error
+from runbook_engine.errors import ConnectionLost, ExecutionError, storage_error
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
 from runbook_engine.run.anchor import StoreAnchor
@@ -298,7 +298,9 @@ class RunContext:
         start: dict[str, Any] | None = None,
     ) -> CommandResult | None:
         """Run ``ts``'s body on ``host`` for step ``step_id`` (``purpose``: step, check or
-        backout): journaled before and after, output redacted, saved and digested.
+        backout): journaled before and after, output redacted, saved and digested; ``None``
+        when it could not run.  Raises ConnectionLost (journaled ``{purpose}-lost``; the step
+        is left ``running``, as a killed run leaves it).
 
         Args:
             start: Columns of the step's ``running`` checkpoint (attempts, start time),
@@ -331,6 +333,9 @@ class RunContext:
                     env=self._command_env(ts, host),
                     errexit=ts.step.errexit,
                 )
+        except ConnectionLost as lost:  # outcome unknown: the step stays "running"
+            self.journal.append(f"{purpose}-lost", step=step_id, host=host.name, error=lost.message)
+            raise
         except ExecutionError as exc:
             self.journal.append(
                 f"{purpose}-finished",
@@ -363,7 +368,13 @@ class RunContext:
                 if purpose == "step":
                     self.transition(ts, host, "running", **identity.columns())
 
-        return CommandHooks(started, self.redactor.redact, max_output_bytes(self.options))
+        def event(name: str, fields: dict[str, Any]) -> None:
+            with self.parallel:
+                self.journal.append(name, step=step_id, id=ts.id, **{"host": host.name, **fields})
+
+        return CommandHooks(
+            started, self.redactor.redact, max_output_bytes(self.options), on_event=event
+        )
 
     def record_result(
         self,

@@ -361,7 +361,7 @@ def _refuse_live_steps(
             raise StepStillRunning(
                 f"run {run_id}: step {state.step_id} on {state.host} is still running "
                 f"(process {state.pid}, group {state.pgid}); wait for it to end or stop it "
-                f"(kill -TERM -{state.pgid}), then `runbook resume {run_id}` again"
+                f"({identity.kill_hint()}), then `runbook resume {run_id}` again"
             )
     return assumed
 
@@ -379,14 +379,19 @@ def _remote_alive(run_id: str, state: Any, runner: Runner) -> str | None:
     if host is None or info is None:
         return f"host {state.host} is not in the environment any more"
     try:
-        pids = info.still_running(runner.pool.get(host), state.marker)
+        transport = runner.pool.get(host)
+        pids = info.still_running(transport, state.marker)
     except ExecutionError as exc:
         return exc.message
     if pids:
+        try:
+            hint = info.stop_hint(transport, state.marker, pids)
+        except ExecutionError:  # found alive: refused regardless of the hint
+            hint = f"processes {', '.join(map(str, pids))}"
         raise StepStillRunning(
             f"run {run_id}: step {state.step_id} is still running on {state.host} "
             f"(marker {state.marker}: process {', '.join(map(str, pids))}); wait for it "
-            f"to end or stop it on the host (taskkill /T /F /PID {pids[0]}), then "
+            f"to end or stop it on the host ({hint}), then "
             f"`runbook resume {run_id}` again"
         )
     return None

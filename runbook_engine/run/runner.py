@@ -19,7 +19,7 @@ import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import RunInterrupted, RunPaused, StateError
+from runbook_engine.errors import ConnectionLost, RunInterrupted, RunPaused, StateError
 from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import finished_summary
 from runbook_engine.evidence.secrets import run_secrets
@@ -92,6 +92,8 @@ class Runner:
         Raises:
             RunPaused: stopped at an unanswered gate (exit 3).
             RunInterrupted: Ctrl-C, SIGTERM or SIGHUP (exit 130, 143, 129).
+            ConnectionLost: a host's connection broke while a step ran there (exit 75;
+                the run is ``interrupted``, the step left ``running``).
             StateError: another process is executing this run.
         """
         try:
@@ -110,6 +112,14 @@ class Runner:
             self.append_signed("run-paused")
             paused.run_id = run_id
             raise
+        except ConnectionLost as lost:
+            self.store.update_run(run_id, status="interrupted")
+            self.append_signed("run-interrupted", by=self.options.operator, reason=lost.message)
+            raise ConnectionLost(
+                f"run {run_id} interrupted: {lost.message}. `runbook resume {run_id}` looks "
+                "for it on the host first, then asks whether it was done",
+                lost.marker,
+            ) from None
         except KeyboardInterrupt as stop:
             signum = signal_of(stop)
             name = signal.Signals(signum).name

@@ -1,7 +1,8 @@
 """Transports by name (a registry in papermill's shape) and a per-run pool.
 
 ``local`` runs commands in subprocesses; ``winrm`` on Windows hosts through
-pywinrm (imported only when a winrm host is used); ``manual`` is no transport
+pywinrm (imported only when a winrm host is used); ``ssh`` on Linux hosts through the
+OpenSSH client; ``manual`` is no transport
 at all: a person is, and executors turn such steps into gates.
 
 A new transport is one :func:`register_transport` call naming the function that
@@ -58,6 +59,11 @@ class TransportInfo:
         weakener: ``"module:function"`` naming what a host's options weaken:
             ``(options) -> list[str]`` (certificate validation off, a password sent in
             clear); a run warns of each and journals it.
+        secret_options: Keys of the options mapping whose value names a secret of the
+            environment file (``credential``, ``become_password``); a run resolves them.
+        kill_hint: ``"module:function"`` giving the command a person runs on the host to
+            stop a command ``finder`` found: ``(transport, marker, pids) -> str``
+            (WinRM: ``taskkill /T /F /PID ...``; SSH: ``kill -TERM -- -SID``).
     """
 
     name: str
@@ -67,6 +73,8 @@ class TransportInfo:
     validator: str | None = None
     finder: str | None = None
     weakener: str | None = None
+    secret_options: tuple[str, ...] = ()
+    kill_hint: str | None = None
 
     @property
     def by_hand(self) -> bool:
@@ -111,6 +119,17 @@ class TransportInfo:
             raise ExecutionError(f"transport {self.name!r} cannot find a remote process")
         return _target(self.finder)(transport, marker)
 
+    def stop_hint(self, transport: Transport, marker: str, pids: list[int]) -> str:
+        """How a person stops the processes ``pids`` of the command marked ``marker``
+        on ``transport``'s host (see ``kill_hint``; a sentence when there is none).
+
+        Raises:
+            ExecutionError: the host cannot be asked.
+        """
+        if self.kill_hint is None:
+            return f"stop processes {', '.join(map(str, pids))} on the host"
+        return str(_target(self.kill_hint)(transport, marker, pids))
+
 
 TRANSPORTS: dict[str, TransportInfo] = {}
 
@@ -140,6 +159,20 @@ register_transport(
         validator="runbook_engine.transports.winrm_options:validate_winrm_options",
         finder="runbook_engine.transports.winrm_identity:still_running",
         weakener="runbook_engine.transports.winrm_options:weakenings",
+        kill_hint="runbook_engine.transports.winrm_identity:kill_hint",
+        secret_options=("credential",),
+    )
+)
+register_transport(
+    TransportInfo(
+        "ssh",
+        "Linux and POSIX hosts over SSH (the OpenSSH client, one connection per host)",
+        "runbook_engine.transports.ssh:open_ssh",
+        options_key="ssh",
+        validator="runbook_engine.transports.ssh_options:validate_ssh_options",
+        finder="runbook_engine.transports.ssh_identity:still_running",
+        kill_hint="runbook_engine.transports.ssh_identity:kill_hint",
+        secret_options=("become_password",),
     )
 )
 

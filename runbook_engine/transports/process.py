@@ -47,6 +47,17 @@ class ProcessIdentity:
         """The store's identity columns (a local process has no marker)."""
         return {**self.fields(), "marker": None}
 
+    def kill_hint(self) -> str:
+        """The command that stops this process and all it started, on this machine:
+        ``pkill -TERM -g PGID`` (POSIX; the step leads its group), ``taskkill /T /F /PID``
+        on Windows.  Not ``kill -TERM -PGID``: procps-ng 4.0.2's ``/bin/kill`` takes
+        ``-PGID`` there for an option and signals every process."""
+        if os.name == "nt":
+            return f"taskkill /T /F /PID {self.pid}"
+        if self.pgid is None:
+            return f"kill -TERM {self.pid}"
+        return f"pkill -TERM -g {self.pgid}"
+
 
 @dataclass(frozen=True, slots=True)
 class RemoteProcess:
@@ -79,11 +90,14 @@ class CommandHooks:
             :class:`RemoteProcess` for a remote command, reported just before it is sent).
         filter: Applied to each block of decoded output before it is kept and digested.
         max_output: Bytes of output kept per stream (half head, half tail).
+        on_event: Called with an event name and its fields for something the transport
+            did that belongs in the journal (SSH: ``host-key-accepted`` on first use).
     """
 
     on_process: Callable[[ProcessIdentity | RemoteProcess], None] | None = None
     filter: Callable[[str], str] | None = None
     max_output: int = DEFAULT_MAX_OUTPUT
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
 
 
 _NO_HOOKS = CommandHooks()

@@ -27,7 +27,11 @@ from typing import Any
 from runbook_engine.errors import ExecutionError
 from runbook_engine.transports.process import RemoteProcess, current_hooks
 from runbook_engine.transports.winrm_errors import ShellGone
-from runbook_engine.transports.winrm_scripts import parse_process_list, process_list_command
+from runbook_engine.transports.winrm_scripts import (
+    kill_command,
+    parse_process_list,
+    process_list_command,
+)
 
 #: Seconds allowed for the process listing on resume.
 LISTING_TIMEOUT = 30.0
@@ -74,3 +78,9 @@ def still_running(transport: Any, marker: str) -> list[int]:
             + ")"
         )
     return parse_process_list(listing.stdout, marker)
+
+
+def kill_hint(transport: Any, marker: str, pids: list[int]) -> str:
+    """``taskkill /T /F /PID ...`` for the processes :func:`still_running` found
+    (the registry's ``kill_hint``; the host is not asked again)."""
+    return kill_command(pids)
