@@ -197,6 +197,25 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
             finished_at=r["time"],
             detail=r.get("reason"),
         )
+    elif event == "step-excluded":
+        row.update(
+            status="excluded",
+            known=knowledge.SKIPPED,
+            finished_at=r["time"],
+            detail=r.get("reason"),
+        )
+    elif event == "step-checked" and r.get("verdict") in (
+        "already-done",
+        "would-change",
+        "unknown",
+    ):
+        row.update(
+            status=r.get("verdict"),
+            how=row["how"] or "check mode",
+            known=knowledge.SKIPPED if r.get("verdict") == "unknown" else knowledge.OBSERVED,
+            finished_at=r["time"],
+            detail=r.get("detail"),
+        )
     elif event == "step-already-done":
         row.update(
             status="already-done",
@@ -322,7 +341,16 @@ def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         elif e in ("step-interrupted", "run-interrupted"):
             add("interrupted", r, "interrupted")
+        elif e == "step-excluded":
+            add("excluded", r, f"left out of the run: {r.get('reason')}")
+        elif e == "run-started" and r.get("mode") == "check":
+            add("check-mode", r, "check run: only steps that read ran; nothing was changed")
     return out
+
+
+def _excluded(rows: list[dict[str, Any]]) -> int:
+    """How many step results the run's selection left out."""
+    return sum(1 for r in rows if r["status"] == "excluded")
 
 
 def finished_summary(records: list[dict[str, Any]], status: str) -> dict[str, Any]:
@@ -336,7 +364,7 @@ def finished_summary(records: list[dict[str, Any]], status: str) -> dict[str, An
     flow = (records[0].get("steps") if records else None) or []
     rows = step_rows(records, flow)
     verify_rows = [r for r in rows if r["phase"] == "verify" and r["status"] != "not applicable"]
-    word, note = knowledge.outcome(status, verify_rows)
+    word, note = knowledge.outcome(status, verify_rows, _excluded(rows))
     return {
         "outcome": word,
         "note": note,
@@ -361,7 +389,7 @@ def _outcome(
             "known": knowledge.counts(rows),
             "note": f"the run has not finished (last event: {last})",
         }
-    status, note = knowledge.outcome(finished.get("status"), verify_rows)
+    status, note = knowledge.outcome(finished.get("status"), verify_rows, _excluded(rows))
     return {
         "status": status,
         "succeeded": status == "succeeded",

@@ -110,6 +110,8 @@ class Step:
         phase: ``precheck``, ``change`` or ``verify``.
         role: ``"step"`` for the normal flow, ``"check"`` or ``"backout"`` for helper
             steps that other steps reference (they never run in the normal flow).
+        readonly: The author says the command only reads (``readonly=true``): check
+            mode (``runbook run --check``) runs it.
     """
 
     id: str
@@ -133,6 +135,7 @@ class Step:
     template: bool = True
     phase: str = "change"
     role: str = "step"
+    readonly: bool = False
 
     @property
     def is_manual(self) -> bool:

@@ -43,6 +43,7 @@ ATTRIBUTES = frozenset(
         "title",
         "cwd",
         "template",
+        "readonly",
     }
 )
 CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
@@ -387,10 +388,10 @@ def _step_fields(
             if value not in ("stop", "continue"):
                 bad(f"on-failure={value!r} must be 'stop' or 'continue'")
             out["on_failure"] = value
-        elif key == "template":
+        elif key in ("template", "readonly"):
             if value not in ("true", "false"):
-                bad(f"template={value!r} must be 'true' or 'false'")
-            out["template"] = value != "false"
+                bad(f"{key}={value!r} must be 'true' or 'false'")
+            out[key] = value == "true" if key == "readonly" else value != "false"
         else:
             out[key] = value
     phases = [c for c in classes if c in CLASSES]

@@ -55,6 +55,9 @@ class TransportInfo:
             :class:`ExecutionError` when the host cannot be asked).  A resume uses it for
             a step interrupted while its command ran (see
             :class:`~runbook_engine.transports.process.RemoteProcess`).
+        preflight: ``"module:function"`` checking a host before a run: ``(host, secrets,
+            needs) -> list[HostCheck]`` (connection, authentication, shell, programs;
+            see :mod:`runbook_engine.transports.preflight`); ``None``: not checkable.
     """
 
     name: str
@@ -63,6 +66,7 @@ class TransportInfo:
     options_key: str | None = None
     validator: str | None = None
     finder: str | None = None
+    preflight: str | None = None
 
     @property
     def by_hand(self) -> bool:
@@ -103,6 +107,20 @@ class TransportInfo:
             raise ExecutionError(f"transport {self.name!r} cannot find a remote process")
         return _target(self.finder)(transport, marker)
 
+    def check(self, host: Host, secrets: dict[str, str], needs: Any) -> list[Any]:
+        """The preflight of ``host`` (see ``preflight``): a list of
+        :class:`~runbook_engine.transports.preflight.HostCheck`; a host reached by hand, or
+        a transport without a preflight, gives one line with ``ok`` ``None``."""
+        from runbook_engine.transports.preflight import HostCheck
+
+        if self.preflight is not None:
+            return list(_target(self.preflight)(host, secrets, needs))
+        if self.by_hand:
+            detail = "by hand: a person reaches this host; nothing to connect to"
+        else:
+            detail = f"transport {self.name!r} has no preflight"
+        return [HostCheck(host.name, self.name, "connect", None, detail)]
+
 
 TRANSPORTS: dict[str, TransportInfo] = {}
 
@@ -119,7 +137,10 @@ def _target(spec: str) -> Any:
 
 register_transport(
     TransportInfo(
-        "local", "a subprocess on this machine", "runbook_engine.transports.local:open_local"
+        "local",
+        "a subprocess on this machine",
+        "runbook_engine.transports.local:open_local",
+        preflight="runbook_engine.transports.preflight:preflight_local",
     )
 )
 register_transport(TransportInfo("manual", "a person, shown the exact commands", None))
@@ -131,6 +152,7 @@ register_transport(
         options_key="winrm",
         validator="runbook_engine.transports.winrm_options:validate_winrm_options",
         finder="runbook_engine.transports.winrm_identity:still_running",
+        preflight="runbook_engine.transports.preflight:preflight_winrm",
     )
 )
 
