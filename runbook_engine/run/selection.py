@@ -28,7 +28,6 @@ from runbook_engine.source.kinds import KINDS
 from runbook_engine.source.model import PHASES
 
 if TYPE_CHECKING:
-    from runbook_engine.run.steps.base import StepContext
     from runbook_engine.tailor.tailoring import TailoredRunbook, TailoredStep
 
 #: ``(step id, host name) -> why it is left out``
@@ -227,8 +226,9 @@ def _patterns_match(selection: Selection, steps: list[TailoredStep]) -> None:
             )
 
 
-def exclude(ctx: StepContext, tailored: TailoredRunbook, out: Excluded) -> int:
-    """Journal ``step-excluded`` and store ``skipped`` for each result of ``out`` still
+def exclude(ctx: Any, tailored: TailoredRunbook, out: Excluded) -> int:
+    """Journal ``step-excluded`` and store ``skipped`` (through ``ctx``, the run's
+    :class:`~runbook_engine.run.steps.base.StepContext`) for each result of ``out`` still
     pending (a resume applies the selection again: nothing is excluded twice).
 
     Returns:
