@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from e2e_cmd import CmdShell, Exit  # type: ignore[import-not-found]
-from fake_windows import FakeWindows, crt_split, remove_carets  # type: ignore[import-not-found]
+from fake_windows import (  # type: ignore[import-not-found]
+    FakeWindows,
+    crt_split,
+    preflight_reply,
+    remove_carets,
+)
 from wsman_server import CommandCall, Reply  # type: ignore[import-not-found]
 
 VER = "\r\nMicrosoft Windows [Version 5.2.3790]\r\n"
@@ -125,6 +130,9 @@ class Win2003(CmdShell):
 
     # -- the WindowsHost handler --------------------------------------------------------
     def handler(self, kind: str, text: str, call: CommandCall) -> Reply:
+        preflight = preflight_reply(text)
+        if preflight is not None:
+            return preflight
         output, code = self.run_script(text, call.files)
         return Reply(output, "", code)
 

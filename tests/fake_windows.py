@@ -44,6 +44,21 @@ class Injection(AssertionError):
     """A command line would have run something else on a real host."""
 
 
+def preflight_reply(text: str, missing: set[str] | frozenset[str] = frozenset()) -> Reply | None:
+    """The answer to ``runbook preflight``'s program look-up script (``None``: ``text`` is
+    not that script): ``ver``, then ``RBE-FOUND`` for each program or path not in
+    ``missing``, ``RBE-MISSING`` for the others."""
+    if "RBE-FOUND" not in text:
+        return None
+    out = ["", "Microsoft Windows [Version 5.2.3790]", ""]
+    for line in text.splitlines():
+        match = re.match(r'for %%i in \((\S+)\) do|if exist "([^"]+)"', line)
+        if match:
+            name = match.group(1) or match.group(2)
+            out.append(f"RBE-{'MISSING' if name in missing else 'FOUND'} {name}")
+    return Reply("\r\n".join(out) + "\r\n")
+
+
 # -- cmd.exe and the C runtime ---------------------------------------------------------------
 def expand_percent(line: str, *, batch: bool) -> str:
     """cmd.exe phase 1: ``%NAME%`` expansion (batch: ``%%`` is ``%``, undefined is empty)."""
@@ -167,6 +182,9 @@ class FakeWindows:
     argvs: list[tuple[list[str], bool]] = field(default_factory=list)
 
     def handler(self, kind: str, text: str, call: CommandCall) -> Reply:
+        preflight = preflight_reply(text)
+        if preflight is not None:
+            return preflight
         batch = "\n" in text.strip()
         lines = [
             x

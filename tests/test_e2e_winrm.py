@@ -388,8 +388,9 @@ def test_rpc_over_https_runs_end_to_end(lab: Lab, probe_servers: dict[str, Any])
     # Domain controller: the NSPI value, then one restart; it listens on 6004 afterwards.
     assert lab.dc.reg(NTDS_KEY, "NSPI interface protocol sequences") == ["ncacn_http:6004"]
     assert lab.dc.restarts == 1 and 6004 in lab.dc.listening()
-    assert lab.servers["dc"].count("Create") == 2  # a new shell after the restart
-    assert lab.servers["exchange"].count("Create") == 1  # one shell for the whole run
+    # the preflight's own shell, then the run's: a new one after the restart
+    assert lab.servers["dc"].count("Create") == 3
+    assert lab.servers["exchange"].count("Create") == 2  # preflight, then one for the run
     assert changes(lab.dc) == [
         'reg add "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters" /v '
         '"NSPI interface protocol sequences" /t REG_MULTI_SZ /d "ncacn_http:6004" /f',

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fake_windows import preflight_reply  # type: ignore[import-not-found]
 from wsman_server import CommandCall, Reply, WindowsHost, wsman  # type: ignore[import-not-found]
 
 from runbook_engine.errors import StateError
@@ -709,6 +710,9 @@ CHECK_PREFIXES = (
 
 def exchange_host(kind: str, text: str, call: CommandCall) -> Reply:
     """Checks find nothing done; setting ValidPorts is refused; everything else works."""
+    preflight = preflight_reply(text)
+    if preflight is not None:
+        return preflight
     lines = [
         line
         for line in text.replace("\r\n", "\n").split("\n")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import click
 
 from runbook_engine import __version__
-from runbook_engine.cli import evidence, gates, guides, lint, notebook, runs, site
+from runbook_engine.cli import control, evidence, gates, guides, lint, notebook, runs, site
 from runbook_engine.cli.common import invoke
 
 
@@ -27,6 +27,7 @@ for _command in (
     guides.render,
     guides.plan,
     runs.run,
+    control.preflight,
     runs.resume,
     runs.status,
     runs.runs,

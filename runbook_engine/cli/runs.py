@@ -25,6 +25,7 @@ from runbook_engine.cli.common import (
     state_option,
     write_output,
 )
+from runbook_engine.cli.control import control_options, preflight_or_refuse, selection_of
 
 
 def _run_options(
@@ -115,6 +116,7 @@ run_common = [
     type=FILE_PATH,
     help="Also write the tailored guide here (format by suffix: .md, .html, .pdf, .ipynb).",
 )
+@apply_options(control_options)
 def run(
     runbook: Path,
     env_path: Path | None,
@@ -133,9 +135,11 @@ def run(
     note: str | None,
     emergency: bool,
     guide: Path | None,
+    **control: Any,
 ) -> None:
     """Execute RUNBOOK: automated steps on their hosts, manual steps as gates."""
     from runbook_engine.run.lifecycle import start_run
+    from runbook_engine.run.selection import excluded
     from runbook_engine.run.store import CheckpointStore
     from runbook_engine.tailor.loading import load
 
@@ -154,6 +158,11 @@ def run(
         emergency,
     )
     options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
+    options.check, no_preflight = control.pop("check"), control.pop("no_preflight")
+    options.selection = selection_of(**control)
+    left_out = excluded(options.selection, loaded.tailored)
+    if not no_preflight:  # before the run exists: a failure leaves no run behind
+        options.preflight = preflight_or_refuse(runbook, env_path, overrides, left_out, as_json)
     if guide is not None:
         write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
     store = CheckpointStore(state_dir_or_default(state_dir))
@@ -242,6 +251,7 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
         "outcome": result.outcome,
         "outcome_note": result.note,
         "known": result.known,
+        **({"checked": result.checked} if result.status == "checked" else {}),
         "state_dir": str(result.state_dir.resolve()),
         "journal": str(result.journal.resolve()),
         "guide": str(guide.resolve()) if guide else None,
@@ -251,6 +261,9 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
     else:
         if guide:
             click.echo(f"Guide:   {where['guide']}")
+        if result.status == "checked":
+            counts = ", ".join(f"{n} {v}" for v, n in result.checked.items()) or "nothing"
+            click.echo(f"Check:   {counts} (nothing was changed)")
         click.echo(f"State:   {where['state_dir']}")
         click.echo(f"Journal: {where['journal']}")
     if result.status in ("failed", "aborted"):

@@ -62,19 +62,34 @@ def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     return {c: n for c, n in found.items() if n}
 
 
-def outcome(status: str | None, verify_rows: list[dict[str, Any]]) -> tuple[str | None, str]:
+def outcome(
+    status: str | None, verify_rows: list[dict[str, Any]], excluded: int = 0
+) -> tuple[str | None, str]:
     """The outcome word of a finished run and a note that says why.
 
     Args:
         status: The runner's status (``succeeded``, ``unverified``, ``failed``,
-            ``aborted``, ``rejected``).
+            ``aborted``, ``rejected``, ``checked``).
         verify_rows: The rows of verification steps that apply.
+        excluded: How many step results the run's selection (``--only``, ``--limit``...)
+            left out.
 
     Returns:
         ``(word, note)``; ``word`` is ``status`` except that a ``succeeded`` run becomes
         ``succeeded-attested`` or ``succeeded-pre-answered`` when not every verification
-        was observed, and ``unverified`` when one did not pass.
+        was observed, and ``unverified`` when one did not pass; a run without errors
+        that left steps out is ``partial`` whatever its verification.
     """
+    if status == "checked":
+        return "checked", "check mode: only steps that read ran; nothing was changed"
+    if excluded and status in ("succeeded", "unverified"):
+        left = [r for r in verify_rows if r["status"] == "excluded"]
+        note = (
+            f"no errors in the selected steps; {excluded} step result(s) left out by the selection"
+        )
+        if left:
+            note += f", {len(left)} of them verification"
+        return "partial", note
     passed = all(r["status"] in ("succeeded", "already-done") for r in verify_rows)
     if status == "unverified" or (status == "succeeded" and not passed):
         return "unverified", "no errors, but not every verification step passed"

@@ -243,7 +243,16 @@ def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         elif e in ("step-interrupted", "run-interrupted"):
             add("interrupted", r, "interrupted")
+        elif e == "step-excluded":
+            add("excluded", r, f"left out of the run: {r.get('reason')}")
+        elif e == "run-started" and r.get("mode") == "check":
+            add("check-mode", r, "check run: only steps that read ran; nothing was changed")
     return out
+
+
+def _excluded(rows: list[dict[str, Any]]) -> int:
+    """How many step results the run's selection left out."""
+    return sum(1 for r in rows if r["status"] == "excluded")
 
 
 def finished_summary(records: list[dict[str, Any]], status: str) -> dict[str, Any]:
@@ -257,7 +266,7 @@ def finished_summary(records: list[dict[str, Any]], status: str) -> dict[str, An
     flow = (records[0].get("steps") if records else None) or []
     rows = step_rows(records, flow)
     verify_rows = [r for r in rows if r["phase"] == "verify" and r["status"] != "not applicable"]
-    word, note = knowledge.outcome(status, verify_rows)
+    word, note = knowledge.outcome(status, verify_rows, _excluded(rows))
     return {
         "outcome": word,
         "note": note,
@@ -282,7 +291,7 @@ def _outcome(
             "steps": None,
             "counts": _counts(rows),
         }
-    status, note = knowledge.outcome(finished.get("status"), verify_rows)
+    status, note = knowledge.outcome(finished.get("status"), verify_rows, _excluded(rows))
     return {
         "status": status,
         "succeeded": status == "succeeded",

@@ -92,6 +92,10 @@ def step_rows(records: list[dict[str, Any]], flow: list[dict[str, Any]]) -> list
     return out
 
 
+#: Verdicts of check mode (``runbook run --check``) a step row takes.
+CHECK_VERDICTS = ("already-done", "would-change", "unknown")
+
+
 def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
     event = r["event"]
     if event in ("step-started", "probe-started"):
@@ -149,6 +153,23 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
             detail=r.get("reason"),
             by=r.get("by"),
             source=r.get("source") if "gate" in r else "tool",
+        )
+    elif event == "step-excluded":
+        row.update(
+            status="excluded",
+            known=knowledge.SKIPPED,
+            finished_at=r["time"],
+            detail=r.get("reason"),
+            source="selection",
+        )
+    elif event == "step-checked" and r.get("verdict") in CHECK_VERDICTS:
+        row.update(
+            status=r.get("verdict"),
+            how=row["how"] or "check mode",
+            known=knowledge.SKIPPED if r.get("verdict") == "unknown" else knowledge.OBSERVED,
+            finished_at=r["time"],
+            detail=r.get("detail"),
+            source="tool",
         )
     elif event == "step-already-done":
         row.update(

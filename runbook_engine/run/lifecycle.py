@@ -23,6 +23,7 @@ from typing import Any
 from runbook_engine import __version__
 from runbook_engine.errors import ExecutionError, InputError, StateError, StepStillRunning
 from runbook_engine.evidence import JOURNAL_NAME
+from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import flow_fields
 from runbook_engine.evidence.redact import MIN_FREE_TEXT_LENGTH, Redactor
 from runbook_engine.evidence.secrets import run_secrets
@@ -34,6 +35,7 @@ from runbook_engine.run.reconcile import reconcile
 from runbook_engine.run.recovery import complete_finished, place_run_folder, prepare_staging
 from runbook_engine.run.runlock import run_lock
 from runbook_engine.run.runner import Runner
+from runbook_engine.run.selection import Selection, exclude, excluded
 from runbook_engine.run.steps import executors
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord, utcnow
 from runbook_engine.tailor.loading import Loaded, load
@@ -94,6 +96,7 @@ def create_run(
     loaded = load(runbook_path, env_path, overrides, with_secrets=True, need_env=True)
     shown = loaded.shown or load(runbook_path, env_path, overrides, need_env=True).tailored
     _check_change_options(loaded, overrides, options)
+    left_out = excluded(options.selection, loaded.tailored)  # bad ids refused before writing
     secret_values = run_secrets(loaded)
     run_id = run_id or new_run_id(loaded.runbook.id)
     if not _RUN_ID.fullmatch(run_id):
@@ -147,6 +150,9 @@ def create_run(
         approval_policy=loaded.runbook.meta.get("approval", "optional"),
         signing=signer.describe() if signer else None,
         steps=flow_fields(shown),
+        mode="check" if options.check else "run",
+        preflight=options.preflight,
+        selection=options.selection.to_dict() if options.selection else None,
     )
     short = sorted(
         n
@@ -183,7 +189,18 @@ def create_run(
         runner.report.warning(message)
     for host, what in weakened:  # on standard error, whatever --quiet or --json say
         print(f"warning: host {host.name} ({host.transport}): {what}", file=sys.stderr)
+    _exclude(runner, left_out)
     return runner
+
+
+def _exclude(runner: Runner, left_out: dict[tuple[str, str], str]) -> None:
+    """Journal and store what the run's selection leaves out (see :mod:`.selection`)."""
+    count = exclude(runner.ctx, runner.loaded.tailored, left_out)
+    if count:
+        runner.report.warning(
+            f"{runner.options.selection.describe()}: {count} step result(s) left out "
+            "(journaled; the run can end partial at best)"
+        )
 
 
 def _check_change_options(loaded: Loaded, overrides: dict[str, str], options: RunOptions) -> None:
@@ -244,7 +261,7 @@ def _open_run(
     run_id: str, store: CheckpointStore, options: RunOptions, changes: list[Any]
 ) -> Runner:
     record = store.get_run(run_id)
-    if record.status in ("succeeded", "unverified", "aborted"):
+    if record.status in ("succeeded", "unverified", "aborted", "checked"):
         raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
     env_path = Path(record.env_path) if record.env_path else None
     loaded = load(
@@ -260,6 +277,9 @@ def _open_run(
     env_hash = loaded.environment.content_hash if loaded.environment else None
     if env_hash != record.env_hash:
         changed.append(("environment", record.env_hash, env_hash))
+    started = read_journal(store.run_dir(run_id) / JOURNAL_NAME, verify=False)[0]
+    options.selection = Selection.from_dict(started.get("selection"))  # a resume keeps them
+    options.check = started.get("mode") == "check"
     runner = Runner(store, record, loaded, shown, options)
     runner.claim()  # before anything is written: one process per run
     if changes:
@@ -309,6 +329,7 @@ def _open_run(
             error=error,
             by=options.operator,
         )
+    _exclude(runner, excluded(options.selection, loaded.tailored, strict=False))
     store.update_run(run_id, status="running")
     runner.append_signed(
         "run-resumed", by=options.operator, answers=_answers_fields(options.answers)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runbook_engine.run.gates import Answers
 from runbook_engine.run.reporter import Reporter
+from runbook_engine.run.selection import Selection
 
 
 @dataclass
@@ -31,6 +33,12 @@ class RunOptions:
         assume_stopped: On resume, go on although the host of a step interrupted while
             its remote command ran cannot be asked whether it still runs (journaled as
             ``process-assumed-stopped``); a process found running still refuses.
+        selection: The part of the runbook to run (``--only``, ``--from``, ``--to``,
+            ``--limit``, ``--tags``, ``--skip-tags``; see :mod:`.selection`).
+        check: Check mode (``--check``): only steps that read run; each other step
+            reports already done, would change or unknown (see :mod:`.check`).
+        preflight: What the preflight before the run found (journaled in ``run-started``;
+            ``None``: none ran).
     """
 
     operator: str
@@ -45,6 +53,9 @@ class RunOptions:
     emergency: bool = False
     max_output: int | None = None
     assume_stopped: bool = False
+    selection: Selection = field(default_factory=Selection)
+    check: bool = False
+    preflight: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,8 @@ class RunResult:
             :mod:`runbook_engine.evidence.knowledge`); ``None`` while running.
         note: Why that outcome, in one sentence.
         known: Step results counted by how they are known (``observed``, ...).
+        checked: In check mode, step results counted by verdict (``already-done``,
+            ``would-change``, ``unknown``, ``passed``, ``failed``).
     """
 
     run_id: str
@@ -72,3 +85,4 @@ class RunResult:
     outcome: str | None = None
     note: str = ""
     known: dict[str, int] = field(default_factory=dict)
+    checked: dict[str, int] = field(default_factory=dict)

@@ -22,7 +22,9 @@ from runbook_engine.evidence.journal import Journal, read_journal
 from runbook_engine.run.recovery import ensure_created
 from runbook_engine.run.store import DONE_STATUSES, CheckpointStore
 
-_FINISHED_RUN = ("succeeded", "unverified", "aborted", "failed")
+_FINISHED_RUN = ("succeeded", "unverified", "aborted", "failed", "checked")
+#: ``step-checked`` verdicts of steps check mode did not run (stored as done).
+_NOT_RUN = {"already-done": "already-done", "would-change": "skipped", "unknown": "skipped"}
 #: Where ``confirm --attach`` copies a file before it is journaled (inside the run folder).
 STAGING_DIR = ".attaching"
 
@@ -38,12 +40,14 @@ def journal_status(records: list[dict[str, Any]], step: str, host: str) -> str:
             status = "running"
         elif event == "step-finished":
             status = "done" if rec.get("status") == "succeeded" else "failed"
-        elif event in ("step-already-done", "step-skipped") or (
+        elif event in ("step-already-done", "step-skipped", "step-excluded") or (
             event == "gate-passed" and rec.get("decision") in ("confirm", "done")
         ):
             status = "done"
         elif event == "run-aborted":
             status = "failed"
+        elif event == "step-checked" and rec.get("verdict") in _NOT_RUN:
+            status = "done"
     return status
 
 
@@ -52,8 +56,10 @@ def _done_status(records: list[dict[str, Any]], step: str, host: str) -> str:
     status = "succeeded"
     for rec in records:
         if rec.get("step") == step and rec.get("host") == host:
-            if rec["event"] == "step-skipped":
+            if rec["event"] in ("step-skipped", "step-excluded"):
                 status = "skipped"
+            elif rec["event"] == "step-checked" and rec.get("verdict") in _NOT_RUN:
+                status = _NOT_RUN[str(rec.get("verdict"))]
             elif rec["event"] == "step-already-done":
                 status = "already-done"
             elif rec["event"] in ("step-finished", "gate-passed"):

@@ -105,6 +105,16 @@ class Reporter:
         """Report a step skipped because its check found it done."""
         self._print("  ✓ already done [dim](its check succeeded)[/dim]")
 
+    def checked(self, ts: TailoredStep, host: Host, verdict: str, detail: str) -> None:
+        """Report a step's verdict in check mode (already-done, would-change, ...)."""
+        colour = {"would-change": "yellow", "failed": "red", "unknown": "magenta"}.get(
+            verdict, "green"
+        )
+        self._print(
+            f"  [{colour}]{escape(verdict)}[/{colour}] {escape(ts.id)}@{escape(host.name)}"
+            f" [dim]({escape(detail)})[/dim]"
+        )
+
     def result(self, ts: TailoredStep, host: Host, result: CommandResult, purpose: str) -> None:
         """Report a command's result with the tail of its output."""
         if purpose == "check":

@@ -23,6 +23,7 @@ from runbook_engine.errors import ConnectionLost, RunInterrupted, RunPaused, Sta
 from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import finished_summary
 from runbook_engine.evidence.secrets import run_secrets
+from runbook_engine.run.check import check_step, verdict_counts
 from runbook_engine.run.context import RunContext
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.interrupts import signal_of
@@ -138,7 +139,8 @@ class Runner:
         if status == "partial":
             return RunResult(run_id, "running", self.journal.path, self.store.state_dir)
         summary = self._summary()
-        known = finished_summary(read_journal(self.journal.path, verify=False), status)
+        records = read_journal(self.journal.path, verify=False)
+        known = finished_summary(records, status)
         stored = "aborted" if status == "rejected" else status  # outcome: rejected
         self.store.update_run(run_id, status=stored, outcome=known["outcome"])
         crash_point("after-final-status")  # a resume finds no run-finished: reconciled
@@ -159,6 +161,7 @@ class Runner:
             outcome=known["outcome"],
             note=known["note"],
             known=known["known"],
+            checked=verdict_counts(records) if self.options.check else {},
         )
 
     def _flow(self, stop_after: str | None = None) -> str:
@@ -195,6 +198,8 @@ class Runner:
             raise RunPaused(self._pause_hint(paused[0]))
         if failed:
             return "failed"
+        if self.options.check:
+            return "checked"
         return "succeeded" if self._verified() else "unverified"
 
     def _hosts(self, ts: TailoredStep, total: int) -> Iterator[tuple[Host, Outcome]]:
@@ -306,6 +311,8 @@ class Runner:
             self.journal.append("step-skipped", step=ts.id, host=host.name, reason=ts.skip_reason)
             self.report.skipped(ts.skip_reason)
             return "done"
+        if self.options.check:  # check mode: only what reads runs (run/check.py)
+            return check_step(ctx, ts, host, state)
         executor = executor_for(ts.step.kind)
         if executor.guarded:
             for guard in self._guards:

@@ -117,6 +117,8 @@ class Step:
             confirming the gate and the no-go by aborting.
         role: ``"step"`` for the normal flow, ``"check"`` or ``"backout"`` for helper
             steps that other steps reference (they never run in the normal flow).
+        readonly: The author says the command only reads (``readonly=true``): check
+            mode (``runbook run --check``) runs it.
     """
 
     id: str
@@ -143,6 +145,7 @@ class Step:
     role: str = "step"
     estimate: int | None = None
     go_no_go: bool = False
+    readonly: bool = False
 
     @property
     def is_manual(self) -> bool:

@@ -47,6 +47,7 @@ ATTRIBUTES = frozenset(
         "estimate",
         "go-no-go",
         "errexit",
+        "readonly",
     }
 )
 CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
@@ -400,10 +401,10 @@ def _step_fields(
             if value not in ("true", "false"):
                 bad(f"go-no-go={value!r} must be 'true' or 'false'")
             out["go_no_go"] = value == "true"
-        elif key == "template":
+        elif key in ("template", "readonly"):
             if value not in ("true", "false"):
-                bad(f"template={value!r} must be 'true' or 'false'")
-            out["template"] = value != "false"
+                bad(f"{key}={value!r} must be 'true' or 'false'")
+            out[key] = value == "true" if key == "readonly" else value != "false"
         elif key == "errexit":
             if value not in ("true", "false"):
                 bad(f"errexit={value!r} must be 'true' or 'false'")

@@ -64,6 +64,9 @@ class TransportInfo:
         kill_hint: ``"module:function"`` giving the command a person runs on the host to
             stop a command ``finder`` found: ``(transport, marker, pids) -> str``
             (WinRM: ``taskkill /T /F /PID ...``; SSH: ``kill -TERM -- -SID``).
+        preflight: ``"module:function"`` checking a host before a run: ``(host, secrets,
+            needs) -> list[HostCheck]`` (connection, authentication, shell, programs;
+            see :mod:`runbook_engine.transports.preflight`); ``None``: not checkable.
     """
 
     name: str
@@ -75,6 +78,7 @@ class TransportInfo:
     weakener: str | None = None
     secret_options: tuple[str, ...] = ()
     kill_hint: str | None = None
+    preflight: str | None = None
 
     @property
     def by_hand(self) -> bool:
@@ -130,6 +134,20 @@ class TransportInfo:
             return f"stop processes {', '.join(map(str, pids))} on the host"
         return str(_target(self.kill_hint)(transport, marker, pids))
 
+    def check(self, host: Host, secrets: dict[str, str], needs: Any) -> list[Any]:
+        """The preflight of ``host`` (see ``preflight``): a list of
+        :class:`~runbook_engine.transports.preflight.HostCheck`; a host reached by hand, or
+        a transport without a preflight, gives one line with ``ok`` ``None``."""
+        from runbook_engine.transports.preflight import HostCheck
+
+        if self.preflight is not None:
+            return list(_target(self.preflight)(host, secrets, needs))
+        if self.by_hand:
+            detail = "by hand: a person reaches this host; nothing to connect to"
+        else:
+            detail = f"transport {self.name!r} has no preflight"
+        return [HostCheck(host.name, self.name, "connect", None, detail)]
+
 
 TRANSPORTS: dict[str, TransportInfo] = {}
 
@@ -146,7 +164,10 @@ def _target(spec: str) -> Any:
 
 register_transport(
     TransportInfo(
-        "local", "a subprocess on this machine", "runbook_engine.transports.local:open_local"
+        "local",
+        "a subprocess on this machine",
+        "runbook_engine.transports.local:open_local",
+        preflight="runbook_engine.transports.preflight:preflight_local",
     )
 )
 register_transport(TransportInfo("manual", "a person, shown the exact commands", None))
@@ -161,6 +182,7 @@ register_transport(
         weakener="runbook_engine.transports.winrm_options:weakenings",
         kill_hint="runbook_engine.transports.winrm_identity:kill_hint",
         secret_options=("credential",),
+        preflight="runbook_engine.transports.preflight:preflight_winrm",
     )
 )
 register_transport(

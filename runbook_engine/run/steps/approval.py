@@ -22,7 +22,7 @@ from runbook_engine.run.approval import (
     tally,
     votes,
 )
-from runbook_engine.run.steps.base import Outcome, StepContext, StepExecutor
+from runbook_engine.run.steps.base import Outcome, Preview, StepContext, StepExecutor
 
 if TYPE_CHECKING:
     from runbook_engine.run.options import RunOptions
@@ -36,6 +36,10 @@ class ApprovalStep(StepExecutor):
 
     guarded = False
     guard_event = "approval-missing"
+
+    def preview(self, ctx: StepContext, ts: TailoredStep, host: Host) -> Preview | None:
+        """Check mode never asks for approval: the step is unknown."""
+        return Preview("unknown", "an approval gate: not asked for in check mode")
 
     def execute(
         self, ctx: StepContext, ts: TailoredStep, host: Host, state: StepState, checked: bool

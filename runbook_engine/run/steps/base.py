@@ -19,6 +19,7 @@ Executors promise:
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -39,6 +40,21 @@ if TYPE_CHECKING:
 #: ``fail-stop`` / ``fail-continue`` (failed; ``on-failure`` decides), ``rerun``
 #: (an interrupted step is to run again).
 Outcome = Literal["done", "pause", "abort", "reject", "fail-stop", "fail-continue", "rerun"]
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a step would do on a host, found in check mode without changing anything.
+
+    Attributes:
+        verdict: ``already-done``, ``would-change`` or ``unknown``.
+        detail: Why, in one phrase (``now 0; would set 1``).
+        fields: Extra journal fields (``observed``, ``expected``).
+    """
+
+    verdict: str
+    detail: str
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def failed(ts: TailoredStep) -> Outcome:
@@ -198,6 +214,15 @@ class StepExecutor:
 
     def guard(self, ctx: StepContext, ts: TailoredStep) -> str | None:
         """Say why a guarded step of another kind must not run now (``None``: it may)."""
+        return None
+
+    def preview(self, ctx: StepContext, ts: TailoredStep, host: Host) -> Preview | None:
+        """Check mode: what ``ts`` would do on ``host``, found by reading only.
+
+        ``None`` (the default): the general rule of :mod:`runbook_engine.run.check`
+        applies (a step that only reads runs; another runs its ``check=`` or is unknown).
+        Must never change anything on the host.
+        """
         return None
 
     def pause_hint(self, run_id: str, step_id: str) -> str | None:

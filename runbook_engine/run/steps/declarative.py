@@ -34,7 +34,7 @@ from runbook_engine.declarative.output import OutputError, parse_reg_query, pars
 from runbook_engine.declarative.parse import parse_declarative
 from runbook_engine.declarative.spec import DeclarativeSpec, RegistrySpec, RegValue, ServiceStatus
 from runbook_engine.errors import ExecutionError
-from runbook_engine.run.steps.base import StepExecutor, failed
+from runbook_engine.run.steps.base import Preview, StepExecutor, failed
 from runbook_engine.run.store import utcnow
 from runbook_engine.source.model import Host
 from runbook_engine.tailor.tailoring import TailoredStep
@@ -74,6 +74,23 @@ class DeclarativeStep(StepExecutor):
         if ctx.by_hand(host):
             return _gate(ctx, ts, host, spec, state)
         return _Execution(ctx, ts, host, spec, state).run()
+
+    def preview(self, ctx: StepContext, ts: TailoredStep, host: Host) -> Preview | None:
+        """Check mode: read the current value (``reg query``, ``sc qc``/``sc query``; the
+        reads are journaled ``check-started``/``check-finished``) and compare it with the
+        one the step sets.  Nothing is written."""
+        if ctx.by_hand(host):
+            return None
+        spec = parse_declarative(ts.step.kind, ts.body, ts.step.span.path, ts.step.body_line)
+        execution = _Execution(ctx, ts, host, spec, ctx.state(ts, host))
+        ok, current = execution.read("check")
+        if not ok:
+            return Preview("unknown", f"could not read the current setting: {execution.error}")
+        seen = {"observed": _observed(current), "expected": cc.expected_text(spec)}
+        if spec.satisfied_by(current):  # type: ignore[arg-type]
+            return Preview("already-done", f"already {_text(current)}", seen)
+        detail = f"now {_text(current)}; would set {cc.expected_text(spec)}"
+        return Preview("would-change", detail, seen)
 
 
 def _observed(value: Observed) -> dict[str, Any]:
