@@ -628,6 +628,6 @@ def test_ignored_certificate_validation_is_warned_journaled_and_in_the_record(
     record = json.loads(
         cli(tmp_path, "evidence", "export", "w1", "--to", "json", "--state-dir", state).stdout
     )
-    kinds = [d["kind"] for d in record["deviations"]]
+    kinds = [d["kind"] for d in record["summary"]["deviations"]]
     assert kinds == ["transport-weakened"]
-    assert "server_cert_validation: ignore" in record["deviations"][0]["detail"]
+    assert "server_cert_validation: ignore" in record["summary"]["deviations"][0]["detail"]
