@@ -225,8 +225,9 @@ def test_tls_certificate_renew_runs_end_to_end_over_ssh(
     )
     assert data.returncode == 0, data.stderr
     change = json.loads(data.stdout)
-    assert change["environment"]["hosts"]["web"] == [
-        {"address": "127.0.0.1", "name": "web1", "transport": "ssh"}
+    assert change["appendix"]["hosts"] == [
+        {"role": "web", "address": "127.0.0.1", "name": "web1", "transport": "ssh"}
     ]
-    assert change["integrity"]["verdict"] == "verified"
-    assert {(s["host"], s["transport"]) for s in change["prechecks"]} == {("web1", "ssh")}
+    assert change["summary"]["evidence"]["verdict"] == "verified"
+    prechecks = [s for s in change["steps"] if s["phase"] == "precheck"]
+    assert prechecks and {(s["host"], s["transport"]) for s in prechecks} == {("web1", "ssh")}

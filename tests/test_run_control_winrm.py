@@ -102,7 +102,7 @@ class Lab:
             lines += [
                 "      transport: winrm",
                 f"      winrm: {{scheme: http, port: {self.servers[role].port}, "
-                "transport: basic, username: admin, credential: winrm_password, "
+                "transport: basic, allow_basic_over_http: true, username: admin, credential: winrm_password, "
                 "read_timeout_sec: 4, operation_timeout_sec: 1}",
             ]
         lines += ["secrets:", "  winrm_password: {env: RBE_TEST_WINRM_PASSWORD}"]

@@ -8,12 +8,10 @@ the checkpoint store, the gate logic and the transports only through it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import ConnectionLost, ExecutionError, storage_error
+from runbook_engine.errors import ConnectionLost, ExecutionError
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
 from runbook_engine.run.anchor import StoreAnchor
@@ -21,11 +19,11 @@ from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate
 from runbook_engine.run.heldlock import HeldLock
 from runbook_engine.run.reporter import Reporter
+from runbook_engine.run.step_output import max_output_bytes, output_name, write_output
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
 from runbook_engine.tailor.quoting import secret_environment
 from runbook_engine.transports import TRANSPORTS, CommandResult, Transport, TransportPool
 from runbook_engine.transports.process import (
-    DEFAULT_MAX_OUTPUT,
     CommandHooks,
     ProcessIdentity,
     RemoteProcess,
@@ -450,15 +448,9 @@ class RunContext:
         self, step_id: str, own_id: str, host: Host, attempt: int, purpose: str, output: str
     ) -> str:
         """Write ``output`` to ``output/`` in the run folder; return its SHA-256."""
-        folder = self.run_dir / "output"
-        name = output_name(step_id, own_id, host, attempt, purpose)
-        data = output.encode("utf-8")
-        try:
-            folder.mkdir(exist_ok=True)
-            (folder / name).write_bytes(data)
-        except OSError as exc:
-            raise storage_error(f"output {folder / name}", exc) from exc
-        return hashlib.sha256(data).hexdigest()
+        return write_output(
+            self.run_dir, output_name(step_id, own_id, host, attempt, purpose), output
+        )
 
     def offer_backout(self, ts: TailoredStep, host: Host) -> None:
         """Offer the ``backout=`` helper of failed step ``ts``; run it when agreed."""
@@ -495,17 +487,3 @@ class RunContext:
             agreed = Confirm.ask("Run the backout now?", console=self.report.console)
             wanted = "run" if agreed else "skip"
         return wanted
-
-
-def max_output_bytes(options: RunOptions) -> int:
-    """Bytes of a command's output kept: ``options.max_output``, else
-    ``$RUNBOOK_MAX_OUTPUT``, else :data:`DEFAULT_MAX_OUTPUT`."""
-    if getattr(options, "max_output", None):
-        return int(options.max_output)  # type: ignore[arg-type]
-    env = os.environ.get("RUNBOOK_MAX_OUTPUT", "").strip()
-    return int(env) if env.isdigit() and int(env) > 0 else DEFAULT_MAX_OUTPUT
-
-
-def output_name(step_id: str, own_id: str, host: Host, attempt: int, purpose: str) -> str:
-    """The file (in ``output/``) that keeps one command's output; the journal names it."""
-    return f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"

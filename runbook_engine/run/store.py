@@ -21,11 +21,11 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import StateError, StorageError
+from runbook_engine.run.clock import default_state_dir, utcnow  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 4
 #: Columns added since schema 1: a local command's pid, start time and group (2), a remote
@@ -65,11 +65,6 @@ CREATE TABLE gates (
     PRIMARY KEY (run_id, step_id, host)
 );
 """
-
-
-def utcnow() -> str:
-    """Return the current UTC time as ISO-8601 with microseconds and ``Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +127,6 @@ class GateDecision:
     note: str | None
     source: str
     at: str
-
-
-def default_state_dir() -> Path:
-    """Return the state directory: ``$RUNBOOK_STATE_DIR``, else ``$XDG_STATE_HOME/runbook-engine``,
-    else ``~/.local/state/runbook-engine``."""
-    if os.environ.get("RUNBOOK_STATE_DIR"):
-        return Path(os.environ["RUNBOOK_STATE_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "runbook-engine"
 
 
 class CheckpointStore:
