@@ -38,14 +38,20 @@ def register_importer(info: ImporterInfo) -> None:
 
 
 for _info in (
-    ImporterInfo("innovation-engine", "Innovation Engine executable docs", innovation.detect,
-                 innovation.convert),  # fmt: skip
+    ImporterInfo(
+        "innovation-engine",
+        "Innovation Engine executable docs",
+        innovation.detect,
+        innovation.convert,
+    ),
     ImporterInfo("runme", "Runme notebooks (runme.dev)", runme.detect, runme.convert),
-    ImporterInfo("rundoc", "rundoc documents (bash#tag, env/secret blocks)", rundoc.detect,
-                 rundoc.convert),  # fmt: skip
+    ImporterInfo(
+        "rundoc", "rundoc documents (bash#tag, env/secret blocks)", rundoc.detect, rundoc.convert
+    ),
     ImporterInfo("markdown", "Markdown with shell blocks", markdown.detect, markdown.convert),
-    ImporterInfo("article", "a prose article: plain text, HTML or Markdown", article.detect,
-                 article.convert),  # fmt: skip
+    ImporterInfo(
+        "article", "a prose article: plain text, HTML or Markdown", article.detect, article.convert
+    ),
 ):
     register_importer(_info)
 
@@ -59,7 +65,9 @@ def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"{path}: cannot read it ({exc.strerror or exc}); give a readable file") from None
+        raise InputError(
+            f"{path}: cannot read it ({exc.strerror or exc}); give a readable file"
+        ) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -67,7 +75,9 @@ def read_text(path: Path) -> str:
             f"{path}: not UTF-8 text (byte {exc.start + 1}); convert it to UTF-8 and import again"
         ) from None
     if "\x00" in text:
-        raise InputError(f"{path}: holds NUL bytes, not a text document; give a text, HTML or Markdown file")
+        raise InputError(
+            f"{path}: holds NUL bytes, not a text document; give a text, HTML or Markdown file"
+        )
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

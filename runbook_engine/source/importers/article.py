@@ -48,14 +48,22 @@ def read_blocks(text: str, path: Path) -> tuple[list[Block], str]:
 
 def procedures(blocks: list[Block], result: ImportResult) -> list[list[Block]]:
     """The article cut into procedures (see the module docstring)."""
-    repeated = Counter(b.text for b in blocks if b.kind in ("heading", "para") and "\n" not in b.text)
+    repeated = Counter(
+        b.text for b in blocks if b.kind in ("heading", "para") and "\n" not in b.text
+    )
     groups: list[list[Block]] = [[]]
     for block in blocks:
         if block.kind == "sep" or (repeated[block.text] >= 3 and block.kind in ("heading", "para")):
             groups.append([])
-        elif block.kind in ("heading", "para") and (_PAGE.match(block.text) or _PAGING.search(block.text)):
-            result.note(block.line, f"page text {block.text!r}", "left out (not the article's)",
-                        mapped=False)  # fmt: skip
+        elif block.kind in ("heading", "para") and (
+            _PAGE.match(block.text) or _PAGING.search(block.text)
+        ):
+            result.note(
+                block.line,
+                f"page text {block.text!r}",
+                "left out (not the article's)",
+                mapped=False,
+            )
         else:
             groups[-1].append(block)
     out = []
@@ -63,16 +71,16 @@ def procedures(blocks: list[Block], result: ImportResult) -> list[list[Block]]:
         if any(b.kind in ("item", "code") for b in group) or facts.registry_values(group):
             out.append(group)
         elif group:
-            result.note(group[0].line, "text without instructions", "not a procedure",
-                        mapped=False)  # fmt: skip
+            result.note(group[0].line, "text without instructions", "not a procedure", mapped=False)
     return out
 
 
 class _Builder:
     """Builds one draft from one procedure's blocks."""
 
-    def __init__(self, blocks: list[Block], number: int, catalog: Catalog,
-                 result: ImportResult, ids: Unique) -> None:  # fmt: skip
+    def __init__(
+        self, blocks: list[Block], number: int, catalog: Catalog, result: ImportResult, ids: Unique
+    ) -> None:
         self.blocks, self.catalog, self.result = blocks, catalog, result
         heading = next((b for b in blocks if b.kind == "heading"), None)
         first = next((b for b in blocks if b.kind == "item"), blocks[0])
@@ -92,14 +100,30 @@ class _Builder:
         out, used = self.catalog.substitute(protect(raw))
         for name in used:
             f = next(f for f in self.catalog.found.values() if f.name == name)
-            self.draft.params.setdefault(name, Param(
-                name, f.type, int(f.value) if f.type == "port" else f.value, f.line,
-                f"{f.type} found in the article at line {f.line}"))  # fmt: skip
+            self.draft.params.setdefault(
+                name,
+                Param(
+                    name,
+                    f.type,
+                    int(f.value) if f.type == "port" else f.value,
+                    f.line,
+                    f"{f.type} found in the article at line {f.line}",
+                ),
+            )
         return out
 
-    def step(self, kind: str, hint: str, body: str, line: int, title: str, **extra: str) -> DraftStep:
-        step = DraftStep(kind, self.steps(slug(hint, limit=4)), body, line,
-                         protect(title), ROLE, attrs=dict(extra))  # fmt: skip
+    def step(
+        self, kind: str, hint: str, body: str, line: int, title: str, **extra: str
+    ) -> DraftStep:
+        step = DraftStep(
+            kind,
+            self.steps(slug(hint, limit=4)),
+            body,
+            line,
+            protect(title),
+            ROLE,
+            attrs=dict(extra),
+        )
         self.draft.parts.append(step)
         return step
 
@@ -135,18 +159,25 @@ class _Builder:
         if bullets:
             self.draft.parts.append(Prose("\n".join(bullets)))
         if not any("verify" in s.classes for s in self.draft.steps()):
-            self.draft.lint = {"RB301": "imported: the article states no check of its changes; "
-                               "add a .verify step"}  # fmt: skip
-            self.result.note(self.draft.line, f"runbook {self.draft.id}",
-                             "no verification step (RB301 disabled with that reason)", mapped=False)
+            self.draft.lint = {
+                "RB301": "imported: the article states no check of its changes; add a .verify step"
+            }
+            self.result.note(
+                self.draft.line,
+                f"runbook {self.draft.id}",
+                "no verification step (RB301 disabled with that reason)",
+                mapped=False,
+            )
         return self.draft
 
     def instruction(self, block: Block) -> None:
         self.draft.instructions += 1
-        step = self.step("manual", block.text, self.text(block.text) + "\n", block.line,
-                         title_of(block.text))  # fmt: skip
-        self.result.note(block.line, f"numbered instruction {block.number}",
-                         f"manual step #{step.id}")  # fmt: skip
+        step = self.step(
+            "manual", block.text, self.text(block.text) + "\n", block.line, title_of(block.text)
+        )
+        self.result.note(
+            block.line, f"numbered instruction {block.number}", f"manual step #{step.id}"
+        )
 
     def registry(self, value: facts.RegistryValue) -> None:
         data = value.data
@@ -154,13 +185,22 @@ class _Builder:
             data = [self.text(d) for d in data]
         elif isinstance(data, str):
             data = self.text(data)
-        spec = {"key": value.key, "value": value.name, "type": value.type, "data": data,
-                "ensure": "present"}  # fmt: skip
+        spec = {
+            "key": value.key,
+            "value": value.name,
+            "type": value.type,
+            "data": data,
+            "ensure": "present",
+        }
         body = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100000)
-        step = self.step("registry", value.name, body, value.line,
-                         f"Set {value.name} under {value.key}")  # fmt: skip
-        self.result.note(value.line, f"registry value {value.name!r} under {value.key}",
-                         f"registry step #{step.id}")  # fmt: skip
+        step = self.step(
+            "registry", value.name, body, value.line, f"Set {value.name} under {value.key}"
+        )
+        self.result.note(
+            value.line,
+            f"registry value {value.name!r} under {value.key}",
+            f"registry step #{step.id}",
+        )
         for caveat in [*value.assumed, "the step sets the whole value (the article may add to it)"]:
             self.result.note(value.line, f"registry value {value.name!r}", caveat, mapped=False)
 
@@ -170,16 +210,25 @@ class _Builder:
             if svc.state:
                 spec["state"] = svc.state
             body = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
-            step = self.step("service", svc.name, body, block.line,
-                             f"{svc.display}: {svc.start}" + (f", {svc.state}" if svc.state else ""))
+            step = self.step(
+                "service",
+                svc.name,
+                body,
+                block.line,
+                f"{svc.display}: {svc.start}" + (f", {svc.state}" if svc.state else ""),
+            )
             self.result.note(block.line, f"service {svc.display!r}", f"service step #{step.id}")
             if not svc.known:
-                self.result.note(block.line, f"service {svc.display!r}",
-                                 "key name unknown: the display name is used; check it with "
-                                 "'sc getkeyname'", mapped=False)  # fmt: skip
+                self.result.note(
+                    block.line,
+                    f"service {svc.display!r}",
+                    "key name unknown: the display name is used; check it with 'sc getkeyname'",
+                    mapped=False,
+                )
         for command in facts.commands(block.text):
-            step = self.step("cmd", command, self.text(command) + "\n", block.line,
-                             f"Run {command.split()[0]}")  # fmt: skip
+            step = self.step(
+                "cmd", command, self.text(command) + "\n", block.line, f"Run {command.split()[0]}"
+            )
             self.result.note(block.line, f"command {command!r}", f"cmd step #{step.id}")
 
     def code(self, block: Block) -> None:
@@ -190,8 +239,7 @@ class _Builder:
         if not kind:
             windows = re.search(r"\\|\b(reg|sc|net|netsh|iisreset)\s|\.exe\b", commands, re.I)
             kind = "cmd" if windows else "sh"
-        step = self.step(kind, commands.strip().split("\n")[0], self.text(commands), block.line,
-                         "")  # fmt: skip
+        step = self.step(kind, commands.strip().split("\n")[0], self.text(commands), block.line, "")
         self.result.note(block.line, "code block", f"{kind} step #{step.id}")
         if output:
             self.draft.parts.append(Prose("```text\n" + self.text(output) + "\n```"))

@@ -18,27 +18,42 @@ from dataclasses import dataclass, field
 
 from runbook_engine.source.importers.article_text import Block
 
-KEY = re.compile(r"^(HKEY_(?:LOCAL_MACHINE|CURRENT_USER|CLASSES_ROOT|USERS|CURRENT_CONFIG)|HKLM|HKCU|HKCR|HKU|HKCC)(\\[^\n]+?)\\?\s*$")
+KEY = re.compile(
+    r"^(HKEY_(?:LOCAL_MACHINE|CURRENT_USER|CLASSES_ROOT|USERS|CURRENT_CONFIG)|HKLM|HKCU|HKCR|HKU|HKCC)(\\[^\n]+?)\\?\s*$"
+)
 _TYPE = re.compile(r"^\s*Type:?\s+(REG_[A-Z_]+)\s*$", re.I)
 _NAME = re.compile(r"^\s*(?:Value )?Name:\s*(.+?)\s*$", re.I)
 _DATA = re.compile(r"^\s*(?:Value|Data|Value data):\s*(.*?)\s*$", re.I)
 _NAMED = re.compile(r"\b(?:the\s+)?([A-Z][A-Za-z0-9]+)\s+(?:key|value|entry)\b")
 _SERVICE = re.compile(
     r"set\s+[“\"'‘]?(?P<display>[^“”\"″'’\n]+?)[”\"″'’]?\s+service\s+to\s+"
-    r"(?P<start>automatic|manual|disabled)(?P<rest>[^.\n]*)", re.I)  # fmt: skip
+    r"(?P<start>automatic|manual|disabled)(?P<rest>[^.\n]*)",
+    re.I,
+)
 _COMMAND = re.compile(
     r"command(?:\s+line|\s+prompt)?\s*\(\s*(?:ie|i\.e|e\.g)\.?,?\s*(?P<cmd>(?:telnet|ping|nslookup|"
     r"tracert|ipconfig|netstat|reg|sc|net|netsh|iisreset|setspn|dcdiag|repadmin|nltest|rpcping|"
-    r"curl|dig)\b[^)\n]*)\)", re.I)  # fmt: skip
+    r"curl|dig)\b[^)\n]*)\)",
+    re.I,
+)
 SERVICE_NAMES = {
-    "microsoft exchange imap4": "IMAP4Svc", "microsoft exchange pop3": "POP3Svc",
-    "microsoft exchange smtp": "SMTPSVC", "simple mail transfer protocol (smtp)": "SMTPSVC",
-    "smtp": "SMTPSVC", "world wide web publishing": "W3SVC", "iis admin": "IISADMIN",
-    "microsoft exchange information store": "MSExchangeIS", "microsoft exchange system attendant":
-    "MSExchangeSA", "microsoft exchange routing engine": "RESvc", "microsoft exchange mta stacks":
-    "MSExchangeMTA", "dns server": "DNS", "dhcp server": "DHCPServer", "remote registry":
-    "RemoteRegistry", "print spooler": "Spooler", "windows update": "wuauserv",
-}  # fmt: skip
+    "microsoft exchange imap4": "IMAP4Svc",
+    "microsoft exchange pop3": "POP3Svc",
+    "microsoft exchange smtp": "SMTPSVC",
+    "simple mail transfer protocol (smtp)": "SMTPSVC",
+    "smtp": "SMTPSVC",
+    "world wide web publishing": "W3SVC",
+    "iis admin": "IISADMIN",
+    "microsoft exchange information store": "MSExchangeIS",
+    "microsoft exchange system attendant": "MSExchangeSA",
+    "microsoft exchange routing engine": "RESvc",
+    "microsoft exchange mta stacks": "MSExchangeMTA",
+    "dns server": "DNS",
+    "dhcp server": "DHCPServer",
+    "remote registry": "RemoteRegistry",
+    "print spooler": "Spooler",
+    "windows update": "wuauserv",
+}
 _START = {"automatic": "auto", "manual": "demand", "disabled": "disabled"}
 
 
@@ -57,8 +72,13 @@ class RegistryValue:
 
 def short_key(text: str) -> str:
     """``HKEY_LOCAL_MACHINE\\x`` as ``HKLM\\x`` (the key as the registry step takes it)."""
-    long = {"HKEY_LOCAL_MACHINE": "HKLM", "HKEY_CURRENT_USER": "HKCU", "HKEY_CLASSES_ROOT": "HKCR",
-            "HKEY_USERS": "HKU", "HKEY_CURRENT_CONFIG": "HKCC"}  # fmt: skip
+    long = {
+        "HKEY_LOCAL_MACHINE": "HKLM",
+        "HKEY_CURRENT_USER": "HKCU",
+        "HKEY_CLASSES_ROOT": "HKCR",
+        "HKEY_USERS": "HKU",
+        "HKEY_CURRENT_CONFIG": "HKCC",
+    }
     root, _, rest = text.strip().partition("\\")
     return long.get(root.upper(), root.upper()) + "\\" + rest.rstrip("\\")
 
@@ -85,8 +105,13 @@ def registry_values(blocks: list[Block]) -> list[RegistryValue]:
         named = _named_value(blocks, i)
         if named:
             name, kind, data, used = named
-            found.append(_typed(RegistryValue(key, name, kind, data, block.line, [i, used],
-                                              ["type not stated: REG_SZ"])))  # fmt: skip
+            found.append(
+                _typed(
+                    RegistryValue(
+                        key, name, kind, data, block.line, [i, used], ["type not stated: REG_SZ"]
+                    )
+                )
+            )
     return found
 
 
@@ -99,7 +124,9 @@ def _named_value(blocks: list[Block], i: int) -> tuple[str, str, str, int] | Non
         for k in range(j + 1, min(j + 3, len(blocks))):
             if blocks[k].kind == "data":
                 lines = [ln.strip() for ln in blocks[k].text.splitlines() if ln.strip()]
-                joined = "".join(lines) if all(ln.endswith(";") for ln in lines) else "\n".join(lines)
+                joined = (
+                    "".join(lines) if all(ln.endswith(";") for ln in lines) else "\n".join(lines)
+                )
                 return match.group(1), "REG_SZ", joined, k
     return None
 
@@ -134,8 +161,15 @@ def services(text: str) -> list[Service]:
         rest = match.group("rest").lower()
         state = "running" if re.search(r"\bstart", rest) else "stopped" if "stop" in rest else ""
         name = SERVICE_NAMES.get(display.lower())
-        out.append(Service(name or display, display, _START[match.group("start").lower()],
-                           state, name is not None))  # fmt: skip
+        out.append(
+            Service(
+                name or display,
+                display,
+                _START[match.group("start").lower()],
+                state,
+                name is not None,
+            )
+        )
     return out
 
 

@@ -79,7 +79,11 @@ def text_blocks(text: str) -> list[Block]:
             continue
         last = blocks[-1] if blocks else None
         unbroken = last is not None and last.kind in ("item", "bullet") and not para
-        if unbroken and last is not None and (raw[:1].isspace() or last.line + last.text.count("\n") == no - 1):
+        if (
+            unbroken
+            and last is not None
+            and (raw[:1].isspace() or last.line + last.text.count("\n") == no - 1)
+        ):
             last.text += "\n" + line.strip()
             continue
         para.append((no, line))
@@ -88,7 +92,24 @@ def text_blocks(text: str) -> list[Block]:
 
 
 class _Html(HTMLParser):
-    BLOCKS = {"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "tr", "blockquote", "dd", "dt"}
+    BLOCKS: frozenset[str] = frozenset(
+        {
+            "p",
+            "div",
+            "li",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "pre",
+            "tr",
+            "blockquote",
+            "dd",
+            "dt",
+        }
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -99,8 +120,11 @@ class _Html(HTMLParser):
 
     def _flush(self) -> None:
         raw = "".join(self.text)
-        text = raw.strip("\n") if self.kind == "code" else "\n".join(
-            " ".join(part.split()) for part in raw.split("\n") if part.strip())  # fmt: skip
+        text = (
+            raw.strip("\n")
+            if self.kind == "code"
+            else "\n".join(" ".join(part.split()) for part in raw.split("\n") if part.strip())
+        )
         if text.strip():
             kind = self.kind
             if kind == "para" and all(" " not in ln for ln in text.splitlines()):
@@ -108,7 +132,7 @@ class _Html(HTMLParser):
             self.blocks.append(Block(kind, text, self.line, self.number))
         self.text, self.kind, self.number = [], "para", 0
 
-    def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ANN001
+    def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag in ("script", "style", "head", "nav", "footer"):
             self.skip += 1
         elif tag in ("ol", "ul"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -33,8 +34,9 @@ def info_string(step: DraftStep) -> str:
     parts = [f"#{step.id}", *(f".{c}" for c in step.classes)]
     if step.target:
         parts.append(f"target={step.target}")
-    if step.title:
-        parts.append(f"title={_quote_attr(step.title)}")
+    if step.title:  # a backtick cannot stand in a backtick fence's info string
+        title = step.title.replace("`", "'").replace("**", "")
+        parts.append(f"title={_quote_attr(title)}")
     parts += [f"{k}={_quote_attr(v)}" for k, v in step.attrs.items()]
     return f"{step.kind} {{{' '.join(parts)}}}"
 
@@ -60,8 +62,12 @@ def front_matter(draft: Draft) -> dict[str, Any]:
     if draft.lint:
         meta["lint"] = {"disable": dict(draft.lint)}
     if draft.params:
-        meta["parameters"] = {p.name: _param(p) for p in draft.params.values()}
+        meta["parameters"] = {p.name: _param(p) for p in _ordered(draft.params.values())}
     return meta
+
+
+def _ordered(params: Iterable[Param]) -> list[Param]:
+    return sorted(params, key=lambda p: (p.line, p.name))
 
 
 def _param(p: Param) -> dict[str, Any]:
@@ -90,7 +96,7 @@ def environment_text(drafts: list[Draft], source_name: str) -> str:
     roles: dict[str, list[dict[str, str]]] = {}
     secrets: list[str] = []
     for draft in drafts:
-        for p in draft.params.values():
+        for p in _ordered(draft.params.values()):
             if p.secret:
                 secrets.append(p.name)
             else:
@@ -128,9 +134,7 @@ def report_data(result: ImportResult, written: list[str]) -> dict[str, Any]:
             }
             for d in result.drafts
         ],
-        "mapped": [
-            {"line": n.line, "what": n.what, "became": n.became} for n in notes if n.mapped
-        ],
+        "mapped": [{"line": n.line, "what": n.what, "became": n.became} for n in notes if n.mapped],
         "not_mapped": [
             {"line": n.line, "what": n.what, "why": n.became} for n in notes if not n.mapped
         ],

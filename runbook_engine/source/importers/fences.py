@@ -21,12 +21,25 @@ from runbook_engine.source.importers.names import Unique, slug
 
 _MD = MarkdownIt("commonmark")
 LANGS = {
-    "sh": "sh", "shell": "sh", "bash": "bash", "zsh": "bash", "console": "bash",
-    "shell-session": "bash", "shellsession": "bash", "terminal": "bash",
-    "powershell": "powershell", "ps1": "powershell", "pwsh": "powershell", "ps": "powershell",
-    "cmd": "cmd", "bat": "cmd", "batch": "cmd", "python": "python", "py": "python",
+    "sh": "sh",
+    "shell": "sh",
+    "bash": "bash",
+    "zsh": "bash",
+    "console": "bash",
+    "shell-session": "bash",
+    "shellsession": "bash",
+    "terminal": "bash",
+    "powershell": "powershell",
+    "ps1": "powershell",
+    "pwsh": "powershell",
+    "ps": "powershell",
+    "cmd": "cmd",
+    "bat": "cmd",
+    "batch": "cmd",
+    "python": "python",
+    "py": "python",
     "python3": "python",
-}  # fmt: skip
+}
 _PROMPT = re.compile(r"^(?:\$ |PS(?: [A-Za-z]:\\[^>]*)?> ?|[A-Za-z]:\\[^>]*> ?)")
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,59}")
 _INCLUDE = re.compile(r"<!--(\s*)include:", re.IGNORECASE)
@@ -95,9 +108,10 @@ def split_prompts(body: str) -> tuple[str, str, str]:
         match = _PROMPT.match(line)
         if match:
             prompt = match.group(0)
-            kind = kind or ("powershell" if prompt.startswith("PS") else
-                            "cmd" if prompt[0] != "$" else "sh")  # fmt: skip
-            commands.append(line[len(prompt):])
+            kind = kind or (
+                "powershell" if prompt.startswith("PS") else "cmd" if prompt[0] != "$" else "sh"
+            )
+            commands.append(line[len(prompt) :])
         elif cont or (commands and line.startswith("> ") and kind != "cmd"):
             commands.append(line[2:] if line.startswith("> ") and not cont else line)
         else:
@@ -115,9 +129,9 @@ def with_values(body: str, kind: str, params: dict[str, Param]) -> tuple[str, li
     the names used."""
     used = []
     for name in params:
-        if kind in ("sh", "bash") and re.search(rf"\$\{{?{re.escape(name)}\b", body):
-            used.append(name)
-        elif kind == "powershell" and re.search(rf"\$env:{re.escape(name)}\b", body, re.I):
+        if (kind in ("sh", "bash") and re.search(rf"\$\{{?{re.escape(name)}\b", body)) or (
+            kind == "powershell" and re.search(rf"\$env:{re.escape(name)}\b", body, re.I)
+        ):
             used.append(name)
     if ("{{" in body or "{%" in body) and "endraw" not in body:
         body = "{% raw %}" + body.rstrip("\n") + "{% endraw %}\n"
@@ -169,10 +183,21 @@ class Walker:
                 first = self.lines[start]
                 indent = first[: len(first) - len(first.lstrip())]
                 gap = self.lines[comment_end:start] if comment_end >= 0 else ["x"]
-                before = comment if comment_end <= start and not any(s.strip() for s in gap) else None
+                before = (
+                    comment if comment_end <= start and not any(s.strip() for s in gap) else None
+                )
                 out.append(
-                    Fence(start, end, tok.info, tok.content, indent, tok.markup,
-                          first.lstrip().startswith(">"), before, heading)  # fmt: skip
+                    Fence(
+                        start,
+                        end,
+                        tok.info,
+                        tok.content,
+                        indent,
+                        tok.markup,
+                        first.lstrip().startswith(">"),
+                        before,
+                        heading,
+                    )
                 )
         return out
 
@@ -189,8 +214,9 @@ class Walker:
         chunk = "\n".join(self.lines[start:end])
         if chunk.strip():
             if _INCLUDE.search(chunk):
-                self.result.note(self.line(start), "include comment", "kept as text, not followed",
-                                 mapped=False)  # fmt: skip
+                self.result.note(
+                    self.line(start), "include comment", "kept as text, not followed", mapped=False
+                )
             self.draft.parts.append(Prose(protect(chunk)))
 
     def illustration(self, fence: Fence, lang: str | None = None) -> None:
@@ -210,11 +236,16 @@ class Walker:
             return
         if decision.kind is None or fence.quoted:
             if fence.quoted and decision.kind:
-                self.result.note(where, f"{fence.lang} block in a blockquote",
-                                 "kept as an illustration", mapped=False)  # fmt: skip
+                self.result.note(
+                    where,
+                    f"{fence.lang} block in a blockquote",
+                    "kept as an illustration",
+                    mapped=False,
+                )
             elif decision.why:
-                self.result.note(where, f"{fence.lang or 'plain'} block", decision.why,
-                                 mapped=False)  # fmt: skip
+                self.result.note(
+                    where, f"{fence.lang or 'plain'} block", decision.why, mapped=False
+                )
             self.illustration(fence)
             return
         source = fence.body if decision.body is None else decision.body
@@ -223,8 +254,17 @@ class Walker:
         body, used = with_values(commands, kind, self.draft.params)
         hint = decision.id_hint or fence.heading or commands.strip().split("\n")[0]
         base = hint if _ID.fullmatch(hint) else slug(hint, limit=4)
-        step = DraftStep(kind, self.ids(base), body, where, decision.title,
-                         "", decision.classes, dict(decision.attrs), fence.indent)  # fmt: skip
+        step = DraftStep(
+            kind,
+            self.ids(base),
+            body,
+            where,
+            decision.title,
+            "",
+            decision.classes,
+            dict(decision.attrs),
+            fence.indent,
+        )
         if body.startswith("{% raw %}") or "{% raw %}\n" in body:
             self.result.note(where, "template markers in a command", "kept literal (a raw block)")
         self.draft.parts.append(step)
@@ -235,5 +275,7 @@ class Walker:
         self.result.note(where, f"{fence.lang or 'plain'} block", became)
         if output:
             self.result.note(where, "output after prompts", "kept as an illustration")
-            text = "\n".join(fence.indent + ln if ln else ln for ln in ["```text", *output.split("\n"), "```"])
+            text = "\n".join(
+                fence.indent + ln if ln else ln for ln in ["```text", *output.split("\n"), "```"]
+            )
             self.draft.parts.append(Prose(protect(text)))

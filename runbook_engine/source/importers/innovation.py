@@ -20,7 +20,9 @@ from runbook_engine.source.importers.model import DraftStep, ImportResult, Param
 from runbook_engine.source.importers.values import type_of
 
 _SIMILARITY = re.compile(r"expected_similarity\s*=\s*(\"[^\"]*\"|'[^']*'|\S+?)\s*(?:-->|$)")
-_EXPORT = re.compile(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"$`]*\"|'[^']*'|[^\s$`;&|]*)\s*$")
+_EXPORT = re.compile(
+    r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"$`]*\"|'[^']*'|[^\s$`;&|]*)\s*$"
+)
 
 
 class _Blocks:
@@ -31,8 +33,11 @@ class _Blocks:
             return Decision(None, drop=True)
         if fence.lang not in LANGS:
             return Decision(None)
-        kept = [ln for ln in fence.body.splitlines(keepends=True)
-                if not ((m := _EXPORT.match(ln)) and m.group(1) in walker.draft.params)]  # fmt: skip
+        kept = [
+            ln
+            for ln in fence.body.splitlines(keepends=True)
+            if not ((m := _EXPORT.match(ln)) and m.group(1) in walker.draft.params)
+        ]
         return Decision(LANGS[fence.lang], body="".join(kept))
 
     def _verification(self, fence: Fence, walker: Walker, threshold: str) -> None:
@@ -48,11 +53,21 @@ class _Blocks:
             f"```text\n{protect(fence.body.rstrip())}\n```\n"
         )
         where = walker.line(fence.start)
-        check = DraftStep("manual", walker.ids(f"{step.id}-output"), body, where,
-                          f"Check the output of {step.id}", "", ("verify",))  # fmt: skip
+        check = DraftStep(
+            "manual",
+            walker.ids(f"{step.id}-output"),
+            body,
+            where,
+            f"Check the output of {step.id}",
+            "",
+            ("verify",),
+        )
         walker.draft.parts.append(check)
-        walker.result.note(where, f"expected_similarity={threshold} result block",
-                           f"manual verification #{check.id} of #{step.id}")  # fmt: skip
+        walker.result.note(
+            where,
+            f"expected_similarity={threshold} result block",
+            f"manual verification #{check.id} of #{step.id}",
+        )
 
 
 def convert(text: str, path: Path) -> ImportResult:
@@ -69,8 +84,9 @@ def convert(text: str, path: Path) -> ImportResult:
             if match and match.group(1) not in draft.params:
                 name, value = match.group(1), match.group(2).strip("\"'")
                 where = walker.line(fence.start) + offset
-                draft.params[name] = Param(name, type_of(value), value, where,
-                                           "exported by the document")  # fmt: skip
+                draft.params[name] = Param(
+                    name, type_of(value), value, where, "exported by the document"
+                )
                 result.note(where, f"export {name}", f"parameter {name} ({type_of(value)})")
     walker.run()
     result.drafts.append(draft)

@@ -66,8 +66,9 @@ def start_draft(text: str, path: Path, result: ImportResult) -> tuple[Draft, str
 def report_rest(meta: dict, result: ImportResult) -> None:
     """Report front matter keys nobody mapped."""
     for key in meta:
-        result.note(1, f"front matter key {key!r}", "no such key in the runbook format",
-                    mapped=False)  # fmt: skip
+        result.note(
+            1, f"front matter key {key!r}", "no such key in the runbook format", mapped=False
+        )
 
 
 def decide(fence: Fence, walker: Walker) -> Decision:
@@ -95,8 +96,13 @@ def detect(text: str, path: Path) -> bool:
     """Markdown (by name or by headings) with at least one shell-like or prompted block."""
     if path.suffix.lower() not in (".md", ".markdown") and not _HEADING.search(text):
         return False
-    walker = Walker(split_front(text, ImportResult("markdown", []))[1], Draft("x", "x", 1),
-                    ImportResult("markdown", []), 1, decide)  # fmt: skip
+    walker = Walker(
+        split_front(text, ImportResult("markdown", []))[1],
+        Draft("x", "x", 1),
+        ImportResult("markdown", []),
+        1,
+        decide,
+    )
     steps = sum(1 for f in walker.fences() if decide(f, walker).kind)
     numbered = len(re.findall(r"^\s{0,3}\d{1,3}[.)]\s", text, re.M))
     return steps > 0 and steps >= numbered

@@ -25,7 +25,11 @@ _VAR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 def tags(fence: Fence) -> list[str]:
     """rundoc's tags of a fence: the interpreter first."""
-    return [t for t in re.split(r"#", fence.info.strip().split()[0]) if t] if fence.info.strip() else []
+    return (
+        [t for t in re.split(r"#", fence.info.strip().split()[0]) if t]
+        if fence.info.strip()
+        else []
+    )
 
 
 def _declare(fence: Fence, walker: Walker, secret: bool) -> None:
@@ -35,17 +39,27 @@ def _declare(fence: Fence, walker: Walker, secret: bool) -> None:
         where = walker.line(fence.start) + offset
         if not match:
             if line.strip():
-                result.note(where, f"line {line.strip()!r} of an env block", "not name=value",
-                            mapped=False)  # fmt: skip
+                result.note(
+                    where, f"line {line.strip()!r} of an env block", "not name=value", mapped=False
+                )
             continue
         name, value = match.group(1), match.group(2).strip().strip("'\"")
         if name in draft.params:
             continue
         kind = "string" if secret or not value else type_of(value)
-        draft.params[name] = Param(name, kind, value, where, "from a rundoc "
-                                   + ("secret" if secret else "env") + " block", secret)  # fmt: skip
-        result.note(where, f"{'secret' if secret else 'env'} variable {name}",
-                    f"{'secret ' if secret else ''}parameter {name} ({kind})")  # fmt: skip
+        draft.params[name] = Param(
+            name,
+            kind,
+            value,
+            where,
+            "from a rundoc " + ("secret" if secret else "env") + " block",
+            secret,
+        )
+        result.note(
+            where,
+            f"{'secret' if secret else 'env'} variable {name}",
+            f"{'secret ' if secret else ''}parameter {name} ({kind})",
+        )
 
 
 class _Blocks:
@@ -59,8 +73,12 @@ class _Blocks:
         if found[0] not in LANGS:
             return Decision(None, why=f"rundoc would run it with {found[0]!r}: no step kind does")
         if len(found) > 2:
-            walker.result.note(where, f"rundoc tags {'#'.join(found[2:])}",
-                               "not kept (selection tags)", mapped=False)  # fmt: skip
+            walker.result.note(
+                where,
+                f"rundoc tags {'#'.join(found[2:])}",
+                "not kept (selection tags)",
+                mapped=False,
+            )
         return Decision(LANGS[found[0]], id_hint=found[1] if len(found) > 1 else "")
 
 
@@ -82,8 +100,9 @@ def convert(text: str, path: Path) -> ImportResult:
 def detect(text: str, path: Path) -> bool:
     """A fence tagged ``lang#tag``, or an ``env``/``secret`` block."""
     names = "|".join(ENV_TAGS + SECRET_TAGS)
-    return bool(re.search(rf"^\s*(`{{3,}}|~{{3,}})([\w.+-]+#[\w#.:-]+|({names})(#\S*)?)\s*$",
-                          text, re.M))  # fmt: skip
+    return bool(
+        re.search(rf"^\s*(`{{3,}}|~{{3,}})([\w.+-]+#[\w#.:-]+|({names})(#\S*)?)\s*$", text, re.M)
+    )
 
 
 __all__ = ["Draft", "convert", "detect"]

@@ -67,8 +67,9 @@ class _Cells:
         if cell_id:
             self.result.note(where, f"Runme cell id {cell_id}", "kept in this report only")
         for key, value in attrs.items():
-            self.result.note(where, f"Runme attribute {key}={value}", "no such attribute",
-                             mapped=False)  # fmt: skip
+            self.result.note(
+                where, f"Runme attribute {key}={value}", "no such attribute", mapped=False
+            )
         return decision
 
 
@@ -78,8 +79,11 @@ def convert(text: str, path: Path) -> ImportResult:
     draft, body, line0, meta = start_draft(text, path, result)
     runme = meta.pop("runme", None)
     if isinstance(runme, dict):
-        result.note(1, f"runme front matter (id {runme.get('id')}, version {runme.get('version')})",
-                    "kept in this report only")  # fmt: skip
+        result.note(
+            1,
+            f"runme front matter (id {runme.get('id')}, version {runme.get('version')})",
+            "kept in this report only",
+        )
     shell = str(meta.pop("shell", "") or "").lower()
     if shell:
         result.note(1, f"front matter shell: {shell}", "kind of cells without a language")
@@ -94,4 +98,6 @@ def detect(text: str, path: Path) -> bool:
     meta = split_front(text, ImportResult("runme", []))[0]
     if "runme" in meta:
         return True
-    return bool(re.search(r'^[ \t]*(`{3,}|~{3,})[\w-]*[ \t]*\{[ \t]*("\w+"[ \t]*:|\w+=)', text, re.M))
+    return bool(
+        re.search(r'^[ \t]*(`{3,}|~{3,})[\w-]*[ \t]*\{[ \t]*("\w+"[ \t]*:|\w+=)', text, re.M)
+    )

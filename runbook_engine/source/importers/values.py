@@ -17,21 +17,87 @@ from runbook_engine.source.importers.names import Unique, identifier
 from runbook_engine.source.types import TYPES, ValueProblem
 
 TLDS = frozenset(
-    "com net org edu gov mil int info biz io co uk de fr nl be ch at au ca us eu es it se no "
-    "dk fi pl cz ru jp cn in br nz ie local lan corp internal intra intranet home test example "
-    "localdomain arpa".split()
+    [
+        "com",
+        "net",
+        "org",
+        "edu",
+        "gov",
+        "mil",
+        "int",
+        "info",
+        "biz",
+        "io",
+        "co",
+        "uk",
+        "de",
+        "fr",
+        "nl",
+        "be",
+        "ch",
+        "at",
+        "au",
+        "ca",
+        "us",
+        "eu",
+        "es",
+        "it",
+        "se",
+        "no",
+        "dk",
+        "fi",
+        "pl",
+        "cz",
+        "ru",
+        "jp",
+        "cn",
+        "in",
+        "br",
+        "nz",
+        "ie",
+        "local",
+        "lan",
+        "corp",
+        "internal",
+        "intra",
+        "intranet",
+        "home",
+        "test",
+        "example",
+        "localdomain",
+        "arpa",
+    ]
 )
 WELL_KNOWN_PORTS = {
-    21: "ftp", 22: "ssh", 25: "smtp", 53: "dns", 80: "http", 110: "pop3", 135: "rpc_endpoint",
-    143: "imap", 389: "ldap", 443: "https", 465: "smtps", 587: "submission", 593: "rpc_http",
-    636: "ldaps", 993: "imaps", 995: "pop3s", 3268: "global_catalog", 3389: "rdp",
-}  # fmt: skip
+    21: "ftp",
+    22: "ssh",
+    25: "smtp",
+    53: "dns",
+    80: "http",
+    110: "pop3",
+    135: "rpc_endpoint",
+    143: "imap",
+    389: "ldap",
+    443: "https",
+    465: "smtps",
+    587: "submission",
+    593: "rpc_http",
+    636: "ldaps",
+    993: "imaps",
+    995: "pop3s",
+    3268: "global_catalog",
+    3389: "rdp",
+}
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _FQDN = re.compile(
     r"(?<![\w.@-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![\w-]|\.\w)"
 )
-_PORTS = re.compile(r"\b(?:TCP |UDP |SSL )?ports?\s+(?:of\s+)?(\d{1,5}(?:(?:\s*,\s*|\s+and\s+|\s+or\s+)\d{1,5})*)\b(?!-\d)", re.I)
+_PORTS = re.compile(
+    r"\b(?:TCP |UDP |SSL )?ports?\s+(?:of\s+)?"
+    r"(\d{1,5}(?:(?:\s*,\s*|\s+and\s+|\s+or\s+)\d{1,5})*)\b(?!-\d)",
+    re.I,
+)
 
 
 def type_of(value: str) -> str:
@@ -66,7 +132,9 @@ class Catalog:
 
     def scan(self, text: str, line: int) -> None:
         """Find the values of ``text`` (a block starting at source ``line``)."""
-        masked = _EMAIL.sub(lambda m: self._add("email", m.group(0), line, "_email") or " " * len(m.group(0)), text)
+        masked = _EMAIL.sub(
+            lambda m: self._add("email", m.group(0), line, "_email") or " " * len(m.group(0)), text
+        )
         for match in _IPV4.finditer(masked):
             try:
                 ipaddress.IPv4Address(match.group(0))
@@ -92,12 +160,17 @@ class Catalog:
                 f.type = "domain"
         labels = {v.split(".")[0].lower() for v in fqdns}
         for text, line in texts:
-            for word in re.findall(r"(?<![\w.@\\-])([A-Za-z][A-Za-z0-9-]{0,14})(?![\w-]|\.\w)", text):
+            for word in re.findall(
+                r"(?<![\w.@\\-])([A-Za-z][A-Za-z0-9-]{0,14})(?![\w-]|\.\w)", text
+            ):
                 in_data = re.search(rf"(?<![\w.]){re.escape(word)}(?![\w-]|\.\w)", data)
-                if word.lower() in labels and (any(c.isdigit() for c in word) or (word.isupper() and in_data)):
-                    if word.lower() not in self._netbios:
-                        self._netbios[word.lower()] = word
-                        self._add("netbios-name", word, line, "")
+                if (
+                    word.lower() in labels
+                    and (any(c.isdigit() for c in word) or (word.isupper() and in_data))
+                    and word.lower() not in self._netbios
+                ):
+                    self._netbios[word.lower()] = word
+                    self._add("netbios-name", word, line, "")
         for f in sorted(self.found.values(), key=lambda f: (f.line, f.value.lower())):
             f.name = self._names(self._base(f))
 
@@ -109,7 +182,11 @@ class Catalog:
     @staticmethod
     def _base(f: Found) -> str:
         if f.type == "port":
-            return WELL_KNOWN_PORTS[int(f.value)] + "_port" if int(f.value) in WELL_KNOWN_PORTS else "port_" + f.value
+            return (
+                WELL_KNOWN_PORTS[int(f.value)] + "_port"
+                if int(f.value) in WELL_KNOWN_PORTS
+                else "port_" + f.value
+            )
         if f.type == "email":
             return identifier(f.value.split("@")[0]) + "_email"
         if f.type == "ipv4":
@@ -128,12 +205,13 @@ class Catalog:
             used.add(f.name)
             return "{{ " + f.name + " }}"
 
-        def repl(kind: str):  # noqa: ANN202
+        def repl(kind: str):
             def inner(m: re.Match[str]) -> str:
                 got = put(kind, m.group(0))
                 if got is None and kind == "fqdn":
                     got = put("domain", m.group(0))
                 return got or m.group(0)
+
             return inner
 
         text = _EMAIL.sub(repl("email"), text)
