@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from runbook_engine.source.importers import article_facts as facts
+import runbook_engine.source.importers.article_facts as facts
 from runbook_engine.source.importers.article_text import (
     Block,
     html_blocks,
