@@ -3,9 +3,9 @@
 The group is made here and gets its commands from one module per command group:
 :mod:`.guides` (render, plan), :mod:`.runs` (run, resume, status, runs), :mod:`.gates`
 (confirm, approve, reject), :mod:`.evidence` (keys, evidence), :mod:`.lint`,
-:mod:`.notebook`, :mod:`.site` and :mod:`.adopt` (import).  Shared options, and the mapping of errors to exit
-statuses (DESIGN.md §6: 0 done, 1 a step or run failed, 2 bad input, 3 paused at a gate,
-130 interrupted), are in :mod:`.common`.
+:mod:`.notebook`, :mod:`.site`, :mod:`.control` (preflight) and :mod:`.adopt` (import).
+Shared options, and the mapping of errors to exit statuses (DESIGN.md §6: 0 done, 1 a step
+or run failed, 2 bad input, 3 paused at a gate, 130 interrupted), are in :mod:`.common`.
 """
 
 from __future__ import annotations
