@@ -6,7 +6,7 @@ command list (``then``, ``do``, ``else``, ...).  The body is read with :mod:`shl
 (POSIX mode, shell punctuation), so a quoted string is one word and never a command.
 Left out, so that a preflight never asks for a program the body does not run: shell
 built-ins and keywords, functions the body defines, variable assignments, words that are
-not plain names (paths, ``$VAR``, leftovers of a template), the words of a ``case``
+not plain names (paths, ``$VAR``, ``${VAR}``, leftovers of a template), the words of a ``case``
 block and the lines of a here-document.  A command inside double quotes
 (``"$(cat FILE)"``) is not seen: the list errs on the side of fewer programs.
 """
@@ -40,6 +40,7 @@ def shell_programs(body: str) -> list[str]:
     """The programs ``body`` calls (see the module docstring), sorted; ``[]`` when the body
     cannot be read as shell words (an unclosed quote)."""
     text = _without_heredocs(re.sub(r"\\\n", " ", body))
+    text = re.sub(r"\$\{[^}]*\}", "$V", text)  # ${NAME}, ${NAME:-x}: a value, not a brace
     text = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))
     lex = shlex.shlex(text.replace("$(", " $( "), posix=True, punctuation_chars=";&|()<>")
     lex.whitespace = " \t\r"
