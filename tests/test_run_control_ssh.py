@@ -277,3 +277,51 @@ def test_check_mode_over_ssh_runs_reads_only_and_changes_nothing(
     ran = {r["step"] for r in records(result, "process-started")}
     assert "change" not in ran
     assert lab.host_files() == before == {"state.txt": "before"}  # nothing changed there
+
+
+def test_preflight_leaves_trust_on_first_use_to_the_run(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    known = lab.tmp / "new_known_hosts"
+    known.write_text("", "utf-8")
+    env = lab.env(
+        "tofu", hosts=("web1",), known_hosts_file=str(known), host_key_checking="accept-new"
+    )
+    code, out, _ = lab.cli(capsys, "preflight", lab.tmp / "book.md", "--env", env, "--json")
+    assert code == 0, out
+    login = checks(json.loads(out))[("web1", "connect and log in")]
+    assert "not yet known: the run trusts it on first use (accept-new)" in login["detail"]
+    assert known.read_text("utf-8") == ""  # the preflight trusted nothing
+    code, out, _ = lab.cli(
+        capsys, "run", lab.tmp / "book.md", "--env", env, "--no-input", "--json", "--only", "pre"
+    )
+    assert code == 0, out
+    [accepted] = records(json.loads(out), "host-key-accepted")
+    assert accepted["host"] == "web1" and accepted["fingerprint"].startswith("SHA256:")
+    assert known.read_text("utf-8").strip()
+
+
+@pytest.mark.parametrize(
+    ("body", "programs"),
+    [
+        (
+            "openssl x509 -in a -noout\nsleep 1 && systemctl reload x | tee log\n",
+            ["openssl", "sleep", "systemctl", "tee"],
+        ),
+        (
+            'kill -HUP "$(cat "${PID_FILE}")"\nX=1 env\nfor f in a b; do seq 1 $f; done\n',
+            ["env", "seq"],
+        ),
+        ("f() { awk 1; }\nf\ncat <<EOF\nnot a command\nEOF\n", ["awk", "cat"]),
+        ('case "$1" in\n  start) daemon ;;\nesac\necho "one\ntwo words\n"\n# rsync\n', []),
+        (
+            "if [ -f x ]; then rsync a b; fi\nv=$(hostname -f); /usr/bin/true\n",
+            ["hostname", "rsync"],
+        ),
+        ("echo 'unclosed\n", []),
+    ],
+)
+def test_shell_programs_are_the_commands_a_body_runs(body: str, programs: list[str]) -> None:
+    from runbook_engine.transports.shell_words import shell_programs
+
+    assert shell_programs(body) == programs

@@ -68,9 +68,7 @@ def connection_message(host: str, address: str, options: SSHOptions, stderr: str
     return connection_error(host, address, options, stderr).message
 
 
-def connection_parts(
-    host: str, address: str, options: SSHOptions, stderr: str
-) -> tuple[str, str]:
+def connection_parts(host: str, address: str, options: SSHOptions, stderr: str) -> tuple[str, str]:
     """What failed (naming the host) and what to do, for a failed connection.
 
     Args:
@@ -85,8 +83,7 @@ def connection_parts(
     known = options.known_hosts_file
     if kind == "host-key-changed":
         return (
-            f"{where}: host key changed: the key the host offers differs from the one in "
-            f"{known}",
+            f"{where}: host key changed: the key the host offers differs from the one in {known}",
             "This may be an attack; if the host was rebuilt, check its new fingerprint out "
             "of band, then remove the old line (ssh-keygen -R) and retry",
         )
