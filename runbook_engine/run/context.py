@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +19,12 @@ from runbook_engine.run.anchor import StoreAnchor
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate
 from runbook_engine.run.heldlock import HeldLock
+from runbook_engine.run.output_files import max_output_bytes, output_name
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
 from runbook_engine.tailor.quoting import secret_environment
 from runbook_engine.transports import TRANSPORTS, CommandResult, Transport, TransportPool
 from runbook_engine.transports.process import (
-    DEFAULT_MAX_OUTPUT,
     CommandHooks,
     ProcessIdentity,
     RemoteProcess,
@@ -495,17 +494,3 @@ class RunContext:
             agreed = Confirm.ask("Run the backout now?", console=self.report.console)
             wanted = "run" if agreed else "skip"
         return wanted
-
-
-def max_output_bytes(options: RunOptions) -> int:
-    """Bytes of a command's output kept: ``options.max_output``, else
-    ``$RUNBOOK_MAX_OUTPUT``, else :data:`DEFAULT_MAX_OUTPUT`."""
-    if getattr(options, "max_output", None):
-        return int(options.max_output)  # type: ignore[arg-type]
-    env = os.environ.get("RUNBOOK_MAX_OUTPUT", "").strip()
-    return int(env) if env.isdigit() and int(env) > 0 else DEFAULT_MAX_OUTPUT
-
-
-def output_name(step_id: str, own_id: str, host: Host, attempt: int, purpose: str) -> str:
-    """The file (in ``output/``) that keeps one command's output; the journal names it."""
-    return f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"
