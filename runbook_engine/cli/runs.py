@@ -266,6 +266,12 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
             click.echo(f"Check:   {counts} (nothing was changed)")
         click.echo(f"State:   {where['state_dir']}")
         click.echo(f"Journal: {where['journal']}")
+    if result.status == "checked" and result.checked.get("failed"):
+        # As ansible-playbook --check: a step that read (a pre-check, a verification, a
+        # readonly command) and failed fails the check run.
+        if not as_json:
+            click.echo(f"Check:   {result.checked['failed']} step(s) that read failed", err=True)
+        sys.exit(1)
     if result.status in ("failed", "aborted"):
         if result.status == "failed" and not as_json:
             click.echo(f"After a fix, continue with: runbook resume {result.run_id}", err=True)

@@ -30,14 +30,9 @@ from runbook_engine.run.clock import default_state_dir, utcnow  # noqa: F401 (re
 SCHEMA_VERSION = 4
 #: Columns added since schema 1: a local command's pid, start time and group (2), a remote
 #: one's marker (3), the journal's anchor (4).
-_ADDED_COLUMNS = (
-    ("steps", "pid", "INTEGER"),
-    ("steps", "pid_start", "INTEGER"),
-    ("steps", "pgid", "INTEGER"),
-    ("steps", "marker", "TEXT"),
-    ("runs", "journal_seq", "INTEGER"),
-    ("runs", "journal_hash", "TEXT"),
-)
+_ADDED_COLUMNS = (("steps", "pid", "INTEGER"), ("steps", "pid_start", "INTEGER"),
+                  ("steps", "pgid", "INTEGER"), ("steps", "marker", "TEXT"),
+                  ("runs", "journal_seq", "INTEGER"), ("runs", "journal_hash", "TEXT"))  # fmt: skip
 Anchor = tuple[int, str]  #: a run's ``(journal seq, record hash)`` anchor
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
 DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
