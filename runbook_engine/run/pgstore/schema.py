@@ -35,11 +35,18 @@ def current_revision(execute: Any) -> str | None:
     """The revision the database is at (``None``: no runbook-engine schema yet); ``execute``
     runs one SQL text and returns a result (psycopg's ``conn.execute``, SQLAlchemy's
     ``conn.exec_driver_sql``)."""
-    exists = execute("SELECT to_regclass('alembic_version')").fetchone()[0]
+    exists = _first(execute("SELECT to_regclass('alembic_version')").fetchone())
     if exists is None:
         return None
-    row = execute("SELECT version_num FROM alembic_version").fetchone()
-    return None if row is None else str(row[0])
+    version = _first(execute("SELECT version_num FROM alembic_version").fetchone())
+    return None if version is None else str(version)
+
+
+def _first(row: Any) -> Any:
+    """The first column of a row (a tuple, SQLAlchemy's row, or psycopg's dict row)."""
+    if row is None:
+        return None
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 
 def refuse_newer(revision: str | None, where: str) -> None:

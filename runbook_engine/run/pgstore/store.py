@@ -108,7 +108,8 @@ class PgStore:
         self._pool.close()
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
+    def transaction(self) -> Iterator[Any]:
+        """A connection of the pool in one transaction (committed on success)."""
         with self._pool.connection() as conn, conn.transaction():
             yield conn
 
@@ -138,7 +139,7 @@ class PgStore:
         """
         folder = self.state_dir / "runs" / run_id
         path = folder / JOURNAL_NAME
-        with self._tx() as conn:
+        with self.transaction() as conn:
             self._pushed[run_id] = sync.push_journal(conn, run_id, path)
             sync.push_files(conn, run_id, folder)
             sync.pull_journal(conn, run_id, path)
@@ -193,7 +194,7 @@ class PgStore:
                 del self._locks[run_id]
                 try:
                     if self.has_run(run_id):
-                        with self._tx() as tx:
+                        with self.transaction() as tx:
                             self._push(tx, run_id, files=True)
                 finally:
                     conn.close()  # closing the session releases the lock
@@ -208,7 +209,7 @@ class PgStore:
         values = {f.name: getattr(record, f.name) for f in fields(RunRecord)}
         values["overrides"] = json.dumps(record.overrides, sort_keys=True)
         now = utcnow()
-        with self._tx() as conn:
+        with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM runs WHERE run_id=%s", (record.run_id,)).fetchone():
                 raise StateError(f"run {record.run_id} exists already")
             marks = ", ".join(["%s"] * len(values))
@@ -250,7 +251,7 @@ class PgStore:
             changes["overrides"] = json.dumps(changes["overrides"], sort_keys=True)
         changes["updated_at"] = utcnow()
         sets = ", ".join(f"{k}=%s" for k in changes)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(f"UPDATE runs SET {sets} WHERE run_id=%s", (*changes.values(), run_id))
 
     # steps ------------------------------------------------------------------
@@ -299,7 +300,7 @@ class PgStore:
         changes["updated_at"] = utcnow()
         sets = ", ".join(f"{k}=%s" for k in changes)
         key = (run_id, step_id, host)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 f"UPDATE steps SET {sets} WHERE run_id=%s AND step_id=%s AND host=%s",
                 (*changes.values(), *key),
@@ -313,7 +314,7 @@ class PgStore:
     def set_anchor(self, run_id: str, anchor: Anchor, *, durable: bool = True) -> None:
         """Store the journal's new records and keep ``anchor``; ``durable``: the run stops
         here, so its files are stored too."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             self._push(conn, run_id, files=durable)
             sync.set_anchor(conn, run_id, anchor)
 
@@ -326,7 +327,7 @@ class PgStore:
 
     def ensure_step(self, run_id: str, step_id: str, host: str, position: int) -> None:
         """Add a pending step row if missing."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO steps (run_id, step_id, host, position, status, updated_at) "
                 "VALUES (%s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
@@ -337,7 +338,7 @@ class PgStore:
     def put_gate(self, decision: GateDecision) -> None:
         """Record a gate decision given outside the run (replaces an earlier one)."""
         values = tuple(getattr(decision, f.name) for f in fields(GateDecision))
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO gates VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (run_id, step_id, host) DO UPDATE SET decision=EXCLUDED.decision, "
@@ -358,13 +359,13 @@ class PgStore:
 
     def drop_gate(self, run_id: str, step_id: str, host: str) -> None:
         """Delete the decision recorded for a gate."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             sql = "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s"
             conn.execute(sql, (run_id, step_id, host))
 
     def take_gate(self, run_id: str, step_id: str, host: str) -> GateDecision | None:
         """Return and delete the decision recorded for a gate, if any."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute(
                 "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s RETURNING *",
                 (run_id, step_id, host),
