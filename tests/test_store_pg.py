@@ -164,9 +164,10 @@ def test_two_operators_resuming_one_run(pg_url: str, book: Path, tmp_path: Path)
             assert proc.returncode == 2, proc.stderr
             assert "run c1 is being run by runbook " in proc.stderr
             assert f"pid {os.getpid()}" in proc.stderr
-            with pytest.raises(StateError, match="being run by"):
-                with PgStore(pg_url, tmp_path / "other").lock_run("c1"):
-                    pass
+            other = PgStore(pg_url, tmp_path / "other")
+            with pytest.raises(StateError, match="being run by"), other.lock_run("c1"):
+                pass
+            other.close()
         with holder.lock_run("c1"):  # let go: the next one proceeds
             pass
     finally:
