@@ -38,7 +38,7 @@ from runbook_engine.errors import InputError, Problem, StateError
 from runbook_engine.source.kinds import KINDS
 
 if TYPE_CHECKING:
-    from runbook_engine.run.store import CheckpointStore
+    from runbook_engine.run.store_api import Store
     from runbook_engine.source.model import Environment, Step
     from runbook_engine.tailor.tailoring import TailoredRunbook
 
@@ -330,7 +330,7 @@ class VoteRecorded:
 
 
 def record_vote(
-    store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str, comment: str | None
+    store: Store, run_id: str, step_id: str, by: str, decision: str, comment: str | None
 ) -> VoteRecorded:
     """Check and journal an approval or rejection for a waiting approval step.
 
@@ -342,16 +342,16 @@ def record_vote(
             the step; voted already.
         StateError: unknown or finished run, no such approval step, step finished.
     """
-    from runbook_engine.run.runlock import WAIT_SECONDS, run_lock
+    from runbook_engine.run.runlock import WAIT_SECONDS
 
     if not by.strip():
         raise InputError("--as needs a name")
-    with run_lock(store.run_dir(run_id), run_id, wait=WAIT_SECONDS):
+    with store.lock_run(run_id, wait=WAIT_SECONDS):
         return _record_vote(store, run_id, step_id, by, decision, comment)
 
 
 def _record_vote(
-    store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str, comment: str | None
+    store: Store, run_id: str, step_id: str, by: str, decision: str, comment: str | None
 ) -> VoteRecorded:
     """:func:`record_vote` under the run lock: names and comment redacted before writing."""
     from runbook_engine.evidence.journal import read_journal

@@ -28,14 +28,15 @@ from runbook_engine.run.faults import crash_point
 from runbook_engine.run.free_text import run_redactor
 from runbook_engine.run.reconcile import STAGING_DIR, settle_attachments
 from runbook_engine.run.recovery import ensure_created
-from runbook_engine.run.runlock import WAIT_SECONDS, run_lock
-from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, GateDecision, utcnow
+from runbook_engine.run.runlock import WAIT_SECONDS
+from runbook_engine.run.store import DONE_STATUSES, GateDecision, utcnow
+from runbook_engine.run.store_api import Store
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def record_confirmation(
-    store: CheckpointStore,
+    store: Store,
     run_id: str,
     step_id: str,
     by: str,
@@ -75,14 +76,14 @@ def record_confirmation(
         raise InputError("--as needs a name")
     if decision == "skip" and not reason:
         raise InputError("--skip needs --note: say why the step is skipped")
-    with run_lock(store.run_dir(run_id), run_id, wait=WAIT_SECONDS):
+    with store.lock_run(run_id, wait=WAIT_SECONDS):
         return _record(
             store, run_id, step_id, by, decision, note, reason, host, attachments, in_advance
         )
 
 
 def _record(
-    store: CheckpointStore,
+    store: Store,
     run_id: str,
     step_id: str,
     by: str,

@@ -20,24 +20,47 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import StateError, StorageError
-from runbook_engine.run.clock import default_state_dir, utcnow  # noqa: F401 (re-exported)
+from runbook_engine.run.records import (  # re-exported: the store's vocabulary
+    DONE_STATUSES,
+    RUN_STATUSES,
+    STEP_STATUSES,
+    Anchor,
+    GateDecision,
+    RunRecord,
+    StepState,
+    default_state_dir,
+    utcnow,
+)
+
+__all__ = [
+    "DONE_STATUSES",
+    "RUN_STATUSES",
+    "STEP_STATUSES",
+    "Anchor",
+    "CheckpointStore",
+    "GateDecision",
+    "RunRecord",
+    "StepState",
+    "default_state_dir",
+    "utcnow",
+]
 
 SCHEMA_VERSION = 4
 #: Columns added since schema 1: a local command's pid, start time and group (2), a remote
 #: one's marker (3), the journal's anchor (4).
-_ADDED_COLUMNS = (("steps", "pid", "INTEGER"), ("steps", "pid_start", "INTEGER"),
-                  ("steps", "pgid", "INTEGER"), ("steps", "marker", "TEXT"),
-                  ("runs", "journal_seq", "INTEGER"), ("runs", "journal_hash", "TEXT"))  # fmt: skip
-Anchor = tuple[int, str]  #: a run's ``(journal seq, record hash)`` anchor
-STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
-DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
-RUN_STATUSES = ("running", "paused", "succeeded", "failed", "aborted", "interrupted", "unverified")
-
+_ADDED_COLUMNS = (
+    ("steps", "pid", "INTEGER"),
+    ("steps", "pid_start", "INTEGER"),
+    ("steps", "pgid", "INTEGER"),
+    ("steps", "marker", "TEXT"),
+    ("runs", "journal_seq", "INTEGER"),
+    ("runs", "journal_hash", "TEXT"),
+)
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs (
@@ -60,68 +83,6 @@ CREATE TABLE gates (
     PRIMARY KEY (run_id, step_id, host)
 );
 """
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One run as stored.
-
-    Attributes mirror the ``runs`` table; ``overrides`` is the ``--set``
-    mapping; times are UTC ISO-8601 strings.
-    """
-
-    run_id: str
-    runbook_id: str
-    runbook_path: str
-    content_hash: str
-    env_path: str | None
-    env_name: str | None
-    env_hash: str | None
-    overrides: dict[str, str]
-    status: str
-    outcome: str | None
-    operator: str
-    change_id: str | None
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class StepState:
-    """One step on one host as stored (``status`` is one of :data:`STEP_STATUSES`;
-    ``pid``, ``pid_start`` and ``pgid`` identify the local process of its last command,
-    ``marker`` the remote one: see :class:`~runbook_engine.transports.process.RemoteProcess`)."""
-
-    run_id: str
-    step_id: str
-    host: str
-    position: int
-    status: str
-    attempts: int
-    exit_code: int | None
-    started_at: str | None
-    finished_at: str | None
-    reason: str | None
-    output_digest: str | None
-    updated_at: str
-    pid: int | None = None
-    pid_start: int | None = None
-    pgid: int | None = None
-    marker: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GateDecision:
-    """A decision given for a gate outside the running process (``runbook confirm``)."""
-
-    run_id: str
-    step_id: str
-    host: str
-    decision: str
-    by: str
-    note: str | None
-    source: str
-    at: str
 
 
 class CheckpointStore:
@@ -225,6 +186,19 @@ class CheckpointStore:
     def run_dir(self, run_id: str) -> Path:
         """Return the folder of a run's files (journal, outputs)."""
         return self.state_dir / "runs" / run_id
+
+    def lock_run(
+        self, run_id: str, *, wait: float = 0.0
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold run ``run_id``'s file lock (:func:`~runbook_engine.run.runlock.run_lock`);
+        wait up to ``wait`` seconds for another process.
+
+        Raises:
+            StateError: another process holds the run.
+        """
+        from runbook_engine.run.runlock import run_lock
+
+        return run_lock(self.run_dir(run_id), run_id, wait=wait)
 
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
