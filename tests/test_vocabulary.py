@@ -270,7 +270,10 @@ def test_lint_and_run_agree_that_an_error_is_bad_input(book: Book) -> None:
 
 
 def test_readme_commands_work_as_written(tmp_path: Path) -> None:
-    """Every `runbook ...` command in the README's sh blocks, run from a copy of the library."""
+    """Every `runbook ...` command in the README's sh blocks, run from a copy of the library.
+
+    ``sh`` blocks are meant to be run as written; ``shell`` blocks are illustrations with
+    placeholders (a team's database URL, RUN-ID) and are not run."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", readme, re.S):
