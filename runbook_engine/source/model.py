@@ -182,6 +182,12 @@ class Runbook:
         segments: Prose and steps in document order.
         content_hash: SHA-256 (hex) of the file's bytes; runs are locked to it.
         body_start_line: First line after the front matter (1-based).
+        foreign: Front-matter keys of other tools (``ms.author``, ``description``), kept as
+            written, in file order; guides and the site carry them as metadata.
+        foreign_lines: The 1-based line of each key of ``foreign``.
+        templated: Whether prose and blocks that are not steps are templates: the front
+            matter declares ``parameters`` or ``roles`` (a runbook of ours).  A document
+            without them keeps every brace as written (step bodies included).
     """
 
     path: Path
@@ -197,6 +203,9 @@ class Runbook:
     segments: tuple[Prose | Step, ...]
     content_hash: str
     body_start_line: int = 1
+    foreign: dict[str, Any] = field(default_factory=dict)
+    foreign_lines: dict[str, int] = field(default_factory=dict)
+    templated: bool = True
 
     @property
     def steps(self) -> tuple[Step, ...]:

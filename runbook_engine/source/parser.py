@@ -141,6 +141,9 @@ def _parse(text: str, path: Path, digest: str) -> Runbook:
         segments=segments,
         content_hash=digest,
         body_start_line=body_line,
+        foreign=info.foreign,
+        foreign_lines=info.foreign_lines,
+        templated=bool(meta) and ("parameters" in meta or "roles" in meta),
     )
 
 
