@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 #: Step kinds whose body is a command for a target host (DESIGN.md §2).
-COMMAND_KINDS: frozenset[str] = frozenset({"cmd", "powershell", "sh", "bash", "python"})
+COMMAND_KINDS: frozenset[str] = frozenset(
+    {"cmd", "powershell", "sh", "bash", "python", "console", "shell-session"}
+)
 #: Step kinds whose body is Markdown instructions for a person.
 MANUAL_KINDS: frozenset[str] = frozenset({"manual"})
 

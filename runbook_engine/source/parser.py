@@ -21,8 +21,9 @@ from markdown_it.token import Token
 
 from runbook_engine.errors import Problem, RunbookSyntaxError
 from runbook_engine.source.attrs import AttrSyntaxError, InfoString, parse_estimate, parse_info
+from runbook_engine.source.console import CONSOLE_KINDS, TranscriptError, parse_transcript
 from runbook_engine.source.frontmatter import split_front_matter
-from runbook_engine.source.kinds import ERREXIT, KINDS, errexit_mode
+from runbook_engine.source.kinds import DATA_LANGS, ERREXIT, KINDS, errexit_mode
 from runbook_engine.source.library import LIBRARY_ENV, library_root, outside_library
 from runbook_engine.source.metadata import FRAGMENT_KEYS, read_meta
 from runbook_engine.source.model import Parameter, Prose, Runbook, SourceSpan, Step
@@ -47,11 +48,14 @@ ATTRIBUTES = frozenset(
         "estimate",
         "go-no-go",
         "errexit",
+        "expect",
     }
 )
 CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
 MAX_INCLUDE_DEPTH = 8
-_CHECK_KINDS = frozenset({"cmd", "powershell", "sh", "bash", "python", "probe"})
+_CHECK_KINDS = frozenset(
+    {"cmd", "powershell", "sh", "bash", "python", "probe", "console", "shell-session"}
+)
 
 
 def read_source(path: Path) -> tuple[str, str]:
@@ -155,7 +159,7 @@ def _walk(doc: _Document, text: str, path: Path, body_line: int, depth: int, sta
     tokens = _MD.parse(body)
     for index, token in enumerate(tokens):
         if token.type == "heading_open" and doc.heading is None and depth == 0:
-            doc.heading = tokens[index + 1].content.strip()
+            doc.heading = _plain(tokens[index + 1])
         if token.type == "html_block" and token.level == 0 and token.map:
             match = _INCLUDE.match(token.content.strip())
             if match:
@@ -182,6 +186,14 @@ def _walk(doc: _Document, text: str, path: Path, body_line: int, depth: int, sta
         doc.segments.append(step)
         cursor = token.map[1]
     _emit_prose(doc, lines, cursor, len(lines), path, offset)
+
+
+def _plain(inline: Token) -> str:
+    """A heading's text without its markup: ``Install **(PREMIUM)**`` -> ``Install (PREMIUM)``."""
+    return "".join(
+        c.content if c.type in ("text", "code_inline") else " " if c.type == "softbreak" else ""
+        for c in inline.children or []
+    ).strip()
 
 
 def _emit_prose(
@@ -301,11 +313,23 @@ def _make_step(
     fields = _step_fields(doc, info, path, line, source, info.id)
     if info.lang is None:
         doc.problem(
-            f"step {info.id!r} has no language; write the kind before the attributes, "
-            f"e.g. ```cmd {{#{info.id}}}",
+            f"step {info.id!r} has no kind; write one before the attributes, e.g. "
+            f"```sh {{#{info.id}}} (a pasted terminal session: ```console {{#{info.id}}}); "
+            f"kinds: {', '.join(sorted(KINDS))}",
             path,
             line,
             "RB113",
+            source,
+        )
+        return None
+    if info.lang in DATA_LANGS:
+        doc.problem(
+            f"step {info.id!r}: a {info.lang!r} block is data, not something to run; a step "
+            f"is one of: {', '.join(sorted(KINDS))} (to show the {info.lang} as an example, "
+            "leave out the {#id}; to check it, use a probe or a command that reads it)",
+            path,
+            line,
+            "RB114",
             source,
         )
         return None
@@ -332,6 +356,11 @@ def _make_step(
     body = token.content
     if body and not body.endswith("\n"):
         body += "\n"
+    if info.lang in CONSOLE_KINDS:
+        try:
+            parse_transcript(body)
+        except TranscriptError as exc:
+            doc.problem(f"step {info.id!r}: {exc}", path, line + 1 + exc.line, "RB124", source)
     fence_col = len(source) - len(source.lstrip(" >\t0123456789.)-*+"))
     return Step(
         id=info.id,
@@ -407,6 +436,12 @@ def _step_fields(
             if value not in ("true", "false"):
                 bad(f"template={value!r} must be 'true' or 'false'")
             out["template"] = value != "false"
+        elif key == "expect":
+            if kind not in CONSOLE_KINDS or value not in ("none", "exact", "lines"):
+                bad(
+                    f"expect={value!r}: console steps compare output with expect=exact, "
+                    "expect=lines or expect=none (the default)"
+                )
         elif key == "errexit":
             if value not in ("true", "false"):
                 bad(f"errexit={value!r} must be 'true' or 'false'")

@@ -22,6 +22,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 
 from runbook_engine.errors import Problem, TemplateProblem
+from runbook_engine.source.kinds import KINDS
 from runbook_engine.source.model import Environment, Host, Prose, Runbook, SourceSpan, Step
 from runbook_engine.tailor.binding import (
     BindingError,
@@ -219,7 +220,7 @@ def _tailor_step(
     body = run_body = step.body
     values: dict[str, str] = {}
     outputs: list[str] = []
-    if step.template:
+    if step.template and (KINDS[step.kind].template if step.kind in KINDS else True):
         rendered = _render_body(step, {**ctx, _OUTPUTS: outputs}, known, env, runbook, problems)
         if rendered is not None:
             body, run_body, values = rendered
