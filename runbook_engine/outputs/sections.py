@@ -46,9 +46,9 @@ class CodeView:
 def foreign_meta(tailored: TailoredRunbook) -> list[tuple[str, str]]:
     """The front-matter keys of other tools (``ms.author``...) as ``(name, text)`` pairs for
     the HTML guide's and the site page's ``<meta>`` (text: a string as written, anything
-    else as JSON)."""
+    lists and mappings as JSON, other scalars as text)."""
     return [
-        (key, value if isinstance(value, str) else json.dumps(value, default=str))
+        (key, json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value))
         for key, value in tailored.runbook.foreign.items()
     ]
 

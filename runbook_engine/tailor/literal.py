@@ -46,8 +46,15 @@ _CONSTRUCT = re.compile(
     re.DOTALL,
 )
 _GO_WORDS = frozenset({"end", "else", "range", "with", "define", "template", "block", "break"})
-_OPENERS = {"if": "endif", "for": "endfor", "macro": "endmacro", "call": "endcall",
-            "filter": "endfilter", "with": "endwith", "set": "endset"}
+_OPENERS = {
+    "if": "endif",
+    "for": "endfor",
+    "macro": "endmacro",
+    "call": "endcall",
+    "filter": "endfilter",
+    "with": "endwith",
+    "set": "endset",
+}
 _MIDDLES = frozenset({"elif", "else"})
 _MD = MarkdownIt("commonmark")
 _PARSER = make_environment()

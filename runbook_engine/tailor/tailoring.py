@@ -423,5 +423,3 @@ def _render(
 def _compiled(source: str) -> jinja2.Template:
     """``source`` compiled once per process (from a copy: compiling changes the tree)."""
     return _JINJA.from_string(copy.deepcopy(parse_template(source)))
-
-
