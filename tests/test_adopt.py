@@ -206,3 +206,33 @@ def test_notebook_keeps_list_continuations_as_paragraphs() -> None:
     text = next("".join(c["source"]) for c in nb["cells"] if "Wait until" in "".join(c["source"]))
     assert text.startswith("Wait until the site shows **Stopped**")
     assert "\n    Indented four more" in text  # code in the source stays code
+
+
+def test_console_steps_run_their_commands_and_compare_output(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    book = tmp_path / "c.md"
+    book.write_text(
+        "# C\n\n```console {#greet .verify expect=exact}\n$ echo hello\nhello\n"
+        '$ printf "a\\nb\\n"\na\nb\n```\n\n'
+        "```console {#other .verify expect=exact}\n$ echo other\nhello\n```\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "run", str(book), "--state-dir", "st", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1, result.stderr
+    journal = next((tmp_path / "st" / "runs").glob("*/journal.jsonl")).read_text("utf-8")
+    records = [json.loads(line) for line in journal.splitlines()]
+    started = [r for r in records if r.get("event") == "step-started"]
+    assert started and all(r.get("kind") == "sh" for r in started)  # $ prompts: sh
+    assert 'echo hello\nprintf "a\\nb\\n"\n' in [r.get("command") for r in started]
+    compared = {r["step"]: r["matched"] for r in records if r.get("event") == "output-compared"}
+    assert compared == {"greet": True, "other": False}
+    assert records[-1]["event"] == "run-finished" and records[-1]["status"] == "failed"

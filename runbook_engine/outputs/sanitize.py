@@ -35,6 +35,7 @@ _STYLES = {"counter-reset", "text-align"}
 _SCHEMES = {"http", "https", "mailto", "data"}
 _NAME_ANCHOR = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
 _NAME = re.compile(r"""\bname\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.IGNORECASE)
+_NO_SRC_IMAGE = re.compile(r"<img(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 _HAS_ID = re.compile(r"\bid\s*=", re.IGNORECASE)
 
 
@@ -63,7 +64,7 @@ def name_anchors(html: str) -> str:
 
 def sanitize(html: str) -> str:
     """Return the HTML fragment ``html`` with only allowed tags and attributes (module doc)."""
-    return nh3.clean(
+    cleaned = nh3.clean(
         name_anchors(html),
         tags=_TAGS,
         attributes=_ATTRIBUTES,
@@ -73,3 +74,4 @@ def sanitize(html: str) -> str:
         filter_style_properties=_STYLES,
         strip_comments=True,
     )
+    return _NO_SRC_IMAGE.sub("", cleaned)  # an image whose source was refused is no image

@@ -4,7 +4,8 @@ The commands after the prompts (:mod:`runbook_engine.source.console`) run as one
 of the transcript's shell (``$ `` → ``sh``, ``PS>`` → ``powershell``) with errexit on,
 like any command step; the other lines are expected output, compared when the step says
 ``expect=exact`` or ``expect=lines`` (default ``expect=none``: shown, not compared, since
-pasted output holds names and times of the day it was pasted).  On a host reached by hand
+pasted output holds names and times of the day it was pasted); each comparison is
+journaled (``output-compared``, with ``matched``).  On a host reached by hand
 the step is a gate showing the transcript as written.
 """
 
@@ -42,7 +43,12 @@ class ConsoleStep(StepExecutor):
         result = ctx.run_command(script, host, ts.id, purpose="step")
         mode = ts.step.attrs.get("expect", "none")
         if result is not None and result.ok:
-            if mode == "none" or output_matches(transcript.expected, result.stdout, mode):
+            matched = mode == "none" or output_matches(transcript.expected, result.stdout, mode)
+            if mode != "none":
+                ctx.journal.append(
+                    "output-compared", step=ts.id, host=host.name, expect=mode, matched=matched
+                )
+            if matched:
                 ctx.finish(ts, host, "succeeded", exit_code=result.exit_code)
                 return "done"
             reason = f"output differs from the transcript (expect={mode})"
