@@ -40,8 +40,9 @@ class Launcher(Protocol):
     def start(self, request: RunRequest) -> None:
         """Start the run of ``request``."""
 
-    def resume(self, run_id: str, operator: str) -> None:
-        """Continue ``run_id`` (after a decision) in the name of its ``operator``."""
+    def resume(self, run_id: str, operator: str, cwd: Path | None = None) -> None:
+        """Continue ``run_id`` (after a decision) in the name of its ``operator``, in
+        ``cwd`` (the runbook's folder, where the console starts runs)."""
 
 
 class BackgroundLauncher:
@@ -70,9 +71,9 @@ class BackgroundLauncher:
             argv += ["--change", request.change_id]
         self._spawn("run", argv, request.run_id, cwd=request.runbook.parent)
 
-    def resume(self, run_id: str, operator: str) -> None:
-        """Start ``runbook resume RUN_ID --operator OPERATOR`` (never waits for it)."""
-        self._spawn("resume", [run_id, "--operator", operator], run_id)
+    def resume(self, run_id: str, operator: str, cwd: Path | None = None) -> None:
+        """Start ``runbook resume RUN_ID --operator OPERATOR`` in ``cwd`` (never waits)."""
+        self._spawn("resume", [run_id, "--operator", operator], run_id, cwd=cwd)
 
     def _spawn(self, verb: str, argv: list[str], run_id: str, cwd: Path | None = None) -> None:
         self._reap()
@@ -103,6 +104,12 @@ class BackgroundLauncher:
 
     def _reap(self) -> None:
         self._children = [c for c in self._children if c.poll() is None]
+
+    def wait(self, timeout: float = 120.0) -> None:
+        """Wait until every started process has ended (tests; an orderly shutdown)."""
+        for child in list(self._children):
+            child.wait(timeout=timeout)
+        self._reap()
 
     def busy(self) -> int:
         """How many started processes still run."""

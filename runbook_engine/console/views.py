@@ -27,7 +27,6 @@ from runbook_engine.resources import templates_dir
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(templates_dir()) / "console")),
     autoescape=True,
-    undefined=jinja2.StrictUndefined,
 )
 
 
@@ -196,7 +195,7 @@ def _continue(app: Any, run_id: str) -> None:
     """Continue a paused run after a decision, in its operator's name."""
     record = app.data.run(run_id).record
     if record.status != "running":
-        app.launcher.resume(run_id, record.operator)
+        app.launcher.resume(run_id, record.operator, Path(record.runbook_path).parent)
 
 
 def _uploads(form: Any, folder: Path, settings: Any) -> tuple[Path, ...] | str:
