@@ -34,6 +34,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "run"
 
 #: Commands whose result is a document written out (``--to FORMAT``), not a report.
 DOCUMENT_COMMANDS = {"render", "evidence export"}
+#: Commands that serve rather than print results (``runbook serve``: the web console).
+SERVERS = {"serve"}
 #: Path options that name something read, or the state, not what a command writes.
 INPUT_PATHS = {"--answers", "--state-dir"}
 #: Path options that write something besides the command's result.
@@ -80,7 +82,7 @@ def test_help_of_every_command_speaks_the_shared_vocabulary(name: str) -> None:
     shown = set(re.findall(r"(?<![\w-])--?[a-z][\w-]*", result.output))
     assert not shown & OLD_NAMES, f"{name} --help shows {shown & OLD_NAMES}"
     names = {opt for o in visible_options(command) for opt in o.opts}
-    if name not in DOCUMENT_COMMANDS:
+    if name not in DOCUMENT_COMMANDS | SERVERS:
         assert "--json" in names and "--json" in shown, f"{name} prints results without --json"
     for option in visible_options(command):
         if option.name in FREE_TEXT:

@@ -16,7 +16,7 @@ from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
 from runbook_engine.run.anchor import StoreAnchor
 from runbook_engine.run.faults import crash_point
-from runbook_engine.run.gates import Decision, prompt_gate
+from runbook_engine.run.gates import Decision, prompt_gate, stored_source
 from runbook_engine.run.heldlock import HeldLock
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.step_output import max_output_bytes, output_name, write_output
@@ -170,7 +170,7 @@ class RunContext:
                 stored.by,
                 note=None if skip else stored.note,
                 reason=stored.note if skip else None,
-                source=stored.source,
+                **stored_source(stored.source),
                 decided_at=stored.at,
             )
         if self.options.answers is not None:
