@@ -149,7 +149,11 @@ def test_index_lists_the_library_as_it_is(tmp_path: Path) -> None:
 
 def test_a_runbook_with_problems_is_never_cached(tmp_path: Path) -> None:
     lib, out = library(tmp_path), tmp_path / "site"
-    (lib / "broken.md").write_text("---\nid: broken\n---\n# B\n\n{{ nope }}\n", encoding="utf-8")
+    (lib / "broken.md").write_text(
+        "---\nid: broken\nparameters:\n  x: {type: string}\n---\n# B\n\n"
+        "```sh {#a}\necho {{ x }} {{ nope }}\n```\n",
+        encoding="utf-8",
+    )
     first = build(lib, out)
     assert not first.ok and first.runbooks_reused == 0
     again = build(lib, out)
