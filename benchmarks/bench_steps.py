@@ -87,7 +87,7 @@ def main() -> None:
                 runbook,
                 "keys",
                 "init",
-                "--dir",
+                "-o",
                 str(folder / "keys"),
                 "--state-dir",
                 str(folder / "states"),

@@ -158,11 +158,13 @@ class Signer:
         """Write the public key to ``signing.pub`` in the run folder."""
         (self.path.parent / PUBLIC_KEY_NAME).write_bytes(public_pem(self._key.public_key()))
 
-    def sign(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def sign(self, record: dict[str, Any], *, sync: bool = True) -> dict[str, Any] | None:
         """Sign the chain head ``record`` (as returned by ``Journal.append``) and append it.
 
         The signature file is locked and, when another process wrote to it since,
-        its last line is read again first.
+        its last line is read again first.  With ``sync`` false the line is written but
+        not ``fsync``'d: it reaches the disk with the next synced signature (which
+        covers this record through the chain anyway) or the system's write-back.
 
         Returns:
             The signature record written, or ``None`` when a signature of a later
@@ -190,7 +192,8 @@ class Signer:
                 try:
                     if os.write(fd, line) != len(line):
                         raise OSError(errno.ENOSPC, "short write (disk full?)")
-                    os.fsync(fd)
+                    if sync:
+                        os.fsync(fd)
                 except OSError:
                     with contextlib.suppress(OSError):
                         os.ftruncate(fd, size)  # never leave half a signature line
@@ -257,7 +260,34 @@ class SignedJournal(Journal):
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append and sign one event (see ``Journal.append``); seal the journal after the
         run's end or after an addition to a sealed journal."""
-        record = self._append_signed(event, fields)
+        return self.append_record(event, fields)
+
+    def append_record(
+        self,
+        event: str,
+        fields: dict[str, Any],
+        *,
+        sync: bool = True,
+        sync_signature: bool | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`append` with the ``fsync`` of the record and of its signature optional.
+
+        Args:
+            event: Event name.
+            fields: Its data.
+            sync: ``fsync`` the record (see ``Journal.append_record``).
+            sync_signature: ``fsync`` its signature line; defaults to ``sync``, and is
+                never done for a record not synced (a signature on disk always names a
+                record on disk).  A signature not synced is made durable by the next
+                synced one, which covers this record through the chain; a power loss
+                before that leaves the record unsigned, and the run's next signed record
+                (its resume) covers it.
+
+        Raises:
+            As :meth:`append`.
+        """
+        sync_signature = sync if sync_signature is None else (sync and sync_signature)
+        record = self._append_signed(event, fields, sync, sync_signature)
         if self.signer is not None and (event == "run-finished" or self._sealed):
             self._append_signed(SEAL_EVENT, {"run_id": self.run_id, "last_seq": self.head[0] + 1})
             self._sealed = True
@@ -282,13 +312,15 @@ class SignedJournal(Journal):
         self._sealed = True
         return record
 
-    def _append_signed(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _append_signed(
+        self, event: str, fields: dict[str, Any], sync: bool = True, sync_signature: bool = True
+    ) -> dict[str, Any]:
         with shielded():  # a stop signal waits until the record is signed
-            record = super().append(event, **fields)
+            record = super().append_record(event, fields, sync=sync)
             if event == "run-finished":
                 crash_point("after-run-finished")
             if self.signer is not None:
-                self.signer.sign(record)
+                self.signer.sign(record, sync=sync_signature)
         return record
 
 

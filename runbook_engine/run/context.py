@@ -306,19 +306,11 @@ class RunContext:
             start: Columns of the step's ``running`` checkpoint (attempts, start time),
                 committed once ``{purpose}-started`` is in the journal and before the
                 command starts."""
-        self.journal.append(
-            f"{purpose}-started",
-            step=step_id,
-            id=ts.id,
-            host=host.name,
-            address=host.address,
-            transport=host.transport,
-            kind=ts.step.kind,
-            command=ts.run_body or ts.body,
-            values=dict(ts.env),
-            attempt=attempt,
-            timeout_seconds=ts.step.timeout,
-        )
+        fields = {"step": step_id, "id": ts.id, "host": host.name, "address": host.address}
+        fields |= {"transport": host.transport, "kind": ts.step.kind, "attempt": attempt}
+        fields |= {"command": ts.run_body or ts.body, "timeout_seconds": ts.step.timeout}
+        fields["values"] = dict(ts.env)  # on disk before the command starts (signature: at its end)
+        self.journal.append_record(f"{purpose}-started", fields, sync_signature=False)
         if start is not None:
             crash_point("after-step-started")
             self.transition(ts, host, "running", **start)
@@ -357,14 +349,11 @@ class RunContext:
 
         def started(identity: ProcessIdentity | RemoteProcess) -> None:
             with self.parallel:  # serialised with the other hosts' journal writes
-                self.journal.append(
-                    "process-started",
-                    step=step_id,
-                    id=ts.id,
-                    host=host.name,
-                    purpose=purpose,
-                    **identity.fields(),
-                )
+                fields = {"step": step_id, "id": ts.id, "host": host.name, "purpose": purpose}
+                fields |= identity.fields()
+                # Not fsync'd: a process identity means nothing after a power loss.
+                self.journal.append_record("process-started", fields, sync=False)
+                crash_point("after-process-started")
                 if purpose == "step":
                     self.transition(ts, host, "running", **identity.columns())
 
