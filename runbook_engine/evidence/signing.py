@@ -139,6 +139,7 @@ class Signer:
             data = self.path.read_bytes()
             self._count, self._prev, self._last_seq = _tail(self.path, data)
             self._size = len(data)
+        self._unsynced = False  # a line written here is not fsync'd yet
 
     def describe(self) -> dict[str, Any]:
         """Fields for the ``run-started`` record: algorithm, key id, public key PEM, coverage."""
@@ -194,6 +195,7 @@ class Signer:
                         raise OSError(errno.ENOSPC, "short write (disk full?)")
                     if sync:
                         os.fsync(fd)
+                    self._unsynced = not sync
                 except OSError:
                     with contextlib.suppress(OSError):
                         os.ftruncate(fd, size)  # never leave half a signature line
@@ -209,6 +211,24 @@ class Signer:
         )
         self._size = size + len(line)
         return entry
+
+    def flush(self) -> None:
+        """``fsync`` the signature lines written here without it (a no-op when none).
+
+        Raises:
+            StorageError: the file cannot be synced (exit 74).
+        """
+        if not self._unsynced:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise storage_error(f"signatures {self.path}", exc) from exc
+        self._unsynced = False
 
     def _entry(self, record: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -269,25 +289,18 @@ class SignedJournal(Journal):
         *,
         sync: bool = True,
         sync_signature: bool | None = None,
+        sign: bool = True,
     ) -> dict[str, Any]:
-        """:meth:`append` with the ``fsync`` of the record and of its signature optional.
-
-        Args:
-            event: Event name.
-            fields: Its data.
-            sync: ``fsync`` the record (see ``Journal.append_record``).
-            sync_signature: ``fsync`` its signature line; defaults to ``sync``, and is
-                never done for a record not synced (a signature on disk always names a
-                record on disk).  A signature not synced is made durable by the next
-                synced one, which covers this record through the chain; a power loss
-                before that leaves the record unsigned, and the run's next signed record
-                (its resume) covers it.
-
-        Raises:
-            As :meth:`append`.
+        """:meth:`append`, the ``fsync`` of the record (``sync``, see ``Journal.append_record``)
+        and of its signature line (``sync_signature``, default ``sync``) optional, and the
+        signature itself (``sign``: false leaves the record to a later signature, which covers
+        it through the chain).  A signature line is only written for a record ``fsync``'d, so
+        one on the disk always names a record on the disk.  An unsynced signature is made
+        durable by the next synced one; a power loss before leaves the record unsigned, and
+        the run's next signed record (its resume) covers it.  Raises as :meth:`append`.
         """
         sync_signature = sync if sync_signature is None else (sync and sync_signature)
-        record = self._append_signed(event, fields, sync, sync_signature)
+        record = self._append_signed(event, fields, sync, sync_signature, sign and sync)
         if self.signer is not None and (event == "run-finished" or self._sealed):
             self._append_signed(SEAL_EVENT, {"run_id": self.run_id, "last_seq": self.head[0] + 1})
             self._sealed = True
@@ -313,13 +326,18 @@ class SignedJournal(Journal):
         return record
 
     def _append_signed(
-        self, event: str, fields: dict[str, Any], sync: bool = True, sync_signature: bool = True
+        self,
+        event: str,
+        fields: dict[str, Any],
+        sync: bool = True,
+        sync_signature: bool = True,
+        sign: bool = True,
     ) -> dict[str, Any]:
         with shielded():  # a stop signal waits until the record is signed
             record = super().append_record(event, fields, sync=sync)
             if event == "run-finished":
                 crash_point("after-run-finished")
-            if self.signer is not None:
+            if self.signer is not None and sign:
                 self.signer.sign(record, sync=sync_signature)
         return record
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +18,14 @@ from runbook_engine.evidence.signing import SignedJournal, first_record, shared_
 from runbook_engine.run.anchor import StoreAnchor
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate
+from runbook_engine.run.groupcommit import GroupCommit, Move
 from runbook_engine.run.heldlock import HeldLock
+from runbook_engine.run.output_files import max_output_bytes, output_name
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
 from runbook_engine.tailor.quoting import secret_environment
 from runbook_engine.transports import TRANSPORTS, CommandResult, Transport, TransportPool
 from runbook_engine.transports.process import (
-    DEFAULT_MAX_OUTPUT,
     CommandHooks,
     ProcessIdentity,
     RemoteProcess,
@@ -86,6 +86,8 @@ class RunContext:
         #: Columns a step's next transition carries (its output digest and exit code,
         #: left by :meth:`record_result`): one transaction instead of two.
         self._carry: dict[tuple[str, str], dict[str, Any]] = {}
+        #: Set by the runner while a step fans out to several hosts at once.
+        self.group: GroupCommit | None = None
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
@@ -121,20 +123,23 @@ class RunContext:
 
         The transaction does not wait for the disk: the journal holds what it says
         (ARCHITECTURE.md, "Durability of a step")."""
-        columns = {**self._carry.pop((ts.id, host.name), {}), **fields}
+        _, _, _, columns = self._move(ts, host, status, fields)
+        anchor = self.anchor.pending
         self.store.transition(
-            self.run_id,
-            ts.id,
-            host.name,
-            status,
-            anchor=self.anchor.pending,
-            durable=False,
-            **columns,
+            self.run_id, ts.id, host.name, status, anchor=anchor, durable=False, **columns
         )
 
+    def _move(self, ts: TailoredStep, host: Host, status: str, fields: dict[str, Any]) -> Move:
+        """The transition of ``ts`` on ``host`` to ``status``, with what the last command left."""
+        return (ts.id, host.name, status, {**self._carry.pop((ts.id, host.name), {}), **fields})
+
     def finish(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
-        """Record that ``ts`` ended on ``host`` with ``status`` (one transaction)."""
-        self.transition(ts, host, status, finished_at=utcnow(), **fields)
+        """Record that ``ts`` ended on ``host`` with ``status`` (one transaction; in a
+        fanned-out step, the group's next one: :meth:`GroupCommit.defer`)."""
+        fields["finished_at"] = utcnow()
+        if self.group is None:
+            return self.transition(ts, host, status, **fields)
+        self.group.defer(self._move(ts, host, status, fields))
 
     def rest(self) -> None:
         """The run stops here: make the store and the journal's anchor durable
@@ -310,8 +315,12 @@ class RunContext:
         fields |= {"transport": host.transport, "kind": ts.step.kind, "attempt": attempt}
         fields |= {"command": ts.run_body or ts.body, "timeout_seconds": ts.step.timeout}
         fields["values"] = dict(ts.env)  # on disk before the command starts (signature: at its end)
-        self.journal.append_record(f"{purpose}-started", fields, sync_signature=False)
-        if start is not None:
+        if self.group is not None and start is not None:  # fsync and transaction shared
+            record = self.journal.append_record(f"{purpose}-started", fields, sync=False)
+            self.group.commit(record, self._move(ts, host, "running", start))
+        else:
+            self.journal.append_record(f"{purpose}-started", fields, sync_signature=False)
+        if start is not None and self.group is None:
             crash_point("after-step-started")
             self.transition(ts, host, "running", **start)
         try:
@@ -385,20 +394,14 @@ class RunContext:
         output = self.redactor.redact(result.stdout + result.stderr)
         digest = self.save_output(step_id, own_id, host, attempt, purpose, output)
         name = output_name(step_id, own_id, host, attempt, purpose)
-        self.journal.append(
-            f"{purpose}-finished",
-            step=step_id,
-            id=ts.id,
-            host=host.name,
-            status="succeeded" if result.ok else "failed",
-            exit_code=result.exit_code,
-            timed_out=result.timed_out,
-            duration_seconds=round(result.duration, 3),
-            output_sha256=digest,
-            output_file=f"output/{name}",
-            output_excerpt=output[-EXCERPT_CHARS:],
-            **({"output_streams": result.streams} if result.streams else {}),
-        )
+        fields = {"step": step_id, "id": ts.id, "host": host.name, "exit_code": result.exit_code}
+        fields |= {"status": "succeeded" if result.ok else "failed", "timed_out": result.timed_out}
+        fields |= {"duration_seconds": round(result.duration, 3), "output_sha256": digest}
+        fields |= {"output_file": f"output/{name}", "output_excerpt": output[-EXCERPT_CHARS:]}
+        fields |= {"output_streams": result.streams} if result.streams else {}
+        record = self.journal.append_record(f"{purpose}-finished", fields, sync=self.group is None)
+        if self.group is not None:  # durable and signed with the other hosts' records
+            self.group.commit(record)
         if purpose == "step":  # carried by the step's next transition (its end, mostly)
             crash_point("after-step-finished")
             self._carry[(ts.id, host.name)] = {
@@ -484,17 +487,3 @@ class RunContext:
             agreed = Confirm.ask("Run the backout now?", console=self.report.console)
             wanted = "run" if agreed else "skip"
         return wanted
-
-
-def max_output_bytes(options: RunOptions) -> int:
-    """Bytes of a command's output kept: ``options.max_output``, else
-    ``$RUNBOOK_MAX_OUTPUT``, else :data:`DEFAULT_MAX_OUTPUT`."""
-    if getattr(options, "max_output", None):
-        return int(options.max_output)  # type: ignore[arg-type]
-    env = os.environ.get("RUNBOOK_MAX_OUTPUT", "").strip()
-    return int(env) if env.isdigit() and int(env) > 0 else DEFAULT_MAX_OUTPUT
-
-
-def output_name(step_id: str, own_id: str, host: Host, attempt: int, purpose: str) -> str:
-    """The file (in ``output/``) that keeps one command's output; the journal names it."""
-    return f"{step_id}.{purpose}-{own_id}@{host.name}.{attempt}.txt"

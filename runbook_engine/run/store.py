@@ -20,12 +20,13 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import StateError, StorageError
+from runbook_engine.run.store_records import GateDecision, RunRecord, StepState
 
 SCHEMA_VERSION = 4
 #: Columns added since schema 1: a local command's pid, start time and group (2), a remote
@@ -70,68 +71,6 @@ CREATE TABLE gates (
 def utcnow() -> str:
     """Return the current UTC time as ISO-8601 with microseconds and ``Z``."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One run as stored.
-
-    Attributes mirror the ``runs`` table; ``overrides`` is the ``--set``
-    mapping; times are UTC ISO-8601 strings.
-    """
-
-    run_id: str
-    runbook_id: str
-    runbook_path: str
-    content_hash: str
-    env_path: str | None
-    env_name: str | None
-    env_hash: str | None
-    overrides: dict[str, str]
-    status: str
-    outcome: str | None
-    operator: str
-    change_id: str | None
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class StepState:
-    """One step on one host as stored (``status`` is one of :data:`STEP_STATUSES`;
-    ``pid``, ``pid_start`` and ``pgid`` identify the local process of its last command,
-    ``marker`` the remote one: see :class:`~runbook_engine.transports.process.RemoteProcess`)."""
-
-    run_id: str
-    step_id: str
-    host: str
-    position: int
-    status: str
-    attempts: int
-    exit_code: int | None
-    started_at: str | None
-    finished_at: str | None
-    reason: str | None
-    output_digest: str | None
-    updated_at: str
-    pid: int | None = None
-    pid_start: int | None = None
-    pgid: int | None = None
-    marker: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GateDecision:
-    """A decision given for a gate outside the running process (``runbook confirm``)."""
-
-    run_id: str
-    step_id: str
-    host: str
-    decision: str
-    by: str
-    note: str | None
-    source: str
-    at: str
 
 
 def default_state_dir() -> Path:
@@ -364,31 +303,42 @@ class CheckpointStore:
         durable: bool = True,
         **changes: Any,
     ) -> None:
-        """Move a step to ``status`` (and set other columns) in one committed transaction.
+        """Move a step to ``status`` (and set other columns) in one committed transaction;
+        ``clear_gate`` also deletes its stored decision (journaled).  See :meth:`transitions`."""
+        move = (step_id, host, status, changes)
+        self.transitions(run_id, [move], anchor=anchor, durable=durable, clear_gate=clear_gate)
+
+    def transitions(
+        self,
+        run_id: str,
+        moves: list[tuple[str, str, str, dict[str, Any]]],
+        *,
+        anchor: Anchor | None = None,
+        durable: bool = True,
+        clear_gate: bool = False,
+    ) -> None:
+        """Move steps, ``(step_id, host, status, columns)`` each, in one transaction (the
+        hosts of a fanned-out step share theirs: group commit).
 
         Args:
-            clear_gate: Also delete the step's stored decision (it has been journaled).
             anchor: The journal record (already ``fsync``'d) this acknowledges: the run's anchor.
             durable: See :meth:`transaction` (the runner's transitions: false).
 
         Raises:
-            ValueError: ``status`` is not a step status.
+            ValueError: a status is not a step status.
         """
-        if status not in STEP_STATUSES:
-            raise ValueError(status)
-        changes["status"] = status
-        changes["updated_at"] = utcnow()
-        sets = ", ".join(f"{k}=?" for k in changes)
+        if any(status not in STEP_STATUSES for _, _, status, _ in moves):
+            raise ValueError(next(m[2] for m in moves if m[2] not in STEP_STATUSES))
+        now = utcnow()
         with self.transaction(durable=durable) as db:
-            db.execute(
-                f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?",
-                (*changes.values(), run_id, step_id, host),
-            )
-            if clear_gate:
-                db.execute(
-                    "DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?",
-                    (run_id, step_id, host),
-                )
+            for step_id, host, status, changes in moves:
+                values = {**changes, "status": status, "updated_at": now}
+                sets = ", ".join(f"{k}=?" for k in values)
+                key = (run_id, step_id, host)
+                sql = f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?"
+                db.execute(sql, (*values.values(), *key))
+                if clear_gate:
+                    db.execute("DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?", key)
             if anchor is not None:
                 _set_anchor(db, run_id, anchor)
 

@@ -297,6 +297,10 @@ class LocalTransport:
         proc.wait()
 
 
+#: Closed reapers not waited for (they exit on their own), reaped at the next close.
+_ENDING: list[subprocess.Popen[bytes]] = []
+
+
 class _Reaper:
     """The transport's handle on its reaper process (POSIX): started lazily, told the
     process groups to watch, ended by :meth:`close`.  Thread-safe.
@@ -341,15 +345,22 @@ class _Reaper:
                 os.write(proc.stdin.fileno(), f"del {pgid}\n".encode())  # type: ignore[union-attr]
 
     def close(self) -> None:
-        """Close the reaper's input and wait for it to exit; safe to call twice."""
+        """Close the reaper's input; safe to call twice.  With groups still registered
+        (commands running in another thread) wait for it to kill them and exit; with none
+        it exits by itself as soon as it reads the end of its input (waiting for that
+        would add the reaper's start-up time to a short run's end)."""
         with self._lock:
             proc, self._proc = self._proc, None
+            left = bool(self._groups)
         if proc is None:
             return
         with contextlib.suppress(OSError):
             proc.stdin.close()  # type: ignore[union-attr]
-        with contextlib.suppress(subprocess.TimeoutExpired):  # it kills groups left: let it
-            proc.wait(self._grace + 2)
+        if left:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # it kills groups left
+                proc.wait(self._grace + 2)
+        else:  # reaped later (here or by the next close), never left a zombie for long
+            _ENDING[:] = [p for p in [*_ENDING, proc] if p.poll() is None]
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         proc = self._proc
