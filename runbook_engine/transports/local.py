@@ -27,6 +27,7 @@ redaction filter and who is told the process identity.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import shutil
@@ -60,10 +61,26 @@ _SUFFIX = {"sh": ".sh", "bash": ".sh", "python": ".py", "powershell": ".ps1", "c
 
 
 def _which(program: str) -> str:
-    found = shutil.which(program)
+    found = _found_on_path(program, os.environ.get("PATH"))
     if found is None:
         raise ExecutionError(f"{program} step cannot run locally: no {program} on PATH")
     return found
+
+
+#: Where step scripts are written: ``$TMPDIR`` when set, else ``/dev/shm`` where it is a
+#: writable folder (memory: a script never reaches the disk, and creating and removing one
+#: per step adds nothing to the file system journal the run's ``fsync``s wait for), else
+#: the system's temporary folder.
+_SCRIPTS = (
+    "/dev/shm"
+    if not os.environ.get("TMPDIR") and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+    else None
+)
+
+@functools.lru_cache(maxsize=64)
+def _found_on_path(program: str, path: str | None) -> str | None:
+    """``shutil.which(program)`` for this ``PATH`` (looked up once per run, not per step)."""
+    return shutil.which(program, path=path)
 
 
 #: Interpreter options that make a shell stop at the first failing command (errexit);
@@ -181,7 +198,7 @@ class LocalTransport:
             raise ExecutionError(f"timeout must be a positive number of seconds, not {timeout}")
         child_env = os.environ.copy()
         child_env.update({str(k): str(v) for k, v in (env or {}).items()})
-        fd, script = tempfile.mkstemp(prefix="runbook-step-", suffix=_SUFFIX[kind])
+        fd, script = tempfile.mkstemp(prefix="runbook-step-", suffix=_SUFFIX[kind], dir=_SCRIPTS)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(_script_bytes(kind, body, errexit))
