@@ -309,8 +309,8 @@ class RunContext:
 
         Args:
             start: Columns of the step's ``running`` checkpoint (attempts, start time),
-                committed once ``{purpose}-started`` is in the journal and before the
-                command starts."""
+                committed with its process once it started (``{purpose}-started`` is on
+                the disk before), or with its end when no process is reported."""
         fields = {"step": step_id, "id": ts.id, "host": host.name, "address": host.address}
         fields |= {"transport": host.transport, "kind": ts.step.kind, "attempt": attempt}
         fields |= {"command": ts.run_body or ts.body, "timeout_seconds": ts.step.timeout}
@@ -320,9 +320,9 @@ class RunContext:
             self.group.commit(record, self._move(ts, host, "running", start))
         else:
             self.journal.append_record(f"{purpose}-started", fields, sync_signature=False)
-        if start is not None and self.group is None:
+        if start is not None and self.group is None:  # running: with its process (one commit)
             crash_point("after-step-started")
-            self.transition(ts, host, "running", **start)
+            self._carry[(ts.id, host.name)] = self._carry.get((ts.id, host.name), {}) | start
         try:
             transport = self.transport(host)
             with self.released(), command_hooks(self._hooks(ts, host, step_id, purpose)):
