@@ -276,6 +276,7 @@ class SignedJournal(Journal):
         self.run_id = run_id if run_id is not None else (signer.run_id if signer else None)
         last = _last_event(self.path) if self.head[0] else None
         self._sealed = last == SEAL_EVENT
+        self.unsigned: dict[str, Any] | None = None
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append and sign one event (see ``Journal.append``); seal the journal after the
@@ -339,6 +340,8 @@ class SignedJournal(Journal):
                 crash_point("after-run-finished")
             if self.signer is not None and sign:
                 self.signer.sign(record, sync=sync_signature)
+            #: The last record written unsigned, until a signature covers it.
+            self.unsigned = record if self.signer is not None and not sign else None
         return record
 
 

@@ -12,13 +12,13 @@ import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import ConnectionLost, ExecutionError, storage_error
+from runbook_engine.errors import ConnectionLost, ExecutionError, RunbookError, storage_error
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
 from runbook_engine.run.anchor import StoreAnchor
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate
-from runbook_engine.run.groupcommit import GroupCommit, Move
+from runbook_engine.run.groupcommit import GroupCommit, Move, fsync_file
 from runbook_engine.run.heldlock import HeldLock
 from runbook_engine.run.output_files import max_output_bytes, output_name
 from runbook_engine.run.reporter import Reporter
@@ -142,8 +142,14 @@ class RunContext:
         self.group.defer(self._move(ts, host, status, fields))
 
     def rest(self) -> None:
-        """The run stops here: make the store and the journal's anchor durable
-        (:meth:`StoreAnchor.rest`)."""
+        """The run stops here: sign a last record written unsigned (``process-started`` of
+        a command a full disk stopped; the journal ``fsync``'d first), then make the store
+        and the journal's anchor durable (:meth:`StoreAnchor.rest`)."""
+        tail = self.journal.unsigned
+        if tail is not None and self.signer is not None:
+            with contextlib.suppress(RunbookError):  # a full disk: the resume signs it
+                fsync_file(self.journal.path)
+                self.signer.sign(tail)
         self.anchor.rest()
 
     def by_hand(self, host: Host) -> bool:
