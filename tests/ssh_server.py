@@ -5,6 +5,10 @@ Running as root, the fixture creates a dedicated user (``useradd``) with a passw
 a sudoers drop-in requiring it (removed afterwards); otherwise the server lets in the
 current user and the sudo cases are skipped.  :meth:`SSHServer.accepted` counts the
 connections the server authenticated (its VERBOSE log), for the connection reuse test.
+A second port (:attr:`SSHServer.bare_port`) gives its sessions a ``PATH`` holding only
+what a step's staging needs (``sh``, ``setsid``, ``mktemp``, ``dd``, ``cat``, ``rm``):
+``bash`` and ``python3`` are missing there, for the preflight's missing-interpreter case
+(sshd's ``SetEnv`` in a ``Match LocalPort`` block).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class SSHServer:
     known_hosts: Path
     log: Path
     proc: subprocess.Popen[bytes]
+    bare_port: int = 0
 
     def options(self, **extra: object) -> dict[str, object]:
         """A host's ``ssh:`` mapping for this server."""
@@ -148,27 +153,38 @@ def start_sshd(folder: Path) -> Iterator[SSHServer]:
     (keys / user).write_text((folder / "client_key.pub").read_text("utf-8"), "utf-8")
     os.chmod(keys, 0o755)
     os.chmod(keys / user, 0o644)
-    port = free_port()
+    port, bare_port = free_port(), free_port()
+    bare = keys / "bare-bin"  # outside the 0700 folder too: the user runs from it
+    bare.mkdir()
+    for tool in ("sh", "setsid", "mktemp", "dd", "cat", "rm", "id", "uname"):
+        found = shutil.which(tool)
+        if found:
+            (bare / tool).symlink_to(found)
+    os.chmod(bare, 0o755)
     log = folder / "sshd.log"
     config = folder / "sshd_config"
     config.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
         f"PidFile {folder / 'sshd.pid'}\nAuthorizedKeysFile {keys}/%u\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-        "StrictModes no\nLogLevel VERBOSE\nMaxSessions 200\nMaxStartups 100\n",
+        "StrictModes no\nLogLevel VERBOSE\nMaxSessions 200\nMaxStartups 100\n"
+        f"Port {bare_port}\nMatch LocalPort {bare_port}\n  SetEnv PATH={bare}\n",
         "utf-8",
     )
     Path("/run/sshd").mkdir(exist_ok=True) if os.geteuid() == 0 else None
     known = folder / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {(folder / 'host_key.pub').read_text('utf-8')}")
+    public = (folder / "host_key.pub").read_text("utf-8")
+    known.write_text(f"[127.0.0.1]:{port} {public}[127.0.0.1]:{bare_port} {public}")
     with log.open("wb") as out:
         proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=out)
     deadline = time.monotonic() + 20
-    while "Server listening" not in log.read_text("utf-8", errors="replace"):
+    while log.read_text("utf-8", errors="replace").count("Server listening") < 2:
         if proc.poll() is not None or time.monotonic() > deadline:
             pytest.skip(f"sshd did not start: {log.read_text('utf-8', errors='replace')[-500:]}")
         time.sleep(0.05)
-    server = SSHServer(folder, port, user, password, client_key, host_key, known, log, proc)
+    server = SSHServer(
+        folder, port, user, password, client_key, host_key, known, log, proc, bare_port
+    )
     try:
         yield server
     finally:

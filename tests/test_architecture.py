@@ -24,7 +24,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("declarative", "probes", "transports"),
     ("tailor",),
     ("run", "evidence", "outputs", "lint"),
-    ("notebook", "cli", "__main__"),
+    # The web console sits beside the CLI: another front end over the same library
+    # functions (the CLI's `serve` starts it; it never imports the CLI).
+    ("notebook", "cli", "console", "__main__"),
 ]
 
 

@@ -209,7 +209,10 @@ def test_connection_lost_mid_step_is_one_message_and_an_interrupted_step(
     )
     deadline = time.monotonic() + 60
     while not [e for e in _journal(state, "loss") if e["event"] == "process-started"]:
-        assert time.monotonic() < deadline and runner.poll() is None, "the step never started"
+        ended = runner.poll() is not None  # then say why (a preflight refusal, exit 2)
+        assert time.monotonic() < deadline and not ended, (
+            runner.communicate() if ended else "the step never started"
+        )
         time.sleep(0.1)
     marker = next(e for e in _journal(state, "loss") if e["event"] == "process-started")["marker"]
     while f"rbe-{marker}." not in sshd.run_as_user("ps -e -o args="):

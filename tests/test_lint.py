@@ -116,7 +116,9 @@ GOOD = sorted(p.name for p in FIXTURES.glob("rb3*-good.md"))
 
 
 def test_every_rule_has_a_good_and_a_bad_fixture():
-    assert sorted(RULES) == [f"RB30{n}" for n in range(1, 8)] + ["RB310", "RB311"]
+    assert sorted(RULES) == [f"RB30{n}" for n in range(1, 8)] + ["RB310", "RB311"] + [
+        f"RB32{n}" for n in range(4)
+    ]
     for code in RULES:
         assert (FIXTURES / f"{code.lower()}-bad.md").is_file()
         assert (FIXTURES / f"{code.lower()}-good.md").is_file()

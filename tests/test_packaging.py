@@ -33,6 +33,8 @@ def test_wheel_carries_templates(tmp_path: Path) -> None:
     )
     wheel = next(tmp_path.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for template in (ROOT / "templates").iterdir():
-        assert f"runbook_engine/templates/{template.name}" in names
+    for template in (ROOT / "templates").rglob("*"):  # the console's are in a sub-folder
+        if template.is_file():
+            name = template.relative_to(ROOT / "templates").as_posix()
+            assert f"runbook_engine/templates/{name}" in names
     assert "runbook_engine/cli/__init__.py" in names

@@ -550,7 +550,6 @@ ERROR_CASES = [
     pytest.param("---\nid: x\n  bad: indent: here\n---\n# T\n", {3}, [], id="invalid-front-matter"),
     pytest.param("---\nid: x\n# T\n", {1}, [], id="unclosed-front-matter"),
     pytest.param("---\n- a\n---\n# T\n", {1, 2}, [], id="front-matter-not-mapping"),
-    pytest.param("---\nid: x\ncolour: red\n---\n", {3}, ["colour"], id="unknown-front-matter-key"),
     pytest.param(
         "---\nparameters:\n  port:\n    type: integer\n---\n",
         {3, 4},
@@ -977,3 +976,18 @@ def test_check_must_be_a_step_that_runs_unattended() -> None:
     with pytest.raises(RunbookSyntaxError) as excinfo:
         parse(text)
     assert [(p.code, p.line) for p in excinfo.value.problems] == [("RB118", 6)]
+
+
+def test_unknown_front_matter_keys_are_kept_not_refused() -> None:
+    # Another tool's keys (issue 15): kept as written, with their lines; lint warns (RB320).
+    rb = parse("---\nid: x\nms.author: jdoe\ncolour: red\n---\n# T\n", PATH)
+    assert rb.foreign == {"ms.author": "jdoe", "colour": "red"}
+    assert rb.foreign_lines == {"ms.author": 3, "colour": 4}
+    assert rb.id == "x" and not rb.templated
+
+
+def test_unknown_keys_in_a_fragment_are_still_errors(tmp_path: Path) -> None:
+    _write(tmp_path / "_frag.md", "---\ncolour: red\n---\ntext\n")
+    main = _write(tmp_path / "main.md", "# T\n\n<!-- include: _frag.md -->\n")
+    with pytest.raises(RunbookSyntaxError, match="colour"):
+        parse_file(main)

@@ -103,7 +103,7 @@ class Lab:
                 "      transport: winrm",
                 f"      winrm: {{scheme: http, port: {self.servers[role].port}, "
                 "transport: basic, username: admin, credential: winrm_password, "
-                "read_timeout_sec: 4, operation_timeout_sec: 1}",
+                "read_timeout_sec: 4, operation_timeout_sec: 1, allow_basic_over_http: true}",
             ]
         lines += ["secrets:", "  winrm_password: {env: RBE_TEST_WINRM_PASSWORD}"]
         path = self.tmp / f"env-{'-'.join(manual) or 'winrm'}.yml"
@@ -134,10 +134,10 @@ def checks(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 def test_preflight_connects_logs_in_and_finds_the_programs(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = lab.cli(
+    code, out, err = lab.cli(
         capsys, "preflight", lab.tmp / "book.md", "--env", lab.env(("exchange",)), "--json"
     )
-    assert code == 0
+    assert code == 0, err
     found = checks(json.loads(out))
     assert found[("PDC", "connect and log in")]["ok"] is True
     assert "5.2.3790" in found[("PDC", "shell cmd")]["detail"]

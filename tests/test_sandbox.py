@@ -151,7 +151,7 @@ def test_lint_reports_every_static_escape(
     library: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, output = in_process(capsys, "lint", library["runbook"])
-    assert code == 1, output  # lint: 1 when any error
+    assert code == 2, output  # lint: 2 when any error, as run
     assert_reported(output, library, evaluated=False)
 
 

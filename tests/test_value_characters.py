@@ -100,7 +100,7 @@ def test_set_value_is_refused_naming_set(folder: Path, capsys: pytest.CaptureFix
     )
     assert code == 2, output
     assert "<input>" not in output
-    assert "<command line>: RB224 parameter 'name' (string), given with --set" in output
+    assert "--set name: RB224 parameter 'name' (string), given with --set" in output
     assert "U+0000 (NUL)" in output
     assert "parameter 'hosts' (list), given with --set: item 2: " in output  # TAB: not a host
     _assert_no_run(state)

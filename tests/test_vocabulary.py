@@ -34,6 +34,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "run"
 
 #: Commands whose result is a document written out (``--to FORMAT``), not a report.
 DOCUMENT_COMMANDS = {"render", "evidence export"}
+#: Commands that serve rather than print results (``runbook serve``: the web console).
+SERVERS = {"serve"}
 #: Path options that name something read, or the state, not what a command writes.
 INPUT_PATHS = {"--answers", "--state-dir"}
 #: Path options that write something besides the command's result.
@@ -80,7 +82,7 @@ def test_help_of_every_command_speaks_the_shared_vocabulary(name: str) -> None:
     shown = set(re.findall(r"(?<![\w-])--?[a-z][\w-]*", result.output))
     assert not shown & OLD_NAMES, f"{name} --help shows {shown & OLD_NAMES}"
     names = {opt for o in visible_options(command) for opt in o.opts}
-    if name not in DOCUMENT_COMMANDS:
+    if name not in DOCUMENT_COMMANDS | SERVERS:
         assert "--json" in names and "--json" in shown, f"{name} prints results without --json"
     for option in visible_options(command):
         if option.name in FREE_TEXT:
@@ -270,7 +272,10 @@ def test_lint_and_run_agree_that_an_error_is_bad_input(book: Book) -> None:
 
 
 def test_readme_commands_work_as_written(tmp_path: Path) -> None:
-    """Every `runbook ...` command in the README's sh blocks, run from a copy of the library."""
+    """Every `runbook ...` command in the README's sh blocks, run from a copy of the library.
+
+    ``sh`` blocks are meant to be run as written; ``shell`` blocks are illustrations with
+    placeholders (a team's database URL, RUN-ID) and are not run."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", readme, re.S):

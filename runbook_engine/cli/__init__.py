@@ -3,9 +3,10 @@
 The group is made here and gets its commands from one module per command group:
 :mod:`.guides` (render, plan), :mod:`.runs` (run, resume, status, runs), :mod:`.gates`
 (confirm, approve, reject), :mod:`.evidence` (keys, evidence), :mod:`.lint`,
-:mod:`.notebook` and :mod:`.site`.  Shared options, and the mapping of errors to exit
-statuses (DESIGN.md §6: 0 done, 1 a step or run failed, 2 bad input, 3 paused at a gate,
-130 interrupted), are in :mod:`.common`.
+:mod:`.notebook`, :mod:`.site`, :mod:`.control` (preflight), :mod:`.adopt` (import),
+:mod:`.store` (a team's store) and :mod:`.console` (serve, users).  Shared options, and the
+mapping of errors to exit statuses (DESIGN.md §6: 0 done, 1 a step or run failed, 2 bad
+input, 3 paused at a gate, 130 interrupted), are in :mod:`.common`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,19 @@ from __future__ import annotations
 import click
 
 from runbook_engine import __version__
-from runbook_engine.cli import control, evidence, gates, guides, lint, notebook, runs, site
+from runbook_engine.cli import (
+    adopt,
+    console,
+    control,
+    evidence,
+    gates,
+    guides,
+    lint,
+    notebook,
+    runs,
+    site,
+    store,
+)
 from runbook_engine.cli.common import invoke
 
 
@@ -37,8 +50,12 @@ for _command in (
     evidence.keys,
     evidence.evidence,
     lint.lint,
+    adopt.import_,
     notebook.notebook,
     site.site,
+    store.store,
+    console.serve,
+    console.users,
 ):
     cli.add_command(_command)
 

@@ -51,12 +51,60 @@ set_option = click.option(
     metavar="NAME=VALUE",
     help="Give a parameter value (repeatable); wins over the environment.",
 )
-state_option = click.option(
+#: ``--state-dir`` alone: for commands that never use a team's store (keys, notebooks).
+state_dir_option = click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
     envvar="RUNBOOK_STATE_DIR",
     help="State directory [env RUNBOOK_STATE_DIR; default ~/.local/state/runbook-engine].",
 )
+#: Where the ``--store`` value is kept for :func:`open_store` (``click.Context.meta``).
+_STORE_KEY = "runbook_engine.store"
+
+
+def _keep_store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[_STORE_KEY] = value
+
+
+_store_option = click.option(
+    "--store",
+    metavar="URL",
+    envvar="RUNBOOK_STORE",
+    expose_value=False,
+    callback=_keep_store,
+    help="A team's store: postgresql://user@host/dbname [env RUNBOOK_STORE; default: the "
+    "state directory].",
+)
+
+
+def state_option(func: Any) -> Any:
+    """``--state-dir DIR`` and ``--store URL`` (the store; :func:`open_store` reads it)."""
+    return state_dir_option(_store_option(func))
+
+
+def open_store(state_dir: Path | None, *, create: bool = True, run_id: str | None = None) -> Any:
+    """The store the command names: ``--store``/``RUNBOOK_STORE`` (a PostgreSQL URL), else
+    the state directory (``--state-dir`` or the default).
+
+    Raises:
+        InputError: a store URL that is not ``postgresql://…``.
+        StateError: the store cannot be opened.
+    """
+    from runbook_engine.run.store_api import open_store as open_any
+
+    state = state_dir_or_default(state_dir)
+    return open_any(state, current_store_url(), create=create, run_id=run_id)
+
+
+def current_store_url() -> str | None:
+    """``--store`` of the running command, else ``RUNBOOK_STORE``; ``None``: the state directory."""
+    from runbook_engine.run.store_api import store_url
+
+    ctx = click.get_current_context(silent=True)
+    return store_url(ctx.meta.get(_STORE_KEY) if ctx is not None else None)
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 

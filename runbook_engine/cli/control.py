@@ -45,7 +45,7 @@ control_options = [
         "--check",
         is_flag=True,
         help="Check mode: run only what reads; report each step already done, would "
-        "change or unknown; change nothing.",
+        "change or unknown; change nothing. Exit 1 when a step that read failed.",
     ),
     click.option(
         "--no-preflight", is_flag=True, help="Start without checking hosts and secrets first."

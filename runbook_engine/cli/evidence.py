@@ -21,7 +21,9 @@ from runbook_engine.cli.common import (
     EXISTING_FILE,
     FILE_PATH,
     json_option,
+    open_store,
     output_option,
+    state_dir_option,
     state_dir_or_default,
     state_option,
     warn_old_name,
@@ -43,7 +45,7 @@ def keys() -> None:
     old_names=("--dir",),
 )
 @click.option("--force", is_flag=True, help="Replace an existing key pair.")
-@state_option
+@state_dir_option
 @json_option
 def keys_init(output: Path | None, force: bool, state_dir: Path | None, as_json: bool) -> None:
     """Create the Ed25519 key pair that signs every record of every run's journal.
@@ -186,11 +188,19 @@ def _run_dir(run_id: str, state_dir: Path | None) -> Path:
     Raises:
         StateError: no such run (exit 2).
     """
-    from runbook_engine.run.store import CheckpointStore
+    return _run_of(run_id, state_dir)[0]
 
-    store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
+
+def _run_of(run_id: str, state_dir: Path | None) -> tuple[Path, tuple[int, str] | None]:
+    """The folder of run ``run_id`` (a working copy for a team's store) and the journal
+    anchor its store keeps.
+
+    Raises:
+        StateError: no such run (exit 2).
+    """
+    store = open_store(state_dir, create=False, run_id=run_id)
     store.get_run(run_id)
-    return store.run_dir(run_id)
+    return store.run_dir(run_id), store.anchor(run_id)
 
 
 def _write_bundle(
@@ -246,9 +256,9 @@ def evidence_verify(
     from runbook_engine.evidence.journal import verify_journal
     from runbook_engine.evidence.verify import verify_run
 
-    path = Path(target)
-    if not path.exists():  # a run id: its folder in the state directory
-        path = _verify_target(target, state_dir)
+    path, anchor = Path(target), None
+    if not path.exists():  # a run id: its folder in the store (a working copy of a team's)
+        path, anchor = _verify_target(target, state_dir)
         run_id = run_id or target
     pinned = _pinned_key(public_key)
     if require_signature and pinned is None:
@@ -264,7 +274,7 @@ def evidence_verify(
             public_key=pinned,
             require_signature=require_signature,
             expected_run_id=run_id,
-            anchor=_store_anchor(folder, run_id),
+            anchor=anchor or _store_anchor(folder, run_id),
         )
     else:
         plain = verify_journal(path)
@@ -289,13 +299,14 @@ def evidence_verify(
     sys.exit(check.exit_status)
 
 
-def _verify_target(target: str, state_dir: Path | None) -> Path:
-    """The run folder of run id ``target``; neither a path nor a run is bad input (exit 2)."""
+def _verify_target(target: str, state_dir: Path | None) -> tuple[Path, tuple[int, str] | None]:
+    """The run folder of run id ``target`` and its anchor; neither a path nor a run is bad
+    input (exit 2)."""
     from runbook_engine.errors import StateError
 
     state = state_dir_or_default(state_dir)
     try:
-        return _run_dir(target, state_dir)
+        return _run_of(target, state_dir)
     except StateError:
         raise InputError(
             f"{target}: no such file or folder, and no run {target!r} in {state} "

@@ -16,7 +16,7 @@ from runbook_engine.cli.common import (
     EXISTING_FILE,
     json_option,
     note_option,
-    state_dir_or_default,
+    open_store,
     state_option,
     warn_old_name,
 )
@@ -67,7 +67,6 @@ def confirm(
     and `notebook run --decide` use.
     """
     from runbook_engine.run.confirm import record_confirmation
-    from runbook_engine.run.store import CheckpointStore
 
     decision = decision or "confirm"
     reason = old_reason
@@ -75,7 +74,7 @@ def confirm(
         warn_old_name("--reason", "--note")
     elif decision == "skip":  # the one free text of a skip is its reason
         reason, note = note, None
-    store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
+    store = open_store(state_dir, create=False, run_id=run_id)
     hosts = record_confirmation(
         store,
         run_id,
@@ -116,9 +115,8 @@ def _vote(
     as_json: bool,
 ) -> None:
     from runbook_engine.run.approval import record_vote
-    from runbook_engine.run.store import CheckpointStore
 
-    store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
+    store = open_store(state_dir, create=False, run_id=run_id)
     recorded = record_vote(store, run_id, step, by, decision, note)
     if as_json:
         click.echo(json.dumps(recorded.to_dict(), indent=2))

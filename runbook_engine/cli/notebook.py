@@ -16,8 +16,8 @@ from runbook_engine.cli.common import (
     json_option,
     parse_sets,
     set_option,
+    state_dir_option,
     state_dir_or_default,
-    state_option,
 )
 
 
@@ -46,7 +46,7 @@ def notebook() -> None:
     "STEP=skip:REASON, STEP=abort, STEP=rerun.",
 )
 @click.option("-o", "--output", type=FILE_PATH, help="Also copy the executed notebook here.")
-@state_option
+@state_dir_option
 @json_option
 def notebook_run(
     runbook: Path,

@@ -18,6 +18,7 @@ from runbook_engine.cli.common import (
     guide_format,
     json_option,
     note_option,
+    open_store,
     parse_sets,
     render_guide,
     set_option,
@@ -140,7 +141,6 @@ def run(
     """Execute RUNBOOK: automated steps on their hosts, manual steps as gates."""
     from runbook_engine.run.lifecycle import start_run
     from runbook_engine.run.selection import excluded
-    from runbook_engine.run.store import CheckpointStore
     from runbook_engine.tailor.loading import load
 
     overrides = parse_sets(sets)
@@ -165,7 +165,7 @@ def run(
         options.preflight = preflight_or_refuse(runbook, env_path, overrides, left_out, as_json)
     if guide is not None:
         write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
-    store = CheckpointStore(state_dir_or_default(state_dir))
+    store = open_store(state_dir)
     _finish_run(
         lambda: start_run(runbook, env_path, overrides, store, options, run_id),
         store,
@@ -205,10 +205,9 @@ def resume(
     """Continue RUN_ID where it stopped (recorded as the run's operator unless --operator
     or RUNBOOK_OPERATOR names someone else)."""
     from runbook_engine.run.lifecycle import resume_run
-    from runbook_engine.run.store import CheckpointStore
     from runbook_engine.source.parser import parse_file
 
-    store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
+    store = open_store(state_dir, create=False, run_id=run_id)
     record = store.get_run(run_id)
     step_ids = None
     if answers is not None:
@@ -266,6 +265,12 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
             click.echo(f"Check:   {counts} (nothing was changed)")
         click.echo(f"State:   {where['state_dir']}")
         click.echo(f"Journal: {where['journal']}")
+    if result.status == "checked" and result.checked.get("failed"):
+        # As ansible-playbook --check: a step that read (a pre-check, a verification, a
+        # readonly command) and failed fails the check run.
+        if not as_json:
+            click.echo(f"Check:   {result.checked['failed']} step(s) that read failed", err=True)
+        sys.exit(1)
     if result.status in ("failed", "aborted"):
         if result.status == "failed" and not as_json:
             click.echo(f"After a fix, continue with: runbook resume {result.run_id}", err=True)

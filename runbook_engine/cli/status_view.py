@@ -23,7 +23,7 @@ import click
 
 from runbook_engine.errors import StateError
 from runbook_engine.evidence.safeio import terminal_safe
-from runbook_engine.run.store import CheckpointStore, GateDecision, RunRecord, StepState
+from runbook_engine.run.store import GateDecision, RunRecord, StepState
 
 #: Longest table drawn by rich; longer ones are plain text (see the module docstring).
 RICH_ROWS = 200
@@ -48,13 +48,18 @@ def step_word(state: StepState, decision: GateDecision | None) -> str:
 
 def show_runs(state_dir: Path, as_json: bool) -> None:
     """Print every run in ``state_dir``, newest first."""
-    has_state = (state_dir / "state.db").is_file()
-    runs = CheckpointStore(state_dir, create=False).list_runs() if has_state else []
+    from runbook_engine.cli.common import current_store_url, open_store
+
+    team = current_store_url()
+    has_state = bool(team) or (state_dir / "state.db").is_file()
+    store = open_store(state_dir, create=False) if has_state else None
+    runs = store.list_runs() if store is not None else []
+    where = getattr(store, "where", state_dir)
     if as_json:
         click.echo(json.dumps([asdict(r) for r in runs], indent=2))
         return
     if not runs:
-        click.echo(f"No runs in {state_dir}.")
+        click.echo(f"No runs in {where}.")
         return
     header = ("runbook", "environment", "status", "operator", "started (UTC)", "run")
     rows = [
@@ -80,11 +85,13 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
     Raises:
         StateError: no such run, or no runs at all.
     """
-    store = CheckpointStore(state_dir, create=False, run_id=run_id)
+    from runbook_engine.cli.common import open_store
+
+    store = open_store(state_dir, create=False, run_id=run_id)
     if run_id is None:
         runs = store.list_runs()
         if not runs:
-            raise StateError(f"no runs in {state_dir}")
+            raise StateError(f"no runs in {getattr(store, 'where', state_dir)}")
         run_id = runs[0].run_id
     record = store.get_run(run_id)
     steps = store.steps(run_id)

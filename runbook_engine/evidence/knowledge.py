@@ -40,6 +40,8 @@ CLASSES = (OBSERVED, ATTESTED, PRE_ANSWERED, NOTEBOOK_PARAMETER, SKIPPED)
 _BY_SOURCE = {
     "terminal": ATTESTED,
     "cli": ATTESTED,
+    "console": ATTESTED,
+    "console-in-advance": PRE_ANSWERED,
     "notebook": ATTESTED,
     "answers-file": PRE_ANSWERED,
     "cli-in-advance": PRE_ANSWERED,

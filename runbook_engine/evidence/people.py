@@ -6,16 +6,21 @@ Built from journal records only (:mod:`runbook_engine.evidence.record`).
 Identity (``people[].identity`` of a record, stable field names):
 
 ``authenticated``
-    ``false`` for every name today: the tool takes names as given (``run --operator``,
-    ``RUNBOOK_OPERATOR`` or the login name; ``--as``; an answers file) and checks
-    none.  A front end that signs people in (the web console) records ``true``.
+    ``true`` when every act of the person was done signed in to the web console (its
+    records carry ``authenticated: true`` and ``auth_method``); ``false`` when any act
+    rests on a name only given (``run --operator``, ``RUNBOOK_OPERATOR`` or the login
+    name; ``--as``; an answers file), which the tool takes as given and checks none.
+``auth_methods``
+    How the person signed in, in order of first use: ``password``, ``oidc``,
+    ``proxy-header`` (empty when never).
 ``given_by``
     How the name reached the journal, in order of first use; codes are the keys of
     :data:`CHANNELS`.
 ``answers_files``
     ``[{"path", "sha256"}]`` of the answers files that name the person as operator.
 ``text``
-    The same in words, as printed: ``claimed, not authenticated: ...``.
+    The same in words, as printed: ``authenticated (password): ...`` and/or
+    ``claimed, not authenticated: ...``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ CHANNELS = {
     "approve": "runbook approve/reject --as",
     "terminal": "typed at the run's terminal",
     "notebook": "given in the notebook",
+    "console": "signed in to the web console",
 }
 
 
@@ -107,9 +113,13 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     found: dict[str, dict[str, Any]] = {}
 
-    def add(name: Any, role: str, at: str, channel: str, step: str | None = None) -> None:
+    def add(
+        name: Any, role: str, at: str, channel: str, step: str | None = None, rec: Any = None
+    ) -> None:
         if not name:
             return
+        method = rec.get("auth_method") if rec and rec.get("authenticated") is True else None
+        channel = "console" if method else channel
         person = found.setdefault(
             str(name),
             {
@@ -117,9 +127,16 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "roles": [],
                 "steps": [],
                 "first_at": at,
-                "identity": {"authenticated": False, "given_by": [], "answers_files": []},
+                "identity": {
+                    "authenticated": False,
+                    "auth_methods": [],
+                    "given_by": [],
+                    "answers_files": [],
+                },
             },
         )
+        if method and method not in person["identity"]["auth_methods"]:
+            person["identity"]["auth_methods"].append(method)
         if role not in person["roles"]:
             person["roles"].append(role)
         if step and step not in person["steps"]:
@@ -136,16 +153,16 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif e == "gate-passed":
             how = knowledge.known_by_source(r.get("source"))
             role = "confirmed steps" + ("" if how == knowledge.ATTESTED else f" ({how})")
-            add(r.get("by"), role, at, _channel(r.get("source")), r.get("step"))
+            add(r.get("by"), role, at, _channel(r.get("source")), r.get("step"), r)
         elif e == "step-skipped" and "gate" in r:
-            add(r.get("by"), "skipped steps", at, _channel(r.get("source")), r.get("step"))
+            add(r.get("by"), "skipped steps", at, _channel(r.get("source")), r.get("step"), r)
         elif e == "run-aborted":
-            add(r.get("by"), "aborted the run", at, _channel(r.get("source")), r.get("step"))
+            add(r.get("by"), "aborted the run", at, _channel(r.get("source")), r.get("step"), r)
         elif e == "approval-recorded":
             verb = "approved" if r.get("decision") == "approve" else "rejected"
-            add(r.get("by"), f"{verb} steps", at, "approve", r.get("step"))
+            add(r.get("by"), f"{verb} steps", at, "approve", r.get("step"), r)
         elif e == "attachment-added":
-            add(r.get("by"), "attached files", at, "confirm", r.get("step"))
+            add(r.get("by"), "attached files", at, "confirm", r.get("step"), r)
         answers = r.get("answers") if e in ("run-started", "run-resumed") else None
         if isinstance(answers, dict) and answers.get("operator"):
             add(answers["operator"], "gave the answers file", at, "answers-file")
@@ -154,7 +171,9 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if entry not in files:
                 files.append(entry)
     for person in found.values():
-        person["identity"]["text"] = identity_text(person["identity"])
+        identity = person["identity"]
+        identity["authenticated"] = identity["given_by"] == ["console"]
+        identity["text"] = identity_text(identity)
     return list(found.values())
 
 
@@ -170,8 +189,14 @@ def _channel(source: str | None) -> str:
 
 
 def identity_text(identity: dict[str, Any]) -> str:
-    """How a person's name was given, in words: ``claimed, not authenticated: ...``."""
-    how = "; ".join(CHANNELS.get(c, c) for c in identity["given_by"])
-    if identity.get("authenticated"):
-        return f"authenticated: {how}"
-    return f"claimed, not authenticated: {how}"
+    """How a person's name was given, in words: ``authenticated (password): signed in to
+    the web console`` for acts done signed in, ``claimed, not authenticated: ...`` for the
+    rest (a person may have both)."""
+    claimed = [CHANNELS.get(c, c) for c in identity["given_by"] if c != "console"]
+    parts = []
+    if "console" in identity["given_by"]:
+        methods = ", ".join(identity.get("auth_methods") or ()) or "unknown method"
+        parts.append(f"authenticated ({methods}): {CHANNELS['console']}")
+    if claimed:
+        parts.append(f"claimed, not authenticated: {'; '.join(claimed)}")
+    return "; ".join(parts)

@@ -28,6 +28,7 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "RB121": ("include-without-path", "an include directive without a path"),
     "RB122": ("fragment-conflict", "a fragment declaring a name differently from the runbook"),
     "RB123": ("include-outside-library", "an include that leaves the runbook library"),
+    "RB124": ("console-transcript", "a console step without a prompt line, or mixing $ and PS>"),
     "RB130": ("template-syntax", "a template syntax error (an {% if %} must close in its stretch)"),
     "RB131": ("template-error", "a template that fails while it renders"),
     "RB132": ("undefined-name", "a template name that is neither a parameter nor a fact"),

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from runbook_engine.outputs.guide_md import guide_markdown
 from runbook_engine.outputs.markdown import to_html
+from runbook_engine.outputs.sections import foreign_meta
 from runbook_engine.outputs.templating import get_template, read_asset
 from runbook_engine.tailor.tailoring import TailoredRunbook
 
@@ -44,5 +45,6 @@ def guide_html(tailored: TailoredRunbook, *, change_id: str | None = None) -> st
         environment=env.name if env else None,
         change_id=change_id,
         css=Markup(css),
+        meta=foreign_meta(tailored),
         body=Markup(body),
     )

@@ -82,6 +82,7 @@ def guide_markdown(
         "generic": tailored.generic,
         "environment": tailored.environment,
         "html": html,
+        "front_matter": "" if html else sections.front_matter(tailored),
         "details": sections.details(tailored, change_id),
         "values": sections.value_rows(tailored, refs),
         "long_values": refs.values,
@@ -174,12 +175,20 @@ def _last_line(text: str) -> str:
 
 
 def _strip_title(text: str, title: str) -> str:
-    """Drop a leading ``# Title`` line that repeats the guide's own title."""
-    stripped = text.lstrip("\n")
-    first, _, rest = stripped.partition("\n")
-    if first.startswith("# ") and first[2:].strip().rstrip("#").strip() == title.strip():
-        return rest.lstrip("\n")
-    return text
+    """Drop a leading level-1 heading (ATX ``# Title`` or setext) that repeats the guide's
+    own title (its text without markup)."""
+    tokens = MD.parse(text)
+    if len(tokens) < 2 or tokens[0].type != "heading_open" or tokens[0].tag != "h1":
+        return text
+    inline = tokens[1]
+    shown = "".join(
+        c.content if c.type in ("text", "code_inline") else " " if c.type == "softbreak" else ""
+        for c in inline.children or []
+    ).strip()
+    if shown != title.strip() or not tokens[0].map:
+        return text
+    lines = text.split("\n")
+    return "\n".join(lines[tokens[0].map[1] :]).lstrip("\n")
 
 
 def close_open_fence(text: str) -> str:

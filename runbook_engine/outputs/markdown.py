@@ -4,10 +4,11 @@ CommonMark plus GFM tables and strikethrough, task lists (mdit-py-plugins) shown
 as printable ``☐`` boxes, and ``::: rb-step`` containers (mdit-py-plugins)
 that wrap each step in a ``<div>`` so print CSS can keep it on one page.
 
-Raw HTML is parsed but not trusted: comments are dropped, a short allowlist
-of harmless inline tags passes (``<a id="...">`` anchors, ``<br>``, ``<kbd>``
-...), everything else is shown escaped.  Images that are not inline
-``data:`` URIs become text, so a guide never loads anything from the network.
+Raw HTML passes through the allow-list sanitizer of :mod:`.sanitize` (nh3): navigation
+(``<a name>``/``<a id>`` anchors, ``<div id>`` tab panes, ``<details>``) is kept, scripts,
+event handlers and foreign resources are not.  Every heading gets a stable ``id`` (GitHub's
+slug of its text, made unique) unless it holds an anchor of its own.  Images that are not
+inline ``data:`` URIs become text, so a guide never loads anything from the network.
 """
 
 from __future__ import annotations
@@ -23,33 +24,54 @@ from markdown_it.token import Token
 from mdit_py_plugins.container import container_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
+from runbook_engine.outputs.sanitize import sanitize
+
 STEP_CONTAINER = "rb-step"
 #: A box inside a step (``::: rb-box writein``): a field to write in by hand.
 BOX_CONTAINER = "rb-box"
 UNCHECKED, CHECKED = "☐", "☒"
-_ALLOWED_INLINE = re.compile(
-    r'^(?:<a id="[A-Za-z_][\w-]*">|</a>|<br ?/?>'
-    r"|</?(?:kbd|sub|sup|b|i|em|strong|code|u|s|small)>)$",
-    re.IGNORECASE,
-)
-_COMMENT = re.compile(r"^\s*<!--.*?-->\s*$", re.DOTALL)
+_EXPLICIT_ID = re.compile(r"""<[^>]*?\b(?:id|name)\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+_SLUG_DROP = re.compile(r"[^\w\- ]", re.UNICODE)
 _CLASS = re.compile(r"^[A-Za-z][\w-]*$")
 
 
-def _html_inline(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-    content = tokens[idx].content
-    if _ALLOWED_INLINE.match(content):
-        return content
-    if _COMMENT.match(content):
-        return ""
-    return escapeHtml(content)
+def _heading_ids(state: StateCore) -> None:
+    """Give every heading without an anchor of its own a unique ``id`` (GitHub's slug)."""
+    taken = set(_EXPLICIT_ID.findall("".join(t.content for t in _all(state.tokens))))
+    tokens = state.tokens
+    for i, token in enumerate(tokens):
+        if token.type != "heading_open" or token.attrGet("id"):
+            continue
+        children = tokens[i + 1].children or []
+        if any(c.type == "html_inline" and _EXPLICIT_ID.search(c.content) for c in children):
+            continue
+        text = "".join(c.content for c in children if c.type in ("text", "code_inline"))
+        base = _SLUG_DROP.sub("", text.strip().lower()).replace(" ", "-") or "section"
+        slug, n = base, 0
+        while slug in taken:
+            n += 1
+            slug = f"{base}-{n}"
+        taken.add(slug)
+        token.attrSet("id", slug)
 
 
-def _html_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-    content = tokens[idx].content
-    if _COMMENT.match(content):
-        return ""
-    return f'<pre class="raw-html">{escapeHtml(content.rstrip())}</pre>\n'
+def _all(tokens: Sequence[Token]) -> Any:
+    for token in tokens:
+        if token.type in ("html_inline", "html_block"):
+            yield token
+        if token.children:
+            yield from _all(token.children)
+
+
+def plain_text(markdown: str) -> str:
+    """The text of one line of inline Markdown without its markup (``**(PREMIUM)**`` ->
+    ``(PREMIUM)``; raw HTML dropped)."""
+    tokens = MarkdownIt("commonmark").parseInline(markdown)
+    children = tokens[0].children or [] if tokens else []
+    return "".join(
+        c.content if c.type in ("text", "code_inline") else " " if c.type == "softbreak" else ""
+        for c in children
+    ).strip()
 
 
 def _image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -102,8 +124,7 @@ def _build() -> MarkdownIt:
     md.use(container_plugin, name=STEP_CONTAINER, render=_step_container)
     md.use(container_plugin, name=BOX_CONTAINER, render=_step_container)
     md.core.ruler.after("github-tasklists", "rb-checkboxes", _checkboxes)
-    md.add_render_rule("html_inline", _html_inline)
-    md.add_render_rule("html_block", _html_block)
+    md.core.ruler.push("rb-heading-ids", _heading_ids)
     md.add_render_rule("image", _image)
     md.add_render_rule("rb_checkbox", _checkbox)
     md.add_render_rule("ordered_list_open", _ordered_list)
@@ -115,5 +136,5 @@ MD: MarkdownIt = _build()
 
 
 def to_html(text: str) -> str:
-    """Render guide Markdown ``text`` to an HTML fragment (escaped, no network resources)."""
-    return MD.render(text)
+    """Render guide Markdown ``text`` to an HTML fragment (sanitized, no network resources)."""
+    return sanitize(MD.render(text))

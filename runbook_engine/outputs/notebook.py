@@ -27,6 +27,7 @@ from typing import Any
 
 from runbook_engine import __version__
 from runbook_engine.errors import InputError
+from runbook_engine.outputs.mdtext import continuation
 from runbook_engine.source.library import library_root
 from runbook_engine.source.model import Environment, Host
 from runbook_engine.tailor.tailoring import TailoredProse, TailoredRunbook, TailoredStep
@@ -293,12 +294,27 @@ def _attach_source(values: dict[str, Any]) -> str:
     )
 
 
+def outdent(text: str, width: int) -> str:
+    """Remove a list item's content indent (``width`` spaces) from the lines that continue
+    the item after a step, up to the first line standing outside it: in a cell of its own
+    such a paragraph is a paragraph, not indented code."""
+    if not width:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.strip() and not line.startswith(" " * width):
+            break
+        lines[i] = line[width:] if line.strip() else ""
+    return "\n".join(lines)
+
+
 def _body_cells(tailored: TailoredRunbook) -> list[Any]:
     from nbformat import v4
 
     cells: list[Any] = []
     seen: dict[str, int] = {}
     previous = "start"
+    indent = 0  # content indent of the list item the last step stood in
     for seg in tailored.segments:
         if isinstance(seg, TailoredProse):
             if not seg.text.strip():
@@ -306,8 +322,11 @@ def _body_cells(tailored: TailoredRunbook) -> list[Any]:
             base = f"prose-{previous}" if previous == "start" else f"prose-after-{previous}"
             seen[base] = seen.get(base, 0) + 1
             name = base if seen[base] == 1 else f"{base}-{seen[base]}"
-            cells.append(v4.new_markdown_cell(seg.text.strip("\n"), id=name[:64]))
+            text = outdent(seg.text, indent).strip("\n")
+            cells.append(v4.new_markdown_cell(text, id=name[:64]))
             continue
+        cont = continuation(seg.step.prefix)
+        indent = len(cont) if cont.strip() == "" else 0
         previous = cell_id(seg.id)[len("step-") :]
         meta = {"runbook_engine": {"step": seg.id}}
         if not seg.number:

@@ -7,7 +7,10 @@ and go/no-go points :mod:`runbook_engine.outputs.front_page`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+import yaml
 
 from runbook_engine.outputs.effort import automated_check
 from runbook_engine.outputs.long_values import ValueRefs
@@ -38,6 +41,24 @@ class CodeView:
     id: str
     heading: str
     block: Block
+
+
+def foreign_meta(tailored: TailoredRunbook) -> list[tuple[str, str]]:
+    """The front-matter keys of other tools (``ms.author``...) as ``(name, text)`` pairs for
+    the HTML guide's and the site page's ``<meta>`` (text: a string as written, anything
+    lists and mappings as JSON, other scalars as text)."""
+    return [
+        (key, json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value))
+        for key, value in tailored.runbook.foreign.items()
+    ]
+
+
+def front_matter(tailored: TailoredRunbook) -> str:
+    """The front-matter keys of other tools as YAML for the Markdown guide, ``""`` if none."""
+    foreign = tailored.runbook.foreign
+    if not foreign:
+        return ""
+    return yaml.safe_dump(foreign, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 def details(tailored: TailoredRunbook, change_id: str | None) -> list[tuple[str, str]]:

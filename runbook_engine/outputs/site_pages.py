@@ -26,6 +26,7 @@ from runbook_engine.errors import InputError
 from runbook_engine.outputs import RENDERERS
 from runbook_engine.outputs.guide_md import guide_markdown
 from runbook_engine.outputs.markdown import to_html
+from runbook_engine.outputs.sections import foreign_meta
 from runbook_engine.outputs.templating import get_template
 from runbook_engine.source.model import Runbook
 from runbook_engine.tailor.loading import load
@@ -353,6 +354,7 @@ def _page_html(
         runbook_id=rb.id,
         version=rb.version,
         tags=rb.tags,
+        meta=foreign_meta(tailored),
         current=current,
         variants=variants,
         downloads=[(label, href(link)) for label, link in downloads],

@@ -22,7 +22,8 @@ import json
 from pathlib import Path
 
 from runbook_engine.evidence.journal import head_path, write_head
-from runbook_engine.run.store import Anchor, CheckpointStore
+from runbook_engine.run.store import Anchor
+from runbook_engine.run.store_api import Store
 
 
 class StoreAnchor:
@@ -31,7 +32,7 @@ class StoreAnchor:
     Implements :class:`~runbook_engine.evidence.journal.JournalAnchor`.
     """
 
-    def __init__(self, store: CheckpointStore, run_id: str, journal_path: Path) -> None:
+    def __init__(self, store: Store, run_id: str, journal_path: Path) -> None:
         self.store = store
         self.run_id = run_id
         self.path = Path(journal_path)

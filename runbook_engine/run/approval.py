@@ -38,7 +38,7 @@ from runbook_engine.errors import InputError, Problem, StateError
 from runbook_engine.source.kinds import KINDS
 
 if TYPE_CHECKING:
-    from runbook_engine.run.store import CheckpointStore
+    from runbook_engine.run.store_api import Store
     from runbook_engine.source.model import Environment, Step
     from runbook_engine.tailor.tailoring import TailoredRunbook
 
@@ -330,9 +330,20 @@ class VoteRecorded:
 
 
 def record_vote(
-    store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str, comment: str | None
+    store: Store,
+    run_id: str,
+    step_id: str,
+    by: str,
+    decision: str,
+    comment: str | None,
+    *,
+    auth_method: str | None = None,
 ) -> VoteRecorded:
     """Check and journal an approval or rejection for a waiting approval step.
+
+    ``auth_method`` says how ``by`` was authenticated (the web console: ``password``,
+    ``oidc``, ``proxy-header``); the vote is then journaled with source ``console`` and
+    ``authenticated: true``.  ``None`` (``runbook approve --as``) records a name only given.
 
     Returns:
         The vote and the count of valid approvals with it.
@@ -342,16 +353,22 @@ def record_vote(
             the step; voted already.
         StateError: unknown or finished run, no such approval step, step finished.
     """
-    from runbook_engine.run.runlock import WAIT_SECONDS, run_lock
+    from runbook_engine.run.runlock import WAIT_SECONDS
 
     if not by.strip():
         raise InputError("--as needs a name")
-    with run_lock(store.run_dir(run_id), run_id, wait=WAIT_SECONDS):
-        return _record_vote(store, run_id, step_id, by, decision, comment)
+    with store.lock_run(run_id, wait=WAIT_SECONDS):
+        return _record_vote(store, run_id, step_id, by, decision, comment, auth_method)
 
 
 def _record_vote(
-    store: CheckpointStore, run_id: str, step_id: str, by: str, decision: str, comment: str | None
+    store: Store,
+    run_id: str,
+    step_id: str,
+    by: str,
+    decision: str,
+    comment: str | None,
+    auth_method: str | None = None,
 ) -> VoteRecorded:
     """:func:`record_vote` under the run lock: names and comment redacted before writing."""
     from runbook_engine.evidence.journal import read_journal
@@ -396,8 +413,16 @@ def _record_vote(
     if any(person_key(v.by) == person_key(name) for v in standing_votes):
         raise InputError(f"{name} has voted on step {step_id!r} already; one person counts once")
     name = allowed[person_key(name)]
+    from runbook_engine.run.gates import authenticated_fields
+
     journal.append(
-        "approval-recorded", step=step_id, by=name, decision=decision, comment=comment, source="cli"
+        "approval-recorded",
+        step=step_id,
+        by=name,
+        decision=decision,
+        comment=comment,
+        source="console" if auth_method else "cli",
+        **authenticated_fields(auth_method),
     )
     approvals = len(standing.approvals) + (decision == "approve")
     return VoteRecorded(run_id, step_id, name, decision, approvals, spec.required)

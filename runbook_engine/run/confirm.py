@@ -26,16 +26,18 @@ from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, open_run_journal
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.free_text import run_redactor
+from runbook_engine.run.gates import authenticated_fields
 from runbook_engine.run.reconcile import STAGING_DIR, settle_attachments
 from runbook_engine.run.recovery import ensure_created
-from runbook_engine.run.runlock import WAIT_SECONDS, run_lock
-from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, GateDecision, utcnow
+from runbook_engine.run.runlock import WAIT_SECONDS
+from runbook_engine.run.store import DONE_STATUSES, GateDecision, utcnow
+from runbook_engine.run.store_api import Store
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def record_confirmation(
-    store: CheckpointStore,
+    store: Store,
     run_id: str,
     step_id: str,
     by: str,
@@ -46,6 +48,7 @@ def record_confirmation(
     attachments: tuple[Path, ...] = (),
     *,
     in_advance: bool = False,
+    auth_method: str | None = None,
 ) -> list[str]:
     """Store ``decision`` for step ``step_id`` of run ``run_id`` and journal it.
 
@@ -61,6 +64,9 @@ def record_confirmation(
         attachments: Files to keep as evidence of this gate (copied, hashed, journaled).
         in_advance: Decide a step the run has not reached (``pending``): recorded with
             source ``cli-in-advance`` and its real time, and counted as pre-answered.
+        auth_method: How ``by`` was authenticated (``password``, ``oidc``,
+            ``proxy-header``: the web console); ``None`` for a name only given (``--as``).
+            Journaled as ``authenticated: true`` with the method, source ``console``.
 
     Returns:
         The host names the decision was recorded for.
@@ -75,14 +81,24 @@ def record_confirmation(
         raise InputError("--as needs a name")
     if decision == "skip" and not reason:
         raise InputError("--skip needs --note: say why the step is skipped")
-    with run_lock(store.run_dir(run_id), run_id, wait=WAIT_SECONDS):
+    with store.lock_run(run_id, wait=WAIT_SECONDS):
         return _record(
-            store, run_id, step_id, by, decision, note, reason, host, attachments, in_advance
+            store,
+            run_id,
+            step_id,
+            by,
+            decision,
+            note,
+            reason,
+            host,
+            attachments,
+            in_advance,
+            auth_method,
         )
 
 
 def _record(
-    store: CheckpointStore,
+    store: Store,
     run_id: str,
     step_id: str,
     by: str,
@@ -92,6 +108,7 @@ def _record(
     host: str | None,
     attachments: tuple[Path, ...],
     in_advance: bool,
+    auth_method: str | None = None,
 ) -> list[str]:
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted"):
@@ -152,10 +169,13 @@ def _record(
     if settled:
         journal.append("store-reconciled", changes=settled)
     kept = [
-        _attach(journal, store.run_dir(run_id), step_id, path, by, redactor) for path in attachments
+        _attach(journal, store.run_dir(run_id), step_id, path, by, redactor, auth_method)
+        for path in attachments
     ]
     for state in open_states:
         source = "cli-in-advance" if state.status == "pending" else "cli"
+        if auth_method:  # the store keeps how the person signed in with the source
+            source = "console-in-advance" if state.status == "pending" else "console"
         store.put_gate(
             GateDecision(
                 run_id,
@@ -164,7 +184,7 @@ def _record(
                 decision,
                 by,
                 note if decision != "skip" else reason,
-                source,
+                f"{source}:{auth_method}" if auth_method else source,
                 utcnow(),
             )
         )
@@ -178,6 +198,7 @@ def _record(
             reason=reason,
             source=source,
             attachments=kept or None,
+            **authenticated_fields(auth_method),
         )
     return [s.host for s in open_states]
 
@@ -199,6 +220,7 @@ def _attach(
     source: Path,
     by: str,
     redactor: Redactor,
+    auth_method: str | None = None,
 ) -> dict[str, str]:
     """Copy ``source`` to ``attachments/STEP/`` (a free name), journal it, return its entry.
 
@@ -250,7 +272,13 @@ def _attach(
     crash_point("after-attach-copy")
     entry = {"path": target.relative_to(run_dir).as_posix(), "sha256": digest.hexdigest()}
     journal.append(
-        "attachment-added", step=step_id, name=shown.name, size_bytes=size, by=by, **entry
+        "attachment-added",
+        step=step_id,
+        name=shown.name,
+        size_bytes=size,
+        by=by,
+        **entry,
+        **authenticated_fields(auth_method),
     )
     crash_point("after-attach-record")
     os.replace(partial, target)

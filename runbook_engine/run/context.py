@@ -8,20 +8,19 @@ the checkpoint store, the gate logic and the transports only through it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import ConnectionLost, ExecutionError, RunbookError, storage_error
+from runbook_engine.errors import ConnectionLost, ExecutionError, RunbookError
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
 from runbook_engine.run.anchor import StoreAnchor
 from runbook_engine.run.faults import crash_point
-from runbook_engine.run.gates import Decision, prompt_gate
+from runbook_engine.run.gates import Decision, prompt_gate, stored_source
 from runbook_engine.run.groupcommit import GroupCommit, Move, fsync_file
 from runbook_engine.run.heldlock import HeldLock
-from runbook_engine.run.output_files import max_output_bytes, output_name
 from runbook_engine.run.reporter import Reporter
+from runbook_engine.run.step_output import max_output_bytes, output_name, write_output
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
 from runbook_engine.tailor.quoting import secret_environment
 from runbook_engine.transports import TRANSPORTS, CommandResult, Transport, TransportPool
@@ -183,7 +182,7 @@ class RunContext:
                 stored.by,
                 note=None if skip else stored.note,
                 reason=stored.note if skip else None,
-                source=stored.source,
+                **stored_source(stored.source),
                 decided_at=stored.at,
             )
         if self.options.answers is not None:
@@ -448,15 +447,9 @@ class RunContext:
         self, step_id: str, own_id: str, host: Host, attempt: int, purpose: str, output: str
     ) -> str:
         """Write ``output`` to ``output/`` in the run folder; return its SHA-256."""
-        folder = self.run_dir / "output"
-        name = output_name(step_id, own_id, host, attempt, purpose)
-        data = output.encode("utf-8")
-        try:
-            folder.mkdir(exist_ok=True)
-            (folder / name).write_bytes(data)
-        except OSError as exc:
-            raise storage_error(f"output {folder / name}", exc) from exc
-        return hashlib.sha256(data).hexdigest()
+        return write_output(
+            self.run_dir, output_name(step_id, own_id, host, attempt, purpose), output
+        )
 
     def offer_backout(self, ts: TailoredStep, host: Host) -> None:
         """Offer the ``backout=`` helper of failed step ``ts``; run it when agreed."""

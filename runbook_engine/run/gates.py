@@ -40,6 +40,23 @@ def decision_word(word: object, where: str) -> tuple[object, str | None]:
     return word, None
 
 
+#: How a signed-in person was authenticated (``auth_method`` of journal records).
+AUTH_METHODS = ("password", "oidc", "proxy-header")
+
+
+def authenticated_fields(method: str | None) -> dict[str, Any]:
+    """Journal fields for a decision by a signed-in person: ``authenticated`` and
+    ``auth_method``; none for a name that was only given (``--as``, answers files)."""
+    return {"authenticated": True, "auth_method": method} if method else {}
+
+
+def stored_source(source: str) -> dict[str, str | None]:
+    """Split a stored gate decision's source: ``console:password`` is ``source`` console,
+    ``auth_method`` password (the store keeps the two in one column)."""
+    where, _, method = source.partition(":")
+    return {"source": where, "auth_method": method or None}
+
+
 ENTRY_KEYS = frozenset({"decision", "note", "reason", "backout"})
 
 
@@ -54,7 +71,7 @@ class Decision:
         by: Who decided.
         note: Free text from that person.
         reason: Why it was skipped.
-        source: ``terminal``, ``answers-file`` or ``cli``.
+        source: ``terminal``, ``answers-file``, ``cli`` or ``console``.
         answers_path: The answers file, when it came from one.
         answers_hash: SHA-256 of that file.
         backout: For a failed step: ``run`` or ``skip`` its backout (``None``: not said).
@@ -71,6 +88,7 @@ class Decision:
     answers_hash: str | None = None
     backout: str | None = None
     decided_at: str | None = None
+    auth_method: str | None = None
 
     def journal_fields(self) -> dict[str, Any]:
         """Fields for the journal event, without empty values."""
@@ -83,6 +101,7 @@ class Decision:
             "answers_path": self.answers_path,
             "answers_sha256": self.answers_hash,
             "decided_at": self.decided_at,
+            **authenticated_fields(self.auth_method),
         }
         return {k: v for k, v in fields.items() if v is not None}
 
@@ -97,6 +116,7 @@ class Decision:
             answers_path=self.answers_path,
             answers_hash=self.answers_hash,
             decided_at=self.decided_at,
+            auth_method=self.auth_method,
         )
 
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from runbook_engine.evidence.signing import SignedJournal
     from runbook_engine.run.anchor import StoreAnchor
     from runbook_engine.run.heldlock import HeldLock
-    from runbook_engine.run.store import CheckpointStore
+    from runbook_engine.run.store_api import Store
 
 #: One step transition: ``(step_id, host, status, columns)``.
 Move = tuple[str, str, str, dict[str, Any]]
@@ -76,7 +76,7 @@ class GroupCommit:
     def __init__(
         self,
         journal: SignedJournal,
-        store: CheckpointStore,
+        store: Store,
         run_id: str,
         anchor: StoreAnchor,
         lock: HeldLock,

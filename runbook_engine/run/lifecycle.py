@@ -33,11 +33,11 @@ from runbook_engine.run.gates import Answers
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.reconcile import reconcile
 from runbook_engine.run.recovery import complete_finished, place_run_folder, prepare_staging
-from runbook_engine.run.runlock import run_lock
 from runbook_engine.run.runner import Runner
 from runbook_engine.run.selection import Selection, exclude, excluded
 from runbook_engine.run.steps import executors
-from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord, utcnow
+from runbook_engine.run.store import DONE_STATUSES, RunRecord, utcnow
+from runbook_engine.run.store_api import Store
 from runbook_engine.tailor.loading import Loaded, load
 from runbook_engine.transports import TRANSPORTS, weakened_hosts
 from runbook_engine.transports.process import ProcessIdentity, is_alive
@@ -60,7 +60,7 @@ def start_run(
     runbook_path: Path,
     env_path: Path | None,
     overrides: dict[str, str],
-    store: CheckpointStore,
+    store: Store,
     options: RunOptions,
     run_id: str | None = None,
 ) -> RunResult:
@@ -78,7 +78,7 @@ def create_run(
     runbook_path: Path,
     env_path: Path | None,
     overrides: dict[str, str],
-    store: CheckpointStore,
+    store: Store,
     options: RunOptions,
     run_id: str | None = None,
 ) -> Runner:
@@ -227,7 +227,7 @@ def _check_change_options(loaded: Loaded, overrides: dict[str, str], options: Ru
         executor.check_run(loaded.tailored, options)
 
 
-def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunResult:
+def resume_run(run_id: str, store: Store, options: RunOptions) -> RunResult:
     """Continue run ``run_id`` where it stopped; a finished run whose last records a kill
     left unsigned or unsealed is signed and sealed instead (its evidence completed).
 
@@ -236,7 +236,7 @@ def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunR
             changed since the run started (unless ``options.accept_changed``).
         RunPaused, RunInterrupted: as :func:`start_run`.
     """
-    with run_lock(store.run_dir(run_id), run_id):  # before run-resumed is written
+    with store.lock_run(run_id):  # before run-resumed is written
         changes = reconcile(store, run_id)
         completed = complete_finished(store, run_id, options)
         if completed is not None:  # finished, but a kill cut its signature or seal
@@ -244,7 +244,7 @@ def resume_run(run_id: str, store: CheckpointStore, options: RunOptions) -> RunR
         return _open_run(run_id, store, options, changes).execute()
 
 
-def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner:
+def open_run(run_id: str, store: Store, options: RunOptions) -> Runner:
     """Check that run ``run_id`` can go on (journaled as resumed); return its runner.
 
     The run lock is held while the run is checked and ``run-resumed`` is written.
@@ -252,14 +252,12 @@ def open_run(run_id: str, store: CheckpointStore, options: RunOptions) -> Runner
     Raises:
         StateError: as :func:`resume_run`; another process holds the run.
     """
-    with run_lock(store.run_dir(run_id), run_id):
+    with store.lock_run(run_id):
         changes = reconcile(store, run_id)  # the journal, not state.db, says where the run is
         return _open_run(run_id, store, options, changes)
 
 
-def _open_run(
-    run_id: str, store: CheckpointStore, options: RunOptions, changes: list[Any]
-) -> Runner:
+def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]) -> Runner:
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted", "checked"):
         raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
@@ -338,7 +336,7 @@ def _open_run(
 
 
 def _refuse_live_steps(
-    store: CheckpointStore, run_id: str, runner: Runner, options: RunOptions
+    store: Store, run_id: str, runner: Runner, options: RunOptions
 ) -> list[tuple[Any, str]]:
     """Refuse to go on while the process of an interrupted step still runs.
 

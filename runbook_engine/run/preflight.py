@@ -8,14 +8,17 @@ It reads the tailored runbook (nothing runs that a step holds) and checks:
   (:mod:`runbook_engine.evidence.secrets`); a failure names the source, never a value;
 * **hosts**: per host of the steps that will run, its transport's own preflight
   (:meth:`runbook_engine.transports.TransportInfo.check`: ``local`` interpreters and
-  programs, ``winrm`` connection, authentication, cmd.exe and programs; ``manual`` hosts
-  are listed "by hand");
+  programs, ``winrm`` connection, authentication, cmd.exe and programs, ``ssh`` host key,
+  login, ``sh``, ``setsid``, become, interpreters and programs; ``manual`` hosts are listed
+  "by hand");
 * **probes**: the host each probe connects to (``connect``, ``host`` or the URL's host)
   resolves in DNS from this machine (``dns`` probes are left to their own step).
 
 The programs a host needs are found in the steps: ``reg.exe`` for ``registry`` steps,
 ``sc.exe`` for ``service`` steps, and in ``cmd`` and ``powershell`` bodies the Windows
-tools of :data:`WINDOWS_TOOLS` used as commands and every ``*.vbs`` path.
+tools of :data:`WINDOWS_TOOLS` used as commands and every ``*.vbs`` path; on ``ssh`` hosts,
+the programs ``sh`` and ``bash`` bodies call (:func:`~runbook_engine.transports.shell_words.
+shell_programs`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from runbook_engine.errors import InputError
 from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.transports import TRANSPORTS
 from runbook_engine.transports.preflight import HostCheck, Needs
+from runbook_engine.transports.shell_words import shell_programs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,11 +97,14 @@ class PreflightReport:
         return InputError("\n".join(lines))
 
 
-def tools_in(ts: TailoredStep) -> list[str]:
-    """The programs and script paths step ``ts`` calls (see the module docstring)."""
+def tools_in(ts: TailoredStep, transport: str = "local") -> list[str]:
+    """The programs and script paths step ``ts`` calls on a host of ``transport`` (see
+    the module docstring)."""
     kind = ts.step.kind
     if kind in _DECLARATIVE_TOOLS:
         return [_DECLARATIVE_TOOLS[kind]]
+    if kind in ("sh", "bash") and transport == "ssh":
+        return shell_programs(ts.run_body or ts.body)
     if kind not in ("cmd", "powershell"):
         return []
     body = ts.run_body or ts.body
@@ -132,7 +139,7 @@ def host_needs(
                 if one.step.kind in ("probe", "manual", "approval"):
                     continue
                 kinds.setdefault(key, set()).add(one.step.kind)
-                for tool in tools_in(one):
+                for tool in tools_in(one, host.transport):
                     tools.setdefault(key, {}).setdefault(tool, ts.id)
     return [
         (host, Needs(frozenset(kinds.get(key, set())), tools.get(key, {})))

@@ -20,7 +20,8 @@ from runbook_engine.evidence import ATTACHMENTS_DIR, JOURNAL_NAME
 from runbook_engine.evidence.files import sha256_file
 from runbook_engine.evidence.journal import Journal, read_journal
 from runbook_engine.run.recovery import ensure_created
-from runbook_engine.run.store import DONE_STATUSES, CheckpointStore
+from runbook_engine.run.store import DONE_STATUSES
+from runbook_engine.run.store_api import Store
 
 _FINISHED_RUN = ("succeeded", "unverified", "aborted", "failed", "checked")
 #: ``step-checked`` verdicts of steps check mode did not run (stored as done).
@@ -80,7 +81,7 @@ def _run_finished(records: list[dict[str, Any]]) -> str | None:
     return "aborted" if status == "rejected" else status
 
 
-def reconcile(store: CheckpointStore, run_id: str, journal: Journal | None = None) -> list[str]:
+def reconcile(store: Store, run_id: str, journal: Journal | None = None) -> list[str]:
     """Set the store to what the journal of ``run_id`` supports; return the changes
     (journaled as ``store-reconciled`` when ``journal`` is given and there are any).
 

@@ -24,7 +24,7 @@ from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.signing import first_record, open_run_journal
 from runbook_engine.run.free_text import run_redactor
 from runbook_engine.run.options import RunOptions, RunResult
-from runbook_engine.run.store import CheckpointStore
+from runbook_engine.run.store_api import Store
 
 #: Prefix of the staging folder a run is created in (under ``runs/``).
 STAGING_PREFIX = ".creating-"
@@ -35,12 +35,12 @@ FINISHED = ("succeeded", "unverified", "aborted")
 _JOURNAL_FILES = frozenset({JOURNAL_NAME, SIGNATURES_NAME, f"{JOURNAL_NAME}.head"})
 
 
-def staging_dir(store: CheckpointStore, run_id: str) -> Path:
+def staging_dir(store: Store, run_id: str) -> Path:
     """The folder run ``run_id`` is created in before it is renamed into place."""
     return store.run_dir(run_id).parent / f"{STAGING_PREFIX}{run_id}"
 
 
-def prepare_staging(store: CheckpointStore, run_id: str) -> Path:
+def prepare_staging(store: Store, run_id: str) -> Path:
     """An empty staging folder for a new run ``run_id`` (one left by a kill before the
     run's row was written is removed: that run never existed).
 
@@ -60,7 +60,7 @@ def prepare_staging(store: CheckpointStore, run_id: str) -> Path:
     return staging
 
 
-def place_run_folder(store: CheckpointStore, run_id: str) -> None:
+def place_run_folder(store: Store, run_id: str) -> None:
     """Rename the staging folder of a run whose row is written into ``runs/RUN_ID``.
 
     A folder already there (the run lock, a notebook being executed) receives the
@@ -84,7 +84,7 @@ def place_run_folder(store: CheckpointStore, run_id: str) -> None:
             os.close(fd)
 
 
-def ensure_created(store: CheckpointStore, run_id: str) -> list[str]:
+def ensure_created(store: Store, run_id: str) -> list[str]:
     """Finish the creation of run ``run_id`` if a kill interrupted it; return what was done.
 
     Raises:
@@ -105,7 +105,7 @@ def ensure_created(store: CheckpointStore, run_id: str) -> list[str]:
     return [f"run folder: put in place after a kill during creation ({staging.name})"]
 
 
-def complete_finished(store: CheckpointStore, run_id: str, options: RunOptions) -> RunResult | None:
+def complete_finished(store: Store, run_id: str, options: RunOptions) -> RunResult | None:
     """Sign and seal a finished run whose end a kill left unsigned or unsealed.
 
     Returns:

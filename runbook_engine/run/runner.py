@@ -29,10 +29,10 @@ from runbook_engine.run.faults import crash_point
 from runbook_engine.run.groupcommit import GroupCommit
 from runbook_engine.run.interrupts import signal_of
 from runbook_engine.run.options import RunOptions, RunResult
-from runbook_engine.run.runlock import run_lock
 from runbook_engine.run.steps import executor_for, executors
 from runbook_engine.run.steps.base import StepExecutor
-from runbook_engine.run.store import DONE_STATUSES, CheckpointStore, RunRecord
+from runbook_engine.run.store import DONE_STATUSES, RunRecord
+from runbook_engine.run.store_api import Store
 
 if TYPE_CHECKING:
     from runbook_engine.run.steps.base import Outcome
@@ -57,7 +57,7 @@ class Runner:
 
     def __init__(
         self,
-        store: CheckpointStore,
+        store: Store,
         record: RunRecord,
         loaded: Loaded,
         shown_steps: TailoredRunbook,
@@ -366,7 +366,7 @@ class Runner:
         return {"steps": counts}
 
     def claim(self) -> None:
-        """Take the run's lock (:func:`~runbook_engine.run.runlock.run_lock`) for this
+        """Take the run's lock (``store.lock_run``) for this
         process until :meth:`release` (at the end of :meth:`execute`); taken again, a no-op.
 
         Raises:
@@ -375,7 +375,7 @@ class Runner:
         if self._claim is not None:
             return
         stack = contextlib.ExitStack()
-        stack.enter_context(run_lock(self.ctx.run_dir, self.record.run_id))
+        stack.enter_context(self.store.lock_run(self.record.run_id))
         self._claim = stack
 
     def release(self) -> None:

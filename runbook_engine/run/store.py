@@ -21,12 +21,34 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from dataclasses import fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import StateError, StorageError
-from runbook_engine.run.store_records import GateDecision, RunRecord, StepState
+from runbook_engine.run.records import (  # re-exported: the store's vocabulary
+    DONE_STATUSES,
+    RUN_STATUSES,
+    STEP_STATUSES,
+    Anchor,
+    GateDecision,
+    RunRecord,
+    StepState,
+    default_state_dir,
+    utcnow,
+)
+
+__all__ = [
+    "DONE_STATUSES",
+    "RUN_STATUSES",
+    "STEP_STATUSES",
+    "Anchor",
+    "CheckpointStore",
+    "GateDecision",
+    "RunRecord",
+    "StepState",
+    "default_state_dir",
+    "utcnow",
+]
 
 SCHEMA_VERSION = 4
 #: Columns added since schema 1: a local command's pid, start time and group (2), a remote
@@ -39,11 +61,6 @@ _ADDED_COLUMNS = (
     ("runs", "journal_seq", "INTEGER"),
     ("runs", "journal_hash", "TEXT"),
 )
-Anchor = tuple[int, str]  #: a run's ``(journal seq, record hash)`` anchor
-STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
-DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
-RUN_STATUSES = ("running", "paused", "succeeded", "failed", "aborted", "interrupted", "unverified")
-
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs (
@@ -66,20 +83,6 @@ CREATE TABLE gates (
     PRIMARY KEY (run_id, step_id, host)
 );
 """
-
-
-def utcnow() -> str:
-    """Return the current UTC time as ISO-8601 with microseconds and ``Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def default_state_dir() -> Path:
-    """Return the state directory: ``$RUNBOOK_STATE_DIR``, else ``$XDG_STATE_HOME/runbook-engine``,
-    else ``~/.local/state/runbook-engine``."""
-    if os.environ.get("RUNBOOK_STATE_DIR"):
-        return Path(os.environ["RUNBOOK_STATE_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "runbook-engine"
 
 
 class CheckpointStore:
@@ -183,6 +186,19 @@ class CheckpointStore:
     def run_dir(self, run_id: str) -> Path:
         """Return the folder of a run's files (journal, outputs)."""
         return self.state_dir / "runs" / run_id
+
+    def lock_run(
+        self, run_id: str, *, wait: float = 0.0
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold run ``run_id``'s file lock (:func:`~runbook_engine.run.runlock.run_lock`);
+        wait up to ``wait`` seconds for another process.
+
+        Raises:
+            StateError: another process holds the run.
+        """
+        from runbook_engine.run.runlock import run_lock
+
+        return run_lock(self.run_dir(run_id), run_id, wait=wait)
 
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:

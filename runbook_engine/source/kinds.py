@@ -34,6 +34,8 @@ class KindInfo:
             without such a mode (``cmd``, ``python``).  Steps have it on unless they say
             ``errexit=false``; the transports apply it (interpreter options or a fixed
             first line), never by editing the body.
+        template: Whether bodies of this kind are templates (transcripts are not: a value
+            could only reach them as command text).
     """
 
     name: str
@@ -45,6 +47,7 @@ class KindInfo:
     estimate: int = 60
     estimate_by_hand: int = 180
     errexit: str = ""
+    template: bool = True
 
 
 _STEPS = "runbook_engine.run.steps"
@@ -55,6 +58,11 @@ def register_kind(info: KindInfo) -> None:
     """Add ``info`` to :data:`KINDS` (replacing a kind of the same name)."""
     KINDS[info.name] = info
 
+
+#: Fence languages that hold data or plain text, never a step (a clear message names the kinds).
+DATA_LANGS: frozenset[str] = frozenset(
+    {"json", "yaml", "yml", "toml", "xml", "ini", "text", "txt", "plaintext", "output", "csv"}
+)
 
 #: How each kind's errexit mode is shown to people (the transports apply the same).
 ERREXIT: dict[str, str] = {
@@ -79,6 +87,20 @@ for _name, _desc, _local in (
             True,
             f"{_STEPS}.command:CommandStep",
             errexit=ERREXIT.get(_name, ""),
+        )
+    )
+for _name in ("console", "shell-session"):
+    register_kind(
+        KindInfo(
+            _name,
+            "command",
+            "a pasted terminal session: commands after '$ ' (sh) or 'PS> ' (PowerShell) "
+            "prompts, the other lines their expected output",
+            True,
+            True,
+            f"{_STEPS}.console:ConsoleStep",
+            errexit="set -e / $ErrorActionPreference = 'Stop'",
+            template=False,
         )
     )
 register_kind(

@@ -1,5 +1,9 @@
 """Front-matter schema: the keys a runbook (or fragment) may declare, checked.
 
+A runbook's keys that are not ours (another tool's ``ms.author``, ``description``,
+``weight``...) are kept as written in :attr:`MetaInfo.foreign` (guides and the site carry
+them as metadata; ``runbook lint`` warns, RB320); a fragment allows only its own keys.
+
 Problems are appended to a list, never raised one by one, so that one lint
 run reports every problem of a file.
 """
@@ -61,6 +65,8 @@ class MetaInfo:
     parameters: dict[str, Parameter] = field(default_factory=dict)
     references: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    foreign: dict[str, Any] = field(default_factory=dict)
+    foreign_lines: dict[str, int] = field(default_factory=dict)
 
 
 def read_meta(
@@ -88,7 +94,11 @@ def read_meta(
         problems.append(Problem(message, path, lines.get(key, 2 if meta else 1), code=code))
 
     for key in meta:
-        if key not in allowed:
+        if allowed is RUNBOOK_KEYS and key not in allowed:
+            # another tool's key (ms.author, description, weight...): kept, linted (RB320)
+            info.foreign[str(key)] = meta[key]
+            info.foreign_lines[str(key)] = lines.get(str(key), 2)
+        elif key not in allowed:
             add(
                 f"unknown front-matter key {key!r}; allowed: {', '.join(sorted(allowed))}", str(key)
             )

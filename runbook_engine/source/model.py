@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 #: Step kinds whose body is a command for a target host (DESIGN.md §2).
-COMMAND_KINDS: frozenset[str] = frozenset({"cmd", "powershell", "sh", "bash", "python"})
+COMMAND_KINDS: frozenset[str] = frozenset(
+    {"cmd", "powershell", "sh", "bash", "python", "console", "shell-session"}
+)
 #: Step kinds whose body is Markdown instructions for a person.
 MANUAL_KINDS: frozenset[str] = frozenset({"manual"})
 
@@ -185,6 +187,12 @@ class Runbook:
         segments: Prose and steps in document order.
         content_hash: SHA-256 (hex) of the file's bytes; runs are locked to it.
         body_start_line: First line after the front matter (1-based).
+        foreign: Front-matter keys of other tools (``ms.author``, ``description``), kept as
+            written, in file order; guides and the site carry them as metadata.
+        foreign_lines: The 1-based line of each key of ``foreign``.
+        templated: Whether prose and blocks that are not steps are templates: the front
+            matter declares ``parameters`` or ``roles`` (a runbook of ours).  A document
+            without them keeps every brace as written (step bodies included).
     """
 
     path: Path
@@ -200,6 +208,9 @@ class Runbook:
     segments: tuple[Prose | Step, ...]
     content_hash: str
     body_start_line: int = 1
+    foreign: dict[str, Any] = field(default_factory=dict)
+    foreign_lines: dict[str, int] = field(default_factory=dict)
+    templated: bool = True
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -10,49 +10,31 @@ problems of a file are collected before :class:`RunbookSyntaxError` is raised.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from runbook_engine.errors import Problem, RunbookSyntaxError
-from runbook_engine.source.attrs import AttrSyntaxError, InfoString, parse_estimate, parse_info
+from runbook_engine.source.attrs import AttrSyntaxError, parse_info
+from runbook_engine.source.console import CONSOLE_KINDS, TranscriptError, parse_transcript
 from runbook_engine.source.frontmatter import split_front_matter
-from runbook_engine.source.kinds import ERREXIT, KINDS, errexit_mode
+from runbook_engine.source.kinds import DATA_LANGS, KINDS
 from runbook_engine.source.library import LIBRARY_ENV, library_root, outside_library
 from runbook_engine.source.metadata import FRAGMENT_KEYS, read_meta
 from runbook_engine.source.model import Parameter, Prose, Runbook, SourceSpan, Step
+from runbook_engine.source.stepattrs import step_fields
 from runbook_engine.source.yamlfile import not_utf8
 
 _MD = MarkdownIt("commonmark")
 _INCLUDE = re.compile(r"^<!--\s*include:(?P<path>.*?)-->\s*$")
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-ATTRIBUTES = frozenset(
-    {
-        "target",
-        "when",
-        "timeout",
-        "retries",
-        "retry-delay",
-        "on-failure",
-        "check",
-        "backout",
-        "title",
-        "cwd",
-        "template",
-        "estimate",
-        "go-no-go",
-        "errexit",
-        "readonly",
-    }
-)
-CLASSES = {"precheck": "precheck", "verify": "verify", "change": "change"}
 MAX_INCLUDE_DEPTH = 8
-_CHECK_KINDS = frozenset({"cmd", "powershell", "sh", "bash", "python", "probe"})
+_CHECK_KINDS = frozenset(
+    {"cmd", "powershell", "sh", "bash", "python", "probe", "console", "shell-session"}
+)
 
 
 def read_source(path: Path) -> tuple[str, str]:
@@ -142,6 +124,9 @@ def _parse(text: str, path: Path, digest: str) -> Runbook:
         segments=segments,
         content_hash=digest,
         body_start_line=body_line,
+        foreign=info.foreign,
+        foreign_lines=info.foreign_lines,
+        templated=bool(meta) and ("parameters" in meta or "roles" in meta),
     )
 
 
@@ -153,7 +138,7 @@ def _walk(doc: _Document, text: str, path: Path, body_line: int, depth: int, sta
     tokens = _MD.parse(body)
     for index, token in enumerate(tokens):
         if token.type == "heading_open" and doc.heading is None and depth == 0:
-            doc.heading = tokens[index + 1].content.strip()
+            doc.heading = _plain(tokens[index + 1])
         if token.type == "html_block" and token.level == 0 and token.map:
             match = _INCLUDE.match(token.content.strip())
             if match:
@@ -180,6 +165,14 @@ def _walk(doc: _Document, text: str, path: Path, body_line: int, depth: int, sta
         doc.segments.append(step)
         cursor = token.map[1]
     _emit_prose(doc, lines, cursor, len(lines), path, offset)
+
+
+def _plain(inline: Token) -> str:
+    """A heading's text without its markup: ``Install **(PREMIUM)**`` -> ``Install (PREMIUM)``."""
+    return "".join(
+        c.content if c.type in ("text", "code_inline") else " " if c.type == "softbreak" else ""
+        for c in inline.children or []
+    ).strip()
 
 
 def _emit_prose(
@@ -296,14 +289,29 @@ def _make_step(
             source,
         )
         return None
-    fields = _step_fields(doc, info, path, line, source, info.id)
+    step_id = info.id
+    fields = step_fields(
+        info, lambda m: doc.problem(f"step {step_id!r}: {m}", path, line, "RB116", source)
+    )
     if info.lang is None:
         doc.problem(
-            f"step {info.id!r} has no language; write the kind before the attributes, "
-            f"e.g. ```cmd {{#{info.id}}}",
+            f"step {info.id!r} has no kind; write one before the attributes, e.g. "
+            f"```sh {{#{info.id}}} (a pasted terminal session: ```console {{#{info.id}}}); "
+            f"kinds: {', '.join(sorted(KINDS))}",
             path,
             line,
             "RB113",
+            source,
+        )
+        return None
+    if info.lang in DATA_LANGS:
+        doc.problem(
+            f"step {info.id!r}: a {info.lang!r} block is data, not something to run; a step "
+            f"is one of: {', '.join(sorted(KINDS))} (to show the {info.lang} as an example, "
+            "leave out the {#id}; to check it, use a probe or a command that reads it)",
+            path,
+            line,
+            "RB114",
             source,
         )
         return None
@@ -330,6 +338,11 @@ def _make_step(
     body = token.content
     if body and not body.endswith("\n"):
         body += "\n"
+    if info.lang in CONSOLE_KINDS:
+        try:
+            parse_transcript(body)
+        except TranscriptError as exc:
+            doc.problem(f"step {info.id!r}: {exc}", path, line + 1 + exc.line, "RB124", source)
     fence_col = len(source) - len(source.lstrip(" >\t0123456789.)-*+"))
     return Step(
         id=info.id,
@@ -353,82 +366,6 @@ def _closed(token: Token) -> bool:
     assert token.map is not None
     first, end = token.map
     return len(token.content.splitlines()) == end - first - 2
-
-
-def _step_fields(
-    doc: _Document,
-    info: InfoString,
-    path: Path,
-    line: int,
-    source: str,
-    step_id: str,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    attrs, classes, kind = info.attrs, info.classes, info.lang or ""
-
-    def bad(message: str) -> None:
-        doc.problem(f"step {step_id!r}: {message}", path, line, "RB116", source)
-
-    for key, value in attrs.items():
-        if key not in ATTRIBUTES:
-            bad(f"unknown attribute {key!r}; known: {', '.join(sorted(ATTRIBUTES))}")
-        elif key in ("timeout", "retry-delay"):
-            number = _number(value)
-            if (
-                number is None
-                or not math.isfinite(number)
-                or number < 0
-                or (key == "timeout" and number == 0)
-            ):
-                bad(f"{key}={value!r} must be a positive number of seconds")
-            else:
-                out["timeout" if key == "timeout" else "retry_delay"] = number
-        elif key == "retries":
-            if not (value.isascii() and value.isdigit() and int(value) <= 1000):
-                bad(f"retries={value!r} must be a whole number from 0 to 1000")
-            else:
-                out["retries"] = int(value)
-        elif key == "on-failure":
-            if value not in ("stop", "continue"):
-                bad(f"on-failure={value!r} must be 'stop' or 'continue'")
-            out["on_failure"] = value
-        elif key == "estimate":
-            try:
-                out["estimate"] = parse_estimate(value)
-            except ValueError as exc:
-                bad(str(exc))
-        elif key == "go-no-go":
-            if value not in ("true", "false"):
-                bad(f"go-no-go={value!r} must be 'true' or 'false'")
-            out["go_no_go"] = value == "true"
-        elif key in ("template", "readonly"):
-            if value not in ("true", "false"):
-                bad(f"{key}={value!r} must be 'true' or 'false'")
-            out[key] = value == "true" if key == "readonly" else value != "false"
-        elif key == "errexit":
-            if value not in ("true", "false"):
-                bad(f"errexit={value!r} must be 'true' or 'false'")
-            elif not errexit_mode(kind):
-                bad(f"errexit= applies to {', '.join(ERREXIT)} steps, not {kind}")
-            out["errexit"] = value != "false"
-        else:
-            out[key] = value
-    phases = [c for c in classes if c in CLASSES]
-    for cls in classes:
-        if cls not in CLASSES:
-            bad(f"unknown class .{cls}; known: .precheck, .verify, .change")
-    if len(phases) > 1:
-        bad("a step has one phase: use one of .precheck, .verify")
-    if phases:
-        out["phase"] = CLASSES[phases[0]]
-    return out
-
-
-def _number(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:
-        return None
 
 
 def _resolve(doc: _Document) -> dict[int, Step]:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
 from runbook_engine.errors import Problem, TemplateProblem
+from runbook_engine.source.kinds import KINDS
 from runbook_engine.source.model import Environment, Host, Prose, Runbook, SourceSpan, Step
 from runbook_engine.tailor.binding import (
     BindingError,
@@ -31,7 +31,10 @@ from runbook_engine.tailor.binding import (
     display_body,
     value_text,
 )
+from runbook_engine.tailor.checks import SLOTS as _SLOTS
+from runbook_engine.tailor.checks import check_names, slot_outputs, template_line
 from runbook_engine.tailor.generic import generic_text
+from runbook_engine.tailor.literal import protect
 from runbook_engine.tailor.prose import insert_as_text
 from runbook_engine.tailor.quoting import SecretValue, language_of
 from runbook_engine.tailor.sandbox import (
@@ -39,12 +42,10 @@ from runbook_engine.tailor.sandbox import (
     make_environment,
     parse_template,
 )
-from runbook_engine.tailor.template_names import check_names as _check_names
 from runbook_engine.tailor.values import Values
 from runbook_engine.tailor.yaml_values import bind_yaml
 
 _JINJA = make_environment()  # sandboxed: runbook text is data, never code
-_SLOTS = "_rb_slots"
 _OUTPUTS = "_rb_outputs"
 
 
@@ -58,7 +59,6 @@ def _record_output(context: Any, value: Any) -> Any:
 
 
 _JINJA.finalize = _record_output
-_TEMPLATE_NAME = "<template>"
 LOCAL_HOST = Host(name="operator", address="localhost", transport="local")
 
 
@@ -231,14 +231,14 @@ def _tailor_step(
     body = run_body = step.body
     values: dict[str, str] = {}
     outputs: list[str] = []
-    if step.template:
+    if step.template and (KINDS[step.kind].template if step.kind in KINDS else True):
         rendered = _render_body(step, {**ctx, _OUTPUTS: outputs}, known, env, runbook, problems)
         if rendered is not None:
             body, run_body, values = rendered
     skip = None
     if step.when:
         if env is None:
-            _check_names("{{ " + step.when + " }}", path, line, known, problems)  # generic
+            check_names("{{ " + step.when + " }}", path, line, known, problems)  # generic
         else:
             value = _render(
                 "{{ (" + step.when + ") | string }}",
@@ -300,17 +300,26 @@ def _render_body(
 ) -> tuple[str, str, dict[str, str]] | None:
     """Render a step body: (shown body, body as run, variables of the run body)."""
     lang = language_of(step.kind)
+    strict = runbook.templated
     if step.is_manual:  # instructions are Markdown: values in them are text
         text = _render_prose(
-            step.body, replace(step.span, start_line=step.body_line), ctx, known, env, problems
+            step.body,
+            replace(step.span, start_line=step.body_line),
+            ctx,
+            known,
+            env,
+            problems,
+            strict=strict,
         )
         return None if text is None else (text, text, {})
-    if lang is None or env is None or "{" not in step.body:
-        text = _render(step.body, step.span.path, step.body_line, ctx, known, env, problems)
+    kept = protect(step.body, known, strict=strict)
+    if lang is None or env is None or "{" not in kept.text:
+        text = _render(kept.text, step.span.path, step.body_line, ctx, known, env, problems)
+        text = None if text is None else kept.restore(text)
         return None if text is None else (text, text, {})
     slots = Slots()
     text = _render(
-        step.body,
+        kept.text,
         step.span.path,
         step.body_line,
         {**ctx, _SLOTS: slots, _OUTPUTS: None},
@@ -321,6 +330,7 @@ def _render_body(
     )
     if text is None:
         return None
+    text = kept.restore(text)
     ctx[_OUTPUTS].extend(value_text(s.value) for s in slots.items if isinstance(s.value, str))
     try:
         if lang == "yaml":
@@ -348,40 +358,20 @@ def _render_prose(
     known: set[str],
     env: Environment | None,
     problems: list[Problem],
+    *,
+    strict: bool = False,
 ) -> str | None:
     """Render Markdown (prose, a manual step's instructions) whose values are inserted as
-    text, escaped for where they stand (:func:`.prose.insert_as_text`)."""
+    text, escaped for where they stand (:func:`.prose.insert_as_text`).  Braces that are
+    not ours stay as written (:func:`.literal.protect`)."""
     path, line = span.path, span.start_line
-    if env is None or "{" not in source:
-        return _render(source, path, line, ctx, known, env, problems)
+    kept = protect(source, known, strict=strict, blocks=True)
+    if env is None or "{" not in kept.text:
+        text = _render(kept.text, path, line, ctx, known, env, problems)
+        return None if text is None else kept.restore(text)
     slots = Slots()
-    text = _render(source, path, line, {**ctx, _SLOTS: slots}, known, env, problems, slots=True)
-    return None if text is None else insert_as_text(text, slots)
-
-
-def _slot_outputs(ast: nodes.Template) -> nodes.Template:
-    """Route every expression output of ``ast`` through ``_rb_slots.put`` (value,
-    parameter name, ``| inline``, line), which returns a placeholder token."""
-    for output in ast.find_all(nodes.Output):
-        new: list[nodes.Node] = []
-        for child in output.nodes:
-            if isinstance(child, nodes.TemplateData):
-                new.append(child)
-                continue
-            inline = isinstance(child, nodes.Filter) and child.name == "inline"
-            inner = child.node if inline and isinstance(child, nodes.Filter) else child
-            name = inner.name if isinstance(inner, nodes.Name) else None
-            call = nodes.Call(
-                nodes.Getattr(nodes.Name(_SLOTS, "load"), "put", "load"),
-                [inner, nodes.Const(name), nodes.Const(inline), nodes.Const(child.lineno)],
-                [],
-                None,
-                None,
-                lineno=child.lineno,
-            )
-            new.append(call)
-        output.nodes = new
-    return ast
+    text = _render(kept.text, path, line, {**ctx, _SLOTS: slots}, known, env, problems, slots=True)
+    return None if text is None else insert_as_text(kept.restore(text), slots)
 
 
 def _render(
@@ -400,14 +390,14 @@ def _render(
     from the context's ``_rb_slots``."""
     if "{" not in source:
         return source
-    ast = _check_names(source, path, line, known, problems)
+    ast = check_names(source, path, line, known, problems)
     if ast is None:
         return None
     if env is None and not expression:
         return generic_text(source, _JINJA)
     try:
         if slots:
-            return _JINJA.from_string(_slot_outputs(copy.deepcopy(ast))).render(ctx)
+            return _JINJA.from_string(slot_outputs(copy.deepcopy(ast))).render(ctx)
         return _compiled(source).render(ctx)
     except SecurityError as exc:
         problems.append(
@@ -415,7 +405,7 @@ def _render(
                 f"template refused by the sandbox: {str(exc).rstrip('.')}; runbook templates "
                 "may read only values, their items and public attributes",
                 path,
-                line + _template_line(exc) - 1,
+                line + template_line(exc) - 1,
                 code=SANDBOX_CODE,
             )
         )
@@ -424,7 +414,7 @@ def _render(
             Problem(
                 f"template error: {exc.message or exc}",
                 path,
-                line + _template_line(exc) - 1,
+                line + template_line(exc) - 1,
                 code="RB131",
             )
         )
@@ -433,7 +423,7 @@ def _render(
             Problem(
                 f"template expression failed: {type(exc).__name__}: {exc}",
                 path,
-                line + _template_line(exc) - 1,
+                line + template_line(exc) - 1,
                 code="RB131",
             )
         )
@@ -444,16 +434,3 @@ def _render(
 def _compiled(source: str) -> jinja2.Template:
     """``source`` compiled once per process (from a copy: compiling changes the tree)."""
     return _JINJA.from_string(copy.deepcopy(parse_template(source)))
-
-
-def _template_line(exc: BaseException) -> int:
-    lineno = getattr(exc, "lineno", None)
-    if lineno:
-        return int(lineno)
-    tb = exc.__traceback__
-    found = 1
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == _TEMPLATE_NAME:
-            found = tb.tb_lineno
-        tb = tb.tb_next
-    return found

@@ -195,6 +195,7 @@ register_transport(
         finder="runbook_engine.transports.ssh_identity:still_running",
         kill_hint="runbook_engine.transports.ssh_identity:kill_hint",
         secret_options=("become_password",),
+        preflight="runbook_engine.transports.ssh_preflight:preflight_ssh",
     )
 )
 

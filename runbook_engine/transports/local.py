@@ -77,6 +77,7 @@ _SCRIPTS = (
     else None
 )
 
+
 @functools.lru_cache(maxsize=64)
 def _found_on_path(program: str, path: str | None) -> str | None:
     """``shutil.which(program)`` for this ``PATH`` (looked up once per run, not per step)."""

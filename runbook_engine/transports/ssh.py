@@ -37,7 +37,7 @@ from runbook_engine.source.model import Host
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.capture import Capture
 from runbook_engine.transports.process import RemoteProcess, current_hooks
-from runbook_engine.transports.ssh_errors import become_message, connection_message
+from runbook_engine.transports.ssh_errors import become_message, connection_error
 from runbook_engine.transports.ssh_options import SSHOptions, file_problems, validate_ssh_options
 from runbook_engine.transports.ssh_scripts import (
     ENDED,
@@ -200,7 +200,8 @@ class SSHTransport:
             argv += ["-i", o.private_key_file, "-o", "IdentitiesOnly=yes"]
         return argv + list(o.common_args)
 
-    def _argv(self, remote: str) -> list[str]:
+    def argv(self, remote: str) -> list[str]:
+        """The client's command line running ``remote`` through the master connection."""
         return [*self._base(), "-o", "ControlMaster=auto", self.host.address, remote]
 
     # -- connection ------------------------------------------------------------------------
@@ -226,13 +227,11 @@ class SSHTransport:
                         check=False,
                     ).returncode
                 except subprocess.TimeoutExpired:
-                    raise ExecutionError(
-                        connection_message(*self._where(), "Connection timed out")
-                    ) from None
+                    raise connection_error(*self._where(), "Connection timed out") from None
                 err.seek(0)
                 stderr = err.read().decode("utf-8", errors="replace")
             if rc != 0:
-                raise ExecutionError(connection_message(*self._where(), stderr))
+                raise connection_error(*self._where(), stderr)
             self.connections_opened += 1
             if first_use:
                 self._report_new_key()
@@ -341,7 +340,7 @@ class SSHTransport:
         hooks = current_hooks()
         start = time.monotonic()
         proc = subprocess.Popen(
-            self._argv(remote),
+            self.argv(remote),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -389,7 +388,7 @@ class SSHTransport:
     def _not_started(self, code: int | None, before: bytes) -> str:
         text = before.decode("utf-8", errors="replace")
         if code == 255 and "runbook:" not in text:
-            return connection_message(*self._where(), text)
+            return connection_error(*self._where(), text).message
         if self.options.become:
             message = become_message(self.host.name, self.options, text)
             if message:
@@ -446,7 +445,7 @@ class SSHTransport:
         self.connect()
         try:
             done = subprocess.run(
-                self._argv(LISTING), capture_output=True, timeout=HELPER_TIMEOUT, check=False
+                self.argv(LISTING), capture_output=True, timeout=HELPER_TIMEOUT, check=False
             )
         except subprocess.TimeoutExpired:
             raise ExecutionError(
@@ -455,7 +454,7 @@ class SSHTransport:
         if done.returncode != 0:
             stderr = done.stderr.decode("utf-8", errors="replace")
             if done.returncode == 255:
-                raise ExecutionError(connection_message(*self._where(), stderr))
+                raise connection_error(*self._where(), stderr)
             raise ExecutionError(
                 f"SSH host {self.host.name}: listing processes failed ({LISTING}: "
                 f"exit {done.returncode})"

@@ -10,6 +10,7 @@ password never reaches the client's output, nor its command line).
 
 from __future__ import annotations
 
+from runbook_engine.errors import ExecutionError
 from runbook_engine.transports.ssh_options import SSHOptions
 
 #: (pattern in stderr, what failed) in the order they are tried.
@@ -41,8 +42,34 @@ def classify(stderr: str) -> str | None:
     return None
 
 
+class SSHConnectionError(ExecutionError):
+    """The client could not connect or log in (it exited 255 before a command ran).
+
+    Attributes:
+        what: What failed, naming the host (the message's start).
+        fix: What to do about it (the message's end).
+    """
+
+    def __init__(self, what: str, fix: str) -> None:
+        super().__init__(f"{what}. {fix}" if fix else what)
+        self.what, self.fix = what, fix
+
+
+def connection_error(
+    host: str, address: str, options: SSHOptions, stderr: str
+) -> SSHConnectionError:
+    """The error for a failed connection: :func:`connection_message`, with its fix apart."""
+    return SSHConnectionError(*connection_parts(host, address, options, stderr))
+
+
 def connection_message(host: str, address: str, options: SSHOptions, stderr: str) -> str:
-    """One sentence for a failed connection (the client exited 255).
+    """One sentence for a failed connection (the client exited 255): what failed, then
+    what to do (see :func:`connection_parts`)."""
+    return connection_error(host, address, options, stderr).message
+
+
+def connection_parts(host: str, address: str, options: SSHOptions, stderr: str) -> tuple[str, str]:
+    """What failed (naming the host) and what to do, for a failed connection.
 
     Args:
         host: Host name shown to people.
@@ -56,37 +83,43 @@ def connection_message(host: str, address: str, options: SSHOptions, stderr: str
     known = options.known_hosts_file
     if kind == "host-key-changed":
         return (
-            f"{where}: host key changed: the key the host offers differs from the one in "
-            f"{known}. This may be an attack; if the host was rebuilt, check its new "
-            f"fingerprint out of band, then remove the old line (ssh-keygen -R) and retry"
+            f"{where}: host key changed: the key the host offers differs from the one in {known}",
+            "This may be an attack; if the host was rebuilt, check its new fingerprint out "
+            "of band, then remove the old line (ssh-keygen -R) and retry",
         )
     if kind == "host-key-unknown":
         return (
-            f"{where}: unknown host key: {address} is not in {known}. Add its key after "
-            "checking the fingerprint (ssh-keyscan), or set host_key_checking: accept-new "
-            "to trust it on first use (journaled)"
+            f"{where}: unknown host key: {address} is not in {known}",
+            "Add its key after checking the fingerprint (ssh-keyscan), or set "
+            "host_key_checking: accept-new to trust it on first use (journaled)",
         )
     if kind == "auth":
         key = options.private_key_file or "the client's default keys"
         return (
-            f"{where}: authentication failed: the host refused {key}. Check "
-            "private_key_file, user, and the user's authorized_keys on the host"
+            f"{where}: authentication failed: the host refused {key}",
+            "Check private_key_file, user, and the user's authorized_keys on the host",
         )
     if kind == "refused":
-        return f"{where}: connection refused: nothing listens on port {options.port}"
+        return (
+            f"{where}: connection refused: nothing listens on port {options.port}",
+            "Check the address and port, and that sshd runs there",
+        )
     if kind == "timeout":
         return (
-            f"{where}: timeout: no answer within connect_timeout "
-            f"({options.connect_timeout} s); check the address, port and firewalls"
+            f"{where}: timeout: no answer within connect_timeout ({options.connect_timeout} s)",
+            "Check the address, port and firewalls",
         )
     if kind == "resolve":
-        return f"{where}: unknown host name {address!r}; check the address"
+        return f"{where}: unknown host name {address!r}", "Check the address"
     if kind == "unreachable":
-        return f"{where}: no route to the host; check the address and the network"
+        return f"{where}: no route to the host", "Check the address and the network"
     last = _last_line(stderr) or "no message"
     if kind == "closed":
-        return f"{where}: the host closed the connection ({last})"
-    return f"{where}: connection failed ({last})"
+        return (
+            f"{where}: the host closed the connection ({last})",
+            "Check the host's sshd log (MaxStartups, AllowUsers, DenyUsers)",
+        )
+    return f"{where}: connection failed ({last})", "Check the host's ssh: options"
 
 
 def become_message(host: str, options: SSHOptions, stderr: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Authoring rules of ``runbook lint`` (warnings RB301-RB311), one module per family.
+"""Authoring rules of ``runbook lint`` (warnings RB301-RB311, RB320-RB323), one module per family.
 
 Each rule is a function ``(LintContext) -> Iterable[Finding]`` registered in
 :data:`RULES` under its stable code.  Codes never change meaning; a retired
@@ -11,6 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from runbook_engine.lint.rules.adopt import (
+    foreign_front_matter,
+    pasted_output,
+    prompt_in_command,
+    template_kept_literal,
+)
 from runbook_engine.lint.rules.context import Finding, LintContext
 from runbook_engine.lint.rules.flow import (
     change_without_backout,
@@ -89,6 +95,30 @@ RULES: dict[str, Rule] = {
             "value-to-evaluator",
             "a variable set from a value handed to eval, Invoke-Expression or exec()",
             value_to_evaluator,
+        ),
+        Rule(
+            "RB320",
+            "foreign-front-matter",
+            "a front-matter key that is not a runbook key (kept as the guide's metadata)",
+            foreign_front_matter,
+        ),
+        Rule(
+            "RB321",
+            "template-kept-literal",
+            "braces in prose that read undeclared names and are kept as written",
+            template_kept_literal,
+        ),
+        Rule(
+            "RB322",
+            "prompt-in-command",
+            "a command step line that starts with a prompt ($ , PS>)",
+            prompt_in_command,
+        ),
+        Rule(
+            "RB323",
+            "pasted-output",
+            "lines after a prompt line in a command step that look like pasted output",
+            pasted_output,
         ),
     )
 }

@@ -23,6 +23,7 @@ from runbook_engine.errors import InputError, Problem
 from runbook_engine.lint.rules.context import Finding, LintContext
 from runbook_engine.source.frontmatter import split_front_matter
 from runbook_engine.source.model import Prose
+from runbook_engine.tailor.literal import protect
 from runbook_engine.tailor.sandbox import make_environment, parse_template
 
 _JINJA = make_environment()  # its filters and tests: the ones tailoring knows
@@ -55,12 +56,14 @@ def template_names(source: str) -> frozenset[str]:
 def used_names(ctx: LintContext) -> set[str]:
     """Return every name read by a template of the runbook (fragments included)."""
     used: set[str] = set()
-    for seg in ctx.runbook.segments:
-        if isinstance(seg, Prose):
-            used |= template_names(seg.text)
+    rb = ctx.runbook
+    known = set(rb.parameters) | {"environment", "roles"} | set(_JINJA.globals)
+    for seg in rb.segments:
+        if isinstance(seg, Prose):  # braces that are not ours are no use (tailor/literal.py)
+            used |= template_names(protect(seg.text, known, strict=False, blocks=True).text)
             continue
         if seg.template:
-            used |= template_names(seg.body)
+            used |= template_names(protect(seg.body, known, strict=rb.templated).text)
         if seg.when:
             used |= template_names("{{ " + seg.when + " }}")
     return used

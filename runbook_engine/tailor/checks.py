@@ -1,7 +1,8 @@
-"""Check a template before rendering: syntax, sandbox reach and undefined names.
+"""Template checks shared by tailoring: syntax, undeclared names, internals, and the
+slot rewrite that turns every expression output into a placeholder.
 
-Every problem of a template is collected (each with the runbook's file and line), so
-one call reports them all; rendering happens only for a template that passes.
+Every problem is appended to a list with the runbook's file and line, so one call
+reports all of them (RB130 syntax, RB132 undeclared name, RB134 internals).
 """
 
 from __future__ import annotations
@@ -19,23 +20,39 @@ from runbook_engine.tailor.sandbox import (
     reaches_internals,
 )
 
+SLOTS = "_rb_slots"
+TEMPLATE_NAME = "<template>"
+
+
+def slot_outputs(ast: nodes.Template) -> nodes.Template:
+    """Route every expression output of ``ast`` through ``_rb_slots.put`` (value,
+    parameter name, ``| inline``, line), which returns a placeholder token."""
+    for output in ast.find_all(nodes.Output):
+        new: list[nodes.Node] = []
+        for child in output.nodes:
+            if isinstance(child, nodes.TemplateData):
+                new.append(child)
+                continue
+            inline = isinstance(child, nodes.Filter) and child.name == "inline"
+            inner = child.node if inline and isinstance(child, nodes.Filter) else child
+            name = inner.name if isinstance(inner, nodes.Name) else None
+            call = nodes.Call(
+                nodes.Getattr(nodes.Name(SLOTS, "load"), "put", "load"),
+                [inner, nodes.Const(name), nodes.Const(inline), nodes.Const(child.lineno)],
+                [],
+                None,
+                None,
+                lineno=child.lineno,
+            )
+            new.append(call)
+        output.nodes = new
+    return ast
+
 
 def check_names(
     source: str, path: Path, line: int, known: set[str], problems: list[Problem]
 ) -> nodes.Template | None:
-    """Parse ``source``; report syntax errors and undefined names; return the AST or ``None``.
-
-    Args:
-        source: The template text (a step body, a prose stretch or a condition).
-        path: The runbook file, for messages.
-        line: The file line of ``source``'s first line.
-        known: Names the template may read (parameters, roles, facts, helpers).
-        problems: Receives one :class:`Problem` per syntax error (RB130), sandbox
-            reach (RB134) or undefined name (RB132).
-
-    Returns:
-        The parsed template, or ``None`` when any problem was found.
-    """
+    """Parse ``source``; report syntax errors and undefined names; return the AST or ``None``."""
     try:
         ast = parse_template(source)
     except jinja2.TemplateSyntaxError as exc:
@@ -94,3 +111,16 @@ def _undeclared(ast: nodes.Template) -> set[str]:
     for node in ast.find_all(nodes.Name):
         (loaded if node.ctx == "load" else stored).add(node.name)
     return loaded - stored - {"loop", "caller", "varargs", "kwargs"}
+
+
+def template_line(exc: BaseException) -> int:
+    lineno = getattr(exc, "lineno", None)
+    if lineno:
+        return int(lineno)
+    tb = exc.__traceback__
+    found = 1
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == TEMPLATE_NAME:
+            found = tb.tb_lineno
+        tb = tb.tb_next
+    return found

@@ -1,12 +1,22 @@
-"""The records the checkpoint store reads and writes: a run, a step on a host, a gate decision.
-
-Plain dataclasses mirroring the ``runs``, ``steps`` and ``gates`` tables of
-:mod:`runbook_engine.run.store` (which re-exports them); no behaviour.
-"""
+"""What the stores hold: a run, a step on a host, a gate decision (dataclasses), and the
+words and times they use.  Shared by :mod:`.store` (SQLite) and the PostgreSQL store."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+Anchor = tuple[int, str]  #: a run's ``(journal seq, record hash)`` anchor
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
+DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
+RUN_STATUSES = ("running", "paused", "succeeded", "failed", "aborted", "interrupted", "unverified")
+
+
+def utcnow() -> str:
+    """Return the current UTC time as ISO-8601 with microseconds and ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +79,12 @@ class GateDecision:
     note: str | None
     source: str
     at: str
+
+
+def default_state_dir() -> Path:
+    """Return the state directory: ``$RUNBOOK_STATE_DIR``, else ``$XDG_STATE_HOME/runbook-engine``,
+    else ``~/.local/state/runbook-engine``."""
+    if os.environ.get("RUNBOOK_STATE_DIR"):
+        return Path(os.environ["RUNBOOK_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "runbook-engine"

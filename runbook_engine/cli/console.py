@@ -1,0 +1,163 @@
+"""``runbook serve`` (the web console) and ``runbook users add`` (its local accounts).
+
+Passwords come from a prompt or ``$RUNBOOK_CONSOLE_PASSWORD``, never a flag value.
+The console's own modules are in :mod:`runbook_engine.console`; its dependencies are the
+``console`` extra (``pip install 'runbook-engine[console]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from runbook_engine.cli.common import json_option, state_dir_or_default, state_option
+from runbook_engine.errors import InputError
+
+PASSWORD_ENV = "RUNBOOK_CONSOLE_PASSWORD"
+INSTALL_HINT = "install the console extra: pip install 'runbook-engine[console]'"
+
+
+def _need_console() -> None:
+    try:
+        import argon2  # noqa: F401
+        import starlette  # noqa: F401
+    except ImportError as exc:
+        raise InputError(f"the web console needs {exc.name}: {INSTALL_HINT}") from None
+
+
+@click.command()
+@click.option(
+    "--store", metavar="URL", help="The store: a state folder or sqlite:///PATH/state.db."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--library",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default="runbooks",
+    show_default=True,
+    help="Folder of runbooks the console lists and starts.",
+)
+@click.option(
+    "--proxy-header",
+    metavar="NAME",
+    help="Believe this header (set by a reverse proxy that signs people in) for the "
+    "signed-in user; only from --trusted-proxy addresses (README: risks).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Address or network of the reverse proxy (repeatable; needed by --proxy-header).",
+)
+@click.option("--oidc-issuer", metavar="URL", help="OpenID Connect issuer for single sign-on.")
+@click.option(
+    "--oidc-client-id", metavar="ID", help="OIDC client id (secret: $RUNBOOK_OIDC_CLIENT_SECRET)."
+)
+@click.option(
+    "--oidc-claim",
+    default="preferred_username",
+    show_default=True,
+    help="The OIDC claim that names the console account.",
+)
+@click.option(
+    "--secure-cookies/--no-secure-cookies",
+    default=None,
+    help="Send the session cookie over HTTPS only [default: on unless --host is loopback].",
+)
+@state_option
+def serve(
+    store: str | None,
+    host: str,
+    port: int,
+    library: Path,
+    proxy_header: str | None,
+    trusted: tuple[str, ...],
+    oidc_issuer: str | None,
+    oidc_client_id: str | None,
+    oidc_claim: str,
+    secure_cookies: bool | None,
+    state_dir: Path | None,
+) -> None:
+    """Serve the web console: runs, gates and approvals by signed-in people, evidence."""
+    _need_console()
+    from runbook_engine.console.settings import (
+        OIDC_SECRET_ENV,
+        OidcSettings,
+        Settings,
+        secret_key,
+        store_dir,
+    )
+
+    folder = store_dir(store, state_dir_or_default(state_dir))
+    if proxy_header and not trusted:
+        raise InputError("--proxy-header needs --trusted-proxy ADDRESS (the proxy's address)")
+    oidc = None
+    if oidc_issuer or oidc_client_id:
+        if not (oidc_issuer and oidc_client_id and os.environ.get(OIDC_SECRET_ENV)):
+            raise InputError(
+                f"single sign-on needs --oidc-issuer, --oidc-client-id and ${OIDC_SECRET_ENV}"
+            )
+        oidc = OidcSettings(oidc_issuer, oidc_client_id, os.environ[OIDC_SECRET_ENV], oidc_claim)
+    loopback = host in ("127.0.0.1", "::1", "localhost")
+    settings = Settings(
+        state_dir=folder,
+        library=library,
+        secret_key=secret_key(folder),
+        secure_cookies=(not loopback) if secure_cookies is None else secure_cookies,
+        proxy_header=proxy_header,
+        trusted_proxies=trusted,
+        oidc=oidc,
+    )
+    import uvicorn
+
+    from runbook_engine.console.app import create_app
+
+    click.echo(f"runbook console on http://{host}:{port}/ (state {folder}, library {library})")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False
+    )
+
+
+@click.group()
+def users() -> None:
+    """Local accounts of the web console."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    default=("viewer",),
+    show_default=True,
+    type=click.Choice(["viewer", "operator", "approver", "admin"]),
+    help="A role (repeatable).",
+)
+@click.option("--no-password", is_flag=True, help="No password: signs in by OIDC or proxy only.")
+@state_option
+@json_option
+def users_add(
+    name: str, roles: tuple[str, ...], no_password: bool, state_dir: Path | None, as_json: bool
+) -> None:
+    """Add (or replace) account NAME; the password is asked for, or read from
+    $RUNBOOK_CONSOLE_PASSWORD."""
+    _need_console()
+    from runbook_engine.console.users import UserFile, users_path
+
+    password = None
+    if not no_password:
+        password = os.environ.get(PASSWORD_ENV) or click.prompt(
+            f"Password for {name}", hide_input=True, confirmation_prompt=True, err=True
+        )
+    path = users_path(state_dir_or_default(state_dir))
+    user = UserFile(path).add(name, roles, password)
+    if as_json:
+        click.echo(json.dumps({"name": user.name, "roles": list(user.roles), "file": str(path)}))
+        return
+    click.echo(f"Account {user.name} ({', '.join(user.roles)}) kept in {path}")

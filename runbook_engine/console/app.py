@@ -1,0 +1,136 @@
+"""The console application: routes, sessions, sign-in and security headers.
+
+:func:`create_app` builds a Starlette application from :class:`~.settings.Settings`;
+``runbook serve`` hands it to uvicorn, the tests to Starlette's ``TestClient``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from runbook_engine.console import auth, views
+from runbook_engine.console.data import ConsoleData
+from runbook_engine.console.launcher import BackgroundLauncher, Launcher
+from runbook_engine.console.security import CSP, HEADERS, LoginLimiter
+from runbook_engine.console.settings import Settings
+from runbook_engine.console.users import UserFile, users_path
+from runbook_engine.errors import RunbookError, StateError
+from runbook_engine.resources import templates_dir
+
+#: Pages anyone may see (signing in, the style sheet and the script).
+PUBLIC = ("/login", "/auth/oidc", "/static/")
+STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+
+
+class Audit:
+    """The console's audit log: one JSON line per login and action in
+    ``STATE/console/audit.jsonl`` (acts on runs are journaled as well)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event}
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({**line, **fields}, ensure_ascii=False) + "\n")
+
+
+class _Identify(BaseHTTPMiddleware):
+    """Who asks (``request.state.identity``); sends the unknown to ``/login``; adds the
+    security headers to every response."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        state = request.app.state
+        identity = auth.current(request, state.settings, state.users)
+        request.state.identity = identity
+        if identity is None and not request.url.path.startswith(PUBLIC):
+            response: Response = RedirectResponse("/login", status_code=303)
+        else:
+            response = await call_next(request)
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+
+async def _static(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in STATIC:
+        return Response("not found", status_code=404)
+    return FileResponse(Path(templates_dir()) / "console" / name, media_type=STATIC[name])
+
+
+async def _home(request: Request) -> Response:
+    return RedirectResponse("/runs", status_code=303)
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    return Response(str(exc), status_code=403, media_type="text/plain")
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    status = 404 if isinstance(exc, StateError) else 400
+    if request.state.identity is None:
+        return Response(str(exc), status_code=status, media_type="text/plain")
+    return views.page(request, "problem.html.j2", status, problem=str(exc))
+
+
+def create_app(settings: Settings, launcher: Launcher | None = None) -> Starlette:
+    """The console for ``settings``; ``launcher`` carries out started runs (default: a
+    background process per run, :class:`~.launcher.BackgroundLauncher`)."""
+    routes = [
+        Route("/", _home),
+        Route("/login", views.login_page, methods=["GET"]),
+        Route("/login", views.login, methods=["POST"]),
+        Route("/login/oidc", views.oidc_start),
+        Route("/auth/oidc", views.oidc_done, name="oidc_done"),
+        Route("/logout", views.logout, methods=["POST"]),
+        Route("/runs", views.runs),
+        Route("/runs/{run_id}", views.run_page),
+        Route("/runs/{run_id}/live", views.run_live),
+        Route("/runs/{run_id}/record", views.record),
+        Route("/runs/{run_id}/bundle", views.bundle),
+        Route("/runs/{run_id}/steps/{step}/decide", views.decide, methods=["POST"]),
+        Route("/runs/{run_id}/steps/{step}/vote", views.vote, methods=["POST"]),
+        Route("/library", views.library),
+        Route("/library/guide", views.guide),
+        Route("/start", views.start_page, methods=["GET"]),
+        Route("/start", views.start, methods=["POST"]),
+        Route("/static/{name}", _static),
+    ]
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie="runbook_console",
+            max_age=int(settings.session_hours * 3600),
+            same_site="lax",
+            https_only=settings.secure_cookies,
+        ),
+        Middleware(_Identify),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={views.Forbidden: _forbidden, RunbookError: _refused},
+    )
+    app.state.settings = settings
+    app.state.users = UserFile(users_path(settings.state_dir))
+    app.state.data = ConsoleData(settings.state_dir, settings.library)
+    app.state.launcher = launcher or BackgroundLauncher(settings.state_dir)
+    app.state.limiter = LoginLimiter()
+    app.state.audit = Audit(settings.state_dir / "console" / "audit.jsonl")
+    app.state.oidc = auth.oidc_client(settings)
+    return app

@@ -1,0 +1,299 @@
+"""The console's pages and forms.
+
+Every page needs a signed-in person (else it redirects to ``/login``); every POST form
+carries the session's CSRF token (else 403).  Bad input and refusals from the library
+(separation of duties, a finished step...) come back as a message on the page, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from runbook_engine.console import auth
+from runbook_engine.console.data import RunFilter
+from runbook_engine.console.launcher import RunRequest
+from runbook_engine.console.security import DOCUMENT_CSP, csrf_ok, csrf_token
+from runbook_engine.errors import RunbookError
+from runbook_engine.resources import templates_dir
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(templates_dir()) / "console")),
+    autoescape=True,
+)
+
+
+class Forbidden(Exception):
+    """A POST without the session's CSRF token, or an act the person's roles do not allow."""
+
+
+def page(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    """Render template ``name`` with the signed-in person, the CSRF token and a message."""
+    me = request.state.identity
+    values.setdefault("message", request.session.pop("message", None))
+    html = _TEMPLATES.get_template(name).render(
+        me=me, csrf=csrf_token(request.session), path=request.url.path, **values
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def back(request: Request, url: str, message: str | None = None) -> RedirectResponse:
+    """Redirect (303) to ``url``, with ``message`` shown there once."""
+    if message:
+        request.session["message"] = message
+    return RedirectResponse(url, status_code=303)
+
+
+async def checked_form(request: Request, ability: str | None = None) -> Any:
+    """The POSTed form, after the CSRF check and the role check.
+
+    Raises:
+        Forbidden: no or a wrong CSRF token; the roles do not grant ``ability``.
+    """
+    app = request.app.state
+    form = await request.form(max_part_size=app.settings.max_upload_bytes)
+    if not csrf_ok(request.session, form.get("csrf")):
+        raise Forbidden("the form's CSRF token is missing or wrong; reload the page and retry")
+    if ability and not request.state.identity.may(ability):
+        raise Forbidden(f"{request.state.identity.name} may not {ability} (roles)")
+    return form
+
+
+# -- signing in -------------------------------------------------------------------------------
+async def login_page(request: Request) -> Response:
+    return page(request, "login.html.j2", oidc=request.app.state.settings.oidc is not None)
+
+
+async def login(request: Request) -> Response:
+    app = request.app.state
+    form = await request.form()
+    if not csrf_ok(request.session, form.get("csrf")):
+        raise Forbidden("the form's CSRF token is missing or wrong; reload the page and retry")
+    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    client = request.client.host if request.client else "?"
+    if app.limiter.blocked(f"name:{name}", f"client:{client}"):
+        return page(
+            request,
+            "login.html.j2",
+            429,
+            oidc=False,
+            message="Too many failed logins; wait a few minutes.",
+        )
+    user = app.users.verify(name, password) if name and password else None
+    if user is None:
+        app.limiter.failed(f"name:{name}", f"client:{client}")
+        app.audit("login-failed", name=name, client=client)
+        return page(
+            request,
+            "login.html.j2",
+            401,
+            oidc=app.settings.oidc is not None,
+            message="Wrong name or password.",
+        )
+    auth.sign_in(request, user, "password")
+    app.audit("login", name=user.name, method="password", client=client)
+    return back(request, "/runs")
+
+
+async def oidc_start(request: Request) -> Response:
+    client = request.app.state.oidc
+    if client is None:
+        return back(request, "/login", "single sign-on is not configured")
+    return await client.authorize_redirect(request, str(request.url_for("oidc_done")))
+
+
+async def oidc_done(request: Request) -> Response:
+    app = request.app.state
+    token = await app.oidc.authorize_access_token(request)
+    claims = token.get("userinfo") or {}
+    name = str(claims.get(app.settings.oidc.name_claim, ""))
+    user = app.users.get(name)
+    if user is None:
+        app.audit("login-refused", name=name, method="oidc")
+        return back(request, "/login", f"{name or 'that account'} has no console account")
+    auth.sign_in(request, user, "oidc")
+    app.audit("login", name=user.name, method="oidc")
+    return back(request, "/runs")
+
+
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    request.app.state.audit("logout", name=request.state.identity.name)
+    request.session.clear()
+    return back(request, "/login")
+
+
+# -- runs -------------------------------------------------------------------------------------
+async def runs(request: Request) -> Response:
+    q = request.query_params
+    where = RunFilter(*(q.get(k, "").strip() for k in RunFilter.__slots__))
+    found = request.app.state.data.runs(where)
+    return page(request, "runs.html.j2", runs=found, where=where)
+
+
+async def run_page(request: Request) -> Response:
+    view = request.app.state.data.run(request.path_params["run_id"])
+    return page(request, "run.html.j2", view=view, launcher=request.app.state.launcher)
+
+
+async def run_live(request: Request) -> Response:
+    """The live part of a run page, for the page's script to swap in."""
+    view = request.app.state.data.run(request.path_params["run_id"])
+    return page(request, "live_part.html.j2", view=view)
+
+
+async def decide(request: Request) -> Response:
+    app = request.app.state
+    run_id, step = request.path_params["run_id"], request.path_params["step"]
+    form = await checked_form(request, "decide")
+    me = request.state.identity
+    decision, note = str(form.get("decision", "")), str(form.get("note", "")).strip() or None
+    url = f"/runs/{quote(run_id)}"
+    with tempfile.TemporaryDirectory(prefix="rbe-upload-") as tmp:
+        files = _uploads(form, Path(tmp), app.settings)
+        if isinstance(files, str):
+            return back(request, url, files)
+        try:
+            hosts = app.data.decide(run_id, step, me.name, me.method, decision, note, files)
+        except RunbookError as exc:
+            return back(request, url, str(exc))
+    app.audit("gate-decision", name=me.name, run=run_id, step=step, decision=decision)
+    _continue(app, run_id)
+    return back(
+        request,
+        url,
+        f"Recorded {decision} of {step} on {', '.join(hosts)} by "
+        f"{me.name} ({me.method}); the run continues.",
+    )
+
+
+async def vote(request: Request) -> Response:
+    app = request.app.state
+    run_id, step = request.path_params["run_id"], request.path_params["step"]
+    form = await checked_form(request, "vote")
+    me = request.state.identity
+    decision, note = str(form.get("decision", "")), str(form.get("note", "")).strip() or None
+    url = f"/runs/{quote(run_id)}"
+    try:
+        recorded = app.data.vote(run_id, step, me.name, me.method, decision, note)
+    except RunbookError as exc:
+        app.audit("vote-refused", name=me.name, run=run_id, step=step, why=str(exc))
+        return back(request, url, str(exc))
+    app.audit("vote", name=me.name, run=run_id, step=step, decision=decision)
+    _continue(app, run_id)
+    return back(request, url, recorded.text().split("; continue with")[0].split(": the run")[0])
+
+
+def _continue(app: Any, run_id: str) -> None:
+    """Continue a paused run after a decision, in its operator's name."""
+    record = app.data.run(run_id).record
+    if record.status != "running":
+        app.launcher.resume(run_id, record.operator, Path(record.runbook_path).parent)
+
+
+def _uploads(form: Any, folder: Path, settings: Any) -> tuple[Path, ...] | str:
+    """Save the form's attachments in ``folder``; a message when one is refused."""
+    saved = []
+    for item in form.getlist("attachments"):
+        if not getattr(item, "filename", None):
+            continue
+        name = Path(item.filename).name
+        if Path(name).suffix.lower() not in settings.allowed_upload_types:
+            return f"{name}: not an accepted type ({', '.join(settings.allowed_upload_types)})"
+        data = item.file.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            return f"{name}: larger than {settings.max_upload_bytes} bytes"
+        target = folder / name
+        target.write_bytes(data)
+        saved.append(target)
+    return tuple(saved)
+
+
+# -- evidence ---------------------------------------------------------------------------------
+async def record(request: Request) -> Response:
+    data, verdict = request.app.state.data.change_record(request.path_params["run_id"], "html")
+    return Response(
+        data,
+        media_type="text/html",
+        headers={"Content-Security-Policy": DOCUMENT_CSP, "X-Evidence-Verdict": verdict},
+    )
+
+
+async def bundle(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    data = request.app.state.data.bundle(run_id)
+    name = quote(f"{run_id}-evidence.zip")
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
+    )
+
+
+# -- the library and starting runs ------------------------------------------------------------
+async def library(request: Request) -> Response:
+    return page(request, "library.html.j2", entries=request.app.state.data.library_entries())
+
+
+async def guide(request: Request) -> Response:
+    q = request.query_params
+    data = request.app.state.data.guide(q.get("runbook", ""), q.get("env") or None)
+    return Response(data, media_type="text/html", headers={"Content-Security-Policy": DOCUMENT_CSP})
+
+
+async def start_page(request: Request) -> Response:
+    entries = request.app.state.data.library_entries()
+    chosen = next((e for e in entries if e.path == request.query_params.get("runbook")), None)
+    return page(
+        request,
+        "start.html.j2",
+        entries=entries,
+        chosen=chosen,
+        launcher=request.app.state.launcher,
+    )
+
+
+async def start(request: Request) -> Response:
+    from runbook_engine.run.lifecycle import new_run_id
+
+    app = request.app.state
+    form = await checked_form(request, "start")
+    me = request.state.identity
+    runbook, env = str(form.get("runbook", "")), str(form.get("environment", "")) or None
+    sets = {}
+    for line in str(form.get("values", "")).splitlines():
+        if line.strip():
+            name, _, value = line.partition("=")
+            sets[name.strip()] = value.strip()
+    try:
+        app.data.check_start(runbook, env, sets)
+        path = app.data.in_library(runbook)
+        from runbook_engine.source.parser import parse_file
+
+        run_id = new_run_id(parse_file(path).id)
+    except RunbookError as exc:
+        return back(request, f"/start?runbook={quote(runbook)}", str(exc))
+    app.launcher.start(
+        RunRequest(
+            run_id,
+            path,
+            app.data.in_library(env) if env else None,
+            me.name,
+            sets,
+            str(form.get("note", "")).strip() or None,
+            str(form.get("change", "")).strip() or None,
+        )
+    )
+    app.audit("run-started", name=me.name, run=run_id, runbook=runbook)
+    return back(
+        request,
+        f"/runs/{quote(run_id)}",
+        f"Run {run_id} started by {me.name}: it {app.launcher.description}.",
+    )

@@ -1,0 +1,414 @@
+"""The PostgreSQL store: a team's runs in one database (psycopg 3 and its connection pool).
+
+The same tables and the same methods as :class:`~runbook_engine.run.store.CheckpointStore`
+(:class:`~runbook_engine.run.store_api.Store`), plus the run's journal and files
+(:mod:`.sync`).  A run's lock is a session advisory lock on a hash of its id, held on a
+connection of its own for as long as the command holds the run, so two operators (on any
+machines) cannot resume one run together, and a confirmation waits for the runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from runbook_engine.errors import StateError
+from runbook_engine.evidence import JOURNAL_NAME
+from runbook_engine.run.pgstore import schema, sync
+from runbook_engine.run.store import (
+    DONE_STATUSES,
+    STEP_STATUSES,
+    Anchor,
+    GateDecision,
+    RunRecord,
+    StepState,
+    utcnow,
+)
+
+#: Seconds to wait for the database to answer a new connection.
+CONNECT_TIMEOUT = 10
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password (for messages and folder names)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception:  # a malformed URL: show its scheme only
+        return url.split("://", 1)[0] + "://…"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
+
+
+def lock_key(run_id: str) -> int:
+    """The advisory lock key of a run: 63 bits of the SHA-256 of its id."""
+    return int.from_bytes(hashlib.sha256(run_id.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def connect(url: str, **kwargs: Any) -> Any:
+    """A psycopg connection to ``url`` (rows as dicts).
+
+    Raises:
+        StateError: the database cannot be reached (exit 2; the message names the store).
+    """
+    import psycopg
+    from psycopg.rows import dict_row
+
+    try:
+        return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, row_factory=dict_row, **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no answer"
+        raise StateError(f"cannot reach the store {shown_url(url)}: {reason}") from None
+
+
+class PgStore:
+    """Runs, steps, gates, journals and files of a team in one PostgreSQL database.
+
+    Args:
+        url: ``postgresql://user@host:port/dbname`` (a password may come from ``~/.pgpass``
+            or ``PGPASSWORD``, as for ``psql``).
+        work_dir: This machine's working copies of run folders (``work_dir/runs/RUN_ID``).
+
+    Raises:
+        StateError: the database cannot be reached, or its schema is not this
+            runbook-engine's (older: `runbook store upgrade`; newer: refused).
+    """
+
+    def __init__(self, url: str, work_dir: Path, **_: Any) -> None:
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self.where = shown_url(url)
+        self.state_dir = work_dir
+        with contextlib.closing(connect(url)) as conn:
+            schema.check_current(conn.execute, self.where)
+        kwargs = {"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT}
+        self._pool = ConnectionPool(url, min_size=1, max_size=4, kwargs=kwargs, open=True)
+        self._synced: set[str] = set()
+        self._pushed: dict[str, sync.Pushed] = {}
+        self._locks: dict[str, list[Any]] = {}
+
+    def close(self) -> None:
+        """Close the pool (and any lock connection left open)."""
+        for conn, _depth in self._locks.values():
+            conn.close()
+        self._locks.clear()
+        self._pool.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A connection of the pool in one transaction (committed on success)."""
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, args).fetchall()
+
+    # working copies ---------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        """This machine's working copy of run ``run_id``'s folder, filled from the
+        database the first time a process asks for it."""
+        path = self.state_dir / "runs" / run_id
+        if run_id not in self._synced and self.has_run(run_id):
+            self.sync(run_id)
+        return path
+
+    def sync(self, run_id: str) -> None:
+        """Copy what the working copy holds and the database lacks to the database, then
+        the other way round (one transaction).
+
+        Raises:
+            StateError: the working copy's journal differs from the database's.
+        """
+        folder = self.state_dir / "runs" / run_id
+        path = folder / JOURNAL_NAME
+        with self.transaction() as conn:
+            self._pushed[run_id] = sync.push_journal(conn, run_id, path)
+            sync.push_files(conn, run_id, folder)
+            sync.pull_journal(conn, run_id, path)
+            sync.pull_files(conn, run_id, folder)
+        self._synced.add(run_id)
+
+    def _push(self, conn: Any, run_id: str, *, files: bool) -> None:
+        folder = self.state_dir / "runs" / run_id
+        since = self._pushed.get(run_id)
+        self._pushed[run_id] = sync.push_journal(conn, run_id, folder / JOURNAL_NAME, since)
+        if files:
+            sync.push_files(conn, run_id, folder)
+
+    @contextlib.contextmanager
+    def lock_run(self, run_id: str, *, wait: float = 0.0) -> Iterator[None]:
+        """Hold run ``run_id`` (a session advisory lock); the working copy is brought up to
+        date once it is held, and what the command wrote is stored before it is let go.
+
+        Re-entrant within one process.
+
+        Raises:
+            StateError: another process (on any machine) holds the run beyond ``wait`` seconds.
+        """
+        entry = self._locks.get(run_id)
+        if entry is not None:
+            entry[1] += 1
+            try:
+                yield
+            finally:
+                entry[1] -= 1
+            return
+        holder = f"runbook {getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"[:63]
+        conn = connect(self.url, autocommit=True, application_name=holder)
+        key, deadline = lock_key(run_id), time.monotonic() + wait
+        while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (key,)).fetchone()["got"]:
+            if time.monotonic() >= deadline:
+                who = _holder(conn, key)
+                conn.close()
+                raise StateError(
+                    f"run {run_id} is being run by {who} (or changed by it); try again "
+                    "when it has paused or finished"
+                )
+            time.sleep(0.1)
+        self._locks[run_id] = entry = [conn, 1]
+        try:
+            if self.has_run(run_id):
+                self.sync(run_id)
+            yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[run_id]
+                try:
+                    if self.has_run(run_id):
+                        with self.transaction() as tx:
+                            self._push(tx, run_id, files=True)
+                finally:
+                    conn.close()  # closing the session releases the lock
+
+    # runs -------------------------------------------------------------------
+    def create_run(self, record: RunRecord, steps: list[tuple[str, str, int]]) -> None:
+        """Insert a run and its pending steps in one transaction.
+
+        Raises:
+            StateError: the run id exists already.
+        """
+        values = {f.name: getattr(record, f.name) for f in fields(RunRecord)}
+        values["overrides"] = json.dumps(record.overrides, sort_keys=True)
+        now = utcnow()
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE run_id=%s", (record.run_id,)).fetchone():
+                raise StateError(f"run {record.run_id} exists already")
+            marks = ", ".join(["%s"] * len(values))
+            conn.execute(
+                f"INSERT INTO runs ({', '.join(values)}) VALUES ({marks})", tuple(values.values())
+            )
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO steps (run_id, step_id, host, position, status, updated_at) "
+                    "VALUES (%s, %s, %s, %s, 'pending', %s)",
+                    [(record.run_id, s, h, p, now) for s, h, p in steps],
+                )
+
+    def has_run(self, run_id: str) -> bool:
+        """True when run ``run_id`` is in the store."""
+        return self._one("SELECT 1 FROM runs WHERE run_id=%s", run_id) is not None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Return the run ``run_id``.
+
+        Raises:
+            StateError: no such run (exit 2).
+        """
+        row = self._one("SELECT * FROM runs WHERE run_id=%s", run_id)
+        if row is None:
+            raise StateError(
+                f"no run {run_id!r} in the store {self.where}; `runbook runs` lists the runs"
+            )
+        return _run(row)
+
+    def list_runs(self) -> list[RunRecord]:
+        """Return every run, newest first."""
+        rows = self._all("SELECT * FROM runs ORDER BY created_at DESC, run_id DESC")
+        return [_run(r) for r in rows]
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        """Set columns of a run in one go."""
+        if "overrides" in changes:
+            changes["overrides"] = json.dumps(changes["overrides"], sort_keys=True)
+        changes["updated_at"] = utcnow()
+        sets = ", ".join(f"{k}=%s" for k in changes)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE runs SET {sets} WHERE run_id=%s", (*changes.values(), run_id))
+
+    # steps ------------------------------------------------------------------
+    def steps(self, run_id: str) -> list[StepState]:
+        """Return every step state of a run in flow order."""
+        sql = "SELECT * FROM steps WHERE run_id=%s ORDER BY position, host"
+        return [StepState(**r) for r in self._all(sql, run_id)]
+
+    def step(self, run_id: str, step_id: str, host: str) -> StepState | None:
+        """Return one step state, or ``None``."""
+        sql = "SELECT * FROM steps WHERE run_id=%s AND step_id=%s AND host=%s"
+        row = self._one(sql, run_id, step_id, host)
+        return StepState(**row) if row else None
+
+    def steps_of(self, run_id: str, step_id: str) -> list[StepState]:
+        """Return the states of one step of a run (one per host, in host order)."""
+        sql = "SELECT * FROM steps WHERE run_id=%s AND step_id=%s ORDER BY host"
+        return [StepState(**r) for r in self._all(sql, run_id, step_id)]
+
+    def done_keys(self, run_id: str) -> set[tuple[str, str]]:
+        """Return ``(step id, host)`` of every done step of a run."""
+        sql = "SELECT step_id, host FROM steps WHERE run_id=%s AND status = ANY(%s)"
+        return {(r["step_id"], r["host"]) for r in self._all(sql, run_id, sorted(DONE_STATUSES))}
+
+    def transition(
+        self,
+        run_id: str,
+        step_id: str,
+        host: str,
+        status: str,
+        *,
+        clear_gate: bool = False,
+        anchor: Anchor | None = None,
+        durable: bool = True,
+        **changes: Any,
+    ) -> None:
+        """Move a step to ``status`` in one transaction; with ``anchor``, the journal's new
+        records go into the database in the same transaction.
+
+        Raises:
+            ValueError: ``status`` is not a step status.
+        """
+        move = (step_id, host, status, changes)
+        self.transitions(run_id, [move], anchor=anchor, durable=durable, clear_gate=clear_gate)
+
+    def transitions(
+        self,
+        run_id: str,
+        moves: list[tuple[str, str, str, dict[str, Any]]],
+        *,
+        anchor: Anchor | None = None,
+        durable: bool = True,
+        clear_gate: bool = False,
+    ) -> None:
+        """Move steps, ``(step_id, host, status, columns)`` each, in one transaction (a
+        fanned-out step's group commit), as :meth:`transition`.
+
+        Raises:
+            ValueError: a status is not a step status.
+        """
+        for _, _, status, _ in moves:
+            if status not in STEP_STATUSES:
+                raise ValueError(status)
+        now = utcnow()
+        with self.transaction() as conn:
+            for step_id, host, status, changes in moves:
+                values = {**changes, "status": status, "updated_at": now}
+                sets = ", ".join(f"{k}=%s" for k in values)
+                key = (run_id, step_id, host)
+                conn.execute(
+                    f"UPDATE steps SET {sets} WHERE run_id=%s AND step_id=%s AND host=%s",
+                    (*values.values(), *key),
+                )
+                if clear_gate:
+                    conn.execute(
+                        "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s", key
+                    )
+            if anchor is not None:
+                self._push(conn, run_id, files=False)
+                sync.set_anchor(conn, run_id, anchor)
+
+    def set_anchor(self, run_id: str, anchor: Anchor, *, durable: bool = True) -> None:
+        """Store the journal's new records and keep ``anchor``; ``durable``: the run stops
+        here, so its files are stored too."""
+        with self.transaction() as conn:
+            self._push(conn, run_id, files=durable)
+            sync.set_anchor(conn, run_id, anchor)
+
+    def anchor(self, run_id: str) -> Anchor | None:
+        """The run's journal anchor ``(seq, hash)``, or ``None``."""
+        row = self._one("SELECT journal_seq, journal_hash FROM runs WHERE run_id=%s", run_id)
+        if row is None or row["journal_seq"] is None or row["journal_hash"] is None:
+            return None
+        return int(row["journal_seq"]), str(row["journal_hash"])
+
+    def ensure_step(self, run_id: str, step_id: str, host: str, position: int) -> None:
+        """Add a pending step row if missing."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO steps (run_id, step_id, host, position, status, updated_at) "
+                "VALUES (%s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
+                (run_id, step_id, host, position, utcnow()),
+            )
+
+    # gates ------------------------------------------------------------------
+    def put_gate(self, decision: GateDecision) -> None:
+        """Record a gate decision given outside the run (replaces an earlier one)."""
+        values = tuple(getattr(decision, f.name) for f in fields(GateDecision))
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO gates VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (run_id, step_id, host) DO UPDATE SET decision=EXCLUDED.decision, "
+                "by=EXCLUDED.by, note=EXCLUDED.note, source=EXCLUDED.source, at=EXCLUDED.at",
+                values,
+            )
+
+    def peek_gate(self, run_id: str, step_id: str, host: str) -> GateDecision | None:
+        """Return the decision recorded for a gate, if any, and keep it."""
+        sql = "SELECT * FROM gates WHERE run_id=%s AND step_id=%s AND host=%s"
+        row = self._one(sql, run_id, step_id, host)
+        return GateDecision(**row) if row else None
+
+    def gate_decisions(self, run_id: str) -> dict[tuple[str, str], GateDecision]:
+        """The decisions recorded for gates of ``run_id`` and not yet taken by the runner."""
+        rows = self._all("SELECT * FROM gates WHERE run_id=%s", run_id)
+        return {(r["step_id"], r["host"]): GateDecision(**r) for r in rows}
+
+    def drop_gate(self, run_id: str, step_id: str, host: str) -> None:
+        """Delete the decision recorded for a gate."""
+        with self.transaction() as conn:
+            sql = "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s"
+            conn.execute(sql, (run_id, step_id, host))
+
+    def take_gate(self, run_id: str, step_id: str, host: str) -> GateDecision | None:
+        """Return and delete the decision recorded for a gate, if any."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s RETURNING *",
+                (run_id, step_id, host),
+            ).fetchone()
+        return GateDecision(**row) if row else None
+
+
+def _holder(conn: Any, key: int) -> str:
+    """Who holds advisory lock ``key`` (the holder's application name), as far as visible."""
+    row = conn.execute(
+        "SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a "
+        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1",
+        (key >> 32, key & 0xFFFFFFFF),
+    ).fetchone()
+    return row["name"] if row and row["name"] else "another process"
+
+
+def _run(row: dict[str, Any]) -> RunRecord:
+    data = dict(row)
+    data.pop("journal_seq", None)
+    data.pop("journal_hash", None)
+    data["overrides"] = json.loads(data["overrides"] or "{}")
+    return RunRecord(**data)
