@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +50,11 @@ echo "$RUNBOOK_HOST ran" >> ran.log
 
 
 def _run(
-    tmp_path: Path, body: str, *args: str, on_failure: str = "stop"
+    tmp_path: Path,
+    body: str,
+    *args: str,
+    on_failure: str = "stop",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "fan.md").write_text(RUNBOOK.format(body=body, on_failure=on_failure))
     (tmp_path / "env.yaml").write_text(ENV)
@@ -67,6 +74,7 @@ def _run(
             "--no-input",
             *args,
         ],
+        env={**os.environ, **(env or {})},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -139,3 +147,88 @@ def test_max_failures_above_one_lets_further_hosts_start_one_at_a_time(tmp_path:
     events = _journal(tmp_path)
     assert [e["host"] for e in events if e["event"] == "step-started"] == ["w1", "w2", "w3", "w4"]
     assert "runbook resume r1" in proc.stderr
+
+
+def _cli(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "runbook_engine", *args, "--state-dir", "state"]
+    env = {**os.environ, "RUNBOOK_OPERATOR": "Ann Operator", **env}
+    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _signing(tmp_path: Path) -> dict[str, str]:
+    env = {"RUNBOOK_SIGNING_KEY": str(tmp_path / "keys" / "signing.key")}
+    assert _cli(tmp_path, "keys", "init", "-o", "keys", env=env).returncode == 0
+    return env
+
+
+def test_a_fanned_out_step_is_durable_signed_and_stored_by_group_commits(tmp_path: Path) -> None:
+    env = _signing(tmp_path)
+    proc = _run(tmp_path, BARRIER, "--forks", "4", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    events = _journal(tmp_path)
+    run_dir = tmp_path / "state" / "runs" / "r1"
+    sigs = [json.loads(line) for line in (run_dir / "journal.sig.jsonl").read_text().splitlines()]
+    # Each host's step-started was on the disk and signed before its command started: a
+    # signature of it (or of a later record, covering it through the chain) was written
+    # before the host's process-started.
+    for started in (e for e in events if e["event"] == "step-started"):
+        process = next(
+            e for e in events if e["event"] == "process-started" and e["host"] == started["host"]
+        )
+        assert any(s["seq"] >= started["seq"] and s["time"] <= process["time"] for s in sigs)
+    assert all(
+        not any(s["seq"] == e["seq"] for s in sigs)
+        for e in events
+        if e["event"] == "process-started"
+    )  # never signed before it is on the disk
+    verified = _cli(
+        tmp_path,
+        "evidence",
+        "verify",
+        "r1",
+        "--public-key",
+        "keys/signing.pub",
+        "--require-signature",
+        env=env,
+    )
+    assert verified.returncode == 0 and verified.stdout.startswith("VERIFIED:"), verified.stdout
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        rows = db.execute("SELECT host, status, exit_code, output_digest FROM steps").fetchall()
+        anchor = db.execute("SELECT journal_seq, journal_hash FROM runs").fetchone()
+    assert sorted(rows) == [  # the hosts' ends, committed in the group's transaction
+        (
+            host,
+            "succeeded",
+            0,
+            next(
+                e["output_sha256"]
+                for e in events
+                if e["event"] == "step-finished" and e["host"] == host
+            ),
+        )
+        for host in ("w1", "w2", "w3", "w4")
+    ]
+    assert anchor == (events[-1]["seq"], events[-1]["hash"])
+
+
+def test_a_fan_out_killed_while_its_hosts_run_resumes_and_verifies(tmp_path: Path) -> None:
+    env = _signing(tmp_path)
+    killed = _run(
+        tmp_path, BARRIER, "--forks", "4", env={**env, "RUNBOOK_FAULT": "after-process-started"}
+    )
+    assert killed.returncode == -signal.SIGKILL
+    events = _journal(tmp_path)
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        seq, digest = db.execute("SELECT journal_seq, journal_hash FROM runs").fetchone()
+    assert events[seq - 1]["hash"] == digest  # the anchor names a record on the disk
+    paused = _cli(tmp_path, "resume", "r1", "--no-input", env=env)
+    assert paused.returncode == 3, paused.stdout + paused.stderr  # the hosts' steps may have run
+    confirm = ["confirm", "r1", "step", "--as", "Ann Operator", "--rerun"]
+    assert _cli(tmp_path, *confirm, env=env).returncode == 0
+    for marker in tmp_path.glob("arrived-*"):
+        marker.unlink()
+    done = _cli(tmp_path, "resume", "r1", "--no-input", "--forks", "4", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pub = ["--public-key", "keys/signing.pub", "--require-signature"]
+    verified = _cli(tmp_path, "evidence", "verify", "r1", *pub, env=env)
+    assert verified.returncode == 0 and verified.stdout.startswith("VERIFIED:"), verified.stdout

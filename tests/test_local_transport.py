@@ -258,3 +258,60 @@ def test_errexit_is_an_interpreter_option_shown_in_the_command(local: LocalTrans
     plain = local.run("sh", "echo $-\n", errexit=False)
     assert "e" not in plain.stdout and " -e " not in plain.command
     local.close()
+
+
+BIG = (
+    "import sys\n"
+    "for n in range(3000):\n"
+    "    sys.stdout.write(f'out {n} ' + 'x' * 60 + '\\n')\n"
+    "    sys.stderr.write(f'err {n} ' + 'y' * 60 + '\\n')\n"
+    "sys.stdout.write('z' * 200000)\n"  # one line longer than a read block, no final newline
+)
+
+
+@pytest.fixture(params=["pidfd", "polling"])
+def exit_watch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the process's exit waited on by pidfd, and by polling (no pidfd)."""
+    if request.param == "polling":
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    elif not hasattr(os, "pidfd_open"):
+        pytest.skip("no pidfd_open here")
+    return str(request.param)
+
+
+@posix_only
+def test_both_streams_beyond_the_pipe_buffer_are_read_whole(exit_watch: str) -> None:
+    seen: list[str] = []
+    result = LocalTransport(on_output=seen.append).run("python", BIG)
+    assert result.ok
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("out 0 ") and lines[2999].startswith("out 2999 ")
+    assert lines[3000] == "z" * 200000
+    assert result.stderr.splitlines()[-1].startswith("err 2999 ")
+    assert result.streams["stdout"]["bytes"] == len(result.stdout.encode())
+    assert len([line for line in seen if not line.startswith("z")]) == 6000
+    pieces = [line for line in seen if line.startswith("z")]  # the long line, cut in pieces
+    assert sum(map(len, pieces)) == 200000 and max(map(len, pieces)) <= 64 * 1024
+
+
+@posix_only
+def test_the_output_cap_keeps_head_and_tail_of_each_stream(exit_watch: str) -> None:
+    from runbook_engine.transports.process import CommandHooks, command_hooks
+
+    with command_hooks(CommandHooks(max_output=4000, filter=lambda t: t.replace("x", "-"))):
+        result = LocalTransport().run("python", BIG)
+    assert result.ok
+    assert result.stdout.startswith("out 0 ---") and result.stdout.endswith("zzz")
+    assert "bytes of output dropped here" in result.stdout
+    assert result.stderr.startswith("err 0 y") and result.streams["stderr"]["dropped"] > 0
+
+
+@posix_only
+def test_deadline_and_background_pipes_without_pidfd(exit_watch: str, tmp_path: Path) -> None:
+    result = LocalTransport(grace=0.5).run("sh", "echo begun\nsleep 300\n", timeout=1)
+    assert result.timed_out and result.exit_code is None and result.stdout == "begun\n"
+    pidfile = tmp_path / "daemon.pid"
+    body = f"sleep 300 &\necho $! > '{pidfile}'\necho launched\n"
+    result = LocalTransport(grace=0.5).run("sh", body)
+    kill_quietly(int(pidfile.read_text()))
+    assert result.ok and result.stdout == "launched\n"

@@ -161,3 +161,35 @@ def test_a_head_file_run_of_schema_3_is_upgraded_and_resumes(tmp_path: Path) -> 
     assert _count(book) == ["one", "two"]
     assert _anchor(book)[0] == len(_events(book))
     assert _verify(book).stdout.startswith("VERIFIED:")
+
+
+def _cut(path: Path, keep: int) -> None:
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:keep]))
+
+
+@pytest.mark.parametrize("point", ["after-step-started", "after-process-started"])
+def test_what_a_power_loss_may_take_resumes_and_verifies(tmp_path: Path, point: str) -> None:
+    """``step-started`` is fsync'd before the command starts, its signature is not;
+    ``process-started`` and its signature are not fsync'd at all (their durability comes
+    with the step's end).  Cut what a power loss may take: the run resumes, signs the
+    unsigned record and verifies."""
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    assert _book(tmp_path, point).run("two.md").returncode == -signal.SIGKILL
+    journal = book.run_dir() / "journal.jsonl"
+    signatures = book.run_dir() / "journal.sig.jsonl"
+    events = [e["event"] for e in _events(book)]
+    assert events[-1] == ("step-started" if point == "after-step-started" else "process-started")
+    started = events.index("step-started") + 1  # its seq: the last record on the disk
+    _cut(journal, started)
+    kept = [s for s in signatures.read_text().splitlines() if f'"seq":{started},' not in s]
+    kept = [s for s in kept if f'"seq":{started + 1},' not in s]
+    signatures.write_text("".join(f"{line}\n" for line in kept))
+    assert (_anchor(book)[0] or 0) <= started  # the store never anchors a record not synced
+    paused = book.resume()
+    assert paused.returncode == 3, paused.stdout + paused.stderr  # the step may have run
+    assert book.st("confirm", "r1", "one", "--as", "Ann Operator", "--rerun").returncode == 0
+    done = book.resume()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _count(book)[-1] == "two"
+    assert _verify(book).stdout.startswith("VERIFIED:")

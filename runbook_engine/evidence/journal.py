@@ -308,7 +308,7 @@ class Journal:
         path: The journal file; it and its parent directories are created on the
             first append.
         redactor: Applied to every event's fields before hashing and writing.
-        anchor: Where the anchor goes after each append (default: the head file).
+        anchor: Where the anchor goes after each synced append (default: the head file).
 
     Raises:
         EvidenceError: the existing journal is damaged (the message names the first
@@ -321,9 +321,7 @@ class Journal:
         self.path = Path(path)
         self._anchor: JournalAnchor = anchor if anchor is not None else HeadFile(self.path)
         self._redactor = redactor if redactor is not None else Redactor.empty()
-        self._seq = 0
-        self._hash = GENESIS_HASH
-        self._size = 0
+        self._seq, self._hash, self._size = 0, GENESIS_HASH, 0
         self._repaired: dict[str, Any] = {}
         self._load()
 
@@ -465,6 +463,15 @@ class Journal:
             EvidenceError: the journal changed under this writer, a field cannot be
                 written as JSON, or the file cannot be written.
         """
+        return self.append_record(event, fields)
+
+    def append_record(
+        self, event: str, fields: dict[str, Any], *, sync: bool = True
+    ) -> dict[str, Any]:
+        """:meth:`append` (``fields`` as its keyword arguments), the ``fsync`` optional: an
+        unsynced line (a kill of this process loses nothing) reaches the disk with the next
+        synced append or the write-back (a power loss may cut it, and a torn last line is
+        repaired on the next open); the anchor stays at the last synced record."""
         try:
             with shielded(), self._open_locked() as fd:
                 size = os.fstat(fd).st_size
@@ -476,7 +483,8 @@ class Journal:
                 data = (canonical_json(record) + "\n").encode("utf-8")
                 try:
                     _write_all(fd, data)
-                    os.fsync(fd)
+                    if sync:
+                        os.fsync(fd)
                 except OSError:
                     with suppress(OSError):  # never leave half a line behind
                         os.ftruncate(fd, size)
@@ -484,7 +492,8 @@ class Journal:
                     raise
                 self._seq, self._hash = record["seq"], record["hash"]
                 self._size = size + len(data)
-                self._anchor.write(record["seq"], record["hash"])
+                if sync:
+                    self._anchor.write(record["seq"], record["hash"])
         except OSError as exc:
             raise storage_error(f"journal {self.path}", exc) from exc
         return record

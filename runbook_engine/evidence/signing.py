@@ -139,6 +139,7 @@ class Signer:
             data = self.path.read_bytes()
             self._count, self._prev, self._last_seq = _tail(self.path, data)
             self._size = len(data)
+        self._unsynced = False  # a line written here is not fsync'd yet
 
     def describe(self) -> dict[str, Any]:
         """Fields for the ``run-started`` record: algorithm, key id, public key PEM, coverage."""
@@ -158,11 +159,13 @@ class Signer:
         """Write the public key to ``signing.pub`` in the run folder."""
         (self.path.parent / PUBLIC_KEY_NAME).write_bytes(public_pem(self._key.public_key()))
 
-    def sign(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def sign(self, record: dict[str, Any], *, sync: bool = True) -> dict[str, Any] | None:
         """Sign the chain head ``record`` (as returned by ``Journal.append``) and append it.
 
         The signature file is locked and, when another process wrote to it since,
-        its last line is read again first.
+        its last line is read again first.  With ``sync`` false the line is written but
+        not ``fsync``'d: it reaches the disk with the next synced signature (which
+        covers this record through the chain anyway) or the system's write-back.
 
         Returns:
             The signature record written, or ``None`` when a signature of a later
@@ -190,7 +193,9 @@ class Signer:
                 try:
                     if os.write(fd, line) != len(line):
                         raise OSError(errno.ENOSPC, "short write (disk full?)")
-                    os.fsync(fd)
+                    if sync:
+                        os.fsync(fd)
+                    self._unsynced = not sync
                 except OSError:
                     with contextlib.suppress(OSError):
                         os.ftruncate(fd, size)  # never leave half a signature line
@@ -206,6 +211,24 @@ class Signer:
         )
         self._size = size + len(line)
         return entry
+
+    def flush(self) -> None:
+        """``fsync`` the signature lines written here without it (a no-op when none).
+
+        Raises:
+            StorageError: the file cannot be synced (exit 74).
+        """
+        if not self._unsynced:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise storage_error(f"signatures {self.path}", exc) from exc
+        self._unsynced = False
 
     def _entry(self, record: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -253,11 +276,32 @@ class SignedJournal(Journal):
         self.run_id = run_id if run_id is not None else (signer.run_id if signer else None)
         last = _last_event(self.path) if self.head[0] else None
         self._sealed = last == SEAL_EVENT
+        self.unsigned: dict[str, Any] | None = None
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append and sign one event (see ``Journal.append``); seal the journal after the
         run's end or after an addition to a sealed journal."""
-        record = self._append_signed(event, fields)
+        return self.append_record(event, fields)
+
+    def append_record(
+        self,
+        event: str,
+        fields: dict[str, Any],
+        *,
+        sync: bool = True,
+        sync_signature: bool | None = None,
+        sign: bool = True,
+    ) -> dict[str, Any]:
+        """:meth:`append`, the ``fsync`` of the record (``sync``, see ``Journal.append_record``)
+        and of its signature line (``sync_signature``, default ``sync``) optional, and the
+        signature itself (``sign``: false leaves the record to a later signature, which covers
+        it through the chain).  A signature line is only written for a record ``fsync``'d, so
+        one on the disk always names a record on the disk.  An unsynced signature is made
+        durable by the next synced one; a power loss before leaves the record unsigned, and
+        the run's next signed record (its resume) covers it.  Raises as :meth:`append`.
+        """
+        sync_signature = sync if sync_signature is None else (sync and sync_signature)
+        record = self._append_signed(event, fields, sync, sync_signature, sign and sync)
         if self.signer is not None and (event == "run-finished" or self._sealed):
             self._append_signed(SEAL_EVENT, {"run_id": self.run_id, "last_seq": self.head[0] + 1})
             self._sealed = True
@@ -282,13 +326,22 @@ class SignedJournal(Journal):
         self._sealed = True
         return record
 
-    def _append_signed(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _append_signed(
+        self,
+        event: str,
+        fields: dict[str, Any],
+        sync: bool = True,
+        sync_signature: bool = True,
+        sign: bool = True,
+    ) -> dict[str, Any]:
         with shielded():  # a stop signal waits until the record is signed
-            record = super().append(event, **fields)
+            record = super().append_record(event, fields, sync=sync)
             if event == "run-finished":
                 crash_point("after-run-finished")
-            if self.signer is not None:
-                self.signer.sign(record)
+            if self.signer is not None and sign:
+                self.signer.sign(record, sync=sync_signature)
+            #: The last record written unsigned, until a signature covers it.
+            self.unsigned = record if self.signer is not None and not sign else None
         return record
 
 

@@ -11,12 +11,13 @@ import contextlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.errors import ConnectionLost, ExecutionError
+from runbook_engine.errors import ConnectionLost, ExecutionError, RunbookError
 from runbook_engine.evidence.redact import Redactor
 from runbook_engine.evidence.signing import SignedJournal, first_record, shared_lock, signer_for_run
 from runbook_engine.run.anchor import StoreAnchor
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate, stored_source
+from runbook_engine.run.groupcommit import GroupCommit, Move, fsync_file
 from runbook_engine.run.heldlock import HeldLock
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.step_output import max_output_bytes, output_name, write_output
@@ -84,6 +85,8 @@ class RunContext:
         #: Columns a step's next transition carries (its output digest and exit code,
         #: left by :meth:`record_result`): one transaction instead of two.
         self._carry: dict[tuple[str, str], dict[str, Any]] = {}
+        #: Set by the runner while a step fans out to several hosts at once.
+        self.group: GroupCommit | None = None
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
@@ -119,24 +122,33 @@ class RunContext:
 
         The transaction does not wait for the disk: the journal holds what it says
         (ARCHITECTURE.md, "Durability of a step")."""
-        columns = {**self._carry.pop((ts.id, host.name), {}), **fields}
+        _, _, _, columns = self._move(ts, host, status, fields)
+        anchor = self.anchor.pending
         self.store.transition(
-            self.run_id,
-            ts.id,
-            host.name,
-            status,
-            anchor=self.anchor.pending,
-            durable=False,
-            **columns,
+            self.run_id, ts.id, host.name, status, anchor=anchor, durable=False, **columns
         )
 
+    def _move(self, ts: TailoredStep, host: Host, status: str, fields: dict[str, Any]) -> Move:
+        """The transition of ``ts`` on ``host`` to ``status``, with what the last command left."""
+        return (ts.id, host.name, status, {**self._carry.pop((ts.id, host.name), {}), **fields})
+
     def finish(self, ts: TailoredStep, host: Host, status: str, **fields: Any) -> None:
-        """Record that ``ts`` ended on ``host`` with ``status`` (one transaction)."""
-        self.transition(ts, host, status, finished_at=utcnow(), **fields)
+        """Record that ``ts`` ended on ``host`` with ``status`` (one transaction; in a
+        fanned-out step, the group's next one: :meth:`GroupCommit.defer`)."""
+        fields["finished_at"] = utcnow()
+        if self.group is None:
+            return self.transition(ts, host, status, **fields)
+        self.group.defer(self._move(ts, host, status, fields))
 
     def rest(self) -> None:
-        """The run stops here: make the store and the journal's anchor durable
-        (:meth:`StoreAnchor.rest`)."""
+        """The run stops here: sign a last record written unsigned (``process-started`` of
+        a command a full disk stopped; the journal ``fsync``'d first), then make the store
+        and the journal's anchor durable (:meth:`StoreAnchor.rest`)."""
+        tail = self.journal.unsigned
+        if tail is not None and self.signer is not None:
+            with contextlib.suppress(RunbookError):  # a full disk: the resume signs it
+                fsync_file(self.journal.path)
+                self.signer.sign(tail)
         self.anchor.rest()
 
     def by_hand(self, host: Host) -> bool:
@@ -302,24 +314,20 @@ class RunContext:
 
         Args:
             start: Columns of the step's ``running`` checkpoint (attempts, start time),
-                committed once ``{purpose}-started`` is in the journal and before the
-                command starts."""
-        self.journal.append(
-            f"{purpose}-started",
-            step=step_id,
-            id=ts.id,
-            host=host.name,
-            address=host.address,
-            transport=host.transport,
-            kind=ts.step.kind,
-            command=ts.run_body or ts.body,
-            values=dict(ts.env),
-            attempt=attempt,
-            timeout_seconds=ts.step.timeout,
-        )
-        if start is not None:
+                committed with its process once it started (``{purpose}-started`` is on
+                the disk before), or with its end when no process is reported."""
+        fields = {"step": step_id, "id": ts.id, "host": host.name, "address": host.address}
+        fields |= {"transport": host.transport, "kind": ts.step.kind, "attempt": attempt}
+        fields |= {"command": ts.run_body or ts.body, "timeout_seconds": ts.step.timeout}
+        fields["values"] = dict(ts.env)  # on disk before the command starts (signature: at its end)
+        if self.group is not None and start is not None:  # fsync and transaction shared
+            record = self.journal.append_record(f"{purpose}-started", fields, sync=False)
+            self.group.commit(record, self._move(ts, host, "running", start))
+        else:
+            self.journal.append_record(f"{purpose}-started", fields, sync_signature=False)
+        if start is not None and self.group is None:  # running: with its process (one commit)
             crash_point("after-step-started")
-            self.transition(ts, host, "running", **start)
+            self._carry[(ts.id, host.name)] = self._carry.get((ts.id, host.name), {}) | start
         try:
             transport = self.transport(host)
             with self.released(), command_hooks(self._hooks(ts, host, step_id, purpose)):
@@ -355,14 +363,11 @@ class RunContext:
 
         def started(identity: ProcessIdentity | RemoteProcess) -> None:
             with self.parallel:  # serialised with the other hosts' journal writes
-                self.journal.append(
-                    "process-started",
-                    step=step_id,
-                    id=ts.id,
-                    host=host.name,
-                    purpose=purpose,
-                    **identity.fields(),
-                )
+                fields = {"step": step_id, "id": ts.id, "host": host.name, "purpose": purpose}
+                fields |= identity.fields()
+                # Not fsync'd: a process identity means nothing after a power loss.
+                self.journal.append_record("process-started", fields, sync=False)
+                crash_point("after-process-started")
                 if purpose == "step":
                     self.transition(ts, host, "running", **identity.columns())
 
@@ -394,20 +399,14 @@ class RunContext:
         output = self.redactor.redact(result.stdout + result.stderr)
         digest = self.save_output(step_id, own_id, host, attempt, purpose, output)
         name = output_name(step_id, own_id, host, attempt, purpose)
-        self.journal.append(
-            f"{purpose}-finished",
-            step=step_id,
-            id=ts.id,
-            host=host.name,
-            status="succeeded" if result.ok else "failed",
-            exit_code=result.exit_code,
-            timed_out=result.timed_out,
-            duration_seconds=round(result.duration, 3),
-            output_sha256=digest,
-            output_file=f"output/{name}",
-            output_excerpt=output[-EXCERPT_CHARS:],
-            **({"output_streams": result.streams} if result.streams else {}),
-        )
+        fields = {"step": step_id, "id": ts.id, "host": host.name, "exit_code": result.exit_code}
+        fields |= {"status": "succeeded" if result.ok else "failed", "timed_out": result.timed_out}
+        fields |= {"duration_seconds": round(result.duration, 3), "output_sha256": digest}
+        fields |= {"output_file": f"output/{name}", "output_excerpt": output[-EXCERPT_CHARS:]}
+        fields |= {"output_streams": result.streams} if result.streams else {}
+        record = self.journal.append_record(f"{purpose}-finished", fields, sync=self.group is None)
+        if self.group is not None:  # durable and signed with the other hosts' records
+            self.group.commit(record)
         if purpose == "step":  # carried by the step's next transition (its end, mostly)
             crash_point("after-step-finished")
             self._carry[(ts.id, host.name)] = {

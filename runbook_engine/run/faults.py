@@ -11,8 +11,13 @@ The points, in the order a run meets them:
     The run's row is in the store, its folder (with a signed ``run-started``)
     not yet in place.
 ``after-step-started``
-    A command step's ``step-started`` is journaled (``fsync``'d), its ``running``
+    A command step's ``step-started`` is journaled (``fsync``'d; its signature written,
+    not ``fsync``'d), its ``running``
     checkpoint not yet committed (the command not yet started).
+``after-process-started``
+    A command step's process is started and its ``process-started`` written (not
+    ``fsync``'d: a power loss may take it), its ``running`` checkpoint with the process
+    not yet committed.
 ``after-step-finished``
     A command step's ``step-finished`` is journaled and signed, its final
     checkpoint not yet committed.

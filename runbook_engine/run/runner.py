@@ -26,6 +26,7 @@ from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.check import check_step, verdict_counts
 from runbook_engine.run.context import RunContext
 from runbook_engine.run.faults import crash_point
+from runbook_engine.run.groupcommit import GroupCommit
 from runbook_engine.run.interrupts import signal_of
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.steps import executor_for, executors
@@ -207,9 +208,10 @@ class Runner:
 
         With ``forks`` above 1 and several hosts, up to ``forks`` hosts run at once:
         everything but the command itself (store, journal, terminal) happens under
-        one lock, so only transports run in parallel.  No new host is started once
-        ``max_failures`` hosts of the step have failed (default: 1 when the step
-        stops on failure), the same rule as one host at a time.
+        one lock, so only transports run in parallel, and the hosts share the journal's
+        ``fsync``s, signatures and transactions (:mod:`runbook_engine.run.groupcommit`).
+        No new host is started once ``max_failures`` hosts of the step have failed
+        (default: 1 when the step stops on failure), the same rule as one host at a time.
         """
         limit = self.options.max_failures
         if limit is None:
@@ -244,11 +246,17 @@ class Runner:
                 failed[0] += outcome.startswith("fail")
                 return outcome
 
-        with ThreadPoolExecutor(
-            max_workers=self.options.forks, thread_name_prefix="runbook-host"
-        ) as pool:
-            futures = {host.name: pool.submit(work, host) for host in ts.hosts}
-            results = {host.name: futures[host.name].result() for host in ts.hosts}
+        ctx = self.ctx
+        ctx.group = GroupCommit(ctx.journal, ctx.store, ctx.run_id, ctx.anchor, ctx.parallel)
+        try:
+            with ThreadPoolExecutor(
+                max_workers=self.options.forks, thread_name_prefix="runbook-host"
+            ) as pool:
+                futures = {host.name: pool.submit(work, host) for host in ts.hosts}
+                results = {host.name: futures[host.name].result() for host in ts.hosts}
+        finally:  # the hosts' ends, committed before the next step (or the run's stop)
+            group, ctx.group = ctx.group, None
+            group.flush()
         for host in ts.hosts:
             outcome = results[host.name]
             if outcome is not None:

@@ -319,31 +319,42 @@ class CheckpointStore:
         durable: bool = True,
         **changes: Any,
     ) -> None:
-        """Move a step to ``status`` (and set other columns) in one committed transaction.
+        """Move a step to ``status`` (and set other columns) in one committed transaction;
+        ``clear_gate`` also deletes its stored decision (journaled).  See :meth:`transitions`."""
+        move = (step_id, host, status, changes)
+        self.transitions(run_id, [move], anchor=anchor, durable=durable, clear_gate=clear_gate)
+
+    def transitions(
+        self,
+        run_id: str,
+        moves: list[tuple[str, str, str, dict[str, Any]]],
+        *,
+        anchor: Anchor | None = None,
+        durable: bool = True,
+        clear_gate: bool = False,
+    ) -> None:
+        """Move steps, ``(step_id, host, status, columns)`` each, in one transaction (the
+        hosts of a fanned-out step share theirs: group commit).
 
         Args:
-            clear_gate: Also delete the step's stored decision (it has been journaled).
             anchor: The journal record (already ``fsync``'d) this acknowledges: the run's anchor.
             durable: See :meth:`transaction` (the runner's transitions: false).
 
         Raises:
-            ValueError: ``status`` is not a step status.
+            ValueError: a status is not a step status.
         """
-        if status not in STEP_STATUSES:
-            raise ValueError(status)
-        changes["status"] = status
-        changes["updated_at"] = utcnow()
-        sets = ", ".join(f"{k}=?" for k in changes)
+        if any(status not in STEP_STATUSES for _, _, status, _ in moves):
+            raise ValueError(next(m[2] for m in moves if m[2] not in STEP_STATUSES))
+        now = utcnow()
         with self.transaction(durable=durable) as db:
-            db.execute(
-                f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?",
-                (*changes.values(), run_id, step_id, host),
-            )
-            if clear_gate:
-                db.execute(
-                    "DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?",
-                    (run_id, step_id, host),
-                )
+            for step_id, host, status, changes in moves:
+                values = {**changes, "status": status, "updated_at": now}
+                sets = ", ".join(f"{k}=?" for k in values)
+                key = (run_id, step_id, host)
+                sql = f"UPDATE steps SET {sets} WHERE run_id=? AND step_id=? AND host=?"
+                db.execute(sql, (*values.values(), *key))
+                if clear_gate:
+                    db.execute("DELETE FROM gates WHERE run_id=? AND step_id=? AND host=?", key)
             if anchor is not None:
                 _set_anchor(db, run_id, anchor)
 

@@ -16,8 +16,10 @@ the process identity reported is the command's own (it leads its group).  One wi
 is left: a SIGKILL of this process after the fork of a command and before the write of
 its ``add`` line (the moment ``Popen`` takes to return once the command's exec succeeded,
 well under a millisecond) leaves that command unwatched.  :meth:`LocalTransport.close`
-ends the reaper.  Output is read in blocks into a bounded
-:class:`~runbook_engine.transports.capture.Capture` (head and tail, digest of all);
+ends the reaper.  Output is read in the calling thread, standard output and error and
+the command's exit in one :mod:`selectors` loop (:mod:`runbook_engine.transports.reader`),
+in blocks into a bounded :class:`~runbook_engine.transports.capture.Capture` (head and
+tail, digest of all);
 the current :class:`~runbook_engine.transports.process.CommandHooks` give the cap, the
 redaction filter and who is told the process identity.
 """
@@ -25,6 +27,7 @@ redaction filter and who is told the process identity.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import shutil
@@ -36,12 +39,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from runbook_engine.errors import ExecutionError
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.capture import Capture
 from runbook_engine.transports.process import CommandHooks, current_hooks, identify
+from runbook_engine.transports.reader import StreamReader, follow
 
 #: The reaper script, run by path (``python -I``: it needs only the standard library).
 SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
@@ -57,10 +61,27 @@ _SUFFIX = {"sh": ".sh", "bash": ".sh", "python": ".py", "powershell": ".ps1", "c
 
 
 def _which(program: str) -> str:
-    found = shutil.which(program)
+    found = _found_on_path(program, os.environ.get("PATH"))
     if found is None:
         raise ExecutionError(f"{program} step cannot run locally: no {program} on PATH")
     return found
+
+
+#: Where step scripts are written: ``$TMPDIR`` when set, else ``/dev/shm`` where it is a
+#: writable folder (memory: a script never reaches the disk, and creating and removing one
+#: per step adds nothing to the file system journal the run's ``fsync``s wait for), else
+#: the system's temporary folder.
+_SCRIPTS = (
+    "/dev/shm"
+    if not os.environ.get("TMPDIR") and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+    else None
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _found_on_path(program: str, path: str | None) -> str | None:
+    """``shutil.which(program)`` for this ``PATH`` (looked up once per run, not per step)."""
+    return shutil.which(program, path=path)
 
 
 #: Interpreter options that make a shell stop at the first failing command (errexit);
@@ -108,67 +129,6 @@ def _script_bytes(kind: str, body: str, errexit: bool = True) -> bytes:
         body = (POWERSHELL_ERREXIT if errexit else "") + body
         return b"\xef\xbb\xbf" + body.encode("utf-8")  # BOM: Windows PowerShell 5 reads UTF-8
     return body.encode("utf-8")
-
-
-#: Longest piece of output handled at once (a longer line is cut in pieces).
-_BLOCK = 64 * 1024
-
-
-class _Pump(threading.Thread):
-    """Reads one pipe to its end in blocks of whole lines, into a bounded :class:`Capture`.
-
-    Each block is passed through ``filter`` (redaction) before it is kept and digested,
-    and its lines are streamed to ``emit``.
-    """
-
-    def __init__(
-        self,
-        stream: IO[bytes],
-        emit: Callable[[str], None] | None,
-        capture: Capture,
-        filter: Callable[[str], str] | None = None,
-    ) -> None:
-        super().__init__(daemon=True)
-        self._stream = stream
-        self._emit = emit
-        self._filter = filter
-        self.capture = capture
-        self._lock = threading.Lock()
-
-    def run(self) -> None:
-        fd = self._stream.fileno()
-        carry = b""
-        while True:
-            chunk = os.read(fd, _BLOCK)
-            if not chunk:
-                break
-            carry += chunk
-            cut = carry.rfind(b"\n") + 1
-            if cut == 0 and len(carry) < _BLOCK:
-                continue  # wait for the end of the line
-            block, carry = (carry[:cut], carry[cut:]) if cut else (carry, b"")
-            self._take(block)
-        if carry:
-            self._take(carry)
-        self._stream.close()
-
-    def _take(self, block: bytes) -> None:
-        text = None
-        if self._filter is not None or self._emit is not None:
-            text = block.decode("utf-8", errors="replace")
-        if self._filter is not None and text is not None:
-            text = self._filter(text)
-            block = text.encode("utf-8")
-        with self._lock:
-            self.capture.feed(block)
-        if self._emit is not None and text is not None:
-            for line in text.splitlines():
-                self._emit(line)
-
-    def text(self) -> str:
-        """Return what was kept so far, decoded as UTF-8 (errors replaced)."""
-        with self._lock:
-            return self.capture.text()
 
 
 class LocalTransport:
@@ -239,7 +199,7 @@ class LocalTransport:
             raise ExecutionError(f"timeout must be a positive number of seconds, not {timeout}")
         child_env = os.environ.copy()
         child_env.update({str(k): str(v) for k, v in (env or {}).items()})
-        fd, script = tempfile.mkstemp(prefix="runbook-step-", suffix=_SUFFIX[kind])
+        fd, script = tempfile.mkstemp(prefix="runbook-step-", suffix=_SUFFIX[kind], dir=_SCRIPTS)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(_script_bytes(kind, body, errexit))
@@ -252,17 +212,16 @@ class LocalTransport:
         callback = self._on_output
         if callback is None:
             return None
-        lock = threading.Lock()
-        broken = threading.Event()
+        broken = False
 
         def emit(line: str) -> None:
-            if broken.is_set():
+            nonlocal broken
+            if broken:
                 return
-            with lock:
-                try:
-                    callback(line)
-                except Exception:
-                    broken.set()
+            try:
+                callback(line)
+            except Exception:
+                broken = True
 
         return emit
 
@@ -312,33 +271,26 @@ class LocalTransport:
         """Read the output of the started ``proc`` and wait for it (or kill it)."""
         emit = self._emitter()
         limit = max(2, hooks.max_output // 2)  # per stream
-        pumps = [
-            _Pump(proc.stdout, emit, Capture(limit), hooks.filter),  # type: ignore[arg-type]
-            _Pump(proc.stderr, emit, Capture(limit), hooks.filter),  # type: ignore[arg-type]
-        ]
-        for pump in pumps:
-            pump.start()
-        timed_out = False
+        out = StreamReader(proc.stdout, Capture(limit), emit, hooks.filter)  # type: ignore[arg-type]
+        err = StreamReader(proc.stderr, Capture(limit), emit, hooks.filter)  # type: ignore[arg-type]
         try:
             if hooks.on_process is not None:
                 hooks.on_process(identify(proc.pid))
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self._kill_group(proc)
+            timed_out = follow(proc, [out, err], timeout, self._grace, self._kill_group)
         except BaseException:  # Ctrl-C or any other stop: the command must not outlive the run
-            self._kill_group(proc)
+            if proc.returncode is None:
+                self._kill_group(proc)
+            for reader in (out, err):
+                reader.end()
             raise
-        for pump in pumps:  # a background child may keep the pipes open: do not wait forever
-            pump.join(self._grace)
         return CommandResult(
             exit_code=None if timed_out else proc.returncode,
-            stdout=pumps[0].text(),
-            stderr=pumps[1].text(),
+            stdout=out.text(),
+            stderr=err.text(),
             duration=time.monotonic() - start,
             timed_out=timed_out,
             command=command,
-            streams={"stdout": pumps[0].capture.info(), "stderr": pumps[1].capture.info()},
+            streams={"stdout": out.capture.info(), "stderr": err.capture.info()},
         )
 
     def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
@@ -361,6 +313,10 @@ class LocalTransport:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+#: Closed reapers not waited for (they exit on their own), reaped at the next close.
+_ENDING: list[subprocess.Popen[bytes]] = []
 
 
 class _Reaper:
@@ -407,15 +363,22 @@ class _Reaper:
                 os.write(proc.stdin.fileno(), f"del {pgid}\n".encode())  # type: ignore[union-attr]
 
     def close(self) -> None:
-        """Close the reaper's input and wait for it to exit; safe to call twice."""
+        """Close the reaper's input; safe to call twice.  With groups still registered
+        (commands running in another thread) wait for it to kill them and exit; with none
+        it exits by itself as soon as it reads the end of its input (waiting for that
+        would add the reaper's start-up time to a short run's end)."""
         with self._lock:
             proc, self._proc = self._proc, None
+            left = bool(self._groups)
         if proc is None:
             return
         with contextlib.suppress(OSError):
             proc.stdin.close()  # type: ignore[union-attr]
-        with contextlib.suppress(subprocess.TimeoutExpired):  # it kills groups left: let it
-            proc.wait(self._grace + 2)
+        if left:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # it kills groups left
+                proc.wait(self._grace + 2)
+        else:  # reaped later (here or by the next close), never left a zombie for long
+            _ENDING[:] = [p for p in [*_ENDING, proc] if p.poll() is None]
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         proc = self._proc

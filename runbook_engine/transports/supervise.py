@@ -4,9 +4,11 @@ Run as ``python -I supervise.py --reaper RUNNER_PID GRACE`` by the local transpo
 per transport (so once per run), in a session of its own.  The transport starts each step
 itself, in a new session whose process group the step leads, and tells the reaper that
 group on its standard input: ``add PGID`` right after the step started, ``del PGID`` once
-it ended.  When the runner dies (SIGKILL included), the reaper learns it at once, through
-Linux's parent-death signal (``PR_SET_PDEATHSIG``) or the end of its input, or within a
-quarter of a second by polling its parent pid, and kills every group still registered:
+it ended; it reads those lines four times a second, not as they come (two wake-ups per
+step cost more than the step's own bookkeeping).  When the runner dies (SIGKILL
+included), the reaper learns it at once, through Linux's parent-death signal
+(``PR_SET_PDEATHSIG``), or within a quarter of a second by polling its parent pid and
+reading its input, reads the lines left in the pipe and kills every group registered:
 SIGTERM, then SIGKILL after ``GRACE`` seconds to those not gone by then.  So a step never
 outlives its runner.  When the input ends with no group registered (the transport was
 closed) the reaper exits 0; when it ends with groups registered (the runner is dying, or
@@ -86,18 +88,18 @@ def _take_lines(buffer: bytes, groups: set[int]) -> bytes:
     return rest
 
 
-def _drain(buffer: bytes, groups: set[int]) -> bytes:
-    """Read what is left on standard input without blocking (the runner is gone)."""
+def _drain(buffer: bytes, groups: set[int]) -> tuple[bytes, bool]:
+    """Read what standard input holds now, without blocking; return the rest of an
+    unfinished line and whether the input ended."""
     os.set_blocking(0, False)
     while True:
         try:
             chunk = os.read(0, 65536)
         except (BlockingIOError, OSError):
-            break
+            return buffer, False
         if not chunk:
-            break
+            return buffer, True
         buffer = _take_lines(buffer + chunk, groups)
-    return buffer
 
 
 def reap(parent: int, grace: float) -> None:
@@ -112,19 +114,17 @@ def reap(parent: int, grace: float) -> None:
     groups: set[int] = set()
     buffer = b""
     ended = False
-    while os.getppid() == parent:  # checked after arming: the runner may already be gone
-        ready, _, _ = select.select([0, wake_r], [], [], _POLL_SECONDS)
-        if wake_r in ready:
+    while os.getppid() == parent and not ended:  # checked after arming: it may be gone
+        # Standard input is read on each tick, not when written to: a step's add and del
+        # lines wait in the pipe (a few bytes of its 64 KiB) instead of waking us twice a
+        # step; a signal (the parent's death) ends the wait at once.
+        ready, _, _ = select.select([wake_r], [], [], _POLL_SECONDS)
+        if ready:
             with contextlib.suppress(OSError):
                 os.read(wake_r, 512)
-        if 0 in ready:
-            chunk = os.read(0, 65536)
-            if not chunk:
-                ended = True
-                break
-            buffer = _take_lines(buffer + chunk, groups)
+        buffer, ended = _drain(buffer, groups)
     if not ended:  # the runner died: what it wrote before dying is still in the pipe
-        buffer = _drain(buffer, groups)
+        buffer, _ = _drain(buffer, groups)
     _take_lines(buffer + b"\n", groups)
     if not groups:
         os._exit(0)

@@ -294,19 +294,41 @@ class PgStore:
         Raises:
             ValueError: ``status`` is not a step status.
         """
-        if status not in STEP_STATUSES:
-            raise ValueError(status)
-        changes["status"] = status
-        changes["updated_at"] = utcnow()
-        sets = ", ".join(f"{k}=%s" for k in changes)
-        key = (run_id, step_id, host)
+        move = (step_id, host, status, changes)
+        self.transitions(run_id, [move], anchor=anchor, durable=durable, clear_gate=clear_gate)
+
+    def transitions(
+        self,
+        run_id: str,
+        moves: list[tuple[str, str, str, dict[str, Any]]],
+        *,
+        anchor: Anchor | None = None,
+        durable: bool = True,
+        clear_gate: bool = False,
+    ) -> None:
+        """Move steps, ``(step_id, host, status, columns)`` each, in one transaction (a
+        fanned-out step's group commit), as :meth:`transition`.
+
+        Raises:
+            ValueError: a status is not a step status.
+        """
+        for _, _, status, _ in moves:
+            if status not in STEP_STATUSES:
+                raise ValueError(status)
+        now = utcnow()
         with self.transaction() as conn:
-            conn.execute(
-                f"UPDATE steps SET {sets} WHERE run_id=%s AND step_id=%s AND host=%s",
-                (*changes.values(), *key),
-            )
-            if clear_gate:
-                conn.execute("DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s", key)
+            for step_id, host, status, changes in moves:
+                values = {**changes, "status": status, "updated_at": now}
+                sets = ", ".join(f"{k}=%s" for k in values)
+                key = (run_id, step_id, host)
+                conn.execute(
+                    f"UPDATE steps SET {sets} WHERE run_id=%s AND step_id=%s AND host=%s",
+                    (*values.values(), *key),
+                )
+                if clear_gate:
+                    conn.execute(
+                        "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s", key
+                    )
             if anchor is not None:
                 self._push(conn, run_id, files=False)
                 sync.set_anchor(conn, run_id, anchor)
