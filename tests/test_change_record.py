@@ -314,3 +314,22 @@ def test_a_failed_run_details_the_failure_only(tmp_path: Path) -> None:
     assert [d["kind"] for d in summary["deviations"]] == ["failure"]
     md = _export(state, "r1", "md", tmp_path)
     assert "it broke" in md and "| failed |" in md
+
+
+def test_the_record_says_how_the_operator_name_was_given(tmp_path: Path) -> None:
+    # Paper review: "the journal does not say which" of --operator, RUNBOOK_OPERATOR or
+    # the login name gave the operator's name; run-started now records it.
+    book = tmp_path / "rb.md"
+    book.write_text("# One\n\n```sh {#one}\necho one\n```\n", encoding="utf-8")
+    state = tmp_path / "st"
+    proc = runbook(
+        "run", book, "--state-dir", state, "--run-id", "r1", "--no-input",
+        "--operator", "Ann Ops", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    started = json.loads((state / "runs" / "r1" / "journal.jsonl").read_text().splitlines()[0])
+    assert started["event"] == "run-started" and started["operator_source"] == "option"
+    record = json.loads(_export(state, "r1", "json", tmp_path))
+    ann = next(p for p in record["summary"]["people"] if p["name"] == "Ann Ops")
+    assert "given with --operator" in ann["identity"]["text"]
+    assert "does not say which" not in ann["identity"]["text"]

@@ -184,3 +184,50 @@ def test_nspi_value_is_never_overwritten() -> None:
     step = guide[step_index(guide, "nspi-set") :]
     step = step[: step.index("<a id=", 10)]
     assert "echo NSPI=!NS!" in step and "nothing is written" in step and "exit /b 1" in step
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("runbook", sorted(p.name for p in LIB.glob("*.md")))
+def test_bodies_reading_bang_variables_set_delayed_expansion(runbook: str, env: str) -> None:
+    # Paper review: a .cmd file saved from the guide runs without the tool's own
+    # `setlocal EnableDelayedExpansion`; `!NS!` then stays literal text.
+    for block in code_blocks(render(runbook, env)):
+        if re.search(r"![A-Za-z_]\w*!", block):
+            assert "setlocal EnableDelayedExpansion" in block, block[:200]
+
+
+def test_by_hand_verifications_say_ok_or_failed() -> None:
+    # An `exit /b` in a saved .cmd file shows nothing: the person must see the verdict.
+    guide = render("rpc-over-https.md", "lab")  # the lab's hosts are reached by hand
+    block = guide[step_index(guide, "verify-validports") :]
+    block = block[: block.index("<a id=", 10)]
+    assert "echo OK: ValidPorts holds exactly" in block and "echo FAILED:" in block
+
+
+def test_contact_address_with_ldap_filter_syntax_is_refused(tmp_path: Path) -> None:
+    # RFC 4515: '*', '(', ')', '\' and NUL mean something in the uniqueness check's filter.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "run",
+            str(LIB / "mail-contact-smtp-address.md"),
+            "--env",
+            str(LIB / "environments" / "lab.yaml"),
+            "--set",
+            "contact_external_address=jane*x@example.com",
+            "--only",
+            "contact-values-check",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--no-input",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "would be read as LDAP filter syntax" in done.stdout
+    assert "'*'" in done.stdout

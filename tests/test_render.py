@@ -476,9 +476,13 @@ def test_registry_step_by_hand_asks_for_the_value_found(tmp_path: Path) -> None:
     card = text.split('<a id="validports-set"></a>', 1)[1].split("<a id=", 1)[0]
     assert "write it down (it is the backout)" in card
     assert "Value found before the change (the backout), written in full:" in card
+    assert "its type (REG_SZ, REG_DWORD...) and data" in card
     plan = text[text.index("## Backout plan") :]
     undo = plan[plan.index("Undo step 1. Set ValidPorts") :]
     assert "put back what was written in the box of step 1" in undo
+    # Paper review: each placeholder says where its text comes from.
+    assert "TYPE_FOUND = the type in the box of step 1" in undo
+    assert "DATA_FOUND = its data, character for character" in undo
     assert 'reg delete "HKLM\\SOFTWARE\\Microsoft\\Rpc\\RpcProxy" /v "ValidPorts" /f' in undo
 
 
@@ -751,3 +755,39 @@ def test_values_in_prose_are_text_never_markup(tmp_path: Path) -> None:
     assert "<script" not in page.lower() and 'href="http://evil"' not in page
     assert "<strong>b</strong>" not in page and "<h1>Heading" not in page
     assert "Click <strong>[x](http://evil) **b** &lt;script&gt;" in page  # manual steps too
+
+
+def seed_lab() -> TailoredRunbook:
+    """The seed rpc-over-https runbook for the article's lab (every host by hand)."""
+    return tailored(SEEDS / "rpc-over-https.md", SEEDS / "environments" / "lab.yaml")
+
+
+def test_a_note_the_instructions_ask_for_gets_a_box() -> None:
+    # Paper review: "write who gave the go ... in this gate's note" needs room on paper.
+    text = md(seed_lab())
+    assert "Noted as the instructions ask" in step_section(text, "gc-restart-go")
+    assert "Noted as the instructions ask" in step_section(text, "firewall-443")
+    assert "Noted as the instructions ask" not in step_section(text, "outlook-profile")
+
+
+def test_a_check_done_by_hand_says_what_to_do_with_it() -> None:
+    text = step_section(md(seed_lab()), "gc-restart")
+    assert "First run this read-only check: if it succeeds, the step is already done" in text
+    assert "Skipped if already done" not in text
+
+
+def test_a_skipped_step_shows_no_limits() -> None:
+    text = step_section(md(seed_lab()), "verify-443-open")
+    assert "Skipped in this environment" in text and "On failure" not in text
+
+
+def test_printed_command_lines_are_numbered_but_not_the_values_box() -> None:
+    from runbook_engine.outputs.guide_html import guide_html
+
+    html = guide_html(seed_lab())
+    cmd = html[html.index('<pre><code class="language-cmd">') :]
+    cmd = cmd[: cmd.index("</code></pre>")]
+    assert cmd.count('<span class="ln">') == cmd.count("</span>") >= 1
+    values = html[html.index('<pre><code class="language-text">') :]
+    assert '<span class="ln">' not in values[: values.index("</code></pre>")]
+    assert "each numbered line is one line to type" in html

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,17 +39,20 @@ def _run_options(
     stream: bool,
     reason: str | None = None,
     emergency: bool = False,
+    run_operator: str | None = None,
 ) -> Any:
     from runbook_engine.run.gates import load_answers
-    from runbook_engine.run.lifecycle import RunOptions, default_operator
+    from runbook_engine.run.lifecycle import RunOptions, operator_and_source
     from runbook_engine.run.reporter import Reporter
 
     loaded_answers = load_answers(answers, step_ids) if answers else None
     for warning in loaded_answers.warnings if loaded_answers else ():
         click.echo(f"runbook: {warning}", err=True)
     interactive = sys.stdin.isatty() and not no_input and loaded_answers is None
+    name, source = operator_and_source(operator, fallback=run_operator)
     return RunOptions(
-        operator=operator or default_operator(),
+        operator=name,
+        operator_source=source,
         answers=loaded_answers,
         interactive=interactive,
         change_id=change_id,
@@ -214,9 +216,16 @@ def resume(
         step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
     # Who resumes: --operator (or RUNBOOK_OPERATOR), else the run's own operator, never
     # silently the login of whoever types the command.
-    operator = operator or os.environ.get("RUNBOOK_OPERATOR") or record.operator
     options = _run_options(
-        operator, answers, step_ids, None, accept_changed, no_input, as_json, stream
+        operator,
+        answers,
+        step_ids,
+        None,
+        accept_changed,
+        no_input,
+        as_json,
+        stream,
+        run_operator=record.operator,
     )
     options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
     options.assume_stopped = assume_stopped

@@ -119,6 +119,8 @@ def details(
             )
         elif event.startswith("backout-"):
             items[key].append(_backout(r, refs))
+        elif event == "step-previous":
+            items[key].append({"kind": "found before", "text": previous_text(r.get("previous"))})
         elif event == "step-interrupted":
             items[key].append({"kind": "interrupted", "text": "interrupted; resumed later"})
     out = []
@@ -129,6 +131,31 @@ def details(
                 {"number": row["number"], "step": row["id"], "host": row["host"], "items": found}
             )
     return out
+
+
+def previous_text(previous: Any) -> str:
+    """What a registry or service step found before it changed anything, as the journal's
+    ``step-previous`` event recorded it (``REG_SZ "a;b"``, ``absent``, ``start auto,
+    running``): the value its generated backout puts back."""
+    if not isinstance(previous, dict):
+        return "not recorded"
+    if previous.get("present") is False:
+        return "absent (the backout deletes the value)"
+    if "type" in previous:
+        data = previous.get("data")
+        if isinstance(data, list):
+            shown = " | ".join(str(d) for d in data) if data else "(empty list)"
+        elif isinstance(data, int):
+            shown = f"0x{data:x} ({data})"
+        else:
+            shown = f'"{data}"'
+        return f"{previous['type']} {shown} (the backout puts it back)"
+    if "start" in previous or "state" in previous:
+        return (
+            f"start {previous.get('start', '?')}, {previous.get('state', '?')} "
+            "(the backout puts them back)"
+        )
+    return "not recorded"
 
 
 def _output(row: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,14 @@ from runbook_engine.evidence import knowledge
 CHANNELS = {
     "run-operator": "operator of runbook run/resume (--operator, RUNBOOK_OPERATOR or the "
     "login name; the journal does not say which)",
+    "operator-option": "operator of runbook run/resume, given with --operator",
+    "operator-env": "operator of runbook run/resume, given by the RUNBOOK_OPERATOR "
+    "environment variable",
+    "operator-login": "operator of runbook run/resume: the login name of the account that "
+    "ran it (no --operator or RUNBOOK_OPERATOR)",
+    "operator-run": "resumed as the run's own operator (no --operator or RUNBOOK_OPERATOR "
+    "given)",
+    "operator-notebook": "operator given in the notebook",
     "answers-file": "named as operator in the answers file",
     "confirm": "runbook confirm --as",
     "approve": "runbook approve/reject --as",
@@ -40,6 +48,14 @@ CHANNELS = {
     "notebook": "given in the notebook",
     "console": "signed in to the web console",
 }
+
+
+def _operator(source: Any) -> str:
+    """The channel of a run's operator: ``operator-<source>`` when the journal says how
+    the name was given (``run-started.operator_source``, ``run-resumed.by_source``),
+    else ``run-operator`` (journals written before it was recorded)."""
+    channel = f"operator-{source}"
+    return channel if channel in CHANNELS else "run-operator"
 
 
 def approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,9 +163,9 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in records:
         e, at = r["event"], r["time"]
         if e == "run-started":
-            add(r.get("operator"), "started the run", at, "run-operator")
+            add(r.get("operator"), "started the run", at, _operator(r.get("operator_source")))
         elif e == "run-resumed":
-            add(r.get("by"), "resumed the run", at, "run-operator")
+            add(r.get("by"), "resumed the run", at, _operator(r.get("by_source")))
         elif e == "gate-passed":
             how = knowledge.known_by_source(r.get("source"))
             role = "confirmed steps" + ("" if how == knowledge.ATTESTED else f" ({how})")

@@ -36,7 +36,12 @@ from runbook_engine.errors import (
 )
 from runbook_engine.notebook.report import NotebookReporter
 from runbook_engine.run.gates import DECISIONS, decision_word, load_answers
-from runbook_engine.run.lifecycle import RunOptions, create_run, default_operator, open_run
+from runbook_engine.run.lifecycle import (
+    RunOptions,
+    create_run,
+    open_run,
+    operator_and_source,
+)
 from runbook_engine.run.runner import Runner
 from runbook_engine.run.store import (
     DONE_STATUSES,
@@ -173,8 +178,10 @@ def _open(
     step_ids = {s.id for s in load(target.runbook, target.env, overrides).runbook.steps}
     answers = load_answers(Path(answers_file), step_ids) if answers_file else None
     reporter = NotebookReporter()
+    name, source = operator_and_source(operator, given_as="notebook")
     options = RunOptions(
-        operator=operator or default_operator(),
+        operator=name,
+        operator_source=source,
         answers=answers,
         interactive=False,
         change_id=change_id,

@@ -135,11 +135,13 @@ def _generated_note(ts: TailoredStep) -> str:
     if by_hand(ts):
         return (
             f"Generated backout: put back what was written in the box of step {ts.number} "
-            "(the value found before the change)."
+            "(the value found before the change); the words in capitals below say which "
+            "part of the box goes where."
         )
     return (
         "Generated backout: the run offers it when the step fails, made from the value the "
-        "step recorded in the journal (event `step-previous`); by hand:"
+        "step recorded in the journal (event `step-previous`, shown in the change record's "
+        f"details of step {ts.number}); by hand, with the words in capitals taken from there:"
     )
 
 
@@ -152,19 +154,23 @@ def _generated_block(ts: TailoredStep, refs: ValueRefs) -> Block | None:
         spec = parse_declarative(ts.step.kind, ts.body, ts.step.span.path, ts.step.body_line)
     except InputError:
         return None
+    source = f"the box of step {ts.number}" if by_hand(ts) else f"step {ts.number}'s value found"
     if isinstance(spec, RegistrySpec):
         lines = [
-            "REM If the value was absent before the change:",
+            f"REM If {source} says the value was absent:",
             reg_delete(spec),
-            "REM Otherwise put back the type and data found before:",
+            f"REM Otherwise TYPE_FOUND = the type in {source} (REG_SZ, REG_DWORD...),",
+            "REM DATA_FOUND = its data, character for character:",
             reg_delete(spec).replace("reg delete", "reg add", 1).removesuffix(" /f")
             + ' /t TYPE_FOUND /d "DATA_FOUND" /f',
         ]
     else:
         lines = [
-            "REM Put back the start mode and state found before the change:",
+            f"REM START_MODE_FOUND from the START_TYPE in {source}:",
+            "REM AUTO_START = auto, DEMAND_START = demand, DISABLED = disabled",
             f"sc config {spec.name} start= START_MODE_FOUND",
-            f"REM then: sc start {spec.name}   or   sc stop {spec.name}",
+            f"REM then the STATE in {source}: RUNNING = sc start {spec.name},",
+            f"REM STOPPED = sc stop {spec.name}; read it back:",
             sc_qc(spec.name),
         ]
     body = refs.sub("\n".join(lines) + "\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runbook_engine.outputs.effort import clock_text, duration_text, step_seconds
+from runbook_engine.outputs.effort import by_hand, clock_text, duration_text, step_seconds
 from runbook_engine.outputs.mdtext import cell, escape
 from runbook_engine.source.model import Contact
 from runbook_engine.tailor.tailoring import TailoredRunbook
@@ -142,3 +142,47 @@ def _ranges(numbers: list[int]) -> str:
             out.append(str(start) if start == prev else f"{start}–{prev}")
         start = prev = n
     return ", ".join(out)
+
+
+#: How a person tells that a command typed by hand succeeded, by the step's kind.
+_EXIT_CHECK = {
+    "cmd": "`echo %errorlevel%` right after it prints 0",
+    "powershell": "`$LASTEXITCODE` right after it is 0 (or empty)",
+    "sh": "`echo $?` right after it prints 0",
+    "bash": "`echo $?` right after it prints 0",
+}
+
+
+def by_hand_note(tailored: TailoredRunbook, numbered: bool = False) -> str:
+    """How to read the steps done by hand on paper, or ``""`` when there are none.
+
+    Says when a typed command succeeded (exit code 0, and how to see it for the kinds
+    used), that a ``find`` prints what it found, and (``numbered``: the printed HTML
+    numbers command lines) how to read a wrapped command line.
+    """
+    kinds = sorted(
+        {
+            ts.step.kind
+            for ts in tailored.steps
+            if ts.skip_reason is None and by_hand(ts) and not ts.step.is_manual
+        }
+    )
+    if not kinds:
+        return ""
+    checks = "; ".join(f"{k}: {_EXIT_CHECK[k]}" for k in kinds if k in _EXIT_CHECK)
+    text = (
+        "**Commands typed by hand** run on the host named in the step. A command succeeded "
+        "when it ends with exit code 0"
+        + (f" ({checks})" if checks else "")
+        + "; one ending in `| find \"...\"` prints the line it found, and nothing when it "
+        "fails."
+        + (
+            " In a command box each numbered line is one line to type: a line without a "
+            "number continues the line above."
+            if numbered
+            else ""
+        )
+        + " Fill in a step's box before ticking Done."
+    )
+    return text
+

@@ -10,6 +10,8 @@ renderer can print this same HTML.
 
 from __future__ import annotations
 
+import re
+
 from markupsafe import Markup
 
 from runbook_engine.outputs.guide_md import guide_markdown
@@ -20,6 +22,24 @@ from runbook_engine.tailor.tailoring import TailoredRunbook
 
 TEMPLATE = "guide.html.j2"
 STYLESHEET = "guide.css"
+#: A rendered code block: its opening tags, its (escaped) text, its closing tags.
+_CODE = re.compile(r'(<pre><code(?: class="language-([\w+-]+)")?>)(.*?)(</code></pre>)', re.S)
+
+
+def number_lines(html: str) -> str:
+    """Wrap each line of every code block in ``<span class="ln">`` so the print CSS can
+    number it: on paper a wrapped line then shows as the continuation of the line above
+    (no number), not as a line of its own.  A ``text`` block (the "values to copy" box,
+    which has offsets of its own) is left as it is."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(2) == "text":
+            return m.group(0)
+        lines = m.group(3).removesuffix("\n").split("\n")
+        spans = "".join(f'<span class="ln">{line}</span>' for line in lines)
+        return f"{m.group(1)}{spans}{m.group(4)}"
+
+    return _CODE.sub(one, html)
 
 
 def render_html(tailored: TailoredRunbook, *, change_id: str | None = None) -> bytes:
@@ -33,7 +53,7 @@ def render_html(tailored: TailoredRunbook, *, change_id: str | None = None) -> b
 
 def guide_html(tailored: TailoredRunbook, *, change_id: str | None = None) -> str:
     """Return the HTML guide as text (see :func:`render_html`)."""
-    body = to_html(guide_markdown(tailored, change_id=change_id, html=True))
+    body = number_lines(to_html(guide_markdown(tailored, change_id=change_id, html=True)))
     css = read_asset(STYLESHEET)
     if "</style" in css.lower():
         css = css.replace("</", "<\\/")

@@ -95,6 +95,7 @@ def guide_markdown(
         "undo_count": len([b for b in backouts if b.block is not None]),
         "go_no_go": front_page.go_no_go(tailored),
         "prerequisites": sections.prerequisites(tailored),
+        "by_hand_note": front_page.by_hand_note(tailored, numbered=html),
         "references": sections.references(tailored),
         "body": body,
         "value_users": _value_users(refs, body),

@@ -16,6 +16,7 @@ from runbook_engine.outputs.effort import automated_check
 from runbook_engine.outputs.long_values import ValueRefs
 from runbook_engine.outputs.mdtext import cell, code, escape
 from runbook_engine.outputs.views import (
+    APPENDIX_VALUES_NOTE,
     HASH_CHARS,
     TRANSPORT_LABELS,
     Block,
@@ -215,7 +216,9 @@ def appendix_code(tailored: TailoredRunbook, refs: ValueRefs | None = None) -> l
         CodeView(
             f"code-{ts.id}",
             f"Step {ts.number}. {escape(ts.step.display_title())}",
-            command_block(ts, "On " + location_text(tailored, ts) + ":", refs.sub),
+            command_block(
+                ts, "On " + location_text(tailored, ts) + ":", refs.sub, APPENDIX_VALUES_NOTE
+            ),
         )
         for ts in tailored.steps
         if automated_check(ts)

@@ -7,6 +7,7 @@ Every string in a view is already valid Markdown (values escaped with
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,8 +33,24 @@ TRANSPORT_LABELS: dict[str, str] = {
 PHASE_BADGES: dict[str, str] = {"precheck": "pre-check", "verify": "verification"}
 CHECKBOX_LINE = "- [ ] Done — Initials: ______  Time: ______"
 HASH_CHARS = 12
-#: The label of the write-in box of a registry or service step done by hand.
+#: The label of the write-in box of a registry step done by hand.
 FOUND_LABEL = "Value found before the change (the backout), written in full:"
+#: What the write-in box of a registry step asks for, beyond its label.
+FOUND_REGISTRY = (
+    FOUND_LABEL + " its type (REG_SZ, REG_DWORD...) and data exactly as `reg query` showed"
+    " them, or *absent* if it said the value was not found."
+)
+#: The write-in box of a service step done by hand: the two things its backout puts back.
+FOUND_SERVICE = (
+    "Found before the change (the backout): START_TYPE from `sc qc` ______________"
+    "  STATE from `sc query` ______________"
+)
+#: The write-in box of a step whose instructions ask a person to note something.
+NOTE_LABEL = "Noted as the instructions ask (also the gate's note):"
+#: Instructions that ask a person to note something for the gate (the runbooks' wording).
+NOTE_ASKED = re.compile(r"(?i)\b(?:this|the) gate's note\b|\bnote of this gate\b")
+#: How the appendix labels the code of a check the tool runs itself.
+APPENDIX_VALUES_NOTE = "values shown in place; the tool passes them as environment variables"
 
 __all__ = ["by_hand"]
 
@@ -70,6 +87,8 @@ class StepView:
         classes: CSS classes for the HTML wrapper (``step manual skipped``).
         writein: Label of a full-width box to write in (the value found), or ``None``.
         auto: For a check the tool runs itself: the one line shown instead of its code.
+        writein_kind: CSS classes of the write-in box (``writein``; ``writein writein-note``
+            for a note of a line or two).
     """
 
     id: str
@@ -82,6 +101,7 @@ class StepView:
     classes: str
     writein: str | None = None
     auto: str | None = None
+    writein_kind: str = "writein"
 
 
 def rendered_at() -> str:
@@ -180,17 +200,23 @@ def errexit_text(ts: TailoredStep) -> str:
     return f"Stops at the first error ({code(mode)})" if mode else "Errexit: off"
 
 
-def command_block(ts: TailoredStep, label: str, sub: Callable[[str], str] = _same) -> Block:
+def command_block(
+    ts: TailoredStep,
+    label: str,
+    sub: Callable[[str], str] = _same,
+    values_note: str = VALUES_NOTE,
+) -> Block:
     """The step's body: a fence in the step's language, or quoted instructions.
 
-    ``sub`` replaces long values by their reference (:class:`ValueRefs.sub`).
+    ``sub`` replaces long values by their reference (:class:`ValueRefs.sub`);
+    ``values_note`` says how values appear in a body the tool runs (not for a person).
     """
     body = sub(ts.body)
     if ts.step.is_manual:
         return Block(label, prefix_lines(body or "(no instructions)\n", "> ").rstrip("\n"))
     fence = fence_for(body)
     if ts.env and not by_hand(ts):  # how a run passes values is no concern of a person
-        label = f"{label} *({VALUES_NOTE})*".strip()
+        label = f"{label} *({values_note})*".strip()
     return Block(label, f"{fence}{ts.step.kind}\n{body}{fence}")
 
 
@@ -275,7 +301,7 @@ def step_view(
         badges.append("manual")
         classes.append("step-manual")
     facts = [where_text(tailored, ts)]
-    if limits := limits_text(ts):
+    if ts.skip_reason is None and (limits := limits_text(ts)):  # a skipped step has none
         facts.append(limits)
     heading = f"Step {ts.number}. {escape(step.display_title())}"
     if ts.skip_reason is not None:
@@ -319,11 +345,7 @@ def step_view(
     if step.check and step.check in tailored.helpers:
         helper = tailored.helpers[step.check]
         where = "" if helper.hosts == ts.hosts else f" (on {location_text(tailored, helper)})"
-        check = command_block(
-            helper,
-            f"Skipped if already done, that is when this read-only check succeeds{where}:",
-            refs.sub,
-        )
+        check = command_block(helper, check_label(by_hand(ts), where), refs.sub)
     manual_host = by_hand(ts)
     if step.is_manual:
         label = "Instructions:"
@@ -342,7 +364,7 @@ def step_view(
         )
     if manual_host:
         classes.append("step-by-hand")
-    writein = FOUND_LABEL if manual_host and step.kind in ("registry", "service") else None
+    writein = writein_label(ts) if manual_host else None
     return StepView(
         step.id,
         heading,
@@ -353,7 +375,33 @@ def step_view(
         checkbox_lines(ts) if manual_host else (),
         " ".join(classes),
         writein,
+        writein_kind="writein writein-note" if writein == NOTE_LABEL else "writein",
     )
+
+
+def check_label(hand: bool, where: str = "") -> str:
+    """The line before a step's read-only check: for a person, what to do with it."""
+    if hand:
+        return (
+            f"First run this read-only check{where}: if it succeeds, the step is already "
+            "done; tick Done and go on:"
+        )
+    return f"Skipped if already done, that is when this read-only check succeeds{where}:"
+
+
+def writein_label(ts: TailoredStep) -> str | None:
+    """The write-in box a step done by hand needs, or ``None``.
+
+    A registry or service step asks for the value found (its backout); a step whose
+    instructions ask the person to note something in the gate's note gets a box for it.
+    """
+    if ts.step.kind == "registry":
+        return FOUND_REGISTRY
+    if ts.step.kind == "service":
+        return FOUND_SERVICE
+    if NOTE_ASKED.search(ts.body):
+        return NOTE_LABEL
+    return None
 
 
 def _helper_view(ts: TailoredStep, users: list[TailoredStep]) -> StepView:

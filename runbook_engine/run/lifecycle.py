@@ -47,7 +47,36 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 def default_operator() -> str:
     """Return ``$RUNBOOK_OPERATOR`` or the login name."""
-    return os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
+    return operator_and_source(None)[0]
+
+
+#: How the operator's name was given (``operator_source`` in ``run-started`` and
+#: ``by_source`` in ``run-resumed``): the flag, the environment variable, the login
+#: name, the run's own operator (a resume that names nobody), or a notebook parameter.
+OPERATOR_SOURCES = ("option", "env", "login", "run", "notebook")
+
+
+def operator_and_source(
+    given: str | None, given_as: str = "option", fallback: str | None = None
+) -> tuple[str, str]:
+    """Return who runs the change and how the name was given.
+
+    Args:
+        given: The name given explicitly (``--operator``, a notebook's ``operator``).
+        given_as: The source code of ``given`` (``option`` or ``notebook``).
+        fallback: The run's own operator, used on resume before the login name.
+
+    Returns:
+        ``(name, source)``, ``source`` one of :data:`OPERATOR_SOURCES`; facts from the
+        arguments, ``$RUNBOOK_OPERATOR`` and :func:`getpass.getuser`.
+    """
+    if given:
+        return given, given_as
+    if env := os.environ.get("RUNBOOK_OPERATOR"):
+        return env, "env"
+    if fallback:
+        return fallback, "run"
+    return getpass.getuser(), "login"
 
 
 def new_run_id(runbook_id: str) -> str:
@@ -137,6 +166,7 @@ def create_run(
         environment=_env_fields(loaded),
         parameters=params,
         operator=options.operator,
+        operator_source=options.operator_source,
         change_id=options.change_id,
         tool={
             "name": "runbook-engine",
@@ -330,7 +360,10 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
     _exclude(runner, excluded(options.selection, loaded.tailored, strict=False))
     store.update_run(run_id, status="running")
     runner.append_signed(
-        "run-resumed", by=options.operator, answers=_answers_fields(options.answers)
+        "run-resumed",
+        by=options.operator,
+        by_source=options.operator_source,
+        answers=_answers_fields(options.answers),
     )
     return runner
 

@@ -17,6 +17,9 @@ class RunOptions:
 
     Attributes:
         operator: Who runs the change (recorded in every event).
+        operator_source: How that name was given (``option``, ``env``, ``login``,
+            ``run``, ``notebook``; see ``lifecycle.operator_and_source``), journaled with
+            it; ``None``: not known.
         answers: Pre-given gate decisions, or ``None``.
         interactive: Prompt at gates on the terminal.
         change_id: The change record's id (for example a ticket number).
@@ -42,6 +45,7 @@ class RunOptions:
     """
 
     operator: str
+    operator_source: str | None = None
     answers: Answers | None = None
     interactive: bool = False
     change_id: str | None = None
