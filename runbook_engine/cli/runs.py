@@ -166,6 +166,7 @@ def run(
     if guide is not None:
         write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
     store = open_store(state_dir)
+    options.operator_auth_method = _ticket(store, "run", run_id, options.operator)
     _finish_run(
         lambda: start_run(runbook, env_path, overrides, store, options, run_id),
         store,
@@ -220,7 +221,16 @@ def resume(
     )
     options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
     options.assume_stopped = assume_stopped
+    options.operator_auth_method = _ticket(store, "resume", run_id, options.operator)
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
+
+
+def _ticket(store: Any, verb: str, run_id: str | None, operator: str) -> str | None:
+    """The operator's sign-in method when the web console launched this command
+    (:mod:`runbook_engine.run.launch_ticket`), else ``None``."""
+    from runbook_engine.run.launch_ticket import TICKET_ENV, redeem
+
+    return redeem(store.state_dir, os.environ.get(TICKET_ENV), verb, run_id, operator)
 
 
 def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> None:
