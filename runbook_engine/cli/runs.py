@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from runbook_engine.cli import remote
 from runbook_engine.cli.common import (
     EXISTING_FILE,
     FILE_PATH,
@@ -27,6 +28,7 @@ from runbook_engine.cli.common import (
     write_output,
 )
 from runbook_engine.cli.control import control_options, preflight_or_refuse, selection_of
+from runbook_engine.cli.remote import server_option
 
 
 def _run_options(
@@ -289,20 +291,28 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
 
 @click.command()
 @click.argument("run_id", required=False)
+@server_option
 @state_option
 @json_option
-def status(run_id: str | None, state_dir: Path | None, as_json: bool) -> None:
+def status(run_id: str | None, server: str | None, state_dir: Path | None, as_json: bool) -> None:
     """Show a run's steps (the latest run without RUN_ID)."""
     from runbook_engine.cli.status_view import show_status
 
+    if server:
+        remote.show_status(remote.Remote(server), run_id, as_json)
+        return
     show_status(state_dir_or_default(state_dir), run_id, as_json)
 
 
 @click.command()
+@server_option
 @state_option
 @json_option
-def runs(state_dir: Path | None, as_json: bool) -> None:
-    """List the runs in the state directory, newest first."""
+def runs(server: str | None, state_dir: Path | None, as_json: bool) -> None:
+    """List the runs in the state directory (or of the console at --server), newest first."""
     from runbook_engine.cli.status_view import show_runs
 
+    if server:
+        remote.show_runs(remote.Remote(server), as_json)
+        return
     show_runs(state_dir_or_default(state_dir), as_json)

@@ -267,6 +267,11 @@ async def start(request: Request) -> Response:
     )
 
 
+@endpoint
+async def not_found(request: Request) -> Response:
+    return error(404, f"no such API path: {request.url.path} (see /openapi.json)")
+
+
 def routes() -> list[Any]:
     """The API's routes (mounted by :func:`~.app.create_app`)."""
     from starlette.routing import Route
@@ -283,4 +288,5 @@ def routes() -> list[Any]:
             Route(step + name, globals()[name], methods=["POST"])
             for name in ("confirm", "skip", "abort", "approve", "reject")
         ),
+        Route("/api/{rest:path}", not_found, methods=["GET", "POST"]),
     ]
