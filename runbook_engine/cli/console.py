@@ -174,12 +174,16 @@ def users_add(
 @users.command("token")
 @click.argument("name")
 @state_option
-def users_token(name: str, state_dir: Path | None) -> None:
+@json_option
+def users_token(name: str, state_dir: Path | None, as_json: bool) -> None:
     """Issue a new API token for account NAME (the old one stops working); the last line
     is the token (shown once)."""
     _need_console()
     from runbook_engine.console.users import UserFile, users_path
 
     token = UserFile(users_path(state_dir_or_default(state_dir))).new_token(name)
+    if as_json:
+        click.echo(json.dumps({"name": name, "token": token}))
+        return
     click.echo(f"New API token of {name} (shown once; the old one no longer works):")
     click.echo(token)
