@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from runbook_engine.cli import remote
 from runbook_engine.cli.common import (
     EXISTING_FILE,
     FILE_PATH,
@@ -28,7 +27,9 @@ from runbook_engine.cli.common import (
     write_output,
 )
 from runbook_engine.cli.control import control_options, preflight_or_refuse, selection_of
-from runbook_engine.cli.remote import server_option
+from runbook_engine.cli.remote import Remote, server_option
+from runbook_engine.cli.remote import show_runs as remote_runs
+from runbook_engine.cli.remote import show_status as remote_status
 
 
 def _run_options(
@@ -299,7 +300,7 @@ def status(run_id: str | None, server: str | None, state_dir: Path | None, as_js
     from runbook_engine.cli.status_view import show_status
 
     if server:
-        remote.show_status(remote.Remote(server), run_id, as_json)
+        remote_status(Remote(server), run_id, as_json)
         return
     show_status(state_dir_or_default(state_dir), run_id, as_json)
 
@@ -313,6 +314,6 @@ def runs(server: str | None, state_dir: Path | None, as_json: bool) -> None:
     from runbook_engine.cli.status_view import show_runs
 
     if server:
-        remote.show_runs(remote.Remote(server), as_json)
+        remote_runs(Remote(server), as_json)
         return
     show_runs(state_dir_or_default(state_dir), as_json)
