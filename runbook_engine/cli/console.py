@@ -1,6 +1,8 @@
-"""``runbook serve`` (the web console) and ``runbook users add`` (its local accounts).
+"""``runbook serve`` (the web console) and ``runbook users add|token`` (its local accounts).
 
-Passwords come from a prompt or ``$RUNBOOK_CONSOLE_PASSWORD``, never a flag value.
+Passwords come from a prompt or ``$RUNBOOK_CONSOLE_PASSWORD``, never a flag value.  The
+account's API token is printed once, alone on the last line of ``users add`` and ``users
+token``; only its SHA-256 is kept.
 The console's own modules are in :mod:`runbook_engine.console`; its dependencies are the
 ``console`` extra (``pip install 'runbook-engine[console]'``).
 """
@@ -146,7 +148,7 @@ def users_add(
     name: str, roles: tuple[str, ...], no_password: bool, state_dir: Path | None, as_json: bool
 ) -> None:
     """Add (or replace) account NAME; the password is asked for, or read from
-    $RUNBOOK_CONSOLE_PASSWORD."""
+    $RUNBOOK_CONSOLE_PASSWORD.  The last line is the account's API token (shown once)."""
     _need_console()
     from runbook_engine.console.users import UserFile, users_path
 
@@ -156,8 +158,32 @@ def users_add(
             f"Password for {name}", hide_input=True, confirmation_prompt=True, err=True
         )
     path = users_path(state_dir_or_default(state_dir))
-    user = UserFile(path).add(name, roles, password)
+    user, token = UserFile(path).add(name, roles, password)
     if as_json:
-        click.echo(json.dumps({"name": user.name, "roles": list(user.roles), "file": str(path)}))
+        click.echo(
+            json.dumps(
+                {"name": user.name, "roles": list(user.roles), "file": str(path), "token": token}
+            )
+        )
         return
     click.echo(f"Account {user.name} ({', '.join(user.roles)}) kept in {path}")
+    click.echo("API token (shown once; RUNBOOK_TOKEN or an Authorization: Bearer header):")
+    click.echo(token)
+
+
+@users.command("token")
+@click.argument("name")
+@state_option
+@json_option
+def users_token(name: str, state_dir: Path | None, as_json: bool) -> None:
+    """Issue a new API token for account NAME (the old one stops working); the last line
+    is the token (shown once)."""
+    _need_console()
+    from runbook_engine.console.users import UserFile, users_path
+
+    token = UserFile(users_path(state_dir_or_default(state_dir))).new_token(name)
+    if as_json:
+        click.echo(json.dumps({"name": name, "token": token}))
+        return
+    click.echo(f"New API token of {name} (shown once; the old one no longer works):")
+    click.echo(token)

@@ -20,12 +20,20 @@ from runbook_engine.cli.common import (
     state_option,
     warn_old_name,
 )
+from runbook_engine.cli.remote import Remote, server_option, show_decision
+from runbook_engine.errors import InputError
+
+
+def _need_name(by: str | None) -> str:
+    if not by:
+        raise InputError("--as NAME is required (or act through a console: --server URL)")
+    return by
 
 
 @click.command()
 @click.argument("run_id")
 @click.argument("step")
-@click.option("--as", "by", required=True, help="Who confirms (name).")
+@click.option("--as", "by", help="Who confirms (name; with --server: the token's account).")
 @note_option("What was done, observed or attached; with --skip, why the step is skipped.")
 @click.option("--skip", "decision", flag_value="skip", help="Skip the step (needs --note).")
 @click.option("--abort", "decision", flag_value="abort", help="Abort the run at this step.")
@@ -46,18 +54,20 @@ from runbook_engine.cli.common import (
     metavar="FILE",
     help="Keep FILE as evidence of this gate (copied, SHA-256 journaled; repeatable).",
 )
+@server_option
 @state_option
 @json_option
 def confirm(
     run_id: str,
     step: str,
-    by: str,
+    by: str | None,
     note: str | None,
     decision: str | None,
     old_reason: str | None,
     host: str | None,
     in_advance: bool,
     attachments: tuple[Path, ...],
+    server: str | None,
     state_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -69,6 +79,16 @@ def confirm(
     from runbook_engine.run.confirm import record_confirmation
 
     decision = decision or "confirm"
+    if server:
+        if decision == "rerun" or host or in_advance or attachments:
+            raise InputError(
+                "--server: --rerun, --host, --in-advance and --attach work on the state "
+                "folder only; use the console's page for attachments"
+            )
+        data = Remote(server).decide(run_id, step, decision, by, note or old_reason)
+        show_decision(data, as_json)
+        return
+    by = _need_name(by)
     reason = old_reason
     if old_reason is not None:
         warn_old_name("--reason", "--note")
@@ -108,14 +128,19 @@ def confirm(
 def _vote(
     run_id: str,
     step: str,
-    by: str,
+    by: str | None,
     note: str | None,
     state_dir: Path | None,
     decision: str,
     as_json: bool,
+    server: str | None = None,
 ) -> None:
     from runbook_engine.run.approval import record_vote
 
+    if server:
+        show_decision(Remote(server).decide(run_id, step, decision, by, note), as_json)
+        return
+    by = _need_name(by)
     store = open_store(state_dir, create=False, run_id=run_id)
     recorded = record_vote(store, run_id, step, by, decision, note)
     if as_json:
@@ -129,26 +154,48 @@ def _vote(
 @click.command()
 @click.argument("run_id")
 @click.argument("step")
-@click.option("--as", "by", required=True, help="Who approves (name; not the run's operator).")
+@click.option(
+    "--as",
+    "by",
+    help="Who approves (name; not the run's operator; with --server: the token's account).",
+)
 @note_option("Note recorded with the approval.", old_names=("--comment",))
+@server_option
 @state_option
 @json_option
 def approve(
-    run_id: str, step: str, by: str, note: str | None, state_dir: Path | None, as_json: bool
+    run_id: str,
+    step: str,
+    by: str | None,
+    note: str | None,
+    server: str | None,
+    state_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Approve approval step STEP of RUN_ID (the run waits there); `runbook resume` then goes on."""
-    _vote(run_id, step, by, note, state_dir, "approve", as_json)
+    _vote(run_id, step, by, note, state_dir, "approve", as_json, server)
 
 
 @click.command()
 @click.argument("run_id")
 @click.argument("step")
-@click.option("--as", "by", required=True, help="Who rejects (name; an approver of the step).")
+@click.option(
+    "--as",
+    "by",
+    help="Who rejects (name; an approver of the step; with --server: the token's account).",
+)
 @note_option("Why (recorded).", old_names=("--comment",))
+@server_option
 @state_option
 @json_option
 def reject(
-    run_id: str, step: str, by: str, note: str | None, state_dir: Path | None, as_json: bool
+    run_id: str,
+    step: str,
+    by: str | None,
+    note: str | None,
+    server: str | None,
+    state_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Reject approval step STEP of RUN_ID: the run stops (outcome rejected) at its next resume."""
-    _vote(run_id, step, by, note, state_dir, "reject", as_json)
+    _vote(run_id, step, by, note, state_dir, "reject", as_json, server)

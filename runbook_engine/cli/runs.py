@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from runbook_engine.cli.common import (
     write_output,
 )
 from runbook_engine.cli.control import control_options, preflight_or_refuse, selection_of
+from runbook_engine.cli.remote import Remote, server_option
+from runbook_engine.cli.remote import show_runs as remote_runs
+from runbook_engine.cli.remote import show_status as remote_status
 
 
 def _run_options(
@@ -168,6 +172,7 @@ def run(
     if guide is not None:
         write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
     store = open_store(state_dir)
+    options.operator_auth_method = _ticket(store, "run", run_id, options.operator)
     _finish_run(
         lambda: start_run(runbook, env_path, overrides, store, options, run_id),
         store,
@@ -229,7 +234,16 @@ def resume(
     )
     options.forks, options.max_failures, options.max_output = forks, max_failures, max_output
     options.assume_stopped = assume_stopped
+    options.operator_auth_method = _ticket(store, "resume", run_id, options.operator)
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
+
+
+def _ticket(store: Any, verb: str, run_id: str | None, operator: str) -> str | None:
+    """The operator's sign-in method when the web console launched this command
+    (:mod:`runbook_engine.run.launch_ticket`), else ``None``."""
+    from runbook_engine.run.launch_ticket import TICKET_ENV, redeem
+
+    return redeem(store.state_dir, os.environ.get(TICKET_ENV), verb, run_id, operator)
 
 
 def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> None:
@@ -288,20 +302,28 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
 
 @click.command()
 @click.argument("run_id", required=False)
+@server_option
 @state_option
 @json_option
-def status(run_id: str | None, state_dir: Path | None, as_json: bool) -> None:
+def status(run_id: str | None, server: str | None, state_dir: Path | None, as_json: bool) -> None:
     """Show a run's steps (the latest run without RUN_ID)."""
     from runbook_engine.cli.status_view import show_status
 
+    if server:
+        remote_status(Remote(server), run_id, as_json)
+        return
     show_status(state_dir_or_default(state_dir), run_id, as_json)
 
 
 @click.command()
+@server_option
 @state_option
 @json_option
-def runs(state_dir: Path | None, as_json: bool) -> None:
-    """List the runs in the state directory, newest first."""
+def runs(server: str | None, state_dir: Path | None, as_json: bool) -> None:
+    """List the runs in the state directory (or of the console at --server), newest first."""
     from runbook_engine.cli.status_view import show_runs
 
+    if server:
+        remote_runs(Remote(server), as_json)
+        return
     show_runs(state_dir_or_default(state_dir), as_json)

@@ -16,10 +16,10 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from runbook_engine.console import auth, views
+from runbook_engine.console import api, auth, openapi, views
 from runbook_engine.console.data import ConsoleData
 from runbook_engine.console.launcher import BackgroundLauncher, Launcher
 from runbook_engine.console.security import CSP, HEADERS, LoginLimiter
@@ -28,8 +28,10 @@ from runbook_engine.console.users import UserFile, users_path
 from runbook_engine.errors import RunbookError, StateError
 from runbook_engine.resources import templates_dir
 
-#: Pages anyone may see (signing in, the style sheet and the script).
-PUBLIC = ("/login", "/auth/oidc", "/static/")
+#: Pages anyone may see (signing in, the style sheet and the script, the API's document).
+PUBLIC = ("/login", "/auth/oidc", "/static/", "/openapi.json")
+#: Paths that answer 401 (JSON) rather than send the unknown to ``/login``.
+API = "/api/"
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 
 
@@ -55,7 +57,8 @@ class _Identify(BaseHTTPMiddleware):
         state = request.app.state
         identity = auth.current(request, state.settings, state.users)
         request.state.identity = identity
-        if identity is None and not request.url.path.startswith(PUBLIC):
+        path = request.url.path
+        if identity is None and not path.startswith(PUBLIC) and not path.startswith(API):
             response: Response = RedirectResponse("/login", status_code=303)
         else:
             response = await call_next(request)
@@ -74,6 +77,10 @@ async def _static(request: Request) -> Response:
 
 async def _home(request: Request) -> Response:
     return RedirectResponse("/runs", status_code=303)
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(openapi.document())
 
 
 async def _forbidden(request: Request, exc: Exception) -> Response:
@@ -109,6 +116,8 @@ def create_app(settings: Settings, launcher: Launcher | None = None) -> Starlett
         Route("/start", views.start_page, methods=["GET"]),
         Route("/start", views.start, methods=["POST"]),
         Route("/static/{name}", _static),
+        Route("/openapi.json", _openapi),
+        *api.routes(),
     ]
     middleware = [
         Middleware(

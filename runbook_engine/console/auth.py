@@ -12,6 +12,10 @@
   make the proxy pass a header through, is whoever they say; bind the console to
   loopback or a private interface, and make the proxy overwrite the header.
 
+* ``token``: API calls (paths under ``/api/``) may carry ``Authorization: Bearer TOKEN``,
+  the account's token from ``runbook users add|token`` (kept as its SHA-256).  A bad
+  token is nobody (401), whatever session cookie comes with it.
+
 A session lasts ``session_hours``; after that the person signs in again.
 """
 
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Identity:
     """A signed-in person: the account, and ``method`` (``password``, ``oidc``,
-    ``proxy-header``) as journaled in ``auth_method``."""
+    ``proxy-header``, ``token``) as journaled in ``auth_method``."""
 
     user: User
     method: str
@@ -51,6 +55,11 @@ def current(request: Request, settings: Settings, users: UserFile) -> Identity |
     """The person making ``request``, or ``None`` (not signed in, session expired, the
     account removed, or a proxy header from an untrusted address)."""
     client = request.client.host if request.client else None
+    bearer = request.headers.get("authorization", "")
+    if bearer and request.url.path.startswith("/api/"):
+        scheme, _, token = bearer.partition(" ")
+        user = users.by_token(token.strip()) if scheme.lower() == "bearer" else None
+        return Identity(user, "token") if user and token.strip() else None
     if settings.proxy_header and settings.trusts(client):
         name = request.headers.get(settings.proxy_header, "").strip()
         user = users.get(name) if name else None

@@ -152,6 +152,32 @@ class ConsoleData:
             tuple(found),
         )
 
+    def operator_auth(self, run_id: str) -> str | None:
+        """How the run's operator was signed in when the console started it (the
+        ``operator_auth_method`` of ``run-started``), or ``None`` (a claimed name)."""
+        from runbook_engine.evidence.journal import read_journal
+
+        journal = self._run_dir(run_id) / JOURNAL_NAME
+        try:
+            first = read_journal(journal, verify=False)[0]
+        except (RunbookError, OSError, ValueError, IndexError):
+            return None
+        if first.get("event") == "run-started" and first.get("operator_authenticated") is True:
+            return str(first.get("operator_auth_method") or "") or None
+        return None
+
+    def operators(self, run_id: str) -> set[str]:
+        """Everyone who operated the run (casefolded; separation of duties).
+
+        Raises:
+            StateError: no such run.
+        """
+        from runbook_engine.evidence.journal import read_journal
+        from runbook_engine.run.approval import operators
+
+        journal = self._run_dir(run_id) / JOURNAL_NAME
+        return operators(read_journal(journal, verify=False)) if journal.is_file() else set()
+
     def operator_of(self, run_id: str) -> str:
         """Who started the run (the console continues it in their name)."""
         with self._store(run_id) as store:

@@ -20,7 +20,8 @@ from typing import Protocol
 @dataclass(frozen=True, slots=True)
 class RunRequest:
     """A run to start: files as the library names them (absolute paths here), the values
-    (``--set``), and who starts it (recorded as the run's operator)."""
+    (``--set``), who starts it (recorded as the run's operator) and how the console
+    signed them in (``auth_method``: the run records its operator as authenticated)."""
 
     run_id: str
     runbook: Path
@@ -29,6 +30,7 @@ class RunRequest:
     sets: dict[str, str] = field(default_factory=dict)
     note: str | None = None
     change_id: str | None = None
+    auth_method: str | None = None
 
 
 class Launcher(Protocol):
@@ -40,9 +42,12 @@ class Launcher(Protocol):
     def start(self, request: RunRequest) -> None:
         """Start the run of ``request``."""
 
-    def resume(self, run_id: str, operator: str, cwd: Path | None = None) -> None:
+    def resume(
+        self, run_id: str, operator: str, cwd: Path | None = None, auth_method: str | None = None
+    ) -> None:
         """Continue ``run_id`` (after a decision) in the name of its ``operator``, in
-        ``cwd`` (the runbook's folder, where the console starts runs)."""
+        ``cwd`` (the runbook's folder, where the console starts runs); ``auth_method``:
+        the operator started the run signed in, by that method."""
 
 
 class BackgroundLauncher:
@@ -69,17 +74,37 @@ class BackgroundLauncher:
             argv += ["--note", request.note]
         if request.change_id:
             argv += ["--change", request.change_id]
-        self._spawn("run", argv, request.run_id, cwd=request.runbook.parent)
+        ticket = self._ticket("run", request.run_id, request.operator, request.auth_method)
+        self._spawn("run", argv, request.run_id, cwd=request.runbook.parent, ticket=ticket)
 
-    def resume(self, run_id: str, operator: str, cwd: Path | None = None) -> None:
+    def resume(
+        self, run_id: str, operator: str, cwd: Path | None = None, auth_method: str | None = None
+    ) -> None:
         """Start ``runbook resume RUN_ID --operator OPERATOR`` in ``cwd`` (never waits)."""
-        self._spawn("resume", [run_id, "--operator", operator], run_id, cwd=cwd)
+        ticket = self._ticket("resume", run_id, operator, auth_method)
+        self._spawn("resume", [run_id, "--operator", operator], run_id, cwd=cwd, ticket=ticket)
 
-    def _spawn(self, verb: str, argv: list[str], run_id: str, cwd: Path | None = None) -> None:
+    def _ticket(self, verb: str, run_id: str, operator: str, method: str | None) -> str | None:
+        from runbook_engine.run.launch_ticket import issue
+
+        return issue(self.state_dir, verb, run_id, operator, method) if method else None
+
+    def _spawn(
+        self,
+        verb: str,
+        argv: list[str],
+        run_id: str,
+        cwd: Path | None = None,
+        ticket: str | None = None,
+    ) -> None:
+        from runbook_engine.run.launch_ticket import TICKET_ENV
+
         self._reap()
         self.logs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        env = {k: v for k, v in os.environ.items() if k != "RUNBOOK_OPERATOR"}
+        env = {k: v for k, v in os.environ.items() if k not in ("RUNBOOK_OPERATOR", TICKET_ENV)}
         env["NO_COLOR"] = "1"
+        if ticket:
+            env[TICKET_ENV] = ticket
         command = [
             sys.executable,
             "-m",

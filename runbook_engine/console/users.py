@@ -1,7 +1,10 @@
-"""Local console accounts: name, roles and an argon2 password hash, in one JSON file.
+"""Local console accounts: name, roles, an argon2 password hash and an API token hash,
+in one JSON file.
 
 The file is ``STATE/console/users.json`` (mode 0600), written atomically.  Passwords are
-hashed with argon2id (``argon2-cffi``'s defaults); the file never holds a password.
+hashed with argon2id (``argon2-cffi``'s defaults); the file never holds a password.  API
+bearer tokens (``secrets.token_urlsafe(32)``: 256 random bits, so a fast hash is enough)
+are kept as their SHA-256; the token itself is shown once, when issued.
 
 Roles (:data:`ROLES`): ``viewer`` reads; ``operator`` also starts runs and decides gates;
 ``approver`` also approves and rejects (the approval step's ``approvers:`` and the
@@ -10,8 +13,11 @@ environment's groups still decide whose vote counts); ``admin`` may do all of it
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +36,13 @@ ABILITIES = {
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """One account: ``name`` as recorded in journals, its ``roles``, its argon2 hash."""
+    """One account: ``name`` as recorded in journals, its ``roles``, its argon2 hash, the
+    SHA-256 (hex) of its API token."""
 
     name: str
     roles: tuple[str, ...]
     password_hash: str | None = None
+    token_sha256: str | None = None
 
     def may(self, ability: str) -> bool:
         """True when one of the roles grants ``ability`` (``start``, ``decide``, ``vote``)."""
@@ -71,7 +79,9 @@ class UserFile:
         except (OSError, ValueError) as exc:
             raise InputError(f"{self.path}: cannot read the console accounts ({exc})") from None
         return {
-            u["name"]: User(u["name"], tuple(u["roles"]), u.get("password_hash"))
+            u["name"]: User(
+                u["name"], tuple(u["roles"]), u.get("password_hash"), u.get("token_sha256")
+            )
             for u in data.get("users", [])
         }
 
@@ -79,9 +89,12 @@ class UserFile:
         """The account called ``name``, or ``None``."""
         return self.load().get(name)
 
-    def add(self, name: str, roles: tuple[str, ...], password: str | None) -> User:
+    def add(self, name: str, roles: tuple[str, ...], password: str | None) -> tuple[User, str]:
         """Add or replace account ``name``; ``password`` is hashed (``None``: no password,
         for accounts that sign in only through OIDC or the proxy header).
+
+        Returns:
+            The account and its new API token (shown once; only its hash is kept).
 
         Raises:
             InputError: an empty or control-character name, an unknown role, a password
@@ -95,11 +108,41 @@ class UserFile:
             raise InputError(f"--role {', '.join(unknown) or '?'}: use one of {', '.join(ROLES)}")
         if password is not None and len(password) < 12:
             raise InputError("the password must have at least 12 characters")
-        user = User(name, roles, _hasher().hash(password) if password is not None else None)
+        token = new_token()
+        user = User(
+            name,
+            roles,
+            _hasher().hash(password) if password is not None else None,
+            token_hash(token),
+        )
         users = self.load()
         users[name] = user
         self._write(users)
-        return user
+        return user, token
+
+    def new_token(self, name: str) -> str:
+        """Issue a new API token for ``name`` (the old one stops working).
+
+        Raises:
+            InputError: no such account.
+        """
+        users = self.load()
+        if name not in users:
+            raise InputError(f"no console account {name!r}: add it with runbook users add")
+        token = new_token()
+        old = users[name]
+        users[name] = User(old.name, old.roles, old.password_hash, token_hash(token))
+        self._write(users)
+        return token
+
+    def by_token(self, token: str) -> User | None:
+        """The account whose API token is ``token``, or ``None``."""
+        wanted = token_hash(token)
+        found = None
+        for user in self.load().values():
+            if user.token_sha256 and hmac.compare_digest(user.token_sha256, wanted):
+                found = user
+        return found
 
     def verify(self, name: str, password: str) -> User | None:
         """The account when ``password`` is its password, else ``None`` (the same work is
@@ -119,7 +162,12 @@ class UserFile:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {
             "users": [
-                {"name": u.name, "roles": list(u.roles), "password_hash": u.password_hash}
+                {
+                    "name": u.name,
+                    "roles": list(u.roles),
+                    "password_hash": u.password_hash,
+                    "token_sha256": u.token_sha256,
+                }
                 for u in users.values()
             ]
         }
@@ -134,6 +182,16 @@ class UserFile:
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise InputError(f"cannot write {self.path}: {exc.strerror}") from None
+
+
+def new_token() -> str:
+    """A new API bearer token: 32 random bytes, URL-safe base64."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 (hex) kept for ``token``."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 #: A hash of a random password, verified against when the name is unknown.

@@ -17,9 +17,9 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from runbook_engine.console import auth
+from runbook_engine.console import actions, auth
+from runbook_engine.console.actions import Forbidden, SeparationOfDuties
 from runbook_engine.console.data import RunFilter
-from runbook_engine.console.launcher import RunRequest
 from runbook_engine.console.security import DOCUMENT_CSP, csrf_ok, csrf_token
 from runbook_engine.errors import RunbookError
 from runbook_engine.resources import templates_dir
@@ -28,10 +28,6 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(templates_dir()) / "console")),
     autoescape=True,
 )
-
-
-class Forbidden(Exception):
-    """A POST without the session's CSRF token, or an act the person's roles do not allow."""
 
 
 def page(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -61,8 +57,8 @@ async def checked_form(request: Request, ability: str | None = None) -> Any:
     form = await request.form(max_part_size=app.settings.max_upload_bytes)
     if not csrf_ok(request.session, form.get("csrf")):
         raise Forbidden("the form's CSRF token is missing or wrong; reload the page and retry")
-    if ability and not request.state.identity.may(ability):
-        raise Forbidden(f"{request.state.identity.name} may not {ability} (roles)")
+    if ability:
+        actions.need(request.state.identity, ability)
     return form
 
 
@@ -161,11 +157,9 @@ async def decide(request: Request) -> Response:
         if isinstance(files, str):
             return back(request, url, files)
         try:
-            hosts = app.data.decide(run_id, step, me.name, me.method, decision, note, files)
+            hosts = actions.decide(app, me, run_id, step, decision, note, files)
         except RunbookError as exc:
             return back(request, url, str(exc))
-    app.audit("gate-decision", name=me.name, run=run_id, step=step, decision=decision)
-    _continue(app, run_id)
     return back(
         request,
         url,
@@ -182,20 +176,10 @@ async def vote(request: Request) -> Response:
     decision, note = str(form.get("decision", "")), str(form.get("note", "")).strip() or None
     url = f"/runs/{quote(run_id)}"
     try:
-        recorded = app.data.vote(run_id, step, me.name, me.method, decision, note)
-    except RunbookError as exc:
-        app.audit("vote-refused", name=me.name, run=run_id, step=step, why=str(exc))
+        recorded = actions.vote(app, me, run_id, step, decision, note)
+    except (RunbookError, SeparationOfDuties) as exc:
         return back(request, url, str(exc))
-    app.audit("vote", name=me.name, run=run_id, step=step, decision=decision)
-    _continue(app, run_id)
     return back(request, url, recorded.text().split("; continue with")[0].split(": the run")[0])
-
-
-def _continue(app: Any, run_id: str) -> None:
-    """Continue a paused run after a decision, in its operator's name."""
-    record = app.data.run(run_id).record
-    if record.status != "running":
-        app.launcher.resume(run_id, record.operator, Path(record.runbook_path).parent)
 
 
 def _uploads(form: Any, folder: Path, settings: Any) -> tuple[Path, ...] | str:
@@ -261,39 +245,34 @@ async def start_page(request: Request) -> Response:
 
 
 async def start(request: Request) -> Response:
-    from runbook_engine.run.lifecycle import new_run_id
-
     app = request.app.state
     form = await checked_form(request, "start")
     me = request.state.identity
     runbook, env = str(form.get("runbook", "")), str(form.get("environment", "")) or None
-    sets = {}
-    for line in str(form.get("values", "")).splitlines():
-        if line.strip():
-            name, _, value = line.partition("=")
-            sets[name.strip()] = value.strip()
     try:
-        app.data.check_start(runbook, env, sets)
-        path = app.data.in_library(runbook)
-        from runbook_engine.source.parser import parse_file
-
-        run_id = new_run_id(parse_file(path).id)
-    except RunbookError as exc:
-        return back(request, f"/start?runbook={quote(runbook)}", str(exc))
-    app.launcher.start(
-        RunRequest(
-            run_id,
-            path,
-            app.data.in_library(env) if env else None,
-            me.name,
-            sets,
+        started = actions.start(
+            app,
+            me,
+            runbook,
+            env,
+            parse_values(str(form.get("values", ""))),
             str(form.get("note", "")).strip() or None,
             str(form.get("change", "")).strip() or None,
         )
-    )
-    app.audit("run-started", name=me.name, run=run_id, runbook=runbook)
+    except RunbookError as exc:
+        return back(request, f"/start?runbook={quote(runbook)}", str(exc))
     return back(
         request,
-        f"/runs/{quote(run_id)}",
-        f"Run {run_id} started by {me.name}: it {app.launcher.description}.",
+        f"/runs/{quote(started.run_id)}",
+        f"Run {started.run_id} started by {me.name}: it {started.description}.",
     )
+
+
+def parse_values(text: str) -> dict[str, str]:
+    """``NAME=VALUE`` lines (the start form's values box) as a dict."""
+    sets = {}
+    for line in text.splitlines():
+        if line.strip():
+            name, _, value = line.partition("=")
+            sets[name.strip()] = value.strip()
+    return sets

@@ -6,13 +6,15 @@ Built from journal records only (:mod:`runbook_engine.evidence.record`).
 Identity (``people[].identity`` of a record, stable field names):
 
 ``authenticated``
-    ``true`` when every act of the person was done signed in to the web console (its
-    records carry ``authenticated: true`` and ``auth_method``); ``false`` when any act
+    ``true`` when every act of the person was done signed in to the web console or its
+    API (its records carry ``authenticated: true`` and ``auth_method``; a run the console
+    started or continued for its signed-in operator carries ``operator_authenticated``
+    in ``run-started`` and ``authenticated`` in ``run-resumed``); ``false`` when any act
     rests on a name only given (``run --operator``, ``RUNBOOK_OPERATOR`` or the login
     name; ``--as``; an answers file), which the tool takes as given and checks none.
 ``auth_methods``
     How the person signed in, in order of first use: ``password``, ``oidc``,
-    ``proxy-header`` (empty when never).
+    ``proxy-header``, ``token`` (an API bearer token; empty when never).
 ``given_by``
     How the name reached the journal, in order of first use; codes are the keys of
     :data:`CHANNELS`.
@@ -134,7 +136,11 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ) -> None:
         if not name:
             return
-        method = rec.get("auth_method") if rec and rec.get("authenticated") is True else None
+        method = None
+        if rec and rec.get("authenticated") is True:
+            method = rec.get("auth_method")
+        elif rec and rec.get("operator_authenticated") is True:
+            method = rec.get("operator_auth_method")
         channel = "console" if method else channel
         person = found.setdefault(
             str(name),
@@ -163,9 +169,10 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in records:
         e, at = r["event"], r["time"]
         if e == "run-started":
-            add(r.get("operator"), "started the run", at, _operator(r.get("operator_source")))
+            source = _operator(r.get("operator_source"))
+            add(r.get("operator"), "started the run", at, source, None, r)
         elif e == "run-resumed":
-            add(r.get("by"), "resumed the run", at, _operator(r.get("by_source")))
+            add(r.get("by"), "resumed the run", at, _operator(r.get("by_source")), None, r)
         elif e == "gate-passed":
             how = knowledge.known_by_source(r.get("source"))
             role = "confirmed steps" + ("" if how == knowledge.ATTESTED else f" ({how})")

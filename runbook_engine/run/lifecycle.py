@@ -183,6 +183,7 @@ def create_run(
         mode="check" if options.check else "run",
         preflight=options.preflight,
         selection=options.selection.to_dict() if options.selection else None,
+        **_operator_auth(options, "operator_"),
     )
     short = sorted(
         n
@@ -364,6 +365,7 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
         by=options.operator,
         by_source=options.operator_source,
         answers=_answers_fields(options.answers),
+        **_operator_auth(options, ""),
     )
     return runner
 
@@ -474,6 +476,14 @@ def _env_fields(loaded: Loaded) -> dict[str, Any] | None:
         "sha256": env.content_hash,
         "hosts": hosts,
     }
+
+
+def _operator_auth(options: RunOptions, prefix: str) -> dict[str, Any]:
+    """``{PREFIXauthenticated: true, PREFIXauth_method}`` for an operator the console
+    signed in; nothing for a claimed name."""
+    if not options.operator_auth_method:
+        return {}
+    return {f"{prefix}authenticated": True, f"{prefix}auth_method": options.operator_auth_method}
 
 
 def _answers_fields(answers: Answers | None) -> dict[str, Any] | None:

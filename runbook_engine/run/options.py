@@ -42,6 +42,11 @@ class RunOptions:
             reports already done, would change or unknown (see :mod:`.check`).
         preflight: What the preflight before the run found (journaled in ``run-started``;
             ``None``: none ran).
+        operator_auth_method: How the web console signed the operator in (``password``,
+            ``oidc``, ``proxy-header``, ``token``) when it starts or continues the run
+            (:mod:`.launch_ticket`); journaled as ``operator_authenticated: true`` in
+            ``run-started`` and ``authenticated: true`` in ``run-resumed``.  ``None``: the
+            operator's name is claimed.
     """
 
     operator: str
@@ -60,6 +65,7 @@ class RunOptions:
     selection: Selection = field(default_factory=Selection)
     check: bool = False
     preflight: dict[str, Any] | None = None
+    operator_auth_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

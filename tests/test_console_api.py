@@ -1,0 +1,486 @@
+"""The console's API (``/api/v1``): bearer tokens (401 without, 403 when the roles or
+separation of duties forbid), the flows the pages have, CSRF and session expiry for the
+session-cookie callers, XSS payloads that stay text, the one-time launch ticket behind
+an authenticated operator, and ``runbook ... --server`` against a real ``runbook serve``.
+
+Real components: the ``runbook`` command makes runs in a copy of ``tests/fixtures/evidence``
+(real store, journal, background runs); the application is driven by Starlette's
+TestClient, or served by uvicorn (``runbook serve``) on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("argon2")
+httpx = pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from runbook_engine.console.users import UserFile, users_path  # noqa: E402
+from runbook_engine.run.launch_ticket import TICKET_ENV, issue  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_console import FIXTURES, OPERATOR, PASSWORD, Place, csrf  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="sh steps")
+
+
+def _copy_fixtures(root: Path) -> None:
+    for item in FIXTURES.iterdir():
+        if item.is_file():
+            shutil.copy2(item, root / item.name)
+
+
+def _accounts(state: Path) -> dict[str, str]:
+    """The accounts of the tests, and their API tokens by name."""
+    accounts = UserFile(users_path(state))
+    tokens = {}
+    for name, roles in (
+        (OPERATOR, ("operator", "approver")),
+        ("Alice Approver", ("approver",)),
+        ("Bob Board", ("approver",)),
+        ("Vera Viewer", ("viewer",)),
+    ):
+        tokens[name] = accounts.add(name, roles, PASSWORD)[1]
+    return tokens
+
+
+@pytest.fixture
+def place(tmp_path: Path) -> tuple[Place, dict[str, str]]:
+    _copy_fixtures(tmp_path)
+    here = Place(tmp_path)
+    return here, _accounts(here.state)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def wait_for(what: Callable[[], Any], timeout: float = 90.0) -> Any:
+    """``what()`` once it is truthy (polled; fails after ``timeout`` seconds)."""
+    end = time.monotonic() + timeout
+    while True:
+        found = what()
+        if found:
+            return found
+        assert time.monotonic() < end, "gave up waiting"
+        time.sleep(0.2)
+
+
+# -- tokens -----------------------------------------------------------------------------------
+def test_users_add_prints_the_token_once_on_its_last_line_and_keeps_only_its_hash(
+    tmp_path: Path,
+) -> None:
+    _copy_fixtures(tmp_path)
+    place = Place(tmp_path)
+    added = place.cli(
+        "users", "add", "Alice Approver", "--role", "approver", "--state-dir", place.state
+    )
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
+    kept = users_path(place.state).read_text()
+    assert token not in kept and hashlib.sha256(token.encode()).hexdigest() in kept
+    client = TestClient(place.app)
+    assert client.get("/api/v1/me", headers=bearer(token)).json() == {
+        "name": "Alice Approver",
+        "roles": ["approver"],
+        "method": "token",
+    }
+    renewed = place.cli("users", "token", "Alice Approver", "--state-dir", place.state)
+    new = renewed.stdout.strip().splitlines()[-1]
+    assert new != token
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401  # the old one
+    assert client.get("/api/v1/me", headers=bearer(new)).status_code == 200
+
+
+def test_anonymous_and_bad_tokens_get_401(place: tuple[Place, dict[str, str]]) -> None:
+    here, _ = place
+    client = TestClient(here.app)
+    for headers in ({}, bearer("not-a-token"), {"Authorization": "Basic YTpi"}):
+        for method, url in (("GET", "/api/v1/runs"), ("POST", "/api/v1/runs/r1/steps/cab/approve")):
+            answer = client.request(method, url, headers=headers, follow_redirects=False)
+            assert answer.status_code == 401, (method, url, headers)
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+            assert "error" in answer.json()
+    spec = client.get("/openapi.json")  # the document is public
+    assert spec.status_code == 200 and spec.json()["openapi"] == "3.1.0"
+
+
+def test_forbidden_acts_get_403(place: tuple[Place, dict[str, str]]) -> None:
+    here, tokens = place
+    here.start_paused_run()
+    client = TestClient(here.app)
+    own = client.post(
+        "/api/v1/runs/r1/steps/cab/approve", headers=bearer(tokens[OPERATOR]), json={"note": "mine"}
+    )
+    assert own.status_code == 403 and "separation of duties" in own.json()["error"]
+    viewer = client.post(
+        "/api/v1/runs/r1/steps/cab/approve", headers=bearer(tokens["Vera Viewer"]), json={}
+    )
+    assert viewer.status_code == 403 and "may not vote" in viewer.json()["error"]
+    start = client.post(
+        "/api/v1/runs",
+        headers=bearer(tokens["Vera Viewer"]),
+        json={"runbook": "approved.md", "environment": "env.yml"},
+    )
+    assert start.status_code == 403
+    assert here.events("approval-recorded") == []  # nothing was journaled
+
+
+def test_api_flows_record_the_token_user_as_authenticated(
+    place: tuple[Place, dict[str, str]],
+) -> None:
+    here, tokens = place
+    here.start_paused_run()
+    client = TestClient(here.app)
+    alice = bearer(tokens["Alice Approver"])
+    listed = client.get("/api/v1/runs", headers=alice, params={"status": "paused"}).json()
+    assert [r["run_id"] for r in listed["runs"]] == ["r1"]
+    assert client.get("/api/v1/runs", headers=alice, params={"status": "failed"}).json() == {
+        "runs": []
+    }
+    detail = client.get("/api/v1/runs/r1", headers=alice).json()
+    (gate,) = detail["gates"]
+    assert (gate["step"], gate["kind"], gate["approval"]["required"]) == ("cab", "approval", 2)
+    payload = "<script>alert(1)</script>"
+    voted = client.post("/api/v1/runs/r1/steps/cab/approve", headers=alice, json={"note": payload})
+    assert voted.status_code == 200, voted.text
+    assert voted.json()["approvals"] == 1 and voted.json()["auth_method"] == "token"
+    again = client.post("/api/v1/runs/r1/steps/cab/approve", headers=alice, json={})
+    assert again.status_code == 400 and "counts once" in again.json()["error"]
+    here.launcher.wait()
+    (recorded,) = here.events("approval-recorded")
+    assert (recorded["by"], recorded["authenticated"], recorded["auth_method"]) == (
+        "Alice Approver",
+        True,
+        "token",
+    )
+    # The payload is data: JSON in the API, escaped text on the page.
+    page = here.client("Vera Viewer").get("/runs/r1").text
+    assert payload not in page and "&lt;script&gt;alert(1)" in page
+    assert client.get("/api/v1/runs/r1/evidence", headers=alice).json()["verdict"]
+    zipped = client.get("/api/v1/runs/r1/bundle", headers=alice)
+    assert zipped.headers["content-type"] == "application/zip" and zipped.content[:2] == b"PK"
+    missing = client.get("/api/v1/runs/nope", headers=alice)
+    assert missing.status_code == 404 and "no run" in missing.json()["error"]
+    bad = client.post("/api/v1/runs/r1/steps/cab/approve", headers=alice, content=b"[1]")
+    assert bad.status_code == 400
+
+
+def test_session_callers_need_the_csrf_header_and_expire(tmp_path: Path) -> None:
+    _copy_fixtures(tmp_path)
+    here = Place(tmp_path)
+    _accounts(here.state)
+    here.start_paused_run()
+    alice = here.client("Alice Approver")
+    url = "/api/v1/runs/r1/steps/cab/approve"
+    assert alice.post(url, json={}).status_code == 403  # no X-CSRF-Token
+    assert alice.post(url, json={}, headers={"X-CSRF-Token": "wrong"}).status_code == 403
+    ok = alice.post(url, json={}, headers={"X-CSRF-Token": csrf(alice, "/runs/r1")})
+    assert ok.status_code == 200 and ok.json()["auth_method"] == "password"
+    here.launcher.wait()
+    # A session older than session_hours (8) is nobody: the API answers 401.
+    client = TestClient(here.app)
+    client.cookies.set("runbook_console", _session_cookie(here, "Bob Board", hours_ago=7.9))
+    assert client.get("/api/v1/me").json()["name"] == "Bob Board"
+    client.cookies.set("runbook_console", _session_cookie(here, "Bob Board", hours_ago=8.1))
+    assert client.get("/api/v1/me").status_code == 401
+    assert client.get("/runs", follow_redirects=False).headers["location"] == "/login"
+
+
+def _session_cookie(here: Place, name: str, hours_ago: float) -> str:
+    """A session cookie signed with the console's key, as Starlette makes them."""
+    import base64
+
+    from itsdangerous import TimestampSigner
+
+    data = {"user": name, "method": "password", "since": time.time() - hours_ago * 3600}
+    packed = base64.b64encode(json.dumps(data).encode())
+    return TimestampSigner(here.settings.secret_key).sign(packed).decode()
+
+
+# -- the authenticated starter ----------------------------------------------------------------
+def test_a_launch_ticket_cannot_be_forged_or_reused(place: tuple[Place, dict[str, str]]) -> None:
+    here, _ = place
+    here.state.mkdir(parents=True, exist_ok=True)
+    args = (
+        "run",
+        "approved.md",
+        "--env",
+        "env.yml",
+        "--state-dir",
+        here.state,
+        "--run-id",
+        "r9",
+        "--no-input",
+        "--operator",
+        OPERATOR,
+    )
+    env_forged = _cli_env(here, {TICKET_ENV: "made-up"})
+    typed = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", *map(str, args)],
+        cwd=here.root,
+        env=env_forged,
+        capture_output=True,
+        text=True,
+    )
+    assert typed.returncode == 2 and "names no launch ticket" in typed.stderr
+    assert not (here.state / "runs" / "r9").exists()
+    other = issue(here.state, "run", "r9", "Mallory", "password")
+    wrong = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", *map(str, args)],
+        cwd=here.root,
+        env=_cli_env(here, {TICKET_ENV: other}),
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode == 2 and "by Mallory" in wrong.stderr
+    good = issue(here.state, "run", "r9", OPERATOR, "password")
+    first = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", *map(str, args)],
+        cwd=here.root,
+        env=_cli_env(here, {TICKET_ENV: good}),
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 3, first.stderr
+    started = json.loads((here.state / "runs" / "r9" / "journal.jsonl").read_text().splitlines()[0])
+    assert (started["operator_authenticated"], started["operator_auth_method"]) == (
+        True,
+        "password",
+    )
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "resume",
+            "r9",
+            "--state-dir",
+            str(here.state),
+            "--no-input",
+        ],
+        cwd=here.root,
+        env=_cli_env(here, {TICKET_ENV: good}),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 2 and "names no launch ticket" in again.stderr  # used up
+
+
+def _cli_env(here: Place, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    return {**env, "NO_COLOR": "1", **extra}
+
+
+# -- a real server ----------------------------------------------------------------------------
+class Served:
+    """``runbook serve`` on a free loopback port, in a copy of the evidence fixtures."""
+
+    def __init__(self, root: Path) -> None:
+        _copy_fixtures(root)
+        self.root, self.state = root, root / "state"
+        self.tokens: dict[str, str] = {}
+        for name, role in (
+            (OPERATOR, "operator"),
+            ("Alice Approver", "approver"),
+            ("Bob Board", "approver"),
+            ("Vera Viewer", "viewer"),
+        ):
+            added = self.cli("users", "add", name, "--role", role)
+            assert added.returncode == 0, added.stderr
+            self.tokens[name] = added.stdout.strip().splitlines()[-1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(root / "serve.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runbook_engine",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--library",
+                str(root),
+                "--state-dir",
+                str(self.state),
+            ],
+            cwd=root,
+            env=_cli_env_plain(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_for(self._up, timeout=60)
+
+    def _up(self) -> bool:
+        assert self.process.poll() is None, (self.root / "serve.log").read_text()
+        try:
+            return httpx.get(self.url + "/openapi.json", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def cli(self, *args: Any, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**_cli_env_plain(), "RUNBOOK_CONSOLE_PASSWORD": PASSWORD}
+        if token:
+            env["RUNBOOK_TOKEN"] = token
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "runbook_engine",
+                *map(str, args),
+                "--state-dir",
+                str(self.state),
+            ]
+            if args[0] in ("users", "evidence")
+            else [sys.executable, "-m", "runbook_engine", *map(str, args)],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    def api(self, name: str) -> Any:
+        return httpx.Client(base_url=self.url, headers=bearer(self.tokens[name]), timeout=30)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+def _cli_env_plain() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    return {**env, "NO_COLOR": "1"}
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    server = Served(tmp_path)
+    yield server
+    server.stop()
+
+
+def test_three_authenticated_people_carry_a_two_person_change_end_to_end(
+    served: Served,
+) -> None:
+    """Done when (issue 18): an operator and two approvers, through the console and the
+    CLI; the change record names each as authenticated."""
+    olga = served.api(OPERATOR)
+    started = olga.post(
+        "/api/v1/runs",
+        json={"runbook": "approved.md", "environment": "env.yml", "change_id": "CHG-18"},
+    )
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+
+    def waiting_at(step: str) -> Callable[[], bool]:
+        def check() -> bool:
+            found = olga.get(f"/api/v1/runs/{run_id}")
+            return found.status_code == 200 and step in [g["step"] for g in found.json()["gates"]]
+
+        return check
+
+    wait_for(waiting_at("cab"))
+    # Approver 1 through the console's pages (password sign-in, CSRF form).
+    with httpx.Client(base_url=served.url, timeout=30, follow_redirects=True) as page:
+        token = re.search(r'name="csrf" value="([^"]+)"', page.get("/login").text).group(1)
+        signed = page.post(
+            "/login", data={"name": "Alice Approver", "password": PASSWORD, "csrf": token}
+        )
+        assert signed.url.path == "/runs", signed.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.get(f"/runs/{run_id}").text)
+        voted = page.post(
+            f"/runs/{run_id}/steps/cab/vote", data={"decision": "approve", "csrf": token.group(1)}
+        )
+        assert "1 of 2 approvals" in voted.text
+    # Approver 2 through the CLI, acting through the server with a token.
+    claimed = served.cli(
+        "approve",
+        run_id,
+        "cab",
+        "--server",
+        served.url,
+        "--as",
+        "Dana Lead",
+        token=served.tokens["Bob Board"],
+    )
+    assert claimed.returncode == 2 and "token of $RUNBOOK_TOKEN is Bob Board's" in claimed.stderr
+    bob = served.cli(
+        "approve",
+        run_id,
+        "cab",
+        "--server",
+        served.url,
+        "--note",
+        "ok",
+        token=served.tokens["Bob Board"],
+    )
+    assert bob.returncode == 0, bob.stderr
+    assert "2 of 2 approvals" in bob.stdout and "authenticated: token" in bob.stdout
+    wait_for(waiting_at("export-settings"))
+    status = served.cli("status", run_id, "--server", served.url, token=served.tokens[OPERATOR])
+    assert "waits at export-settings" in status.stdout
+    done = served.cli(
+        "confirm",
+        run_id,
+        "export-settings",
+        "--server",
+        served.url,
+        "--note",
+        "exported",
+        token=served.tokens[OPERATOR],
+    )
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: olga.get(f"/api/v1/runs/{run_id}").json()["finished"])
+    runs = served.cli("runs", "--server", served.url, "--json", token=served.tokens[OPERATOR])
+    (run,) = [r for r in json.loads(runs.stdout) if r["run_id"] == run_id]
+    assert run["status"] == "succeeded" and run["operator"] == OPERATOR
+
+    record = json.loads(served.cli("evidence", "export", run_id, "--to", "json").stdout)
+    people = {p["name"]: p["identity"] for p in record["summary"]["people"]}
+    assert people[OPERATOR]["authenticated"] is True, people[OPERATOR]
+    assert people[OPERATOR]["auth_methods"] == ["token"]
+    assert people["Alice Approver"]["authenticated"] is True
+    assert people["Alice Approver"]["auth_methods"] == ["password"]
+    assert people["Bob Board"]["authenticated"] is True
+    assert people["Bob Board"]["auth_methods"] == ["token"]
+    assert set(people) == {OPERATOR, "Alice Approver", "Bob Board"}
+    olga.close()
+
+
+def test_the_cli_server_path_refuses_without_a_token_or_with_a_viewer(served: Served) -> None:
+    none = served.cli("runs", "--server", served.url)
+    assert none.returncode == 2 and "RUNBOOK_TOKEN" in none.stderr
+    bad = served.cli("runs", "--server", served.url, token="wrong")
+    assert bad.returncode == 2 and "refused (401)" in bad.stderr
+    vera = served.cli(
+        "approve", "r1", "cab", "--server", served.url, token=served.tokens["Vera Viewer"]
+    )
+    assert vera.returncode == 2 and "refused (403)" in vera.stderr
