@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -325,6 +325,8 @@ class Journal:
         self._hash = GENESIS_HASH
         self._size = 0
         self._repaired: dict[str, Any] = {}
+        #: Called with each record once it is written (notifications); they must not raise.
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._load()
 
     @property
@@ -487,4 +489,6 @@ class Journal:
                 self._anchor.write(record["seq"], record["hash"])
         except OSError as exc:
             raise storage_error(f"journal {self.path}", exc) from exc
+        for listen in self.listeners:
+            listen(record)
         return record

@@ -18,6 +18,7 @@ from runbook_engine.run.anchor import StoreAnchor
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate, stored_source
 from runbook_engine.run.heldlock import HeldLock
+from runbook_engine.run.notify import attach
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.step_output import max_output_bytes, output_name, write_output
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
@@ -87,6 +88,9 @@ class RunContext:
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
+        self.notifier = attach(
+            self.journal, store.state_dir, record, shown, self.redactor, self.report
+        )
         self.pool = TransportPool(
             secrets,
             (lambda line: self.report.output_line(self.redactor.redact(line)))
@@ -136,7 +140,9 @@ class RunContext:
 
     def rest(self) -> None:
         """The run stops here: make the store and the journal's anchor durable
-        (:meth:`StoreAnchor.rest`)."""
+        (:meth:`StoreAnchor.rest`), after journaling how its notifications went."""
+        if self.notifier is not None:
+            self.notifier.flush(self.journal)
         self.anchor.rest()
 
     def by_hand(self, host: Host) -> bool:
