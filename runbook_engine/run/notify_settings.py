@@ -3,7 +3,7 @@
 The file is ``$RUNBOOK_NOTIFY_CONFIG`` when set, else ``STATE/notifications.yaml``; without
 either, runs send nothing.  Example::
 
-    public_url: https://runbooks.example.com     # links to /runs/RUN_ID (or $RUNBOOK_PUBLIC_URL)
+    public_url: https://runbooks.example.com  # links to /runs/RUN_ID ($RUNBOOK_PUBLIC_URL wins)
     events: [gate-awaiting, approval-requested, approval-expired, run-finished]
     retry: {attempts: 4, backoff_seconds: 1, wait_at_end_seconds: 30}
     channels:
@@ -126,7 +126,7 @@ class NotifySettings:
 
     def link(self, run_id: str) -> str:
         """The run page's address."""
-        base = (self.public_url or os.environ.get(PUBLIC_URL_ENV) or "").rstrip("/")
+        base = (os.environ.get(PUBLIC_URL_ENV) or self.public_url or "").rstrip("/")
         return f"{base}/runs/{quote(run_id, safe='')}"
 
 
