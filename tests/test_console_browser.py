@@ -1,6 +1,8 @@
 """The web console in Debian's Chromium (Playwright): an approver signs in, approves, a
 second approver approves in another browser, and the first one's run page follows the
-run to its next gate by itself (the page's script polls; no reload).
+run to its next gate by itself (the page's script polls; no reload).  On the way, a PNG
+of each page is saved in ``tests/artifacts/`` (gitignored): login, runs, the run page at
+an approval and at a manual gate, the library, the change record.
 
 ``runbook serve`` runs for real on loopback, over a real paused run made by the CLI.
 """
@@ -27,6 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 PASSWORD = "correct horse battery"
+ARTIFACTS = Path(__file__).parent / "artifacts"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="sh steps")]
 
 
@@ -126,6 +129,14 @@ def console(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+def _shot(page: Any, name: str) -> None:
+    """Save a full-page PNG of ``page`` as ``tests/artifacts/console-NAME.png``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"console-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
 def _sign_in(browser: Any, base: str, name: str) -> Any:
     page = browser.new_context().new_page()
     problems: list[str] = []
@@ -147,8 +158,15 @@ def test_two_approvers_in_the_browser_and_the_page_follows_the_run(console: str)
     with _playwright()() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
+            login = browser.new_context().new_page()
+            login.goto(f"{console}/login")
+            _shot(login, "login")
             olga = _sign_in(browser, console, "Olga Operator")
+            _shot(olga, "runs")
+            olga.goto(f"{console}/library")
+            _shot(olga, "library")
             olga.goto(f"{console}/runs/r1")
+            _shot(olga, "run-approval")
             olga.fill("#gate-cab input[name=note]", "mine")
             olga.click("#gate-cab button[value=approve]")
             expect(olga.locator(".message")).to_contain_text("separation of duties")
@@ -160,6 +178,7 @@ def test_two_approvers_in_the_browser_and_the_page_follows_the_run(console: str)
             alice.click("#gate-cab button[value=approve]")
             expect(alice.locator(".message")).to_contain_text("1 of 2 approvals")
             expect(alice.locator(".votes")).to_contain_text("<img src=x onerror=alert(1)>")
+            _shot(alice, "approval-voted")
 
             bob = _sign_in(browser, console, "Bob Board")
             bob.goto(f"{console}/runs/r1")
@@ -169,6 +188,10 @@ def test_two_approvers_in_the_browser_and_the_page_follows_the_run(console: str)
             # Alice's page was not reloaded: its script follows the run to the next gate.
             expect(alice.locator("#gate-export-settings")).to_be_visible(timeout=90_000)
             expect(alice.locator("#gate-cab")).to_have_count(0)
+            _shot(alice, "run-gate")
+            alice.goto(f"{console}/runs/r1/record")
+            expect(alice.locator("body")).to_contain_text("Change board approval")
+            _shot(alice, "evidence")
             assert alice.problems == [] and bob.problems == []
         finally:
             browser.close()

@@ -71,6 +71,12 @@ def _need_console() -> None:
     default=None,
     help="Send the session cookie over HTTPS only [default: on unless --host is loopback].",
 )
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The console's address as people reach it: the link in notifications of the runs "
+    "it starts (else public_url of notifications.yaml).",
+)
 @state_option
 def serve(
     store: str | None,
@@ -83,6 +89,7 @@ def serve(
     oidc_client_id: str | None,
     oidc_claim: str,
     secure_cookies: bool | None,
+    public_url: str | None,
     state_dir: Path | None,
 ) -> None:
     """Serve the web console: runs, gates and approvals by signed-in people, evidence."""
@@ -105,6 +112,12 @@ def serve(
                 f"single sign-on needs --oidc-issuer, --oidc-client-id and ${OIDC_SECRET_ENV}"
             )
         oidc = OidcSettings(oidc_issuer, oidc_client_id, os.environ[OIDC_SECRET_ENV], oidc_claim)
+    if public_url:
+        if not public_url.startswith(("http://", "https://")):
+            raise InputError(f"--public-url {public_url}: an http:// or https:// address")
+        from runbook_engine.run.notify_settings import PUBLIC_URL_ENV
+
+        os.environ[PUBLIC_URL_ENV] = public_url  # the runs it starts inherit it
     loopback = host in ("127.0.0.1", "::1", "localhost")
     settings = Settings(
         state_dir=folder,

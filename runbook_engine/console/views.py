@@ -106,8 +106,14 @@ async def oidc_start(request: Request) -> Response:
 
 
 async def oidc_done(request: Request) -> Response:
+    from authlib.integrations.base_client.errors import OAuthError
+
     app = request.app.state
-    token = await app.oidc.authorize_access_token(request)
+    try:
+        token = await app.oidc.authorize_access_token(request)
+    except (OAuthError, ValueError) as exc:  # refused by the provider, or a bad token
+        app.audit("login-refused", method="oidc", why=str(exc)[:200])
+        return back(request, "/login", "single sign-on failed; try again or use a password")
     claims = token.get("userinfo") or {}
     name = str(claims.get(app.settings.oidc.name_claim, ""))
     user = app.users.get(name)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -323,6 +323,8 @@ class Journal:
         self._redactor = redactor if redactor is not None else Redactor.empty()
         self._seq, self._hash, self._size = 0, GENESIS_HASH, 0
         self._repaired: dict[str, Any] = {}
+        #: Called with each record once it is written (notifications); they must not raise.
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._load()
 
     @property
@@ -496,4 +498,6 @@ class Journal:
                     self._anchor.write(record["seq"], record["hash"])
         except OSError as exc:
             raise storage_error(f"journal {self.path}", exc) from exc
+        for listen in self.listeners:
+            listen(record)
         return record

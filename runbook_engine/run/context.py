@@ -19,6 +19,7 @@ from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Decision, prompt_gate, stored_source
 from runbook_engine.run.groupcommit import GroupCommit, Move, fsync_file
 from runbook_engine.run.heldlock import HeldLock
+from runbook_engine.run.notify import attach
 from runbook_engine.run.reporter import Reporter
 from runbook_engine.run.step_output import max_output_bytes, output_name, write_output
 from runbook_engine.run.store import CheckpointStore, RunRecord, StepState, utcnow
@@ -90,6 +91,9 @@ class RunContext:
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
+        self.notifier = attach(
+            self.journal, store.state_dir, record, shown, self.redactor, self.report
+        )
         self.pool = TransportPool(
             secrets,
             (lambda line: self.report.output_line(self.redactor.redact(line)))
@@ -141,9 +145,12 @@ class RunContext:
         self.group.defer(self._move(ts, host, status, fields))
 
     def rest(self) -> None:
-        """The run stops here: sign a last record written unsigned (``process-started`` of
-        a command a full disk stopped; the journal ``fsync``'d first), then make the store
-        and the journal's anchor durable (:meth:`StoreAnchor.rest`)."""
+        """The run stops here: journal how its notifications went, sign a last record
+        written unsigned (``process-started`` of a command a full disk stopped; the journal
+        ``fsync``'d first), then make the store and the journal's anchor durable
+        (:meth:`StoreAnchor.rest`)."""
+        if self.notifier is not None:
+            self.notifier.flush(self.journal)
         tail = self.journal.unsigned
         if tail is not None and self.signer is not None:
             with contextlib.suppress(RunbookError):  # a full disk: the resume signs it

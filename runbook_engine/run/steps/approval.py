@@ -9,7 +9,7 @@ every changing step of a runbook that requires approval.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runbook_engine.run.approval import (
     KIND,
@@ -114,6 +114,7 @@ def pass_gate(ctx: StepContext, ts: TailoredStep, host: Host, awaiting: bool) ->
         ctx.finish(ts, host, "succeeded", reason=f"approved by {names}")
         _say(ctx, f"  ✓ approved by {names}")
         return "done"
+    _expired(ctx, ts, host, records, count.discarded, spec.expires_hours)
     if not awaiting:
         ctx.transition(ts, host, "awaiting", reason=f"waiting for {spec.required} approvals")
         ctx.journal.append(
@@ -151,6 +152,30 @@ def guard(ctx: StepContext, ts: TailoredStep) -> str | None:
         f"the runbook requires approval and no approval step has passed before {ts.id!r}; "
         "the step was not run"
     )
+
+
+def _expired(
+    ctx: StepContext,
+    ts: TailoredStep,
+    host: Host,
+    records: list[dict[str, Any]],
+    discarded: tuple[tuple[Any, str], ...],
+    hours: float | None,
+) -> None:
+    """Journal ``approval-expired`` once for each approval found expired while the step
+    still waits (what notifications tell approvers)."""
+    told = {r.get("journal_seq") for r in records if r["event"] == "approval-expired"}
+    for vote, why in discarded:
+        if why.startswith("expired") and vote.seq not in told:
+            ctx.journal.append(
+                "approval-expired",
+                step=ts.id,
+                host=host.name,
+                by=vote.by,
+                given_at=vote.to_dict()["at"],
+                journal_seq=vote.seq,
+                expires_hours=hours,
+            )
 
 
 def _say(ctx: StepContext, text: str) -> None:
