@@ -36,7 +36,6 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from runbook_engine.evidence.head import (
     write_head,
 )
 from runbook_engine.evidence.redact import Redactor
+from runbook_engine.evidence.safeio import fsync_dir, utc_now, write_all
 from runbook_engine.evidence.shield import shielded
 
 try:  # POSIX only
@@ -278,26 +278,6 @@ def read_journal(path: Path, *, verify: bool = True) -> list[dict[str, Any]]:
     return scan.records
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Journal:
     """Appends events to a hash-chained journal file.
 
@@ -426,7 +406,7 @@ class Journal:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             if new:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             yield fd
         finally:
             os.close(fd)  # closing releases the lock
@@ -437,7 +417,7 @@ class Journal:
             raise ValueError(f"event fields may not use reserved keys: {sorted(clash)}")
         record = {
             "seq": self._seq + 1,
-            "time": _utc_now(),
+            "time": utc_now(),
             "event": event,
             **self._redactor.redact_obj(fields),
             "prev": self._hash,
@@ -484,7 +464,7 @@ class Journal:
                 record = self._build(event, fields)
                 data = (canonical_json(record) + "\n").encode("utf-8")
                 try:
-                    _write_all(fd, data)
+                    write_all(fd, data)
                     if sync:
                         os.fsync(fd)
                 except OSError:

@@ -57,3 +57,38 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO-8601 with microseconds and ``Z`` (journal times)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than asked).
+
+    Raises:
+        OSError: the write failed (a full disk: ``ENOSPC``).
+    """
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def fsync_dir(directory: Path) -> None:
+    """``fsync`` a folder so that a file created or renamed in it survives a power loss
+    (POSIX; a no-op elsewhere).
+
+    Raises:
+        OSError: the folder cannot be opened or synced.
+    """
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
