@@ -228,6 +228,36 @@ def test_refuses_to_overwrite_without_force_and_writes_only_under_output(tmp_pat
     assert (out / "add-dns-record.md").read_text().startswith("---\n")
 
 
+def test_a_symbolic_link_in_the_output_folder_cannot_take_the_import_elsewhere(
+    tmp_path: Path,
+) -> None:
+    # Found by an attack: out/environments -> elsewhere wrote elsewhere/example.yaml.
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "environments").symlink_to(elsewhere)
+    code, text = runbook("import", FIXTURES / "article.md", "-o", out)
+    assert code == 2 and "outside" in text and "symbolic link" in text, text
+    assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in out.iterdir()) == [
+        "environments"
+    ]
+
+
+def test_a_command_holding_endraw_stays_literal(tmp_path: Path) -> None:
+    # Found by an attack: a body holding "endraw" was left templated, so {{ 7*7 }} became 49.
+    src = tmp_path / "src.md"
+    src.write_text(
+        "# T\n\n```sh\necho '{% endraw %}{{ 7*7 }}{{ environment.name }}{% raw %}'\n```\n"
+    )
+    out = tmp_path / "out"
+    assert runbook("import", src, "-o", out)[0] == 0
+    [book] = books(out)
+    code, text = runbook("plan", book, "--env", out / "environments" / "example.yaml")
+    assert code == 0, text
+    assert "{% endraw %}{{ 7*7 }}{{ environment.name }}{% raw %}" in text
+    assert "49" not in text
+
+
 def test_one_runbook_to_a_file_with_its_environment_beside_it(tmp_path: Path) -> None:
     target = tmp_path / "book.md"
     code, _ = runbook("import", FIXTURES / "rundoc.md", "-o", target)

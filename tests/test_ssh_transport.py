@@ -209,6 +209,36 @@ def test_become_with_a_password(sshd: SSHServer) -> None:
     assert "sudo asks for a password" in nopass
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        '"-oProxyCommand=touch /tmp/pwned"',  # no space: a word-boundary check missed it
+        "-o ProxyCommand=touch",
+        "-o 'ProxyCommand touch x'",
+        "-oLocalCommand=id -oPermitLocalCommand=yes",
+        "-o KnownHostsCommand=/bin/true",
+        "-o Include=/tmp/evil.conf",  # a config file can set any of the above
+        "-o PKCS11Provider=/tmp/evil.so",  # loads a library into ssh
+        "-F /tmp/evil.conf",
+        "-Cq -F/tmp/evil.conf",
+        "-S /tmp/ctl",
+        "-o ControlPath=/tmp/x",
+        "--",
+        "host.example",
+    ],
+)
+def test_common_args_cannot_run_or_load_code_or_take_over_the_transport(args: str) -> None:
+    # Found by an attack on the SSH transport: an environment file's common_args set
+    # ProxyCommand with the -oKEY=VALUE spelling and ran a command on the operator's machine.
+    found = [p.message for p in validate_ssh_options({"common_args": args}, None, 3)]
+    assert len(found) == 1 and found[0].startswith("ssh: common_args: "), found
+
+
+def test_common_args_allow_the_everyday_options() -> None:
+    args = "-C -q -o ServerAliveInterval=15 -oServerAliveCountMax=3 -o 'ConnectTimeout 5' -J jump"
+    assert validate_ssh_options({"common_args": args}, None, 3) == []
+
+
 def test_options_are_checked_and_registered() -> None:
     assert TRANSPORTS["ssh"].options_key == "ssh"
     assert validate_ssh_options({"user": "deploy", "port": 22, "become": True}, None, 1) == []
@@ -229,7 +259,7 @@ def test_options_are_checked_and_registered() -> None:
     assert any("port: 0" in m for m in found)
     assert any("host key checking" in m or "host_key_checking" in m for m in found)
     assert any("unknown option 'colour'" in m for m in found)
-    assert any("StrictHostKeyChecking is set by the transport" in m for m in found)
+    assert any("-o 'stricthostkeychecking' is not taken" in m for m in found)
     assert any("become is not true" in m for m in found)
     with pytest.raises(EnvironmentFileError):
         SSHTransport(Host("h", "127.0.0.1", "ssh", {"private_key_file": "/nonexistent/key"}))

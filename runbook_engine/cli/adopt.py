@@ -48,6 +48,8 @@ def import_(
         )
     if output is not None and output.suffix.lower() != ".md" and output.is_file():
         raise InputError(f"-o {output}: a file; give a folder for {len(result.drafts)} runbooks")
+    assert output is not None
+    _refuse_escapes(files, output.parent if output.suffix.lower() == ".md" else output)
     from runbook_engine.evidence.safeio import write_atomic
 
     for path, text in files.items():
@@ -56,8 +58,25 @@ def import_(
             write_atomic(path, text.encode("utf-8"))
         except OSError as exc:
             raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    assert output is not None
     base = output.parent if output.suffix.lower() == ".md" else output
     written = [str(p.relative_to(base)) for p in files]
     text = report_json(result, written) if as_json else report_text(result, written, source.name)
     click.echo(text, nl=False)
+
+
+def _refuse_escapes(files: dict[Path, str], base: Path) -> None:
+    """Refuse, before anything is written, a target whose real path leaves ``base``'s
+    (a symbolic link in the output folder pointing elsewhere).
+
+    Raises:
+        InputError: a target would be written outside ``-o``.
+    """
+    root = base.resolve()
+    for path in files:
+        real = path.resolve()
+        if real != root and root not in real.parents:
+            raise InputError(
+                f"{path} resolves to {real}, outside {base} (a symbolic link): the import "
+                "writes only inside -o; remove the link or give another -o"
+            )
+

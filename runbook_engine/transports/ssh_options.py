@@ -43,12 +43,74 @@ HOST_KEY_CHECKING: tuple[str, ...] = ("strict", "accept-new")
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 _STRINGS = ("user", "private_key_file", "known_hosts_file", "become_user", "become_password")
-#: ssh options ``common_args`` may not set: the transport owns them (safety and reuse).
-_OWNED = re.compile(
-    r"(?i)\b(StrictHostKeyChecking|UserKnownHostsFile|GlobalKnownHostsFile|ControlMaster|"
-    r"ControlPath|ControlPersist|BatchMode|PermitLocalCommand|LocalCommand|ProxyCommand"
-    r"|KnownHostsCommand)\b"
-)
+#: ``-o`` options ``common_args`` may set (ssh_config(5) names, compared case-blind).
+#: An allow-list: the transport owns host key checking and connection reuse, and
+#: options that run or load code on the operator's machine (``ProxyCommand``,
+#: ``LocalCommand``, ``KnownHostsCommand``, ``PKCS11Provider``, ``Include``...) are never
+#: an environment file's to set.
+_ALLOWED_O = frozenset(
+    k.lower()
+    for k in (
+        "AddressFamily", "BindAddress", "CertificateFile", "CheckHostIP", "Ciphers",
+        "Compression", "ConnectionAttempts", "ConnectTimeout", "ForwardAgent",
+        "GSSAPIAuthentication", "GSSAPIDelegateCredentials", "HashKnownHosts",
+        "HostKeyAlgorithms", "HostKeyAlias", "IdentitiesOnly", "IdentityAgent",
+        "IdentityFile", "IPQoS", "KbdInteractiveAuthentication", "KexAlgorithms", "LogLevel",
+        "MACs", "NumberOfPasswordPrompts", "PasswordAuthentication", "Port",
+        "PreferredAuthentications", "ProxyJump", "PubkeyAcceptedAlgorithms",
+        "PubkeyAcceptedKeyTypes", "PubkeyAuthentication", "RekeyLimit",
+        "ServerAliveCountMax", "ServerAliveInterval", "TCPKeepAlive", "User",
+    )
+)  # fmt: skip
+#: Flags without a value, and flags with one, that ``common_args`` may give.
+_ALLOWED_FLAGS = frozenset("46ACqvxXYKkTa")
+_ALLOWED_WITH_VALUE = frozenset("cilpJmo")
+
+
+def common_args_problem(args: list[str]) -> str | None:
+    """Why the ssh arguments ``args`` (``common_args`` split with shlex) are refused, or
+    ``None``.
+
+    Only the flags in :data:`_ALLOWED_FLAGS` and :data:`_ALLOWED_WITH_VALUE` are taken,
+    every spelling of ``-o`` (``-o K=V``, ``-oK=V``, ``-o "K V"``) with a key from
+    :data:`_ALLOWED_O`; ``-F`` (another config file) and everything else is refused.
+    """
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-") or arg == "-" or arg.startswith("--"):
+            return f"{arg!r} is not an ssh option"
+        letters = arg[1:]
+        while letters:
+            flag, rest = letters[0], letters[1:]
+            if flag in _ALLOWED_FLAGS:
+                letters = rest
+                continue
+            if flag not in _ALLOWED_WITH_VALUE:
+                return f"-{flag} is not taken in common_args (ssh flags allowed: " + (
+                    ", ".join(f"-{c}" for c in sorted(_ALLOWED_FLAGS | _ALLOWED_WITH_VALUE))
+                    + ")"
+                )
+            if rest:
+                value = rest
+            elif i + 1 < len(args):
+                i += 1
+                value = args[i]
+            else:
+                return f"-{flag} needs a value"
+            if flag == "o":
+                key = re.split(r"[=\s]", value.strip(), maxsplit=1)[0].lower()
+                if key not in _ALLOWED_O:
+                    return (
+                        f"-o {key or value!r} is not taken in common_args: the transport sets "
+                        "host key checking and connection reuse, and options that run or load "
+                        "code are refused; use host_key_checking or known_hosts_file"
+                    )
+            letters = ""
+        i += 1
+    return None
+
+
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
 
 
@@ -142,16 +204,11 @@ def validate_ssh_options(options: Any, path: Any, line: int) -> list[Problem]:
             bad("common_args: expected a string of ssh arguments")
         else:
             try:
-                shlex.split(args)
+                why = common_args_problem(shlex.split(args))
             except ValueError as exc:
-                bad(f"common_args: {exc}")
-            owned = _OWNED.search(args)
-            if owned:
-                bad(
-                    f"common_args: {owned.group(1)} is set by the transport (host key "
-                    "checking and connection reuse); use host_key_checking or "
-                    "known_hosts_file instead"
-                )
+                why = str(exc)
+            if why:
+                bad(f"common_args: {why}")
     return problems
 
 

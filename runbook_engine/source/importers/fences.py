@@ -133,7 +133,9 @@ def with_values(body: str, kind: str, params: dict[str, Param]) -> tuple[str, li
             kind == "powershell" and re.search(rf"\$env:{re.escape(name)}\b", body, re.I)
         ):
             used.append(name)
-    if ("{{" in body or "{%" in body) and "endraw" not in body:
+    if "endraw" in body:  # a raw block cannot hold it: each marker becomes a string literal
+        body = re.sub(r"\{[{%#]", lambda m: '{{ "' + m.group(0) + '" }}', body)
+    elif "{{" in body or "{%" in body or "{#" in body:
         body = "{% raw %}" + body.rstrip("\n") + "{% endraw %}\n"
     if kind == "powershell":
         prelude = [f"$env:{n} = {{{{ {n} }}}}" for n in used]
