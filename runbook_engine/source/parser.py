@@ -61,9 +61,11 @@ def read_source(path: Path) -> tuple[str, str]:
 
 
 #: Runbooks parsed by this process: (path as given, resolved path, SHA-256 of the file,
-#: library folder setting) -> (runbook, (included file, SHA-256) pairs).  One command
-#: (``runbook run``: the CLI, preflight, the run) reads the same file several times.
-_PARSED: dict[tuple[Path, Path, str, str | None], tuple[Runbook, tuple[tuple[Path, str], ...]]] = {}
+#: library folder setting) -> (runbook, (include as written, file it named, SHA-256) of each
+#: include).  One command (``runbook run``: the CLI, preflight, the run) reads the same
+#: file several times.
+_Fragment = tuple[Path, Path, str]
+_PARSED: dict[tuple[Path, Path, str, str | None], tuple[Runbook, tuple[_Fragment, ...]]] = {}
 _PARSED_MAX = 64
 
 
@@ -71,8 +73,8 @@ def parse_file(path: Path) -> Runbook:
     """Parse the runbook at ``path``; the same bytes (and included files) parse once.
 
     The file is read and hashed on every call: a parse is reused only when the file's
-    SHA-256, and the SHA-256 of every file it included, are those of that parse (the
-    runbook is immutable and holds its ``content_hash``).
+    SHA-256, and the file every include names (symbolic links followed again) and its
+    SHA-256, are those of that parse (the runbook is immutable, holds its ``content_hash``).
 
     Raises:
         RunbookSyntaxError: with every problem found in the file and its includes
@@ -81,9 +83,11 @@ def parse_file(path: Path) -> Runbook:
     text, digest = read_source(path)
     key = (path, path.resolve(), digest, os.environ.get(LIBRARY_ENV))
     found = _PARSED.get(key)
-    if found is not None and all(_digest_of(f) == d for f, d in found[1]):
+    if found is not None and all(
+        link.resolve() == named and _digest_of(named) == sha for link, named, sha in found[1]
+    ):
         return found[0]
-    fragments: list[tuple[Path, str]] = []
+    fragments: list[_Fragment] = []
     runbook = _parse(text, path, digest, fragments)
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
@@ -119,7 +123,7 @@ class _Document:
     parameters: dict[str, Parameter] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
     hashes: list[str] = field(default_factory=list)
-    fragments: list[tuple[Path, str]] = field(default_factory=list)
+    fragments: list[tuple[Path, Path, str]] = field(default_factory=list)
     heading: str | None = None
 
     def problem(
@@ -129,7 +133,7 @@ class _Document:
 
 
 def _parse(
-    text: str, path: Path, digest: str, fragments: list[tuple[Path, str]] | None = None
+    text: str, path: Path, digest: str, fragments: list[_Fragment] | None = None
 ) -> Runbook:
     """Parse ``text``; ``fragments`` (when given) receives each included file and its hash."""
     doc = _Document(path, library_root(path))
@@ -259,7 +263,7 @@ def _include(doc: _Document, path: Path, target: str, line: int, depth: int, sta
         doc.problems.extend(exc.problems)
         return
     doc.hashes.append(digest)
-    doc.fragments.append((fragment, digest))
+    doc.fragments.append((path.parent / target, fragment, digest))
     info = read_meta(meta or {}, text, body_line, fragment, doc.problems, allowed=FRAGMENT_KEYS)
     for name, param in info.parameters.items():
         known = doc.parameters.get(name)
