@@ -1,4 +1,4 @@
-"""Benchmark: start-up of ``runbook plan`` and ``runbook render``; asserts nothing.
+"""Benchmark: start-up of ``runbook plan``, ``render`` and ``run``; asserts nothing.
 
 Times each command end to end (best of ``--repeat``) on a seed runbook with its lab
 environment, against ``python -c pass`` (the interpreter alone) and ``runbook
@@ -7,6 +7,8 @@ environment, against ``python -c pass`` (the interpreter alone) and ``runbook
 with the share of the heavy optional ones (jsonschema, rich, nbformat, weasyprint).
 jsonschema is imported only to validate a YAML body (probe, registry, service,
 approval): ``runbook plan`` of a runbook without one shows what the others cost.
+``runbook run`` of a one-step no-op runbook (journal and checkpoints in a temporary
+state folder) is the fixed cost of a run (issue 12).
 
 Run: ``python benchmarks/bench_startup.py`` (``--repeat R``).
 """
@@ -70,6 +72,9 @@ def main() -> None:
     args = parser.parse_args()
     runbook = [sys.executable, "-m", "runbook_engine"]
     with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp) / "one.md"
+        one.write_text("# One\n\n## Step\n\n```bash {#s0}\ntrue\n```\n", encoding="utf-8")
+        state = ("--state-dir", str(Path(tmp) / "state"), "--no-input")
         commands = {
             "python -c pass (baseline)": [sys.executable, "-c", "pass"],
             "runbook --help": [*runbook, "--help"],
@@ -92,6 +97,7 @@ def main() -> None:
                 str(Path(tmp) / "guide.html"),
             ],
         }
+        commands["runbook run (1 no-op step)"] = [*runbook, "run", str(one), *state]
         times = {name: best(cmd, args.repeat) for name, cmd in commands.items()}
         heavy = {
             name: imports(commands[name])
@@ -100,6 +106,7 @@ def main() -> None:
                 "runbook plan (no YAML bodies)",
                 "runbook render --to md",
                 "runbook render --to html",
+                "runbook run (1 no-op step)",
             )
         }
     base = times["python -c pass (baseline)"]

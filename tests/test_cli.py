@@ -468,3 +468,11 @@ def test_verify_with_a_private_key_as_public_key_is_bad_input(tmp_path: Path) ->
     )
     assert proc.returncode == 2 and "not the private key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_import_formats_listed_by_the_cli_are_the_registered_importers() -> None:
+    """``runbook import --from`` lists the importers without importing them at start-up."""
+    from runbook_engine.cli.adopt import FORMATS
+    from runbook_engine.source.importers import IMPORTERS
+
+    assert tuple(IMPORTERS) == FORMATS

@@ -140,3 +140,25 @@ def test_cli_refuses_and_lint_reports(
     assert output.count("RB123") == 3
     assert SECRET not in output and "root:" not in output and "Traceback" not in output
     assert os.environ["RUNBOOK_TEST_SECRET"] == SECRET
+
+
+def test_parse_file_reuses_a_parse_only_while_the_file_and_its_includes_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    """One command reads a runbook several times: the same bytes parse once, any change
+    to the runbook or to a file it includes parses anew (content hash and steps follow)."""
+    lib = tmp_path / "lib"
+    shared = _write(lib / "_shared" / "step.md", "```sh {#one}\necho one\n```\n")
+    main_md = _write(lib / "main.md", "# T\n\n<!-- include: _shared/step.md -->\n")
+    first = parse_file(main_md)
+    assert parse_file(main_md) is first
+    shared.write_text("```sh {#two}\necho two\n```\n", encoding="utf-8")
+    second = parse_file(main_md)
+    assert [s.id for s in second.steps] == ["two"]
+    assert second.content_hash != first.content_hash
+    main_md.write_text("# T2\n\n<!-- include: _shared/step.md -->\n", encoding="utf-8")
+    third = parse_file(main_md)
+    assert third.title == "T2" and third is not second
+    shared.unlink()
+    with pytest.raises(RunbookSyntaxError, match="not found"):
+        parse_file(main_md)

@@ -8,8 +8,11 @@ import click
 
 from runbook_engine.cli.common import json_option
 from runbook_engine.errors import InputError
-from runbook_engine.source.importers import IMPORTERS, import_source, outputs
-from runbook_engine.source.importers.emit import report_json, report_text
+
+#: The built-in importers' names, in registration order (``--from`` choices).  Kept here so
+#: that every other command starts without importing the importers (markdown-it rules,
+#: the article reader: ~70 ms); ``tests/test_cli.py`` checks it against ``IMPORTERS``.
+FORMATS = ("innovation-engine", "runme", "rundoc", "markdown", "article")
 
 
 @click.command("import")
@@ -23,7 +26,7 @@ from runbook_engine.source.importers.emit import report_json, report_text
 @click.option(
     "--from",
     "source_format",
-    type=click.Choice(["auto", *IMPORTERS]),
+    type=click.Choice(["auto", *FORMATS]),
     default="auto",
     show_default=True,
     help="The source's format (auto: detected).",
@@ -38,6 +41,10 @@ def import_(
     became what and what was not mapped. Nothing is written outside -o; existing files are
     kept unless --force. Deterministic and offline.
     """
+    # Imported here, not at module level: only `runbook import` needs the importers.
+    from runbook_engine.source.importers import import_source, outputs
+    from runbook_engine.source.importers.emit import report_json, report_text
+
     result = import_source(source, source_format)
     files = outputs(result, source, output)
     existing = sorted(str(p) for p in files if p.exists() or p.is_symlink())

@@ -149,13 +149,14 @@ def host_needs(
 
 def probe_targets(loaded: Loaded) -> dict[str, str]:
     """Host names the run's probes connect to -> the first probe step naming it."""
-    from runbook_engine.probes import parse_probe
-    from runbook_engine.probes.spec import DnsProbe
-
     out: dict[str, str] = {}
     for ts in loaded.tailored.steps:
         if ts.step.kind != "probe" or ts.skip_reason:
             continue
+        # Imported here: a run without probes needs no http/ssl/smtp/imap clients (~20 ms).
+        from runbook_engine.probes import parse_probe
+        from runbook_engine.probes.spec import DnsProbe
+
         spec = parse_probe(ts.body, ts.step.span.path, ts.step.body_line)
         if isinstance(spec, DnsProbe):
             continue

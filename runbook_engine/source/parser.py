@@ -10,6 +10,7 @@ problems of a file are collected before :class:`RunbookSyntaxError` is raised.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,14 +60,47 @@ def read_source(path: Path) -> tuple[str, str]:
     return text.replace("\r\n", "\n").replace("\r", "\n"), hashlib.sha256(data).hexdigest()
 
 
+#: Runbooks parsed by this process: (path as given, resolved path, SHA-256 of the file,
+#: library folder setting) -> (runbook, (include as written, file it named, SHA-256) of each
+#: include).  One command (``runbook run``: the CLI, preflight, the run) reads the same
+#: file several times.
+_Fragment = tuple[Path, Path, str]
+_PARSED: dict[tuple[Path, Path, str, str | None], tuple[Runbook, tuple[_Fragment, ...]]] = {}
+_PARSED_MAX = 64
+
+
 def parse_file(path: Path) -> Runbook:
-    """Parse the runbook at ``path``.
+    """Parse the runbook at ``path``; the same bytes (and included files) parse once.
+
+    The file is read and hashed on every call: a parse is reused only when the file's
+    SHA-256, and the file every include names (symbolic links followed again) and its
+    SHA-256, are those of that parse (the runbook is immutable, holds its ``content_hash``).
 
     Raises:
-        RunbookSyntaxError: with every problem found in the file and its includes.
+        RunbookSyntaxError: with every problem found in the file and its includes
+            (a failed parse is not kept).
     """
     text, digest = read_source(path)
-    return _parse(text, path, digest)
+    key = (path, path.resolve(), digest, os.environ.get(LIBRARY_ENV))
+    found = _PARSED.get(key)
+    if found is not None and all(
+        link.resolve() == named and _digest_of(named) == sha for link, named, sha in found[1]
+    ):
+        return found[0]
+    fragments: list[_Fragment] = []
+    runbook = _parse(text, path, digest, fragments)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = (runbook, tuple(fragments))
+    return runbook
+
+
+def _digest_of(path: Path) -> str | None:
+    """SHA-256 of an included file's bytes, or ``None`` when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def parse_text(text: str, path: Path) -> Runbook:
@@ -89,6 +123,7 @@ class _Document:
     parameters: dict[str, Parameter] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
     hashes: list[str] = field(default_factory=list)
+    fragments: list[tuple[Path, Path, str]] = field(default_factory=list)
     heading: str | None = None
 
     def problem(
@@ -97,7 +132,10 @@ class _Document:
         self.problems.append(Problem(message, path, line, code=code, source_line=source))
 
 
-def _parse(text: str, path: Path, digest: str) -> Runbook:
+def _parse(
+    text: str, path: Path, digest: str, fragments: list[_Fragment] | None = None
+) -> Runbook:
+    """Parse ``text``; ``fragments`` (when given) receives each included file and its hash."""
     doc = _Document(path, library_root(path))
     meta, body_line = split_front_matter(text, path)
     info = read_meta(meta or {}, text, body_line, path, doc.problems)
@@ -107,6 +145,8 @@ def _parse(text: str, path: Path, digest: str) -> Runbook:
     steps = _resolve(doc)
     if doc.problems:
         raise RunbookSyntaxError(doc.problems[0].format(), doc.problems)
+    if fragments is not None:
+        fragments.extend(doc.fragments)
     if doc.hashes:
         digest = hashlib.sha256((digest + "".join(doc.hashes)).encode()).hexdigest()
     segments = tuple(steps.get(id(s), s) for s in doc.segments)
@@ -223,6 +263,7 @@ def _include(doc: _Document, path: Path, target: str, line: int, depth: int, sta
         doc.problems.extend(exc.problems)
         return
     doc.hashes.append(digest)
+    doc.fragments.append((path.parent / target, fragment, digest))
     info = read_meta(meta or {}, text, body_line, fragment, doc.problems, allowed=FRAGMENT_KEYS)
     for name, param in info.parameters.items():
         known = doc.parameters.get(name)
