@@ -3,7 +3,8 @@
 The group is made here and gets its commands from one module per command group:
 :mod:`.guides` (render, plan), :mod:`.runs` (run, resume, status, runs), :mod:`.gates`
 (confirm, approve, reject), :mod:`.evidence` (keys, evidence), :mod:`.lint`,
-:mod:`.notebook`, :mod:`.site`, :mod:`.control` (preflight) and :mod:`.adopt` (import).
+:mod:`.notebook`, :mod:`.site`, :mod:`.control` (preflight), :mod:`.adopt` (import) and
+:mod:`.team` (worker, queue).
 Shared options, and the mapping of errors to exit statuses (DESIGN.md §6: 0 done, 1 a step
 or run failed, 2 bad input, 3 paused at a gate, 130 interrupted), are in :mod:`.common`.
 """
@@ -13,7 +14,18 @@ from __future__ import annotations
 import click
 
 from runbook_engine import __version__
-from runbook_engine.cli import adopt, control, evidence, gates, guides, lint, notebook, runs, site
+from runbook_engine.cli import (
+    adopt,
+    control,
+    evidence,
+    gates,
+    guides,
+    lint,
+    notebook,
+    runs,
+    site,
+    team,
+)
 from runbook_engine.cli.common import invoke
 
 
@@ -40,6 +52,8 @@ for _command in (
     adopt.import_,
     notebook.notebook,
     site.site,
+    team.worker,
+    team.queue,
 ):
     cli.add_command(_command)
 

@@ -20,6 +20,7 @@ from runbook_engine.cli.common import (
     state_option,
     warn_old_name,
 )
+from runbook_engine.cli.team import queue_url_option, resume_when_decided
 
 
 @click.command()
@@ -47,6 +48,7 @@ from runbook_engine.cli.common import (
     help="Keep FILE as evidence of this gate (copied, SHA-256 journaled; repeatable).",
 )
 @state_option
+@queue_url_option
 @json_option
 def confirm(
     run_id: str,
@@ -59,9 +61,11 @@ def confirm(
     in_advance: bool,
     attachments: tuple[Path, ...],
     state_dir: Path | None,
+    queue_url: str | None,
     as_json: bool,
 ) -> None:
-    """Record a decision for a gate the run waits at; `runbook resume` then continues.
+    """Record a decision for a gate the run waits at; `runbook resume` then continues
+    (for a run started with `run --queue`, a worker resumes it).
 
     Decisions: confirm (the default), --skip, --abort, --rerun: the words answers files
     and `notebook run --decide` use.
@@ -88,6 +92,9 @@ def confirm(
         attachments,
         in_advance=in_advance,
     )
+    queued = "" if in_advance else resume_when_decided(queue_url, store, run_id, None)
+    if queued:
+        click.echo(queued, err=True)
     if as_json:
         click.echo(
             json.dumps(
@@ -98,11 +105,13 @@ def confirm(
         return
     from runbook_engine.evidence.safeio import terminal_safe
 
+    then = (
+        "a worker resumes the run"
+        if "for a worker" in queued
+        else f"continue with: runbook resume {run_id}"
+    )
     click.echo(
-        terminal_safe(
-            f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; "
-            f"continue with: runbook resume {run_id}"
-        )
+        terminal_safe(f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; {then}")
     )
 
 
@@ -114,12 +123,17 @@ def _vote(
     state_dir: Path | None,
     decision: str,
     as_json: bool,
+    queue_url: str | None,
 ) -> None:
     from runbook_engine.run.approval import record_vote
     from runbook_engine.run.store import CheckpointStore
 
     store = CheckpointStore(state_dir_or_default(state_dir), create=False, run_id=run_id)
     recorded = record_vote(store, run_id, step, by, decision, note)
+    if decision == "reject" or recorded.approvals >= recorded.required:  # the gate is decided
+        queued = resume_when_decided(queue_url, store, run_id, None)
+        if queued:
+            click.echo(queued, err=True)
     if as_json:
         click.echo(json.dumps(recorded.to_dict(), indent=2))
         return
@@ -134,12 +148,19 @@ def _vote(
 @click.option("--as", "by", required=True, help="Who approves (name; not the run's operator).")
 @note_option("Note recorded with the approval.", old_names=("--comment",))
 @state_option
+@queue_url_option
 @json_option
 def approve(
-    run_id: str, step: str, by: str, note: str | None, state_dir: Path | None, as_json: bool
+    run_id: str,
+    step: str,
+    by: str,
+    note: str | None,
+    state_dir: Path | None,
+    queue_url: str | None,
+    as_json: bool,
 ) -> None:
     """Approve approval step STEP of RUN_ID (the run waits there); `runbook resume` then goes on."""
-    _vote(run_id, step, by, note, state_dir, "approve", as_json)
+    _vote(run_id, step, by, note, state_dir, "approve", as_json, queue_url)
 
 
 @click.command()
@@ -148,9 +169,16 @@ def approve(
 @click.option("--as", "by", required=True, help="Who rejects (name; an approver of the step).")
 @note_option("Why (recorded).", old_names=("--comment",))
 @state_option
+@queue_url_option
 @json_option
 def reject(
-    run_id: str, step: str, by: str, note: str | None, state_dir: Path | None, as_json: bool
+    run_id: str,
+    step: str,
+    by: str,
+    note: str | None,
+    state_dir: Path | None,
+    queue_url: str | None,
+    as_json: bool,
 ) -> None:
     """Reject approval step STEP of RUN_ID: the run stops (outcome rejected) at its next resume."""
-    _vote(run_id, step, by, note, state_dir, "reject", as_json)
+    _vote(run_id, step, by, note, state_dir, "reject", as_json, queue_url)
