@@ -25,11 +25,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import procrastinate
-import psycopg
-from procrastinate.exceptions import AlreadyEnqueued
-
 from runbook_engine.errors import InputError, StateError
+
+try:
+    import procrastinate
+    import psycopg
+    from procrastinate.exceptions import AlreadyEnqueued
+except ImportError as _missing:  # one message, not a traceback
+    raise InputError(
+        f"team mode needs {_missing.name}: pip install 'runbook-engine[team]' "
+        "(procrastinate and psycopg)"
+    ) from None
 
 #: The procrastinate queue runbook jobs go to.
 QUEUE = "runbook"
