@@ -153,6 +153,13 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
     print(f"job {result['job']} run {result['run_id']}: {word}{tail}", flush=True)
 
 
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """Log a job our own exceptions ended without their traceback: its line says it all."""
+    if record.exc_info and isinstance(record.exc_info[1], (RunNotDone, RunRefused)):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def serve(options: WorkerOptions) -> None:
     """Apply the queue's schema when missing, then take jobs until SIGINT or SIGTERM.
 
@@ -161,6 +168,8 @@ def serve(options: WorkerOptions) -> None:
     """
     ensure_schema(options.url)
     logging.basicConfig(level=logging.WARNING, format="runbook worker: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_without_traceback)
     asyncio.run(_serve(options))
 
 
