@@ -1,15 +1,15 @@
 """Runs on a job queue: procrastinate's PostgreSQL queue, two tasks, and how to enqueue them.
 
-``runbook run --queue`` creates the run (``queued``) and enqueues :func:`start_run`;
-``runbook confirm`` and ``runbook approve`` enqueue :func:`resume_run` for a queued run
-whose gate they decide; ``runbook worker`` (:mod:`.worker`) takes the jobs.  The queue
-is procrastinate's (jobs, locks, retries, worker heartbeats and stalled-job recovery in
-PostgreSQL tables); nothing here is a queue of our own.
+``runbook run --queue`` creates the run (``queued``) and enqueues task ``start_run``;
+``runbook confirm`` and ``runbook approve`` enqueue ``resume_run`` for a queued run whose
+gate they decide; ``runbook worker`` (:mod:`.worker`, where the tasks are) takes the
+jobs.  The queue is procrastinate's (jobs, locks, retries, worker heartbeats and
+stalled-job recovery in PostgreSQL tables); nothing here is a queue of our own.
 
 A job's arguments are the run's id, where its store is (an opaque string: a state folder
 today, a store URL once the PostgreSQL store exists; passed as ``--state-dir`` or
 ``--store``), who operates it, the answers file and the fan-out options, plus, for
-:func:`start_run`, the runbook, environment and ``--set`` values it was created with (for
+``start_run``, the runbook, environment and ``--set`` values it was created with (for
 people reading the queue).  Never a secret value: secrets resolve on the worker.
 
 Every job of a run carries the run's procrastinate ``lock`` (two jobs of one run never
@@ -44,18 +44,6 @@ START_TASK = "runbook:start_run"
 RESUME_TASK = "runbook:resume_run"
 
 
-class RunNotDone(Exception):
-    """A job's run process stopped before the run paused or ended (interrupted, refused
-    while a step's process lives on, a disk error): the job is retried."""
-
-
-#: Retry a job whose run did not pause or end: every 5 seconds, then slower, 10 times.
-RETRY = procrastinate.RetryStrategy(
-    max_attempts=10, wait=5, linear_wait=5, retry_exceptions={RunNotDone}
-)
-blueprint = procrastinate.Blueprint()
-
-
 @dataclass
 class JobArgs:
     """What a job tells its worker (JSON in procrastinate's ``args`` column).
@@ -82,24 +70,9 @@ class JobArgs:
     sets: dict[str, str] = field(default_factory=dict)
 
 
-@blueprint.task(name="start_run", queue=QUEUE, retry=RETRY, pass_context=True)
-async def start_run(context: Any, **args: Any) -> dict[str, Any]:
-    """Execute a queued run from its first step (the worker's side of ``run --queue``)."""
-    from runbook_engine.run.worker import execute_job
-
-    return await execute_job(context, JobArgs(**args))
-
-
-@blueprint.task(name="resume_run", queue=QUEUE, retry=RETRY, pass_context=True)
-async def resume_run(context: Any, **args: Any) -> dict[str, Any]:
-    """Continue a queued run once a gate of it was decided (or after a worker died)."""
-    from runbook_engine.run.worker import execute_job
-
-    return await execute_job(context, JobArgs(**args))
-
-
 def make_app(url: str, *, sync: bool = False) -> procrastinate.App:
-    """A procrastinate app on queue database ``url`` with the two tasks.
+    """A procrastinate app on queue database ``url`` (the worker adds its tasks; the CLI
+    enqueues by task name).
 
     Args:
         url: ``postgresql://...`` (libpq's URL; ``PGPASSWORD`` and ``~/.pgpass`` apply).
@@ -110,9 +83,7 @@ def make_app(url: str, *, sync: bool = False) -> procrastinate.App:
         connector: Any = procrastinate.SyncPsycopgConnector(conninfo=url)
     else:
         connector = procrastinate.PsycopgConnector(conninfo=url)
-    app = procrastinate.App(connector=connector)
-    app.add_tasks_from(blueprint, namespace="runbook")
-    return app
+    return procrastinate.App(connector=connector)
 
 
 def check_url(url: str | None) -> str:
@@ -193,7 +164,8 @@ def enqueue(url: str, task: str, args: JobArgs) -> int | None:
     lock = run_lock_name(args.run_id)
     try:
         with app.open():
-            return app.tasks[task].configure(lock=lock, queueing_lock=lock).defer(**asdict(args))
+            deferrer = app.configure_task(task, queue=QUEUE, lock=lock, queueing_lock=lock)
+            return deferrer.defer(**asdict(args))
     except AlreadyEnqueued:
         return None
     except psycopg.Error as exc:

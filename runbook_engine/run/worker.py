@@ -14,7 +14,8 @@ execution.
 How the child ended decides the job: exit 0 or 1 (the run ended), 3 (paused at a gate:
 a decision enqueues the next job) finish it; 2 (bad input, a finished run) fails it;
 anything else (interrupted, 74 a disk error, 75 a step's process still alive, another
-process holding the run) raises :class:`~.queue.RunNotDone`, which procrastinate retries.
+process holding the run) raises :class:`RunNotDone`, which procrastinate retries
+(:data:`RETRY`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from runbook_engine.run.queue import QUEUE, JobArgs, RunNotDone, ensure_schema, make_app
+import procrastinate
+
+from runbook_engine.run.queue import QUEUE, JobArgs, ensure_schema, make_app
 from runbook_engine.run.queue import retry_stalled as _retry_stalled
 
 log = logging.getLogger("runbook_engine.worker")
@@ -37,6 +40,18 @@ log = logging.getLogger("runbook_engine.worker")
 #: Child exit statuses that finish a job: the run ended (0, 1) or paused at a gate (3).
 _FINISHED = {0: "ended", 1: "ended", 3: "paused"}
 _HELD = "is being executed by another process"  # the run lock's refusal (exit 2)
+
+
+class RunNotDone(Exception):
+    """A job's run process stopped before the run paused or ended (interrupted, refused
+    while a step's process lives on, a disk error): the job is retried."""
+
+
+#: Retry a job whose run did not pause or end: every 5 seconds, then slower, 10 times.
+RETRY = procrastinate.RetryStrategy(
+    max_attempts=10, wait=5, linear_wait=5, retry_exceptions={RunNotDone}
+)
+blueprint = procrastinate.Blueprint()
 
 
 class RunRefused(Exception):
@@ -62,6 +77,18 @@ class WorkerOptions:
     stalled_after: float = 30.0
     as_json: bool = False
     name: str | None = None
+
+
+@blueprint.task(name="start_run", queue=QUEUE, retry=RETRY, pass_context=True)
+async def start_run(context: Any, **args: Any) -> dict[str, Any]:
+    """Execute a queued run from its first step (the worker's side of ``run --queue``)."""
+    return await execute_job(context, JobArgs(**args))
+
+
+@blueprint.task(name="resume_run", queue=QUEUE, retry=RETRY, pass_context=True)
+async def resume_run(context: Any, **args: Any) -> dict[str, Any]:
+    """Continue a queued run once a gate of it was decided (or after a worker died)."""
+    return await execute_job(context, JobArgs(**args))
 
 
 def store_args(store: str) -> list[str]:
@@ -175,6 +202,7 @@ def serve(options: WorkerOptions) -> None:
 
 async def _serve(options: WorkerOptions) -> None:
     app = make_app(options.url)
+    app.add_tasks_from(blueprint, namespace="runbook")  # runbook:start_run, runbook:resume_run
     async with app.open_async():
         recovery = asyncio.create_task(_recover(app, options.stalled_after))
         try:
