@@ -4,9 +4,10 @@ The group is made here and gets its commands from one module per command group:
 :mod:`.guides` (render, plan), :mod:`.runs` (run, resume, status, runs), :mod:`.gates`
 (confirm, approve, reject), :mod:`.evidence` (keys, evidence), :mod:`.lint`,
 :mod:`.notebook`, :mod:`.site`, :mod:`.control` (preflight), :mod:`.adopt` (import),
-:mod:`.store` (a team's store) and :mod:`.console` (serve, users).  Shared options, and the
-mapping of errors to exit statuses (DESIGN.md §6: 0 done, 1 a step or run failed, 2 bad
-input, 3 paused at a gate, 130 interrupted), are in :mod:`.common`.
+:mod:`.store` (a team's store), :mod:`.team` (worker, queue) and :mod:`.console` (serve,
+users).  Shared options, and the mapping of errors to exit statuses (DESIGN.md §6: 0 done,
+1 a step or run failed, 2 bad input, 3 paused at a gate, 130 interrupted), are in
+:mod:`.common`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from runbook_engine.cli import (
     runs,
     site,
     store,
+    team,
 )
 from runbook_engine.cli.common import invoke
 
@@ -56,6 +58,8 @@ for _command in (
     store.store,
     console.serve,
     console.users,
+    team.worker,
+    team.queue,
 ):
     cli.add_command(_command)
 

@@ -21,6 +21,7 @@ from runbook_engine.cli.common import (
     warn_old_name,
 )
 from runbook_engine.cli.remote import Remote, server_option, show_decision
+from runbook_engine.cli.team import queue_url_option, resume_when_decided
 from runbook_engine.errors import InputError
 
 
@@ -56,6 +57,7 @@ def _need_name(by: str | None) -> str:
 )
 @server_option
 @state_option
+@queue_url_option
 @json_option
 def confirm(
     run_id: str,
@@ -69,9 +71,11 @@ def confirm(
     attachments: tuple[Path, ...],
     server: str | None,
     state_dir: Path | None,
+    queue_url: str | None,
     as_json: bool,
 ) -> None:
-    """Record a decision for a gate the run waits at; `runbook resume` then continues.
+    """Record a decision for a gate the run waits at; `runbook resume` then continues
+    (for a run started with `run --queue`, a worker resumes it).
 
     Decisions: confirm (the default), --skip, --abort, --rerun: the words answers files
     and `notebook run --decide` use.
@@ -107,6 +111,9 @@ def confirm(
         attachments,
         in_advance=in_advance,
     )
+    queued = "" if in_advance else resume_when_decided(queue_url, store, run_id, None)
+    if queued:
+        click.echo(queued, err=True)
     if as_json:
         click.echo(
             json.dumps(
@@ -117,11 +124,13 @@ def confirm(
         return
     from runbook_engine.evidence.safeio import terminal_safe
 
+    then = (
+        "a worker resumes the run"
+        if "for a worker" in queued
+        else f"continue with: runbook resume {run_id}"
+    )
     click.echo(
-        terminal_safe(
-            f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; "
-            f"continue with: runbook resume {run_id}"
-        )
+        terminal_safe(f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; {then}")
     )
 
 
@@ -134,6 +143,7 @@ def _vote(
     decision: str,
     as_json: bool,
     server: str | None = None,
+    queue_url: str | None = None,
 ) -> None:
     from runbook_engine.run.approval import record_vote
 
@@ -143,6 +153,10 @@ def _vote(
     by = _need_name(by)
     store = open_store(state_dir, create=False, run_id=run_id)
     recorded = record_vote(store, run_id, step, by, decision, note)
+    if decision == "reject" or recorded.approvals >= recorded.required:  # the gate is decided
+        queued = resume_when_decided(queue_url, store, run_id, None)
+        if queued:
+            click.echo(queued, err=True)
     if as_json:
         click.echo(json.dumps(recorded.to_dict(), indent=2))
         return
@@ -162,6 +176,7 @@ def _vote(
 @note_option("Note recorded with the approval.", old_names=("--comment",))
 @server_option
 @state_option
+@queue_url_option
 @json_option
 def approve(
     run_id: str,
@@ -170,10 +185,11 @@ def approve(
     note: str | None,
     server: str | None,
     state_dir: Path | None,
+    queue_url: str | None,
     as_json: bool,
 ) -> None:
     """Approve approval step STEP of RUN_ID (the run waits there); `runbook resume` then goes on."""
-    _vote(run_id, step, by, note, state_dir, "approve", as_json, server)
+    _vote(run_id, step, by, note, state_dir, "approve", as_json, server, queue_url)
 
 
 @click.command()
@@ -187,6 +203,7 @@ def approve(
 @note_option("Why (recorded).", old_names=("--comment",))
 @server_option
 @state_option
+@queue_url_option
 @json_option
 def reject(
     run_id: str,
@@ -195,7 +212,8 @@ def reject(
     note: str | None,
     server: str | None,
     state_dir: Path | None,
+    queue_url: str | None,
     as_json: bool,
 ) -> None:
     """Reject approval step STEP of RUN_ID: the run stops (outcome rejected) at its next resume."""
-    _vote(run_id, step, by, note, state_dir, "reject", as_json, server)
+    _vote(run_id, step, by, note, state_dir, "reject", as_json, server, queue_url)

@@ -30,6 +30,7 @@ from runbook_engine.cli.control import control_options, preflight_or_refuse, sel
 from runbook_engine.cli.remote import Remote, server_option
 from runbook_engine.cli.remote import show_runs as remote_runs
 from runbook_engine.cli.remote import show_status as remote_status
+from runbook_engine.cli.team import queue_url_option
 
 
 def _run_options(
@@ -124,6 +125,14 @@ run_common = [
     help="Also write the tailored guide here (format by suffix: .md, .html, .pdf, .ipynb).",
 )
 @apply_options(control_options)
+@click.option(
+    "--queue",
+    "to_queue",
+    is_flag=True,
+    help="Do not execute here: create the run (status queued) and put it on the job queue "
+    "for `runbook worker` (secrets and preflight resolve on the worker).",
+)
+@queue_url_option
 def run(
     runbook: Path,
     env_path: Path | None,
@@ -142,9 +151,17 @@ def run(
     note: str | None,
     emergency: bool,
     guide: Path | None,
+    to_queue: bool,
+    queue_url: str | None,
     **control: Any,
 ) -> None:
     """Execute RUNBOOK: automated steps on their hosts, manual steps as gates."""
+    if to_queue:
+        from runbook_engine.cli.team import queue_url_or_default
+        from runbook_engine.run.queue import check_url, ensure_schema
+
+        queue_url = check_url(queue_url_or_default(queue_url))
+        ensure_schema(queue_url)  # the queue answers before a run is created for it
     from runbook_engine.run.lifecycle import start_run
     from runbook_engine.run.selection import excluded
     from runbook_engine.tailor.loading import load
@@ -167,18 +184,60 @@ def run(
     options.check, no_preflight = control.pop("check"), control.pop("no_preflight")
     options.selection = selection_of(**control)
     left_out = excluded(options.selection, loaded.tailored)
-    if not no_preflight:  # before the run exists: a failure leaves no run behind
+    if not no_preflight and not to_queue:  # before the run exists: no run left behind
         options.preflight = preflight_or_refuse(runbook, env_path, overrides, left_out, as_json)
     if guide is not None:
         write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
     store = open_store(state_dir)
     options.operator_auth_method = _ticket(store, "run", run_id, options.operator)
+    if to_queue:
+        _queue_run(
+            store,
+            (runbook, env_path, overrides, options, run_id),
+            queue_url,
+            answers,
+            state_dir,
+            as_json,
+        )
+        return
     _finish_run(
         lambda: start_run(runbook, env_path, overrides, store, options, run_id),
         store,
         as_json,
         guide,
     )
+
+
+def _queue_run(
+    store: Any,
+    how: tuple[Any, ...],
+    queue_url: str | None,
+    answers: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """``run --queue``: create the run ``queued`` (journaled, no secret resolved), then
+    enqueue its first job; print the run id."""
+    from runbook_engine.cli.team import queue_new_run
+    from runbook_engine.errors import StateError
+    from runbook_engine.run.lifecycle import create_run
+
+    runbook, env_path, overrides, options, run_id = how
+    runner = create_run(runbook, env_path, overrides, store, options, run_id, queued=True)
+    runner.ctx.rest()
+    runner.pool.close()
+    try:
+        data = queue_new_run(queue_url, runner, options, answers, overrides, state_dir)
+    except StateError as exc:
+        raise StateError(
+            f"{exc.message}; run {runner.record.run_id} was created (queued) but not put on "
+            f"the queue: `runbook resume {runner.record.run_id}` runs it here"
+        ) from None
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"Queued:  {data['run_id']} (job {data['job']})")
+        click.echo(f"State:   {data['state_dir']}")
 
 
 @click.command()

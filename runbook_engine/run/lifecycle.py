@@ -110,8 +110,13 @@ def create_run(
     store: Store,
     options: RunOptions,
     run_id: str | None = None,
+    *,
+    queued: bool = False,
 ) -> Runner:
     """Validate and create a run (journaled as started); return its runner, not yet executed.
+
+    ``queued`` (``runbook run --queue``): the run is created ``queued`` for a worker to
+    execute (:mod:`.queue`), and its secrets are not resolved here but on the worker.
 
     The run's folder, with its signed ``run-started``, is written under a staging name
     before the store's row; the row is the commit point, and the folder is renamed into
@@ -122,7 +127,7 @@ def create_run(
         InputError: bad runbook, environment or values (nothing is written).
         StateError: ``run_id`` exists already.
     """
-    loaded = load(runbook_path, env_path, overrides, with_secrets=True, need_env=True)
+    loaded = load(runbook_path, env_path, overrides, with_secrets=not queued, need_env=True)
     shown = loaded.shown or load(runbook_path, env_path, overrides, need_env=True).tailored
     _check_change_options(loaded, overrides, options)
     left_out = excluded(options.selection, loaded.tailored)  # bad ids refused before writing
@@ -143,7 +148,7 @@ def create_run(
         env_name=env.name if env else None,
         env_hash=env.content_hash if env else None,
         overrides=overrides,
-        status="running",
+        status="queued" if queued else "running",
         outcome=None,
         operator=options.operator,
         change_id=options.change_id,
@@ -184,6 +189,7 @@ def create_run(
         preflight=options.preflight,
         selection=options.selection.to_dict() if options.selection else None,
         **_operator_auth(options, "operator_"),
+        **({"queued": True} if queued else {}),
     )
     short = sorted(
         n
