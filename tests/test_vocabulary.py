@@ -155,7 +155,7 @@ class Book:
         return subprocess.run(
             [sys.executable, "-m", "runbook_engine", *(str(a) for a in args)],
             cwd=self.dir,
-            env=cli_env(RUNBOOK_STATE_DIR=str(self.state), **env),
+            env=cli_env(**{"RUNBOOK_STATE_DIR": str(self.state), **env}),
             capture_output=True,
             text=True,
             timeout=120,
@@ -300,3 +300,24 @@ def test_readme_commands_work_as_written(tmp_path: Path) -> None:
         assert "is an old name" not in proc.stderr
     assert (tmp_path / "out" / "rpc-over-https-lab.html").is_file()
     assert (tmp_path / ".runbook-state" / "state.db").is_file()
+
+
+def test_suggested_commands_name_a_state_dir_that_is_not_the_default(book: Book) -> None:
+    # The README runs with `--state-dir .runbook-state`: the pause message's commands must
+    # carry it, or copying them fails with "no run 'r1' in ~/.local/state/…".
+    env = {"RUNBOOK_STATE_DIR": "", "XDG_STATE_HOME": str(book.state.parent / "xdg")}
+    proc = book(
+        "run", "gate.md", "--env", "env-manual.yml", "--run-id", "r1", "--no-input",
+        "--state-dir", ".runbook-state", **env,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    commands = re.findall(r"`(runbook [^`]*)`", proc.stderr)
+    assert commands and all(c.endswith(" --state-dir .runbook-state") for c in commands), commands
+    confirm = next(c for c in commands if c.startswith("runbook confirm"))
+    confirmed = book(*shlex.split(confirm.replace("NAME", "Bob"))[1:], **env)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "continue with: runbook resume r1 --state-dir .runbook-state" in confirmed.stdout
+    resume = next(c for c in commands if c.startswith("runbook resume"))
+    resumed = book(*shlex.split(resume)[1:], **env)  # goes on to the next gate
+    assert resumed.returncode == 3 and confirm.split()[3] not in resumed.stderr, resumed.stderr
+    assert "`runbook resume r1 --state-dir .runbook-state`" in resumed.stderr

@@ -116,11 +116,15 @@ def confirm(
         )
         return
     from runbook_engine.evidence.safeio import terminal_safe
+    from runbook_engine.run.hints import locate, location_args
 
     click.echo(
         terminal_safe(
-            f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; "
-            f"continue with: runbook resume {run_id}"
+            locate(
+                f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; "
+                f"continue with: runbook resume {run_id}",
+                location_args(store),
+            )
         )
     )
 
@@ -147,8 +151,9 @@ def _vote(
         click.echo(json.dumps(recorded.to_dict(), indent=2))
         return
     from runbook_engine.evidence.safeio import terminal_safe
+    from runbook_engine.run.hints import locate, location_args
 
-    click.echo(terminal_safe(recorded.text()))
+    click.echo(terminal_safe(locate(recorded.text(), location_args(store))))
 
 
 @click.command()

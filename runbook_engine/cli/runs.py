@@ -296,7 +296,15 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
         sys.exit(1)
     if result.status in ("failed", "aborted"):
         if result.status == "failed" and not as_json:
-            click.echo(f"After a fix, continue with: runbook resume {result.run_id}", err=True)
+            from runbook_engine.run.hints import locate, location_args
+
+            click.echo(
+                locate(
+                    f"After a fix, continue with: runbook resume {result.run_id}",
+                    location_args(store),
+                ),
+                err=True,
+            )
         sys.exit(1)
 
 
