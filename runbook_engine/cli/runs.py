@@ -217,6 +217,8 @@ def resume(
     store = open_store(state_dir, create=False, run_id=run_id)
     record = store.get_run(run_id)
     step_ids = None
+    if answers is None:
+        answers = _answers_of_run(store, run_id)
     if answers is not None:
         step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
     # Who resumes: --operator (or RUNBOOK_OPERATOR), else the run's own operator, never
@@ -236,6 +238,23 @@ def resume(
     options.assume_stopped = assume_stopped
     options.operator_auth_method = _ticket(store, "resume", run_id, options.operator)
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
+
+
+def _answers_of_run(store: Any, run_id: str) -> Path | None:
+    """The answers file the run was given, when it is unchanged (said on standard error)."""
+    from runbook_engine.errors import RunbookError
+    from runbook_engine.evidence.journal import read_journal
+    from runbook_engine.run.gates import recorded_answers
+
+    try:
+        records = read_journal(store.run_dir(run_id) / "journal.jsonl", verify=False)
+    except (OSError, ValueError, RunbookError):
+        return None  # the resume itself reports a missing or damaged journal
+    recorded = recorded_answers(records)
+    if recorded is None:
+        return None
+    click.echo(f"runbook: {recorded.message}", err=True)
+    return recorded.path if recorded.usable else None
 
 
 def _ticket(store: Any, verb: str, run_id: str | None, operator: str) -> str | None:
