@@ -376,3 +376,29 @@ def test_resume_without_answers_reuses_an_unchanged_file(book: Book) -> None:
     assert f"using the run's answers file {answers.resolve()} again" in resumed.stderr
     (decided,) = [e for e in book.events("gate-passed") if e.get("step") == "on-web"]
     assert decided.get("source") == "answers-file", decided
+
+
+def test_no_command_declares_an_option_twice() -> None:
+    # `runbook serve` had two --store options (click warned on every serve and users add).
+    for name, command in leaf_commands():
+        opts = [o for p in command.params for o in getattr(p, "opts", []) + p.secondary_opts]
+        assert len(opts) == len(set(opts)), (
+            f"{name}: {sorted(o for o in opts if opts.count(o) > 1)}"
+        )
+
+
+def test_serve_takes_the_shared_store_option_and_refuses_a_team_store(tmp_path: Path) -> None:
+    pytest.importorskip("starlette")
+    serve = COMMANDS["serve"]
+    (store,) = [p for p in serve.params if "--store" in getattr(p, "opts", [])]
+    assert "postgresql://" in (store.help or "")  # the one shared help text
+    result = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "serve", "--store", "postgresql://ann:pw@db/r"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "works on a state directory only" in result.stderr and "pw" not in result.stderr
+    assert "used more than once" not in result.stderr
