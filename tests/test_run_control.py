@@ -217,6 +217,18 @@ def test_check_mode_changes_nothing_and_reports_verdicts(
     assert code == 2 and "is finished (checked)" in err
 
 
+def test_check_run_summary_line_uses_the_check_verdict_words(
+    capsys: pytest.CaptureFixture[str], ws: Path
+) -> None:
+    # The summary said "checked (2 skipped, 4 succeeded)" above "Check: 2 unknown, 2 passed".
+    code, out, _ = run_cli(capsys, "run", ws / "ctl.md", "--env", ws / "env.yaml", "--no-input",
+                           "--check")  # fmt: skip
+    assert code == 1
+    text = " ".join(out.split())  # the terminal may wrap the line
+    assert ": checked (1 failed, 2 passed, 2 unknown, 1 would-change)" in text, out
+    assert "Check: 1 would-change, 2 unknown, 2 passed, 1 failed" in text, out
+
+
 def test_check_mode_never_asks_a_person(capsys: pytest.CaptureFixture[str], ws: Path) -> None:
     (ws / "ctl.md").write_text(
         BOOK.replace("```sh {#one check", "```manual {#by-hand}\nDo it.\n```\n\n```sh {#one check"),

@@ -402,3 +402,13 @@ def test_serve_takes_the_shared_store_option_and_refuses_a_team_store(tmp_path: 
     assert result.returncode == 2, result.stderr
     assert "works on a state directory only" in result.stderr and "pw" not in result.stderr
     assert "used more than once" not in result.stderr
+
+
+def test_readme_names_every_way_a_run_ends() -> None:
+    # partial and checked were missing; status and outcome of --json must be told apart.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| how a run ended |"))
+    words = ("succeeded", "succeeded-attested", "succeeded-pre-answered", "unverified",
+             "partial", "checked", "failed", "aborted", "rejected")  # fmt: skip
+    assert all(f"`{w}`" in row for w in words), row
+    assert "`outcome`" in row and "`status`" in row and "Scripts should read `outcome`" in row

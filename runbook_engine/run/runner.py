@@ -160,7 +160,9 @@ class Runner:
             verification_known=known["verification_known"],
             **summary,
         )
-        self.report.finished(run_id, known["outcome"], summary, known["note"], known["known"])
+        checked = verdict_counts(records) if self.options.check else {}
+        shown = {**summary, "steps": checked} if self.options.check else summary
+        self.report.finished(run_id, known["outcome"], shown, known["note"], known["known"])
         return RunResult(
             run_id,
             stored,
@@ -169,7 +171,7 @@ class Runner:
             outcome=known["outcome"],
             note=known["note"],
             known=known["known"],
-            checked=verdict_counts(records) if self.options.check else {},
+            checked=checked,
         )
 
     def _flow(self, stop_after: str | None = None) -> str:
