@@ -412,3 +412,31 @@ def test_readme_names_every_way_a_run_ends() -> None:
              "partial", "checked", "failed", "aborted", "rejected")  # fmt: skip
     assert all(f"`{w}`" in row for w in words), row
     assert "`outcome`" in row and "`status`" in row and "Scripts should read `outcome`" in row
+
+
+def test_small_words_a_new_user_tripped_on(book: Book, tmp_path: Path) -> None:
+    import pty
+
+    pytest.importorskip("weasyprint")
+    primary, secondary = pty.openpty()  # a terminal as standard output
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runbook_engine", "render", "gate.md", "--to", "pdf"],
+            cwd=book.dir,
+            env=cli_env(),
+            stdout=secondary,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 2 and "give -o FILE.pdf" in proc.stderr, proc.stderr
+    linted = book("lint", "gate.md")
+    assert "1 runbook checked, 0 errors, 3 warnings" in linted.stderr, linted.stderr
+    book.paused_run()
+    exported = book("evidence", "export", "r1", "--json")
+    assert json.loads(exported.stdout)["run_id"] == "r1", exported.stderr
+    verify_help = book("evidence", "verify", "--help").stdout
+    assert "TARGET" not in verify_help and "RUN_ID|PATH" in verify_help
