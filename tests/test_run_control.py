@@ -268,6 +268,25 @@ def test_preflight_local_lists_shells_secrets_and_probe_targets(
     assert not (ws / "pre.txt").exists()
 
 
+def test_local_preflight_checks_what_readme_and_format_say(
+    capsys: pytest.CaptureFixture[str], ws: Path
+) -> None:
+    # The README said local preflight checks "the programs on PATH": those of local sh/bash
+    # bodies are not looked up (only ssh hosts do that); the documents now say so exactly.
+    book = BOOK + "\n```sh {#odd}\nno-such-program-rbe --now\n```\n"
+    (ws / "ctl.md").write_text(book, "utf-8")
+    code, out, _ = run_cli(capsys, "preflight", ws / "ctl.md", "--env", ws / "env.yaml", "--json")
+    assert code == 0, out
+    checks = {c["check"] for c in json.loads(out)["checks"]}
+    assert "shell sh" in checks
+    assert not any("no-such-program-rbe" in c for c in checks)
+    root = Path(__file__).resolve().parents[1]
+    readme = " ".join((root / "README.md").read_text("utf-8").split())
+    assert "the programs that local `sh`/`bash` bodies call are **not** checked" in readme
+    fmt = " ".join((root / "runbooks" / "FORMAT.md").read_text("utf-8").split())
+    assert "the programs `sh`/`bash` bodies call are not looked up on a local host" in fmt
+
+
 def test_preflight_missing_interpreter_names_host_and_fix(
     capsys: pytest.CaptureFixture[str], ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
