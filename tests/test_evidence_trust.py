@@ -284,3 +284,49 @@ def test_site_build_never_deletes_what_it_did_not_create(tmp_path: Path) -> None
     proc = book("site", "build", "--source", source, "-o", out)
     assert proc.returncode == 2 and "not empty" in proc.stderr
     assert (out / "precious.txt").read_text() == "mine"
+
+
+def test_an_untouched_bundle_verifies_whether_or_not_either_side_pinned_the_key(
+    trust: Book, tmp_path: Path
+) -> None:
+    # A new user's bundle made without a pinned key failed verification with one ("edited"):
+    # the record is compared under the pinning it was made with, and an edit is still caught.
+    from runbook_engine.evidence.bundle import canonical_zip, verify_bundle
+
+    pub = (trust.keys / "signing.pub").read_bytes()
+    unpinned, pinned = tmp_path / "unpinned.zip", tmp_path / "pinned.zip"
+    assert trust.st("evidence", "bundle", "r1", "-o", unpinned).returncode == 0
+    assert (
+        trust.st(
+            "evidence", "bundle", "r1", "-o", pinned, "--public-key", trust.keys / "signing.pub"
+        ).returncode
+        == 0
+    )
+    for bundle in (unpinned, pinned):
+        assert verify_bundle(bundle, public_key=pub).verdict == "verified", bundle
+        assert verify_bundle(bundle).verdict == "verified-unpinned", bundle
+    proc = trust("evidence", "verify", unpinned, "--public-key", trust.keys / "signing.pub")
+    assert proc.returncode == 0 and proc.stdout.startswith("VERIFIED:"), proc.stdout
+    with zipfile.ZipFile(unpinned) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    record = json.loads(members["change-record.json"])
+    record["summary"]["change"]["reason"] = "routine"
+    members["change-record.json"] = (json.dumps(record, indent=2) + "\n").encode()
+    import hashlib
+
+    lines = members["MANIFEST.sha256"].decode().splitlines()
+    members["MANIFEST.sha256"] = (
+        "\n".join(
+            [lines[0]]
+            + [
+                f"{hashlib.sha256(members[n]).hexdigest()}  {n}"
+                for n in sorted(members)
+                if n != "MANIFEST.sha256"
+            ]
+        )
+        + "\n"
+    ).encode()
+    edited = tmp_path / "edited.zip"
+    edited.write_bytes(canonical_zip(members))
+    check = verify_bundle(edited, public_key=pub)
+    assert check.verdict == "failed" and check.problems[0].file == "change-record.json"

@@ -143,6 +143,27 @@ def test_markdown_prompts_are_split_and_templates_kept_literal(tmp_path: Path) -
     assert any(s.body == "systemctl reload nginx\n" for s in steps)  # inside a list item
 
 
+def test_an_instruction_that_sets_a_service_is_one_service_step(tmp_path: Path) -> None:
+    # "Set the “Print Spooler” service ..." stayed a manual step (the article "the"), and a
+    # matched instruction was kept as a manual step too: the operator would do it twice.
+    source = tmp_path / "spooler.md"
+    source.write_text(
+        "# Restart printing\n\n"
+        "1. Set the “Print Spooler” service to Automatic and start it.\n"
+        "2. Print a test page.\n"
+    )
+    out, _ = imported(tmp_path, source)
+    (book_path,) = books(out)
+    book = parse_file(book_path)
+    assert [s.kind for s in book.steps] == ["service", "manual"], [s.kind for s in book.steps]
+    svc = yaml.safe_load(book.steps[0].body)
+    assert svc["display_name"] == "Print Spooler" and svc["start"] == "auto"
+    assert svc["state"] == "running"
+    assert "Print a test page" in book.steps[1].body
+    assert "Set the “Print Spooler” service" in book_path.read_text()  # the words, as prose
+    assert_lints_and_plans(out)
+
+
 def test_article_html_registry_service_command_and_values(tmp_path: Path) -> None:
     out, _ = imported(tmp_path, FIXTURES / "article.html")
     book = parse_file(out / "enable-imap4-mail-server.md")

@@ -393,7 +393,7 @@ def test_cli_text_output_and_exit_status():
     assert "0 errors, 6 warnings" in warn.stderr
     error = _cli(str(FIXTURES / "error-undefined.md"), str(FIXTURES / "rb301-good.md"))
     assert error.returncode == 2  # bad input, as `runbook run` says of the same runbook
-    assert "RB132" in error.stdout and "2 runbooks checked, 1 errors, 1 warnings" in error.stderr
+    assert "RB132" in error.stdout and "2 runbooks checked, 1 error, 1 warning" in error.stderr
 
 
 def test_cli_json_output():
@@ -413,7 +413,7 @@ def test_cli_defaults_to_runbooks_folder(tmp_path):
     (tmp_path / "runbooks").mkdir()
     (tmp_path / "runbooks" / "x.md").write_text("# X\n\n```sh {#s .precheck}\ntrue\n```\n")
     result = _cli(cwd=tmp_path)
-    assert result.returncode == 0 and "1 runbooks checked, 0 errors, 0 warnings" in result.stderr
+    assert result.returncode == 0 and "1 runbook checked, 0 errors, 0 warnings" in result.stderr
 
 
 def test_library_is_clean():

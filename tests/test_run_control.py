@@ -217,6 +217,18 @@ def test_check_mode_changes_nothing_and_reports_verdicts(
     assert code == 2 and "is finished (checked)" in err
 
 
+def test_check_run_summary_line_uses_the_check_verdict_words(
+    capsys: pytest.CaptureFixture[str], ws: Path
+) -> None:
+    # The summary said "checked (2 skipped, 4 succeeded)" above "Check: 2 unknown, 2 passed".
+    code, out, _ = run_cli(capsys, "run", ws / "ctl.md", "--env", ws / "env.yaml", "--no-input",
+                           "--check")  # fmt: skip
+    assert code == 1
+    text = " ".join(out.split())  # the terminal may wrap the line
+    assert ": checked (1 failed, 2 passed, 2 unknown, 1 would-change)" in text, out
+    assert "Check: 1 would-change, 2 unknown, 2 passed, 1 failed" in text, out
+
+
 def test_check_mode_never_asks_a_person(capsys: pytest.CaptureFixture[str], ws: Path) -> None:
     (ws / "ctl.md").write_text(
         BOOK.replace("```sh {#one check", "```manual {#by-hand}\nDo it.\n```\n\n```sh {#one check"),
@@ -254,6 +266,25 @@ def test_preflight_local_lists_shells_secrets_and_probe_targets(
     assert "preflight: - (-) secrets" in err and "no-such-host.invalid" in err
     assert not (ws / "state" / "runs").exists()
     assert not (ws / "pre.txt").exists()
+
+
+def test_local_preflight_checks_what_readme_and_format_say(
+    capsys: pytest.CaptureFixture[str], ws: Path
+) -> None:
+    # The README said local preflight checks "the programs on PATH": those of local sh/bash
+    # bodies are not looked up (only ssh hosts do that); the documents now say so exactly.
+    book = BOOK + "\n```sh {#odd}\nno-such-program-rbe --now\n```\n"
+    (ws / "ctl.md").write_text(book, "utf-8")
+    code, out, _ = run_cli(capsys, "preflight", ws / "ctl.md", "--env", ws / "env.yaml", "--json")
+    assert code == 0, out
+    checks = {c["check"] for c in json.loads(out)["checks"]}
+    assert "shell sh" in checks
+    assert not any("no-such-program-rbe" in c for c in checks)
+    root = Path(__file__).resolve().parents[1]
+    readme = " ".join((root / "README.md").read_text("utf-8").split())
+    assert "the programs that local `sh`/`bash` bodies call are **not** checked" in readme
+    fmt = " ".join((root / "runbooks" / "FORMAT.md").read_text("utf-8").split())
+    assert "the programs `sh`/`bash` bodies call are not looked up on a local host" in fmt
 
 
 def test_preflight_missing_interpreter_names_host_and_fix(

@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from runbook_engine.cli import cli
+from runbook_engine.errors import InputError
 from runbook_engine.run.gates import DECISIONS, load_answers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +105,7 @@ def test_decision_words_are_the_same_in_confirm_notebook_and_answers(tmp_path: P
     assert all(word in (decide.help or "") for word in DECISIONS)
     answers = tmp_path / "answers.yml"
     lines = ["operator: Ann", "answers:"] + [
-        f"  s-{word}: {{decision: {word}, reason: why}}" for word in DECISIONS
+        f"  s-{word}: {{decision: {word}, note: why}}" for word in DECISIONS
     ]
     answers.write_text("\n".join([*lines, "  s-old: done", ""]))
     loaded = load_answers(answers)
@@ -112,6 +113,24 @@ def test_decision_words_are_the_same_in_confirm_notebook_and_answers(tmp_path: P
     assert loaded.entries["s-old"]["decision"] == "confirm"  # the old word, read as the new
     (warning,) = loaded.warnings
     assert "answers.yml:7" in warning and "'done'" in warning and "'confirm'" in warning
+    assert loaded.decision("s-skip").reason == "why"  # a skip's note is its reason
+
+
+def test_answers_take_note_and_read_reason_as_the_old_name(tmp_path: Path) -> None:
+    answers = tmp_path / "answers.yml"
+    answers.write_text(
+        "operator: Ann\nanswers:\n  a: {decision: skip, note: no time}\n"
+        "  b: {decision: skip, reason: old}\n  c: {decision: confirm, note: green}\n"
+    )
+    loaded = load_answers(answers)
+    assert [loaded.decision(s).reason for s in "abc"] == ["no time", "old", None]
+    assert loaded.decision("c").note == "green"
+    (warning,) = loaded.warnings
+    assert "answers.yml:4" in warning and "'reason' is an old name; write 'note'" in warning
+    answers.write_text("operator: Ann\nanswers:\n  a: skip\n")
+    with pytest.raises(InputError) as bad:
+        load_answers(answers)
+    assert "answers.yml:3" in bad.value.message and "note:" in bad.value.message
 
 
 def test_readme_vocabulary_table_lists_the_words() -> None:
@@ -155,7 +174,14 @@ class Book:
         return subprocess.run(
             [sys.executable, "-m", "runbook_engine", *(str(a) for a in args)],
             cwd=self.dir,
-            env=cli_env(RUNBOOK_STATE_DIR=str(self.state), **env),
+            env=cli_env(
+                **{
+                    "RUNBOOK_STATE_DIR": str(self.state),
+                    # a signing key in the real ~/.config must not sign these runs
+                    "XDG_CONFIG_HOME": str(self.state.parent / "config"),
+                    **env,
+                }
+            ),
             capture_output=True,
             text=True,
             timeout=120,
@@ -300,3 +326,117 @@ def test_readme_commands_work_as_written(tmp_path: Path) -> None:
         assert "is an old name" not in proc.stderr
     assert (tmp_path / "out" / "rpc-over-https-lab.html").is_file()
     assert (tmp_path / ".runbook-state" / "state.db").is_file()
+
+
+def test_suggested_commands_name_a_state_dir_that_is_not_the_default(book: Book) -> None:
+    # The README runs with `--state-dir .runbook-state`: the pause message's commands must
+    # carry it, or copying them fails with "no run 'r1' in ~/.local/state/…".
+    env = {"RUNBOOK_STATE_DIR": "", "XDG_STATE_HOME": str(book.state.parent / "xdg")}
+    proc = book(
+        "run", "gate.md", "--env", "env-manual.yml", "--run-id", "r1", "--no-input",
+        "--state-dir", ".runbook-state", **env,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    commands = re.findall(r"`(runbook [^`]*)`", proc.stderr)
+    assert commands and all(c.endswith(" --state-dir .runbook-state") for c in commands), commands
+    confirm = next(c for c in commands if c.startswith("runbook confirm"))
+    confirmed = book(*shlex.split(confirm.replace("NAME", "Bob"))[1:], **env)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "continue with: runbook resume r1 --state-dir .runbook-state" in confirmed.stdout
+    resume = next(c for c in commands if c.startswith("runbook resume"))
+    resumed = book(*shlex.split(resume)[1:], **env)  # goes on to the next gate
+    assert resumed.returncode == 3 and confirm.split()[3] not in resumed.stderr, resumed.stderr
+    assert "`runbook resume r1 --state-dir .runbook-state`" in resumed.stderr
+
+
+def test_resume_uses_the_runs_answers_file_again_while_it_is_unchanged(book: Book) -> None:
+    # A new user's resume forgot the answers file and paused at a gate that file answers.
+    answers = book.dir / "answers-web.yml"
+    answers.write_text("operator: Ann Answers\nanswers:\n  on-web: confirm\n")
+    book.paused_run("--answers", answers.name)  # by-hand is not in the file
+    assert book("confirm", "r1", "by-hand", "--as", "Bob").returncode == 0
+    answers.write_text(answers.read_text() + "# edited\n")
+    changed = book("resume", "r1", "--no-input")
+    assert changed.returncode == 3 and "changed since it was given" in changed.stderr
+    assert "waiting at on-web" in changed.stderr, changed.stderr
+    answers.write_text("operator: Ann Answers\nanswers:\n  on-web: confirm\n")
+    book("resume", "r1", "--no-input", "--answers", answers.name)  # now recorded as given
+    answers.unlink()
+    gone = book("resume", "r1", "--no-input")
+    assert "is gone; not used" in gone.stderr, gone.stderr
+
+
+def test_resume_without_answers_reuses_an_unchanged_file(book: Book) -> None:
+    answers = book.dir / "answers-web.yml"
+    answers.write_text("operator: Ann Answers\nanswers:\n  on-web: confirm\n")
+    book.paused_run("--answers", answers.name)
+    assert book("confirm", "r1", "by-hand", "--as", "Bob").returncode == 0
+    resumed = book("resume", "r1", "--no-input")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"using the run's answers file {answers.resolve()} again" in resumed.stderr
+    (decided,) = [e for e in book.events("gate-passed") if e.get("step") == "on-web"]
+    assert decided.get("source") == "answers-file", decided
+
+
+def test_no_command_declares_an_option_twice() -> None:
+    # `runbook serve` had two --store options (click warned on every serve and users add).
+    for name, command in leaf_commands():
+        opts = [o for p in command.params for o in getattr(p, "opts", []) + p.secondary_opts]
+        assert len(opts) == len(set(opts)), (
+            f"{name}: {sorted(o for o in opts if opts.count(o) > 1)}"
+        )
+
+
+def test_serve_takes_the_shared_store_option_and_refuses_a_team_store(tmp_path: Path) -> None:
+    pytest.importorskip("starlette")
+    serve = COMMANDS["serve"]
+    (store,) = [p for p in serve.params if "--store" in getattr(p, "opts", [])]
+    assert "postgresql://" in (store.help or "")  # the one shared help text
+    result = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "serve", "--store", "postgresql://ann:pw@db/r"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "works on a state directory only" in result.stderr and "pw" not in result.stderr
+    assert "used more than once" not in result.stderr
+
+
+def test_readme_names_every_way_a_run_ends() -> None:
+    # partial and checked were missing; status and outcome of --json must be told apart.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| how a run ended |"))
+    words = ("succeeded", "succeeded-attested", "succeeded-pre-answered", "unverified",
+             "partial", "checked", "failed", "aborted", "rejected")  # fmt: skip
+    assert all(f"`{w}`" in row for w in words), row
+    assert "`outcome`" in row and "`status`" in row and "Scripts should read `outcome`" in row
+
+
+def test_small_words_a_new_user_tripped_on(book: Book, tmp_path: Path) -> None:
+    import pty
+
+    pytest.importorskip("weasyprint")
+    primary, secondary = pty.openpty()  # a terminal as standard output
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runbook_engine", "render", "gate.md", "--to", "pdf"],
+            cwd=book.dir,
+            env=cli_env(),
+            stdout=secondary,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 2 and "give -o FILE.pdf" in proc.stderr, proc.stderr
+    linted = book("lint", "gate.md")
+    assert "1 runbook checked, 0 errors, 3 warnings" in linted.stderr, linted.stderr
+    book.paused_run()
+    exported = book("evidence", "export", "r1", "--json")
+    assert json.loads(exported.stdout)["run_id"] == "r1", exported.stderr
+    verify_help = book("evidence", "verify", "--help").stdout
+    assert "TARGET" not in verify_help and "RUN_ID|PATH" in verify_help

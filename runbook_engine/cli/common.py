@@ -202,7 +202,14 @@ def guide_format(path: Path) -> str:
 
 
 def write_output(data: bytes, output: Path | None) -> None:
-    """Write ``data`` to ``output`` atomically, or to standard output without one."""
+    """Write ``data`` to ``output`` atomically, or to standard output without one.
+
+    Raises:
+        InputError: binary ``data`` (a PDF) without ``output`` while standard output is a
+            terminal (nothing is written).
+    """
+    if output is None and data.startswith(b"%PDF") and sys.stdout.isatty():
+        raise InputError("a PDF is binary and standard output is a terminal: give -o FILE.pdf")
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import click
 
-from runbook_engine.cli.common import json_option, state_dir_or_default, state_option
+from runbook_engine.cli.common import (
+    current_store_url,
+    json_option,
+    state_dir_or_default,
+    state_option,
+)
 from runbook_engine.errors import InputError
 
 PASSWORD_ENV = "RUNBOOK_CONSOLE_PASSWORD"
@@ -31,9 +36,6 @@ def _need_console() -> None:
 
 
 @click.command()
-@click.option(
-    "--store", metavar="URL", help="The store: a state folder or sqlite:///PATH/state.db."
-)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option(
@@ -79,7 +81,6 @@ def _need_console() -> None:
 )
 @state_option
 def serve(
-    store: str | None,
     host: str,
     port: int,
     library: Path,
@@ -92,7 +93,11 @@ def serve(
     public_url: str | None,
     state_dir: Path | None,
 ) -> None:
-    """Serve the web console: runs, gates and approvals by signed-in people, evidence."""
+    """Serve the web console: runs, gates and approvals by signed-in people, evidence.
+
+    It works on a state directory: --state-dir, or --store as a folder,
+    sqlite:///PATH/state.db or file:///PATH (a postgresql:// store is refused).
+    """
     _need_console()
     from runbook_engine.console.settings import (
         OIDC_SECRET_ENV,
@@ -102,7 +107,7 @@ def serve(
         store_dir,
     )
 
-    folder = store_dir(store, state_dir_or_default(state_dir))
+    folder = store_dir(current_store_url(), state_dir_or_default(state_dir))
     if proxy_header and not trusted:
         raise InputError("--proxy-header needs --trusted-proxy ADDRESS (the proxy's address)")
     oidc = None

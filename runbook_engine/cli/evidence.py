@@ -136,6 +136,7 @@ _public_key_option = click.option(
 )
 @output_option("Write the change record here instead of standard output.")
 @click.option("--bundle", type=FILE_PATH, hidden=True, help="Old: `runbook evidence bundle`.")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="The same as --to json.")
 @_public_key_option
 @state_option
 def evidence_export(
@@ -143,11 +144,16 @@ def evidence_export(
     fmt: str | None,
     output: Path | None,
     bundle: Path | None,
+    as_json: bool,
     public_key: Path | None,
     state_dir: Path | None,
 ) -> None:
     """Render RUN_ID's change record (--to FORMAT, default html); exit 1 if its evidence
     fails verification."""
+    if as_json:  # the word every other command uses for machine-readable output
+        if fmt not in (None, "json"):
+            raise InputError(f"give --to {fmt} or --json (the same as --to json), not both")
+        fmt = "json"
     if bundle is not None:  # the old spelling of `evidence bundle RUN_ID -o OUT.zip`
         warn_old_name("`evidence export --bundle FILE`", "`evidence bundle RUN_ID -o FILE`")
         if fmt is not None:
@@ -245,7 +251,8 @@ def evidence_verify(
 ) -> None:
     """Check a run (RUN_ID, in --state-dir), a run folder, its journal.jsonl, or an evidence
     bundle (.zip): chain, signatures, attachments, outputs, notebooks; the first bad line
-    is reported.  An existing file or folder named TARGET wins over a run id.
+    is reported.  RUN_ID|PATH is read as a PATH when such a file or folder exists, else as
+    a run id.
 
     Verdicts: verified (key pinned, every record signed, a finished run sealed; exit 0),
     verified-unpinned (the same with the key the journal names; exit 0), unsigned (exit 0),

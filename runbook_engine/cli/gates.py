@@ -123,6 +123,7 @@ def confirm(
         )
         return
     from runbook_engine.evidence.safeio import terminal_safe
+    from runbook_engine.run.hints import locate, location_args
 
     then = (
         "a worker resumes the run"
@@ -130,7 +131,12 @@ def confirm(
         else f"continue with: runbook resume {run_id}"
     )
     click.echo(
-        terminal_safe(f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; {then}")
+        terminal_safe(
+            locate(
+                f"Recorded {decision} of {step} on {', '.join(hosts)} by {by}; {then}",
+                location_args(store),
+            )
+        )
     )
 
 
@@ -161,8 +167,9 @@ def _vote(
         click.echo(json.dumps(recorded.to_dict(), indent=2))
         return
     from runbook_engine.evidence.safeio import terminal_safe
+    from runbook_engine.run.hints import locate, location_args
 
-    click.echo(terminal_safe(recorded.text()))
+    click.echo(terminal_safe(locate(recorded.text(), location_args(store))))
 
 
 @click.command()

@@ -276,6 +276,8 @@ def resume(
     store = open_store(state_dir, create=False, run_id=run_id)
     record = store.get_run(run_id)
     step_ids = None
+    if answers is None:
+        answers = _answers_of_run(store, run_id)
     if answers is not None:
         step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
     # Who resumes: --operator (or RUNBOOK_OPERATOR), else the run's own operator, never
@@ -295,6 +297,23 @@ def resume(
     options.assume_stopped = assume_stopped
     options.operator_auth_method = _ticket(store, "resume", run_id, options.operator)
     _finish_run(lambda: resume_run(run_id, store, options), store, as_json, None)
+
+
+def _answers_of_run(store: Any, run_id: str) -> Path | None:
+    """The answers file the run was given, when it is unchanged (said on standard error)."""
+    from runbook_engine.errors import RunbookError
+    from runbook_engine.evidence.journal import read_journal
+    from runbook_engine.run.gates import recorded_answers
+
+    try:
+        records = read_journal(store.run_dir(run_id) / "journal.jsonl", verify=False)
+    except (OSError, ValueError, RunbookError):
+        return None  # the resume itself reports a missing or damaged journal
+    recorded = recorded_answers(records)
+    if recorded is None:
+        return None
+    click.echo(f"runbook: {recorded.message}", err=True)
+    return recorded.path if recorded.usable else None
 
 
 def _ticket(store: Any, verb: str, run_id: str | None, operator: str) -> str | None:
@@ -355,7 +374,15 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
         sys.exit(1)
     if result.status in ("failed", "aborted"):
         if result.status == "failed" and not as_json:
-            click.echo(f"After a fix, continue with: runbook resume {result.run_id}", err=True)
+            from runbook_engine.run.hints import locate, location_args
+
+            click.echo(
+                locate(
+                    f"After a fix, continue with: runbook resume {result.run_id}",
+                    location_args(store),
+                ),
+                err=True,
+            )
         sys.exit(1)
 
 

@@ -86,6 +86,7 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
         StateError: no such run, or no runs at all.
     """
     from runbook_engine.cli.common import open_store
+    from runbook_engine.run.hints import locate, location_args
 
     store = open_store(state_dir, create=False, run_id=run_id)
     if run_id is None:
@@ -114,7 +115,7 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
             step_word(s, decided.get((s.step_id, s.host))),
             str(s.attempts),
             "" if s.exit_code is None else str(s.exit_code),
-            _note(s, decided.get((s.step_id, s.host)), run_id),
+            locate(_note(s, decided.get((s.step_id, s.host)), run_id), location_args(store)),
         )
         for s in steps
     ]

@@ -105,7 +105,9 @@ def store_dir(store: str | None, state_dir: Path) -> Path:
             return path.parent if path.name == "state.db" else path
     if "://" in store:
         raise InputError(
-            f"--store {store}: only the embedded store is supported here "
-            "(a folder, sqlite:///PATH/state.db or file:///PATH)"
+            f"--store {store.split('://', 1)[0]}://…: the web console works on a state "
+            "directory only: give --state-dir DIR, or --store as a folder, "
+            "sqlite:///PATH/state.db or file:///PATH (a postgresql:// team store is not "
+            "served by the console yet)"
         )
     return Path(store)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import tempfile
 import zipfile
@@ -162,10 +163,41 @@ def verify_bundle(
             check.add(MANIFEST, 1, f"names run {run!r}, the journal run {check.run_id!r}")
         if check.problems:
             return check
+        stored_pin = _stored_pinning(folder)
+        if stored_pin is not None and stored_pin != check.pinned:
+            record = _record_pinned_as(folder, stored_pin, check, expected_run_id)
         _check_record(folder, record, version, check)
         if not check.problems:
             _check_container(handle, folder, sorted(infos), path.name, check)
     return check
+
+
+def _stored_pinning(folder: Path) -> bool | None:
+    """Whether the stored change record was made with a pinned key (``None``: unknown)."""
+    try:
+        stored = json.loads(_member(folder, RECORD_JSON) or b"")
+        pinned = stored["summary"]["evidence"]["key_pinned"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return pinned if isinstance(pinned, bool) else None
+
+
+def _record_pinned_as(
+    folder: Path, pinned: bool, check: EvidenceCheck, expected_run_id: str | None
+) -> dict[str, object]:
+    """Rebuild the change record under the pinning the stored record was made with.
+
+    The bundle has already passed this verification, so only the pinning-dependent
+    fields (verdict, ``key_pinned``) differ; everything else the journal determines
+    is compared as usual.  A record made pinned is rebuilt pinned to the journal's
+    own key (the one this verification found valid).
+    """
+    key = None
+    if pinned:
+        signing = (check.records[0].get("signing") if check.records else None) or {}
+        key = str(signing.get("public_key", "")).encode("ascii") or None
+    record, _ = record_of(folder, key, expected_run_id)
+    return record
 
 
 def _check_record(

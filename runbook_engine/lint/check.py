@@ -194,7 +194,13 @@ def run_lint(paths: list[Path], fmt: str) -> int:
         for p in problems:
             click.echo(f"{p.path}:{p.line}:{p.col or 1}: {p.code} {p.message}")
         click.echo(
-            f"{len(files)} runbooks checked, {errors} errors, {len(problems) - errors} warnings",
+            f"{_count(len(files), 'runbook')} checked, {_count(errors, 'error')}, "
+            f"{_count(len(problems) - errors, 'warning')}",
             err=True,
         )
     return 2 if errors else 0
+
+
+def _count(n: int, word: str) -> str:
+    """``1 runbook``, ``2 runbooks``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -157,7 +157,7 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         operator: Jane Operator        # who gives these answers (required)
         answers:
           step-id: confirm             # or {decision: confirm, note: "..."}
-          other: {decision: skip, reason: "not needed here"}
+          other: {decision: skip, note: "not needed here"}   # ``reason:``: old name
 
     Decisions: :data:`DECISIONS`; ``done`` is read as ``confirm`` with a warning.
 
@@ -230,8 +230,20 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
                 f"{', '.join(DECISIONS)}",
                 *key,
             )
+        if "reason" in entry:
+            warnings.append(
+                f"{path}:{line_of(lines, *key) or 1}: {step_id}: 'reason' is an old name; "
+                "write 'note'"
+            )
         if entry.get("decision") == "skip" and not entry.get("reason"):
-            add(f"{step_id}: a skip needs a reason", *key)
+            # As `runbook confirm --skip --note`: the one free text of a skip is its reason.
+            entry["reason"] = entry.pop("note", None)
+        if entry.get("decision") == "skip" and not entry.get("reason"):
+            add(
+                f"{step_id}: a skip needs a note saying why: "
+                '{decision: skip, note: "why it is skipped"}',
+                *key,
+            )
         if entry.get("backout") not in (None, "run", "skip"):
             add(f"{step_id}: backout must be 'run' or 'skip'", *key)
         if step_ids is not None and str(step_id) not in step_ids:
@@ -274,3 +286,51 @@ def prompt_gate(
     except EOFError:  # input closed: the same as Ctrl-C, the run stays resumable
         raise KeyboardInterrupt from None
     return Decision(answer, by, note=note, reason=reason, source="terminal")
+
+
+@dataclass(frozen=True)
+class RecordedAnswers:
+    """The answers file a run was started (or last resumed) with, as its journal names it.
+
+    ``usable`` is true when the file still exists with the SHA-256 recorded; ``message``
+    says what a resume without ``--answers`` does with it (for standard error).
+    """
+
+    path: Path
+    usable: bool
+    message: str
+
+
+def recorded_answers(records: list[dict[str, Any]]) -> RecordedAnswers | None:
+    """The answers file the journal's last ``run-started``/``run-resumed`` record names.
+
+    Args:
+        records: The run's journal records (source of the path and SHA-256).
+
+    Returns:
+        ``None`` when the run was never given an answers file.
+    """
+    named = [
+        r["answers"]
+        for r in records
+        if r.get("event") in ("run-started", "run-resumed") and isinstance(r.get("answers"), dict)
+    ]
+    if not named or not named[-1].get("path"):
+        return None
+    path, sha = Path(str(named[-1]["path"])), str(named[-1].get("sha256"))
+    try:
+        now = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return RecordedAnswers(
+            path, False, f"the run's answers file {path} is gone; not used (give --answers FILE)"
+        )
+    if now != sha:
+        return RecordedAnswers(
+            path,
+            False,
+            f"the run's answers file {path} changed since it was given (sha256 {sha[:12]}, "
+            f"now {now[:12]}); not used (give --answers {path} to use it as it is now)",
+        )
+    return RecordedAnswers(
+        path, True, f"using the run's answers file {path} again (unchanged, sha256 {sha[:12]})"
+    )

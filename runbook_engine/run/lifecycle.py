@@ -30,6 +30,7 @@ from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.evidence.signing import SignedJournal, signer_for_run
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Answers
+from runbook_engine.run.hints import locate, location_args
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.reconcile import reconcile
 from runbook_engine.run.recovery import complete_finished, place_run_folder, prepare_staging
@@ -321,9 +322,9 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
         runner.journal.append("store-reconciled", changes=changes)
     try:
         assumed = _refuse_live_steps(store, run_id, runner, options)
-    except StepStillRunning:
+    except StepStillRunning as still:
         runner.pool.close()  # the shells opened to look
-        raise
+        raise StepStillRunning(locate(still.message, location_args(store))) from None
     if changed and not options.accept_changed:
         what = ", ".join(
             f"{name} (sha256 {old and old[:12]} -> {new and new[:12]})"

@@ -27,6 +27,7 @@ from runbook_engine.run.check import check_step, verdict_counts
 from runbook_engine.run.context import RunContext
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.groupcommit import GroupCommit
+from runbook_engine.run.hints import locate, location_args
 from runbook_engine.run.interrupts import signal_of
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.steps import executor_for, executors
@@ -118,8 +119,11 @@ class Runner:
             self.store.update_run(run_id, status="interrupted")
             self.append_signed("run-interrupted", by=self.options.operator, reason=lost.message)
             raise ConnectionLost(
-                f"run {run_id} interrupted: {lost.message}. `runbook resume {run_id}` looks "
-                "for it on the host first, then asks whether it was done",
+                locate(
+                    f"run {run_id} interrupted: {lost.message}. `runbook resume {run_id}` looks "
+                    "for it on the host first, then asks whether it was done",
+                    location_args(self.store),
+                ),
                 lost.marker,
             ) from None
         except KeyboardInterrupt as stop:
@@ -128,8 +132,11 @@ class Runner:
             self.store.update_run(run_id, status="interrupted")
             self.append_signed("run-interrupted", by=self.options.operator, signal=name)
             interrupted = RunInterrupted(
-                f"run {run_id} interrupted ({name}); `runbook resume {run_id}` continues "
-                "it (the interrupted step is checked before it runs again)"
+                locate(
+                    f"run {run_id} interrupted ({name}); `runbook resume {run_id}` continues "
+                    "it (the interrupted step is checked before it runs again)",
+                    location_args(self.store),
+                )
             )
             interrupted.exit_status = 128 + signum
             raise interrupted from None
@@ -153,7 +160,9 @@ class Runner:
             verification_known=known["verification_known"],
             **summary,
         )
-        self.report.finished(run_id, known["outcome"], summary, known["note"], known["known"])
+        checked = verdict_counts(records) if self.options.check else {}
+        shown = {**summary, "steps": checked} if self.options.check else summary
+        self.report.finished(run_id, known["outcome"], shown, known["note"], known["known"])
         return RunResult(
             run_id,
             stored,
@@ -162,7 +171,7 @@ class Runner:
             outcome=known["outcome"],
             note=known["note"],
             known=known["known"],
-            checked=verdict_counts(records) if self.options.check else {},
+            checked=checked,
         )
 
     def _flow(self, stop_after: str | None = None) -> str:
@@ -196,7 +205,7 @@ class Runner:
             if ts.id == stop_after and ts is not steps[-1]:
                 return "failed" if failed else "partial"
         if paused:
-            raise RunPaused(self._pause_hint(paused[0]))
+            raise RunPaused(locate(self._pause_hint(paused[0]), location_args(self.store)))
         if failed:
             return "failed"
         if self.options.check:

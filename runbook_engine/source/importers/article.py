@@ -5,7 +5,8 @@ thematic breaks and by a short line repeated three times or more (a blog archive
 "Online" between posts); a page header ("Archive for ...") and paging links are left out.
 In a procedure, every numbered instruction becomes a ``manual`` step holding its exact
 text (menu paths as written), registry values (:mod:`.article_facts`) ``registry`` steps,
-services ``service`` steps, commands and code blocks command steps; headings, paragraphs
+services ``service`` steps (an instruction that sets a service stays as prose above its
+step, never a manual step too), commands and code blocks command steps; headings, paragraphs
 and bullets stay prose.  Host names, domains, addresses, e-mail addresses and ports
 (:mod:`.values`) become typed parameters.  Deterministic: no guessing beyond these rules,
 and whatever they leave is in the report.
@@ -172,6 +173,15 @@ class _Builder:
 
     def instruction(self, block: Block) -> None:
         self.draft.instructions += 1
+        if facts.services(block.text):  # its service step does it: not a second, manual one
+            self.draft.parts.append(Prose(self.text(block.text)))
+            self.result.note(
+                block.line,
+                f"numbered instruction {block.number}",
+                "kept as prose above its service step (not also a manual step)",
+                mapped=False,
+            )
+            return
         step = self.step(
             "manual", block.text, self.text(block.text) + "\n", block.line, title_of(block.text)
         )

@@ -4,7 +4,7 @@
   followed by ``Type``, ``Name:`` and ``Value:``/``Data:`` lines is a value; so is a key
   followed by prose naming ``the X key``/``the X value`` and a block of data lines (joined
   into one string when they end with ``;``, as one enters them).
-* "set “Display Name” service to Automatic|Manual|Disabled [and start|stop it]" is a
+* "set [the] “Display Name” service to Automatic|Manual|Disabled [and start|stop it]" is a
   service; display names of common Windows services are mapped to their key names
   (:data:`SERVICE_NAMES`, from Microsoft's service documentation); others keep the
   display name and are reported.
@@ -26,7 +26,7 @@ _NAME = re.compile(r"^\s*(?:Value )?Name:\s*(.+?)\s*$", re.I)
 _DATA = re.compile(r"^\s*(?:Value|Data|Value data):\s*(.*?)\s*$", re.I)
 _NAMED = re.compile(r"\b(?:the\s+)?([A-Z][A-Za-z0-9]+)\s+(?:key|value|entry)\b")
 _SERVICE = re.compile(
-    r"set\s+[“\"'‘]?(?P<display>[^“”\"″'’\n]+?)[”\"″'’]?\s+service\s+to\s+"
+    r"set\s+(?:the\s+)?[“\"'‘]?(?P<display>[^“”\"″'’\n]+?)[”\"″'’]?\s+service\s+to\s+"
     r"(?P<start>automatic|manual|disabled)(?P<rest>[^.\n]*)",
     re.I,
 )
