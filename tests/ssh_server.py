@@ -29,6 +29,10 @@ from pathlib import Path
 import pytest
 
 SSHD = "/usr/sbin/sshd"
+# useradd, userdel and chpasswd live in the sbin folders, which a CI job's PATH may leave out.
+for _sbin in ("/usr/sbin", "/sbin"):
+    if _sbin not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + _sbin
 TEST_USER = "rbe-ssh-test"
 SUDOERS = Path("/etc/sudoers.d/rbe-ssh-test")
 
