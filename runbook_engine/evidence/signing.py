@@ -39,7 +39,6 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,7 @@ from runbook_engine.evidence.keys import (
     public_pem,
 )
 from runbook_engine.evidence.redact import Redactor
+from runbook_engine.evidence.safeio import utc_now
 from runbook_engine.evidence.shield import shielded
 from runbook_engine.run.faults import crash_point
 
@@ -239,7 +239,7 @@ class Signer:
             "run_id": self.run_id,
             "seq": record["seq"],
             "sig_seq": self._count + 1,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "time": utc_now(),
         }
         entry["signature"] = base64.b64encode(self._key.sign(signed_bytes(entry))).decode("ascii")
         return entry

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+
+from runbook_engine.evidence.safeio import utc_now
 
 Anchor = tuple[int, str]  #: a run's ``(journal seq, record hash)`` anchor
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "awaiting", "already-done")
@@ -14,9 +15,8 @@ DONE_STATUSES = frozenset({"succeeded", "skipped", "already-done"})
 RUN_STATUSES = ("running", "paused", "succeeded", "failed", "aborted", "interrupted", "unverified")
 
 
-def utcnow() -> str:
-    """Return the current UTC time as ISO-8601 with microseconds and ``Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+#: The current UTC time as ISO-8601 with microseconds and ``Z`` (the journal's clock).
+utcnow = utc_now
 
 
 @dataclass(frozen=True, slots=True)
