@@ -36,7 +36,15 @@ def queue_url_or_default(value: str | None) -> str | None:
 
 
 def store_location(state_dir: Path | None) -> str:
-    """Where a job's worker finds the run's store: the state folder, absolute."""
+    """Where a job's worker finds the run's store: the store URL of ``--store`` or
+    ``RUNBOOK_STORE`` when it names the team's PostgreSQL store (every worker reaches it),
+    else the state folder, absolute (a worker on this machine)."""
+    from runbook_engine.cli.common import current_store_url
+    from runbook_engine.run.store_api import is_pg
+
+    url = current_store_url()
+    if is_pg(url):
+        return str(url)
     return str(state_dir_or_default(state_dir).resolve())
 
 
@@ -112,9 +120,9 @@ def resume_when_decided(url: str | None, store: Any, run_id: str, operator: str 
     from runbook_engine.run.queue import RESUME_TASK, JobArgs, enqueue
 
     record = store.get_run(run_id)
-    args = JobArgs(
-        run_id=run_id, store=str(store.state_dir.resolve()), operator=operator or record.operator
-    )
+    url_of_store = getattr(store, "url", None)
+    where = str(url_of_store) if url_of_store else str(store.state_dir.resolve())
+    args = JobArgs(run_id=run_id, store=where, operator=operator or record.operator)
     job = enqueue(str(queue_url_or_default(url)), RESUME_TASK, args)
     if job is None:
         return f"run {run_id}: a worker's resume is queued already"
