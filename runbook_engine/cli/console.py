@@ -21,6 +21,7 @@ from runbook_engine.cli.common import (
     state_dir_or_default,
     state_option,
 )
+from runbook_engine.cli.team import queue_url_option
 from runbook_engine.errors import InputError
 
 PASSWORD_ENV = "RUNBOOK_CONSOLE_PASSWORD"
@@ -79,6 +80,15 @@ def _need_console() -> None:
     help="The console's address as people reach it: the link in notifications of the runs "
     "it starts (else public_url of notifications.yaml).",
 )
+@queue_url_option
+@click.option(
+    "--sweep-seconds",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="How often to look for gates and approvals past their expiry, journal the "
+    "expiry and send its notification (0: never; a run still notices when it resumes).",
+)
 @state_option
 def serve(
     host: str,
@@ -91,14 +101,21 @@ def serve(
     oidc_claim: str,
     secure_cookies: bool | None,
     public_url: str | None,
+    queue_url: str | None,
+    sweep_seconds: float,
     state_dir: Path | None,
 ) -> None:
     """Serve the web console: runs, gates and approvals by signed-in people, evidence.
 
-    It works on a state directory: --state-dir, or --store as a folder,
-    sqlite:///PATH/state.db or file:///PATH (a postgresql:// store is refused).
+    It works on the team's store (--store postgresql://...) or a state directory
+    (--state-dir, or --store as a folder, sqlite:///PATH/state.db or file:///PATH).
+    With a job queue (--queue-url, RUNBOOK_QUEUE, or a postgresql:// RUNBOOK_STORE),
+    the runs it starts are queued for `runbook worker`; without one, they run in
+    background processes of the console.  Accounts and the audit log stay in the
+    state directory.
     """
     _need_console()
+    from runbook_engine.cli.team import queue_url_or_default
     from runbook_engine.console.settings import (
         OIDC_SECRET_ENV,
         OidcSettings,
@@ -106,8 +123,13 @@ def serve(
         secret_key,
         store_dir,
     )
+    from runbook_engine.run.store_api import is_pg
 
-    folder = store_dir(current_store_url(), state_dir_or_default(state_dir))
+    url = current_store_url()
+    team_store = url if is_pg(url) else None
+    folder = store_dir(None if team_store else url, state_dir_or_default(state_dir))
+    queue = queue_url_or_default(queue_url)
+    _check_team(team_store, queue, folder)
     if proxy_header and not trusted:
         raise InputError("--proxy-header needs --trusted-proxy ADDRESS (the proxy's address)")
     oidc = None
@@ -132,15 +154,46 @@ def serve(
         proxy_header=proxy_header,
         trusted_proxies=trusted,
         oidc=oidc,
+        store_url=team_store,
+        queue_url=queue,
+        sweep_seconds=sweep_seconds,
     )
     import uvicorn
 
     from runbook_engine.console.app import create_app
+    from runbook_engine.run.queue import redact_url
 
-    click.echo(f"runbook console on http://{host}:{port}/ (state {folder}, library {library})")
+    where = f"store {shown(team_store)}" if team_store else f"state {folder}"
+    queued = f", queue {redact_url(queue)}" if queue else ""
+    click.echo(f"runbook console on http://{host}:{port}/ ({where}, library {library}{queued})")
     uvicorn.run(
         create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False
     )
+
+
+def shown(url: str) -> str:
+    """A store URL without its password."""
+    from runbook_engine.run.pgstore.store import shown_url
+
+    return shown_url(url)
+
+
+def _check_team(store: str | None, queue: str | None, folder: Path) -> None:
+    """Refuse, in one message, a team store or queue that cannot be used (before
+    serving anything).
+
+    Raises:
+        InputError: the team extra is missing, or a queue URL that is not PostgreSQL.
+        StateError: the store or the queue does not answer.
+    """
+    if queue:
+        from runbook_engine.run.queue import check_url, ensure_schema
+
+        ensure_schema(check_url(queue))
+    if store:
+        from runbook_engine.run.store_api import open_store
+
+        open_store(folder, store, create=False).close()
 
 
 @click.group()

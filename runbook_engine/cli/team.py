@@ -55,9 +55,11 @@ def queue_new_run(
     answers: Path | None,
     sets: dict[str, str],
     state_dir: Path | None,
+    store: str | None = None,
 ) -> dict[str, Any]:
     """Enqueue the first job of a run created ``queued``; return what ``run --queue``
-    prints (the run, its status, the job).
+    prints (the run, its status, the job).  ``store``: where the worker finds the run
+    (a store URL or a state folder; default :func:`store_location` of ``state_dir``).
 
     Raises:
         InputError: no queue URL.  StateError: the queue cannot be reached.
@@ -68,7 +70,7 @@ def queue_new_run(
     record = runner.record
     args = JobArgs(
         run_id=record.run_id,
-        store=store_location(state_dir),
+        store=store or store_location(state_dir),
         operator=options.operator,
         answers=str(answers.resolve()) if answers else None,
         forks=options.forks,

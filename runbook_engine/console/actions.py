@@ -68,7 +68,8 @@ def decide(
 
 
 def vote(app: Any, me: Identity, run_id: str, step: str, decision: str, note: str | None) -> Any:
-    """Approve or reject approval step ``step`` of ``run_id`` as ``me``; the run continues.
+    """Approve or reject approval step ``step`` of ``run_id`` as ``me``; the run continues
+    once the step is decided (a rejection, or the approvals it needs).
 
     Returns:
         The :class:`~runbook_engine.run.approval.VoteRecorded`.
@@ -93,7 +94,8 @@ def vote(app: Any, me: Identity, run_id: str, step: str, decision: str, note: st
         app.audit("vote-refused", name=me.name, run=run_id, step=step, why=str(exc))
         raise
     app.audit("vote", name=me.name, run=run_id, step=step, decision=decision)
-    continue_run(app, run_id)
+    if decision == "reject" or recorded.approvals >= recorded.required:  # the step is decided
+        continue_run(app, run_id)
     return recorded
 
 
@@ -137,7 +139,12 @@ def start(
 
 def continue_run(app: Any, run_id: str) -> None:
     """Continue a paused run after a decision, in its operator's name (recorded as
-    authenticated when the console started it for its signed-in operator)."""
+    authenticated when the console started it for its signed-in operator): a queued run
+    by a worker (its resume enqueued), any other by the console's launcher.
+
+    Raises:
+        StateError: the queue cannot be reached (the decision is journaled already).
+    """
     record = app.data.run(run_id).record
     if record.status != "running":
         app.launcher.resume(

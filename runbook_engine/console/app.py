@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from runbook_engine.console import api, auth, openapi, views
 from runbook_engine.console.data import ConsoleData
-from runbook_engine.console.launcher import BackgroundLauncher, Launcher
+from runbook_engine.console.launcher import BackgroundLauncher, Launcher, QueueLauncher
 from runbook_engine.console.security import CSP, HEADERS, LoginLimiter
 from runbook_engine.console.settings import Settings
 from runbook_engine.console.users import UserFile, users_path
@@ -94,9 +94,17 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return views.page(request, "problem.html.j2", status, problem=str(exc))
 
 
+def default_launcher(settings: Settings) -> Launcher:
+    """Where started runs go: the job queue of ``settings.queue_url`` for workers
+    (:class:`~.launcher.QueueLauncher`), else a background process per run."""
+    if settings.queue_url:
+        return QueueLauncher(settings.state_dir, settings.queue_url, settings.store_url)
+    return BackgroundLauncher(settings.state_dir, settings.store_url)
+
+
 def create_app(settings: Settings, launcher: Launcher | None = None) -> Starlette:
-    """The console for ``settings``; ``launcher`` carries out started runs (default: a
-    background process per run, :class:`~.launcher.BackgroundLauncher`)."""
+    """The console for ``settings``; ``launcher`` carries out started runs (default:
+    :func:`default_launcher`)."""
     routes = [
         Route("/", _home),
         Route("/login", views.login_page, methods=["GET"]),
@@ -137,8 +145,8 @@ def create_app(settings: Settings, launcher: Launcher | None = None) -> Starlett
     )
     app.state.settings = settings
     app.state.users = UserFile(users_path(settings.state_dir))
-    app.state.data = ConsoleData(settings.state_dir, settings.library)
-    app.state.launcher = launcher or BackgroundLauncher(settings.state_dir)
+    app.state.data = ConsoleData(settings.state_dir, settings.library, settings.store_url)
+    app.state.launcher = launcher or default_launcher(settings)
     app.state.limiter = LoginLimiter()
     app.state.audit = Audit(settings.state_dir / "console" / "audit.jsonl")
     app.state.oidc = auth.oidc_client(settings)

@@ -2,9 +2,10 @@
 
 Every read and write the pages make goes through :class:`ConsoleData`, which calls the
 same library functions as the CLI (the checkpoint store, ``record_confirmation``,
-``record_vote``, ``record_of``, ``build_bundle``).  Today it reads the embedded store
-(``STATE/state.db`` and ``STATE/runs/``); a server store behind one store interface
-replaces :meth:`ConsoleData._store` and nothing else here.
+``record_vote``, ``record_of``, ``build_bundle``), on the embedded store
+(``STATE/state.db`` and ``STATE/runs/``) or the team's PostgreSQL store (its working
+copies of run folders under ``STATE/team/``), both behind
+:class:`~runbook_engine.run.store_api.Store`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 from runbook_engine.errors import InputError, RunbookError, StateError
 from runbook_engine.evidence import JOURNAL_NAME
-from runbook_engine.run.store import CheckpointStore, GateDecision, RunRecord, StepState
+from runbook_engine.run.store import GateDecision, RunRecord, StepState
+from runbook_engine.run.store_api import Store
 
 #: Bytes of each output file shown on a run page.
 TAIL_BYTES = 2000
@@ -98,21 +100,33 @@ class LibraryEntry:
 class ConsoleData:
     """Runs, gates and evidence of one state directory, and the runbooks of one library."""
 
-    def __init__(self, state_dir: Path, library: Path) -> None:
+    def __init__(self, state_dir: Path, library: Path, store_url: str | None = None) -> None:
         self.state_dir = state_dir
         self.library = library.resolve()
+        self.store_url = store_url
 
     @contextlib.contextmanager
-    def _store(self, run_id: str | None = None) -> Iterator[CheckpointStore]:
-        store = CheckpointStore(self.state_dir, create=False, run_id=run_id)
+    def _store(self, run_id: str | None = None) -> Iterator[Store]:
+        store = self.open_store(run_id)
         try:
             yield store
         finally:
             store.close()
 
+    def open_store(self, run_id: str | None = None) -> Store:
+        """The store the console works on (the caller closes it): the team's PostgreSQL
+        store of ``store_url``, else the state directory's.
+
+        Raises:
+            StateError: the store cannot be opened.
+        """
+        from runbook_engine.run.store_api import open_store
+
+        return open_store(self.state_dir, self.store_url, create=False, run_id=run_id)
+
     def has_state(self) -> bool:
         """True when the store exists (a first start has no runs yet)."""
-        return (self.state_dir / "state.db").is_file()
+        return bool(self.store_url) or (self.state_dir / "state.db").is_file()
 
     # -- runs ---------------------------------------------------------------------------
     def runs(self, where: RunFilter = RunFilter()) -> list[RunRecord]:

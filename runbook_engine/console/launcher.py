@@ -1,10 +1,14 @@
-"""Starting and continuing runs for the console, in the background.
+"""Starting and continuing runs for the console: on a job queue, or in the background.
 
-There is no worker queue yet, so :class:`BackgroundLauncher` starts ``runbook run ...
---no-input`` (and ``runbook resume``) as a child process of the console, in its own
-session, with its output in ``STATE/console/launch/``.  The pages say so.  A queue for
-workers replaces it by implementing :class:`Launcher`: the console only ever calls
-:meth:`~Launcher.start` and :meth:`~Launcher.resume`.
+With a queue (``runbook serve --queue-url``, ``RUNBOOK_QUEUE``, or ``RUNBOOK_STORE`` when
+it is a PostgreSQL URL), :class:`QueueLauncher` creates a started run ``queued`` and puts
+it on the queue for ``runbook worker``, as ``runbook run --queue`` does, and a decision
+enqueues the run's resume, as ``runbook confirm``/``approve`` do
+(:mod:`runbook_engine.cli.team`).  Without one, :class:`BackgroundLauncher` starts
+``runbook run ... --no-input`` (and ``runbook resume``) as a child process of the
+console, in its own session, with its output in ``STATE/console/launch/``.  The pages
+say which.  The console only ever calls :meth:`~Launcher.start` and
+:meth:`~Launcher.resume`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,7 @@ class RunRequest:
 
 
 class Launcher(Protocol):
-    """Where the console hands runs over: a background process today, a queue later."""
+    """Where the console hands runs over: a job queue, or a background process."""
 
     #: Said on the pages: how a started run is carried out.
     description: str
@@ -50,16 +54,123 @@ class Launcher(Protocol):
         the operator started the run signed in, by that method."""
 
 
+class QueueLauncher:
+    """Puts started runs and their resumes on the job queue for ``runbook worker``.
+
+    Args:
+        state_dir: The console's state directory.
+        queue_url: The queue database (``postgresql://...``).
+        store_url: The team's PostgreSQL store, or ``None``: the state directory (then
+            only workers on this machine reach the runs).
+    """
+
+    def __init__(self, state_dir: Path, queue_url: str, store_url: str | None = None) -> None:
+        from runbook_engine.run.queue import check_url, redact_url
+
+        self.state_dir = state_dir
+        self.queue_url = check_url(queue_url)
+        self.store_url = store_url
+        self.description = (
+            f"is queued for `runbook worker` (job queue {redact_url(queue_url)}); a worker "
+            "executes it and resumes it after each decision"
+        )
+
+    def _open(self, run_id: str) -> Any:
+        from runbook_engine.run.store_api import open_store
+
+        return open_store(self.state_dir, self.store_url, run_id=run_id)
+
+    def start(self, request: RunRequest) -> None:
+        """Create the run ``queued`` (its operator journaled as signed in by
+        ``request.auth_method``) and enqueue its first job (never waits for it).
+
+        Raises:
+            InputError: what ``runbook run`` refuses.  StateError: the queue or the store
+                cannot be reached (a run created but not queued says how to run it).
+        """
+        from runbook_engine.cli.team import queue_new_run
+        from runbook_engine.errors import StateError
+        from runbook_engine.run.lifecycle import create_run
+        from runbook_engine.run.options import RunOptions
+        from runbook_engine.run.queue import ensure_schema
+
+        ensure_schema(self.queue_url)  # the queue answers before a run is created for it
+        options = RunOptions(
+            operator=request.operator,
+            operator_source="option",
+            change_id=request.change_id,
+            reason=request.note,
+            operator_auth_method=request.auth_method,
+        )
+        store = self._open(request.run_id)
+        try:
+            runner = create_run(
+                request.runbook,
+                request.environment,
+                dict(request.sets),
+                store,
+                options,
+                request.run_id,
+                queued=True,
+            )
+            runner.ctx.rest()
+            runner.pool.close()
+            where = self.store_url or str(store.state_dir.resolve())
+            try:
+                queue_new_run(
+                    self.queue_url, runner, options, None, dict(request.sets), None, where
+                )
+            except StateError as exc:
+                raise StateError(
+                    f"{exc.message}; run {request.run_id} was created (queued) but not put "
+                    f"on the queue: `runbook resume {request.run_id}` runs it"
+                ) from None
+        finally:
+            store.close()
+
+    def resume(
+        self, run_id: str, operator: str, cwd: Path | None = None, auth_method: str | None = None
+    ) -> None:
+        """Enqueue the resume of ``run_id`` for a worker, in ``operator``'s name, when it was
+        queued (``runbook run --queue`` or this console); a run that was not is continued
+        in a background process, as without a queue.  (A worker records the operator as
+        signed in when the run's ``run-started`` says so:
+        :func:`~runbook_engine.run.launch_ticket.issue_for_worker`.)
+
+        Raises:
+            StateError: the queue cannot be reached.
+        """
+        from runbook_engine.cli.team import is_queued_run, resume_when_decided
+
+        store = self._open(run_id)
+        try:
+            if is_queued_run(store, run_id):
+                resume_when_decided(self.queue_url, store, run_id, operator)
+                return
+        finally:
+            store.close()
+        BackgroundLauncher(self.state_dir, self.store_url).resume(
+            run_id, operator, cwd, auth_method
+        )
+
+
 class BackgroundLauncher:
-    """Runs ``runbook`` as a child process of the console (no worker queue yet)."""
+    """Runs ``runbook`` as a child process of the console (no job queue).
+
+    Args:
+        state_dir: The console's state directory.
+        store_url: The team's PostgreSQL store the runs are in, or ``None``: the state
+            directory.
+    """
 
     description = (
         "runs in a background process of this console (`runbook run --no-input`); "
-        "no worker queue yet"
+        "no job queue (give runbook serve --queue-url for workers)"
     )
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, store_url: str | None = None) -> None:
         self.state_dir = state_dir
+        self.store_url = store_url
         self.logs = state_dir / "console" / "launch"
         self._children: list[subprocess.Popen[bytes]] = []
 
@@ -86,8 +197,11 @@ class BackgroundLauncher:
 
     def _ticket(self, verb: str, run_id: str, operator: str, method: str | None) -> str | None:
         from runbook_engine.run.launch_ticket import issue
+        from runbook_engine.run.store_api import work_folder
 
-        return issue(self.state_dir, verb, run_id, operator, method) if method else None
+        if not method:
+            return None
+        return issue(work_folder(self.state_dir, self.store_url), verb, run_id, operator, method)
 
     def _spawn(
         self,
@@ -105,6 +219,8 @@ class BackgroundLauncher:
         env["NO_COLOR"] = "1"
         if ticket:
             env[TICKET_ENV] = ticket
+        if self.store_url:  # in the environment, not on a command line others can read
+            env["RUNBOOK_STORE"] = self.store_url
         command = [
             sys.executable,
             "-m",

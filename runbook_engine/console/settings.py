@@ -43,6 +43,14 @@ class Settings:
         oidc: The OIDC provider, or ``None``.
         session_hours: How long a session lasts.
         max_upload_bytes: Largest attachment accepted.
+        store_url: The team's PostgreSQL store (``postgresql://...``) the console works
+            on, or ``None``: the embedded store of :attr:`state_dir`.  Accounts, the
+            session key and the audit log stay in :attr:`state_dir` either way.
+        queue_url: The job queue (``postgresql://...``): started runs are queued for
+            ``runbook worker`` and decisions enqueue their resume; ``None``: runs are
+            carried out in background processes of the console.
+        sweep_seconds: How often the console looks for gates and approvals past their
+            expiry (:mod:`runbook_engine.run.expiry`); ``0``: never.
     """
 
     state_dir: Path
@@ -57,6 +65,9 @@ class Settings:
     allowed_upload_types: tuple[str, ...] = field(
         default=(".txt", ".log", ".png", ".jpg", ".jpeg", ".pdf", ".csv", ".json", ".reg", ".xml")
     )
+    store_url: str | None = None
+    queue_url: str | None = None
+    sweep_seconds: float = 30.0
 
     def trusts(self, client: str | None) -> bool:
         """True when ``client`` (an IP address) is one of :attr:`trusted_proxies`."""
@@ -92,10 +103,11 @@ def secret_key(state_dir: Path) -> str:
 
 def store_dir(store: str | None, state_dir: Path) -> Path:
     """The state directory named by ``--store``: a folder, ``sqlite:///PATH/state.db``
-    or ``file:///PATH``; ``None`` keeps ``state_dir``.
+    or ``file:///PATH``; ``None`` keeps ``state_dir`` (a ``postgresql://`` store is
+    :attr:`Settings.store_url`, not given here).
 
     Raises:
-        InputError: another kind of URL (a server store is not built yet).
+        InputError: another kind of URL.
     """
     if store is None:
         return state_dir
@@ -105,9 +117,8 @@ def store_dir(store: str | None, state_dir: Path) -> Path:
             return path.parent if path.name == "state.db" else path
     if "://" in store:
         raise InputError(
-            f"--store {store.split('://', 1)[0]}://…: the web console works on a state "
-            "directory only: give --state-dir DIR, or --store as a folder, "
-            "sqlite:///PATH/state.db or file:///PATH (a postgresql:// team store is not "
-            "served by the console yet)"
+            f"--store {store.split('://', 1)[0]}://…: give the team's store as "
+            "postgresql://USER@HOST/DB, or a state directory: --state-dir DIR, or --store "
+            "as a folder, sqlite:///PATH/state.db or file:///PATH"
         )
     return Path(store)

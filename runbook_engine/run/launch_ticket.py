@@ -15,6 +15,11 @@ file's name is the hash of a value only the console and its child saw), and writ
 ticket file needs write access to the console's state folder, which is also what
 signing and sealing the journal rests on (the journal key is kept there).  The ticket
 adds no power beyond that; it keeps a name typed at ``--operator`` a claimed name.
+
+A worker (``runbook worker``) executing a queued run the console started issues its
+child such a ticket itself (:func:`issue_for_worker`), in the run's starter's name and
+by the method the run's ``run-started`` journals; a run whose starter's name was claimed
+gets none.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from runbook_engine.errors import InputError
 
@@ -79,3 +85,33 @@ def redeem(
             f"{data.get('run_id')} by {data.get('operator')}, not {verb} of {run_id} by {operator}"
         )
     return str(data["method"])
+
+
+def issue_for_worker(store: Any, run_id: str, operator: str) -> str | None:
+    """A ticket for a worker's ``runbook resume`` of queued run ``run_id`` in
+    ``operator``'s name, when the run's ``run-started`` says the console signed that
+    operator in (``operator_authenticated``); ``None`` otherwise (the resume records the
+    name as claimed, as any other).
+
+    A worker continues a queued run in the name its starter was signed in by, as the
+    console does when it continues a run it started itself (a decision's resume, not a
+    new sign-in): the method is the one ``run-started`` journals, never one a job says.
+    The ticket is written where the resume's store looks (``store.state_dir``).
+
+    Raises:
+        StateError: the store cannot be read.
+    """
+    from runbook_engine.errors import RunbookError
+    from runbook_engine.evidence import JOURNAL_NAME
+    from runbook_engine.evidence.journal import read_journal
+
+    try:
+        first = read_journal(store.run_dir(run_id) / JOURNAL_NAME, verify=False)[0]
+    except (RunbookError, OSError, ValueError, IndexError):
+        return None  # the resume itself reports a missing or damaged journal
+    if first.get("event") != "run-started" or first.get("operator_authenticated") is not True:
+        return None
+    method = first.get("operator_auth_method")
+    if not method or first.get("operator") != operator:
+        return None
+    return issue(store.state_dir, "resume", run_id, operator, str(method))

@@ -109,10 +109,21 @@ def open_store(
             "(or no --store for the state directory)"
         )
     try:
-        from runbook_engine.run.pgstore.store import PgStore, shown_url
+        from runbook_engine.run.pgstore.store import PgStore
     except ImportError:
         raise InputError(
             "a postgresql:// store needs the team extra: pip install 'runbook-engine[team]'"
         ) from None
-    digest = hashlib.sha256(shown_url(url).encode("utf-8")).hexdigest()[:16]
-    return PgStore(url, state_dir / "team" / digest)
+    return PgStore(url, work_folder(state_dir, url))
+
+
+def work_folder(state_dir: Path, url: str | None) -> Path:
+    """The folder a store's ``state_dir`` is on this machine: ``state_dir`` itself for
+    the state directory, ``state_dir/team/<digest of the URL>`` (the working copies of
+    run folders) for a PostgreSQL store.  Opens nothing."""
+    if not is_pg(url):
+        return state_dir
+    from runbook_engine.run.pgstore.store import shown_url
+
+    digest = hashlib.sha256(shown_url(str(url)).encode("utf-8")).hexdigest()[:16]
+    return state_dir / "team" / digest

@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import procrastinate
@@ -112,6 +113,33 @@ def resume_command(args: JobArgs) -> list[str]:
     return cmd
 
 
+def operator_ticket(args: JobArgs) -> str | None:
+    """A launch ticket for the job's ``runbook resume`` when the run's operator was
+    signed in to the web console that started it
+    (:func:`~runbook_engine.run.launch_ticket.issue_for_worker`); ``None`` otherwise or
+    when the store cannot be read (the resume then says why)."""
+    from runbook_engine.errors import RunbookError
+    from runbook_engine.run.launch_ticket import issue_for_worker
+    from runbook_engine.run.store import CheckpointStore, default_state_dir
+    from runbook_engine.run.store_api import is_pg, open_store
+
+    try:
+        if is_pg(args.store):  # where the resume's --store keeps its working copies
+            store: Any = open_store(default_state_dir(), args.store)
+        else:
+            store = CheckpointStore(Path(args.store), create=False, run_id=args.run_id)
+    except (RunbookError, OSError) as exc:
+        log.warning("run %s: %s", args.run_id, exc)
+        return None
+    try:
+        return issue_for_worker(store, args.run_id, args.operator)
+    except (RunbookError, OSError) as exc:
+        log.warning("run %s: %s", args.run_id, exc)
+        return None
+    finally:
+        store.close()
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     from runbook_engine.transports.supervise import _set_parent_death_signal
 
@@ -129,8 +157,15 @@ async def execute_job(context: Any, args: JobArgs) -> dict[str, Any]:
     """
     job = getattr(context, "job", None)
     extra = getattr(context, "additional_context", None) or {}
+    env = dict(os.environ)
+    ticket = await asyncio.to_thread(operator_ticket, args)
+    if ticket:
+        from runbook_engine.run.launch_ticket import TICKET_ENV
+
+        env[TICKET_ENV] = ticket
     proc = await asyncio.create_subprocess_exec(
         *resume_command(args),
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
