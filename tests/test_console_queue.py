@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -248,9 +247,7 @@ def test_a_console_run_is_queued_executed_by_a_worker_and_approved_by_two(team: 
     assert wait_until(lambda: team.run_of(run_id)[1]["cab"] == "awaiting"), team.worker_log()
     assert wait_until(lambda: team.run_of(run_id)[0].status == "paused"), team.worker_log()
     token = csrf(olga, f"/runs/{run_id}")
-    own = olga.post(
-        f"/runs/{run_id}/steps/cab/vote", data={"decision": "approve", "csrf": token}
-    )
+    own = olga.post(f"/runs/{run_id}/steps/cab/vote", data={"decision": "approve", "csrf": token})
     assert "separation of duties" in own.text
     for name, said in (("Alice Approver", "1 of 2"), ("Bob Board", "2 of 2")):
         person = team.client(name)

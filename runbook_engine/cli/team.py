@@ -149,12 +149,21 @@ def resume_when_decided(url: str | None, store: Any, run_id: str, operator: str 
     "(a killed worker's runs resume; the checkpoint rules decide about an interrupted step).",
 )
 @click.option("--name", help="The worker's name in the queue and its logs.")
+@click.option(
+    "--sweep-seconds",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="How often to look in the team's store (RUNBOOK_STORE postgresql://...) for "
+    "approvals past their expiry, journal the expiry and send its notification (0: never).",
+)
 @json_option
 def worker(
     queue_url: str | None,
     concurrency: int,
     stalled_after: float,
     name: str | None,
+    sweep_seconds: float,
     as_json: bool,
 ) -> None:
     """Take queued runs and resumes from the job queue and execute them until stopped.
@@ -163,11 +172,15 @@ def worker(
     worker's environment: secrets resolve here. Stop with Ctrl-C or SIGTERM (running runs
     finish or pause first).
     """
+    from runbook_engine.cli.common import current_store_url
     from runbook_engine.run.queue import check_url
+    from runbook_engine.run.store_api import is_pg
     from runbook_engine.run.worker import WorkerOptions, serve
 
     url = check_url(queue_url_or_default(queue_url))
-    serve(WorkerOptions(url, concurrency, stalled_after, as_json, name))
+    store = current_store_url()
+    sweep_store = store if is_pg(store) else None
+    serve(WorkerOptions(url, concurrency, stalled_after, as_json, name, sweep_store, sweep_seconds))
 
 
 @click.group()

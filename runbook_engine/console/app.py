@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,8 @@ from runbook_engine.console.settings import Settings
 from runbook_engine.console.users import UserFile, users_path
 from runbook_engine.errors import RunbookError, StateError
 from runbook_engine.resources import templates_dir
+
+log = logging.getLogger("runbook_engine.console")
 
 #: Pages anyone may see (signing in, the style sheet and the script, the API's document).
 PUBLIC = ("/login", "/auth/oidc", "/static/", "/openapi.json")
@@ -94,6 +100,50 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return views.page(request, "problem.html.j2", status, problem=str(exc))
 
 
+def sweep_once(app: Any) -> list[Any]:
+    """Journal and notify the approvals past their expiry in the console's store
+    (:func:`runbook_engine.run.expiry.sweep`); each is audited.  Returns them."""
+    from runbook_engine.run.expiry import sweep
+
+    data = app.state.data
+    if not data.has_state():
+        return []
+    with data._store() as store:
+        found = sweep(store)
+    for expired in found:
+        app.state.audit("approval-expired", run=expired.run_id, step=expired.step, by=expired.by)
+    return found
+
+
+async def _sweeping(app: Any, seconds: float) -> None:
+    """Every ``seconds``: :func:`sweep_once` (in a thread; a failure is logged, and the
+    next round tries again)."""
+    said = ""
+    while True:
+        try:
+            await asyncio.to_thread(sweep_once, app)
+            said = ""
+        except Exception as exc:  # the store went away: say so (once), try again next round
+            if str(exc) != said:
+                log.warning("expiry sweep: %s", exc)
+            said = str(exc)
+        await asyncio.sleep(seconds)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """While the console serves: the expiry sweep every ``settings.sweep_seconds``."""
+    seconds = app.state.settings.sweep_seconds
+    task = asyncio.create_task(_sweeping(app, seconds)) if seconds > 0 else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 def default_launcher(settings: Settings) -> Launcher:
     """Where started runs go: the job queue of ``settings.queue_url`` for workers
     (:class:`~.launcher.QueueLauncher`), else a background process per run."""
@@ -142,6 +192,7 @@ def create_app(settings: Settings, launcher: Launcher | None = None) -> Starlett
         routes=routes,
         middleware=middleware,
         exception_handlers={views.Forbidden: _forbidden, RunbookError: _refused},
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.users = UserFile(users_path(settings.state_dir))

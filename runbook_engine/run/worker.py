@@ -71,6 +71,9 @@ class WorkerOptions:
             back (procrastinate's ``stalled_worker_timeout``; heartbeats every third).
         as_json: One JSON object per finished job on standard output.
         name: The worker's name in procrastinate's tables and logs.
+        sweep_store: The team's store (``postgresql://...``) whose approvals past their
+            expiry the worker journals and notifies (:mod:`.expiry`), or ``None``.
+        sweep_seconds: How often (``0``: never).
     """
 
     url: str
@@ -78,6 +81,8 @@ class WorkerOptions:
     stalled_after: float = 30.0
     as_json: bool = False
     name: str | None = None
+    sweep_store: str | None = None
+    sweep_seconds: float = 30.0
 
 
 @blueprint.task(name="start_run", queue=QUEUE, retry=RETRY, pass_context=True)
@@ -240,6 +245,9 @@ async def _serve(options: WorkerOptions) -> None:
     app.add_tasks_from(blueprint, namespace="runbook")  # runbook:start_run, runbook:resume_run
     async with app.open_async():
         recovery = asyncio.create_task(_recover(app, options.stalled_after))
+        sweeping = None
+        if options.sweep_store and options.sweep_seconds > 0:
+            sweeping = asyncio.create_task(_sweep(options.sweep_store, options.sweep_seconds))
         try:
             await app.run_worker_async(
                 queues=[QUEUE],
@@ -250,9 +258,11 @@ async def _serve(options: WorkerOptions) -> None:
                 additional_context={"as_json": options.as_json},
             )
         finally:
-            recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recovery
+            for task in (recovery, sweeping):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
 
 async def _recover(app: Any, stalled_after: float) -> None:
@@ -264,3 +274,33 @@ async def _recover(app: Any, stalled_after: float) -> None:
         except Exception as exc:  # the database went away: the worker's own loop says so
             log.warning("stalled-job recovery: %s", exc)
         await asyncio.sleep(max(stalled_after / 3, 0.2))
+
+
+def sweep_once(url: str) -> list[Any]:
+    """Journal and notify the approvals past their expiry in the store at ``url``
+    (:func:`runbook_engine.run.expiry.sweep`, working copies in this machine's state
+    folder, as the worker's runs keep them).  Returns them."""
+    from runbook_engine.run.expiry import sweep
+    from runbook_engine.run.store import default_state_dir
+    from runbook_engine.run.store_api import open_store
+
+    store = open_store(default_state_dir(), url)
+    try:
+        return sweep(store)
+    finally:
+        store.close()
+
+
+async def _sweep(url: str, seconds: float) -> None:
+    """Every ``seconds``: :func:`sweep_once` in a thread (a failure is logged)."""
+    while True:
+        try:
+            for expired in await asyncio.to_thread(sweep_once, url):
+                print(
+                    f"run {expired.run_id}: an approval of {expired.step} by "
+                    f"{expired.by} expired (journaled)",
+                    flush=True,
+                )
+        except Exception as exc:  # the database went away: the next round tries again
+            log.warning("expiry sweep: %s", exc)
+        await asyncio.sleep(seconds)

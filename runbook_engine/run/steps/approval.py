@@ -163,19 +163,12 @@ def _expired(
     hours: float | None,
 ) -> None:
     """Journal ``approval-expired`` once for each approval found expired while the step
-    still waits (what notifications tell approvers)."""
-    told = {r.get("journal_seq") for r in records if r["event"] == "approval-expired"}
-    for vote, why in discarded:
-        if why.startswith("expired") and vote.seq not in told:
-            ctx.journal.append(
-                "approval-expired",
-                step=ts.id,
-                host=host.name,
-                by=vote.by,
-                given_at=vote.to_dict()["at"],
-                journal_seq=vote.seq,
-                expires_hours=hours,
-            )
+    still waits (what notifications tell approvers); the sweep of ``runbook serve`` and
+    ``runbook worker`` writes the same records (:mod:`runbook_engine.run.expiry`)."""
+    from runbook_engine.run.expiry import expired_records
+
+    for fields in expired_records(ts.id, host.name, records, discarded, hours):
+        ctx.journal.append("approval-expired", **fields)
 
 
 def _say(ctx: StepContext, text: str) -> None:
