@@ -65,14 +65,14 @@ class QueueLauncher:
     """
 
     def __init__(self, state_dir: Path, queue_url: str, store_url: str | None = None) -> None:
-        from runbook_engine.run.queue import check_url, redact_url
+        from runbook_engine.run.queue import check_url
 
         self.state_dir = state_dir
         self.queue_url = check_url(queue_url)
         self.store_url = store_url
-        self.description = (
-            f"is queued for `runbook worker` (job queue {redact_url(queue_url)}); a worker "
-            "executes it and resumes it after each decision"
+        self.description = (  # the queue's address is not for every signed-in person
+            "is queued for `runbook worker` (the team's job queue); a worker executes it "
+            "and resumes it after each decision"
         )
 
     def _open(self, run_id: str) -> Any:
