@@ -289,3 +289,73 @@ def test_without_a_queue_the_console_keeps_its_background_processes(
     app = create_app(settings)
     assert not isinstance(app.state.launcher, QueueLauncher)
     assert "background process" in app.state.launcher.description
+
+
+EXPIRING = """---
+id: expiring-on-team
+title: An approval that counts for about a second
+approval: required
+---
+# Expiring approval
+
+```approval {#cab title="Change board approval"}
+required: 2
+approvers: [change-board]
+expires_hours: 0.0003
+```
+
+```sh {#change}
+echo change >> steps.log
+```
+"""
+
+
+def test_a_worker_sweeps_the_team_store_for_expired_approvals(team: Team) -> None:
+    """Nobody looks at the run: the worker finds the approval expired, journals it once
+    in the team's store and the mail arrives (a real SMTP server, aiosmtpd)."""
+    pytest.importorskip("apprise")
+    pytest.importorskip("aiosmtpd")
+    import yaml
+    from aiosmtpd.controller import Controller
+    from test_notify import Mailbox, free_port, mail_channel
+
+    (team.root / "expiring.md").write_text(EXPIRING)
+    (team.root / "board.yml").write_text(ENV)
+    box, port = Mailbox(), free_port()
+    smtp = Controller(box, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        config = team.root / "notifications.yaml"
+        settings = {"public_url": "https://console.example.test", "channels": [mail_channel(port)]}
+        config.write_text(yaml.safe_dump({**settings, "events": ["approval-expired"]}))
+        run = ("run", "expiring.md", "--env", "board.yml", "--run-id", "x1", "--no-input")
+        assert team.cli("alice", *run, "--operator", OPERATOR).returncode == 3
+        voted = team.cli("bob", "approve", "x1", "cab", "--as", "Bob Board")
+        assert voted.returncode == 0, voted.stderr
+        log = team.root / "sweeper.log"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "runbook_engine", "worker", "--sweep-seconds", "0.5"],
+            cwd=team.root,
+            env={
+                **team.env("sweeper"),
+                "RUNBOOK_STORE": team.url,
+                "RUNBOOK_NOTIFY_CONFIG": str(config),
+            },
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        team.workers.append((worker, log))
+        assert wait_until(lambda: len(box.messages) == 1, 60), team.worker_log()
+        assert "run x1: an approval of cab by Bob Board expired" in team.worker_log()
+        time.sleep(1.5)  # more sweeps: nothing new
+        assert len(box.messages) == 1
+        ((subject, text),) = box.texts()
+        assert subject == "An approval of step cab in run x1 expired" and "Bob Board" in text
+        records = team.journal("x1")
+        assert [r["by"] for r in records if r["event"] == "approval-expired"] == ["Bob Board"]
+        sent = [r for r in records if r["event"] == "notification-sent"]
+        assert [(r["about"], r["channel"]) for r in sent] == [("approval-expired", "ops-mail")]
+        assert team.run_of("x1")[0].status == "paused"
+    finally:
+        smtp.stop()
