@@ -141,11 +141,19 @@ class QueueLauncher:
             StateError: the queue cannot be reached.
         """
         from runbook_engine.cli.team import is_queued_run, resume_when_decided
+        from runbook_engine.errors import StateError
 
         store = self._open(run_id)
         try:
             if is_queued_run(store, run_id):
-                resume_when_decided(self.queue_url, store, run_id, operator)
+                try:
+                    resume_when_decided(self.queue_url, store, run_id, operator)
+                except StateError as exc:
+                    raise StateError(
+                        f"the decision is recorded, but the run's resume could not be queued "
+                        f"({exc.message}): `runbook resume {run_id}` continues it on a "
+                        "machine with the run's secrets"
+                    ) from None
                 return
         finally:
             store.close()
