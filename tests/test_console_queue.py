@@ -359,3 +359,41 @@ def test_a_worker_sweeps_the_team_store_for_expired_approvals(team: Team) -> Non
         assert team.run_of("x1")[0].status == "paused"
     finally:
         smtp.stop()
+
+
+MANUAL = """---
+id: by-hand-on-team
+title: A manual step, then a command
+---
+# By hand
+
+```manual {#by-hand title="Export the settings"}
+Export the settings.
+```
+
+```sh {#after title="Write after"}
+echo after >> steps.log
+```
+"""
+
+
+def test_a_confirmation_in_the_console_queues_the_resume(team: Team) -> None:
+    (team.library / "manual.md").write_text(MANUAL)
+    olga = team.client(OPERATOR)
+    started = olga.post(
+        "/start",
+        data={"runbook": "manual.md", "environment": "board.yml", "csrf": csrf(olga, "/start")},
+    )
+    run_id = started.url.path.rsplit("/", 1)[-1]
+    team.worker()
+    assert wait_until(lambda: team.run_of(run_id)[0].status == "paused"), team.worker_log()
+    token = csrf(olga, f"/runs/{run_id}")
+    done = olga.post(
+        f"/runs/{run_id}/steps/by-hand/decide",
+        data={"decision": "confirm", "note": "exported", "csrf": token},
+    )
+    assert "the run continues" in done.text, done.text
+    assert wait_until(lambda: team.run_of(run_id)[0].status == "succeeded"), team.worker_log()
+    assert [t for t, _ in team.jobs()][-2:] == ["runbook:start_run", "runbook:resume_run"]
+    passed = [r for r in team.journal(run_id) if r["event"] == "gate-passed"]
+    assert [(r["by"], r["authenticated"]) for r in passed] == [(OPERATOR, True)]
