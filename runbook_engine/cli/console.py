@@ -86,8 +86,9 @@ def _need_console() -> None:
     type=click.FloatRange(0),
     default=30.0,
     show_default=True,
-    help="How often to look for gates and approvals past their expiry, journal the "
-    "expiry and send its notification (0: never; a run still notices when it resumes).",
+    help="How often to look for approvals past their expiry in runs paused at the step, "
+    "journal the expiry and send its notification (0: never; a run still notices when "
+    "it resumes).",
 )
 @state_option
 def serve(
@@ -161,10 +162,9 @@ def serve(
     import uvicorn
 
     from runbook_engine.console.app import create_app
-    from runbook_engine.run.queue import redact_url
 
     where = f"store {shown(team_store)}" if team_store else f"state {folder}"
-    queued = f", queue {redact_url(queue)}" if queue else ""
+    queued = f", queue {shown(queue)}" if queue else ""
     click.echo(f"runbook console on http://{host}:{port}/ ({where}, library {library}{queued})")
     uvicorn.run(
         create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False
