@@ -347,7 +347,8 @@ def test_a_worker_sweeps_the_team_store_for_expired_approvals(team: Team) -> Non
         )
         team.workers.append((worker, log))
         assert wait_until(lambda: len(box.messages) == 1, 60), team.worker_log()
-        assert "run x1: an approval of cab by Bob Board expired" in team.worker_log()
+        said = "run x1: an approval of cab by Bob Board expired"
+        assert wait_until(lambda: said in team.worker_log(), 30), team.worker_log()
         time.sleep(1.5)  # more sweeps: nothing new
         assert len(box.messages) == 1
         ((subject, text),) = box.texts()
