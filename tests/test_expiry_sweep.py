@@ -161,6 +161,7 @@ def test_an_approval_expiring_while_nobody_looks_is_journaled_once_and_mailed(
     ((subject, text),) = box.texts()
     assert subject == "An approval of step cab in run r1 expired"
     assert "Alice Approver" in text and "https://console.example.test/runs/r1" in text
+    assert wait_until(lambda: place.events("notification-sent"))  # journaled once sent
     (sent,) = place.events("notification-sent")
     assert (sent["channel"], sent["about"], sent["about_step"]) == (
         "ops-mail",
