@@ -23,14 +23,16 @@ after round (other work on the machine then falls on both alike), medians printe
      a time, on one shared SQLite state folder; wall time from the first start until the
      last process exited.
 
-   Printed for each: wall time, throughput (steps/s, runs/min) and three latencies, read
-   after the round (untimed) from ``runbook status RUN --json``: the 95th percentile of
-   the *step duration* (``finished_at - started_at`` of each step), of the *step
-   turnaround* (``finished_at`` minus the moment the step could start: the previous
-   step's ``finished_at``, for a run's first step the moment the benchmark started that
-   run's ``run --queue`` or ``run`` command; so it holds the bookkeeping between steps
-   and, for first steps, the wait for a worker), and of the *run latency* (that start to
-   the run's last ``finished_at``).  Then the ratios queue/inline.
+   Printed for each: wall time, when the last run was on its way (queue: its ``run --queue``
+   had returned; inline: its process was started), throughput (steps/s, runs/min) and
+   three latencies, read after the round (untimed) from ``runbook status RUN --json``:
+   the 95th percentile of the *step duration* (``finished_at - started_at`` of each
+   step), of the *step turnaround* (``finished_at`` minus the moment the step could
+   start: the previous step's ``finished_at``, for a run's first step the moment the
+   benchmark started that run's ``run --queue`` or ``run`` command; so it holds the
+   bookkeeping between steps and, for first steps, the wait for a worker), and of the
+   *run latency* (that start to the run's last ``finished_at``).  Then the ratios
+   queue/inline.
 
 **The shared state folder.**  ``run --queue`` on a PostgreSQL store writes the run's
 ``run-started`` record only to the enqueuing machine's working copy (``STATE_DIR/team/``),
@@ -227,6 +229,7 @@ class Round:
     wall: float
     started: dict[str, float]
     steps: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    launched: float = 0.0  # seconds until the last run was started (queue: enqueued)
 
 
 @dataclass
@@ -301,6 +304,7 @@ def queued_round(args: argparse.Namespace, ctx: Context, url: str, tag: str, w: 
             ],
             ctx.env,
         )  # fmt: skip
+    launched = time.perf_counter() - t0
     left, last = set(ids), t0
     deadline = time.monotonic() + args.timeout
     while left:
@@ -316,7 +320,7 @@ def queued_round(args: argparse.Namespace, ctx: Context, url: str, tag: str, w: 
             raise BenchError(f"a worker's job did not finish its run: {json.dumps(data)}")
         left.discard(data["run_id"])
         last = max(last, at)
-    return Round(last - t0, started)
+    return Round(last - t0, started, launched=launched)
 
 
 def inline_round(args: argparse.Namespace, ctx: Context, tag: str) -> Round:
@@ -325,16 +329,18 @@ def inline_round(args: argparse.Namespace, ctx: Context, tag: str) -> Round:
     book = ctx.folder / "team.md"
     state = ctx.folder / f"inline-{tag}"
     started: dict[str, float] = {}
+    launched: list[float] = []
 
     def one(run_id: str) -> None:
         started[run_id] = time.time()
+        launched.append(time.perf_counter() - t0)
         argv = [ctx.runbook, "run", str(book), "--no-input", "--state-dir", str(state)]
         _call([*argv, "--run-id", run_id], ctx.env)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.workers) as pool:
         list(pool.map(one, [f"{tag}-{n}" for n in range(args.runs)]))
-    return Round(time.perf_counter() - t0, started)
+    return Round(time.perf_counter() - t0, started, launched=max(launched))
 
 
 def _moment(text: str) -> float:
@@ -381,6 +387,7 @@ def figures(done: Round, runs: int, steps: int) -> dict[str, float]:
         latencies.append(times[-1][1] - done.started[run_id])
     return {
         "wall": done.wall,
+        "launched": done.launched,
         "steps/s": runs * steps / done.wall,
         "runs/min": runs / done.wall * 60,
         "step": p95(durations),
@@ -423,6 +430,7 @@ def part_team(args: argparse.Namespace, ctx: Context, url: str) -> None:
     print("                              queue     inline")
     rows = [
         ("wall time (s)", "wall", "8.2f"),
+        ("last run on its way (s)", "launched", "8.2f"),
         ("throughput (steps/s)", "steps/s", "8.1f"),
         ("throughput (runs/min)", "runs/min", "8.1f"),
         ("p95 step duration (ms)", "step", "8.1f"),
