@@ -15,8 +15,10 @@ after round (other work on the machine then falls on both alike), medians printe
 
    * *queue*: ``--workers`` (4) ``runbook worker`` processes (``--concurrency 1`` each, so 4
      runs at once), started before the round and kept for all rounds; the runs are put on
-     the queue one after the other by ``runbook run --queue --store URL --queue-url URL``
-     (store and queue in one fresh database, ``bench_team_<id>_queue``).  Wall time is
+     the queue by ``runbook run --queue --store URL --queue-url URL``, ``--enqueuers``
+     commands at a time (default: as many as ``--workers``, as the baseline starts its
+     runs; ``--enqueuers 1``: one after the other, as one shell script would), store and
+     queue in one fresh database, ``bench_team_<id>_queue``.  Wall time is
      from the start of the first ``run --queue`` until the last worker reported its job
      finished (``runbook worker --json`` prints one line per finished job).
    * *inline* (the baseline): the same runs as ``runbook run`` processes, ``--workers`` at
@@ -53,9 +55,10 @@ the local server's ``postgres`` database) and dropped at the end, also on Ctrl-C
 SIGTERM, when every process the benchmark started (and only those) is stopped.
 
 Run: ``python benchmarks/bench_team.py`` (``--steps N``, ``--run-steps N``, ``--runs N``,
-``--workers N``, ``--repeat N`` rounds of part 1, ``--team-repeat N`` rounds of part 2,
-``--part steps|team|both``, ``--quick`` for a smoke test with tiny sizes).  Needs the
-``team`` extra (psycopg, procrastinate) and a PostgreSQL server.
+``--workers N``, ``--enqueuers N``, ``--repeat N`` rounds of part 1, ``--team-repeat N``
+rounds of part 2, ``--part steps|team|both``, ``--quick`` for a smoke test with tiny
+sizes, ``--worker-folders``).  Needs the ``team`` extra (psycopg, procrastinate) and a
+PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -284,8 +287,8 @@ def _read_worker(proc: subprocess.Popen[Any], lines: queue.Queue[Any]) -> None:
 
 
 def queued_round(args: argparse.Namespace, ctx: Context, url: str, tag: str, w: Workers) -> Round:
-    """Put ``--runs`` runs on the queue one after the other; wait for the workers to finish
-    them all.
+    """Put ``--runs`` runs on the queue, ``--enqueuers`` ``run --queue`` commands at a time;
+    wait for the workers to finish them all.
 
     Raises:
         BenchError: a job did not end its run with exit 0, or the wait passed ``--timeout``.
@@ -294,8 +297,8 @@ def queued_round(args: argparse.Namespace, ctx: Context, url: str, tag: str, w: 
     state = ctx.folder / ("enqueuer" if args.worker_folders else "team-state")
     ids = [f"{tag}-{n}" for n in range(args.runs)]
     started: dict[str, float] = {}
-    t0 = time.perf_counter()
-    for run_id in ids:
+
+    def enqueue(run_id: str) -> None:
         started[run_id] = time.time()
         _call(
             [
@@ -304,6 +307,10 @@ def queued_round(args: argparse.Namespace, ctx: Context, url: str, tag: str, w: 
             ],
             ctx.env,
         )  # fmt: skip
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(args.enqueuers) as pool:
+        list(pool.map(enqueue, ids))
     launched = time.perf_counter() - t0
     left, last = set(ids), t0
     deadline = time.monotonic() + args.timeout
@@ -426,6 +433,7 @@ def part_team(args: argparse.Namespace, ctx: Context, url: str) -> None:
         f"  queue : {args.workers} `runbook worker` processes (--concurrency 1 each, {folders}), "
         "PostgreSQL store and queue in one database"
     )
+    print(f"          runs put on the queue by `runbook run --queue`, {args.enqueuers} at a time")
     print(f"  inline: `runbook run` processes, {args.workers} at a time, SQLite state folder")
     print("                              queue     inline")
     rows = [
@@ -461,6 +469,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="workers (and inline runs at once) [4]")
     parser.add_argument("--repeat", type=int, help="alternating rounds of part 1 [5]")
     parser.add_argument("--team-repeat", type=int, help="alternating rounds of part 2 [3]")
+    parser.add_argument(
+        "--enqueuers", type=int, help="`run --queue` commands at a time [as --workers]"
+    )
     parser.add_argument("--part", choices=["steps", "team", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="a smoke test: tiny sizes")
     parser.add_argument("--worker-folders", action="store_true", help="a folder per worker")
@@ -473,6 +484,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.enqueuers = args.enqueuers or args.workers
+    for name in [*full, "enqueuers"]:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
