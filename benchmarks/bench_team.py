@@ -24,6 +24,10 @@ after round (other work on the machine then falls on both alike), medians printe
    * *inline* (the baseline): the same runs as ``runbook run`` processes, ``--workers`` at
      a time, on one shared SQLite state folder; wall time from the first start until the
      last process exited.
+   * *inline PG*: the same on the PostgreSQL store (each round a working-copy folder), to
+     tell what the store costs from what the queue and workers cost.
+
+   The three take turns at going first, round after round.
 
    Printed for each: wall time, when the last run was on its way (queue: its ``run --queue``
    had returned; inline: its process was started), throughput (steps/s, runs/min) and
@@ -34,7 +38,7 @@ after round (other work on the machine then falls on both alike), medians printe
    benchmark started that run's ``run --queue`` or ``run`` command; so it holds the
    bookkeeping between steps and, for first steps, the wait for a worker), and of the
    *run latency* (that start to the run's last ``finished_at``).  Then the ratios
-   queue/inline.
+   queue/inline (and, for wall time and turnaround, inline PG/inline, queue/inline PG).
 
 **The shared state folder.**  ``run --queue`` on a PostgreSQL store writes the run's
 ``run-started`` record only to the enqueuing machine's working copy (``STATE_DIR/team/``),
@@ -211,8 +215,8 @@ def part_steps(args: argparse.Namespace, ctx: Context, url: str) -> None:
     )
     print(f"  SQLite state folder (baseline)          : {per['sqlite']:7.2f} ms/step")
     print(f"  PostgreSQL store                        : {per['pg']:7.2f} ms/step")
-    print(f"  ratio PG / SQLite                       : {per['pg'] / per['sqlite']:7.2f}x")
-    print(f"  ratio PG / SQLite, median of rounds     : {statistics.median(rounds):7.2f}x")
+    print(f"  ratio PG / SQLite                         : {per['pg'] / per['sqlite']:7.2f}x")
+    print(f"  ratio PG / SQLite, median of rounds       : {statistics.median(rounds):7.2f}x")
 
 
 # part 2 ------------------------------------------------------------------------------
@@ -330,18 +334,20 @@ def queued_round(args: argparse.Namespace, ctx: Context, url: str, tag: str, w: 
     return Round(last - t0, started, launched=launched)
 
 
-def inline_round(args: argparse.Namespace, ctx: Context, tag: str) -> Round:
-    """Run ``--runs`` runs as ``runbook run`` processes, ``--workers`` at a time, on one
-    fresh SQLite state folder."""
+def inline_round(args: argparse.Namespace, ctx: Context, tag: str, url: str | None) -> Round:
+    """Run ``--runs`` runs as ``runbook run`` processes, ``--workers`` at a time: on one
+    fresh SQLite state folder, or on the PostgreSQL store ``url`` (that folder its working
+    copy)."""
     book = ctx.folder / "team.md"
     state = ctx.folder / f"inline-{tag}"
+    store = ["--store", url] if url else []
     started: dict[str, float] = {}
     launched: list[float] = []
 
     def one(run_id: str) -> None:
         started[run_id] = time.time()
         launched.append(time.perf_counter() - t0)
-        argv = [ctx.runbook, "run", str(book), "--no-input", "--state-dir", str(state)]
+        argv = [ctx.runbook, "run", str(book), "--no-input", "--state-dir", str(state), *store]
         _call([*argv, "--run-id", run_id], ctx.env)
 
     t0 = time.perf_counter()
@@ -404,38 +410,41 @@ def figures(done: Round, runs: int, steps: int) -> dict[str, float]:
 
 
 def part_team(args: argparse.Namespace, ctx: Context, url: str) -> None:
-    """``--runs`` runs of ``--run-steps`` steps on ``--workers`` workers against inline runs."""
+    """``--runs`` runs of ``--run-steps`` steps on ``--workers`` workers against inline runs
+    (SQLite, the baseline; and PostgreSQL, to tell the store's share from the queue's)."""
     write_runbook(ctx.folder / "team.md", args.run_steps)
     rb, env = ctx.runbook, ctx.env
     _call([rb, "store", "upgrade", "--store", url], env)
     _call([rb, "queue", "migrate", "--queue-url", url], env)
     w = start_workers(args, ctx, url)
-    pg_where = ["--store", url, "--state-dir", str(ctx.folder / "reader")]
-    results: dict[str, list[dict[str, float]]] = {"queue": [], "inline": []}
+    kinds = ["queue", "inline", "inline-pg"]
+    results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for n in range(args.team_repeat):
-        for name in ["queue", "inline"] if n % 2 == 0 else ["inline", "queue"]:
-            tag = f"{name[0]}{n}"
+        for name in kinds[n % 3 :] + kinds[: n % 3]:  # each kind first in turn
+            tag = f"{name[0]}{name[-1]}{n}"
+            reader = ["--state-dir", str(ctx.folder / f"inline-{tag}")]
             if name == "queue":
                 done = queued_round(args, ctx, url, tag, w)
-                read_steps(ctx, done, pg_where, args.run_steps)
+                reader = ["--store", url, "--state-dir", str(ctx.folder / "reader")]
             else:
-                done = inline_round(args, ctx, tag)
-                where = ["--state-dir", str(ctx.folder / f"inline-{tag}")]
-                read_steps(ctx, done, where, args.run_steps)
+                done = inline_round(args, ctx, tag, url if name == "inline-pg" else None)
+                reader += ["--store", url] if name == "inline-pg" else []
+            read_steps(ctx, done, reader, args.run_steps)
             results[name].append(figures(done, args.runs, args.run_steps))
     med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in results.items()}
     folders = "a folder each" if args.worker_folders else "one shared state folder"
     print(
         f"{args.runs} runs x {args.run_steps} no-op steps, {args.workers} at a time, "
-        f"{args.team_repeat} alternating rounds, medians"
+        f"{args.team_repeat} rounds (the order turning), medians"
     )
     print(
-        f"  queue : {args.workers} `runbook worker` processes (--concurrency 1 each, {folders}), "
-        "PostgreSQL store and queue in one database"
+        f"  queue    : {args.workers} `runbook worker` processes (--concurrency 1 each, "
+        f"{folders}), PostgreSQL store and queue in one database; the runs put on the queue "
+        f"by `runbook run --queue`, {args.enqueuers} at a time"
     )
-    print(f"          runs put on the queue by `runbook run --queue`, {args.enqueuers} at a time")
-    print(f"  inline: `runbook run` processes, {args.workers} at a time, SQLite state folder")
-    print("                              queue     inline")
+    print(f"  inline   : `runbook run` processes, {args.workers} at a time, SQLite state folder")
+    print(f"  inline PG: `runbook run` processes, {args.workers} at a time, PostgreSQL store")
+    print("                                queue    inline  inline PG")
     rows = [
         ("wall time (s)", "wall", "8.2f"),
         ("last run on its way (s)", "launched", "8.2f"),
@@ -446,8 +455,8 @@ def part_team(args: argparse.Namespace, ctx: Context, url: str) -> None:
         ("p95 run latency (s)", "run", "8.2f"),
     ]
     for label, key, fmt in rows:
-        q, i = med["queue"][key], med["inline"][key]
-        print(f"  {label:<26}{q:{fmt}}   {i:{fmt}}")
+        q, i, p = (med[k][key] for k in kinds)
+        print(f"  {label:<26}{q:{fmt}}  {i:{fmt}}  {p:{fmt}}")
     for label, key in [
         ("wall time", "wall"),
         ("throughput", "steps/s"),
@@ -456,7 +465,12 @@ def part_team(args: argparse.Namespace, ctx: Context, url: str) -> None:
         ("p95 run latency", "run"),
     ]:
         ratio = med["queue"][key] / med["inline"][key]
-        print(f"  ratio queue / inline, {label:<22}: {ratio:6.2f}x")
+        print(f"  ratio queue / inline, {label:<24}: {ratio:6.2f}x")
+    for label, key in [("wall time", "wall"), ("p95 step turnaround", "turnaround")]:
+        ratio = med["inline-pg"][key] / med["inline"][key]
+        print(f"  ratio inline PG / inline, {label:<20}: {ratio:6.2f}x")
+        ratio = med["queue"][key] / med["inline-pg"][key]
+        print(f"  ratio queue / inline PG, {label:<21}: {ratio:6.2f}x")
 
 
 # main --------------------------------------------------------------------------------
