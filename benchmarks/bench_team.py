@@ -213,8 +213,8 @@ def part_steps(args: argparse.Namespace, ctx: Context, url: str) -> None:
     print(
         f"{args.steps}-step no-op runbook, `runbook run`, {args.repeat} alternating rounds, medians"
     )
-    print(f"  SQLite state folder (baseline)          : {per['sqlite']:7.2f} ms/step")
-    print(f"  PostgreSQL store                        : {per['pg']:7.2f} ms/step")
+    print(f"  SQLite state folder (baseline)            : {per['sqlite']:7.2f} ms/step")
+    print(f"  PostgreSQL store                          : {per['pg']:7.2f} ms/step")
     print(f"  ratio PG / SQLite                         : {per['pg'] / per['sqlite']:7.2f}x")
     print(f"  ratio PG / SQLite, median of rounds       : {statistics.median(rounds):7.2f}x")
 
