@@ -2,7 +2,7 @@
 
 The record (:func:`runbook_engine.evidence.record.build_record`) is built from the
 run's journal and the integrity check of its evidence; JSON is its canonical
-text (keys in the record's order: summary, steps, details, appendix, sign-off),
+text (keys in the record's order: summary, steps, backout, details, appendix, sign-off),
 Markdown and HTML come from ``templates/change-record.{md,html}.j2`` in the same
 order, PDF is the HTML printed by WeasyPrint (the optional ``pdf`` extra) on
 portrait A4 (``templates/change-record.css``), through the guide's PDF path
