@@ -8,8 +8,8 @@ an item has a ``kind`` (``output``, ``note``, ``reason``, ``error``, ``attachmen
 ``retry``, ``backout``, ``interrupted``) and the fields of that kind.
 
 ``appendix`` holds what is long: every command the run ran or showed to a person,
-once each, referenced from the step table by ``command_ref`` (``C1``, ``C2``...)
-and identified by its SHA-256; the run's parameters; and the hosts of the
+once each, referenced from the step table by ``command_ref`` (``A1``, ``A2``...: the items
+of appendix A) and identified by its SHA-256; the run's parameters; and the hosts of the
 environment.  A command of more than :data:`FULL_LINES` lines or :data:`FULL_CHARS`
 characters is printed by its first lines and its digest only (``print_in_full``
 false); its whole text stays in the JSON and the journal.
@@ -70,7 +70,7 @@ def commands(
         if entry is None:
             lines = len(text.splitlines())
             entry = found[digest] = {
-                "ref": f"C{len(found) + 1}",
+                "ref": f"A{len(found) + 1}",
                 "sha256": digest,
                 "kind": kind,
                 "shown_to_person": shown,
@@ -362,7 +362,7 @@ def backouts(
 
 def _backout_text(e: dict[str, Any]) -> str:
     which = "the generated backout" if e["backout"] == "generated" else f"backout {e['backout']}"
-    where = f" (command {e['command_ref']})" if e["command_ref"] else ""
+    where = f" (appendix {e['command_ref']})" if e["command_ref"] else ""
     status = e["status"]
     if status == "ran":
         text = f"{which} ran: {e['result'] or 'finished'}, exit code {e['exit_code']}"
