@@ -6,7 +6,7 @@ escapes, ``&``, ``&&``, ``||``, ``|`` (``&`` binds loosest, then ``&&``/``||``, 
 ``if [/i] "a"=="b" (..) else (..)``, ``for %%v in (..)`` (the set split at spaces, ``,``
 ``;`` and ``=`` after delayed expansion), ``for /f "tokens=..,*
 delims=.." %%a in ('..')``, ``for /f "usebackq delims=" %%L in ("file") do ..``,
-``setlocal EnableDelayedExpansion`` with ``!NAME!``, ``rem``, ``set``, ``echo`` and ``exit /b``.
+``setlocal EnableDelayedExpansion`` with ``!NAME!`` and ``!NAME:old=new!``, ``rem``, ``set``, ``echo`` and ``exit /b``.
 As in cmd.exe, ``for`` variables and ``!NAME!`` are substituted after the line has been
 parsed (phases 4 and 5): their text is never read as operators, quotes or redirections;
 only a program's own argument splitting (``CommandLineToArgvW``) sees it.  Everything else is a
@@ -133,7 +133,7 @@ class CmdShell:
             elif char == "!":
                 end = rest.find("!", i + 1)
                 if end > i + 1:
-                    out.append(self.late(env.get(rest[i + 1 : end].upper(), "")))
+                    out.append(self.late(_substitute(rest[i + 1 : end], env)))
                     i = end + 1
                 else:
                     i = end + 1 if end == i + 1 else i + 1
@@ -305,6 +305,17 @@ class CmdShell:
 
     def _exists(self, path: str) -> bool:
         return path.lower().rstrip("\\") in self.dirs or path.lower() in self.files
+
+
+def _substitute(inner: str, env: dict[str, str]) -> str:
+    """``NAME`` or ``NAME:old=new`` of ``!...!``: the value, with every ``old`` (any case)
+    replaced by ``new`` (``set /?``: environment variable substitution)."""
+    name, colon, spec = inner.partition(":")
+    value = env.get(name.upper(), "")
+    old, equals, new = spec.partition("=")
+    if not colon or not equals or not old:
+        return env.get(inner.upper(), "")
+    return re.sub(re.escape(old), lambda _: new, value, flags=re.I)
 
 
 def _split(line: str, operators: tuple[str, ...]) -> list[str]:

@@ -25,6 +25,7 @@ SEEDS = ROOT / "runbooks" / "exchange2003"
 HEADINGS = {
     "Summary": "summary",
     "Steps": "steps",
+    "Backout": "backout",
     "Details": "details",
     "Appendix": "appendix",
     "Review and sign-off": "sign_off",
@@ -124,9 +125,75 @@ def test_page_one_separates_observed_from_attested(
     assert "NOT SIGNED" in page1  # the evidence verdict of an unsigned run
     assert "claimed, not authenticated" in page1
     assert "Jane Operator" in page1 and "answers file" in page1
-    for label in ("Runbook as run", "Environment", "Window (UTC)", "Deviations", "Approvals"):
+    for label in ("Runbook as run", "Environment", "Window", "Deviations", "Approvals"):
         assert label in page1, label
     assert summary["runbook"]["sha256"] in page1.replace("\n", "")
+    # Who answered (the answers file's operator, in advance) is not who ran the tool, and
+    # the page does not claim the file's operator confirmed anything while the run ran.
+    assert summary["run_by"] and "Jane Operator" not in summary["run_by"]
+    flat = " ".join(page1.split())
+    assert "names Jane Operator as the person answering" in flat
+    assert "nobody confirmed them while the run ran" in flat
+    assert f"The tool was run by {summary['run_by'][0]}" in flat
+    jane = next(p for p in summary["people"] if p["name"] == "Jane Operator")
+    assert not any(role == "confirmed steps" for role in jane["roles"]), jane["roles"]
+    assert any("in advance in the answers file" in role for role in jane["roles"])
+
+
+def test_times_to_the_second_and_utc_said_once(
+    readme_run: tuple[Path, dict[str, Any]], readme_pdf: Path
+) -> None:
+    tmp, _ = readme_run
+    md = _export(tmp / "state", "r1", "md", tmp)
+    for text in (_pdftext(readme_pdf), md):
+        assert not re.search(r"\d\d:\d\d:\d\d[.,]\d", text), "a time with fractions of a second"
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d", text), "an ISO time as the journal writes it"
+        assert len(re.findall(r"\bUTC\b", text)) == 1, re.findall(r".*\bUTC\b.*", text)
+
+
+def test_phase_headings_once_in_runbook_order(
+    readme_run: tuple[Path, dict[str, Any]], readme_pdf: Path
+) -> None:
+    # The go/no-go gates are pre-checks placed among the change steps: the table's
+    # phase headings must not switch back and forth; the gates carry a tag instead.
+    _, record = readme_run
+    phases = [s["phase"] for s in record["steps"]]
+    assert phases.index("change") < phases.index("precheck", phases.index("change"))  # the case
+    steps = _section(_pdftext(readme_pdf), "Steps", "Backout")
+    headings = re.findall(r"^(Pre-checks|Change|Verification)\s*$", steps, re.M)
+    assert headings == ["Pre-checks", "Change", "Verification"]
+    gates = record["summary"]["go_no_go"]
+    assert {"gc-restart-go", "server-restart-go"} <= set(gates)
+    assert len(re.findall(r"pre-check · go/no-go", steps)) == len(gates)
+
+
+def test_appendix_holds_manual_instructions_and_points_to_parameters(
+    readme_run: tuple[Path, dict[str, Any]], readme_pdf: Path
+) -> None:
+    _, record = readme_run
+    commands = record["appendix"]["commands"]
+    by_step = {u.split("@")[0]: c for c in commands for u in c["used_by"]}
+    # Every manual step that was passed has its instructions, tailored, in the appendix.
+    manual = [s for s in record["steps"] if s["kind"] == "manual" and s["status"] == "succeeded"]
+    assert manual
+    for step in manual:
+        cmd = by_step[step["id"]]
+        assert cmd["kind"] == "instructions" and step["command_ref"] == cmd["ref"], step["id"]
+    assert "mail.externaldomain.com" in by_step["certificate-check"]["text"]  # tailored
+    assert "{{" not in by_step["certificate-check"]["text"]
+    appendix = _pdftext(readme_pdf).split("\nAppendix\n", 1)[1]
+    assert "instructions shown to a person" in appendix
+    assert "Issued to is exactly mail.externaldomain.com" in " ".join(appendix.split())
+    # Code that reads run-form values says where they are.
+    names = by_step["names-check"]["values"]
+    assert {v["name"] for v in names} >= {"exchange_netbios", "dc_fqdn"}
+    assert all(v["in_parameters"] for v in names)
+    flat = " ".join(appendix.split())
+    assert "are in appendix B, Parameters" in flat
+    # A value that is not a parameter is printed where the code reads it.
+    built = {v["name"]: v for v in by_step["validports-build"]["values"]}
+    assert built["validports"]["in_parameters"] is False
+    assert built["validports"]["value"].startswith("EXCHANGE1:6001-6002;")
 
 
 def _section(text: str, start: str, end: str) -> str:
@@ -143,7 +210,7 @@ def test_every_step_and_host_is_one_row_of_one_table(
     keys = [(s["id"], s["host"]) for s in record["steps"]]
     assert len(keys) == len(set(keys)) == record["summary"]["outcome"]["counts"]["steps"]
     text = _pdftext(readme_pdf)
-    steps = _section(text, "Steps", "Details")
+    steps = _section(text, "Steps", "Backout")
     details = _section(text, "Details", "Appendix")
     detailed = {d["step"] for d in record["details"]}
     for step_id, _host in keys:
@@ -161,7 +228,9 @@ def test_code_is_in_the_appendix_once_by_digest(
     body, appendix = text.split("\nAppendix\n", 1) if "\nAppendix\n" in text else ("", "")
     assert appendix, "no appendix"
     flat = appendix.replace("\n", "")
-    python = [c for c in record["appendix"]["commands"] if c["lines"] > 20]
+    python = [
+        c for c in record["appendix"]["commands"] if c["lines"] > 20 and c["kind"] == "command"
+    ]
     assert python, "the seed runbook's python steps"
     for cmd in record["appendix"]["commands"]:
         assert cmd["sha256"] in flat, cmd["ref"]
@@ -189,7 +258,7 @@ def test_markdown_html_and_json_have_the_same_sections_in_the_same_order(
 ) -> None:
     tmp, record = readme_run
     order = record["sections"]
-    assert order == ["summary", "steps", "details", "appendix", "sign_off"]
+    assert order == ["summary", "steps", "backout", "details", "appendix", "sign_off"]
     assert [k for k in record if k in order] == order
     md = _export(tmp / "state", "r1", "md", tmp)
     html = _export(tmp / "state", "r1", "html", tmp)
@@ -333,3 +402,133 @@ def test_the_record_says_how_the_operator_name_was_given(tmp_path: Path) -> None
     ann = next(p for p in record["summary"]["people"] if p["name"] == "Ann Ops")
     assert "given with --operator" in ann["identity"]["text"]
     assert "does not say which" not in ann["identity"]["text"]
+
+
+BACKED_OUT = """\
+---
+id: backed-out
+title: A failing change with backouts
+---
+# Backed out
+
+```sh {#pre .precheck}
+echo ok
+```
+
+```sh {#first backout=undo-first}
+echo changed > first.txt
+```
+
+```sh {#boom backout=undo-boom}
+echo it broke
+exit 2
+```
+
+```sh {#after backout=undo-after}
+echo never
+```
+
+```manual {#look .verify}
+Look at it.
+```
+
+## Backout
+
+```sh {#undo-first}
+rm -f first.txt
+```
+
+```sh {#undo-boom}
+echo undoing boom > undone.txt
+```
+
+```sh {#undo-after}
+true
+```
+"""
+
+
+def _backed_out(tmp: Path, answers: str | None) -> tuple[Path, dict[str, Any]]:
+    book = tmp / "rb.md"
+    book.write_text(BACKED_OUT, encoding="utf-8")
+    extra: list[Any] = []
+    if answers is not None:
+        (tmp / "answers.yaml").write_text(answers, encoding="utf-8")
+        extra = ["--answers", tmp / "answers.yaml"]
+    state = tmp / "st"
+    proc = runbook(
+        "run", book, "--state-dir", state, "--run-id", "r1", "--no-input", *extra, cwd=tmp
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the run failed
+    return state, json.loads(_export(state, "r1", "json", tmp))
+
+
+def test_a_failed_run_says_on_page_one_what_failed_and_whether_backouts_ran(
+    tmp_path: Path,
+) -> None:
+    state, record = _backed_out(tmp_path, None)
+    (failure,) = record["summary"]["failures"]
+    assert (failure["step"], failure["host"], failure["exit_code"]) == ("boom", "operator", 2)
+    assert failure["see"] == "details"
+    status = {s["id"]: s["status"] for s in record["steps"]}
+    assert status == {
+        "pre": "succeeded",
+        "first": "succeeded",
+        "boom": "failed",
+        "after": "not reached",
+        "look": "not reached",
+    }
+    backout = {b["step"]: b for b in record["backout"]}
+    assert set(backout) == {"first", "boom"}  # steps that ran and have a backout
+    assert backout["boom"]["status"] == "not decided" and backout["boom"]["command_ref"]
+    assert backout["first"]["status"] == "not offered"
+    assert not (tmp_path / "undone.txt").exists()
+    md = _export(state, "r1", "md", tmp_path)
+    html = _export(state, "r1", "html", tmp_path)
+    for text in (md, html):
+        assert "not-answered" not in text and "| pending |" not in text
+        assert "did NOT run: offered when the step failed, but nobody decided" in text
+        assert "not reached" in text
+    page1 = md.split("\n## Steps\n")[0]
+    assert "**Failed: step 3 boom on operator**, exit code 2" in page1
+    assert "in Details, step 3 on operator" in page1
+    assert "backout of step 3 boom on operator: did not run: nobody decided" in page1
+    assert "1 earlier step result that changed something was not undone" in page1
+    if shutil.which("pdftotext") is not None:
+        pytest.importorskip("weasyprint")
+        out = tmp_path / "record.pdf"
+        proc = runbook(
+            "evidence", "export", "r1", "--to", "pdf", "-o", out, "--state-dir", state, cwd=tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr
+        first = " ".join(_pdftext(out, 1).split())
+        assert "Failed: step 3 boom (Boom) on operator, exit code 2" in first
+        assert "did not run: nobody decided" in first
+
+
+def test_a_backout_agreed_in_the_answers_file_ran(tmp_path: Path) -> None:
+    answers = "operator: Pat Plan\nanswers:\n  boom: {decision: confirm, backout: run}\n"
+    state, record = _backed_out(tmp_path, answers)
+    boom = next(b for b in record["backout"] if b["step"] == "boom")
+    assert (boom["status"], boom["result"], boom["exit_code"]) == ("ran", "succeeded", 0)
+    assert boom["decided"] == "in the answers file"
+    assert (tmp_path / "undone.txt").read_text() == "undoing boom\n"
+    md = _export(state, "r1", "md", tmp_path)
+    assert "backout undo-boom ran: succeeded, exit code 0" in md
+    assert "offered: agreed in the answers file, to run" in md
+
+
+def test_a_paused_run_has_pending_steps_not_unreached_ones(tmp_path: Path) -> None:
+    book = tmp_path / "rb.md"
+    book.write_text(
+        "# Paused\n\n```sh {#one}\ntrue\n```\n\n```manual {#gate}\nLook.\n```\n\n"
+        "```sh {#two}\ntrue\n```\n",
+        encoding="utf-8",
+    )
+    state = tmp_path / "st"
+    proc = runbook("run", book, "--state-dir", state, "--run-id", "r1", "--no-input", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # paused at the gate
+    record = json.loads(_export(state, "r1", "json", tmp_path))
+    status = {s["id"]: s["status"] for s in record["steps"]}
+    assert status == {"one": "succeeded", "gate": "awaiting", "two": "pending"}
+    assert record["summary"]["failures"] == []

@@ -33,6 +33,7 @@ from runbook_engine.declarative import (
 from runbook_engine.declarative.output import ServiceMissing
 from runbook_engine.declarative.quoting import argument
 from runbook_engine.errors import InputError, RunPaused
+from runbook_engine.evidence.record import build_record
 from runbook_engine.outputs.guide_md import guide_markdown
 from runbook_engine.outputs.plan import build_plan
 from runbook_engine.run.gates import load_answers
@@ -480,6 +481,12 @@ def test_generated_backout_restores_the_recorded_value(lab: Lab) -> None:
     )
     verified = named(events, "backout-verified", "nspi")[0]
     assert verified["restored"] is True
+    # The change record says so, in words, in its backout section.
+    record = build_record(events, None)
+    (entry,) = [b for b in record["backout"] if b["step"] == "nspi"]
+    assert (entry["backout"], entry["status"], entry["restored"]) == ("generated", "ran", True)
+    assert entry["decided"] == "in the answers file"
+    assert "the value found before the change was read back in place" in entry["text"]
 
 
 def test_service_backout_restores_start_mode_and_state(lab: Lab) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e_support import (  # type: ignore[import-not-found]
+    NSPI,
     NTDS_KEY,
     OC_KEY,
     RPCPROXY_KEY,
@@ -629,3 +630,29 @@ def test_validports_merge_keeps_other_servers_entries(lab: Lab) -> None:
     for entry in other.split(";"):
         assert f"WARNING: ValidPorts holds {entry} for a server not in this environment" in output
     assert "100-5000" not in lab.exchange.reg(RPCPROXY_KEY, "ValidPorts")
+
+
+def test_nspi_merge_keeps_other_protocol_sequences(lab: Lab) -> None:
+    # The global catalog's NSPI value already holds another protocol sequence (as Windows
+    # Server 2003's reg query prints a multi-string: entries joined by \0, ending in \0\0).
+    # The merge keeps it (with a warning), adds ncacn_http:6004 after it, and the backout
+    # file holds the value as found.
+    registry = lab.dc.windows.registry
+    registry[(NTDS_KEY, NSPI)] = ("REG_MULTI_SZ", ["ncacn_ip_tcp:6005", "ncalrpc"])
+    lab.dc._booted = dict(registry)  # the directory service started with it
+    done = lab.run("rpc-over-https.md", "e2e-nspi")
+    assert_succeeded(lab, done, "e2e-nspi")
+    assert lab.dc.reg(NTDS_KEY, NSPI) == ["ncacn_ip_tcp:6005", "ncalrpc", "ncacn_http:6004"]
+    assert lab.dc.files["c:\\runbook-backup\\nspi-before.txt"].startswith(
+        "NSPI=ncacn_ip_tcp:6005\\0ncalrpc"
+    )
+    output = "".join(
+        (lab.state / "runs" / "e2e-nspi" / e["output_file"]).read_text("utf-8", "replace")
+        for e in lab.journal("e2e-nspi")
+        if e.get("step") == "nspi-set" and e.get("output_file")
+    )
+    for entry in ("ncacn_ip_tcp:6005", "ncalrpc"):
+        assert f"WARNING: NSPI interface protocol sequences holds {entry}; the entry is kept" in (
+            output
+        )
+    assert 6004 in lab.dc.listening()

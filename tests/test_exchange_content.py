@@ -179,11 +179,15 @@ def test_restart_steps_follow_a_go_no_go_gate(env: str, gate: str, restart: str)
     assert between.count('<a id="') == 1  # nothing else runs between the gate and the restart
 
 
-def test_nspi_value_is_never_overwritten() -> None:
+def test_nspi_value_is_merged_never_overwritten() -> None:
+    # Paper review: the NSPI value is merged as ValidPorts is: the value found is saved for
+    # the backout, each protocol sequence already there is kept with a warning, and
+    # ncacn_http:6004 is written after them (tests/test_e2e_winrm.py runs it).
     guide = render("rpc-over-https.md", "lab")
     step = guide[step_index(guide, "nspi-set") :]
     step = step[: step.index("<a id=", 10)]
-    assert "echo NSPI=!NS!" in step and "nothing is written" in step and "exit /b 1" in step
+    assert "echo NSPI=!NS!" in step and "the entry is kept" in step
+    assert '/d "!KEEP!ncacn_http:6004"' in step and "exit /b 1" not in step
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -8,8 +8,8 @@ an item has a ``kind`` (``output``, ``note``, ``reason``, ``error``, ``attachmen
 ``retry``, ``backout``, ``interrupted``) and the fields of that kind.
 
 ``appendix`` holds what is long: every command the run ran or showed to a person,
-once each, referenced from the step table by ``command_ref`` (``C1``, ``C2``...)
-and identified by its SHA-256; the run's parameters; and the hosts of the
+once each, referenced from the step table by ``command_ref`` (``A1``, ``A2``...: the items
+of appendix A) and identified by its SHA-256; the run's parameters; and the hosts of the
 environment.  A command of more than :data:`FULL_LINES` lines or :data:`FULL_CHARS`
 characters is printed by its first lines and its digest only (``print_in_full``
 false); its whole text stays in the JSON and the journal.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 #: The longest command the printed appendix shows whole.
@@ -31,45 +32,91 @@ EXCERPT_LINES = 12
 EXCERPT_CHARS = 1200
 
 
-def commands(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every command of the run once, in order of first use; sets each row's
-    ``command_ref`` and ``command_sha256``.
+#: How a command refers to a value of the run form (``RUNBOOK_VALUE_EXCHANGE_FQDN``).
+_VALUE_VAR = re.compile(r"RUNBOOK_VALUE_([A-Z0-9_]+)")
+
+
+def commands(
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    parameters: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every command and manual step's instructions of the run once, in order of first
+    use; sets each row's ``command_ref`` and ``command_sha256``.
+
+    Args:
+        rows: The step rows.
+        records: The journal's records, in order.
+        parameters: The run's parameters (``run-started``), to say which values a
+            command reads are in the parameter table.
 
     Returns:
-        ``[{"ref", "sha256", "shown_to_person", "used_by", "lines", "print_in_full", "text"}]``;
-        ``used_by`` names ``step@host`` (with `` (backout)`` or `` (check)``).
+        ``[{"ref", "sha256", "kind", "shown_to_person", "used_by", "lines", "print_in_full",
+        "text", "values"}]``; ``kind`` is ``command`` or ``instructions`` (a manual step's
+        text as the person was shown it, tailored); ``used_by`` names ``step@host`` (with
+        `` (backout)`` or `` (check)``); ``values`` lists the run-form values the text
+        reads from ``RUNBOOK_VALUE_*`` variables: ``{"name", "variable", "in_parameters"}``
+        and, for a value that is not a parameter, its ``value`` as the command got it.
     """
     found: dict[str, dict[str, Any]] = {}
+    names = {str(k).upper(): str(k) for k in (parameters or {})}
 
-    def add(body: Any, user: str, shown: bool) -> dict[str, Any]:
+    def add(
+        body: Any, user: str, shown: bool, kind: str = "command", env: Any = None
+    ) -> dict[str, Any]:
         text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         entry = found.get(digest)
         if entry is None:
             lines = len(text.splitlines())
             entry = found[digest] = {
-                "ref": f"C{len(found) + 1}",
+                "ref": f"A{len(found) + 1}",
                 "sha256": digest,
+                "kind": kind,
                 "shown_to_person": shown,
                 "used_by": [],
                 "lines": lines,
                 "print_in_full": lines <= FULL_LINES and len(text) <= FULL_CHARS,
                 "text": text,
+                "values": _values(text, names, env),
             }
         if user not in entry["used_by"]:
             entry["used_by"].append(user)
         return entry
 
     for row in rows:
-        body, shown = (row["command"], False) if row["command"] else (row["command_shown"], True)
+        if row["command"]:
+            body, shown, kind = row["command"], False, "command"
+        elif row["command_shown"]:
+            body, shown, kind = row["command_shown"], True, "command"
+        else:
+            body, shown, kind = row.get("instructions_shown"), True, "instructions"
         if body:
-            entry = add(body, f"{row['id']}@{row['host']}", shown)
+            entry = add(body, f"{row['id']}@{row['host']}", shown, kind, row.get("values"))
             row["command_ref"], row["command_sha256"] = entry["ref"], entry["sha256"]
     for r in records:
         purpose = r["event"].removesuffix("-started")
         if purpose in ("check", "backout") and r.get("command"):
             add(r["command"], f"{r.get('step')}@{r.get('host')} ({purpose})", False)
+        elif r["event"] == "backout-offered" and r.get("command"):
+            # printed for the operator when offered; the same text when it then ran
+            add(r["command"], f"{r.get('step')}@{r.get('host')} (backout)", True)
     return list(found.values())
+
+
+def _values(text: str, names: dict[str, str], env: Any) -> list[dict[str, Any]]:
+    """The run-form values ``text`` reads from ``RUNBOOK_VALUE_*`` variables, once each."""
+    out: list[dict[str, Any]] = []
+    for var in dict.fromkeys(_VALUE_VAR.findall(text)):
+        entry: dict[str, Any] = {
+            "name": names.get(var, var.lower()),
+            "variable": f"RUNBOOK_VALUE_{var}",
+            "in_parameters": var in names,
+        }
+        if var not in names and isinstance(env, dict):
+            entry["value"] = env.get(f"RUNBOOK_VALUE_{var}")
+        out.append(entry)
+    return out
 
 
 def details(
@@ -179,7 +226,9 @@ def _backout(r: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
     backout = r.get("backout") or r.get("id")
     item: dict[str, Any] = {"kind": "backout", "backout": backout, "event": event}
     if event == "backout-offered":
-        item["text"] = f"backout {backout} offered; decision: {r.get('decision')}"
+        item["text"] = (
+            f"backout {backout} offered: {offer_words(r.get('decision'), r.get('source'))}"
+        )
     elif event == "backout-started":
         digest = hashlib.sha256(str(r.get("command") or "").encode("utf-8")).hexdigest()
         item["text"] = f"backout {backout} started"
@@ -195,6 +244,28 @@ def _backout(r: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
     return item
 
 
+def offer_words(decision: Any, source: Any = None) -> str:
+    """A ``backout-offered`` decision in plain words (``not-answered``: nobody decided)."""
+    by = _DECIDED.get(str(source or ""))
+    by = f" {by}" if by else ""
+    if decision == "run":
+        return f"agreed{by}, to run"
+    if decision == "skip":
+        return f"declined{by}; it did not run"
+    return "nobody decided (no answer in the answers file, no one at a terminal); it did not run"
+
+
+#: A backout's ``status`` (:func:`backouts`) in a few words, for page 1.
+BACKOUT_SHORT = {
+    "ran": "ran",
+    "not finished": "started, no end recorded",
+    "by hand": "to be done by hand, not recorded as done",
+    "declined": "did not run: declined",
+    "not decided": "did not run: nobody decided",
+    "not offered": "did not run: not offered",
+}
+
+
 def appendix(
     cmds: list[dict[str, Any]], started: dict[str, Any], environment: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -205,3 +276,117 @@ def appendix(
         for h in members:
             hosts.append({"role": role} | {k: h.get(k) for k in ("name", "address", "transport")})
     return {"commands": cmds, "parameters": started.get("parameters") or {}, "hosts": hosts}
+
+
+#: Step kinds whose backout the tool generates from what the step found.
+GENERATED_BACKOUT_KINDS = frozenset({"registry", "service"})
+#: What a backout decision's ``source`` is called in a record.
+_DECIDED = {"answers-file": "in the answers file", "terminal": "at the terminal"}
+
+
+def backouts(
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    flow: list[dict[str, Any]],
+    refs: dict[str, str],
+) -> list[dict[str, Any]]:
+    """What became of the backout of every step that has one and did something.
+
+    One entry per step and host whose step has a backout (``backout=`` or one the tool
+    generates for registry and service steps) and that succeeded or failed; steps that
+    never ran changed nothing and have none.  ``status`` is one word:
+
+    ``ran``
+        The tool ran it (``result``: ``succeeded`` or ``failed``, ``exit_code``;
+        ``restored`` for a generated one: the value found before was read back).
+    ``by hand``
+        Agreed, on a host reached by hand: the journal holds no proof it was done.
+    ``declined``
+        Offered when the step failed; a person said not to run it (``decided``).
+    ``not decided``
+        Offered when the step failed; nobody answered (no answer in the answers file
+        and no terminal), so it did not run.
+    ``not offered``
+        The step did not fail: the tool offers only a failed step's backout; undoing
+        it is the guide's backout plan.
+
+    Each entry: ``number``, ``step``, ``host``, ``step_status``, ``backout`` (its step
+    id or ``generated``), ``status``, ``decided``, ``result``, ``exit_code``,
+    ``restored``, ``command_ref`` and ``text`` (the same in words).
+    """
+    spec = {s.get("id"): s for s in flow}
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        s = spec.get(row["id"]) or {}
+        own = s.get("backout") or (
+            "generated" if s.get("kind") in GENERATED_BACKOUT_KINDS else None
+        )
+        if not own or row["status"] not in ("succeeded", "failed", "error"):
+            continue
+        entry: dict[str, Any] = {
+            "number": row["number"],
+            "step": row["id"],
+            "host": row["host"],
+            "step_status": row["status"],
+            "backout": own,
+            "status": "not offered",
+            "decided": None,
+            "result": None,
+            "exit_code": None,
+            "restored": None,
+            "command_ref": None,
+        }
+        for r in records:
+            if r.get("step") != row["id"] or r.get("host") != row["host"]:
+                continue
+            event = r["event"]
+            if event == "backout-offered":
+                entry["backout"] = r.get("backout") or own
+                decision = r.get("decision")
+                entry["status"] = {"run": "ran", "skip": "declined"}.get(decision, "not decided")
+                entry["decided"] = _DECIDED.get(r.get("source") or "")
+                digest = hashlib.sha256(str(r.get("command") or "").encode()).hexdigest()
+                entry["command_ref"] = refs.get(digest)
+                if decision == "run":
+                    entry["status"] = "not finished"  # until backout-finished says more
+            elif event == "backout-by-hand":
+                entry["status"] = "by hand"
+            elif event == "backout-finished":
+                entry.update(status="ran", result=r.get("status"), exit_code=r.get("exit_code"))
+            elif event == "backout-verified":
+                entry["restored"] = bool(r.get("restored"))
+        entry["text"] = _backout_text(entry)
+        out.append(entry)
+    return out
+
+
+def _backout_text(e: dict[str, Any]) -> str:
+    which = "the generated backout" if e["backout"] == "generated" else f"backout {e['backout']}"
+    where = f" (appendix {e['command_ref']})" if e["command_ref"] else ""
+    status = e["status"]
+    if status == "ran":
+        text = f"{which} ran: {e['result'] or 'finished'}, exit code {e['exit_code']}"
+        if e["restored"] is True:
+            text += "; the value found before the change was read back in place"
+        elif e["restored"] is False:
+            text += "; the value found before the change was NOT read back in place"
+        return text + where
+    if status == "not finished":
+        return f"{which} was started but the journal has no end for it{where}"
+    if status == "by hand":
+        return (
+            f"{which} was agreed, to be done by hand{where}; the journal holds no "
+            "confirmation that it was done"
+        )
+    if status == "declined":
+        by = f" {e['decided']}" if e["decided"] else ""
+        return f"{which} did not run: offered when the step failed, declined{by}{where}"
+    if status == "not decided":
+        return (
+            f"{which} did NOT run: offered when the step failed, but nobody decided (no "
+            f"answer in the answers file and no one at a terminal){where}"
+        )
+    return (
+        f"{which} did not run: the step {e['step_status']}; the tool offers only a failed "
+        "step's backout (undoing it is the guide's backout plan)"
+    )

@@ -2,7 +2,7 @@
 
 The record (:func:`runbook_engine.evidence.record.build_record`) is built from the
 run's journal and the integrity check of its evidence; JSON is its canonical
-text (keys in the record's order: summary, steps, details, appendix, sign-off),
+text (keys in the record's order: summary, steps, backout, details, appendix, sign-off),
 Markdown and HTML come from ``templates/change-record.{md,html}.j2`` in the same
 order, PDF is the HTML printed by WeasyPrint (the optional ``pdf`` extra) on
 portrait A4 (``templates/change-record.css``), through the guide's PDF path
@@ -61,10 +61,16 @@ def render_record(record: dict[str, Any], fmt: str) -> bytes:
         from runbook_engine.outputs.templating import get_template
 
         if fmt == "html":
+            from markupsafe import Markup
+
+            from runbook_engine.outputs.markdown import to_html
             from runbook_engine.outputs.templating import read_asset
 
             css = read_asset("change-record.css")
-            return get_template("change-record.html.j2").render(r=record, css=css).encode()
+            page = get_template("change-record.html.j2").render(
+                r=record, css=css, markdown=lambda text: Markup(to_html(text))
+            )
+            return page.encode()
         return get_template("change-record.md.j2").render(r=record).encode()
     if fmt == "pdf":
         return html_to_pdf(render_record(record, "html"), _pdf_time(record))

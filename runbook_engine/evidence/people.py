@@ -29,8 +29,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook_engine.evidence import knowledge
-
 #: How a name was given (``identity.given_by`` codes) and what the record prints for it.
 CHANNELS = {
     "run-operator": "operator of runbook run/resume (--operator, RUNBOOK_OPERATOR or the "
@@ -170,12 +168,11 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         e, at = r["event"], r["time"]
         if e == "run-started":
             source = _operator(r.get("operator_source"))
-            add(r.get("operator"), "started the run", at, source, None, r)
+            add(r.get("operator"), "ran the tool (started the run)", at, source, None, r)
         elif e == "run-resumed":
             add(r.get("by"), "resumed the run", at, _operator(r.get("by_source")), None, r)
         elif e == "gate-passed":
-            how = knowledge.known_by_source(r.get("source"))
-            role = "confirmed steps" + ("" if how == knowledge.ATTESTED else f" ({how})")
+            role = _GATE_ROLES.get(r.get("source") or "", "confirmed steps")
             add(r.get("by"), role, at, _channel(r.get("source")), r.get("step"), r)
         elif e == "step-skipped" and "gate" in r:
             add(r.get("by"), "skipped steps", at, _channel(r.get("source")), r.get("step"), r)
@@ -188,7 +185,7 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             add(r.get("by"), "attached files", at, "confirm", r.get("step"), r)
         answers = r.get("answers") if e in ("run-started", "run-resumed") else None
         if isinstance(answers, dict) and answers.get("operator"):
-            add(answers["operator"], "gave the answers file", at, "answers-file")
+            add(answers["operator"], "named as the answers file's operator", at, "answers-file")
             files = found[str(answers["operator"])]["identity"]["answers_files"]
             entry = {"path": answers.get("path"), "sha256": answers.get("sha256")}
             if entry not in files:
@@ -198,6 +195,16 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         identity["authenticated"] = identity["given_by"] == ["console"]
         identity["text"] = identity_text(identity)
     return list(found.values())
+
+
+#: What a person did when the result was decided before the run reached the step.
+_GATE_ROLES = {
+    "answers-file": "answered steps in advance in the answers file (attests those answers; "
+    "confirmed nothing while the run ran)",
+    "cli-in-advance": "confirmed steps in advance (runbook confirm --in-advance)",
+    "console-in-advance": "confirmed steps in advance in the web console",
+    "notebook-parameter": "decided steps in advance as notebook parameters",
+}
 
 
 def _channel(source: str | None) -> str:

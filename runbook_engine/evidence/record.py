@@ -6,7 +6,7 @@ format it, in the same order.  Everything comes from journal events (DESIGN.md Â
 so the record of a bundle can be rebuilt from the bundle's journal and compared;
 the evidence verdict is :mod:`.verify`'s.
 
-Shape (``record_version`` 3; :data:`SECTIONS` in order, field names stable):
+Shape (``record_version`` 4; :data:`SECTIONS` in order, field names stable):
 
 ``summary`` (page 1)
     ``change`` (id, reason, emergency, approval_policy); ``runbook`` as run (id,
@@ -20,15 +20,24 @@ Shape (``record_version`` 3; :data:`SECTIONS` in order, field names stable):
     separates what the tool observed from what people attested; ``verification``
     (count, all_passed, known); ``people`` (everyone named, once, with
     ``identity``: see :mod:`.people`); ``approvals``; ``deviations``; ``evidence``
-    (:meth:`.verify.EvidenceCheck.summary`, ``verdict`` first).
+    (:meth:`.verify.EvidenceCheck.summary`, ``verdict`` first); ``run_by``: who ran the
+    tool (the operator of the run and of each resume), as against who answered steps;
+    ``go_no_go``: the steps marked as go/no-go points; ``failures``: each failed
+    step result (step, host, status, exit code, first line of its error, ``see``:
+    ``details`` when the details section has its output or error).
 ``steps``
     One row per step and host: :data:`.rows.TABLE_KEYS` (status, ``known``: how the
     result is known, ``by``/``source``: who decided and how, times, exit code, output
-    SHA-256, ``command_ref`` into the appendix).
+    SHA-256, ``command_ref`` into the appendix).  A finished run's steps that never
+    started are ``not reached``; ``pending`` only in a run that has not finished.
+``backout``
+    What became of the backout of each step that has one and ran (:func:`.details.backouts`):
+    ran (and how it ended), by hand, declined, not decided, or not offered.
 ``details``
     Only the steps and hosts with something to say (:mod:`.details`).
 ``appendix``
-    ``commands`` (each once, with its SHA-256), ``parameters``, ``hosts``.
+    ``commands`` (each command and manual step's instructions once, with its SHA-256 and
+    the run-form ``values`` it reads), ``parameters``, ``hosts``.
 ``sign_off``
     The review block for the change manager: ``role``, ``statement`` and the fields
     ``reviewed_by``/``decision``/``signed_at``, ``null`` until someone fills them in
@@ -48,9 +57,9 @@ if TYPE_CHECKING:
     from runbook_engine.evidence.verify import EvidenceCheck
     from runbook_engine.tailor.tailoring import TailoredRunbook
 
-RECORD_VERSION = 3
+RECORD_VERSION = 4
 #: The record's sections, in the order every format shows them.
-SECTIONS = ("summary", "steps", "details", "appendix", "sign_off")
+SECTIONS = ("summary", "steps", "backout", "details", "appendix", "sign_off")
 SIGN_OFF_STATEMENT = (
     "I have reviewed this change record: the outcome, how each result is known, "
     "the deviations and the evidence verdict."
@@ -68,6 +77,7 @@ def flow_fields(tailored: TailoredRunbook) -> list[dict[str, Any]]:
             "phase": ts.step.phase,
             "target": ts.step.target,
             "backout": ts.step.backout,
+            "go_no_go": ts.step.go_no_go,
             "hosts": [h.name for h in ts.hosts],
         }
         for ts in tailored.steps
@@ -85,16 +95,24 @@ def build_record(records: list[dict[str, Any]], check: EvidenceCheck | None) -> 
         JSON-ready data, sections in :data:`SECTIONS` order (see the module docstring).
     """
     started = records[0] if records else {}
-    rows = step_rows(records, started.get("steps") or [])
-    cmds = details.commands(rows, records)
-    detail = details.details(rows, records, {c["sha256"]: c["ref"] for c in cmds})
+    flow = started.get("steps") or []
+    rows = step_rows(records, flow)
+    cmds = details.commands(rows, records, started.get("parameters"))
+    refs = {c["sha256"]: c["ref"] for c in cmds}
+    detail = details.details(rows, records, refs)
     environment = started.get("environment")
+    backout = details.backouts(rows, records, flow, refs)
+    for b in backout:
+        b["short"] = details.BACKOUT_SHORT.get(b["status"], b["status"])
+        if b["status"] == "ran" and b["result"]:
+            b["short"] = f"ran: {b['result']}, exit code {b['exit_code']}"
     return {
         "record_version": RECORD_VERSION,
         "run_id": started.get("run_id"),
         "sections": list(SECTIONS),
         "summary": _summary(records, started, rows, check),
         "steps": [{k: row[k] for k in TABLE_KEYS} for row in rows],
+        "backout": backout,
         "details": detail,
         "appendix": details.appendix(cmds, started, environment),
         "sign_off": {
@@ -138,6 +156,9 @@ def _summary(
         "tool": started.get("tool"),
         "window": {"started_at": start, "finished_at": end, "duration_seconds": duration},
         "outcome": _outcome(records, finished, rows, verify_rows),
+        "failures": _failures(rows),
+        "run_by": _run_by(records),
+        "go_no_go": [f["id"] for f in started.get("steps") or [] if f.get("go_no_go")],
         "known": _known(rows),
         "verification": {
             "count": len(verify_rows),
@@ -149,6 +170,43 @@ def _summary(
         "deviations": _deviations(records),
         "evidence": check.summary() if check is not None else None,
     }
+
+
+def _failures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The step results that failed, for page 1: which step on which host, its exit code,
+    what went wrong in a line, and where the record has more."""
+    out = []
+    for r in rows:
+        if r["status"] not in FAILED:
+            continue
+        has_output = bool((r.get("output_excerpt") or "").strip())
+        detail = (r.get("detail") or "").strip().splitlines()
+        out.append(
+            {
+                "number": r["number"],
+                "step": r["id"],
+                "title": r["title"],
+                "host": r["host"],
+                "status": r["status"],
+                "exit_code": r["exit_code"],
+                "error": detail[0] if detail else None,
+                "output_sha256": r["output_sha256"],
+                "output_file": r["output_file"],
+                "see": "details" if has_output or detail or r.get("note") else None,
+            }
+        )
+    return out
+
+
+def _run_by(records: list[dict[str, Any]]) -> list[str]:
+    """Who ran the tool: the operator of ``run-started`` and of each ``run-resumed``."""
+    names: list[str] = []
+    for r in records:
+        name = r.get("operator") if r["event"] == "run-started" else None
+        name = r.get("by") if r["event"] == "run-resumed" else name
+        if name and str(name) not in names:
+            names.append(str(name))
+    return names
 
 
 def _known(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -220,7 +278,8 @@ def _deviations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "failure", r, r.get("error") or f"{r.get('status')}, exit code {r.get('exit_code')}"
             )
         elif e == "backout-offered":
-            add("backout", r, f"backout {r.get('backout')} offered: {r.get('decision')}")
+            words = details.offer_words(r.get("decision"), r.get("source"))
+            add("backout", r, f"backout {r.get('backout')} offered: {words}")
         elif e == "backout-finished":
             add(
                 "backout",

@@ -5,7 +5,12 @@
 A row holds the public columns of the record's ``steps`` table (:data:`TABLE_KEYS`)
 and a few working fields the details and appendix are built from
 (:mod:`runbook_engine.evidence.details`): ``command``, ``command_shown``,
-``output_excerpt``, ``output_file``, ``detail``, ``note``.
+``instructions_shown`` (a manual step's instructions as the person was shown them),
+``values`` (the ``RUNBOOK_VALUE_*`` variables a command got), ``output_excerpt``,
+``output_file``, ``detail``, ``note``.
+
+A finished run's rows that never started are ``not reached``; ``pending`` is a row of a
+run that has not finished (paused at a gate, or still running).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from runbook_engine.evidence import knowledge
 
-#: The columns of the record's step table, in order (``record_version`` 3).
+#: The columns of the record's step table, in order (``record_version`` 4).
 TABLE_KEYS = (
     "number",
     "id",
@@ -39,6 +44,8 @@ TABLE_KEYS = (
     "command_ref",
     "command_sha256",
 )
+#: The status of a step a finished run never reached (``pending`` while it may still be).
+NOT_REACHED = "not reached"
 #: Statuses that count as failed in the outcome's counts.
 FAILED = frozenset({"failed", "error", "rejected", "aborted"})
 
@@ -56,6 +63,8 @@ def _new_row(spec: dict[str, Any], host: str) -> dict[str, Any]:
         attempts=0,
         command=None,
         command_shown=None,
+        instructions_shown=None,
+        values=None,
         output_excerpt=None,
         output_file=None,
         detail=None,
@@ -83,6 +92,10 @@ def step_rows(records: list[dict[str, Any]], flow: list[dict[str, Any]]) -> list
             row = rows.setdefault((r["step"], r["host"]), _new_row({"id": r["step"]}, r["host"]))
         _apply_event(row, r)
     out = list(rows.values())
+    if any(r["event"] == "run-finished" for r in records):
+        for row in out:
+            if row["status"] == "pending":
+                row["status"] = NOT_REACHED
     for row in out:
         if row["started_at"] and row["finished_at"]:
             row["duration_seconds"] = round(
@@ -103,6 +116,7 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
         row["attempts"] += 1
         row.update(
             command=r.get("command") if event == "step-started" else r.get("probe"),
+            values=r.get("values") if event == "step-started" else None,
             address=r.get("address"),
             transport=r.get("transport"),
             how="run" if event == "step-started" else "probe",
@@ -131,6 +145,8 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
         )
         if r.get("gate") == "command-by-hand":
             row["command_shown"] = r.get("instructions")
+        elif r.get("gate") == "manual" and r.get("instructions"):
+            row["instructions_shown"] = r.get("instructions")
     elif event == "gate-passed":
         row.update(
             status="succeeded" if r.get("decision") != "rerun" else "rerun",
@@ -145,6 +161,8 @@ def _apply_event(row: dict[str, Any], r: dict[str, Any]) -> None:
         shown = r.get("command_shown") or r.get("command")  # "command": journals before 0.2
         if shown:
             row["command_shown"] = shown
+        if r.get("instructions_shown"):
+            row["instructions_shown"] = r["instructions_shown"]
     elif event == "step-skipped":
         row.update(
             status="not applicable" if "gate" not in r else "skipped",

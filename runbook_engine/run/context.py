@@ -264,6 +264,7 @@ class RunContext:
                 host=host.name,
                 gate=kind,
                 command_shown=body if kind == "command-by-hand" else None,
+                instructions_shown=body if kind == "manual" else None,
                 **decision.journal_fields(),
             )
             self.finish(
@@ -464,13 +465,14 @@ class RunContext:
             return
         backout = self.loaded.tailored.helpers[ts.step.backout]
         shown = self.shown(backout.id)
-        wanted = self.backout_wanted(ts, shown, host)
+        wanted, source = self.backout_wanted(ts, shown, host)
         self.journal.append(
             "backout-offered",
             step=ts.id,
             host=host.name,
             backout=backout.id,
             decision=wanted or "not-answered",
+            source=source,
             command=shown.body,
         )
         if wanted != "run":
@@ -482,14 +484,23 @@ class RunContext:
         result = self.run_command(backout, host, ts.id, purpose="backout")
         self.report.backout_done(ts, result)
 
-    def backout_wanted(self, ts: TailoredStep, shown: TailoredStep, host: Host) -> str | None:
-        """``run``/``skip`` from the answers file or the terminal; ``None`` if nobody said."""
+    def backout_wanted(
+        self, ts: TailoredStep, shown: TailoredStep, host: Host
+    ) -> tuple[str | None, str | None]:
+        """Whether to run the backout of failed step ``ts``, and who said so.
+
+        Returns:
+            ``(wanted, source)``: ``run``/``skip`` and ``answers-file`` or ``terminal``;
+            ``(None, None)`` when nobody said (no answer in the file, no terminal).
+        """
         decision = self.options.answers.decision(ts.id) if self.options.answers else None
         wanted = decision.backout if decision else None
-        if wanted is None and self.options.interactive:
+        if wanted is not None:
+            return wanted, "answers-file"
+        if self.options.interactive:
             from rich.prompt import Confirm
 
             self.report.backout_offer(ts, shown, host)
             agreed = Confirm.ask("Run the backout now?", console=self.report.console)
-            wanted = "run" if agreed else "skip"
-        return wanted
+            return ("run" if agreed else "skip"), "terminal"
+        return None, None

@@ -200,7 +200,9 @@ def _cmd_bare(line: str) -> bool:
 
 
 def _strip_refs(line: str) -> str:
-    return re.sub(r"!\w+!", "", line)
+    """``line`` without its delayed-expansion references: ``!NAME!``, ``!NAME:old=new!``
+    (substitution) and ``!NAME:~n,m!`` (substring), which are not literal ``!``."""
+    return re.sub(r"!\w+(?::[^!\n]*)?!", "", line)
 
 
 #: What guides, plans and gates say next to a body whose values are shown inline.

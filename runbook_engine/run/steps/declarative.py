@@ -227,13 +227,14 @@ class _Execution:
         ok, now = self.settle("check") if isinstance(previous, ServiceStatus) else (True, None)
         build = self.restore(previous, now if ok else None)
         shown = _display(ts, "\n".join(build(False)) + "\n")
-        wanted = r.backout_wanted(ts, shown, host)
+        wanted, source = r.backout_wanted(ts, shown, host)
         r.journal.append(
             "backout-offered",
             step=ts.id,
             host=host.name,
             backout="generated",
             decision=wanted or "not-answered",
+            source=source,
             command=shown.body,
             previous=_observed(previous),
         )
