@@ -204,6 +204,127 @@ def test_session_callers_need_the_csrf_header_and_expire(tmp_path: Path) -> None
     assert client.get("/runs", follow_redirects=False).headers["location"] == "/login"
 
 
+def test_the_api_takes_the_session_cookie_with_its_csrf_header_and_tokens_without(
+    place: tuple[Place, dict[str, str]],
+) -> None:
+    """The console's own script calls the API with the session cookie: every POST needs
+    the session's token in X-CSRF-Token (a form field does not count); a bearer token
+    needs none; a refused call journals nothing."""
+    here, tokens = place
+    here.start_paused_run()
+    alice = here.client("Alice Approver")
+    url = "/api/v1/runs/r1/steps/cab/approve"
+    assert alice.get("/api/v1/runs/r1").json()["run_id"] == "r1"  # reads need no token
+    token = csrf(alice, "/runs/r1")
+    for headers, data in (
+        ({}, {"note": "no header"}),
+        ({"X-CSRF-Token": "wrong"}, {"note": "wrong header"}),
+        ({"X-CSRF-Token": ""}, {"note": "empty header"}),
+        ({}, {"note": "field only", "csrf": token}),  # the page's field is not the header
+    ):
+        refused = alice.post(url, headers=headers, data=data, files={"x": ("", b"")})
+        assert refused.status_code == 403, (headers, refused.text)
+        assert "X-CSRF-Token" in refused.json()["error"]
+    # Another session's token is wrong too.
+    bob = here.client("Bob Board")
+    other = alice.post(url, headers={"X-CSRF-Token": csrf(bob, "/runs/r1")}, json={})
+    assert other.status_code == 403
+    assert here.events("approval-recorded") == []
+    ok = alice.post(
+        url,
+        headers={"X-CSRF-Token": token},
+        data={"note": "by cookie"},
+        files={"attachments": ("minutes.txt", b"approved in the meeting\n", "text/plain")},
+    )
+    assert ok.status_code == 200, ok.text
+    answer = ok.json()
+    assert (answer["auth_method"], answer["attachments"]) == ("password", ["minutes.txt"])
+    assert answer["message"].startswith("Recorded approval of cab by Alice Approver (1 of 2")
+    # A bearer token needs no CSRF header, JSON or form alike; the session cookie sent
+    # with it changes nothing (the token decides who calls).
+    bob_token = bob.post(
+        url, headers=bearer(tokens["Bob Board"]), data={"note": "by token"}, files={}
+    )
+    assert bob_token.status_code == 200 and bob_token.json()["auth_method"] == "token"
+    here.launcher.wait()
+    votes = here.events("approval-recorded")
+    assert [(v["by"], v["auth_method"]) for v in votes] == [
+        ("Alice Approver", "password"),
+        ("Bob Board", "token"),
+    ]
+    (attached,) = here.events("attachment-added")
+    assert attached["path"] == "attachments/cab/minutes.txt" and attached["by"] == "Alice Approver"
+    assert votes[0]["attachments"] == [
+        {"path": "attachments/cab/minutes.txt", "sha256": attached["sha256"]}
+    ]
+    verified = TestClient(here.app).get(
+        "/api/v1/runs/r1/evidence", headers=bearer(tokens["Bob Board"])
+    )
+    assert verified.json()["verdict"] != "failed", verified.json()  # unsigned in this place
+    assert "2 files match the journal" in verified.json()["text"]  # the attachment counts
+
+
+def test_the_page_form_and_the_api_are_one_implementation(tmp_path: Path) -> None:
+    """The same refusals, in the same words, whether the act comes as a page's form or
+    an API call: upload type and size, a skip without its reason, a step not reached
+    (409 from the API), decided in advance only when asked."""
+    _copy_fixtures(tmp_path)
+    here = Place(tmp_path, max_upload_bytes=64)
+    tokens = _accounts(here.state)
+    here.start_paused_run()
+    olga = here.client(OPERATOR)
+    api = TestClient(here.app)
+    as_olga = bearer(tokens[OPERATOR])
+    path = "/api/v1/runs/r1/steps/export-settings/"
+
+    def page_says(decision: str, note: str = "", files: Any = None) -> str:
+        token = csrf(olga, "/runs/r1")
+        answer = olga.post(
+            "/runs/r1/steps/export-settings/decide",
+            data={"decision": decision, "note": note, "csrf": token},
+            files=files or {"attachments": ("", b"")},
+        )
+        assert answer.status_code == 200, answer.text
+        found = re.search(r'<p class="message"[^>]*>([^<]*)</p>', answer.text)
+        assert found, answer.text
+        return found.group(1)
+
+    big = {"attachments": ("big.txt", b"x" * 65, "text/plain")}
+    exe = {"attachments": ("tool.exe", b"MZ", "application/octet-stream")}
+    for files, words in ((big, "big.txt: larger than 64 bytes"), (exe, "tool.exe: not an")):
+        refused = api.post(path + "confirm", headers=as_olga, data={"note": "n"}, files=files)
+        assert refused.status_code == 400 and refused.json()["error"].startswith(words)
+        assert page_says("confirm", "n", files).startswith(words)
+    skip = api.post(path + "skip", headers=as_olga, json={})
+    assert skip.status_code == 400 and "a skip needs a note" in skip.json()["error"]
+    assert "a skip needs a note" in page_says("skip")
+    early = api.post(path + "confirm", headers=as_olga, json={"note": "n"})
+    assert early.status_code == 409 and "has not been reached" in early.json()["error"]
+    assert "has not been reached" in page_says("confirm", "n")
+    rerun = api.post(path + "rerun", headers=as_olga, json={"in_advance": True})
+    assert rerun.status_code == 400 and "in_advance" in rerun.json()["error"]
+    on_vote = api.post(
+        "/api/v1/runs/r1/steps/cab/approve", headers=bearer(tokens["Bob Board"]), json={"host": "x"}
+    )
+    assert on_vote.status_code == 400 and "gate decisions" in on_vote.json()["error"]
+    assert here.events("gate-decision-recorded") == [] and here.events("attachment-added") == []
+    ahead = api.post(
+        path + "confirm",
+        headers=as_olga,
+        data={"note": "exported early", "in_advance": "true"},
+        files={"attachments": ("settings.txt", b"k=v\n", "text/plain")},
+    )
+    assert ahead.status_code == 200, ahead.text
+    assert ahead.json()["in_advance"] is True and "decided in advance" in ahead.json()["message"]
+    (recorded,) = here.events("gate-decision-recorded")
+    assert (recorded["source"], recorded["auth_method"]) == ("console-in-advance", "token")
+    assert recorded["attachments"][0]["path"] == "attachments/export-settings/settings.txt"
+    here.launcher.wait()
+    assert TestClient(here.app).get("/api/v1/runs/r1", headers=as_olga).json()["status"] == (
+        "paused"
+    )  # decided ahead: the run still waits for its approvals
+
+
 def _session_cookie(here: Place, name: str, hours_ago: float) -> str:
     """A session cookie signed with the console's key, as Starlette makes them."""
     import base64

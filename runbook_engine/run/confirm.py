@@ -169,7 +169,7 @@ def _record(
     if settled:
         journal.append("store-reconciled", changes=settled)
     kept = [
-        _attach(journal, store.run_dir(run_id), step_id, path, by, redactor, auth_method)
+        keep_attachment(journal, store.run_dir(run_id), step_id, path, by, redactor, auth_method)
         for path in attachments
     ]
     for state in open_states:
@@ -213,7 +213,7 @@ def _is_approval(runbook_path: str, step_id: str) -> bool:
         return False
 
 
-def _attach(
+def keep_attachment(
     journal: Journal | SignedJournal,
     run_dir: Path,
     step_id: str,
