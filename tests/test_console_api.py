@@ -605,3 +605,125 @@ def test_the_cli_server_path_refuses_without_a_token_or_with_a_viewer(served: Se
         "approve", "r1", "cab", "--server", served.url, token=served.tokens["Vera Viewer"]
     )
     assert vera.returncode == 2 and "refused (403)" in vera.stderr
+
+
+def test_the_cli_server_path_decides_in_advance_attaches_and_reruns(served: Served) -> None:
+    """``confirm --in-advance``, ``--rerun`` and ``approve``/``confirm`` ``--attach``
+    through a real ``runbook serve``: recorded as the token's account, files kept as
+    evidence; a refusal is one line on standard error with the local command's exit
+    status."""
+    paused = served.cli(
+        "run",
+        "approved.md",
+        "--env",
+        "env.yml",
+        "--state-dir",
+        served.state,
+        "--run-id",
+        "r1",
+        "--no-input",
+        "--operator",
+        OPERATOR,
+    )
+    assert paused.returncode == 3, paused.stderr
+    (served.root / "minutes.txt").write_text("approved in the meeting\n")
+    (served.root / "settings.txt").write_text("key=value\n")
+    (served.root / "tool.exe").write_bytes(b"MZ")
+    olga, alice = served.tokens[OPERATOR], served.tokens["Alice Approver"]
+    remote = ("--server", served.url)
+
+    def local(*args: str) -> subprocess.CompletedProcess[str]:
+        return served.cli(*args, "--as", OPERATOR, "--state-dir", served.state)
+
+    # Refusals: one line, and the exit status the local command has for the same thing.
+    for args in (
+        ("approve", "r1", "cab", "--attach", "tool.exe"),
+        ("confirm", "r1", "export-settings", "--note", "too early"),
+        ("confirm", "r1", "export-settings", "--rerun"),
+        ("confirm", "r1", "export-settings", "--skip"),
+    ):
+        there = served.cli(*args, *remote, token=alice if args[0] == "approve" else olga)
+        lines = there.stderr.strip().splitlines()
+        assert len(lines) == 1 and "refused (4" in lines[0], (args, there.stderr)
+        assert there.returncode == local(*args).returncode == 2, (args, there.stderr)
+    assert (
+        "tool.exe: not an accepted type"
+        in served.cli("approve", "r1", "cab", "--attach", "tool.exe", *remote, token=alice).stderr
+    )
+    voted = served.cli(
+        "approve", "r1", "cab", "--note", "seen", "--attach", "minutes.txt", *remote, token=alice
+    )
+    assert voted.returncode == 0, voted.stderr
+    assert "1 of 2 approvals" in voted.stdout and "attached minutes.txt" in voted.stdout
+    ahead = served.cli(
+        "confirm",
+        "r1",
+        "export-settings",
+        "--in-advance",
+        "--note",
+        "exported early",
+        "--attach",
+        "settings.txt",
+        "--json",
+        *remote,
+        token=olga,
+    )
+    assert ahead.returncode == 0, ahead.stderr
+    answer = json.loads(ahead.stdout)
+    assert answer["in_advance"] is True and answer["attachments"] == ["settings.txt"]
+    journal = served.state / "runs" / "r1" / "journal.jsonl"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    (vote,) = [e for e in events if e["event"] == "approval-recorded"]
+    (early,) = [e for e in events if e["event"] == "gate-decision-recorded"]
+    assert (vote["by"], vote["auth_method"], vote["attachments"][0]["path"]) == (
+        "Alice Approver",
+        "token",
+        "attachments/cab/minutes.txt",
+    )
+    assert (early["by"], early["source"], early["attachments"][0]["path"]) == (
+        OPERATOR,
+        "console-in-advance",
+        "attachments/export-settings/settings.txt",
+    )
+    assert (served.state / "runs" / "r1" / "attachments" / "cab" / "minutes.txt").is_file()
+
+    # --rerun: a step interrupted while running (its runner killed), rerun by the console.
+    shutil.copy2(Path(__file__).parent / "fixtures" / "run" / "interrupt.md", served.root)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "run",
+            "interrupt.md",
+            "--state-dir",
+            str(served.state),
+            "--run-id",
+            "r2",
+            "--no-input",
+            "--operator",
+            OPERATOR,
+        ],
+        cwd=served.root,
+        env=_cli_env_plain(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (served.root / "child.pid").exists() or runner.poll() is not None)
+        assert runner.poll() is None, "the run ended before step 'slow' started sleeping"
+        started = served.state / "runs" / "r2" / "journal.jsonl"
+        wait_for(lambda: started.is_file() and '"process-started"' in started.read_text())
+    finally:
+        runner.kill()
+        runner.wait(timeout=30)
+    asks = served.cli("resume", "r2", "--state-dir", served.state, "--no-input")
+    assert asks.returncode == 3 and "--rerun" in asks.stderr, asks.stderr
+    rerun = served.cli("confirm", "r2", "slow", "--rerun", *remote, token=olga)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Recorded rerun of slow" in rerun.stdout and "authenticated: token" in rerun.stdout
+    api = served.api(OPERATOR)
+    wait_for(lambda: api.get("/api/v1/runs/r2").json()["finished"])
+    assert api.get("/api/v1/runs/r2").json()["status"] == "succeeded"
+    api.close()
