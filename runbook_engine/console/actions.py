@@ -1,8 +1,9 @@
 """What signed-in people do to runs, once, for the pages and the API alike.
 
-Both :mod:`.views` (HTML forms with a CSRF token) and :mod:`.api` (JSON with a bearer
-token or the session) call these functions, so a decision is checked, journaled,
-audited and followed by the run's continuation the same way whichever door it came in.
+Acts at a step reach these functions through :func:`.api.act` alone (the API's paths,
+and the pages' forms that wrap it); starting a run through :mod:`.views` and :mod:`.api`.
+So a decision is checked, journaled, audited and followed by the run's continuation the
+same way whichever door it came in.
 
 Errors: :class:`Forbidden` (HTTP 403) when the person's roles do not allow the act or
 separation of duties forbids it; :class:`~runbook_engine.errors.RunbookError` (400/404/409)

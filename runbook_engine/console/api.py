@@ -2,8 +2,14 @@
 
 Who calls: scripts and ``runbook ... --server URL`` with a per-user bearer token
 (``Authorization: Bearer TOKEN``, journaled with ``auth_method: token``), or the console's
-own pages with the session cookie (a POST then needs the session's CSRF token in the
-``X-CSRF-Token`` header).  The acts are the ones the pages do (:mod:`.actions`).
+own pages' script (``templates/console/console.js``) with the session cookie (a POST then
+needs the session's CSRF token in the ``X-CSRF-Token`` header; a bearer token needs none).
+
+An act at a step (confirm, skip, abort, rerun, approve, reject) has one implementation,
+:func:`act`: the API's paths are it, and the pages' form routes (:mod:`.views`) are thin
+wrappers that check the form's CSRF field and call it.  It takes a JSON object or a form
+(``multipart/form-data``, attachments bounded in number, size and type) and calls
+:mod:`.actions`, which checks roles and separation of duties and journals.
 
 Answers: JSON; errors are ``{"error": "..."}`` with 400 (bad input), 401 (no or a bad
 token: ``WWW-Authenticate: Bearer``), 403 (roles, CSRF, separation of duties), 404 (no

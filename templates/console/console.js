@@ -19,6 +19,7 @@
     return g.id.slice("gate-".length);
   }).join("\n");
   let busy = false;
+  let signedOut = false;
 
   // -- building elements from data ------------------------------------------------------
   function el(tag, props, children) {
@@ -156,6 +157,11 @@
       const response = await fetch(live.dataset.api, {
         credentials: "same-origin", headers: { Accept: "application/json" },
       });
+      if (response.status === 401) {
+        say("Your session has ended: sign in again to follow the run.");
+        signedOut = true;
+        return null;
+      }
       if (!response.ok) { return null; }
       const run = await response.json();
       show(run);
@@ -169,7 +175,7 @@
 
   async function poll() {
     const run = await refresh();
-    if (!run || !run.finished) { setTimeout(poll, 2000); }
+    if (!signedOut && (!run || !run.finished)) { setTimeout(poll, 2000); }
   }
 
   // -- acting through the API ---------------------------------------------------------
