@@ -208,6 +208,13 @@ def test_two_approvers_in_the_browser_and_the_page_follows_the_run(console: str)
             expect(alice.locator("body")).to_contain_text("Change board approval")
             _shot(alice, "evidence")
             assert alice.problems == [] and bob.problems == []
+            # Signed out in another tab: the page that follows the run says so and stops.
+            alice.goto(f"{console}/runs/r1")
+            other = alice.context.new_page()
+            other.goto(f"{console}/runs/r1")
+            other.click("form.who button[type=submit]")
+            other.wait_for_url(f"{console}/login")
+            expect(alice.locator("#message")).to_contain_text("session has ended")
         finally:
             browser.close()
 
