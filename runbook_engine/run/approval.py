@@ -419,7 +419,7 @@ def _record_vote(
     if any(person_key(v.by) == person_key(name) for v in standing_votes):
         raise InputError(f"{name} has voted on step {step_id!r} already; one person counts once")
     name = allowed[person_key(name)]
-    from runbook_engine.run.confirm import keep_attachment
+    from runbook_engine.run.attachments import keep_attachment
     from runbook_engine.run.gates import authenticated_fields
     from runbook_engine.run.reconcile import settle_attachments
 
