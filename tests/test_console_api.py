@@ -301,6 +301,10 @@ def test_the_page_form_and_the_api_are_one_implementation(tmp_path: Path) -> Non
     early = api.post(path + "confirm", headers=as_olga, json={"note": "n"})
     assert early.status_code == 409 and "has not been reached" in early.json()["error"]
     assert "has not been reached" in page_says("confirm", "n")
+    elsewhere = api.post(
+        path + "confirm", headers=as_olga, json={"host": "nope", "in_advance": True}
+    )
+    assert elsewhere.status_code == 409 and "host 'nope'" in elsewhere.json()["error"]
     rerun = api.post(path + "rerun", headers=as_olga, json={"in_advance": True})
     assert rerun.status_code == 400 and "in_advance" in rerun.json()["error"]
     on_vote = api.post(
