@@ -121,6 +121,23 @@ def test_quorum_of_two_with_separation_of_duties(book: Book) -> None:
     assert (started["change_id"], started["reason"]) == ("CHG-7", "quarterly settings")
 
 
+def test_a_vote_keeps_its_attachments_as_evidence(book: Book) -> None:
+    assert book.run("approved.md").returncode == 3
+    (book.root / "minutes.txt").write_text("approved in the meeting\n")
+    refused = book.vote("approve", OPERATOR, "--attach", "minutes.txt")
+    assert refused.returncode == 2 and "separation of duties" in refused.stderr
+    assert book.events("attachment-added") == []  # a refused vote keeps nothing
+    voted = book.vote("reject", "Alice Approver", "--note", "no", "--attach", "minutes.txt")
+    assert voted.returncode == 0, voted.stderr
+    (kept,) = book.events("attachment-added")
+    (vote,) = book.events("approval-recorded")
+    assert kept["path"] == "attachments/cab/minutes.txt" and kept["by"] == "Alice Approver"
+    assert vote["attachments"] == [{"path": kept["path"], "sha256": kept["sha256"]}]
+    assert (book.state / "runs" / "r1" / kept["path"]).read_text() == "approved in the meeting\n"
+    verified = book("evidence", "verify", "r1", "--state-dir", book.state)
+    assert "2 files match the journal" in verified.stdout, verified.stdout  # output + file
+
+
 def test_approval_by_someone_who_later_operates_the_run_does_not_count(book: Book) -> None:
     assert book.run("approved.md").returncode == 3
     assert book.vote("approve", "Alice Approver").returncode == 0

@@ -204,6 +204,131 @@ def test_session_callers_need_the_csrf_header_and_expire(tmp_path: Path) -> None
     assert client.get("/runs", follow_redirects=False).headers["location"] == "/login"
 
 
+def test_the_api_takes_the_session_cookie_with_its_csrf_header_and_tokens_without(
+    place: tuple[Place, dict[str, str]],
+) -> None:
+    """The console's own script calls the API with the session cookie: every POST needs
+    the session's token in X-CSRF-Token (a form field does not count); a bearer token
+    needs none; a refused call journals nothing."""
+    here, tokens = place
+    here.start_paused_run()
+    alice = here.client("Alice Approver")
+    url = "/api/v1/runs/r1/steps/cab/approve"
+    assert alice.get("/api/v1/runs/r1").json()["run_id"] == "r1"  # reads need no token
+    token = csrf(alice, "/runs/r1")
+    for headers, data in (
+        ({}, {"note": "no header"}),
+        ({"X-CSRF-Token": "wrong"}, {"note": "wrong header"}),
+        ({"X-CSRF-Token": ""}, {"note": "empty header"}),
+        ({}, {"note": "field only", "csrf": token}),  # the page's field is not the header
+    ):
+        refused = alice.post(url, headers=headers, data=data, files={"x": ("", b"")})
+        assert refused.status_code == 403, (headers, refused.text)
+        assert "X-CSRF-Token" in refused.json()["error"]
+    # Another session's token is wrong too.
+    bob = here.client("Bob Board")
+    other = alice.post(url, headers={"X-CSRF-Token": csrf(bob, "/runs/r1")}, json={})
+    assert other.status_code == 403
+    assert here.events("approval-recorded") == []
+    ok = alice.post(
+        url,
+        headers={"X-CSRF-Token": token},
+        data={"note": "by cookie"},
+        files={"attachments": ("minutes.txt", b"approved in the meeting\n", "text/plain")},
+    )
+    assert ok.status_code == 200, ok.text
+    answer = ok.json()
+    assert (answer["auth_method"], answer["attachments"]) == ("password", ["minutes.txt"])
+    assert answer["message"].startswith("Recorded approval of cab by Alice Approver (1 of 2")
+    # A bearer token needs no CSRF header, JSON or form alike; the session cookie sent
+    # with it changes nothing (the token decides who calls).
+    bob_token = bob.post(
+        url, headers=bearer(tokens["Bob Board"]), data={"note": "by token"}, files={}
+    )
+    assert bob_token.status_code == 200 and bob_token.json()["auth_method"] == "token"
+    here.launcher.wait()
+    votes = here.events("approval-recorded")
+    assert [(v["by"], v["auth_method"]) for v in votes] == [
+        ("Alice Approver", "password"),
+        ("Bob Board", "token"),
+    ]
+    (attached,) = here.events("attachment-added")
+    assert attached["path"] == "attachments/cab/minutes.txt" and attached["by"] == "Alice Approver"
+    assert votes[0]["attachments"] == [
+        {"path": "attachments/cab/minutes.txt", "sha256": attached["sha256"]}
+    ]
+    verified = TestClient(here.app).get(
+        "/api/v1/runs/r1/evidence", headers=bearer(tokens["Bob Board"])
+    )
+    assert verified.json()["verdict"] != "failed", verified.json()  # unsigned in this place
+    assert "2 files match the journal" in verified.json()["text"]  # the attachment counts
+
+
+def test_the_page_form_and_the_api_are_one_implementation(tmp_path: Path) -> None:
+    """The same refusals, in the same words, whether the act comes as a page's form or
+    an API call: upload type and size, a skip without its reason, a step not reached
+    (409 from the API), decided in advance only when asked."""
+    _copy_fixtures(tmp_path)
+    here = Place(tmp_path, max_upload_bytes=64)
+    tokens = _accounts(here.state)
+    here.start_paused_run()
+    olga = here.client(OPERATOR)
+    api = TestClient(here.app)
+    as_olga = bearer(tokens[OPERATOR])
+    path = "/api/v1/runs/r1/steps/export-settings/"
+
+    def page_says(decision: str, note: str = "", files: Any = None) -> str:
+        token = csrf(olga, "/runs/r1")
+        answer = olga.post(
+            "/runs/r1/steps/export-settings/decide",
+            data={"decision": decision, "note": note, "csrf": token},
+            files=files or {"attachments": ("", b"")},
+        )
+        assert answer.status_code == 200, answer.text
+        found = re.search(r'<p class="message"[^>]*>([^<]*)</p>', answer.text)
+        assert found, answer.text
+        return found.group(1)
+
+    big = {"attachments": ("big.txt", b"x" * 65, "text/plain")}
+    exe = {"attachments": ("tool.exe", b"MZ", "application/octet-stream")}
+    for files, words in ((big, "big.txt: larger than 64 bytes"), (exe, "tool.exe: not an")):
+        refused = api.post(path + "confirm", headers=as_olga, data={"note": "n"}, files=files)
+        assert refused.status_code == 400 and refused.json()["error"].startswith(words)
+        assert page_says("confirm", "n", files).startswith(words)
+    skip = api.post(path + "skip", headers=as_olga, json={})
+    assert skip.status_code == 400 and "a skip needs a note" in skip.json()["error"]
+    assert "a skip needs a note" in page_says("skip")
+    early = api.post(path + "confirm", headers=as_olga, json={"note": "n"})
+    assert early.status_code == 409 and "has not been reached" in early.json()["error"]
+    assert "has not been reached" in page_says("confirm", "n")
+    elsewhere = api.post(
+        path + "confirm", headers=as_olga, json={"host": "nope", "in_advance": True}
+    )
+    assert elsewhere.status_code == 409 and "host 'nope'" in elsewhere.json()["error"]
+    rerun = api.post(path + "rerun", headers=as_olga, json={"in_advance": True})
+    assert rerun.status_code == 400 and "in_advance" in rerun.json()["error"]
+    on_vote = api.post(
+        "/api/v1/runs/r1/steps/cab/approve", headers=bearer(tokens["Bob Board"]), json={"host": "x"}
+    )
+    assert on_vote.status_code == 400 and "gate decisions" in on_vote.json()["error"]
+    assert here.events("gate-decision-recorded") == [] and here.events("attachment-added") == []
+    ahead = api.post(
+        path + "confirm",
+        headers=as_olga,
+        data={"note": "exported early", "in_advance": "true"},
+        files={"attachments": ("settings.txt", b"k=v\n", "text/plain")},
+    )
+    assert ahead.status_code == 200, ahead.text
+    assert ahead.json()["in_advance"] is True and "decided in advance" in ahead.json()["message"]
+    (recorded,) = here.events("gate-decision-recorded")
+    assert (recorded["source"], recorded["auth_method"]) == ("console-in-advance", "token")
+    assert recorded["attachments"][0]["path"] == "attachments/export-settings/settings.txt"
+    here.launcher.wait()
+    assert TestClient(here.app).get("/api/v1/runs/r1", headers=as_olga).json()["status"] == (
+        "paused"
+    )  # decided ahead: the run still waits for its approvals
+
+
 def _session_cookie(here: Place, name: str, hours_ago: float) -> str:
     """A session cookie signed with the console's key, as Starlette makes them."""
     import base64
@@ -484,3 +609,125 @@ def test_the_cli_server_path_refuses_without_a_token_or_with_a_viewer(served: Se
         "approve", "r1", "cab", "--server", served.url, token=served.tokens["Vera Viewer"]
     )
     assert vera.returncode == 2 and "refused (403)" in vera.stderr
+
+
+def test_the_cli_server_path_decides_in_advance_attaches_and_reruns(served: Served) -> None:
+    """``confirm --in-advance``, ``--rerun`` and ``approve``/``confirm`` ``--attach``
+    through a real ``runbook serve``: recorded as the token's account, files kept as
+    evidence; a refusal is one line on standard error with the local command's exit
+    status."""
+    paused = served.cli(
+        "run",
+        "approved.md",
+        "--env",
+        "env.yml",
+        "--state-dir",
+        served.state,
+        "--run-id",
+        "r1",
+        "--no-input",
+        "--operator",
+        OPERATOR,
+    )
+    assert paused.returncode == 3, paused.stderr
+    (served.root / "minutes.txt").write_text("approved in the meeting\n")
+    (served.root / "settings.txt").write_text("key=value\n")
+    (served.root / "tool.exe").write_bytes(b"MZ")
+    olga, alice = served.tokens[OPERATOR], served.tokens["Alice Approver"]
+    remote = ("--server", served.url)
+
+    def local(*args: str) -> subprocess.CompletedProcess[str]:
+        return served.cli(*args, "--as", OPERATOR, "--state-dir", served.state)
+
+    # Refusals: one line, and the exit status the local command has for the same thing.
+    for args in (
+        ("approve", "r1", "cab", "--attach", "tool.exe"),
+        ("confirm", "r1", "export-settings", "--note", "too early"),
+        ("confirm", "r1", "export-settings", "--rerun"),
+        ("confirm", "r1", "export-settings", "--skip"),
+    ):
+        there = served.cli(*args, *remote, token=alice if args[0] == "approve" else olga)
+        lines = there.stderr.strip().splitlines()
+        assert len(lines) == 1 and "refused (4" in lines[0], (args, there.stderr)
+        assert there.returncode == local(*args).returncode == 2, (args, there.stderr)
+    assert (
+        "tool.exe: not an accepted type"
+        in served.cli("approve", "r1", "cab", "--attach", "tool.exe", *remote, token=alice).stderr
+    )
+    voted = served.cli(
+        "approve", "r1", "cab", "--note", "seen", "--attach", "minutes.txt", *remote, token=alice
+    )
+    assert voted.returncode == 0, voted.stderr
+    assert "1 of 2 approvals" in voted.stdout and "attached minutes.txt" in voted.stdout
+    ahead = served.cli(
+        "confirm",
+        "r1",
+        "export-settings",
+        "--in-advance",
+        "--note",
+        "exported early",
+        "--attach",
+        "settings.txt",
+        "--json",
+        *remote,
+        token=olga,
+    )
+    assert ahead.returncode == 0, ahead.stderr
+    answer = json.loads(ahead.stdout)
+    assert answer["in_advance"] is True and answer["attachments"] == ["settings.txt"]
+    journal = served.state / "runs" / "r1" / "journal.jsonl"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    (vote,) = [e for e in events if e["event"] == "approval-recorded"]
+    (early,) = [e for e in events if e["event"] == "gate-decision-recorded"]
+    assert (vote["by"], vote["auth_method"], vote["attachments"][0]["path"]) == (
+        "Alice Approver",
+        "token",
+        "attachments/cab/minutes.txt",
+    )
+    assert (early["by"], early["source"], early["attachments"][0]["path"]) == (
+        OPERATOR,
+        "console-in-advance",
+        "attachments/export-settings/settings.txt",
+    )
+    assert (served.state / "runs" / "r1" / "attachments" / "cab" / "minutes.txt").is_file()
+
+    # --rerun: a step interrupted while running (its runner killed), rerun by the console.
+    shutil.copy2(Path(__file__).parent / "fixtures" / "run" / "interrupt.md", served.root)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "run",
+            "interrupt.md",
+            "--state-dir",
+            str(served.state),
+            "--run-id",
+            "r2",
+            "--no-input",
+            "--operator",
+            OPERATOR,
+        ],
+        cwd=served.root,
+        env=_cli_env_plain(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (served.root / "child.pid").exists() or runner.poll() is not None)
+        assert runner.poll() is None, "the run ended before step 'slow' started sleeping"
+        started = served.state / "runs" / "r2" / "journal.jsonl"
+        wait_for(lambda: started.is_file() and '"process-started"' in started.read_text())
+    finally:
+        runner.kill()
+        runner.wait(timeout=30)
+    asks = served.cli("resume", "r2", "--state-dir", served.state, "--no-input")
+    assert asks.returncode == 3 and "--rerun" in asks.stderr, asks.stderr
+    rerun = served.cli("confirm", "r2", "slow", "--rerun", *remote, token=olga)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Recorded rerun of slow" in rerun.stdout and "authenticated: token" in rerun.stdout
+    api = served.api(OPERATOR)
+    wait_for(lambda: api.get("/api/v1/runs/r2").json()["finished"])
+    assert api.get("/api/v1/runs/r2").json()["status"] == "succeeded"
+    api.close()

@@ -58,7 +58,7 @@ def test_the_api_keeps_to_its_openapi_document(server: Served) -> None:
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
     headers = {"Authorization": f"Bearer {server.tokens[OPERATOR]}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 12
 
     for operation in operations:
 

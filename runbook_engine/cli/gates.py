@@ -53,7 +53,8 @@ def _need_name(by: str | None) -> str:
     multiple=True,
     type=EXISTING_FILE,
     metavar="FILE",
-    help="Keep FILE as evidence of this gate (copied, SHA-256 journaled; repeatable).",
+    help="Keep FILE as evidence of this gate (copied, SHA-256 journaled; repeatable; "
+    "with --server: uploaded, bounded in size and type by the console).",
 )
 @server_option
 @state_option
@@ -84,12 +85,18 @@ def confirm(
 
     decision = decision or "confirm"
     if server:
-        if decision == "rerun" or host or in_advance or attachments:
-            raise InputError(
-                "--server: --rerun, --host, --in-advance and --attach work on the state "
-                "folder only; use the console's page for attachments"
-            )
-        data = Remote(server).decide(run_id, step, decision, by, note or old_reason)
+        if old_reason is not None:
+            warn_old_name("--reason", "--note")
+        data = Remote(server).decide(
+            run_id,
+            step,
+            decision,
+            by,
+            note or old_reason,
+            host=host,
+            in_advance=in_advance,
+            attachments=attachments,
+        )
         show_decision(data, as_json)
         return
     by = _need_name(by)
@@ -150,15 +157,18 @@ def _vote(
     as_json: bool,
     server: str | None = None,
     queue_url: str | None = None,
+    attachments: tuple[Path, ...] = (),
 ) -> None:
     from runbook_engine.run.approval import record_vote
 
     if server:
-        show_decision(Remote(server).decide(run_id, step, decision, by, note), as_json)
+        remote = Remote(server)
+        data = remote.decide(run_id, step, decision, by, note, attachments=attachments)
+        show_decision(data, as_json)
         return
     by = _need_name(by)
     store = open_store(state_dir, create=False, run_id=run_id)
-    recorded = record_vote(store, run_id, step, by, decision, note)
+    recorded = record_vote(store, run_id, step, by, decision, note, attachments=attachments)
     if decision == "reject" or recorded.approvals >= recorded.required:  # the gate is decided
         queued = resume_when_decided(queue_url, store, run_id, None)
         if queued:
@@ -181,6 +191,14 @@ def _vote(
     help="Who approves (name; not the run's operator; with --server: the token's account).",
 )
 @note_option("Note recorded with the approval.", old_names=("--comment",))
+@click.option(
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=EXISTING_FILE,
+    metavar="FILE",
+    help="Keep FILE as evidence of this vote (copied, SHA-256 journaled; repeatable).",
+)
 @server_option
 @state_option
 @queue_url_option
@@ -190,13 +208,14 @@ def approve(
     step: str,
     by: str | None,
     note: str | None,
+    attachments: tuple[Path, ...],
     server: str | None,
     state_dir: Path | None,
     queue_url: str | None,
     as_json: bool,
 ) -> None:
     """Approve approval step STEP of RUN_ID (the run waits there); `runbook resume` then goes on."""
-    _vote(run_id, step, by, note, state_dir, "approve", as_json, server, queue_url)
+    _vote(run_id, step, by, note, state_dir, "approve", as_json, server, queue_url, attachments)
 
 
 @click.command()
@@ -208,6 +227,14 @@ def approve(
     help="Who rejects (name; an approver of the step; with --server: the token's account).",
 )
 @note_option("Why (recorded).", old_names=("--comment",))
+@click.option(
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=EXISTING_FILE,
+    metavar="FILE",
+    help="Keep FILE as evidence of this vote (copied, SHA-256 journaled; repeatable).",
+)
 @server_option
 @state_option
 @queue_url_option
@@ -217,10 +244,11 @@ def reject(
     step: str,
     by: str | None,
     note: str | None,
+    attachments: tuple[Path, ...],
     server: str | None,
     state_dir: Path | None,
     queue_url: str | None,
     as_json: bool,
 ) -> None:
     """Reject approval step STEP of RUN_ID: the run stops (outcome rejected) at its next resume."""
-    _vote(run_id, step, by, note, state_dir, "reject", as_json, server, queue_url)
+    _vote(run_id, step, by, note, state_dir, "reject", as_json, server, queue_url, attachments)

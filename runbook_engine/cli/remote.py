@@ -1,5 +1,10 @@
-"""The CLI acting through a console's API: ``--server URL`` of ``confirm``, ``approve``,
-``reject``, ``status`` and ``runs``.
+"""The CLI acting through a console's API: ``--server URL`` of ``confirm`` (with
+``--skip``, ``--abort``, ``--rerun``, ``--host``, ``--in-advance``, ``--attach``),
+``approve`` and ``reject`` (with ``--attach``), ``status`` and ``runs``.
+
+Attachments are uploaded as a form (``multipart/form-data``); the console bounds their
+size and type (``max_upload_bytes``, ``allowed_upload_types``) and refuses the act with
+nothing recorded when one is out of bounds.
 
 The bearer token comes from ``$RUNBOOK_TOKEN`` (``runbook users add|token`` prints it);
 never from a flag, so it stays out of shell history and process lists.  The server does
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -54,26 +60,53 @@ class Remote:
             base_url=self.server, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
         )
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """The JSON answer of ``method path``.
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        files: tuple[Path, ...] = (),
+    ) -> Any:
+        """The JSON answer of ``method path``: ``body`` sent as JSON, or, with ``files``,
+        as a form with the files as ``attachments``.
 
         Raises:
-            InputError: the server cannot be reached, or refused (its message, with the
-                HTTP status).
+            InputError: a file cannot be read, the server cannot be reached, or it
+                refused (its message on one line, with the HTTP status).
         """
         import httpx
 
+        opened: list[Any] = []
         try:
-            answer = self._client.request(method, PREFIX + path, json=body)
+            if files:
+                for path_ in files:
+                    opened.append(open(path_, "rb"))  # noqa: SIM115 (closed below)
+                fields = {k: _form_value(v) for k, v in (body or {}).items() if v is not None}
+                answer = self._client.request(
+                    method,
+                    PREFIX + path,
+                    data=fields,
+                    files=[
+                        ("attachments", (p.name, f)) for p, f in zip(files, opened, strict=True)
+                    ],
+                )
+            else:
+                answer = self._client.request(method, PREFIX + path, json=body)
+        except OSError as exc:
+            raise InputError(f"--attach {exc.filename}: cannot read ({exc.strerror})") from None
         except httpx.HTTPError as exc:
             raise InputError(f"{self.server}: cannot reach the console ({exc})") from None
+        finally:
+            for f in opened:
+                f.close()
         try:
             data = answer.json()
         except ValueError:
             data = {"error": answer.text[:200]}
         if answer.status_code >= 400:
             message = data.get("error") if isinstance(data, dict) else None
-            raise InputError(f"{self.server} refused ({answer.status_code}): {message}")
+            line = " ".join(str(message or answer.reason_phrase).split())
+            raise InputError(f"{self.server} refused ({answer.status_code}): {line}")
         return data
 
     def acting_as(self, claimed: str | None) -> str:
@@ -91,12 +124,39 @@ class Remote:
         return name
 
     def decide(
-        self, run_id: str, step: str, verb: str, claimed: str | None, note: str | None
+        self,
+        run_id: str,
+        step: str,
+        verb: str,
+        claimed: str | None,
+        note: str | None,
+        *,
+        host: str | None = None,
+        in_advance: bool = False,
+        attachments: tuple[Path, ...] = (),
     ) -> dict[str, Any]:
-        """POST ``verb`` (confirm, skip, abort, approve, reject) for ``step`` of ``run_id``."""
+        """POST ``verb`` (confirm, skip, abort, rerun, approve, reject) for ``step`` of
+        ``run_id``; ``host`` and ``in_advance`` (gate decisions only) and ``attachments``
+        go with it.
+
+        Raises:
+            InputError: as :meth:`call`; ``claimed`` is not the token's account.
+        """
         self.acting_as(claimed)
         path = f"/runs/{quote(run_id, safe='')}/steps/{quote(step, safe='')}/{verb}"
-        return dict(self.call("POST", path, {"note": note}))
+        body: dict[str, Any] = {"note": note}
+        if host:
+            body["host"] = host
+        if in_advance:
+            body["in_advance"] = True
+        return dict(self.call("POST", path, body, attachments))
+
+
+def _form_value(value: Any) -> str:
+    """A JSON body's value as a form field (``true``/``false`` for flags)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def show_decision(data: dict[str, Any], as_json: bool) -> None:
@@ -106,6 +166,7 @@ def show_decision(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
+    kept = data.get("attachments") or []
     if "approvals" in data:
         text = (
             f"Recorded {data['decision']} of {data['step']} by {data['by']} "
@@ -113,10 +174,17 @@ def show_decision(data: dict[str, Any], as_json: bool) -> None:
             "the run"
         )
     else:
+        then = (
+            "decided in advance: the run takes it when it gets there"
+            if data.get("in_advance")
+            else "the console continues the run"
+        )
         text = (
             f"Recorded {data['decision']} of {data['step']} on {', '.join(data['hosts'])} "
-            f"by {data['by']}; the console continues the run"
+            f"by {data['by']}; {then}"
         )
+    if kept:
+        text += f"; attached {', '.join(kept)}"
     click.echo(terminal_safe(f"{text} (authenticated: {data.get('auth_method')})"))
 
 

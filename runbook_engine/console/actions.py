@@ -1,8 +1,9 @@
 """What signed-in people do to runs, once, for the pages and the API alike.
 
-Both :mod:`.views` (HTML forms with a CSRF token) and :mod:`.api` (JSON with a bearer
-token or the session) call these functions, so a decision is checked, journaled,
-audited and followed by the run's continuation the same way whichever door it came in.
+Acts at a step reach these functions through :func:`.api.act` alone (the API's paths,
+and the pages' forms that wrap it); starting a run through :mod:`.views` and :mod:`.api`.
+So a decision is checked, journaled, audited and followed by the run's continuation the
+same way whichever door it came in.
 
 Errors: :class:`Forbidden` (HTTP 403) when the person's roles do not allow the act or
 separation of duties forbids it; :class:`~runbook_engine.errors.RunbookError` (400/404/409)
@@ -50,8 +51,12 @@ def decide(
     decision: str,
     note: str | None,
     files: tuple[Path, ...] = (),
+    *,
+    host: str | None = None,
+    in_advance: bool = False,
 ) -> list[str]:
-    """Confirm, skip or abort gate ``step`` of ``run_id`` as ``me``; the run continues.
+    """Confirm, skip, abort or rerun gate ``step`` of ``run_id`` as ``me``; the run
+    continues (not after a decision ``in_advance``: the run has not reached the step).
 
     Returns:
         The hosts the decision was recorded for.
@@ -61,15 +66,42 @@ def decide(
         RunbookError: as :meth:`~.data.ConsoleData.decide`.
     """
     need(me, "decide")
-    hosts = app.data.decide(run_id, step, me.name, me.method, decision, note, files)
-    app.audit("gate-decision", name=me.name, run=run_id, step=step, decision=decision)
-    continue_run(app, run_id)
+    hosts = app.data.decide(
+        run_id,
+        step,
+        me.name,
+        me.method,
+        decision,
+        note,
+        files,
+        host=host,
+        in_advance=in_advance,
+    )
+    app.audit(
+        "gate-decision",
+        name=me.name,
+        run=run_id,
+        step=step,
+        decision=decision,
+        **({"in_advance": True} if in_advance else {}),
+    )
+    if not in_advance:
+        continue_run(app, run_id)
     return list(hosts)
 
 
-def vote(app: Any, me: Identity, run_id: str, step: str, decision: str, note: str | None) -> Any:
-    """Approve or reject approval step ``step`` of ``run_id`` as ``me``; the run continues
-    once the step is decided (a rejection, or the approvals it needs).
+def vote(
+    app: Any,
+    me: Identity,
+    run_id: str,
+    step: str,
+    decision: str,
+    note: str | None,
+    files: tuple[Path, ...] = (),
+) -> Any:
+    """Approve or reject approval step ``step`` of ``run_id`` as ``me``, ``files`` kept
+    as its evidence; the run continues once the step is decided (a rejection, or the
+    approvals it needs).
 
     Returns:
         The :class:`~runbook_engine.run.approval.VoteRecorded`.
@@ -89,7 +121,7 @@ def vote(app: Any, me: Identity, run_id: str, step: str, decision: str, note: st
             "(separation of duties)"
         )
     try:
-        recorded = app.data.vote(run_id, step, me.name, me.method, decision, note)
+        recorded = app.data.vote(run_id, step, me.name, me.method, decision, note, files)
     except InputError as exc:
         app.audit("vote-refused", name=me.name, run=run_id, step=step, why=str(exc))
         raise

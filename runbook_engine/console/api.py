@@ -2,8 +2,14 @@
 
 Who calls: scripts and ``runbook ... --server URL`` with a per-user bearer token
 (``Authorization: Bearer TOKEN``, journaled with ``auth_method: token``), or the console's
-own pages with the session cookie (a POST then needs the session's CSRF token in the
-``X-CSRF-Token`` header).  The acts are the ones the pages do (:mod:`.actions`).
+own pages' script (``templates/console/console.js``) with the session cookie (a POST then
+needs the session's CSRF token in the ``X-CSRF-Token`` header; a bearer token needs none).
+
+An act at a step (confirm, skip, abort, rerun, approve, reject) has one implementation,
+:func:`act`: the API's paths are it, and the pages' form routes (:mod:`.views`) are thin
+wrappers that check the form's CSRF field and call it.  It takes a JSON object or a form
+(``multipart/form-data``, attachments bounded in number, size and type) and calls
+:mod:`.actions`, which checks roles and separation of duties and journals.
 
 Answers: JSON; errors are ``{"error": "..."}`` with 400 (bad input), 401 (no or a bad
 token: ``WWW-Authenticate: Bearer``), 403 (roles, CSRF, separation of duties), 404 (no
@@ -13,8 +19,11 @@ such run) and 409 (the run or step is not in a state that allows the act).
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import wraps
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -41,15 +50,17 @@ def error(status: int, message: str) -> JSONResponse:
 
 
 def endpoint(handler: Handler) -> Handler:
-    """Map refusals to JSON errors; check CSRF for POSTs made with the session cookie."""
+    """Map refusals to JSON errors; check the ``X-CSRF-Token`` header of unsafe requests
+    made with the session cookie (or a proxy header); bearer-token requests need none."""
 
     @wraps(handler)
     async def wrapped(request: Request) -> Response:
         me = request.state.identity
         if me is None:
             return error(401, "authentication required: send Authorization: Bearer TOKEN")
-        session_post = request.method == "POST" and me.method != "token"
-        if session_post and not csrf_ok(request.session, request.headers.get("x-csrf-token")):
+        unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
+        given = request.headers.get("x-csrf-token")
+        if unsafe and me.method != "token" and not csrf_ok(request.session, given):
             return error(403, "the X-CSRF-Token header is missing or wrong")
         try:
             return await handler(request)
@@ -123,6 +134,7 @@ def _gate_json(gate: Gate) -> dict[str, Any]:
         "hosts": list(gate.hosts),
         "kind": gate.kind,
         "instructions": gate.instructions,
+        "decided": [{"decision": d.decision, "by": d.by, "host": d.host} for d in gate.decided],
         "approval": (
             {
                 "required": approval.get("required"),
@@ -130,6 +142,7 @@ def _gate_json(gate: Gate) -> dict[str, Any]:
                 "approved_by": [
                     v["by"] for v in approval.get("votes", []) if v.get("decision") == "approve"
                 ],
+                "votes": [_vote_json(v) for v in approval.get("votes", [])],
             }
             if gate.approval
             else None
@@ -137,8 +150,29 @@ def _gate_json(gate: Gate) -> dict[str, Any]:
     }
 
 
+def _vote_json(vote: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "by": vote["by"],
+        "decision": vote["decision"],
+        "note": vote.get("comment"),
+        "at": vote["at"],
+    }
+
+
+def _event_json(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event": record["event"],
+        "time": record.get("time"),
+        "step": record.get("step"),
+        "by": record.get("by"),
+        "authenticated": bool(record.get("authenticated")),
+        "auth_method": record.get("auth_method"),
+    }
+
+
 def view_json(view: RunView) -> dict[str, Any]:
-    """A run page's facts: the run, its steps, the gates it waits at, its approvals."""
+    """A run page's facts: the run, its steps, the gates it waits at, its approvals, the
+    tails of its outputs and its latest journal events."""
     return {
         **run_json(view.record),
         "word": view.word,
@@ -150,18 +184,12 @@ def view_json(view: RunView) -> dict[str, Any]:
                 "step": a["step"],
                 "status": a["status"],
                 "required": a.get("required"),
-                "votes": [
-                    {
-                        "by": v["by"],
-                        "decision": v["decision"],
-                        "note": v.get("comment"),
-                        "at": v["at"],
-                    }
-                    for v in a.get("votes", [])
-                ],
+                "votes": [_vote_json(v) for v in a.get("votes", [])],
             }
             for a in view.approvals
         ],
+        "outputs": [{"name": name, "text": text} for name, text in view.outputs],
+        "events": [_event_json(e) for e in view.events],
     }
 
 
@@ -184,39 +212,175 @@ async def run(request: Request) -> Response:
     return JSONResponse(view_json(request.app.state.data.run(request.path_params["run_id"])))
 
 
-async def _decision(request: Request, decision: str) -> Response:
+#: The acts at a step, by the last word of their path: gate decisions, then votes.
+DECISIONS = ("confirm", "skip", "abort", "rerun")
+VOTES = ("approve", "reject")
+#: Most attachments one act takes.
+MAX_FILES = 10
+_YES, _NO = ("true", "on", "yes", "1"), ("false", "off", "no", "0", "")
+
+
+@dataclass(frozen=True, slots=True)
+class ActInput:
+    """What an act at a step was given: a note, a host, ``in_advance``, attachments."""
+
+    note: str | None
+    host: str | None
+    in_advance: bool
+    uploads: tuple[Any, ...]
+
+
+async def act_input(request: Request, verb: str) -> ActInput:
+    """The act's input from a JSON object (``note``, ``host``, ``in_advance``) or a form
+    (``multipart/form-data``: the same fields as text, and files as ``attachments``; a
+    page's ``csrf`` and ``decision`` fields are allowed).
+
+    Raises:
+        InputError: a bad body, an unknown field, too many or too large parts, a
+            ``decision`` field that is not ``verb``, ``host``/``in_advance`` on a vote.
+    """
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await read_form(request)
+        known = ("note", "host", "in_advance", "attachments", "csrf", "decision")
+        for name in form:
+            if name not in known:
+                raise InputError(f"unknown field {name!r} (fields: {', '.join(known[:4])})")
+        texts = {k: form.get(k) for k in ("note", "host", "in_advance", "decision")}
+        if not all(v is None or isinstance(v, str) for v in texts.values()):
+            raise InputError("note, host, in_advance and decision are text fields, not files")
+        if texts["decision"] not in (None, verb):
+            raise InputError(f"decision {texts['decision']!r} sent to the {verb} path")
+        flag = str(texts["in_advance"] or "").strip().lower()
+        if flag not in _YES + _NO:
+            raise InputError("in_advance: true or false")
+        uploads = tuple(f for f in form.getlist("attachments") if getattr(f, "filename", None))
+        given = ActInput(texts["note"], texts["host"], flag in _YES, uploads)
+    else:
+        data = await body(request, {"note": str, "host": str, "in_advance": bool})
+        given = ActInput(data.get("note"), data.get("host"), bool(data.get("in_advance")), ())
+    note = (given.note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise InputError(f"note: at most {MAX_NOTE} characters")
+    host = (given.host or "").strip() or None
+    if verb in VOTES and (host or given.in_advance):
+        raise InputError(f"host and in_advance apply to gate decisions, not to {verb}")
+    if verb == "rerun" and given.in_advance:
+        raise InputError("in_advance: a rerun is for a step interrupted while running")
+    return ActInput(note, host, given.in_advance, given.uploads)
+
+
+async def read_form(request: Request) -> Any:
+    """The request's form, bounded: :data:`MAX_FILES` files, 20 fields, a text field at
+    most ``max_upload_bytes`` (read once; Starlette keeps it for later calls).
+
+    Raises:
+        InputError: Starlette refused the form (malformed, too many parts, too large).
+    """
+    from starlette.exceptions import HTTPException
+
+    limit = request.app.state.settings.max_upload_bytes
+    try:
+        return await request.form(max_files=MAX_FILES, max_fields=20, max_part_size=limit)
+    except HTTPException as exc:  # Starlette's refusal of a malformed or oversized form
+        raise InputError(f"the form was refused: {exc.detail}") from None
+
+
+async def save_uploads(uploads: tuple[Any, ...], folder: Path, settings: Any) -> tuple[Path, ...]:
+    """Save ``uploads`` in ``folder``, each checked for its type (file name suffix) and size.
+
+    Raises:
+        InputError: a type not accepted, a file larger than ``max_upload_bytes``.
+    """
+    saved = []
+    for item in uploads:
+        name = Path(str(item.filename).replace("\\", "/")).name
+        if Path(name).suffix.lower() not in settings.allowed_upload_types:
+            raise InputError(
+                f"{name}: not an accepted type ({', '.join(settings.allowed_upload_types)})"
+            )
+        data = await item.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise InputError(f"{name}: larger than {settings.max_upload_bytes} bytes")
+        target = folder / name
+        if target.exists():
+            raise InputError(f"{name}: attached twice")
+        target.write_bytes(data)
+        saved.append(target)
+    return tuple(saved)
+
+
+async def act(request: Request, run_id: str, step: str, verb: str) -> dict[str, Any]:
+    """Do ``verb`` (one of :data:`DECISIONS` or :data:`VOTES`) at ``step`` of ``run_id``
+    as the signed-in person: the one implementation behind the API's paths and the
+    pages' forms (the caller has checked the CSRF token of a session).
+
+    Returns:
+        The answer: what was recorded, by whom and how authenticated, and ``message``
+        (one sentence for a person).
+
+    Raises:
+        Forbidden: roles, separation of duties.
+        RunbookError: bad input; the library refuses (no run, the step is finished...).
+    """
     app, me = request.app.state, request.state.identity
-    run_id, step = request.path_params["run_id"], request.path_params["step_id"]
-    data = await body(request, {"note": str})
-    note = (data.get("note") or "").strip() or None
-    if decision in ("approve", "reject"):
-        recorded = actions.vote(app, me, run_id, step, decision, note)
-        return JSONResponse({**recorded.to_dict(), "auth_method": me.method})
-    if decision == "skip" and not note:
+    if verb not in DECISIONS + VOTES:
+        raise InputError(f"unknown decision {verb!r} (one of {', '.join(DECISIONS + VOTES)})")
+    given = await act_input(request, verb)
+    if verb == "skip" and not given.note:
         raise InputError("a skip needs a note: why the step is skipped")
-    hosts = actions.decide(app, me, run_id, step, decision, note)
-    return JSONResponse(
-        {
-            "run_id": run_id,
-            "step": step,
-            "hosts": hosts,
-            "decision": decision,
-            "by": me.name,
-            "auth_method": me.method,
-        }
+    with tempfile.TemporaryDirectory(prefix="rbe-upload-") as tmp:
+        files = await save_uploads(given.uploads, Path(tmp), app.settings)
+        if verb in VOTES:
+            recorded = actions.vote(app, me, run_id, step, verb, given.note, files)
+            text = recorded.text().split("; continue with")[0].split(": the run")[0]
+            return {
+                **recorded.to_dict(),
+                "auth_method": me.method,
+                "attachments": [f.name for f in files],
+                "message": text,
+            }
+        hosts = actions.decide(
+            app,
+            me,
+            run_id,
+            step,
+            verb,
+            given.note,
+            files,
+            host=given.host,
+            in_advance=given.in_advance,
+        )
+    then = (
+        "decided in advance; the run takes it when it gets there"
+        if given.in_advance
+        else "the run continues"
     )
+    return {
+        "run_id": run_id,
+        "step": step,
+        "hosts": hosts,
+        "decision": verb,
+        "by": me.name,
+        "auth_method": me.method,
+        "in_advance": given.in_advance,
+        "attachments": [f.name for f in files],
+        "message": f"Recorded {verb} of {step} on {', '.join(hosts)} by {me.name} "
+        f"({me.method}); {then}.",
+    }
 
 
-def _acting(decision: str) -> Handler:
+def _acting(verb: str) -> Handler:
     async def handler(request: Request) -> Response:
-        return await _decision(request, decision)
+        params = request.path_params
+        return JSONResponse(await act(request, params["run_id"], params["step_id"], verb))
 
-    handler.__name__ = decision
+    handler.__name__ = verb
     return endpoint(handler)
 
 
-confirm, skip, abort = _acting("confirm"), _acting("skip"), _acting("abort")
-approve, reject = _acting("approve"), _acting("reject")
+confirm, skip, abort, rerun = (_acting(v) for v in DECISIONS)
+approve, reject = (_acting(v) for v in VOTES)
 
 
 @endpoint
@@ -284,9 +448,6 @@ def routes() -> list[Any]:
         Route(PREFIX + "/runs/{run_id}", run),
         Route(PREFIX + "/runs/{run_id}/evidence", evidence),
         Route(PREFIX + "/runs/{run_id}/bundle", bundle),
-        *(
-            Route(step + name, globals()[name], methods=["POST"])
-            for name in ("confirm", "skip", "abort", "approve", "reject")
-        ),
+        *(Route(step + name, globals()[name], methods=["POST"]) for name in DECISIONS + VOTES),
         Route("/api/{rest:path}", not_found, methods=["GET", "POST"]),
     ]

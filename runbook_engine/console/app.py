@@ -164,7 +164,6 @@ def create_app(settings: Settings, launcher: Launcher | None = None) -> Starlett
         Route("/logout", views.logout, methods=["POST"]),
         Route("/runs", views.runs),
         Route("/runs/{run_id}", views.run_page),
-        Route("/runs/{run_id}/live", views.run_live),
         Route("/runs/{run_id}/record", views.record),
         Route("/runs/{run_id}/bundle", views.bundle),
         Route("/runs/{run_id}/steps/{step}/decide", views.decide, methods=["POST"]),

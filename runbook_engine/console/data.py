@@ -207,15 +207,20 @@ class ConsoleData:
         decision: str,
         note: str | None,
         attachments: tuple[Path, ...] = (),
+        *,
+        host: str | None = None,
+        in_advance: bool = False,
     ) -> list[str]:
-        """Confirm, skip (``note`` is the reason) or abort a gate as a signed-in person.
+        """Confirm, skip (``note`` is the reason), abort or rerun a gate as a signed-in
+        person; ``host`` limits it to one host, ``in_advance`` decides a step the run has
+        not reached (``runbook confirm --host``, ``--in-advance``).
 
         Raises:
             InputError, StateError: as :func:`~runbook_engine.run.confirm.record_confirmation`.
         """
         from runbook_engine.run.confirm import record_confirmation
 
-        if decision not in ("confirm", "skip", "abort"):
+        if decision not in ("confirm", "skip", "abort", "rerun"):
             raise InputError(f"unknown decision {decision!r}")
         reason = note if decision == "skip" else None
         with self._store(run_id) as store:
@@ -227,15 +232,24 @@ class ConsoleData:
                 decision,
                 None if decision == "skip" else note,
                 reason,
-                None,
+                host,
                 attachments,
+                in_advance=in_advance,
                 auth_method=method,
             )
 
     def vote(
-        self, run_id: str, step: str, name: str, method: str, decision: str, note: str | None
+        self,
+        run_id: str,
+        step: str,
+        name: str,
+        method: str,
+        decision: str,
+        note: str | None,
+        attachments: tuple[Path, ...] = (),
     ) -> Any:
-        """Approve or reject an approval step as a signed-in person.
+        """Approve or reject an approval step as a signed-in person, ``attachments``
+        kept as its evidence.
 
         Returns:
             The :class:`~runbook_engine.run.approval.VoteRecorded`.
@@ -249,7 +263,16 @@ class ConsoleData:
         if decision not in ("approve", "reject"):
             raise InputError(f"unknown decision {decision!r}")
         with self._store(run_id) as store:
-            return record_vote(store, run_id, step, name, decision, note, auth_method=method)
+            return record_vote(
+                store,
+                run_id,
+                step,
+                name,
+                decision,
+                note,
+                auth_method=method,
+                attachments=attachments,
+            )
 
     # -- evidence -----------------------------------------------------------------------
     def change_record(self, run_id: str, fmt: str = "html") -> tuple[bytes, str]:

@@ -31,18 +31,38 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 _RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _STEP_ID = {"name": "step_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_NOTE_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"note": {"type": ["string", "null"], "maxLength": 4000}},
-                "additionalProperties": False,
-            }
-        }
-    },
+_NOTE = {"type": ["string", "null"], "maxLength": 4000}
+_FILES = {
+    "type": "array",
+    "maxItems": 10,
+    "items": {"type": "string", "format": "binary"},
+    "description": "attachments kept as evidence (bounded in size and type: the "
+    "console's upload settings)",
 }
+
+
+def _act_body(decision: bool) -> dict[str, Any]:
+    """JSON, or a form with the same fields as text and files as ``attachments``."""
+    fields: dict[str, Any] = {"note": _NOTE}
+    form: dict[str, Any] = {"note": {"type": "string", "maxLength": 4000}}
+    if decision:
+        fields |= {"host": _NULL_STR, "in_advance": {"type": ["boolean", "null"]}}
+        form |= {"host": {"type": "string"}, "in_advance": {"enum": ["true", "false"]}}
+    return {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": fields, "additionalProperties": False}
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {**form, "attachments": _FILES},
+                    "additionalProperties": False,
+                }
+            },
+        },
+    }
 
 
 def _decision(what: str, answer: str) -> dict[str, Any]:
@@ -51,7 +71,7 @@ def _decision(what: str, answer: str) -> dict[str, Any]:
             "summary": what,
             "operationId": what.split()[0].lower(),
             "parameters": [_RUN_ID, _STEP_ID],
-            "requestBody": _NOTE_BODY,
+            "requestBody": _act_body(answer == "Decided"),
             "responses": {
                 "200": _answer({"$ref": f"#/components/schemas/{answer}"}),
                 **_errors(400, 401, 403, 404, 409),
@@ -100,10 +120,12 @@ def document() -> dict[str, Any]:
             "title": "runbook console API",
             "version": __version__,
             "description": "Runs, gates, approvals and evidence of one runbook-engine store. "
-            "Authenticate with `Authorization: Bearer TOKEN` (`runbook users add|token`).",
+            "Authenticate with `Authorization: Bearer TOKEN` (`runbook users add|token`); "
+            "the console's own pages use their session cookie, and then every POST needs "
+            "the session's CSRF token in the `X-CSRF-Token` header (403 without it).",
         },
         "servers": [{"url": "/"}],
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": []}],
         "paths": {
             "/api/v1/me": {
                 "get": {
@@ -194,6 +216,9 @@ def document() -> dict[str, Any]:
                 "Skip a gate (the note is the reason)", "Decided"
             ),
             "/api/v1/runs/{run_id}/steps/{step_id}/abort": _decision("Abort at a gate", "Decided"),
+            "/api/v1/runs/{run_id}/steps/{step_id}/rerun": _decision(
+                "Rerun a step interrupted while running", "Decided"
+            ),
             "/api/v1/runs/{run_id}/steps/{step_id}/approve": _decision(
                 "Approve an approval step", "Voted"
             ),
@@ -202,7 +227,16 @@ def document() -> dict[str, Any]:
             ),
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "runbook_console",
+                    "description": "The console's signed-in session; a POST also needs "
+                    "the X-CSRF-Token header",
+                },
+            },
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -231,6 +265,18 @@ def document() -> dict[str, Any]:
                                 "steps": {"type": "array", "items": {"type": "object"}},
                                 "gates": {"type": "array", "items": {"type": "object"}},
                                 "approvals": {"type": "array", "items": {"type": "object"}},
+                                "outputs": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["name", "text"],
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "text": {"type": "string"},
+                                        },
+                                    },
+                                },
+                                "events": {"type": "array", "items": {"type": "object"}},
                             },
                         },
                     ]
@@ -261,7 +307,15 @@ def document() -> dict[str, Any]:
                 },
                 "Decided": {
                     "type": "object",
-                    "required": ["run_id", "step", "hosts", "decision", "by", "auth_method"],
+                    "required": [
+                        "run_id",
+                        "step",
+                        "hosts",
+                        "decision",
+                        "by",
+                        "auth_method",
+                        "message",
+                    ],
                     "properties": {
                         "run_id": {"type": "string"},
                         "step": {"type": "string"},
@@ -269,11 +323,22 @@ def document() -> dict[str, Any]:
                         "decision": {"type": "string"},
                         "by": {"type": "string"},
                         "auth_method": {"type": "string"},
+                        "in_advance": {"type": "boolean"},
+                        "attachments": {"type": "array", "items": {"type": "string"}},
+                        "message": {"type": "string"},
                     },
                 },
                 "Voted": {
                     "type": "object",
-                    "required": ["run_id", "step", "by", "decision", "approvals", "required"],
+                    "required": [
+                        "run_id",
+                        "step",
+                        "by",
+                        "decision",
+                        "approvals",
+                        "required",
+                        "message",
+                    ],
                     "properties": {
                         "run_id": {"type": "string"},
                         "step": {"type": "string"},
@@ -282,6 +347,8 @@ def document() -> dict[str, Any]:
                         "approvals": {"type": "integer"},
                         "required": {"type": "integer"},
                         "auth_method": {"type": "string"},
+                        "attachments": {"type": "array", "items": {"type": "string"}},
+                        "message": {"type": "string"},
                     },
                 },
                 "Verdict": {

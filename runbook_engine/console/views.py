@@ -8,7 +8,6 @@ traceback.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +16,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from runbook_engine.console import actions, auth
+from runbook_engine.console import actions, api, auth
 from runbook_engine.console.actions import Forbidden, SeparationOfDuties
 from runbook_engine.console.data import RunFilter
 from runbook_engine.console.security import DOCUMENT_CSP, csrf_ok, csrf_token
@@ -52,9 +51,9 @@ async def checked_form(request: Request, ability: str | None = None) -> Any:
 
     Raises:
         Forbidden: no or a wrong CSRF token; the roles do not grant ``ability``.
+        RunbookError: a malformed or oversized form.
     """
-    app = request.app.state
-    form = await request.form(max_part_size=app.settings.max_upload_bytes)
+    form = await api.read_form(request)
     if not csrf_ok(request.session, form.get("csrf")):
         raise Forbidden("the form's CSRF token is missing or wrong; reload the page and retry")
     if ability:
@@ -145,65 +144,30 @@ async def run_page(request: Request) -> Response:
     return page(request, "run.html.j2", view=view, launcher=request.app.state.launcher)
 
 
-async def run_live(request: Request) -> Response:
-    """The live part of a run page, for the page's script to swap in."""
-    view = request.app.state.data.run(request.path_params["run_id"])
-    return page(request, "live_part.html.j2", view=view)
-
-
 async def decide(request: Request) -> Response:
-    app = request.app.state
-    run_id, step = request.path_params["run_id"], request.path_params["step"]
-    form = await checked_form(request, "decide")
-    me = request.state.identity
-    decision, note = str(form.get("decision", "")), str(form.get("note", "")).strip() or None
-    url = f"/runs/{quote(run_id)}"
-    with tempfile.TemporaryDirectory(prefix="rbe-upload-") as tmp:
-        files = _uploads(form, Path(tmp), app.settings)
-        if isinstance(files, str):
-            return back(request, url, files)
-        try:
-            hosts = actions.decide(app, me, run_id, step, decision, note, files)
-        except RunbookError as exc:
-            return back(request, url, str(exc))
-    return back(
-        request,
-        url,
-        f"Recorded {decision} of {step} on {', '.join(hosts)} by "
-        f"{me.name} ({me.method}); the run continues.",
-    )
+    """The gate form (confirm, skip, abort): :func:`.api.act`, as the API's paths."""
+    return await _act(request, api.DECISIONS)
 
 
 async def vote(request: Request) -> Response:
-    app = request.app.state
+    """The approval form (approve, reject): :func:`.api.act`, as the API's paths."""
+    return await _act(request, api.VOTES)
+
+
+async def _act(request: Request, verbs: tuple[str, ...]) -> Response:
+    """A form's act through the API's one implementation; its answer or refusal becomes
+    the message on the run page (a wrong CSRF token or missing role: 403)."""
     run_id, step = request.path_params["run_id"], request.path_params["step"]
-    form = await checked_form(request, "vote")
-    me = request.state.identity
-    decision, note = str(form.get("decision", "")), str(form.get("note", "")).strip() or None
+    form = await checked_form(request)
+    verb = str(form.get("decision", ""))
     url = f"/runs/{quote(run_id)}"
+    if verb not in verbs:
+        return back(request, url, f"unknown decision {verb!r} (one of {', '.join(verbs)})")
     try:
-        recorded = actions.vote(app, me, run_id, step, decision, note)
+        answer = await api.act(request, run_id, step, verb)
     except (RunbookError, SeparationOfDuties) as exc:
         return back(request, url, str(exc))
-    return back(request, url, recorded.text().split("; continue with")[0].split(": the run")[0])
-
-
-def _uploads(form: Any, folder: Path, settings: Any) -> tuple[Path, ...] | str:
-    """Save the form's attachments in ``folder``; a message when one is refused."""
-    saved = []
-    for item in form.getlist("attachments"):
-        if not getattr(item, "filename", None):
-            continue
-        name = Path(item.filename).name
-        if Path(name).suffix.lower() not in settings.allowed_upload_types:
-            return f"{name}: not an accepted type ({', '.join(settings.allowed_upload_types)})"
-        data = item.file.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
-            return f"{name}: larger than {settings.max_upload_bytes} bytes"
-        target = folder / name
-        target.write_bytes(data)
-        saved.append(target)
-    return tuple(saved)
+    return back(request, url, answer["message"])
 
 
 # -- evidence ---------------------------------------------------------------------------------

@@ -338,8 +338,13 @@ def record_vote(
     comment: str | None,
     *,
     auth_method: str | None = None,
+    attachments: tuple[Path, ...] = (),
 ) -> VoteRecorded:
     """Check and journal an approval or rejection for a waiting approval step.
+
+    ``attachments`` are kept as evidence of the vote as a gate's are (copied under
+    ``attachments/STEP/``, each journaled ``attachment-added`` with its SHA-256 before the
+    vote, which lists them).
 
     ``auth_method`` says how ``by`` was authenticated (the web console: ``password``,
     ``oidc``, ``proxy-header``); the vote is then journaled with source ``console`` and
@@ -358,7 +363,7 @@ def record_vote(
     if not by.strip():
         raise InputError("--as needs a name")
     with store.lock_run(run_id, wait=WAIT_SECONDS):
-        return _record_vote(store, run_id, step_id, by, decision, comment, auth_method)
+        return _record_vote(store, run_id, step_id, by, decision, comment, auth_method, attachments)
 
 
 def _record_vote(
@@ -369,6 +374,7 @@ def _record_vote(
     decision: str,
     comment: str | None,
     auth_method: str | None = None,
+    attachments: tuple[Path, ...] = (),
 ) -> VoteRecorded:
     """:func:`record_vote` under the run lock: names and comment redacted before writing."""
     from runbook_engine.evidence.journal import read_journal
@@ -413,8 +419,18 @@ def _record_vote(
     if any(person_key(v.by) == person_key(name) for v in standing_votes):
         raise InputError(f"{name} has voted on step {step_id!r} already; one person counts once")
     name = allowed[person_key(name)]
+    from runbook_engine.run.attachments import keep_attachment
     from runbook_engine.run.gates import authenticated_fields
+    from runbook_engine.run.reconcile import settle_attachments
 
+    run_dir = store.run_dir(run_id)
+    settled = settle_attachments(run_dir) if attachments else []
+    if settled:
+        journal.append("store-reconciled", changes=settled)
+    kept = [
+        keep_attachment(journal, run_dir, step_id, path, name, redactor, auth_method)
+        for path in attachments
+    ]
     journal.append(
         "approval-recorded",
         step=step_id,
@@ -422,6 +438,7 @@ def _record_vote(
         decision=decision,
         comment=comment,
         source="console" if auth_method else "cli",
+        attachments=kept or None,
         **authenticated_fields(auth_method),
     )
     approvals = len(standing.approvals) + (decision == "approve")
