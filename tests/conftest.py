@@ -9,9 +9,13 @@ make one there) and none of those variables.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from stores import KINDS, PG_SERVER  # type: ignore[import-not-found]
 
 _CLEARED = (
     "RUNBOOK_SIGNING_KEY",
@@ -37,3 +41,56 @@ def _apart_from_the_machine(
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
+
+
+def _pg_admin() -> Any:
+    """An autocommit connection to the test server's maintenance database (or a skip)."""
+    psycopg = pytest.importorskip("psycopg", reason="team extra (psycopg) not installed")
+    try:
+        return psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {PG_SERVER} (set RUNBOOK_TEST_PG): {exc}".strip())
+
+
+def _db_url(name: str) -> str:
+    return PG_SERVER.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A database at this runbook-engine's schema (``runbook store upgrade``'s migrations),
+    made once per session; each test's database is a copy of it.  Dropped afterwards."""
+    from runbook_engine.run.pgstore import schema
+
+    name = f"rbe_tmpl_{secrets.token_hex(6)}"
+    with _pg_admin() as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        schema.upgrade(_db_url(name), name)
+        yield name
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh database for this test at this runbook-engine's schema; dropped afterwards."""
+    name = f"rbe_test_{secrets.token_hex(6)}"
+    with _pg_admin() as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    try:
+        yield _db_url(name)
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=KINDS)
+def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test on each store: ``"sqlite"`` (the state folder) and ``"postgresql"``
+    (``RUNBOOK_STORE`` set to a fresh database, seen by every ``runbook`` command the test
+    starts; subprocesses get it through ``stores.cli_environ``)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("RUNBOOK_STORE", request.getfixturevalue("pg_url"))
+    return str(request.param)

@@ -2,8 +2,9 @@
 
 Each "machine" is a ``runbook`` subprocess with its own HOME and state directory and only
 the store's URL in common.  The server is ``RUNBOOK_TEST_PG`` (default
-``postgresql://postgres@127.0.0.1:5432/postgres``); each module gets a fresh database,
-dropped afterwards.  Without a server the tests skip, saying so (``.ci/run`` starts one).
+``postgresql://postgres@127.0.0.1:5432/postgres``); each test gets a fresh database
+(``pg_url``, tests/conftest.py), dropped afterwards.  Without a server the tests skip,
+saying so (``.ci/run`` starts one).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import PG_SERVER as SERVER  # type: ignore[import-not-found]
 
 psycopg = pytest.importorskip("psycopg", reason="team extra (psycopg) not installed")
 
@@ -27,7 +28,6 @@ from runbook_engine.run.pgstore import schema  # noqa: E402
 from runbook_engine.run.pgstore.store import PgStore  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run"
-SERVER = os.environ.get("RUNBOOK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 LINEAR = """---
 id: linear
 title: Two local steps
@@ -49,21 +49,6 @@ def _admin() -> Any:
         return psycopg.connect(SERVER, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL at {SERVER} (set RUNBOOK_TEST_PG): {exc}".strip())
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """A fresh database on the test server, at this runbook-engine's schema."""
-    name = f"rbe_test_{secrets.token_hex(6)}"
-    with _admin() as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = SERVER.rsplit("/", 1)[0] + "/" + name
-    try:
-        schema.upgrade(url, name)
-        yield url
-    finally:
-        with _admin() as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
