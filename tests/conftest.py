@@ -9,8 +9,9 @@ make one there) and none of those variables.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +74,31 @@ def pg_template() -> Iterator[str]:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture
-def pg_url(pg_template: str) -> Iterator[str]:
-    """A fresh database for this test at this runbook-engine's schema; dropped afterwards."""
+@contextlib.contextmanager
+def _fresh_database(template: str) -> Iterator[str]:
     name = f"rbe_test_{secrets.token_hex(6)}"
     with _pg_admin() as admin:
-        admin.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     try:
         yield _db_url(name)
     finally:
         with _pg_admin() as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh database for this test at this runbook-engine's schema; dropped afterwards."""
+    with _fresh_database(pg_template) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pg_databases(pg_template: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh databases (at the schema) for a module's shared runs (module-scoped
+    fixtures): each call, one more URL; all dropped when the module ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(_fresh_database(pg_template))
 
 
 @pytest.fixture(params=KINDS)

@@ -44,11 +44,11 @@ def cli_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in base.items() if not k.startswith("RUNBOOK_") or k == "RUNBOOK_STORE"}
 
 
-def run_folder(state: Path, run_id: str) -> Path:
+def run_folder(state: Path, run_id: str, url: str | None = None) -> Path:
     """The folder of run ``run_id`` to read: ``state/runs/RUN_ID`` on the state folder; on
-    PostgreSQL a copy in ``state/../db-copy`` filled from the database (journal, head file,
-    outputs, attachments, signatures)."""
-    url = store()
+    PostgreSQL (``url``, else the test's store) a copy in ``state/../db-copy`` filled from
+    the database (journal, head file, outputs, attachments, signatures)."""
+    url = url or store()
     if not url:
         return state / "runs" / run_id
     from runbook_engine.run.store_api import open_store
@@ -62,3 +62,23 @@ def run_folder(state: Path, run_id: str) -> Path:
 both_stores = pytest.mark.usefixtures("store_kind")
 #: The test looks into the state folder's files or ``state.db``: the state folder only.
 sqlite_only = pytest.mark.sqlite_only
+
+
+def database_bytes(url: str) -> list[tuple[str, bytes]]:
+    """Every value in every table of the store at ``url``, as ``(table, bytes)`` (a secret
+    that must appear nowhere must not appear here either)."""
+    import psycopg
+
+    found: list[tuple[str, bytes]] = []
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        for (table,) in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"').fetchall():
+                for value in row:
+                    if isinstance(value, (bytes, memoryview)):
+                        found.append((table, bytes(value)))
+                    elif value is not None:
+                        found.append((table, str(value).encode("utf-8")))
+    return found
