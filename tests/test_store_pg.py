@@ -201,7 +201,7 @@ def test_newer_schema_is_refused(book: Path, tmp_path: Path) -> None:
         ok(machine("ops", tmp_path, url, "store", "upgrade", cwd=book))
         with psycopg.connect(url) as conn:
             conn.execute("UPDATE alembic_version SET version_num = '0999'")
-        for args in (("runs",), ("store", "upgrade"), ("status", "x")):
+        for args in (("runs",), ("store", "upgrade"), ("status", "x"), ("evidence", "verify", "x")):
             proc = machine("ops", tmp_path, url, *args, cwd=book)
             assert proc.returncode == 2, proc.stderr
             assert "schema 0999, newer than this runbook-engine knows" in proc.stderr
