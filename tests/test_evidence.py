@@ -426,6 +426,7 @@ def test_a_key_other_than_the_runs_is_refused(signed: Book, run_copy: Path, tmp_
     assert swapped.returncode == 1 and "signing.pub" in swapped.stdout
 
 
+@both_stores
 def test_unsigned_run_verifies_but_is_refused_when_a_signature_is_required(tmp_path: Path) -> None:
     copy_fixtures(tmp_path)
     book = Book(tmp_path)
