@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stores import sqlite_only
+from stores import sqlite_only  # type: ignore[import-not-found]
 from stores import store as store_url  # type: ignore[import-not-found]
 
 from runbook_engine.errors import StateError
