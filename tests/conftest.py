@@ -5,6 +5,11 @@ state folder in ``~/.local/state``, or a team's store, queue, token or notificat
 settings in the environment would change what runs sign, where they are kept and how
 they end.  Each test gets its own configuration and state homes (tests that need a key
 make one there) and none of those variables.
+
+``store_kind`` runs a test on both stores (the state folder and a fresh PostgreSQL
+database through ``RUNBOOK_STORE``; tests/stores.py has the helpers); ``pg_url`` and
+``pg_databases`` give fresh databases at the schema, copied from one template per session
+and dropped afterwards.
 """
 
 from __future__ import annotations
