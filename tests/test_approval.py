@@ -1,8 +1,10 @@
 """Approval gates: quorum with separation of duties, one person counts once, expiry,
 rejection, `approval: required` and emergency runs, schema-checked bodies.
 
-The real ``runbook`` command runs in subprocesses against real SQLite state in a copy of
-``tests/fixtures/evidence``; the vote counting is also checked directly (:func:`tally`).
+The real ``runbook`` command runs in subprocesses in a copy of ``tests/fixtures/evidence``,
+on both stores (``@both_stores``: the state folder and PostgreSQL, journals read from
+:func:`stores.run_folder`); the vote counting is also checked directly (:func:`tally`), and
+runbooks refused before a run starts are checked on the state folder only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import both_stores, cli_environ, on_pg, run_folder  # type: ignore[import-not-found]
 
 from runbook_engine.errors import InputError
 from runbook_engine.evidence.journal import read_journal
@@ -36,7 +39,7 @@ class Book:
         self.state = root / "state"
 
     def __call__(self, *args: Any, operator: str = OPERATOR) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+        env = cli_environ()
         env.update(RUNBOOK_OPERATOR=operator, NO_COLOR="1", COLUMNS="200")
         proc = subprocess.run(
             [sys.executable, "-m", "runbook_engine", *map(str, args)],
@@ -73,7 +76,7 @@ class Book:
     def events(self, name: str) -> list[dict[str, Any]]:
         return [
             r
-            for r in read_journal(self.state / "runs" / "r1" / "journal.jsonl")
+            for r in read_journal(run_folder(self.state, "r1") / "journal.jsonl")
             if r["event"] == name
         ]
 
@@ -94,6 +97,7 @@ def book(tmp_path: Path) -> Book:
     return Book(tmp_path)
 
 
+@both_stores
 def test_quorum_of_two_with_separation_of_duties(book: Book) -> None:
     first = book.run("approved.md", "--change", "CHG-7", "--note", "quarterly settings")
     assert first.returncode == 3, first.stderr
@@ -138,6 +142,7 @@ def test_a_vote_keeps_its_attachments_as_evidence(book: Book) -> None:
     assert "2 files match the journal" in verified.stdout, verified.stdout  # output + file
 
 
+@both_stores
 def test_approval_by_someone_who_later_operates_the_run_does_not_count(book: Book) -> None:
     assert book.run("approved.md").returncode == 3
     assert book.vote("approve", "Alice Approver").returncode == 0
@@ -171,6 +176,7 @@ def test_tally_counts_each_person_once_and_drops_operators_and_expired() -> None
     assert not rejected.reached and rejected.rejection is not None
 
 
+@both_stores
 def test_expired_approval_no_longer_counts(book: Book) -> None:
     """expires_hours 0.0003 is about one second; the wait only makes the approval old enough,
     nothing asserts how long anything takes."""
@@ -189,6 +195,7 @@ def test_expired_approval_no_longer_counts(book: Book) -> None:
     assert book.vote("approve", "Alice Approver").returncode == 0
 
 
+@both_stores
 def test_rejection_stops_the_run(book: Book) -> None:
     assert book.run("approved.md").returncode == 3
     assert book.vote("approve", "Alice Approver").returncode == 0
@@ -214,17 +221,22 @@ def test_rejection_stops_the_run(book: Book) -> None:
     assert late.returncode == 2 and "finished" in late.stderr
 
 
+@both_stores
 def test_required_approval_without_an_approval_step_is_refused(book: Book) -> None:
     plan = book("plan", "no-approval.md")
     assert plan.returncode == 2
     assert "no-approval.md:12" in plan.stderr and "approval" in plan.stderr
     run = book.run("no-approval.md")
     assert run.returncode == 2 and "--emergency" in run.stderr
-    assert not (book.state / "runs").exists()
+    if on_pg():
+        assert json.loads(book("runs", "--state-dir", book.state, "--json").stdout) == []
+    else:
+        assert not (book.state / "runs").exists()
     no_reason = book.run("no-approval.md", "--emergency")
     assert no_reason.returncode == 2 and "--note" in no_reason.stderr
 
 
+@both_stores
 def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
     proc = book.run(
         "approved.md",
@@ -246,6 +258,7 @@ def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
     assert "EMERGENCY CHANGE" in html
 
 
+@both_stores
 def test_confirm_cannot_pass_an_approval_step(book: Book) -> None:
     assert book.run("approved.md").returncode == 3
     proc = book("confirm", "r1", "cab", "--as", "Alice Approver", "--state-dir", book.state)

@@ -5,7 +5,10 @@ the appendix by its digest, a sign-off block, and the same section order in Mark
 and JSON.
 
 Every run is the real ``runbook`` command in a subprocess; the PDF is printed by WeasyPrint
-and read back with poppler's ``pdfinfo`` and ``pdftotext`` (the text as laid out).
+and read back with poppler's ``pdfinfo`` and ``pdftotext`` (the text as laid out).  The
+records of runs with attestations, skips, retries and failures are made on both stores
+(``@both_stores``: the state folder and PostgreSQL); the README run's paper layout on the
+state folder only (its record is the same on both: tests/test_evidence.py's golden test).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import both_stores, run_folder  # type: ignore[import-not-found]
 from test_cli import runbook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -330,6 +334,7 @@ def _details(record: dict[str, Any]) -> dict[str, list[str]]:
     return {d["step"]: [i["kind"] for i in d["items"]] for d in record["details"]}
 
 
+@both_stores
 def test_details_only_where_there_is_something(tmp_path: Path) -> None:
     state = _run(tmp_path, RUNBOOK.replace("LONG", LONG))
     (tmp_path / "photo.txt").write_text("a photo\n")
@@ -370,6 +375,7 @@ def test_details_only_where_there_is_something(tmp_path: Path) -> None:
     assert "quiet" not in section and "long" not in section and "flaky" in section
 
 
+@both_stores
 def test_a_failed_run_details_the_failure_only(tmp_path: Path) -> None:
     state = _run(tmp_path, FAILING)
     record = json.loads(_export(state, "r1", "json", tmp_path))
@@ -385,6 +391,7 @@ def test_a_failed_run_details_the_failure_only(tmp_path: Path) -> None:
     assert "it broke" in md and "| failed |" in md
 
 
+@both_stores
 def test_the_record_says_how_the_operator_name_was_given(tmp_path: Path) -> None:
     # Paper review: "the journal does not say which" of --operator, RUNBOOK_OPERATOR or
     # the login name gave the operator's name; run-started now records it.
@@ -396,7 +403,7 @@ def test_the_record_says_how_the_operator_name_was_given(tmp_path: Path) -> None
         "--operator", "Ann Ops", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    started = json.loads((state / "runs" / "r1" / "journal.jsonl").read_text().splitlines()[0])
+    started = json.loads((run_folder(state, "r1") / "journal.jsonl").read_text().splitlines()[0])
     assert started["event"] == "run-started" and started["operator_source"] == "option"
     record = json.loads(_export(state, "r1", "json", tmp_path))
     ann = next(p for p in record["summary"]["people"] if p["name"] == "Ann Ops")

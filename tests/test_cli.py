@@ -9,7 +9,6 @@ subprocess); plans and JSON listings are also checked in-process through
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import cli_environ  # type: ignore[import-not-found]
 
 from runbook_engine.cli import main
 from runbook_engine.run.store import CheckpointStore
@@ -28,7 +28,8 @@ PROBLEM_LINE = re.compile(r"^\S.*?:\d+(:\d+)?: RB\d{3} ", re.MULTILINE)
 
 
 def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    """No inherited ``RUNBOOK_*`` settings but the test's store (``RUNBOOK_STORE``)."""
+    env = cli_environ()
     env.update(RUNBOOK_OPERATOR="Olga Operator", NO_COLOR="1", COLUMNS="200")
     return env
 

@@ -1,10 +1,16 @@
 """Evidence: keys, signed journals, tampering of every kind, the change record, bundles,
 and a canary secret that must appear nowhere.
 
-Runs use the real ``runbook`` command in subprocesses, real SQLite state, real shell steps
-and, for WinRM hosts, the real pywinrm client against the WS-Management server on
+Runs use the real ``runbook`` command in subprocesses, real stores, real shell steps and,
+for WinRM hosts, the real pywinrm client against the WS-Management server on
 127.0.0.1 (tests/wsman_server.py).  Golden files: ``UPDATE_GOLDEN=1 pytest
 tests/test_evidence.py`` regenerates tests/golden/evidence/ on purpose.
+
+Signed runs, bundles, the change record of the seed run, the canary secret and the "done
+when" run are made on both stores (the state folder and PostgreSQL: ``store_kind``, or
+the module fixtures' ``KINDS``), their folders read from :func:`stores.run_folder`.  The
+tampering tests edit a copy of a run folder on disk (a file check, whatever store the run
+came from; the database's journal table refuses edits): the state folder only.
 """
 
 from __future__ import annotations
@@ -24,6 +30,15 @@ from typing import Any
 import pytest
 import yaml
 from fake_windows import preflight_reply  # type: ignore[import-not-found]
+from stores import (  # type: ignore[import-not-found]
+    KINDS,
+    both_stores,
+    cli_environ,
+    database_bytes,
+    on_pg,
+    run_folder,
+    sqlite_only,
+)
 from wsman_server import CommandCall, Reply, WindowsHost, wsman  # type: ignore[import-not-found]
 
 from runbook_engine.errors import StateError
@@ -57,7 +72,7 @@ class Book:
         self.outputs: list[str] = []  # every stdout and stderr, for the canary test
 
     def __call__(self, *args: Any, operator: str = OPERATOR) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+        env = cli_environ()
         env.update(RUNBOOK_OPERATOR=operator, NO_COLOR="1", COLUMNS="200", **self.extra_env)
         proc = subprocess.run(
             [sys.executable, "-m", "runbook_engine", *map(str, args)],
@@ -72,8 +87,14 @@ class Book:
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
 
+    @property
+    def store(self) -> str | None:
+        """The PostgreSQL store the book's commands use (``None``: the state folder)."""
+        return self.extra_env.get("RUNBOOK_STORE") or os.environ.get("RUNBOOK_STORE") or None
+
     def run_dir(self, run_id: str = "r1") -> Path:
-        return self.state / "runs" / run_id
+        """The run's folder (on PostgreSQL: a copy rebuilt from the database)."""
+        return run_folder(self.state, run_id, self.store)
 
     def run(self, book: str, *args: Any, run_id: str = "r1") -> subprocess.CompletedProcess[str]:
         return self("run", book, "--state-dir", self.state, "--run-id", run_id, "--no-input", *args)
@@ -130,17 +151,29 @@ def approved_run(book: Book, run_id: str = "r1") -> Path:
     return book.run_dir(run_id)
 
 
-@pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory) -> Book:
-    """One state directory with a key and two finished signed runs, r1 and r2."""
-    root = tmp_path_factory.mktemp("signed")
+def _signed_book(root: Path, store: str | None = None) -> Book:
     copy_fixtures(root)
-    book = Book(root)
+    book = Book(root, {"RUNBOOK_STORE": store} if store else None)
     assert book.st("keys", "init").returncode == 0
     approved_run(book, "r1")
     (root / "steps.log").unlink()
     approved_run(book, "r2")
     return book
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Book:
+    """One state directory with a key and two finished signed runs, r1 and r2."""
+    return _signed_book(tmp_path_factory.mktemp("signed"))
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def signed_on(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Book:
+    """:func:`signed` on each store (on PostgreSQL: a database of the module's)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("signed")  # type: ignore[no-any-return]
+    url = request.getfixturevalue("pg_databases")()
+    return _signed_book(tmp_path_factory.mktemp("signed-pg"), url)
 
 
 @pytest.fixture
@@ -170,7 +203,8 @@ def test_keys_init_writes_a_private_key_0600_and_exports_the_public_key(tmp_path
         load_private_key(private)
 
 
-def test_signed_run_names_its_key_and_signs_every_gate_and_the_end(signed: Book) -> None:
+def test_signed_run_names_its_key_and_signs_every_gate_and_the_end(signed_on: Book) -> None:
+    signed = signed_on
     run_dir = signed.run_dir("r1")
     records = read_journal(run_dir / "journal.jsonl")
     sigs = [json.loads(line) for line in (run_dir / "journal.sig.jsonl").read_text().splitlines()]
@@ -342,6 +376,7 @@ TAMPERING: list[tuple[str, Callable[..., None], str, Callable[[Path], int | None
 ]
 
 
+@sqlite_only  # edits files of a run folder's copy (a file check whatever store it came from)
 @pytest.mark.parametrize(
     ("tamper", "file", "line"), [t[1:] for t in TAMPERING], ids=[t[0] for t in TAMPERING]
 )
@@ -391,6 +426,7 @@ def test_a_key_other_than_the_runs_is_refused(signed: Book, run_copy: Path, tmp_
     assert swapped.returncode == 1 and "signing.pub" in swapped.stdout
 
 
+@both_stores
 def test_unsigned_run_verifies_but_is_refused_when_a_signature_is_required(tmp_path: Path) -> None:
     copy_fixtures(tmp_path)
     book = Book(tmp_path)
@@ -408,8 +444,9 @@ def test_unsigned_run_verifies_but_is_refused_when_a_signature_is_required(tmp_p
 
 # -- bundle --------------------------------------------------------------------------------------
 def test_bundle_verifies_on_a_copy_elsewhere_and_any_edit_is_caught(
-    signed: Book, tmp_path: Path
+    signed_on: Book, tmp_path: Path
 ) -> None:
+    signed = signed_on
     out = tmp_path / "made" / "CHG-42.zip"
     made = signed.st("evidence", "bundle", "r1", "-o", out)
     assert made.returncode == 0, made.stderr
@@ -469,7 +506,8 @@ def assert_every_edit_caught(bundle: Path, work: Path) -> None:
         assert not verify_bundle(target).ok, f"zip byte {offset} not caught"
 
 
-def test_bundle_member_edit_names_the_member(signed: Book, tmp_path: Path) -> None:
+def test_bundle_member_edit_names_the_member(signed_on: Book, tmp_path: Path) -> None:
+    signed = signed_on
     out = tmp_path / "b.zip"
     assert signed.st("evidence", "bundle", "r1", "-o", out).returncode == 0
     members = {n: zipfile.ZipFile(out).read(n) for n in zipfile.ZipFile(out).namelist()}
@@ -526,6 +564,7 @@ def echo_step(kind: str, text: str, call: CommandCall) -> Reply:
     return Reply(f"{kind}: {text.strip()}\r\n", "", int(codes[-1]) if codes else 0)
 
 
+@both_stores
 def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
     tmp_path: Path, wsman: Any
 ) -> None:
@@ -578,6 +617,13 @@ def test_canary_secret_appears_in_no_file_no_output_and_no_terminal(
             for secret in secrets:
                 assert secret.encode() not in data, f"{secret} in {path}"
                 assert secret.encode("utf-16-le") not in data, f"{secret} (UTF-16) in {path}"
+    if on_pg():  # nor in any table of the database (journal, files, runs, gates, ...)
+        stored = database_bytes(os.environ["RUNBOOK_STORE"])
+        assert any(table == "blobs" for table, _ in stored)  # the files are in there
+        for table, data in stored:
+            for secret in secrets:
+                assert secret.encode() not in data, f"{secret} in table {table}"
+                assert secret.encode("utf-16-le") not in data, f"{secret} (UTF-16) in {table}"
     for text in book.outputs:
         for secret in secrets:
             assert secret not in text
@@ -628,10 +674,13 @@ def normalise(obj: Any, tmp: str) -> Any:
     return obj
 
 
-@pytest.fixture(scope="module")
-def seed_run(tmp_path_factory: pytest.TempPathFactory) -> Book:
-    """rpc-over-https in the article's lab: every command by hand, answered by its answers file."""
-    book = Book(tmp_path_factory.mktemp("seed"))
+@pytest.fixture(scope="module", params=KINDS)
+def seed_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Book:
+    """rpc-over-https in the article's lab: every command by hand, answered by its answers
+    file; on each store (the change record must not depend on it)."""
+    pg = request.param == "postgresql"
+    store = request.getfixturevalue("pg_databases")() if pg else None
+    book = Book(tmp_path_factory.mktemp("seed"), {"RUNBOOK_STORE": store} if store else None)
     proc = book(
         "run",
         SEED / "rpc-over-https.md",
@@ -762,6 +811,7 @@ def seed_with_approval(tmp_path: Path, port: int) -> tuple[Path, Path]:
     return runbook, env_path
 
 
+@both_stores
 def test_done_when_seed_run_with_approval_attestation_failure_backout_and_resume(
     tmp_path: Path, wsman: Any
 ) -> None:

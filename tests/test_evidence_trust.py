@@ -1,5 +1,10 @@
 """Evidence that tells the truth: signatures over every record, seals, pinned keys, run
-locks, bounded bundle reading, redaction and terminal escaping, exclusive output files."""
+locks, bounded bundle reading, redaction and terminal escaping, exclusive output files.
+
+Two resumes at once and redaction run on both stores (``@both_stores``: the state folder
+and PostgreSQL, whose tables are searched for the secret as ``state.db`` is); the other
+tests check files of run folders and bundles, whatever store they came from.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from stores import both_stores, cli_environ, database_bytes, on_pg  # type: ignore[import-not-found]
 from test_evidence import OPERATOR, Book, approved_run, copy_fixtures
 
 from runbook_engine.evidence.journal import canonical_json, head_path, read_journal, record_hash
@@ -164,6 +170,7 @@ def test_attachment_paths_never_lead_outside_the_run(trust: Book, tmp_path: Path
     assert any("outside the run folder" in str(p) for p in check.problems), check.problems
 
 
+@both_stores
 def test_two_resumes_at_once_leave_the_signatures_intact(tmp_path: Path) -> None:
     copy_fixtures(tmp_path)
     book = Book(tmp_path)
@@ -171,7 +178,7 @@ def test_two_resumes_at_once_leave_the_signatures_intact(tmp_path: Path) -> None
     assert (
         book.run("approved.md", "--env", "env.yml", "--change", "C", "--note", "r").returncode == 3
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env = cli_environ()
     env.update(RUNBOOK_OPERATOR=OPERATOR, NO_COLOR="1", **book.extra_env)
     for _ in range(3):
         procs = [
@@ -223,6 +230,7 @@ def test_odd_member_names_are_refused_with_a_message(tmp_path: Path, name: str) 
     assert proc.returncode == 1 and "FAILED" in proc.stdout, proc.stdout
 
 
+@both_stores
 def test_notes_comments_and_names_are_redacted_and_terminals_escaped(tmp_path: Path) -> None:
     copy_fixtures(tmp_path)
     secret = "Sup3r-Secret-Value"
@@ -253,9 +261,14 @@ def test_notes_comments_and_names_are_redacted_and_terminals_escaped(tmp_path: P
     assert "\x1b" not in done.stdout and "\\x1b" in done.stdout
     journal = (book.run_dir() / "journal.jsonl").read_text()
     assert secret not in journal and '"comment":"ok ' in journal
-    with sqlite3.connect(book.state / "state.db") as db:
-        rows = db.execute("select * from gates").fetchall()
-    assert secret not in repr(rows)
+    if on_pg():
+        stored = database_bytes(os.environ["RUNBOOK_STORE"])
+        assert any(table == "gates" for table, _ in stored)
+        assert not [table for table, data in stored if secret.encode() in data]
+    else:
+        with sqlite3.connect(book.state / "state.db") as db:
+            rows = db.execute("select * from gates").fetchall()
+        assert secret not in repr(rows)
 
 
 def test_output_files_never_follow_a_planted_symlink(trust: Book, tmp_path: Path) -> None:

@@ -1,16 +1,26 @@
-"""Several hosts per role: --forks runs them at once, --max-failures stops starting new ones."""
+"""Several hosts per role: --forks runs them at once, --max-failures stops starting new ones.
+
+Every test runs on both stores (``@both_stores``: the state folder and PostgreSQL): the
+journal is read from :func:`stores.run_folder` (on PostgreSQL a copy rebuilt from the
+database), the steps' rows and the journal's anchor through the Store interface.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from stores import run_folder, store  # type: ignore[import-not-found]
+
+from runbook_engine.run.store_api import open_store
+
+pytestmark = pytest.mark.usefixtures("store_kind")
 
 RUNBOOK = """---
 id: fan
@@ -83,8 +93,16 @@ def _run(
 
 
 def _journal(tmp_path: Path) -> list[dict]:
-    lines = (tmp_path / "state" / "runs" / "r1" / "journal.jsonl").read_text().splitlines()
+    lines = (run_folder(tmp_path / "state", "r1") / "journal.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
+
+
+def _stored(tmp_path: Path) -> tuple[list[tuple], tuple[int, str] | None]:
+    """The steps of run r1 as stored ``(host, status, exit_code, output_digest)`` and the
+    journal's anchor the store keeps."""
+    with contextlib.closing(open_store(tmp_path / "state", store())) as db:  # type: ignore[type-var]
+        rows = [(s.host, s.status, s.exit_code, s.output_digest) for s in db.steps("r1")]
+        return rows, db.anchor("r1")
 
 
 def test_forks_run_hosts_at_the_same_time(tmp_path: Path) -> None:
@@ -166,7 +184,7 @@ def test_a_fanned_out_step_is_durable_signed_and_stored_by_group_commits(tmp_pat
     proc = _run(tmp_path, BARRIER, "--forks", "4", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     events = _journal(tmp_path)
-    run_dir = tmp_path / "state" / "runs" / "r1"
+    run_dir = run_folder(tmp_path / "state", "r1")
     sigs = [json.loads(line) for line in (run_dir / "journal.sig.jsonl").read_text().splitlines()]
     # Each host's step-started was on the disk and signed before its command started: a
     # signature of it (or of a later record, covering it through the chain) was written
@@ -192,9 +210,7 @@ def test_a_fanned_out_step_is_durable_signed_and_stored_by_group_commits(tmp_pat
         env=env,
     )
     assert verified.returncode == 0 and verified.stdout.startswith("VERIFIED:"), verified.stdout
-    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
-        rows = db.execute("SELECT host, status, exit_code, output_digest FROM steps").fetchall()
-        anchor = db.execute("SELECT journal_seq, journal_hash FROM runs").fetchone()
+    rows, anchor = _stored(tmp_path)
     assert sorted(rows) == [  # the hosts' ends, committed in the group's transaction
         (
             host,
@@ -218,8 +234,9 @@ def test_a_fan_out_killed_while_its_hosts_run_resumes_and_verifies(tmp_path: Pat
     )
     assert killed.returncode == -signal.SIGKILL
     events = _journal(tmp_path)
-    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
-        seq, digest = db.execute("SELECT journal_seq, journal_hash FROM runs").fetchone()
+    anchor = _stored(tmp_path)[1]
+    assert anchor is not None
+    seq, digest = anchor
     assert events[seq - 1]["hash"] == digest  # the anchor names a record on the disk
     paused = _cli(tmp_path, "resume", "r1", "--no-input", env=env)
     assert paused.returncode == 3, paused.stdout + paused.stderr  # the hosts' steps may have run

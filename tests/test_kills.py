@@ -2,21 +2,26 @@
 refuses to rerun a step whose process is still alive.
 
 Real processes and real signals: the CLI runs in a subprocess, is killed with SIGKILL,
-SIGTERM or SIGHUP while its step sleeps, and the step's own process is watched.
+SIGTERM or SIGHUP while its step sleeps, and the step's own process is watched.  Every
+run test runs on both stores (``@both_stores``: the state folder and PostgreSQL, where the
+run's lock is an advisory lock and the journal is read from a copy rebuilt from the
+database).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
+from stores import both_stores, on_pg, store  # type: ignore[import-not-found]
 from test_runner import FIXTURES, Workspace, alive, cli_env, wait_until
 
 from runbook_engine.evidence.journal import verify_journal
+from runbook_engine.run.store_api import open_store
 from runbook_engine.transports.process import ProcessIdentity, identify, is_alive
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc")
@@ -46,6 +51,7 @@ def _start_and_wait(ws: Workspace, book: str = "interrupt.md") -> subprocess.Pop
     return proc
 
 
+@both_stores
 def test_sigkill_of_the_runner_kills_the_step(ws: Workspace) -> None:
     proc = _start_and_wait(ws)
     child = int((ws.root / "child.pid").read_text())
@@ -63,6 +69,7 @@ def test_sigkill_of_the_runner_kills_the_step(ws: Workspace) -> None:
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@both_stores
 def test_sigterm_and_sighup_stop_the_run_like_ctrl_c(
     ws: Workspace, signum: signal.Signals, status: int
 ) -> None:
@@ -79,6 +86,7 @@ def test_sigterm_and_sighup_stop_the_run_like_ctrl_c(
     assert ws.verify().returncode == 0
 
 
+@both_stores
 def test_resume_refuses_while_the_interrupted_step_still_runs(ws: Workspace) -> None:
     proc = _start_and_wait(ws)
     proc.send_signal(signal.SIGKILL)
@@ -87,11 +95,10 @@ def test_resume_refuses_while_the_interrupted_step_still_runs(ws: Workspace) -> 
     survivor = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         ident = identify(survivor.pid)
-        with sqlite3.connect(ws.state / "state.db") as db:
-            db.execute(
-                "UPDATE steps SET pid=?, pid_start=?, pgid=? WHERE step_id='slow'",
-                (ident.pid, ident.start, ident.pgid),
-            )
+        with contextlib.closing(open_store(ws.state, store())) as db:  # type: ignore[type-var]
+            (slow,) = db.steps_of("r1", "slow")
+            found = {"pid": ident.pid, "pid_start": ident.start, "pgid": ident.pgid}
+            db.transition("r1", "slow", slow.host, slow.status, **found)
         before = len(ws.events())
         refused = ws.resume()
         assert refused.returncode == 75, refused.stderr
@@ -120,13 +127,17 @@ def test_process_identity_survives_pid_reuse() -> None:
     assert not is_alive(ident)
 
 
+@both_stores
 def test_two_runners_of_one_run_never_both_run_it(ws: Workspace) -> None:
     proc = _start_and_wait(ws)
     try:
         before = len(ws.events())
         second = ws.resume()
         assert second.returncode == 2, second.stderr
-        assert "another process" in second.stderr
+        if on_pg():  # the advisory lock's holder, named by its session
+            assert "run r1 is being run by runbook " in second.stderr
+        else:
+            assert "another process" in second.stderr
         assert len(ws.events()) == before
     finally:
         proc.send_signal(signal.SIGTERM)

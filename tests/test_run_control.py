@@ -3,21 +3,25 @@
 
 Runs go through the real CLI in-process (``runbook_engine.cli.main``) with real shell
 steps that leave files behind, so "ran" and "did not run" are seen on disk, and through
-the journal and change record the run leaves.
+the journal and change record the run leaves.  Tests of runs, resume and check mode run on
+both stores (``@both_stores``: the state folder and PostgreSQL, where the journal is read
+from :func:`stores.run_folder`, a copy rebuilt from the database); preflight and summary
+wording on the state folder only.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import both_stores, on_pg, run_folder  # type: ignore[import-not-found]
 
 from runbook_engine.cli import main
 from runbook_engine.evidence.export import record_of
 from runbook_engine.evidence.journal import read_journal
-from runbook_engine.run.store import CheckpointStore
 
 BOOK = """---
 id: ctl
@@ -58,6 +62,9 @@ roles:
     - {name: WEB2, address: web2.example.test, transport: local}
 """
 
+#: An in-process command that leaves a store's connection pool open shows as this warning.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:
@@ -87,10 +94,17 @@ def run(
     return code, (json.loads(out) if out.strip().startswith("{") else {}), err
 
 
+def folder(result: dict[str, Any]) -> Path:
+    """The folder of the run ``result`` names (on PostgreSQL: rebuilt from the database)."""
+    return run_folder(Path(os.environ["RUNBOOK_STATE_DIR"]), result["run_id"])
+
+
 def events(result: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    return [r for r in read_journal(Path(result["journal"]), verify=False) if r["event"] == name]
+    journal = folder(result) / "journal.jsonl"
+    return [r for r in read_journal(journal, verify=False) if r["event"] == name]
 
 
+@both_stores
 def test_only_runs_the_named_steps_and_ends_partial(
     capsys: pytest.CaptureFixture[str], ws: Path
 ) -> None:
@@ -108,13 +122,14 @@ def test_only_runs_the_named_steps_and_ends_partial(
     }
     started = events(result, "run-started")[0]
     assert started["selection"]["only"] == ["one", "look"] and started["mode"] == "run"
-    record, _ = record_of(Path(result["journal"]).parent)
+    record, _ = record_of(folder(result))
     assert record["summary"]["outcome"]["status"] == "partial"
     deviations = [d for d in record["summary"]["deviations"] if d["kind"] == "excluded"]
     assert {(d["step"], d["host"]) for d in deviations} == set(excluded)
     assert [r["status"] for r in record["steps"] if r["phase"] == "verify"] == ["excluded"]
 
 
+@both_stores
 def test_from_to_limit_and_tags(capsys: pytest.CaptureFixture[str], ws: Path) -> None:
     code, result, _ = run(capsys, ws, "--from", "one", "--to", "look", "--limit", "w*2")
     assert code == 0 and result["outcome"] == "partial"
@@ -152,6 +167,7 @@ def test_selection_covering_everything_is_an_ordinary_run(
         (["--tags", "registry"], "leaves no step to run"),
     ],
 )
+@both_stores
 def test_bad_selection_is_refused_before_anything_is_written(
     capsys: pytest.CaptureFixture[str], ws: Path, args: list[str], needle: str
 ) -> None:
@@ -159,9 +175,14 @@ def test_bad_selection_is_refused_before_anything_is_written(
     assert code == 2
     assert needle in err
     assert "Traceback" not in err
-    assert not (ws / "state" / "runs").exists() or not list((ws / "state" / "runs").iterdir())
+    if on_pg():
+        code, out, _ = run_cli(capsys, "runs", "--json")
+        assert code == 0 and json.loads(out) == []
+    else:
+        assert not (ws / "state" / "runs").exists() or not list((ws / "state" / "runs").iterdir())
 
 
+@both_stores
 def test_resume_keeps_the_selection(capsys: pytest.CaptureFixture[str], ws: Path) -> None:
     book = ws / "ctl.md"
     book.write_text(
@@ -173,7 +194,8 @@ def test_resume_keeps_the_selection(capsys: pytest.CaptureFixture[str], ws: Path
     )
     code, result, _ = run(capsys, ws, "--from", "gate", "--to", "look")
     assert code == 3
-    run_id = next(iter(CheckpointStore(ws / "state").list_runs())).run_id
+    code, out, _ = run_cli(capsys, "runs", "--json")
+    run_id = json.loads(out)[0]["run_id"]
     code, _, _ = run_cli(capsys, "confirm", run_id, "gate", "--as", "Ann")
     assert code == 0
     code, out, _ = run_cli(capsys, "resume", run_id, "--no-input", "--json")
@@ -184,6 +206,7 @@ def test_resume_keeps_the_selection(capsys: pytest.CaptureFixture[str], ws: Path
     assert not list(ws.glob("two-*"))
 
 
+@both_stores
 def test_check_mode_changes_nothing_and_reports_verdicts(
     capsys: pytest.CaptureFixture[str], ws: Path
 ) -> None:
@@ -209,7 +232,7 @@ def test_check_mode_changes_nothing_and_reports_verdicts(
     verdicts = {e["step"]: e["verdict"] for e in events(result, "step-checked")}
     assert verdicts["one"] == "already-done" and verdicts["ver"] == "passed"
     assert code == 0  # nothing that read failed
-    record, _ = record_of(Path(result["journal"]).parent)
+    record, _ = record_of(folder(result))
     assert any(d["kind"] == "check-mode" for d in record["summary"]["deviations"])
     assert record["summary"]["outcome"]["status"] == "checked"
     # a check run is finished: it cannot be resumed into a real run
@@ -229,6 +252,7 @@ def test_check_run_summary_line_uses_the_check_verdict_words(
     assert "Check: 1 would-change, 2 unknown, 2 passed, 1 failed" in text, out
 
 
+@both_stores
 def test_check_mode_never_asks_a_person(capsys: pytest.CaptureFixture[str], ws: Path) -> None:
     (ws / "ctl.md").write_text(
         BOOK.replace("```sh {#one check", "```manual {#by-hand}\nDo it.\n```\n\n```sh {#one check"),

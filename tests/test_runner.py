@@ -1,9 +1,13 @@
 """Running runbooks end to end: gates, answers, resume after SIGKILL, timeouts, retries, backout.
 
 Every test drives the real ``runbook`` command in a subprocess (``python -m
-runbook_engine``) against real SQLite state and real shell steps, in a private
+runbook_engine``) against a real store and real shell steps, in a private
 copy of ``tests/fixtures/run`` under ``tmp_path`` (the steps write their
-marker files relative to the working directory, which is that copy).
+marker files relative to the working directory, which is that copy).  Tests of what a run
+does (gates, answers, resume, kills, timeouts, retries, backout, outcomes) run on both
+stores (``@both_stores``: the state folder and PostgreSQL); journals are read from
+:func:`stores.run_folder` (on PostgreSQL a copy rebuilt from the database).  Tests of step
+bodies and of a journal file edited on disk run on the state folder only.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import both_stores, cli_environ, on_pg, run_folder, sqlite_only  # type: ignore[import-not-found]
 
 from runbook_engine.evidence.journal import read_journal, verify_journal
 
@@ -57,8 +62,9 @@ def wait_until(predicate: Any, limit: float = 20.0) -> bool:
 
 
 def cli_env() -> dict[str, str]:
-    """The environment for the CLI: no inherited RUNBOOK_* settings, a fixed operator."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    """The environment for the CLI: no inherited RUNBOOK_* settings but the test's store
+    (``RUNBOOK_STORE``), a fixed operator."""
+    env = cli_environ()
     env.update(RUNBOOK_OPERATOR=OPERATOR, NO_COLOR="1", COLUMNS="200")
     return env
 
@@ -114,7 +120,7 @@ class Workspace:
         return found[0]
 
     def journal_path(self, run_id: str = "r1") -> Path:
-        return self.state / "runs" / run_id / "journal.jsonl"
+        return run_folder(self.state, run_id) / "journal.jsonl"
 
     def events(
         self, run_id: str = "r1", name: str | None = None, step: str | None = None
@@ -132,6 +138,9 @@ class Workspace:
         return path.read_text().splitlines() if path.exists() else []
 
     def verify(self, run_id: str = "r1") -> subprocess.CompletedProcess[str]:
+        """``evidence verify``: of the run folder, or on PostgreSQL of the run in the store."""
+        if on_pg():
+            return self.runbook("evidence", "verify", run_id, "--state-dir", self.state)
         return self.runbook("evidence", "verify", self.state / "runs" / run_id)
 
 
@@ -144,6 +153,7 @@ def ws(tmp_path: Path) -> Workspace:
 
 
 # -- gates: pause, confirm, resume --------------------------------------------------------------
+@both_stores
 def test_pause_confirm_resume_runs_each_step_once(ws: Workspace) -> None:
     first = ws.run("gate.md", "--env", "env-manual.yml")
     assert first.returncode == 3, first.stderr
@@ -177,6 +187,7 @@ def test_pause_confirm_resume_runs_each_step_once(ws: Workspace) -> None:
     assert verify_journal(ws.journal_path()).ok
 
 
+@both_stores
 def test_resume_of_a_finished_run_is_refused(ws: Workspace) -> None:
     assert (
         ws.run("gate.md", "--env", "env-manual.yml", "--answers", "answers-confirm.yml").returncode
@@ -189,6 +200,7 @@ def test_resume_of_a_finished_run_is_refused(ws: Workspace) -> None:
 
 
 # -- answers files ------------------------------------------------------------------------------
+@both_stores
 def test_answers_file_passes_gates_and_is_recorded(ws: Workspace) -> None:
     proc = ws.run("gate.md", "--env", "env-manual.yml", "--answers", "answers-confirm.yml")
     assert proc.returncode == 0, proc.stderr
@@ -207,6 +219,7 @@ def test_answers_file_passes_gates_and_is_recorded(ws: Workspace) -> None:
     assert started["answers"]["sha256"] == digest
 
 
+@both_stores
 def test_answers_file_skip_records_the_reason(ws: Workspace) -> None:
     proc = ws.run("gate.md", "--env", "env-manual.yml", "--answers", "answers-skip.yml")
     assert proc.returncode == 0, proc.stderr
@@ -219,6 +232,7 @@ def test_answers_file_skip_records_the_reason(ws: Workspace) -> None:
     assert skipped[0]["source"] == "answers-file"
 
 
+@both_stores
 def test_answers_file_abort_stops_the_run(ws: Workspace) -> None:
     proc = ws.run("gate.md", "--env", "env-manual.yml", "--answers", "answers-abort.yml")
     assert proc.returncode == 1, proc.stderr
@@ -228,6 +242,7 @@ def test_answers_file_abort_stops_the_run(ws: Workspace) -> None:
     assert ws.log() == ["first"]
 
 
+@both_stores
 def test_answers_rerun_at_an_ordinary_gate_does_not_pass_it(ws: Workspace) -> None:
     """``rerun`` is for an interrupted step; at a manual gate it must not let the flow go on.
 
@@ -244,6 +259,7 @@ def test_answers_rerun_at_an_ordinary_gate_does_not_pass_it(ws: Workspace) -> No
     assert by_hand in ("succeeded", "skipped") or ws.status()["status"] != "succeeded"
 
 
+@both_stores
 def test_confirm_rerun_at_an_ordinary_gate_does_not_pass_it(ws: Workspace) -> None:
     """``runbook confirm --rerun`` on a manual gate must not let later steps run past it."""
     assert ws.run("gate.md", "--env", "env-manual.yml").returncode == 3
@@ -286,6 +302,7 @@ def _kill_mid_step(ws: Workspace, book: str) -> None:
     assert verify_journal(ws.journal_path()).ok
 
 
+@both_stores
 @pytest.mark.slow
 def test_killed_step_with_passing_check_is_already_done(ws: Workspace) -> None:
     _kill_mid_step(ws, "interrupt-check.md")
@@ -299,6 +316,7 @@ def test_killed_step_with_passing_check_is_already_done(ws: Workspace) -> None:
     assert ws.verify().returncode == 0
 
 
+@both_stores
 @pytest.mark.slow
 def test_killed_step_without_check_waits_for_a_person_then_reruns(ws: Workspace) -> None:
     _kill_mid_step(ws, "interrupt.md")
@@ -319,6 +337,7 @@ def test_killed_step_without_check_waits_for_a_person_then_reruns(ws: Workspace)
     assert ws.verify().returncode == 0
 
 
+@both_stores
 @pytest.mark.slow
 def test_killed_step_confirmed_done_is_not_rerun(ws: Workspace) -> None:
     _kill_mid_step(ws, "interrupt.md")
@@ -335,6 +354,7 @@ def test_killed_step_confirmed_done_is_not_rerun(ws: Workspace) -> None:
     assert ws.verify().returncode == 0
 
 
+@both_stores
 def test_ctrl_c_stops_the_step_and_marks_the_run_interrupted(ws: Workspace) -> None:
     """SIGINT (Ctrl-C reaches only the runner: the step has its own session) must not leave the
     step's command running on after the run says it was interrupted."""
@@ -371,6 +391,7 @@ def test_ctrl_c_stops_the_step_and_marks_the_run_interrupted(ws: Workspace) -> N
 
 
 # -- content-hash lock --------------------------------------------------------------------------
+@both_stores
 def test_changed_runbook_refuses_to_resume_unless_accepted(ws: Workspace) -> None:
     assert ws.run("gate.md", "--env", "env-manual.yml").returncode == 3
     book = ws.root / "gate.md"
@@ -397,6 +418,7 @@ def test_changed_runbook_refuses_to_resume_unless_accepted(ws: Workspace) -> Non
 
 
 # -- timeouts, retries, on-failure, backout -----------------------------------------------------
+@both_stores
 def test_timed_out_step_fails_and_its_process_group_dies(ws: Workspace) -> None:
     proc = ws.run("timeout.md")
     assert proc.returncode == 1, proc.stderr
@@ -411,6 +433,7 @@ def test_timed_out_step_fails_and_its_process_group_dies(ws: Workspace) -> None:
     assert finished[-1]["timed_out"] is True
 
 
+@both_stores
 def test_retries_until_success(ws: Workspace) -> None:
     proc = ws.run("retry.md")
     assert proc.returncode == 0, proc.stderr
@@ -423,6 +446,7 @@ def test_retries_until_success(ws: Workspace) -> None:
     assert len(ws.events(name="step-started", step="flaky")) == 3
 
 
+@both_stores
 def test_on_failure_continue_runs_on_and_fails_the_run(ws: Workspace) -> None:
     proc = ws.run("continue.md")
     assert proc.returncode == 1, proc.stderr
@@ -433,6 +457,7 @@ def test_on_failure_continue_runs_on_and_fails_the_run(ws: Workspace) -> None:
     assert ws.log() == ["fails", "next"]
 
 
+@both_stores
 def test_backout_runs_when_the_answers_say_so(ws: Workspace) -> None:
     proc = ws.run("backout.md", "--answers", "answers-backout.yml")
     assert proc.returncode == 1, proc.stderr
@@ -445,6 +470,7 @@ def test_backout_runs_when_the_answers_say_so(ws: Workspace) -> None:
     assert ws.step("not-reached")["status"] == "pending"
 
 
+@both_stores
 def test_backout_is_offered_but_not_run_without_an_answer(ws: Workspace) -> None:
     proc = ws.run("backout.md")
     assert proc.returncode == 1, proc.stderr
@@ -455,6 +481,7 @@ def test_backout_is_offered_but_not_run_without_an_answer(ws: Workspace) -> None
 
 
 # -- conditions and verification ------------------------------------------------------------------
+@both_stores
 def test_false_condition_skips_a_verification_that_does_not_apply(ws: Workspace) -> None:
     # A verification whose when= is false does not apply in this environment: it is skipped
     # with the reason and does not count against the outcome.
@@ -467,6 +494,7 @@ def test_false_condition_skips_a_verification_that_does_not_apply(ws: Workspace)
     assert ws.status()["status"] == "succeeded"
 
 
+@both_stores
 def test_verification_skipped_by_a_person_leaves_the_run_unverified(ws: Workspace) -> None:
     proc = ws.run("verify-gate.md", "--answers", "answers-skip-verify.yml")
     assert proc.returncode == 0, proc.stderr
@@ -475,6 +503,7 @@ def test_verification_skipped_by_a_person_leaves_the_run_unverified(ws: Workspac
     assert ws.events(name="run-finished")[0]["status"] == "unverified"
 
 
+@both_stores
 def test_passed_verification_makes_the_run_succeed(ws: Workspace) -> None:
     proc = ws.run("when.md", "--set", "do_verify=true")
     assert proc.returncode == 0, proc.stderr
@@ -483,6 +512,7 @@ def test_passed_verification_makes_the_run_succeed(ws: Workspace) -> None:
 
 
 # -- the journal --------------------------------------------------------------------------------
+@sqlite_only  # edits the journal file in the state folder (the database's table is append-only)
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_journal_verifies_and_a_one_byte_edit_is_detected(ws: Workspace, where: str) -> None:
     assert (

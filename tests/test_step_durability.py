@@ -4,20 +4,30 @@ that do not wait for the disk, and what a kill or a lost checkpoint leaves behin
 Each test runs the real CLI in subprocesses (``RUNBOOK_FAULT`` kills it at a named point,
 :mod:`runbook_engine.run.faults`) on a runbook whose steps append to a file, so a step run
 twice shows.
+
+A kill between the journal and the checkpoint, a lost checkpoint and a kill after a step
+started run on both stores (``@both_stores``: on PostgreSQL the journal read is the
+runner's working copy on this machine, the store's rows and anchor are read and changed
+through the Store interface).  Head files, the SQLite schema 3 and cuts of the journal
+file are the state folder's (``@sqlite_only``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import both_stores, sqlite_only, store  # type: ignore[import-not-found]
 from test_evidence import Book
 
 from runbook_engine.evidence.journal import head_path, read_journal, verify_journal, write_head
+from runbook_engine.run.store_api import Store, open_store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
 
@@ -42,19 +52,36 @@ def _db(book: Book) -> sqlite3.Connection:
     return sqlite3.connect(book.state / "state.db")
 
 
+@contextlib.contextmanager
+def _store(book: Book) -> Iterator[Store]:
+    """The book's store, through the Store interface (either kind)."""
+    opened = open_store(book.state, store())
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def _status(book: Book, step: str) -> str:
-    with _db(book) as db:
-        row = db.execute("SELECT status FROM steps WHERE step_id=?", (step,)).fetchone()
-    return str(row[0])
+    with _store(book) as db:
+        (row,) = db.steps_of("r1", step)
+    return row.status
 
 
 def _anchor(book: Book) -> tuple[Any, Any]:
-    with _db(book) as db:
-        return db.execute("SELECT journal_seq, journal_hash FROM runs").fetchone()
+    with _store(book) as db:
+        return db.anchor("r1") or (None, None)
+
+
+def _journal(book: Book) -> Path:
+    """The run's journal on this machine's disk: the run folder, or on PostgreSQL the
+    runner's working copy (it may hold records a killed runner had not stored)."""
+    with _store(book) as db:
+        return db.run_dir("r1") / "journal.jsonl"
 
 
 def _events(book: Book) -> list[dict[str, Any]]:
-    return read_journal(book.run_dir() / "journal.jsonl", verify=False)
+    return read_journal(_journal(book), verify=False)
 
 
 def _count(book: Book) -> list[str]:
@@ -64,9 +91,11 @@ def _count(book: Book) -> list[str]:
 
 def _verify(book: Book) -> Any:
     pub = book.keys / "signing.pub"
-    return book("evidence", "verify", book.run_dir(), "--public-key", pub, "--require-signature")
+    where = "r1" if store() else book.run_dir()  # on PostgreSQL: the run in the store
+    return book.st("evidence", "verify", where, "--public-key", pub, "--require-signature")
 
 
+@both_stores
 def test_a_kill_between_the_journal_and_the_checkpoint_is_reconciled_not_rerun(
     tmp_path: Path,
 ) -> None:
@@ -86,12 +115,14 @@ def test_a_kill_between_the_journal_and_the_checkpoint_is_reconciled_not_rerun(
     assert _verify(book).stdout.startswith("VERIFIED:")
 
 
+@both_stores
 def test_a_checkpoint_the_disk_lost_is_brought_back_from_the_journal(tmp_path: Path) -> None:
     book = _book(tmp_path)
     assert book.st("keys", "init").returncode == 0
     assert _book(tmp_path, "after-step-finished").run("two.md").returncode == -signal.SIGKILL
-    with _db(book) as db:  # as after a power loss: the uncommitted-to-disk transitions are gone
-        db.execute("UPDATE steps SET status='pending', attempts=0 WHERE step_id='one'")
+    with _store(book) as db:  # as after a power loss: the uncommitted-to-disk transitions are gone
+        (one,) = db.steps_of("r1", "one")
+        db.transition("r1", "one", one.host, "pending", attempts=0)
     done = book.resume()
     assert done.returncode == 0, done.stdout + done.stderr
     assert _count(book) == ["one", "two"]
@@ -100,6 +131,7 @@ def test_a_checkpoint_the_disk_lost_is_brought_back_from_the_journal(tmp_path: P
     assert _verify(book).stdout.startswith("VERIFIED:")
 
 
+@both_stores
 def test_a_kill_after_step_started_is_an_interrupted_step_for_a_person(tmp_path: Path) -> None:
     book = _book(tmp_path)
     assert book.st("keys", "init").returncode == 0
@@ -115,6 +147,7 @@ def test_a_kill_after_step_started_is_an_interrupted_step_for_a_person(tmp_path:
     assert _verify(book).stdout.startswith("VERIFIED:")
 
 
+@sqlite_only
 def test_records_cut_from_the_end_are_caught_by_the_store_anchor(tmp_path: Path) -> None:
     book = _book(tmp_path)  # unsigned: only the anchor can show the cut
     assert book.run("two.md").returncode == 0
@@ -130,6 +163,7 @@ def test_records_cut_from_the_end_are_caught_by_the_store_anchor(tmp_path: Path)
     assert book.resume().returncode != 0  # nothing is appended to a cut journal
 
 
+@sqlite_only
 def test_a_run_without_a_store_anchor_verifies_by_its_head_file(tmp_path: Path) -> None:
     book = _book(tmp_path)
     assert book.run("two.md").returncode == 0
@@ -145,6 +179,7 @@ def test_a_run_without_a_store_anchor_verifies_by_its_head_file(tmp_path: Path) 
     assert proc.returncode == 1 and "the end was cut off" in proc.stdout, proc.stdout
 
 
+@sqlite_only
 def test_a_head_file_run_of_schema_3_is_upgraded_and_resumes(tmp_path: Path) -> None:
     book = _book(tmp_path)
     assert book.st("keys", "init").returncode == 0
@@ -167,6 +202,7 @@ def _cut(path: Path, keep: int) -> None:
     path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:keep]))
 
 
+@sqlite_only
 @pytest.mark.parametrize("point", ["after-step-started", "after-process-started"])
 def test_what_a_power_loss_may_take_resumes_and_verifies(tmp_path: Path, point: str) -> None:
     """``step-started`` is fsync'd before the command starts, its signature is not;

@@ -1,12 +1,20 @@
-"""The checkpoint store on real SQLite files (no mocks): runs, step transitions, gate decisions."""
+"""The store interface on real stores (no mocks): runs, step transitions, gate decisions.
+
+The ``store`` fixture is each kind (``store_kind``): the state folder's SQLite database and
+a fresh PostgreSQL database.  Tests of the SQLite file itself (WAL, its schema version,
+the state folder) are ``@sqlite_only``.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from stores import sqlite_only  # type: ignore[import-not-found]
+from stores import store as store_url  # type: ignore[import-not-found]
 
 from runbook_engine.errors import StateError
 from runbook_engine.run.store import (
@@ -17,6 +25,7 @@ from runbook_engine.run.store import (
     default_state_dir,
     utcnow,
 )
+from runbook_engine.run.store_api import Store, open_store
 
 
 def record(run_id: str = "r1", created_at: str | None = None, **changes: object) -> RunRecord:
@@ -50,12 +59,14 @@ STEPS = [
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[CheckpointStore]:
-    s = CheckpointStore(tmp_path / "state")
+def store(tmp_path: Path, store_kind: str) -> Iterator[Any]:
+    """The store of the test's kind (``store_kind``), empty."""
+    s = open_store(tmp_path / "state", store_url())
     yield s
     s.close()
 
 
+@sqlite_only
 def test_new_store_is_a_wal_database_with_the_schema_version(tmp_path: Path) -> None:
     state = tmp_path / "nested" / "state"
     CheckpointStore(state).close()
@@ -67,7 +78,7 @@ def test_new_store_is_a_wal_database_with_the_schema_version(tmp_path: Path) -> 
     assert int(version) == SCHEMA_VERSION
 
 
-def test_run_round_trip_and_steps_in_flow_order(store: CheckpointStore) -> None:
+def test_run_round_trip_and_steps_in_flow_order(store: Any) -> None:
     rec = record()
     store.create_run(rec, STEPS)
     assert store.get_run("r1") == rec
@@ -77,7 +88,7 @@ def test_run_round_trip_and_steps_in_flow_order(store: CheckpointStore) -> None:
     assert all(s.attempts == 0 and s.exit_code is None for s in steps)
 
 
-def test_duplicate_run_id_is_refused_and_nothing_changes(store: CheckpointStore) -> None:
+def test_duplicate_run_id_is_refused_and_nothing_changes(store: Any) -> None:
     store.create_run(record(), STEPS)
     with pytest.raises(StateError, match="exists already"):
         store.create_run(record(runbook_id="other"), [("x", "operator", 1)])
@@ -85,17 +96,19 @@ def test_duplicate_run_id_is_refused_and_nothing_changes(store: CheckpointStore)
     assert len(store.steps("r1")) == len(STEPS)
 
 
-def test_unknown_run_is_a_state_error_with_exit_2(store: CheckpointStore) -> None:
+def test_unknown_run_is_a_state_error_with_exit_2(store: Any) -> None:
     with pytest.raises(StateError) as exc:
         store.get_run("nope")
     assert exc.value.exit_status == 2
     assert "nope" in exc.value.message
 
 
-def test_transitions_are_committed_and_seen_by_another_connection(tmp_path: Path) -> None:
+def test_transitions_are_committed_and_seen_by_another_connection(
+    tmp_path: Path, store_kind: str
+) -> None:
     state = tmp_path / "state"
-    writer = CheckpointStore(state)
-    reader = CheckpointStore(state)
+    writer: Store = open_store(state, store_url())
+    reader: Store = open_store(state, store_url())
     try:
         writer.create_run(record(), STEPS)
         writer.transition("r1", "first", "operator", "running", attempts=1, started_at=utcnow())
@@ -104,7 +117,7 @@ def test_transitions_are_committed_and_seen_by_another_connection(tmp_path: Path
         writer.transition("r1", "first", "operator", "succeeded", exit_code=0, finished_at=utcnow())
     finally:
         writer.close()
-    reopened = CheckpointStore(state)
+    reopened = open_store(state, store_url())
     try:
         step = reopened.step("r1", "first", "operator")
         assert step is not None
@@ -117,7 +130,7 @@ def test_transitions_are_committed_and_seen_by_another_connection(tmp_path: Path
         reader.close()
 
 
-def test_unknown_status_is_refused_without_a_change(store: CheckpointStore) -> None:
+def test_unknown_status_is_refused_without_a_change(store: Any) -> None:
     store.create_run(record(), STEPS)
     with pytest.raises(ValueError):
         store.transition("r1", "first", "operator", "half-done")
@@ -125,7 +138,7 @@ def test_unknown_status_is_refused_without_a_change(store: CheckpointStore) -> N
     assert step is not None and step.status == "pending"
 
 
-def test_transaction_rolls_back_on_error(store: CheckpointStore) -> None:
+def test_transaction_rolls_back_on_error(store: Any) -> None:
     store.create_run(record(), STEPS)
     with pytest.raises(RuntimeError), store.transaction() as db:
         db.execute("UPDATE steps SET status='failed' WHERE run_id='r1'")
@@ -133,7 +146,7 @@ def test_transaction_rolls_back_on_error(store: CheckpointStore) -> None:
     assert {s.status for s in store.steps("r1")} == {"pending"}
 
 
-def test_ensure_step_adds_missing_rows_only(store: CheckpointStore) -> None:
+def test_ensure_step_adds_missing_rows_only(store: Any) -> None:
     store.create_run(record(), STEPS)
     store.transition("r1", "first", "operator", "succeeded")
     store.ensure_step("r1", "first", "operator", 1)
@@ -144,7 +157,7 @@ def test_ensure_step_adds_missing_rows_only(store: CheckpointStore) -> None:
     assert fourth is not None and fourth.status == "pending" and fourth.position == 4
 
 
-def test_update_run(store: CheckpointStore) -> None:
+def test_update_run(store: Any) -> None:
     store.create_run(record(), STEPS)
     before = store.get_run("r1")
     store.update_run("r1", status="paused", overrides={"a": "1"})
@@ -155,7 +168,7 @@ def test_update_run(store: CheckpointStore) -> None:
     assert after.content_hash == before.content_hash
 
 
-def test_gate_decisions_are_taken_once(store: CheckpointStore) -> None:
+def test_gate_decisions_are_taken_once(store: Any) -> None:
     store.create_run(record(), STEPS)
     first = GateDecision("r1", "second", "WEB1", "skip", "Carla", "not needed", "cli", utcnow())
     store.put_gate(first)
@@ -167,7 +180,7 @@ def test_gate_decisions_are_taken_once(store: CheckpointStore) -> None:
 
 
 def test_a_peeked_decision_stays_until_the_step_transition_clears_it(
-    store: CheckpointStore,
+    store: Any,
 ) -> None:
     store.create_run(record(), STEPS)
     decision = GateDecision("r1", "second", "WEB1", "confirm", "Dora", "done", "cli", utcnow())
@@ -183,17 +196,18 @@ def test_a_peeked_decision_stays_until_the_step_transition_clears_it(
     assert store.peek_gate("r1", "second", "WEB1") is None
 
 
-def test_list_runs_newest_first(store: CheckpointStore) -> None:
+def test_list_runs_newest_first(store: Any) -> None:
     store.create_run(record("old", created_at="2024-01-01T00:00:00.000000Z"), [])
     store.create_run(record("new", created_at="2025-01-01T00:00:00.000000Z"), [])
     store.create_run(record("mid", created_at="2024-06-01T00:00:00.000000Z"), [])
     assert [r.run_id for r in store.list_runs()] == ["new", "mid", "old"]
 
 
-def test_run_dir_is_under_the_state_dir(store: CheckpointStore) -> None:
+def test_run_dir_is_under_the_state_dir(store: Any) -> None:
     assert store.run_dir("r1") == store.state_dir / "runs" / "r1"
 
 
+@sqlite_only
 def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     state = tmp_path / "state"
     CheckpointStore(state).close()
@@ -203,6 +217,7 @@ def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         CheckpointStore(state)
 
 
+@sqlite_only
 def test_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -210,6 +225,7 @@ def test_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
         CheckpointStore(blocker / "state")
 
 
+@sqlite_only
 def test_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path / "explicit"))
     assert default_state_dir() == tmp_path / "explicit"

@@ -2,8 +2,9 @@
 
 Each "machine" is a ``runbook`` subprocess with its own HOME and state directory and only
 the store's URL in common.  The server is ``RUNBOOK_TEST_PG`` (default
-``postgresql://postgres@127.0.0.1:5432/postgres``); each module gets a fresh database,
-dropped afterwards.  Without a server the tests skip, saying so (``.ci/run`` starts one).
+``postgresql://postgres@127.0.0.1:5432/postgres``); each test gets a fresh database
+(``pg_url``, tests/conftest.py), dropped afterwards.  Without a server the tests skip,
+saying so (``.ci/run`` starts one).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import PG_SERVER as SERVER  # type: ignore[import-not-found]
 
 psycopg = pytest.importorskip("psycopg", reason="team extra (psycopg) not installed")
 
@@ -27,7 +28,6 @@ from runbook_engine.run.pgstore import schema  # noqa: E402
 from runbook_engine.run.pgstore.store import PgStore  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run"
-SERVER = os.environ.get("RUNBOOK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 LINEAR = """---
 id: linear
 title: Two local steps
@@ -49,21 +49,6 @@ def _admin() -> Any:
         return psycopg.connect(SERVER, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL at {SERVER} (set RUNBOOK_TEST_PG): {exc}".strip())
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """A fresh database on the test server, at this runbook-engine's schema."""
-    name = f"rbe_test_{secrets.token_hex(6)}"
-    with _admin() as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = SERVER.rsplit("/", 1)[0] + "/" + name
-    try:
-        schema.upgrade(url, name)
-        yield url
-    finally:
-        with _admin() as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -216,7 +201,7 @@ def test_newer_schema_is_refused(book: Path, tmp_path: Path) -> None:
         ok(machine("ops", tmp_path, url, "store", "upgrade", cwd=book))
         with psycopg.connect(url) as conn:
             conn.execute("UPDATE alembic_version SET version_num = '0999'")
-        for args in (("runs",), ("store", "upgrade"), ("status", "x")):
+        for args in (("runs",), ("store", "upgrade"), ("status", "x"), ("evidence", "verify", "x")):
             proc = machine("ops", tmp_path, url, *args, cwd=book)
             assert proc.returncode == 2, proc.stderr
             assert "schema 0999, newer than this runbook-engine knows" in proc.stderr
@@ -248,3 +233,43 @@ def test_store_import_of_a_state_directory(pg_url: str, book: Path, tmp_path: Pa
     # The imported paused run goes on from another machine.
     ok(machine("bob", tmp_path, pg_url, "confirm", "i2", "by-hand", "--as", "Bob", cwd=book))
     ok(machine("bob", tmp_path, pg_url, "resume", "i2", "--no-input", cwd=book), 3)
+
+
+def test_a_process_not_holding_the_run_stores_nothing_of_its_working_copy(
+    pg_url: str, book: Path, tmp_path: Path
+) -> None:
+    """A command that reads a run (here `evidence verify`) while another process on the same
+    machine holds it and writes its working copy must not store the holder's records (two
+    processes inserting the same records collided: a traceback) nor overwrite its
+    signature file with the shorter stored one."""
+    from runbook_engine.evidence.journal import canonical_json, record_hash
+    from runbook_engine.run.store_api import open_store
+
+    ok(machine("alice", tmp_path, pg_url, "keys", "init", cwd=book))  # a signature file
+    ok(machine("alice", tmp_path, pg_url, "run", "linear.md", "--run-id", "a1", cwd=book))
+    holder = open_store(tmp_path / "alice" / "state", pg_url)
+    try:
+        with holder.lock_run("a1"):
+            folder = holder.run_dir("a1")
+            journal, sigs = folder / "journal.jsonl", folder / "journal.sig.jsonl"
+            last = json.loads(journal.read_bytes().splitlines()[-1])
+            note = {"event": "note", "seq": last["seq"] + 1, "prev": last["hash"]}
+            note.update(run_id="a1", time=last["time"])
+            note["hash"] = record_hash(note)
+            with journal.open("a", encoding="utf-8") as out:  # written, not yet stored
+                out.write(canonical_json(note) + "\n")
+            grown = sigs.read_bytes() + b'{"pending":1}\n'
+            sigs.write_bytes(grown)
+            proc = machine("alice", tmp_path, pg_url, "evidence", "verify", "a1", cwd=book)
+            # It reads the working copy as the holder left it (the made-up signature line
+            # fails verification), not refused as a copy that "differs from the store".
+            assert proc.returncode == 1 and "journal.sig.jsonl line" in proc.stdout, proc.stderr
+            with psycopg.connect(pg_url) as conn:
+                top = conn.execute("SELECT max(seq) FROM journal WHERE run_id='a1'").fetchone()
+            assert top == (last["seq"],), "a process not holding the run stored its records"
+            assert sigs.read_bytes() == grown, "the signature file was overwritten"
+        with psycopg.connect(pg_url) as conn:  # the holder stored them on letting go
+            top = conn.execute("SELECT max(seq) FROM journal WHERE run_id='a1'").fetchone()
+        assert top == (note["seq"],)
+    finally:
+        holder.close()

@@ -85,7 +85,8 @@ def state_option(func: Any) -> Any:
 
 def open_store(state_dir: Path | None, *, create: bool = True, run_id: str | None = None) -> Any:
     """The store the command names: ``--store``/``RUNBOOK_STORE`` (a PostgreSQL URL), else
-    the state directory (``--state-dir`` or the default).
+    the state directory (``--state-dir`` or the default).  It is closed when the command
+    ends (a PostgreSQL store's connection pool too, also when the CLI runs in-process).
 
     Raises:
         InputError: a store URL that is not ``postgresql://…``.
@@ -94,7 +95,11 @@ def open_store(state_dir: Path | None, *, create: bool = True, run_id: str | Non
     from runbook_engine.run.store_api import open_store as open_any
 
     state = state_dir_or_default(state_dir)
-    return open_any(state, current_store_url(), create=create, run_id=run_id)
+    store = open_any(state, current_store_url(), create=create, run_id=run_id)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(store.close)
+    return store
 
 
 def current_store_url() -> str | None:

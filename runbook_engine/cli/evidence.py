@@ -20,6 +20,7 @@ import click
 from runbook_engine.cli.common import (
     EXISTING_FILE,
     FILE_PATH,
+    current_store_url,
     json_option,
     open_store,
     output_option,
@@ -314,7 +315,9 @@ def _verify_target(target: str, state_dir: Path | None) -> tuple[Path, tuple[int
     state = state_dir_or_default(state_dir)
     try:
         return _run_of(target, state_dir)
-    except StateError:
+    except StateError as exc:
+        if current_store_url():  # a team's store says what it lacks (or why it cannot say)
+            raise InputError(f"{target}: no such file or folder; {exc.message}") from None
         raise InputError(
             f"{target}: no such file or folder, and no run {target!r} in {state} "
             "(give a run id with --state-dir, a run folder, its journal.jsonl or a bundle)"

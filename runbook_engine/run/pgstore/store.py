@@ -124,15 +124,22 @@ class PgStore:
     # working copies ---------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
         """This machine's working copy of run ``run_id``'s folder, filled from the
-        database the first time a process asks for it."""
+        database the first time a process asks for it (copied to the database too only
+        while this process holds the run: see :meth:`sync`)."""
         path = self.state_dir / "runs" / run_id
         if run_id not in self._synced and self.has_run(run_id):
-            self.sync(run_id)
+            self.sync(run_id, push=run_id in self._locks)
         return path
 
-    def sync(self, run_id: str) -> None:
+    def sync(self, run_id: str, *, push: bool = True) -> None:
         """Copy what the working copy holds and the database lacks to the database, then
         the other way round (one transaction).
+
+        Args:
+            push: False for a process that does not hold the run: it only copies from the
+                database.  Another process on this machine may hold the run and be writing
+                the working copy; what it wrote is its to store (two processes storing the
+                same records collide, and a copy must not overwrite its signatures).
 
         Raises:
             StateError: the working copy's journal differs from the database's.
@@ -140,8 +147,9 @@ class PgStore:
         folder = self.state_dir / "runs" / run_id
         path = folder / JOURNAL_NAME
         with self.transaction() as conn:
-            self._pushed[run_id] = sync.push_journal(conn, run_id, path)
-            sync.push_files(conn, run_id, folder)
+            if push:
+                self._pushed[run_id] = sync.push_journal(conn, run_id, path)
+                sync.push_files(conn, run_id, folder)
             sync.pull_journal(conn, run_id, path)
             sync.pull_files(conn, run_id, folder)
         self._synced.add(run_id)

@@ -131,10 +131,12 @@ def _diverged(run_id: str, path: Path, seq: int) -> StateError:
 
 def pull_journal(conn: Any, run_id: str, path: Path) -> None:
     """Make the working copy's journal (and its head file) the database's, when the database
-    holds more (the working copy must be a beginning of it: push first).
+    holds more (the working copy must be a beginning of it: push first).  A working copy
+    that holds more, going on from the database's last record, is left as it is (a process
+    holding the run is writing it and stores it).
 
     Raises:
-        StateError: the working copy holds a record the database does not.
+        StateError: the working copy holds a record the database does not have in its place.
     """
     seq, last = db_tail(conn, run_id)
     if seq == 0:
@@ -147,6 +149,8 @@ def pull_journal(conn: Any, run_id: str, path: Path) -> None:
     if len(lines) == seq and _hash_of(lines[-1]) == last:
         return
     if len(lines) > seq:
+        if _hash_of(lines[seq - 1]) == last:
+            return  # it goes on from the database's last record: the run's holder writes it
         raise _diverged(run_id, path, seq + 1)
     rows = conn.execute(
         "SELECT line FROM journal WHERE run_id=%s ORDER BY seq", (run_id,)
@@ -216,7 +220,9 @@ def _blob(conn: Any, digest: str) -> bytes:
 
 
 def pull_files(conn: Any, run_id: str, run_dir: Path) -> int:
-    """Write the stored files the working copy lacks or holds otherwise; return how many."""
+    """Write the stored files the working copy lacks or holds otherwise; return how many.
+    A growing file (the signature file) whose working copy goes on from the stored version
+    is left as it is."""
     rows = conn.execute(
         "SELECT path, sha256 FROM run_files WHERE run_id=%s ORDER BY path", (run_id,)
     ).fetchall()
@@ -231,6 +237,9 @@ def pull_files(conn: Any, run_id: str, run_dir: Path) -> int:
             continue  # a name leading out of the run folder is never written
         if target.is_file() and sha256_file(target) == row["sha256"]:
             continue
-        write_atomic(target, _blob(conn, row["sha256"]))
+        data = _blob(conn, row["sha256"])
+        if row["path"] in _GROWING and target.is_file() and target.read_bytes().startswith(data):
+            continue  # the working copy's goes on from the stored one (the holder writes it)
+        write_atomic(target, data)
         count += 1
     return count
