@@ -213,6 +213,10 @@ def test_an_operator_starts_a_run_two_approve_and_a_worker_carries_it_out(team: 
             olga.fill("#gate-cab input[name=note]", "mine")
             olga.click("#gate-cab button[value=approve]")
             expect(olga.locator(".message")).to_contain_text("separation of duties")
+            # the page acts through the API: its refusal is the one failed request (HTTP 403)
+            assert len(olga.problems) == 1, olga.problems
+            assert "403" in olga.problems[0] and "/approve" in olga.problems[0], olga.problems
+            olga.problems.clear()
 
             for name, said in (("Alice Approver", "1 of 2"), ("Bob Board", "2 of 2")):
                 approver = _sign_in(browser, base, name)
