@@ -1,0 +1,292 @@
+"""Team mode from end to end, each "machine" a process with its own HOME, state directory
+and folder, and nothing in common but the PostgreSQL store (and the queue in it).
+
+A run is started with ``run --queue`` on one machine, whose folder (runbook, included
+file, environment file) is deleted right after; a worker on another machine executes it
+to an approval; an approver on a third passes it; the worker finishes the run; a fourth
+exports the evidence bundle, which verifies with the pinned team key.
+
+Real PostgreSQL (``RUNBOOK_TEST_PG``, default the local server; a fresh database for the
+module, dropped after), real worker processes, real signals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg", reason="the team extra (psycopg, procrastinate)")
+pytest.importorskip("procrastinate", reason="the team extra (psycopg, procrastinate)")
+
+SERVER = os.environ.get("RUNBOOK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+BOOK = """---
+id: team-change
+title: A change a team shares
+approval: required
+parameters:
+  site: {type: string}
+---
+# A team's change
+
+<!-- include: _shared/first.md -->
+
+```approval {#cab title="Change board approval"}
+required: 1
+approvers: [change-board]
+```
+
+```sh {#after title="Change after the approval"}
+echo "after on {{ site }}"
+```
+"""
+FRAGMENT = """# First
+
+```sh {#before .precheck title="Read before the change"}
+echo "before on {{ site }}"
+```
+"""
+ENV = """name: team-site
+parameters:
+  site: north
+approvers:
+  change-board: [Bob Board]
+"""
+
+
+def _admin() -> Any:
+    try:
+        return psycopg.connect(SERVER, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {SERVER} (set RUNBOOK_TEST_PG): {exc}".strip())
+
+
+@pytest.fixture(scope="module")
+def store_db() -> Iterator[str]:
+    """A fresh database for the module's store and queue; dropped after."""
+    name = f"rbe_e2e_{secrets.token_hex(5)}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield SERVER.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Team:
+    """Machines sharing one store URL; each its own HOME, state directory and folder."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root, self.url = root, url
+        self.workers: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def home(self, name: str) -> Path:
+        home = self.root / name
+        (home / "work").mkdir(parents=True, exist_ok=True)
+        return home
+
+    def env(self, name: str, key: Path | None = None) -> dict[str, str]:
+        home = self.home(name)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOK_", "XDG_"))}
+        env.update(
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_STATE_HOME=str(home / ".local" / "state"),
+            RUNBOOK_STATE_DIR=str(home / "state"),
+            RUNBOOK_STORE=self.url,
+            RUNBOOK_OPERATOR=f"operator on {name}",
+            NO_COLOR="1",
+            COLUMNS="200",
+        )
+        if key is not None:
+            env["RUNBOOK_SIGNING_KEY"] = str(key)
+        return env
+
+    def runbook(
+        self, name: str, *args: Any, key: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``runbook ARGS`` on machine ``name``, in its own folder."""
+        return subprocess.run(
+            [sys.executable, "-m", "runbook_engine", *(str(a) for a in args)],
+            cwd=self.home(name) / "work",
+            env=self.env(name, key),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def worker(self, name: str, key: Path) -> subprocess.Popen[bytes]:
+        """``runbook worker`` on machine ``name`` (a session of its own: it can be killed
+        with everything it started)."""
+        log = self.root / f"{name}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runbook_engine", "worker", "--stalled-after", "2"],
+            cwd=self.home(name) / "work",
+            env=self.env(name, key),
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers.append((proc, log))
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for _, log in self.workers)
+
+    def row(self, sql: str, *args: Any) -> Any:
+        with psycopg.connect(self.url) as db:
+            found = db.execute(sql, args).fetchone()
+        return found[0] if found else None
+
+    def status(self, run_id: str) -> str | None:
+        return self.row("SELECT status FROM runs WHERE run_id=%s", run_id)
+
+    def step_status(self, run_id: str, step: str) -> str | None:
+        sql = "SELECT status FROM steps WHERE run_id=%s AND step_id=%s"
+        return self.row(sql, run_id, step)
+
+    def journal(self, run_id: str) -> list[dict[str, Any]]:
+        with psycopg.connect(self.url) as db:
+            rows = db.execute(
+                "SELECT line FROM journal WHERE run_id=%s ORDER BY seq", (run_id,)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def wait(self, what: Callable[[], bool], limit: float = 120.0, why: str = "") -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if what():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{why or 'timed out'}; workers said:\n{self.logs()}")
+
+    def stop(self) -> None:
+        for proc, _ in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _ in self.workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def ok(proc: subprocess.CompletedProcess[str], status: int = 0) -> str:
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def team(tmp_path: Path, store_db: str) -> Iterator[Team]:
+    """The store at this runbook-engine's schema (``runbook store upgrade``), the queue's
+    tables (``runbook queue migrate``), both empty."""
+    t = Team(tmp_path, store_db)
+    ok(t.runbook("admin", "store", "upgrade"))
+    ok(t.runbook("admin", "queue", "migrate", "--queue-url", store_db))
+    with psycopg.connect(store_db, autocommit=True) as db:
+        db.execute("TRUNCATE procrastinate_jobs, procrastinate_workers CASCADE")
+    try:
+        yield t
+    finally:
+        t.stop()
+
+
+@pytest.fixture
+def team_key(team: Team) -> tuple[Path, Path]:
+    """The team's signing key pair (``runbook keys init``): ``(private, public)``."""
+    keys = team.root / "team-keys"
+    ok(team.runbook("admin", "keys", "init", "-o", keys))
+    return keys / "signing.key", keys / "signing.pub"
+
+
+def _private_copy(team: Team, machine: str, key: Path) -> Path:
+    """The team key as machine ``machine`` holds it (in its own HOME)."""
+    target = team.home(machine) / ".config" / "runbook-engine" / "keys" / "signing.key"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(key, target)
+    target.chmod(0o600)
+    return target
+
+
+def start_in_a_folder_then_delete_it(team: Team, key: Path, book: str, run_id: str) -> str:
+    """``run --queue`` on machine "starter", from its folder; the machine's folder, state
+    directory and HOME are deleted right after.  Returns the runbook's path there."""
+    work = team.home("starter") / "work"
+    (work / "_shared").mkdir()
+    (work / "book.md").write_text(book)
+    (work / "_shared" / "first.md").write_text(FRAGMENT)
+    (work / "site.yml").write_text(ENV)
+    queued = team.runbook(
+        "starter", "run", "book.md", "--env", "site.yml", "--queue", "--store", team.url,
+        "--run-id", run_id, "--json", key=_private_copy(team, "starter", key),
+    )  # fmt: skip
+    said = json.loads(ok(queued))
+    assert said["status"] == "queued" and said["state_dir"] == team.url
+    shutil.rmtree(team.home("starter"))
+    return str(work / "book.md")
+
+
+def test_done_when_started_here_approved_there_finished_by_a_worker_verified_elsewhere(
+    team: Team, team_key: tuple[Path, Path]
+) -> None:
+    key, public = team_key
+    path = start_in_a_folder_then_delete_it(team, key, BOOK, "t1")
+    assert team.status("t1") == "queued"
+
+    team.worker("worker", _private_copy(team, "worker", key))
+    team.wait(lambda: team.status("t1") == "paused", why="the run never paused at the approval")
+    assert team.step_status("t1", "cab") == "awaiting"
+    assert team.step_status("t1", "before") == "succeeded"
+
+    # The approver: its own folder and state directory; only the store URL in common.
+    approved = team.runbook(
+        "approver", "approve", "t1", "cab", "--as", "Bob Board", "--state-dir",
+        team.home("approver") / "state",
+    )  # fmt: skip
+    ok(approved)
+    assert "queued for a worker to resume" in approved.stderr
+    team.wait(lambda: team.status("t1") == "succeeded", why="the worker did not finish the run")
+
+    # The evidence, exported by a third machine, verifies with the pinned team key.
+    bundle = team.home("auditor") / "t1.zip"
+    state = team.home("auditor") / "state"
+    ok(team.runbook("auditor", "evidence", "bundle", "t1", "-o", bundle, "--state-dir", state))
+    verdict = json.loads(
+        ok(team.runbook("auditor", "evidence", "verify", bundle, "--public-key", public, "--json"))
+    )
+    assert verdict["verdict"] == "verified", verdict
+    with zipfile.ZipFile(bundle) as archive:
+        outputs = [n for n in archive.namelist() if n.startswith("output/")]
+        texts = b"".join(archive.read(n) for n in outputs)
+    assert b"before on north" in texts and b"after on north" in texts
+
+    events = team.journal("t1")
+    names = [e["event"] for e in events]
+    assert names.count("step-started") == 2 or names.count("step-succeeded") == 2, names
+    copied = [e for e in events if e["event"] == "source-copy-read"]
+    assert {c["what"] for c in copied} == {"runbook", "environment"}
+    assert all(c["path"].startswith(str(team.root / "starter")) for c in copied)
+    assert any(c["path"] == path for c in copied)
+    started = events[0]
+    assert started["event"] == "run-started" and started["queued"] is True
+    assert next(c for c in copied if c["what"] == "runbook")["sha256"] == (
+        started["runbook"]["sha256"]
+    )
+    assert not (team.root / "starter").exists()
