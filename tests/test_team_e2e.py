@@ -290,3 +290,97 @@ def test_done_when_started_here_approved_there_finished_by_a_worker_verified_els
         started["runbook"]["sha256"]
     )
     assert not (team.root / "starter").exists()
+
+
+KILLED = """---
+id: killed-worker
+title: A worker killed in the middle
+parameters:
+  marks: {type: string}
+---
+# A worker killed in the middle
+
+```sh {#one title="First"}
+echo "one done"
+```
+
+```sh {#slow title="Slow change" check=slow-check}
+echo "slow started"
+if [ ! -e "{{ marks }}/marker" ]; then
+  echo $$ > "{{ marks }}/child.pid"
+  touch "{{ marks }}/marker"
+  exec sleep 120
+fi
+```
+
+```sh {#last title="Last"}
+echo "last done"
+```
+
+## Helpers
+
+```sh {#slow-check}
+test -e "{{ marks }}/marker"
+```
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_worker_killed_mid_run_loses_no_finished_step_files(
+    team: Team, team_key: tuple[Path, Path]
+) -> None:
+    """SIGKILL to the worker and everything it started (no chance to store anything on
+    the way out), its working copies wiped; a second worker on a fresh machine finishes
+    the run, and every finished step's output is in the verified bundle."""
+    key, public = team_key
+    marks = team.root / "marks"
+    marks.mkdir()
+    work = team.home("starter") / "work"
+    (work / "killed.md").write_text(KILLED)
+    (work / "site.yml").write_text(f"name: site\nparameters:\n  marks: {marks}\n")
+    queued = team.runbook(
+        "starter", "run", "killed.md", "--env", "site.yml", "--queue", "--run-id", "k1",
+        "--json", key=_private_copy(team, "starter", key),
+    )  # fmt: skip
+    ok(queued)
+    shutil.rmtree(team.home("starter"))
+
+    first = team.worker("worker-1", _private_copy(team, "worker-1", key))
+    team.wait(lambda: (marks / "child.pid").exists(), why="the slow step never started")
+    assert team.step_status("k1", "one") == "succeeded"
+    step_pid = int((marks / "child.pid").read_text())
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its run's process, at once
+    first.wait(timeout=30)
+    os.kill(step_pid, signal.SIGKILL)  # the machine is gone: so is the step's process
+    team.wait(lambda: not _alive(step_pid), 30, why="the step's process outlived the kill")
+    assert team.status("k1") == "running"  # nobody said anything: the worker had no time
+    shutil.rmtree(team.home("worker-1"))  # its working copies with it
+
+    team.worker("worker-2", _private_copy(team, "worker-2", key))
+    team.wait(
+        lambda: team.status("k1") in ("succeeded", "unverified"),
+        why="the second worker did not finish the run",
+    )
+    events = team.journal("k1")
+    started = [e["step"] for e in events if e["event"] == "process-started"]
+    assert started.count("one") == 1 and started.count("last") == 1  # nothing twice
+    assert any(e["event"] == "step-interrupted" and e["step"] == "slow" for e in events)
+
+    bundle = team.home("auditor") / "k1.zip"
+    state = team.home("auditor") / "state"
+    ok(team.runbook("auditor", "evidence", "bundle", "k1", "-o", bundle, "--state-dir", state))
+    verdict = json.loads(
+        ok(team.runbook("auditor", "evidence", "verify", bundle, "--public-key", public, "--json"))
+    )
+    assert verdict["verdict"] == "verified", verdict
+    with zipfile.ZipFile(bundle) as archive:
+        texts = b"".join(archive.read(n) for n in archive.namelist() if n.startswith("output/"))
+    assert b"one done" in texts and b"last done" in texts

@@ -98,6 +98,7 @@ class PgStore:
         self._pool = ConnectionPool(url, min_size=1, max_size=4, kwargs=kwargs, open=True)
         self._synced: set[str] = set()
         self._pushed: dict[str, sync.Pushed] = {}
+        self._seen: dict[str, dict[str, sync.Stamp]] = {}
         self._locks: dict[str, list[Any]] = {}
 
     def close(self) -> None:
@@ -146,12 +147,20 @@ class PgStore:
             sync.pull_files(conn, run_id, folder)
         self._synced.add(run_id)
 
-    def _push(self, conn: Any, run_id: str, *, files: bool) -> None:
+    def _push(self, conn: Any, run_id: str, *, files: bool) -> dict[str, sync.Stamp]:
+        """Store the working copy's new journal records and, with ``files``, its new files;
+        return the stamps of the files stored, for :meth:`_stored` after the commit."""
         folder = self.state_dir / "runs" / run_id
         since = self._pushed.get(run_id)
         self._pushed[run_id] = sync.push_journal(conn, run_id, folder / JOURNAL_NAME, since)
+        stamps: dict[str, sync.Stamp] = {}
         if files:
-            sync.push_files(conn, run_id, folder)
+            sync.push_files(conn, run_id, folder, self._seen.get(run_id), stamps)
+        return stamps
+
+    def _stored(self, run_id: str, stamps: dict[str, sync.Stamp]) -> None:
+        """The transaction that stored files with ``stamps`` committed: skip them next time."""
+        self._seen.setdefault(run_id, {}).update(stamps)
 
     @contextlib.contextmanager
     def lock_run(self, run_id: str, *, wait: float = 0.0) -> Iterator[None]:
@@ -329,16 +338,22 @@ class PgStore:
                     conn.execute(
                         "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s", key
                     )
+            stamps: dict[str, sync.Stamp] = {}
             if anchor is not None:
-                self._push(conn, run_id, files=False)
+                # A step that ended (or waits at a gate) has its files stored with the
+                # transaction acknowledging it: a worker killed later loses none of them.
+                ended = any(status not in ("pending", "running") for _, _, status, _ in moves)
+                stamps = self._push(conn, run_id, files=ended)
                 sync.set_anchor(conn, run_id, anchor)
+        self._stored(run_id, stamps)
 
     def set_anchor(self, run_id: str, anchor: Anchor, *, durable: bool = True) -> None:
         """Store the journal's new records and keep ``anchor``; ``durable``: the run stops
         here, so its files are stored too."""
         with self.transaction() as conn:
-            self._push(conn, run_id, files=durable)
+            stamps = self._push(conn, run_id, files=durable)
             sync.set_anchor(conn, run_id, anchor)
+        self._stored(run_id, stamps)
 
     def anchor(self, run_id: str) -> Anchor | None:
         """The run's journal anchor ``(seq, hash)``, or ``None``."""
