@@ -286,8 +286,9 @@ def test_done_when_started_here_approved_there_finished_by_a_worker_verified_els
     assert any(c["path"] == path for c in copied)
     started = events[0]
     assert started["event"] == "run-started" and started["queued"] is True
-    assert next(c for c in copied if c["what"] == "runbook")["sha256"] == (
-        started["runbook"]["sha256"]
+    assert (
+        next(c for c in copied if c["what"] == "runbook")["sha256"]
+        == (started["runbook"]["sha256"])
     )
     assert not (team.root / "starter").exists()
 
