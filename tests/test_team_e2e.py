@@ -385,3 +385,74 @@ def test_a_worker_killed_mid_run_loses_no_finished_step_files(
     with zipfile.ZipFile(bundle) as archive:
         texts = b"".join(archive.read(n) for n in archive.namelist() if n.startswith("output/"))
     assert b"one done" in texts and b"last done" in texts
+
+
+RACE = """---
+id: race
+title: One run, two workers
+parameters:
+  marks: {type: string}
+---
+# One run, two workers
+
+```sh {#one title="First"}
+echo one >> "{{ marks }}/steps.log"
+```
+
+```sh {#slow title="Slow"}
+sleep 3
+echo slow >> "{{ marks }}/steps.log"
+```
+
+```sh {#last title="Last"}
+echo last >> "{{ marks }}/steps.log"
+```
+"""
+
+
+def test_two_workers_racing_for_one_run_execute_each_step_once(
+    team: Team, team_key: tuple[Path, Path]
+) -> None:
+    """Two jobs of one run (the second without the run's queue lock, as a stale or hand-made
+    job would be) taken by two workers at once: the store's run lock lets one execute;
+    the other's job waits, then finds the run finished; every step ran once."""
+    import procrastinate
+
+    key, _ = team_key
+    marks = team.root / "marks"
+    marks.mkdir()
+    work = team.home("starter") / "work"
+    (work / "race.md").write_text(RACE)
+    (work / "site.yml").write_text(f"name: site\nparameters:\n  marks: {marks}\n")
+    queued = team.runbook(
+        "starter", "run", "race.md", "--env", "site.yml", "--queue", "--run-id", "race1",
+        "--json", key=_private_copy(team, "starter", key),
+    )  # fmt: skip
+    ok(queued)
+    app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=team.url))
+    with app.open():
+        second = app.configure_task("runbook:resume_run", queue="runbook", lock="elsewhere")
+        second.defer(run_id="race1", store=team.url, operator="operator on starter")
+    team.worker("worker-a", _private_copy(team, "worker-a", key))
+    team.worker("worker-b", _private_copy(team, "worker-b", key))
+
+    # While it runs, an operator on a third machine cannot resume it either.
+    team.wait(lambda: (marks / "steps.log").exists(), why="the run never started")
+    held = team.runbook("operator", "resume", "race1", "--no-input", key=key)
+    assert held.returncode == 2, held.stdout + held.stderr
+    assert "race1 is being run by runbook" in held.stderr and "Traceback" not in held.stderr
+
+    team.wait(lambda: team.status("race1") == "succeeded", why="the run did not finish")
+    team.wait(
+        lambda: team.row(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded'"
+        ) == 0,
+        why="a job of the run did not end well",
+    )  # fmt: skip
+    assert (marks / "steps.log").read_text().split() == ["one", "slow", "last"]
+    events = team.journal("race1")
+    started = [e["step"] for e in events if e["event"] == "process-started"]
+    assert sorted(started) == ["last", "one", "slow"], started
+    assert [e["event"] for e in events].count("run-resumed") == 1
+    logs = team.logs()
+    assert "is being run by" in logs, logs  # the loser was held off, then found it finished

@@ -39,7 +39,8 @@ log = logging.getLogger("runbook_engine.worker")
 
 #: Child exit statuses that finish a job: the run ended (0, 1) or paused at a gate (3).
 _FINISHED = {0: "ended", 1: "ended", 3: "paused"}
-_HELD = "is being executed by another process"  # the run lock's refusal (exit 2)
+#: The run lock's refusal (exit 2): the state directory's, the PostgreSQL store's.
+_HELD = ("is being executed by another process", "is being run by")
 
 
 class RunNotDone(Exception):
@@ -158,7 +159,9 @@ async def execute_job(context: Any, args: JobArgs) -> dict[str, Any]:
     _report(result, bool(extra.get("as_json")))
     if code in _FINISHED:
         return result
-    if code == 2 and _HELD not in message:
+    if code == 2 and f"run {args.run_id} is finished (" in message:
+        return result  # another job of the run finished it: nothing left to do
+    if code == 2 and not any(held in message for held in _HELD):
         raise RunRefused(f"run {args.run_id}: {result['message'] or 'refused (exit 2)'}")
     raise RunNotDone(f"run {args.run_id}: exit {code}: {result['message']}")
 
