@@ -25,11 +25,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pg_private
 import pytest
+from pg_private import PrivatePg
 
 psycopg = pytest.importorskip("psycopg", reason="the team extra (psycopg, procrastinate)")
 pytest.importorskip("procrastinate", reason="the team extra (psycopg, procrastinate)")
 
+private_pg = pg_private.private_pg  # the fixture: a private cluster, stopped at will
 SERVER = os.environ.get("RUNBOOK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 BOOK = """---
@@ -456,3 +459,88 @@ def test_two_workers_racing_for_one_run_execute_each_step_once(
     assert [e["event"] for e in events].count("run-resumed") == 1
     logs = team.logs()
     assert "is being run by" in logs, logs  # the loser was held off, then found it finished
+
+
+RESTART = """---
+id: restart
+title: The database restarts in the middle
+parameters:
+  marks: {type: string}
+---
+# The database restarts in the middle
+
+```sh {#one title="First"}
+echo one >> "{{ marks }}/steps.log"
+```
+
+```sh {#wait title="Waits for the test"}
+touch "{{ marks }}/waiting"
+while [ ! -e "{{ marks }}/go" ]; do sleep 0.1; done
+echo wait >> "{{ marks }}/steps.log"
+```
+
+```sh {#last title="Last"}
+echo last >> "{{ marks }}/steps.log"
+```
+"""
+
+
+def test_a_database_restart_mid_run_stops_it_clearly_and_it_resumes_with_nothing_lost(
+    tmp_path: Path, private_pg: PrivatePg
+) -> None:
+    """The store's server (a private cluster: the shared one is left alone) stops while a
+    step runs: the run stops with one clear message when it next writes to the store;
+    once the server is back, `runbook resume` finishes it, every step once, and the
+    evidence verifies with the pinned key."""
+    team = Team(tmp_path, private_pg.url)
+    ok(team.runbook("admin", "store", "upgrade"))
+    keys = tmp_path / "team-keys"
+    ok(team.runbook("admin", "keys", "init", "-o", keys))
+    key = _private_copy(team, "alice", keys / "signing.key")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    work = team.home("alice") / "work"
+    (work / "restart.md").write_text(RESTART)
+    (work / "site.yml").write_text(f"name: site\nparameters:\n  marks: {marks}\n")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", "run", "restart.md", "--env", "site.yml",
+         "--run-id", "d1", "--no-input"],
+        cwd=work, env=team.env("alice", key), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        team.wait(lambda: (marks / "waiting").exists() or run.poll() is not None, 120)
+        assert run.poll() is None, run.communicate()
+        private_pg.stop("fast")  # every session cut, the run's lock with it
+        (marks / "go").touch()
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 74, out + err  # the store refused the write: EX_IOERR
+    assert len(err.strip().splitlines()) == 1, err  # one message, no traceback, no noise
+    assert f"127.0.0.1:{private_pg.port}" in err and "cannot be reached" in err, err
+    assert "runbook resume" in err, err
+    assert (marks / "steps.log").read_text().split() == ["one", "wait"]
+
+    private_pg.start()
+    resumed = team.runbook("alice", "resume", "d1", "--no-input", key=key)
+    ok(resumed)
+    assert team.status("d1") == "succeeded"
+    assert (marks / "steps.log").read_text().split() == ["one", "wait", "last"]
+    events = team.journal("d1")
+    started = [e["step"] for e in events if e["event"] == "process-started"]
+    assert started == ["one", "wait", "last"], started  # nothing lost, nothing twice
+
+    bundle = team.home("auditor") / "d1.zip"
+    state = team.home("auditor") / "state"
+    ok(team.runbook("auditor", "evidence", "bundle", "d1", "-o", bundle, "--state-dir", state))
+    verdict = json.loads(
+        ok(
+            team.runbook(
+                "auditor", "evidence", "verify", bundle, "--public-key", keys / "signing.pub",
+                "--json",
+            )
+        )
+    )  # fmt: skip
+    assert verdict["verdict"] == "verified", verdict

@@ -13,6 +13,7 @@ import contextlib
 import getpass
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -21,7 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from runbook_engine.errors import StateError
+from runbook_engine.errors import StateError, StorageError
 from runbook_engine.evidence import JOURNAL_NAME
 from runbook_engine.run.pgstore import schema, sync
 from runbook_engine.run.store import (
@@ -36,6 +37,11 @@ from runbook_engine.run.store import (
 
 #: Seconds to wait for the database to answer a new connection.
 CONNECT_TIMEOUT = 10
+
+# The pool's own complaints (each failed reconnection) would bury the one message a
+# command gives when the database goes away (:meth:`PgStore._reachable`).
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+logging.getLogger("psycopg.pool").propagate = False
 
 
 def shown_url(url: str) -> str:
@@ -95,7 +101,9 @@ class PgStore:
         with contextlib.closing(connect(url)) as conn:
             schema.check_current(conn.execute, self.where)
         kwargs = {"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT}
-        self._pool = ConnectionPool(url, min_size=1, max_size=4, kwargs=kwargs, open=True)
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=4, kwargs=kwargs, open=True, timeout=CONNECT_TIMEOUT
+        )
         self._synced: set[str] = set()
         self._pushed: dict[str, sync.Pushed] = {}
         self._seen: dict[str, dict[str, sync.Stamp]] = {}
@@ -110,16 +118,38 @@ class PgStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A connection of the pool in one transaction (committed on success)."""
-        with self._pool.connection() as conn, conn.transaction():
+        """A connection of the pool in one transaction (committed on success).
+
+        Raises:
+            StorageError: the database cannot be reached or went away (exit 74; the
+                transaction is not committed).
+        """
+        with self._reachable(), self._pool.connection() as conn, conn.transaction():
             yield conn
 
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn a lost or unreachable database into one clear :class:`StorageError`."""
+        from psycopg import OperationalError
+        from psycopg_pool import PoolTimeout
+
+        try:
+            yield
+        except (OperationalError, PoolTimeout) as exc:
+            text = str(exc).strip()
+            reason = text.splitlines()[-1] if text else type(exc).__name__
+            raise StorageError(
+                f"the store {self.where} cannot be reached ({reason}). Nothing acknowledged "
+                "was lost (the run folder's journal holds the rest); when the store "
+                "answers again, `runbook resume` the run"
+            ) from None
+
     def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
-        with self._pool.connection() as conn:
+        with self._reachable(), self._pool.connection() as conn:
             return conn.execute(sql, args).fetchone()
 
     def _all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        with self._pool.connection() as conn:
+        with self._reachable(), self._pool.connection() as conn:
             return conn.execute(sql, args).fetchall()
 
     # working copies ---------------------------------------------------------
