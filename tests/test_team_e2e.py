@@ -485,13 +485,16 @@ echo last >> "{{ marks }}/steps.log"
 """
 
 
+@pytest.mark.parametrize("how", ["server stops", "lock session cut"])
 def test_a_database_restart_mid_run_stops_it_clearly_and_it_resumes_with_nothing_lost(
-    tmp_path: Path, private_pg: PrivatePg
+    tmp_path: Path, private_pg: PrivatePg, how: str
 ) -> None:
     """The store's server (a private cluster: the shared one is left alone) stops while a
-    step runs: the run stops with one clear message when it next writes to the store;
-    once the server is back, `runbook resume` finishes it, every step once, and the
-    evidence verifies with the pinned key."""
+    step runs, or only the session holding the run's lock is cut (as a restart does to
+    every session): the run stops with one clear message when it next writes to the
+    store, before another process could take the run behind its back; once the server
+    is back, `runbook resume` finishes it, every step once, and the evidence verifies
+    with the pinned key."""
     team = Team(tmp_path, private_pg.url)
     ok(team.runbook("admin", "store", "upgrade"))
     keys = tmp_path / "team-keys"
@@ -511,7 +514,15 @@ def test_a_database_restart_mid_run_stops_it_clearly_and_it_resumes_with_nothing
     try:
         team.wait(lambda: (marks / "waiting").exists() or run.poll() is not None, 120)
         assert run.poll() is None, run.communicate()
-        private_pg.stop("fast")  # every session cut, the run's lock with it
+        if how == "server stops":
+            private_pg.stop("fast")  # every session cut, the run's lock with it
+        else:
+            with psycopg.connect(private_pg.url, autocommit=True) as db:
+                cut = db.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'runbook %%'"
+                ).fetchall()
+            assert cut == [(True,)]  # the lock's session, nothing else
         (marks / "go").touch()
         out, err = run.communicate(timeout=120)
     finally:
@@ -519,11 +530,12 @@ def test_a_database_restart_mid_run_stops_it_clearly_and_it_resumes_with_nothing
             run.kill()
     assert run.returncode == 74, out + err  # the store refused the write: EX_IOERR
     assert len(err.strip().splitlines()) == 1, err  # one message, no traceback, no noise
-    assert f"127.0.0.1:{private_pg.port}" in err and "cannot be reached" in err, err
-    assert "runbook resume" in err, err
+    assert f"127.0.0.1:{private_pg.port}" in err and "runbook resume" in err, err
+    assert ("cannot be reached" if how == "server stops" else "its lock") in err, err
     assert (marks / "steps.log").read_text().split() == ["one", "wait"]
 
-    private_pg.start()
+    if how == "server stops":
+        private_pg.start()
     resumed = team.runbook("alice", "resume", "d1", "--no-input", key=key)
     ok(resumed)
     assert team.status("d1") == "succeeded"

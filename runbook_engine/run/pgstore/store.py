@@ -369,6 +369,7 @@ class PgStore:
                         "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s", key
                     )
             stamps: dict[str, sync.Stamp] = {}
+            self._still_held(conn, run_id)
             if anchor is not None:
                 # A step that ended (or waits at a gate) has its files stored with the
                 # transaction acknowledging it: a worker killed later loses none of them.
@@ -376,6 +377,30 @@ class PgStore:
                 stamps = self._push(conn, run_id, files=ended)
                 sync.set_anchor(conn, run_id, anchor)
         self._stored(run_id, stamps)
+
+    def _still_held(self, conn: Any, run_id: str) -> None:
+        """Within a transaction of a run this process holds: check that its lock's session
+        still holds it (a restarted server or a cut connection drops it silently, and
+        another process could take the run); else nothing is committed.
+
+        Raises:
+            StorageError: the lock is lost (exit 74; `runbook resume` continues).
+        """
+        entry = self._locks.get(run_id)
+        if entry is None:
+            return
+        key = lock_key(run_id)
+        held = conn.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s "
+            "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
+            (entry[0].info.backend_pid, key >> 32, key & 0xFFFFFFFF),
+        ).fetchone()
+        if held is None:
+            raise StorageError(
+                f"run {run_id}: its lock in the store {self.where} was lost (the server "
+                "restarted or cut the connection); the run stops here, nothing acknowledged "
+                f"was lost: `runbook resume {run_id}` continues it"
+            )
 
     def set_anchor(self, run_id: str, anchor: Anchor, *, durable: bool = True) -> None:
         """Store the journal's new records and keep ``anchor``; ``durable``: the run stops
