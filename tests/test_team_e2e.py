@@ -289,6 +289,10 @@ def test_done_when_started_here_approved_there_finished_by_a_worker_verified_els
     assert any(c["path"] == path for c in copied)
     started = events[0]
     assert started["event"] == "run-started" and started["queued"] is True
+    assert started["preflight"] == {"on_worker": True}  # not checked where it was queued
+    (checked,) = [e for e in events if e["event"] == "preflight"]  # but where it runs
+    assert checked["ok"] is True and checked["failures"] == [] and checked["checks"] >= 2
+    assert names.index("preflight") < names.index("step-started")
     assert (
         next(c for c in copied if c["what"] == "runbook")["sha256"]
         == (started["runbook"]["sha256"])
@@ -556,3 +560,45 @@ def test_a_database_restart_mid_run_stops_it_clearly_and_it_resumes_with_nothing
         )
     )  # fmt: skip
     assert verdict["verdict"] == "verified", verdict
+
+
+SECRET = """---
+id: secret-preflight
+title: A secret only the right worker has
+parameters:
+  token: {type: string, secret: true}
+---
+# A secret
+
+```sh {#use title="Use the token"}
+printf %s "{{ token }}" | wc -c
+```
+"""
+
+
+def test_a_queued_run_is_preflighted_on_the_worker_and_a_failure_is_journaled(
+    team: Team, team_key: tuple[Path, Path]
+) -> None:
+    """The worker lacks the secret's source: its preflight fails, the failure is in the
+    journal (naming the source, never a value), nothing runs, the run stays queued."""
+    key, _ = team_key
+    work = team.home("starter") / "work"
+    (work / "secret.md").write_text(SECRET)
+    (work / "site.yml").write_text("name: site\nsecrets:\n  token: {env: RBE_E2E_TOKEN}\n")
+    queued = team.runbook(
+        "starter", "run", "secret.md", "--env", "site.yml", "--queue", "--run-id", "p1",
+        "--json", key=_private_copy(team, "starter", key),
+    )  # fmt: skip
+    ok(queued)
+    team.worker("worker", _private_copy(team, "worker", key))
+    team.wait(
+        lambda: team.row("SELECT status FROM procrastinate_jobs") == "failed",
+        why="the job did not fail",
+    )
+    assert "RBE_E2E_TOKEN" in team.logs()  # the worker's log names what to fix
+    events = team.journal("p1")
+    (checked,) = [e for e in events if e["event"] == "preflight"]
+    assert checked["ok"] is False
+    assert any("RBE_E2E_TOKEN" in f["detail"] for f in checked["failures"]), checked
+    assert not [e for e in events if e["event"] == "step-started"]
+    assert team.status("p1") == "queued"

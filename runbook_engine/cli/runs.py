@@ -186,6 +186,8 @@ def run(
     left_out = excluded(options.selection, loaded.tailored)
     if not no_preflight and not to_queue:  # before the run exists: no run left behind
         options.preflight = preflight_or_refuse(runbook, env_path, overrides, left_out, as_json)
+    elif not no_preflight:  # a queued run is checked where it executes (its hosts, secrets)
+        options.preflight = {"on_worker": True}
     if guide is not None:
         write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
     store = open_store(state_dir)

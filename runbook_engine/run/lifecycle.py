@@ -306,6 +306,9 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
     if record.status in ("succeeded", "unverified", "aborted", "checked"):
         raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
     source = snapshot.source_of_run(store, record)
+    started = read_journal(store.run_dir(run_id) / JOURNAL_NAME, verify=False)[0]
+    if record.status == "queued" and (started.get("preflight") or {}).get("on_worker"):
+        _preflight_on_worker(store, record, source, started)  # before secrets are needed
     with source.reading():
         loaded = load(
             source.runbook, source.env, record.overrides, with_secrets=True, need_env=True
@@ -320,7 +323,6 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
     env_hash = loaded.environment.content_hash if loaded.environment else None
     if env_hash != record.env_hash:
         changed.append(("environment", record.env_hash, env_hash))
-    started = read_journal(store.run_dir(run_id) / JOURNAL_NAME, verify=False)[0]
     options.selection = Selection.from_dict(started.get("selection"))  # a resume keeps them
     options.check = started.get("mode") == "check"
     runner = Runner(store, record, loaded, shown, options)
@@ -392,6 +394,45 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
         **_operator_auth(options, ""),
     )
     return runner
+
+
+def _preflight_on_worker(
+    store: Store, record: RunRecord, source: snapshot.Source, started: dict[str, Any]
+) -> None:
+    """The preflight of a run started with ``run --queue``, where it executes (its hosts,
+    its secrets: the worker's), journaled as ``preflight`` with what failed.
+
+    Raises:
+        InputError: a check failed (exit 2; the run stays ``queued`` and the next
+            ``runbook resume`` checks again).
+    """
+    from runbook_engine.evidence.signing import open_run_journal
+    from runbook_engine.run.preflight import preflight
+
+    with source.reading():
+        tailored = load(source.runbook, source.env, record.overrides, need_env=True).tailored
+        left_out = excluded(Selection.from_dict(started.get("selection")), tailored, strict=False)
+        report = preflight(source.runbook, source.env, record.overrides, left_out)
+    failures = [
+        {"host": c.host, "transport": c.transport, "check": c.check, "detail": c.detail,
+         "fix": c.fix}
+        for c in report.failures
+    ]  # fmt: skip
+    run_dir = store.run_dir(record.run_id)
+    journal = open_run_journal(store.state_dir, run_dir, record.run_id, Redactor(report.secrets))
+    journal.append("preflight", **report.summary(), workstation=platform.node(), failures=failures)
+    if not report.ok:
+        found = "; ".join(
+            (f"{c.host} ({c.transport}) " if c.transport != "-" else "")
+            + f"{c.check}: {c.detail}"
+            + (f" ({c.fix})" if c.fix else "")
+            for c in report.failures
+        )
+        raise InputError(
+            f"preflight on {platform.node()}: {found}. Nothing was started: run "
+            f"{record.run_id} stays queued; fix this where it executes, then `runbook "
+            f"resume {record.run_id}` there"
+        )
 
 
 def _refuse_live_steps(
