@@ -602,3 +602,30 @@ def test_a_queued_run_is_preflighted_on_the_worker_and_a_failure_is_journaled(
     assert any("RBE_E2E_TOKEN" in f["detail"] for f in checked["failures"]), checked
     assert not [e for e in events if e["event"] == "step-started"]
     assert team.status("p1") == "queued"
+
+
+def test_a_password_in_the_store_url_never_travels_in_a_job(
+    team: Team, team_key: tuple[Path, Path]
+) -> None:
+    """Each machine's URL holds a password (the test server trusts, so any will do): the
+    jobs carry the URL without it, and the worker, whose own RUNBOOK_STORE names the same
+    database, executes the run with that."""
+    canary = "pw-" + secrets.token_hex(6)
+    with_password = team.url.replace("postgres@", f"postgres:{canary}@", 1)
+    assert canary in with_password
+    key, _ = team_key
+    team.url = with_password  # every machine's RUNBOOK_STORE from here on
+    work = team.home("starter") / "work"
+    (work / "one.md").write_text("# One\n\n```sh {#one}\necho one\n```\n")
+    ok(
+        team.runbook(
+            "starter", "run", "one.md", "--queue", "--run-id", "pw1", "--json",
+            key=_private_copy(team, "starter", key),
+        )
+    )  # fmt: skip
+    team.worker("worker", _private_copy(team, "worker", key))
+    team.wait(lambda: team.status("pw1") == "succeeded", why="the run did not finish")
+    with psycopg.connect(team.url) as db:
+        args = [r[0] for r in db.execute("SELECT args::text FROM procrastinate_jobs")]
+    assert args and all(canary not in a for a in args), args
+    assert canary not in team.logs()

@@ -32,7 +32,7 @@ from typing import Any
 
 import procrastinate
 
-from runbook_engine.run.queue import QUEUE, JobArgs, ensure_schema, make_app
+from runbook_engine.run.queue import QUEUE, JobArgs, ensure_schema, make_app, without_password
 from runbook_engine.run.queue import retry_stalled as _retry_stalled
 
 log = logging.getLogger("runbook_engine.worker")
@@ -93,9 +93,13 @@ async def resume_run(context: Any, **args: Any) -> dict[str, Any]:
 
 
 def store_args(store: str) -> list[str]:
-    """The command-line options naming a store: ``--store URL`` for a database URL,
-    else ``--state-dir FOLDER``."""
+    """The command-line options naming a store: ``--store URL`` for a database URL (none
+    when the worker's own ``RUNBOOK_STORE`` names that database: the run's process
+    inherits it, with any password, off the command line), else ``--state-dir FOLDER``."""
     if store.startswith(("postgresql://", "postgres://")):
+        own = os.environ.get("RUNBOOK_STORE")
+        if own and without_password(own) == without_password(store):
+            return []
         return ["--store", store]
     return ["--state-dir", store]
 
