@@ -132,7 +132,7 @@ class Team:
             stdin=subprocess.DEVNULL,
         )
 
-    def worker(self, name: str, key: Path) -> subprocess.Popen[bytes]:
+    def worker(self, name: str, key: Path | None) -> subprocess.Popen[bytes]:
         """``runbook worker`` on machine ``name`` (a session of its own: it can be killed
         with everything it started)."""
         log = self.root / f"{name}.log"
@@ -629,3 +629,36 @@ def test_a_password_in_the_store_url_never_travels_in_a_job(
         args = [r[0] for r in db.execute("SELECT args::text FROM procrastinate_jobs")]
     assert args and all(canary not in a for a in args), args
     assert canary not in team.logs()
+
+
+def test_a_database_restart_under_a_worker_is_retried_until_the_run_ends(
+    tmp_path: Path, private_pg: PrivatePg
+) -> None:
+    """The database restarts while a worker's run waits in a step: the run's process stops
+    (exit 74), the worker keeps going, and the retried job finishes the run, every step
+    once."""
+    team = Team(tmp_path, private_pg.url)
+    ok(team.runbook("admin", "store", "upgrade"))
+    ok(team.runbook("admin", "queue", "migrate"))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    work = team.home("starter") / "work"
+    (work / "restart.md").write_text(RESTART)
+    (work / "site.yml").write_text(f"name: site\nparameters:\n  marks: {marks}\n")
+    ok(team.runbook("starter", "run", "restart.md", "--env", "site.yml", "--queue",
+                    "--run-id", "w1"))  # fmt: skip
+    worker = team.worker("worker", None)
+    try:
+        team.wait(lambda: (marks / "waiting").exists(), why="the step never started")
+        private_pg.stop("fast")
+        (marks / "go").touch()
+        time.sleep(3)
+        private_pg.start()
+        team.wait(lambda: team.status("w1") == "succeeded", 180, why="the run did not finish")
+        assert worker.poll() is None, team.logs()  # the worker outlived the restart
+    finally:
+        team.stop()
+    assert (marks / "steps.log").read_text().split() == ["one", "wait", "last"]
+    started = [e["step"] for e in team.journal("w1") if e["event"] == "process-started"]
+    assert started == ["one", "wait", "last"], started
+    assert "cannot be reached" in team.logs() or "was lost" in team.logs(), team.logs()
