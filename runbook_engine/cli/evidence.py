@@ -206,8 +206,12 @@ def _run_of(run_id: str, state_dir: Path | None) -> tuple[Path, tuple[int, str] 
         StateError: no such run (exit 2).
     """
     store = open_store(state_dir, create=False, run_id=run_id)
-    store.get_run(run_id)
-    return store.run_dir(run_id), store.anchor(run_id)
+    try:  # closed here: a PostgreSQL pool left to the garbage collector may be collected in
+        # one of its own threads, which cannot join itself (a traceback on standard error)
+        store.get_run(run_id)
+        return store.run_dir(run_id), store.anchor(run_id)
+    finally:
+        store.close()
 
 
 def _write_bundle(

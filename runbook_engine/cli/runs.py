@@ -186,6 +186,8 @@ def run(
     left_out = excluded(options.selection, loaded.tailored)
     if not no_preflight and not to_queue:  # before the run exists: no run left behind
         options.preflight = preflight_or_refuse(runbook, env_path, overrides, left_out, as_json)
+    elif not no_preflight:  # a queued run is checked where it executes (its hosts, secrets)
+        options.preflight = {"on_worker": True}
     if guide is not None:
         write_output(render_guide(loaded.tailored, guide_format(guide), change_id), guide)
     store = open_store(state_dir)
@@ -225,6 +227,9 @@ def _queue_run(
     runbook, env_path, overrides, options, run_id = how
     runner = create_run(runbook, env_path, overrides, store, options, run_id, queued=True)
     runner.ctx.rest()
+    # The run stops here until a worker takes it, maybe on another machine: its journal
+    # and files (its source's copy) go to a team's store now.
+    store.set_anchor(runner.record.run_id, runner.journal.head, durable=True)
     runner.pool.close()
     try:
         data = queue_new_run(queue_url, runner, options, answers, overrides, state_dir)
@@ -271,6 +276,7 @@ def resume(
     """Continue RUN_ID where it stopped (recorded as the run's operator unless --operator
     or RUNBOOK_OPERATOR names someone else)."""
     from runbook_engine.run.lifecycle import resume_run
+    from runbook_engine.run.snapshot import source_of_run
     from runbook_engine.source.parser import parse_file
 
     store = open_store(state_dir, create=False, run_id=run_id)
@@ -279,7 +285,9 @@ def resume(
     if answers is None:
         answers = _answers_of_run(store, run_id)
     if answers is not None:
-        step_ids = {s.id for s in parse_file(Path(record.runbook_path)).steps}
+        source = source_of_run(store, record)  # the run's copy where the file is not here
+        with source.reading():
+            step_ids = {s.id for s in parse_file(source.runbook).steps}
     # Who resumes: --operator (or RUNBOOK_OPERATOR), else the run's own operator, never
     # silently the login of whoever types the command.
     options = _run_options(

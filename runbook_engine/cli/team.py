@@ -40,11 +40,12 @@ def store_location(state_dir: Path | None) -> str:
     ``RUNBOOK_STORE`` when it names the team's PostgreSQL store (every worker reaches it),
     else the state folder, absolute (a worker on this machine)."""
     from runbook_engine.cli.common import current_store_url
+    from runbook_engine.run.queue import without_password
     from runbook_engine.run.store_api import is_pg
 
     url = current_store_url()
     if is_pg(url):
-        return str(url)
+        return without_password(str(url))  # a job never carries a password
     return str(state_dir_or_default(state_dir).resolve())
 
 
@@ -119,11 +120,11 @@ def resume_when_decided(url: str | None, store: Any, run_id: str, operator: str 
             f"--queue-url or set RUNBOOK_QUEUE so a worker resumes it, or run "
             f"`runbook resume {run_id}` here"
         )
-    from runbook_engine.run.queue import RESUME_TASK, JobArgs, enqueue
+    from runbook_engine.run.queue import RESUME_TASK, JobArgs, enqueue, without_password
 
     record = store.get_run(run_id)
     url_of_store = getattr(store, "url", None)
-    where = str(url_of_store) if url_of_store else str(store.state_dir.resolve())
+    where = without_password(url_of_store) if url_of_store else str(store.state_dir.resolve())
     args = JobArgs(run_id=run_id, store=where, operator=operator or record.operator)
     job = enqueue(str(queue_url_or_default(url)), RESUME_TASK, args)
     if job is None:

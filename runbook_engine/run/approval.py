@@ -381,16 +381,18 @@ def _record_vote(
     from runbook_engine.evidence.signing import open_run_journal
     from runbook_engine.run.free_text import run_redactor
     from runbook_engine.run.recovery import ensure_created
+    from runbook_engine.run.snapshot import source_of_run
     from runbook_engine.tailor.loading import load
 
     record = store.get_run(run_id)
-    redactor = run_redactor(record)
+    redactor = run_redactor(record, store)
     name = redactor.redact(by.strip())
     comment = redactor.redact(comment) if comment is not None else None
     if record.status in ("succeeded", "unverified", "aborted", "failed"):
         raise StateError(f"run {run_id} is finished ({record.status}); approvals are closed")
-    env_path = Path(record.env_path) if record.env_path else None
-    tailored = load(Path(record.runbook_path), env_path, record.overrides, need_env=True).tailored
+    source = source_of_run(store, record)  # the run's copy where the files are not here
+    with source.reading():
+        tailored = load(source.runbook, source.env, record.overrides, need_env=True).tailored
     ts = next((s for s in tailored.steps if s.id == step_id), None)
     if ts is None or ts.step.kind != KIND:
         ids = ", ".join(s.id for s in tailored.steps if s.step.kind == KIND) or "none"

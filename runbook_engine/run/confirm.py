@@ -25,7 +25,7 @@ from runbook_engine.run.gates import authenticated_fields
 from runbook_engine.run.reconcile import settle_attachments
 from runbook_engine.run.recovery import ensure_created
 from runbook_engine.run.runlock import WAIT_SECONDS
-from runbook_engine.run.store import DONE_STATUSES, GateDecision, utcnow
+from runbook_engine.run.store import DONE_STATUSES, GateDecision, RunRecord, utcnow
 from runbook_engine.run.store_api import Store
 
 
@@ -116,7 +116,7 @@ def _record(
         states = [s for s in states if s.host == host]
         if not states:
             raise StateError(f"step {step_id!r} of run {run_id} does not run on host {host!r}")
-    if _is_approval(record.runbook_path, step_id):
+    if _is_approval(store, record, step_id):
         raise InputError(
             f"{step_id!r} is an approval step: approvers pass it with `runbook "
             f"approve {run_id} {step_id} --as NAME` (or `runbook reject`)"
@@ -151,7 +151,7 @@ def _record(
                 f"--rerun applies to a step that was interrupted while running; "
                 f"{step_id!r} on {', '.join(not_running)} was not"
             )
-    redactor = run_redactor(record)
+    redactor = run_redactor(record, store)
     by, note, reason = (
         redactor.redact(by.strip()),
         redactor.redact(note) if note is not None else None,
@@ -196,11 +196,14 @@ def _record(
     return [s.host for s in open_states]
 
 
-def _is_approval(runbook_path: str, step_id: str) -> bool:
+def _is_approval(store: Store, record: RunRecord, step_id: str) -> bool:
     from runbook_engine.run.approval import KIND
+    from runbook_engine.run.snapshot import source_of_run
     from runbook_engine.source.parser import parse_file
 
     try:
-        return parse_file(Path(runbook_path)).step(step_id).kind == KIND
+        source = source_of_run(store, record)  # the run's copy where the file is not here
+        with source.reading():
+            return parse_file(source.runbook).step(step_id).kind == KIND
     except (RunbookError, KeyError, OSError):
         return False

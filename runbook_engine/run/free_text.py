@@ -8,11 +8,16 @@ from pathlib import Path
 
 from runbook_engine.errors import RunbookError, StateError
 from runbook_engine.evidence.redact import Redactor
+from runbook_engine.run.snapshot import Source, source_of_run
 from runbook_engine.run.store import RunRecord
+from runbook_engine.run.store_api import Store
 
 
-def run_redactor(record: RunRecord) -> Redactor:
+def run_redactor(record: RunRecord, store: Store | None = None) -> Redactor:
     """The redactor of a run: its secret parameters and credentials, resolved again.
+
+    With ``store``, a runbook or environment file not on this machine is read from the
+    run's copy (:mod:`.snapshot`).
 
     Raises:
         StateError: the run's secrets cannot be resolved here, so free text cannot
@@ -22,10 +27,14 @@ def run_redactor(record: RunRecord) -> Redactor:
     from runbook_engine.tailor.loading import load
 
     env_path = Path(record.env_path) if record.env_path else None
+    source = Source(Path(record.runbook_path), env_path)
+    if store is not None:
+        source = source_of_run(store, record)
     try:
-        loaded = load(
-            Path(record.runbook_path), env_path, record.overrides, with_secrets=True, need_env=True
-        )
+        with source.reading():
+            loaded = load(
+                source.runbook, source.env, record.overrides, with_secrets=True, need_env=True
+            )
         return Redactor(run_secrets(loaded))
     except RunbookError as exc:
         raise StateError(

@@ -28,6 +28,7 @@ from runbook_engine.evidence.record import flow_fields
 from runbook_engine.evidence.redact import MIN_FREE_TEXT_LENGTH, Redactor
 from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.evidence.signing import SignedJournal, signer_for_run
+from runbook_engine.run import snapshot
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Answers
 from runbook_engine.run.hints import locate, location_args
@@ -160,6 +161,11 @@ def create_run(
     if store.has_run(run_id):
         raise StateError(f"run {run_id} exists already")
     staging = prepare_staging(store, run_id)
+    try:  # the run keeps its source: it goes on where these files are not (:mod:`.snapshot`)
+        snapshot.keep(staging, runbook_path, record.content_hash, env_path, record.env_hash)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StateError(f"run {run_id}: cannot keep a copy of its source: {exc}") from None
     signer = signer_for_run(store.state_dir, staging, run_id, None)
     if signer is not None:
         signer.export_public_key()
@@ -299,27 +305,35 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
     record = store.get_run(run_id)
     if record.status in ("succeeded", "unverified", "aborted", "checked"):
         raise StateError(f"run {run_id} is finished ({record.status}); start a new run instead")
-    env_path = Path(record.env_path) if record.env_path else None
-    loaded = load(
-        Path(record.runbook_path), env_path, record.overrides, with_secrets=True, need_env=True
-    )
-    shown = (
-        loaded.shown
-        or load(Path(record.runbook_path), env_path, record.overrides, need_env=True).tailored
-    )
+    source = snapshot.source_of_run(store, record)
+    started = read_journal(store.run_dir(run_id) / JOURNAL_NAME, verify=False)[0]
+    if record.status == "queued" and (started.get("preflight") or {}).get("on_worker"):
+        _preflight_on_worker(store, record, source, started)  # before secrets are needed
+    with source.reading():
+        loaded = load(
+            source.runbook, source.env, record.overrides, with_secrets=True, need_env=True
+        )
+        shown = (
+            loaded.shown
+            or load(source.runbook, source.env, record.overrides, need_env=True).tailored
+        )
     changed = []
     if loaded.runbook.content_hash != record.content_hash:
         changed.append(("runbook", record.content_hash, loaded.runbook.content_hash))
     env_hash = loaded.environment.content_hash if loaded.environment else None
     if env_hash != record.env_hash:
         changed.append(("environment", record.env_hash, env_hash))
-    started = read_journal(store.run_dir(run_id) / JOURNAL_NAME, verify=False)[0]
     options.selection = Selection.from_dict(started.get("selection"))  # a resume keeps them
     options.check = started.get("mode") == "check"
     runner = Runner(store, record, loaded, shown, options)
     runner.claim()  # before anything is written: one process per run
     if changes:
         runner.journal.append("store-reconciled", changes=changes)
+    for what, path, copy in source.copied:  # the recorded file is not on this machine
+        sha = record.content_hash if what == "runbook" else record.env_hash
+        runner.journal.append("source-copy-read", what=what, path=path, copy=copy, sha256=sha)
+    if source.copied:
+        runner.report.warning(source.describe())
     try:
         assumed = _refuse_live_steps(store, run_id, runner, options)
     except StepStillRunning as still:
@@ -341,6 +355,11 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
         )
         store.update_run(
             run_id, **({"content_hash": new} if name == "runbook" else {"env_hash": new})
+        )
+    if changed:  # the accepted source is kept too, next to the first
+        env_hash = loaded.environment.content_hash if loaded.environment else None
+        snapshot.keep(
+            store.run_dir(run_id), source.runbook, loaded.runbook.content_hash, source.env, env_hash
         )
     current = set()
     for ts in loaded.tailored.steps:
@@ -375,6 +394,45 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
         **_operator_auth(options, ""),
     )
     return runner
+
+
+def _preflight_on_worker(
+    store: Store, record: RunRecord, source: snapshot.Source, started: dict[str, Any]
+) -> None:
+    """The preflight of a run started with ``run --queue``, where it executes (its hosts,
+    its secrets: the worker's), journaled as ``preflight`` with what failed.
+
+    Raises:
+        InputError: a check failed (exit 2; the run stays ``queued`` and the next
+            ``runbook resume`` checks again).
+    """
+    from runbook_engine.evidence.signing import open_run_journal
+    from runbook_engine.run.preflight import preflight
+
+    with source.reading():
+        tailored = load(source.runbook, source.env, record.overrides, need_env=True).tailored
+        left_out = excluded(Selection.from_dict(started.get("selection")), tailored, strict=False)
+        report = preflight(source.runbook, source.env, record.overrides, left_out)
+    failures = [
+        {"host": c.host, "transport": c.transport, "check": c.check, "detail": c.detail,
+         "fix": c.fix}
+        for c in report.failures
+    ]  # fmt: skip
+    run_dir = store.run_dir(record.run_id)
+    journal = open_run_journal(store.state_dir, run_dir, record.run_id, Redactor(report.secrets))
+    journal.append("preflight", **report.summary(), workstation=platform.node(), failures=failures)
+    if not report.ok:
+        found = "; ".join(
+            (f"{c.host} ({c.transport}) " if c.transport != "-" else "")
+            + f"{c.check}: {c.detail}"
+            + (f" ({c.fix})" if c.fix else "")
+            for c in report.failures
+        )
+        raise InputError(
+            f"preflight on {platform.node()}: {found}. Nothing was started: run "
+            f"{record.run_id} stays queued; fix this where it executes, then `runbook "
+            f"resume {record.run_id}` there"
+        )
 
 
 def _refuse_live_steps(

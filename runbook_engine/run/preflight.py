@@ -59,9 +59,12 @@ class PreflightReport:
 
     Attributes:
         checks: One line per check, hosts in environment order, then secrets and probes.
+        secrets: The secret values that resolved (for redacting what is written about the
+            checks; never shown, never in :meth:`to_dict`).
     """
 
     checks: list[HostCheck] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -191,6 +194,7 @@ def preflight(
     loaded = load(runbook_path, env_path, overrides, need_env=True)
     report = PreflightReport()
     secrets, secret_checks = _secrets(runbook_path, env_path, overrides)
+    report.secrets = secrets
     for host, needs in host_needs(loaded, excluded):
         info = TRANSPORTS.get(host.transport)
         if info is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from runbook_engine.errors import InputError, StateError
 
@@ -110,6 +111,19 @@ def redact_url(url: str) -> str:
     userinfo, _, hostpart = rest.rpartition("@")
     user = userinfo.split(":", 1)[0]
     return f"{head}://{user}{':***' if ':' in userinfo else ''}@{hostpart}"
+
+
+def without_password(url: str) -> str:
+    """``url`` without a password (in its user part or a ``password=`` parameter): what a
+    job may carry.  A worker connects with its own ``RUNBOOK_STORE`` when that names the
+    same database, else with ``~/.pgpass`` or ``PGPASSWORD``, as ``psql`` does."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
 
 
 _SCHEMA_LOCK = 0x72626571  # "rbeq": one process applies the schema at a time

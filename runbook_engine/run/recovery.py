@@ -122,8 +122,9 @@ def complete_finished(store: Store, run_id: str, options: RunOptions) -> RunResu
     started = first_record(path)
     if started is None or not started.get("signing"):
         return None
+    redactor = run_redactor(record, store)
     journal = open_run_journal(
-        store.state_dir, store.run_dir(run_id), run_id, run_redactor(record), optional_key=False
+        store.state_dir, store.run_dir(run_id), run_id, redactor, optional_key=False
     )
     unsigned, sealed = journal.unsigned_tail(), journal.sealed
     if not unsigned and sealed:

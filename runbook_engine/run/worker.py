@@ -33,14 +33,15 @@ from typing import Any
 
 import procrastinate
 
-from runbook_engine.run.queue import QUEUE, JobArgs, ensure_schema, make_app
+from runbook_engine.run.queue import QUEUE, JobArgs, ensure_schema, make_app, without_password
 from runbook_engine.run.queue import retry_stalled as _retry_stalled
 
 log = logging.getLogger("runbook_engine.worker")
 
 #: Child exit statuses that finish a job: the run ended (0, 1) or paused at a gate (3).
 _FINISHED = {0: "ended", 1: "ended", 3: "paused"}
-_HELD = "is being executed by another process"  # the run lock's refusal (exit 2)
+#: The run lock's refusal (exit 2): the state directory's, the PostgreSQL store's.
+_HELD = ("is being executed by another process", "is being run by")
 
 
 class RunNotDone(Exception):
@@ -98,9 +99,13 @@ async def resume_run(context: Any, **args: Any) -> dict[str, Any]:
 
 
 def store_args(store: str) -> list[str]:
-    """The command-line options naming a store: ``--store URL`` for a database URL,
-    else ``--state-dir FOLDER``."""
+    """The command-line options naming a store: ``--store URL`` for a database URL (none
+    when the worker's own ``RUNBOOK_STORE`` names that database: the run's process
+    inherits it, with any password, off the command line), else ``--state-dir FOLDER``."""
     if store.startswith(("postgresql://", "postgres://")):
+        own = os.environ.get("RUNBOOK_STORE")
+        if own and without_password(own) == without_password(store):
+            return []
         return ["--store", store]
     return ["--state-dir", store]
 
@@ -198,7 +203,9 @@ async def execute_job(context: Any, args: JobArgs) -> dict[str, Any]:
     _report(result, bool(extra.get("as_json")))
     if code in _FINISHED:
         return result
-    if code == 2 and _HELD not in message:
+    if code == 2 and f"run {args.run_id} is finished (" in message:
+        return result  # another job of the run finished it: nothing left to do
+    if code == 2 and not any(held in message for held in _HELD):
         raise RunRefused(f"run {args.run_id}: {result['message'] or 'refused (exit 2)'}")
     raise RunNotDone(f"run {args.run_id}: exit {code}: {result['message']}")
 

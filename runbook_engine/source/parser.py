@@ -473,3 +473,16 @@ def _resolve(doc: _Document) -> dict[int, Step]:
                 "RB119",
             )
     return {id(s): replace(s, role=roles[s.id]) for s in seen.values() if s.id in roles}
+
+
+def included_files(path: Path) -> list[Path]:
+    """The files the runbook at ``path`` includes, directly or not (resolved, each once,
+    in the order they are included).
+
+    Raises:
+        RunbookSyntaxError: as :func:`parse_file`.
+    """
+    text, digest = read_source(path)
+    fragments: list[_Fragment] = []
+    _parse(text, path, digest, fragments)
+    return list(dict.fromkeys(named for _, named, _ in fragments))

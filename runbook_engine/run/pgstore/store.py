@@ -13,6 +13,7 @@ import contextlib
 import getpass
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -21,7 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from runbook_engine.errors import StateError
+from runbook_engine.errors import StateError, StorageError
 from runbook_engine.evidence import JOURNAL_NAME
 from runbook_engine.run.pgstore import schema, sync
 from runbook_engine.run.store import (
@@ -36,6 +37,11 @@ from runbook_engine.run.store import (
 
 #: Seconds to wait for the database to answer a new connection.
 CONNECT_TIMEOUT = 10
+
+# The pool's own complaints (each failed reconnection) would bury the one message a
+# command gives when the database goes away (:meth:`PgStore._reachable`).
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+logging.getLogger("psycopg.pool").propagate = False
 
 
 def shown_url(url: str) -> str:
@@ -95,9 +101,12 @@ class PgStore:
         with contextlib.closing(connect(url)) as conn:
             schema.check_current(conn.execute, self.where)
         kwargs = {"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT}
-        self._pool = ConnectionPool(url, min_size=1, max_size=4, kwargs=kwargs, open=True)
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=4, kwargs=kwargs, open=True, timeout=CONNECT_TIMEOUT
+        )
         self._synced: set[str] = set()
         self._pushed: dict[str, sync.Pushed] = {}
+        self._seen: dict[str, dict[str, sync.Stamp]] = {}
         self._locks: dict[str, list[Any]] = {}
 
     def close(self) -> None:
@@ -109,16 +118,38 @@ class PgStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A connection of the pool in one transaction (committed on success)."""
-        with self._pool.connection() as conn, conn.transaction():
+        """A connection of the pool in one transaction (committed on success).
+
+        Raises:
+            StorageError: the database cannot be reached or went away (exit 74; the
+                transaction is not committed).
+        """
+        with self._reachable(), self._pool.connection() as conn, conn.transaction():
             yield conn
 
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn a lost or unreachable database into one clear :class:`StorageError`."""
+        from psycopg import OperationalError
+        from psycopg_pool import PoolTimeout
+
+        try:
+            yield
+        except (OperationalError, PoolTimeout) as exc:
+            text = str(exc).strip()
+            reason = text.splitlines()[-1] if text else type(exc).__name__
+            raise StorageError(
+                f"the store {self.where} cannot be reached ({reason}). Nothing acknowledged "
+                "was lost (the run folder's journal holds the rest); when the store "
+                "answers again, `runbook resume` the run"
+            ) from None
+
     def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
-        with self._pool.connection() as conn:
+        with self._reachable(), self._pool.connection() as conn:
             return conn.execute(sql, args).fetchone()
 
     def _all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        with self._pool.connection() as conn:
+        with self._reachable(), self._pool.connection() as conn:
             return conn.execute(sql, args).fetchall()
 
     # working copies ---------------------------------------------------------
@@ -154,12 +185,20 @@ class PgStore:
             sync.pull_files(conn, run_id, folder)
         self._synced.add(run_id)
 
-    def _push(self, conn: Any, run_id: str, *, files: bool) -> None:
+    def _push(self, conn: Any, run_id: str, *, files: bool) -> dict[str, sync.Stamp]:
+        """Store the working copy's new journal records and, with ``files``, its new files;
+        return the stamps of the files stored, for :meth:`_stored` after the commit."""
         folder = self.state_dir / "runs" / run_id
         since = self._pushed.get(run_id)
         self._pushed[run_id] = sync.push_journal(conn, run_id, folder / JOURNAL_NAME, since)
+        stamps: dict[str, sync.Stamp] = {}
         if files:
-            sync.push_files(conn, run_id, folder)
+            sync.push_files(conn, run_id, folder, self._seen.get(run_id), stamps)
+        return stamps
+
+    def _stored(self, run_id: str, stamps: dict[str, sync.Stamp]) -> None:
+        """The transaction that stored files with ``stamps`` committed: skip them next time."""
+        self._seen.setdefault(run_id, {}).update(stamps)
 
     @contextlib.contextmanager
     def lock_run(self, run_id: str, *, wait: float = 0.0) -> Iterator[None]:
@@ -337,16 +376,47 @@ class PgStore:
                     conn.execute(
                         "DELETE FROM gates WHERE run_id=%s AND step_id=%s AND host=%s", key
                     )
+            stamps: dict[str, sync.Stamp] = {}
+            self._still_held(conn, run_id)
             if anchor is not None:
-                self._push(conn, run_id, files=False)
+                # A step that ended (or waits at a gate) has its files stored with the
+                # transaction acknowledging it: a worker killed later loses none of them.
+                ended = any(status not in ("pending", "running") for _, _, status, _ in moves)
+                stamps = self._push(conn, run_id, files=ended)
                 sync.set_anchor(conn, run_id, anchor)
+        self._stored(run_id, stamps)
+
+    def _still_held(self, conn: Any, run_id: str) -> None:
+        """Within a transaction of a run this process holds: check that its lock's session
+        still holds it (a restarted server or a cut connection drops it silently, and
+        another process could take the run); else nothing is committed.
+
+        Raises:
+            StorageError: the lock is lost (exit 74; `runbook resume` continues).
+        """
+        entry = self._locks.get(run_id)
+        if entry is None:
+            return
+        key = lock_key(run_id)
+        held = conn.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s "
+            "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
+            (entry[0].info.backend_pid, key >> 32, key & 0xFFFFFFFF),
+        ).fetchone()
+        if held is None:
+            raise StorageError(
+                f"run {run_id}: its lock in the store {self.where} was lost (the server "
+                "restarted or cut the connection); the run stops here, nothing acknowledged "
+                f"was lost: `runbook resume {run_id}` continues it"
+            )
 
     def set_anchor(self, run_id: str, anchor: Anchor, *, durable: bool = True) -> None:
         """Store the journal's new records and keep ``anchor``; ``durable``: the run stops
         here, so its files are stored too."""
         with self.transaction() as conn:
-            self._push(conn, run_id, files=durable)
+            stamps = self._push(conn, run_id, files=durable)
             sync.set_anchor(conn, run_id, anchor)
+        self._stored(run_id, stamps)
 
     def anchor(self, run_id: str) -> Anchor | None:
         """The run's journal anchor ``(seq, hash)``, or ``None``."""

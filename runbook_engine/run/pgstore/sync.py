@@ -7,7 +7,9 @@ is the same bytes and verifies the same), and every file of the run folder by SH
 working copy of the run folder on the machine they run on (:meth:`PgStore.run_dir`): it is
 filled from the database before a command reads it or takes the run's lock, and what a
 command wrote goes back to the database in the transaction that acknowledges it (the
-journal, with the anchor) and when the command lets go of the run (files).
+journal, with the anchor; a step's files with the transition that ends it or makes it wait
+at a gate, so a worker killed later loses none of them) and when the command lets go of
+the run (every file).
 
 Records only ever go on the end of the chain: a record must have the next ``seq`` and
 name the database's last hash as ``prev``, and the table refuses updates and deletes.
@@ -182,16 +184,44 @@ def _local_files(run_dir: Path) -> dict[str, Path]:
     return found
 
 
-def push_files(conn: Any, run_id: str, run_dir: Path) -> int:
+#: A file's size and modification time: unchanged since it was stored when they are equal.
+Stamp = tuple[int, int]
+
+
+def _stamp(path: Path) -> Stamp:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+def push_files(
+    conn: Any,
+    run_id: str,
+    run_dir: Path,
+    seen: dict[str, Stamp] | None = None,
+    stamps: dict[str, Stamp] | None = None,
+) -> int:
     """Store the working copy's files the database lacks (content-addressed); return how many.
 
     A stored file is never replaced, except a growing one (the signature file) by a
     longer version that starts with it.
+
+    Args:
+        seen: The stamps of files known to be stored (committed): those files are not
+            read again while their stamp is the same.
+        stamps: Receives the stamp of every file stored or found stored here, for the
+            caller to add to ``seen`` once the transaction has committed.
     """
+    local = _local_files(run_dir)
+    if seen:
+        local = {rel: path for rel, path in local.items() if seen.get(rel) != _stamp(path)}
+    if not local:
+        return 0
     rows = conn.execute("SELECT path, sha256 FROM run_files WHERE run_id=%s", (run_id,))
     stored = {r["path"]: r["sha256"] for r in rows.fetchall()}
     count = 0
-    for rel, path in _local_files(run_dir).items():
+    for rel, path in local.items():
+        if stamps is not None:
+            stamps[rel] = _stamp(path)  # before reading: a later change is read next time
         if rel in stored and rel not in _GROWING:
             continue
         data = path.read_bytes()
