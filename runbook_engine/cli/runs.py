@@ -227,9 +227,6 @@ def _queue_run(
     runbook, env_path, overrides, options, run_id = how
     runner = create_run(runbook, env_path, overrides, store, options, run_id, queued=True)
     runner.ctx.rest()
-    # The run stops here until a worker takes it, maybe on another machine: its journal
-    # and files (its source's copy) go to a team's store now.
-    store.set_anchor(runner.record.run_id, runner.journal.head, durable=True)
     runner.pool.close()
     try:
         data = queue_new_run(queue_url, runner, options, answers, overrides, state_dir)

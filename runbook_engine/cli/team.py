@@ -10,7 +10,6 @@ Also the pieces ``run --queue`` and the gate commands share: the ``--queue-url``
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,13 @@ queue_url_option = click.option(
 
 
 def queue_url_or_default(value: str | None) -> str | None:
-    """``--queue-url`` when given, else ``RUNBOOK_STORE`` when it is a PostgreSQL URL."""
+    """``--queue-url`` when given, else the store (``--store`` or ``RUNBOOK_STORE``) when
+    it is a PostgreSQL URL."""
     if value:
         return value
-    store = os.environ.get("RUNBOOK_STORE", "")
+    from runbook_engine.cli.common import current_store_url
+
+    store = current_store_url() or ""
     return store if store.startswith(("postgresql://", "postgres://")) else None
 
 
@@ -65,13 +67,20 @@ def queue_new_run(
     Raises:
         InputError: no queue URL.  StateError: the queue cannot be reached.
     """
-    from runbook_engine.run.queue import START_TASK, JobArgs, check_url, enqueue
+    from runbook_engine.run.queue import START_TASK, JobArgs, check_url, enqueue, without_password
 
     check_url(url)
     record = runner.record
+    # The run stops here until a worker takes it, maybe on another machine: its journal
+    # and files (its source's copy) go to a team's store now.
+    runner.store.set_anchor(record.run_id, runner.journal.head, durable=True)
     args = JobArgs(
         run_id=record.run_id,
-        store=store or store_location(state_dir),
+        store=(
+            without_password(store)
+            if store and store.startswith(("postgresql://", "postgres://"))
+            else store or store_location(state_dir)
+        ),
         operator=options.operator,
         answers=str(answers.resolve()) if answers else None,
         forks=options.forks,
