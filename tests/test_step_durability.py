@@ -8,6 +8,7 @@ twice shows.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -84,6 +85,51 @@ def test_a_kill_between_the_journal_and_the_checkpoint_is_reconciled_not_rerun(
     changes = next(e for e in _events(book) if e["event"] == "store-reconciled")["changes"]
     assert "step one@operator: running -> succeeded" in changes
     assert _verify(book).stdout.startswith("VERIFIED:")
+
+
+def test_a_step_end_is_shown_only_once_the_disk_holds_it(tmp_path: Path) -> None:
+    """A step's end is written without ``fsync`` and acknowledged (checkpoint, terminal)
+    with the next step's ``step-started``: killed before, nothing said it succeeded."""
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    killed = _book(tmp_path, "after-step-finished").run("two.md")
+    assert killed.returncode == -signal.SIGKILL
+    assert "succeeded" not in killed.stdout and _count(book) == ["one"]
+    signed = [json.loads(s)["seq"] for s in _signatures(book).read_text().splitlines()]
+    assert max(signed) < len(_events(book))  # the end is not signed yet: not synced
+
+
+def test_a_kill_before_the_acknowledgment_is_reconciled_and_asks_for_the_next_step(
+    tmp_path: Path,
+) -> None:
+    """Killed once the journal is durable and signed through step one's end and step
+    two's start, before step one's checkpoint and terminal line: one is brought forward
+    (not run again), two is interrupted (its command had not started) and a person
+    decides."""
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    killed = _book(tmp_path, "before-acknowledge").run("two.md")
+    assert killed.returncode == -signal.SIGKILL
+    assert "succeeded" not in killed.stdout
+    events = [e["event"] for e in _events(book)]
+    assert events[-2:] == ["step-finished", "step-started"], events
+    signed = [json.loads(s)["seq"] for s in _signatures(book).read_text().splitlines()]
+    assert max(signed) == len(events)  # the next record's signature covers the end
+    assert _status(book, "one") == "running" and _status(book, "two") == "pending"
+    assert _count(book) == ["one"]
+    paused = book.resume()
+    assert paused.returncode == 3, paused.stdout + paused.stderr
+    changes = next(e for e in _events(book) if e["event"] == "store-reconciled")["changes"]
+    assert "step one@operator: running -> succeeded" in changes
+    assert book.st("confirm", "r1", "two", "--as", "Ann Operator", "--rerun").returncode == 0
+    done = book.resume()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _count(book) == ["one", "two"]
+    assert _verify(book).stdout.startswith("VERIFIED:")
+
+
+def _signatures(book: Book) -> Path:
+    return book.run_dir() / "journal.sig.jsonl"
 
 
 def test_a_checkpoint_the_disk_lost_is_brought_back_from_the_journal(tmp_path: Path) -> None:
@@ -167,19 +213,22 @@ def _cut(path: Path, keep: int) -> None:
     path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:keep]))
 
 
-@pytest.mark.parametrize("point", ["after-step-started", "after-process-started"])
+@pytest.mark.parametrize(
+    "point", ["after-step-started", "after-process-started", "after-step-finished"]
+)
 def test_what_a_power_loss_may_take_resumes_and_verifies(tmp_path: Path, point: str) -> None:
     """``step-started`` is fsync'd before the command starts, its signature is not;
-    ``process-started`` and its signature are not fsync'd at all (their durability comes
-    with the step's end).  Cut what a power loss may take: the run resumes, signs the
-    unsigned record and verifies."""
+    ``process-started`` and ``step-finished`` are neither fsync'd nor signed (their
+    durability comes with the next step's start, which acknowledges the step).  Cut what
+    a power loss may take: the run resumes, signs the unsigned record and verifies."""
     book = _book(tmp_path)
     assert book.st("keys", "init").returncode == 0
     assert _book(tmp_path, point).run("two.md").returncode == -signal.SIGKILL
     journal = book.run_dir() / "journal.jsonl"
     signatures = book.run_dir() / "journal.sig.jsonl"
     events = [e["event"] for e in _events(book)]
-    assert events[-1] == ("step-started" if point == "after-step-started" else "process-started")
+    last = {"after-step-started": "step-started", "after-process-started": "process-started"}
+    assert events[-1] == last.get(point, "step-finished")
     started = events.index("step-started") + 1  # its seq: the last record on the disk
     _cut(journal, started)
     kept = [s for s in signatures.read_text().splitlines() if f'"seq":{started},' not in s]

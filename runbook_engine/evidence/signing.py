@@ -37,7 +37,7 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,9 @@ class SignedJournal(Journal):
         last = _last_event(self.path) if self.head[0] else None
         self._sealed = last == SEAL_EVENT
         self.unsigned: dict[str, Any] | None = None
+        #: Called, then forgotten, once the journal and a signature covering it are on the
+        #: disk up to a record written without ``fsync`` (:meth:`when_durable`).
+        self._waiting: list[Callable[[], None]] = []
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append and sign one event (see ``Journal.append``); seal the journal after the
@@ -301,11 +304,53 @@ class SignedJournal(Journal):
         the run's next signed record (its resume) covers it.  Raises as :meth:`append`.
         """
         sync_signature = sync if sync_signature is None else (sync and sync_signature)
+        if self._waiting and sync:  # the synced record and its signature acknowledge them
+            sync_signature = sign = True
         record = self._append_signed(event, fields, sync, sync_signature, sign and sync)
         if self.signer is not None and (event == "run-finished" or self._sealed):
             self._append_signed(SEAL_EVENT, {"run_id": self.run_id, "last_seq": self.head[0] + 1})
             self._sealed = True
+        if sync:
+            self._acknowledge()
         return record
+
+    def when_durable(self, action: Callable[[], None]) -> None:
+        """Call ``action`` once the journal, as written now, is on the disk and signed there.
+
+        For what acknowledges a record written without ``fsync`` (a step's end: its
+        checkpoint, its line on the terminal): the next synced append (its signature
+        ``fsync``'d, covering the earlier records through the chain) or :meth:`make_durable`
+        calls the actions waiting, in the order given.  A kill before leaves them undone
+        (the journal, in the page cache, says what they would have said); a power loss
+        may take the unsynced records, which nobody was told of.
+        """
+        self._waiting.append(action)
+
+    @property
+    def owing(self) -> bool:
+        """True while actions wait for the journal to be durable (:meth:`when_durable`)."""
+        return bool(self._waiting)
+
+    def make_durable(self) -> None:
+        """``fsync`` the records written without it, sign the last one (signature
+        ``fsync``'d), then call the actions waiting for that (:meth:`when_durable`).
+
+        Raises:
+            StorageError: (exit 74) the journal or its signatures cannot be synced.
+        """
+        tail = self.unsigned
+        if tail is not None or self._waiting:
+            self.sync()
+        if tail is not None and self.signer is not None:
+            self.signer.sign(tail)
+            self.unsigned = None
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for action in waiting:
+                action()
 
     @property
     def sealed(self) -> bool:

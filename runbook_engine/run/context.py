@@ -8,6 +8,7 @@ the checkpoint store, the gate logic and the transports only through it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,12 @@ class RunContext:
         self._carry: dict[tuple[str, str], dict[str, Any]] = {}
         #: Set by the runner while a step fans out to several hosts at once.
         self.group: GroupCommit | None = None
+        #: Set by the runner while it walks the flow: a command step's end is written
+        #: without ``fsync`` and acknowledged (checkpoint, terminal) with the next synced
+        #: record (:meth:`record_result`).
+        self.pipelined = False
+        #: Store transitions waiting for the journal to be durable (:meth:`transition`).
+        self._unacknowledged: list[Callable[[], None]] = []
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
@@ -127,10 +134,43 @@ class RunContext:
         The transaction does not wait for the disk: the journal holds what it says
         (ARCHITECTURE.md, "Durability of a step")."""
         _, _, _, columns = self._move(ts, host, status, fields)
-        anchor = self.anchor.pending
+        if self.journal.owing:  # after the journal's next durable point (:meth:`settle`)
+            self._unacknowledged.append(lambda: self._commit(ts, host, status, columns))
+            return
+        self._commit(ts, host, status, columns)
+
+    def _commit(self, ts: TailoredStep, host: Host, status: str, columns: dict[str, Any]) -> None:
         self.store.transition(
-            self.run_id, ts.id, host.name, status, anchor=anchor, durable=False, **columns
+            self.run_id,
+            ts.id,
+            host.name,
+            status,
+            anchor=self.anchor.pending,
+            durable=False,
+            **columns,
         )
+
+    def settle(self) -> None:
+        """Make the journal durable now when a step's end waits for it (``fsync``, then a
+        signature), then commit and show what waited: before a person is asked anything,
+        before a fanned-out step, at the end of the flow and when the run stops.
+
+        Raises:
+            StorageError: (exit 74) the journal or its signatures cannot be synced.
+        """
+        if self.journal.owing:
+            self.journal.make_durable()
+
+    def _acknowledge(self) -> None:
+        """The journal is durable through a step's end: commit its transitions, then let
+        the terminal say it (kill point ``before-acknowledge`` before)."""
+        crash_point("before-acknowledge")
+        waiting, self._unacknowledged = self._unacknowledged, []
+        for commit in waiting:
+            commit()
+        release = getattr(self.report, "release", None)
+        if release is not None:
+            release()
 
     def _move(self, ts: TailoredStep, host: Host, status: str, fields: dict[str, Any]) -> Move:
         """The transition of ``ts`` on ``host`` to ``status``, with what the last command left."""
@@ -149,6 +189,8 @@ class RunContext:
         written unsigned (``process-started`` of a command a full disk stopped; the journal
         ``fsync``'d first), then make the store and the journal's anchor durable
         (:meth:`StoreAnchor.rest`)."""
+        with contextlib.suppress(RunbookError):  # a full disk: the resume reconciles
+            self.settle()
         if self.notifier is not None:
             self.notifier.flush(self.journal)
         tail = self.journal.unsigned
@@ -197,6 +239,7 @@ class RunContext:
             if found is not None:
                 return found
         if self.options.interactive:
+            self.settle()  # the terminal shows everything the person is asked after
             return prompt_gate(
                 self.report.console,
                 f"Step {ts.number}: {ts.step.display_title()}",
@@ -360,7 +403,8 @@ class RunContext:
             )
             self.report.error(ts, host, self.redactor.redact(exc.message))
             return None
-        self.record_result(ts, host, step_id, ts.id, purpose, attempt, result)
+        defer = start is not None and self.pipelined and self.group is None
+        self.record_result(ts, host, step_id, ts.id, purpose, attempt, result, defer=defer)
         self.report.result(ts, host, self.redacted(result), purpose)
         return result
 
@@ -395,10 +439,18 @@ class RunContext:
         purpose: str,
         attempt: int,
         result: CommandResult,
+        *,
+        defer: bool = False,
     ) -> str:
         """Save and journal what a command did (``{purpose}-finished``); a step's own
         command also leaves its exit code and output digest in the checkpoint, in the
         step's next transition (a kill before it: the journal says them).
+
+        ``defer``: the record is written without ``fsync`` or signature, and what
+        acknowledges it (the step's transitions, its lines on the terminal) waits for the
+        journal's next durable point: the next step's ``step-started`` (``fsync``'d, and its
+        signature with it), or :meth:`settle`.  One journal ``fsync`` and one signature
+        ``fsync`` per step instead of three (ARCHITECTURE.md, "Durability of a step").
 
         Returns:
             The SHA-256 of the redacted output.
@@ -411,9 +463,16 @@ class RunContext:
         fields |= {"duration_seconds": round(result.duration, 3), "output_sha256": digest}
         fields |= {"output_file": f"output/{name}", "output_excerpt": output[-EXCERPT_CHARS:]}
         fields |= {"output_streams": result.streams} if result.streams else {}
-        record = self.journal.append_record(f"{purpose}-finished", fields, sync=self.group is None)
+        sync = self.group is None and not defer
+        record = self.journal.append_record(f"{purpose}-finished", fields, sync=sync)
         if self.group is not None:  # durable and signed with the other hosts' records
             self.group.commit(record)
+        elif defer:  # acknowledged once the journal is durable through it
+            if not self.journal.owing:
+                self.journal.when_durable(self._acknowledge)
+            hold = getattr(self.report, "hold", None)
+            if hold is not None:
+                hold()
         if purpose == "step":  # carried by the step's next transition (its end, mostly)
             crash_point("after-step-finished")
             self._carry[(ts.id, host.name)] = {
@@ -490,6 +549,7 @@ class RunContext:
             from rich.prompt import Confirm
 
             self.report.backout_offer(ts, shown, host)
+            self.settle()
             agreed = Confirm.ask("Run the backout now?", console=self.report.console)
             wanted = "run" if agreed else "skip"
         return wanted
