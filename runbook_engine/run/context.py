@@ -8,6 +8,7 @@ the checkpoint store, the gate logic and the transports only through it.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,9 @@ class RunContext:
         #: record (:meth:`record_result`).
         self.pipelined = False
         #: Store transitions waiting for the journal to be durable (:meth:`transition`).
-        self._unacknowledged: list[Callable[[], None]] = []
+        self._unacknowledged: list[tuple[tuple[str, str], Callable[[], None]]] = []
+        #: ``(step, host)`` whose end was written without ``fsync`` (:meth:`record_result`).
+        self._deferred: tuple[str, str] | None = None
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
@@ -120,6 +123,8 @@ class RunContext:
 
     def state(self, ts: TailoredStep, host: Host) -> StepState:
         """The checkpoint of ``ts`` on ``host``, created pending when the run has none."""
+        if any(key == (ts.id, host.name) for key, _ in self._unacknowledged):
+            self.settle()  # its own transition waits for the disk: read it committed
         state = self.store.step(self.run_id, ts.id, host.name)
         if state is None:
             self.store.ensure_step(self.run_id, ts.id, host.name, ts.number)
@@ -134,9 +139,12 @@ class RunContext:
         The transaction does not wait for the disk: the journal holds what it says
         (ARCHITECTURE.md, "Durability of a step")."""
         _, _, _, columns = self._move(ts, host, status, fields)
-        if self.journal.owing:  # after the journal's next durable point (:meth:`settle`)
-            self._unacknowledged.append(lambda: self._commit(ts, host, status, columns))
+        key = (ts.id, host.name)
+        if self.journal.owing and key == self._deferred:  # the step whose end waits
+            commit = functools.partial(self._commit, ts, host, status, columns)
+            self._unacknowledged.append((key, commit))
             return
+        self.settle()  # another step's move: what waits is committed first
         self._commit(ts, host, status, columns)
 
     def _commit(self, ts: TailoredStep, host: Host, status: str, columns: dict[str, Any]) -> None:
@@ -165,8 +173,8 @@ class RunContext:
         """The journal is durable through a step's end: commit its transitions, then let
         the terminal say it (kill point ``before-acknowledge`` before)."""
         crash_point("before-acknowledge")
-        waiting, self._unacknowledged = self._unacknowledged, []
-        for commit in waiting:
+        waiting, self._unacknowledged, self._deferred = self._unacknowledged, [], None
+        for _, commit in waiting:
             commit()
         release = getattr(self.report, "release", None)
         if release is not None:
@@ -464,10 +472,13 @@ class RunContext:
         fields |= {"output_file": f"output/{name}", "output_excerpt": output[-EXCERPT_CHARS:]}
         fields |= {"output_streams": result.streams} if result.streams else {}
         sync = self.group is None and not defer
+        if defer:
+            self.settle()  # an earlier step's end first, if one still waits (none, mostly)
         record = self.journal.append_record(f"{purpose}-finished", fields, sync=sync)
         if self.group is not None:  # durable and signed with the other hosts' records
             self.group.commit(record)
         elif defer:  # acknowledged once the journal is durable through it
+            self._deferred = (ts.id, host.name)
             if not self.journal.owing:
                 self.journal.when_durable(self._acknowledge)
             hold = getattr(self.report, "hold", None)
