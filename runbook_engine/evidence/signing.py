@@ -294,6 +294,7 @@ class SignedJournal(Journal):
         sync: bool = True,
         sync_signature: bool | None = None,
         sign: bool = True,
+        acknowledge: bool = True,
     ) -> dict[str, Any]:
         """:meth:`append`, the ``fsync`` of the record (``sync``, see ``Journal.append_record``)
         and of its signature line (``sync_signature``, default ``sync``) optional, and the
@@ -301,16 +302,19 @@ class SignedJournal(Journal):
         it through the chain).  A signature line is only written for a record ``fsync``'d, so
         one on the disk always names a record on the disk.  An unsynced signature is made
         durable by the next synced one; a power loss before leaves the record unsigned, and
-        the run's next signed record (its resume) covers it.  Raises as :meth:`append`.
+        the run's next signed record (its resume) covers it.  ``acknowledge`` (with
+        ``sync``): when actions wait (:meth:`when_durable`), the signature is ``fsync``'d
+        and they are called; false leaves them to a later synced append or
+        :meth:`make_durable`.  Raises as :meth:`append`.
         """
         sync_signature = sync if sync_signature is None else (sync and sync_signature)
-        if self._waiting and sync:  # the synced record and its signature acknowledge them
+        if self._waiting and sync and acknowledge:  # the record and its signature ack them
             sync_signature = sign = True
         record = self._append_signed(event, fields, sync, sync_signature, sign and sync)
         if self.signer is not None and (event == "run-finished" or self._sealed):
             self._append_signed(SEAL_EVENT, {"run_id": self.run_id, "last_seq": self.head[0] + 1})
             self._sealed = True
-        if sync:
+        if sync and acknowledge:
             self._acknowledge()
         return record
 
@@ -342,8 +346,10 @@ class SignedJournal(Journal):
         if tail is not None or self._waiting:
             self.sync()
         if tail is not None and self.signer is not None:
-            self.signer.sign(tail)
+            self.signer.sign(tail)  # fsync'd: the earlier lines with it
             self.unsigned = None
+        elif self.signer is not None:
+            self.signer.flush()  # lines signed since the last fsync'd one
         self._acknowledge()
 
     def _acknowledge(self) -> None:

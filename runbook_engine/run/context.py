@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 
 #: Characters of a command's output kept in its journal event (the whole output is a file).
 EXCERPT_CHARS = 2000
+#: Steps whose end may wait for one acknowledgment (one signature ``fsync`` for them all),
+#: and the seconds the first of them may wait: the terminal lags the run by no more.
+ACK_STEPS = 16
+ACK_SECONDS = 0.2
 
 
 class RunContext:
@@ -96,8 +101,10 @@ class RunContext:
         self.pipelined = False
         #: Store transitions waiting for the journal to be durable (:meth:`transition`).
         self._unacknowledged: list[tuple[tuple[str, str], Callable[[], None]]] = []
-        #: ``(step, host)`` whose end was written without ``fsync`` (:meth:`record_result`).
-        self._deferred: tuple[str, str] | None = None
+        #: ``(step, host)`` whose end was written without ``fsync`` (:meth:`record_result`),
+        #: and when the first of them was.
+        self._deferred: set[tuple[str, str]] = set()
+        self._deferred_since = 0.0
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
@@ -140,7 +147,7 @@ class RunContext:
         (ARCHITECTURE.md, "Durability of a step")."""
         _, _, _, columns = self._move(ts, host, status, fields)
         key = (ts.id, host.name)
-        if self.journal.owing and key == self._deferred:  # the step whose end waits
+        if self.journal.owing and key in self._deferred:  # a step whose end waits
             commit = functools.partial(self._commit, ts, host, status, columns)
             self._unacknowledged.append((key, commit))
             return
@@ -169,11 +176,31 @@ class RunContext:
         if self.journal.owing:
             self.journal.make_durable()
 
+    def _acknowledge_now(self, host: Host) -> bool:
+        """Whether a command's ``-started`` record also acknowledges the steps whose end
+        waits (its signature ``fsync``'d): when they waited :data:`ACK_SECONDS` or are
+        :data:`ACK_STEPS`, or the host's transport cannot do it while the command runs
+        (no idle call); else the ends wait on, for the command's idle call, the next
+        step or :meth:`settle`."""
+        if not self._deferred:
+            return True
+        info = TRANSPORTS.get(host.transport)
+        waited = time.monotonic() - self._deferred_since
+        return (
+            not (info and info.idle) or len(self._deferred) >= ACK_STEPS or (waited >= ACK_SECONDS)
+        )
+
+    def _idle(self) -> None:
+        """A command runs on: acknowledge the steps whose end waits (errors wait on)."""
+        if self.journal.owing:
+            with self.parallel, contextlib.suppress(RunbookError):
+                self.settle()
+
     def _acknowledge(self) -> None:
         """The journal is durable through a step's end: commit its transitions, then let
         the terminal say it (kill point ``before-acknowledge`` before)."""
         crash_point("before-acknowledge")
-        waiting, self._unacknowledged, self._deferred = self._unacknowledged, [], None
+        waiting, self._unacknowledged, self._deferred = self._unacknowledged, [], set()
         for _, commit in waiting:
             commit()
         release = getattr(self.report, "release", None)
@@ -382,7 +409,12 @@ class RunContext:
             record = self.journal.append_record(f"{purpose}-started", fields, sync=False)
             self.group.commit(record, self._move(ts, host, "running", start))
         else:
-            self.journal.append_record(f"{purpose}-started", fields, sync_signature=False)
+            self.journal.append_record(
+                f"{purpose}-started",
+                fields,
+                sync_signature=False,
+                acknowledge=self._acknowledge_now(host),
+            )
         if start is not None and self.group is None:  # running: with its process (one commit)
             crash_point("after-step-started")
             self._carry[(ts.id, host.name)] = self._carry.get((ts.id, host.name), {}) | start
@@ -427,15 +459,21 @@ class RunContext:
                 # Not fsync'd: a process identity means nothing after a power loss.
                 self.journal.append_record("process-started", fields, sync=False)
                 crash_point("after-process-started")
-                if purpose == "step":
-                    self.transition(ts, host, "running", **identity.columns())
+                if purpose == "step":  # (the previous steps' ends may wait on: no settle)
+                    self._commit(
+                        ts, host, "running", self._move(ts, host, "running", identity.columns())[3]
+                    )
 
         def event(name: str, fields: dict[str, Any]) -> None:
             with self.parallel:
                 self.journal.append(name, step=step_id, id=ts.id, **{"host": host.name, **fields})
 
         return CommandHooks(
-            started, self.redactor.redact, max_output_bytes(self.options), on_event=event
+            started,
+            self.redactor.redact,
+            max_output_bytes(self.options),
+            on_event=event,
+            on_idle=self._idle if self.pipelined else None,
         )
 
     def record_result(
@@ -455,13 +493,11 @@ class RunContext:
         step's next transition (a kill before it: the journal says them).
 
         ``defer``: the record is written without ``fsync`` or signature, and what
-        acknowledges it (the step's transitions, its lines on the terminal) waits for the
-        journal's next durable point: the next step's ``step-started`` (``fsync``'d, and its
-        signature with it), or :meth:`settle`.  One journal ``fsync`` and one signature
-        ``fsync`` per step instead of three (ARCHITECTURE.md, "Durability of a step").
-
-        Returns:
-            The SHA-256 of the redacted output.
+        acknowledges it (the step's transitions, its lines on the terminal) waits until a
+        signature covering it is on the disk: with a later step's ``step-started``
+        (:meth:`_acknowledge_now`), the running command's idle call, or :meth:`settle`.
+        One journal ``fsync`` per step, one signature ``fsync`` per batch, instead of
+        three per step (ARCHITECTURE.md, "Durability of a step").
         """
         output = self.redactor.redact(result.stdout + result.stderr)
         digest = self.save_output(step_id, own_id, host, attempt, purpose, output)
@@ -472,15 +508,14 @@ class RunContext:
         fields |= {"output_file": f"output/{name}", "output_excerpt": output[-EXCERPT_CHARS:]}
         fields |= {"output_streams": result.streams} if result.streams else {}
         sync = self.group is None and not defer
-        if defer:
-            self.settle()  # an earlier step's end first, if one still waits (none, mostly)
         record = self.journal.append_record(f"{purpose}-finished", fields, sync=sync)
         if self.group is not None:  # durable and signed with the other hosts' records
             self.group.commit(record)
         elif defer:  # acknowledged once the journal is durable through it
-            self._deferred = (ts.id, host.name)
             if not self.journal.owing:
                 self.journal.when_durable(self._acknowledge)
+                self._deferred_since = time.monotonic()
+            self._deferred.add((ts.id, host.name))
             hold = getattr(self.report, "hold", None)
             if hold is not None:
                 hold()

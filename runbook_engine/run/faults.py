@@ -22,9 +22,9 @@ The points, in the order a run meets them:
     A command step's ``step-finished`` is written (neither ``fsync``'d nor signed: the
     next synced record acknowledges it), its final checkpoint not yet committed.
 ``before-acknowledge``
-    The journal is durable and signed through a command step's end (with the next
-    step's ``step-started``, usually), the step's final checkpoint not yet committed nor
-    its result shown.
+    The journal is durable and signed through a command step's end (with a later step's
+    ``step-started``, the next command's idle call or a settle), the step's final
+    checkpoint not yet committed nor its result shown.
 ``after-take-gate``
     The runner took a decision stored by ``runbook confirm``, before it journals
     ``gate-passed`` (or the skip or abort).

@@ -149,6 +149,7 @@ def follow(
     grace: float,
     kill: Callable[[subprocess.Popen[bytes]], None],
     stdin: bytes | None = None,
+    idle: tuple[float, Callable[[], None]] | None = None,
 ) -> bool:
     """Read ``readers``' pipes until they close while waiting for ``proc``, in this thread.
 
@@ -161,6 +162,8 @@ def follow(
         kill: Ends the process and its group and reaps it (called at most once).
         stdin: Written to ``proc.stdin`` as the pipe takes it, which is then closed
             (``None``: ``proc.stdin`` is not touched).
+        idle: ``(seconds, call)``: ``call()`` once, here, when the command still runs
+            after ``seconds`` (the run acknowledges the previous step then).
 
     Returns:
         True when the deadline killed the process.
@@ -186,7 +189,7 @@ def follow(
             sel.register(reader.fd, selectors.EVENT_READ, reader)
         if pidfd is not None:
             sel.register(pidfd, selectors.EVENT_READ, None)
-        return _loop(proc, sel, pidfd is not None, deadline, grace, kill)
+        return _loop(proc, sel, pidfd is not None, deadline, grace, kill, idle)
     finally:
         sel.close()
         if feeder is not None:
@@ -204,9 +207,11 @@ def _loop(
     deadline: float | None,
     grace: float,
     kill: Callable[[subprocess.Popen[bytes]], None],
+    idle: tuple[float, Callable[[], None]] | None = None,
 ) -> bool:
     timed_out = False
     drain_until: float | None = None  # set once the process is gone
+    idle_at = None if idle is None else time.monotonic() + idle[0]
     pipes = sum(1 for key in sel.get_map().values() if isinstance(key.data, StreamReader))
     while True:
         now = time.monotonic()
@@ -219,13 +224,18 @@ def _loop(
             continue
         if drain_until is not None and (pipes == 0 or now >= drain_until):
             return timed_out
+        if idle_at is not None and idle is not None and now >= idle_at:
+            idle_at = None
+            idle[1]()
+            continue
+        soon = deadline if idle_at is None else min(idle_at, deadline or idle_at)
         if pipes == 0:  # the pipes closed, the process runs on: wait for it alone
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(None if deadline is None else max(0.0, deadline - now))
+                proc.wait(None if soon is None else max(0.0, soon - now))
             continue
         wait = drain_until - now if drain_until is not None else None
-        if wait is None and deadline is not None:
-            wait = max(0.0, deadline - now)
+        if wait is None and soon is not None:
+            wait = max(0.0, soon - now)
         if drain_until is None and not watched:
             wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
         for key, _ in sel.select(wait):

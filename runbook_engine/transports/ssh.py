@@ -37,7 +37,7 @@ from runbook_engine.errors import ConnectionLost, EnvironmentFileError, Executio
 from runbook_engine.source.model import Host
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.capture import Capture
-from runbook_engine.transports.process import RemoteProcess, current_hooks
+from runbook_engine.transports.process import IDLE_SECONDS, RemoteProcess, current_hooks
 from runbook_engine.transports.reader import StreamReader, follow
 from runbook_engine.transports.ssh_errors import become_message, connection_error
 from runbook_engine.transports.ssh_options import SSHOptions, file_problems, validate_ssh_options
@@ -357,7 +357,10 @@ class SSHTransport:
             self._stop(proc, marker)
 
         try:  # one loop in this thread: the script in, both pipes out, the deadline
-            timed_out = follow(proc, [out, err], timeout, self._grace + 5, stop, stdin=data)
+            idle = None if hooks.on_idle is None else (IDLE_SECONDS, hooks.on_idle)
+            timed_out = follow(
+                proc, [out, err], timeout, self._grace + 5, stop, stdin=data, idle=idle
+            )
         except BaseException:  # Ctrl-C or any stop: the step must not outlive the run
             if not stopped:  # (a failed stop at the deadline is not tried twice)
                 with contextlib.suppress(Exception):
