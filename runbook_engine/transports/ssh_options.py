@@ -88,7 +88,8 @@ def common_args_problem(args: list[str]) -> str | None:
                 continue
             if flag not in _ALLOWED_WITH_VALUE:
                 return f"-{flag} is not taken in common_args (ssh flags allowed: " + (
-                    ", ".join(f"-{c}" for c in sorted(_ALLOWED_FLAGS | _ALLOWED_WITH_VALUE)) + ")"
+                    ", ".join(f"-{c}" for c in sorted(_ALLOWED_FLAGS | _ALLOWED_WITH_VALUE))
+                    + ")"
                 )
             if rest:
                 value = rest
