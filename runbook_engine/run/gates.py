@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import InputError, Problem
+from runbook_engine.source.yamlfile import line_of, load_yaml
 
 #: The decision words, the same in answers files, ``runbook confirm`` (``--skip``,
 #: ``--abort``, ``--rerun``; confirm without a flag) and ``notebook run --decide``.
@@ -168,8 +169,6 @@ def load_answers(path: Path, step_ids: set[str] | None = None) -> Answers:
         InputError: the file is missing or malformed, a decision is unknown, a
             skip has no reason, or a step id is not in the runbook (all listed).
     """
-    from runbook_engine.source.yamlfile import line_of, load_yaml  # (PyYAML: only with a file)
-
     data, lines = load_yaml(path)
     problems: list[Problem] = []
 
