@@ -498,6 +498,9 @@ class RunContext:
         (:meth:`_acknowledge_now`), the running command's idle call, or :meth:`settle`.
         One journal ``fsync`` per step, one signature ``fsync`` per batch, instead of
         three per step (ARCHITECTURE.md, "Durability of a step").
+
+        Returns:
+            The SHA-256 of the redacted output.
         """
         output = self.redactor.redact(result.stdout + result.stderr)
         digest = self.save_output(step_id, own_id, host, attempt, purpose, output)
