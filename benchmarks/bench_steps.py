@@ -9,9 +9,18 @@ command line against whole command line, by:
 * ``rundoc run -y`` 0.4.5 (no checkpoint, no journal, no signature): the baseline;
 * ``bash -c true`` N times from Python: the floor (one process per step).
 
-The three alternate, round after round (other work on the machine then falls on all of
-them alike), and the medians are printed as ms/step with the ratio ours/rundoc, and the
-median of each round's own ratio (steadier when the machine's load drifts).
+The contestants alternate, round after round, each round in a rotated order (other work
+on the machine then falls on all of them alike).  Printed: the medians as ms/step, and the
+per-round ratio ours/rundoc (each round's own ratio, steadier when the machine's load
+drifts) as its median and interquartile range over the rounds, with the verdict of issue
+12's done-when ("no more than rundoc on the same file, in the same run"): it *holds* when
+the median per-round ratio is at most 1, *holds beyond the noise* when even the upper
+quartile is, and *is not met* otherwise.
+
+``--before DIR`` adds a fourth contestant: another checkout of this project (for example
+``git archive main | tar -x -C DIR``) run with the same interpreter and ``PYTHONPATH=DIR``
+(ahead of the editable install), so an old and a new build are compared in the same
+conditions; its ratios are printed the same way.
 
 rundoc 0.4.5 pins click<8 and markdown<3, which cannot share our environment (click>=8.1),
 so it is installed into a scratch virtual environment the first time
@@ -25,7 +34,8 @@ editable checkout is not: with the variable set, as in this project's shells, ev
 ours would compile its ~100 modules anew, as ``benchmarks/bench_startup.py`` notes).
 ``--as-is`` keeps the environment as it is.
 
-Run: ``python benchmarks/bench_steps.py`` (``--steps N``, ``--rounds N``, ``--as-is``).
+Run: ``python benchmarks/bench_steps.py`` (``--steps N``, ``--rounds N``, ``--as-is``,
+``--before DIR``).
 """
 
 from __future__ import annotations
@@ -78,11 +88,34 @@ def _floor(steps: int) -> float:
     return time.perf_counter() - start
 
 
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """``(lower quartile, median, upper quartile)`` of ``values`` (one value: itself thrice)."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def verdict(ratios: list[float]) -> str:
+    """Issue 12's done-when for the per-round ratios ours/rundoc (see the module docstring)."""
+    q1, median, q3 = quartiles(ratios)
+    if q3 <= 1.0:
+        return "HOLDS beyond the noise (upper quartile of the ratio <= 1)"
+    if median <= 1.0:
+        return "holds (median ratio <= 1), within the noise (upper quartile > 1)"
+    if q1 <= 1.0:
+        return "NOT MET (median ratio > 1), within the noise (lower quartile <= 1)"
+    return "NOT MET (lower quartile of the ratio > 1)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--as-is", action="store_true", help="keep PYTHONDONTWRITEBYTECODE")
+    parser.add_argument(
+        "--before", type=Path, help="another checkout, run with PYTHONPATH (old build)"
+    )
     args = parser.parse_args()
     rundoc = rundoc_executable()
     runbook = shutil.which("runbook", path=str(Path(sys.executable).parent)) or "runbook"
@@ -91,6 +124,7 @@ def main() -> None:
         book = folder / "noop.md"
         write_runbook(book, args.steps)
         env = {**os.environ, "RUNBOOK_OPERATOR": "bench"}
+        env.pop("PYTHONPATH", None)
         if not args.as_is:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             env["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
@@ -109,34 +143,59 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         env["RUNBOOK_SIGNING_KEY"] = str(folder / "keys" / "signing.key")
-        warm = [runbook, "run", str(book), "--no-input", "--state-dir", str(folder / "warm")]
-        _timed(warm, env)  # bytecode written here, not measured
-        _timed([str(rundoc), "run", "-y", str(book)], env)
-        times: dict[str, list[float]] = {"ours": [], "rundoc": [], "floor": []}
+        before_env = {**env, "PYTHONPATH": str(args.before.resolve())} if args.before else env
+
+        def ours(state: Path, run_env: dict[str, str]) -> float:
+            argv = [runbook, "run", str(book), "--no-input", "--state-dir", str(state)]
+            return _timed(argv, run_env)
+
+        contestants = {
+            "ours": lambda n: ours(folder / "states" / f"state-{n}", env),
+            "rundoc": lambda n: _timed([str(rundoc), "run", "-y", str(book)], env),
+            "floor": lambda n: _floor(args.steps),
+        }
+        if args.before:
+            contestants["before"] = lambda n: ours(folder / "states" / f"before-{n}", before_env)
+        for warm in ("ours", "rundoc", "before"):  # bytecode written here, not measured
+            if warm in contestants:
+                contestants[warm](f"warm-{warm}")
+        names = list(contestants)
+        times: dict[str, list[float]] = {name: [] for name in names}
         for n in range(args.rounds):
-            state = folder / "states" / f"state-{n}"
-            order = ["ours", "rundoc", "floor"] if n % 2 == 0 else ["floor", "rundoc", "ours"]
+            order = names[n % len(names) :] + names[: n % len(names)]
+            if n // len(names) % 2:
+                order.reverse()
             for name in order:
-                if name == "ours":
-                    argv = [runbook, "run", str(book), "--no-input", "--state-dir", str(state)]
-                    times[name].append(_timed(argv, env))
-                elif name == "rundoc":
-                    times[name].append(_timed([str(rundoc), "run", "-y", str(book)], env))
-                else:
-                    times[name].append(_floor(args.steps))
+                times[name].append(contestants[name](n))
         signatures = list((folder / "states" / "state-0" / "runs").glob("*/journal.sig.jsonl"))
         lines = len(signatures[0].read_text().splitlines()) if signatures else 0
         per = {k: statistics.median(v) / args.steps * 1000 for k, v in times.items()}
         how = "environment as is" if args.as_is else "both from bytecode"
-        print(f"{args.steps}-step no-op runbook, {args.rounds} alternating rounds, medians ({how})")
+        print(f"{args.steps}-step no-op runbook, {args.rounds} rotating rounds, medians ({how})")
         print(f"  bash -c true (floor)                   : {per['floor']:6.2f} ms/step")
         print(f"  rundoc 0.4.5 (baseline)                : {per['rundoc']:6.2f} ms/step")
         print(f"  runbook run (checkpoints, journal, sig): {per['ours']:6.2f} ms/step")
+        if args.before:
+            print(f"  runbook run, before ({args.before}): {per['before']:6.2f} ms/step")
         print(f"  signature lines in the first run       : {lines}")
-        print(f"  ratio ours / rundoc                    : {per['ours'] / per['rundoc']:6.2f}x")
-        rounds = [o / r for o, r in zip(times["ours"], times["rundoc"], strict=True)]
-        print(f"  ratio ours / rundoc, median of rounds  : {statistics.median(rounds):6.2f}x")
-        print(f"  ratio ours / floor                     : {per['ours'] / per['floor']:6.2f}x")
+        print(f"  ratio ours / floor (medians)           : {per['ours'] / per['floor']:6.2f}x")
+        print("  per-round ratio                          median   [Q1 .. Q3]     min .. max")
+        pairs = [("ours", "rundoc")]
+        pairs += [("before", "rundoc"), ("ours", "before")] if args.before else []
+        for a, b in pairs:
+            ratios = [x / y for x, y in zip(times[a], times[b], strict=True)]
+            q1, median, q3 = quartiles(ratios)
+            print(
+                f"  {a + ' / ' + b:<39}: {median:6.2f}x  [{q1:5.2f} .. {q3:5.2f}]"
+                f"  {min(ratios):5.2f} .. {max(ratios):5.2f}"
+            )
+        ratios = [x / y for x, y in zip(times["ours"], times["rundoc"], strict=True)]
+        print(f"  done-when (ours <= rundoc, same run)   : {verdict(ratios)}")
+        if args.before:
+            before = [x / y for x, y in zip(times["before"], times["rundoc"], strict=True)]
+            print(f"  done-when for the before build         : {verdict(before)}")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"  load average (1 min) at the end        : {load:.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

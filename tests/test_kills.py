@@ -86,9 +86,20 @@ def test_sigterm_and_sighup_stop_the_run_like_ctrl_c(
     assert ws.verify().returncode == 0
 
 
+def _status(ws: Workspace, step: str) -> str | None:
+    with contextlib.closing(open_store(ws.state, store())) as db:  # type: ignore[type-var]
+        if not db.has_run("r1"):
+            return None
+        states = db.steps_of("r1", step)
+    return states[0].status if states else None
+
+
 @both_stores
 def test_resume_refuses_while_the_interrupted_step_still_runs(ws: Workspace) -> None:
     proc = _start_and_wait(ws)
+    # Step 'before' is acknowledged while 'slow' runs (its idle call): the resume has
+    # nothing to reconcile, so a refusal writes nothing at all.
+    assert wait_until(lambda: _status(ws, "before") == "succeeded")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     # Stand-in for a step process that survived (as on a host the runner cannot reach):

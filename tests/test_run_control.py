@@ -331,3 +331,30 @@ def test_run_journals_the_preflight_and_no_preflight_skips_it(
     assert code == 0 and events(result, "run-started")[0]["preflight"]["ok"] is True
     code, result, _ = run(capsys, ws, "--only", "pre", "--no-preflight")
     assert code == 0 and events(result, "run-started")[0]["preflight"] is None
+
+
+def test_a_run_resolves_its_values_and_secrets_once(
+    capsys: pytest.CaptureFixture[str], ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preflight resolves the run's secrets and the run uses what it resolved: a
+    secret from a keyring or a prompt is fetched once per ``runbook run``, not twice."""
+    import runbook_engine.tailor.values as values
+
+    book = BOOK.replace(
+        "id: ctl\n", "id: ctl\nparameters:\n  token: {type: string, secret: true}\n"
+    )
+    book += "\n```sh {#uses-token}\necho {{ token }} >/dev/null\n```\n"
+    (ws / "ctl.md").write_text(book, "utf-8")
+    monkeypatch.setenv("RUNBOOK_SECRET_TOKEN", "tok-5f4e3d2c1b")
+    fetched: list[str] = []
+    fetch = values.fetch_secret
+
+    def counted(ref: Any, *args: Any) -> str | None:
+        fetched.append(ref.name)
+        return fetch(ref, *args)
+
+    monkeypatch.setattr(values, "fetch_secret", counted)
+    code, out, err = run_cli(capsys, "run", ws / "ctl.md", "--env", ws / "env.yaml", "--no-input")
+    assert code == 0, out + err
+    assert "Preflight:" in out
+    assert fetched == ["token"]

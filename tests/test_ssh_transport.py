@@ -263,3 +263,52 @@ def test_options_are_checked_and_registered() -> None:
     assert any("become is not true" in m for m in found)
     with pytest.raises(EnvironmentFileError):
         SSHTransport(Host("h", "127.0.0.1", "ssh", {"private_key_file": "/nonexistent/key"}))
+
+
+def test_a_script_larger_than_the_pipe_and_output_on_both_streams_in_one_thread(
+    sshd: SSHServer,
+) -> None:
+    """The script goes in and both streams come out through one loop in the calling
+    thread: a body far larger than a pipe's buffer is written as the pipe takes it, while
+    the step writes more than a pipe holds to each stream; no reader thread is started."""
+    import threading
+
+    filler = "".join(f"# filler line {n:06d} {'x' * 60}\n" for n in range(6000))  # ~450 KB
+    body = (
+        filler + "head -c 300000 /dev/zero | tr '\\0' o; head -c 300000 /dev/zero | tr '\\0' e >&2"
+    )
+    readers: set[threading.Thread] = set()
+    t = SSHTransport(
+        Host("lab", "127.0.0.1", "ssh", sshd.options()),
+        None,
+        on_output=lambda _: readers.add(threading.current_thread()),
+    )
+    try:
+        result = t.run("sh", body)
+    finally:
+        t.close()
+    assert result.ok, result.stderr[-500:]
+    assert result.stdout == "o" * 300000 and result.stderr == "e" * 300000
+    assert readers == {threading.current_thread()}  # read here, not in reader threads
+
+
+def test_the_end_mark_cut_between_two_reads_is_still_found() -> None:
+    """The marks that frame a step's standard error (started, ended) may arrive cut in
+    two by the pipe: they are found and removed all the same, the output kept whole."""
+    import os
+
+    from runbook_engine.transports.capture import Capture
+    from runbook_engine.transports.ssh import _MarkedReader
+    from runbook_engine.transports.ssh_scripts import ENDED, STARTED
+
+    read, write = os.pipe()
+    os.close(write)
+    with os.fdopen(read, "rb") as stream:
+        reader = _MarkedReader(stream, Capture(1 << 20), None, None)
+        data = b"sudo: a note\n" + STARTED + b"partial line without end" + ENDED
+        for n in range(0, len(data), 5):  # five bytes at a time: every mark cut somewhere
+            reader.feed(data[n : n + 5])
+        reader.end()
+    assert reader.started and reader.finished
+    assert reader.before == b"sudo: a note\n"
+    assert reader.text() == "partial line without end"

@@ -15,9 +15,13 @@ file are the state folder's (``@sqlite_only``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +119,83 @@ def test_a_kill_between_the_journal_and_the_checkpoint_is_reconciled_not_rerun(
     assert _verify(book).stdout.startswith("VERIFIED:")
 
 
+@sqlite_only
+def test_a_step_end_is_shown_only_once_the_disk_holds_it(tmp_path: Path) -> None:
+    """A step's end is written without ``fsync`` and acknowledged (checkpoint, terminal)
+    with the next step's ``step-started``: killed before, nothing said it succeeded."""
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    killed = _book(tmp_path, "after-step-finished").run("two.md")
+    assert killed.returncode == -signal.SIGKILL
+    assert "succeeded" not in killed.stdout and _count(book) == ["one"]
+    signed = [json.loads(s)["seq"] for s in _signatures(book).read_text().splitlines()]
+    assert max(signed) < len(_events(book))  # the end is not signed yet: not synced
+
+
+SLOW_TWO = RUNBOOK.replace("echo two >> count.txt", "sleep 1; echo two >> count.txt")
+
+
+@sqlite_only
+def test_a_kill_before_the_acknowledgment_is_reconciled_and_asks_for_the_next_step(
+    tmp_path: Path,
+) -> None:
+    """Killed once the journal is durable and signed through step one's end (with step
+    two's ``step-started``, or while two's command runs: its idle call), before step
+    one's checkpoint and terminal line: one is brought forward (not run again), two was
+    interrupted and a person decides."""
+    book = _book(tmp_path)
+    assert book.st("keys", "init").returncode == 0
+    killer = _book(tmp_path, "before-acknowledge")
+    (tmp_path / "two.md").write_text(SLOW_TWO, encoding="utf-8")
+    killed = killer.run("two.md")
+    assert killed.returncode == -signal.SIGKILL
+    assert "succeeded" not in killed.stdout
+    events = [e["event"] for e in _events(book)]
+    assert events.count("step-finished") == 1 and events[-1] in ("step-started", "process-started")
+    started_two = len(events) - events[::-1].index("step-started")  # its seq
+    signed = [json.loads(s)["seq"] for s in _signatures(book).read_text().splitlines()]
+    assert max(signed) >= started_two  # a signature on the disk covers one's end
+    assert _status(book, "one") == "running" and _status(book, "two") in ("pending", "running")
+    assert _count(book) == ["one"]
+    paused = book.resume()
+    assert paused.returncode == 3, paused.stdout + paused.stderr
+    changes = next(e for e in _events(book) if e["event"] == "store-reconciled")["changes"]
+    assert "step one@operator: running -> succeeded" in changes
+    assert book.st("confirm", "r1", "two", "--as", "Ann Operator", "--rerun").returncode == 0
+    done = book.resume()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _count(book) == ["one", "two"]
+    assert _verify(book).stdout.startswith("VERIFIED:")
+
+
+@sqlite_only
+def test_a_step_is_acknowledged_while_the_next_command_runs(tmp_path: Path) -> None:
+    """Ends wait to be acknowledged together (one signature ``fsync`` for several steps),
+    but never behind a command that runs on: its idle call acknowledges them."""
+    book = _book(tmp_path)
+    (tmp_path / "two.md").write_text(RUNBOOK.replace("echo two", "sleep 3; echo two"), "utf-8")
+    assert book.st("keys", "init").returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env.update(RUNBOOK_OPERATOR="Olga Operator", NO_COLOR="1", **book.extra_env)
+    argv = [sys.executable, "-m", "runbook_engine", "run", "two.md", "--no-input"]
+    argv += ["--state-dir", str(book.state), "--run-id", "r1"]
+    with subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (book.root / "count.txt").exists():
+            time.sleep(0.05)
+        time.sleep(1.0)  # step two's command runs (3 s): its idle call came after 0.2 s
+        assert proc.poll() is None
+        assert _status(book, "one") == "succeeded"
+        assert _status(book, "two") == "running"
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.count("succeeded on") == 2, out
+    assert _verify(book).stdout.startswith("VERIFIED:")
+
+
+def _signatures(book: Book) -> Path:
+    return book.run_dir() / "journal.sig.jsonl"
+
+
 @both_stores
 def test_a_checkpoint_the_disk_lost_is_brought_back_from_the_journal(tmp_path: Path) -> None:
     book = _book(tmp_path)
@@ -203,19 +284,22 @@ def _cut(path: Path, keep: int) -> None:
 
 
 @sqlite_only
-@pytest.mark.parametrize("point", ["after-step-started", "after-process-started"])
+@pytest.mark.parametrize(
+    "point", ["after-step-started", "after-process-started", "after-step-finished"]
+)
 def test_what_a_power_loss_may_take_resumes_and_verifies(tmp_path: Path, point: str) -> None:
     """``step-started`` is fsync'd before the command starts, its signature is not;
-    ``process-started`` and its signature are not fsync'd at all (their durability comes
-    with the step's end).  Cut what a power loss may take: the run resumes, signs the
-    unsigned record and verifies."""
+    ``process-started`` and ``step-finished`` are neither fsync'd nor signed (their
+    durability comes with the next step's start, which acknowledges the step).  Cut what
+    a power loss may take: the run resumes, signs the unsigned record and verifies."""
     book = _book(tmp_path)
     assert book.st("keys", "init").returncode == 0
     assert _book(tmp_path, point).run("two.md").returncode == -signal.SIGKILL
     journal = book.run_dir() / "journal.jsonl"
     signatures = book.run_dir() / "journal.sig.jsonl"
     events = [e["event"] for e in _events(book)]
-    assert events[-1] == ("step-started" if point == "after-step-started" else "process-started")
+    last = {"after-step-started": "step-started", "after-process-started": "process-started"}
+    assert events[-1] == last.get(point, "step-finished")
     started = events.index("step-started") + 1  # its seq: the last record on the disk
     _cut(journal, started)
     kept = [s for s in signatures.read_text().splitlines() if f'"seq":{started},' not in s]

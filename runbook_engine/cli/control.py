@@ -70,9 +70,16 @@ def selection_of(
 
 
 def preflight_or_refuse(
-    runbook: Path, env_path: Path | None, overrides: dict[str, str], left_out: Any, quiet: bool
-) -> dict[str, Any]:
-    """Run the preflight before a run; return its summary for the journal.
+    runbook: Path,
+    env_path: Path | None,
+    overrides: dict[str, str],
+    left_out: Any,
+    quiet: bool,
+    loaded: Any = None,
+) -> tuple[dict[str, Any], Any]:
+    """Run the preflight before a run (``loaded``: the runbook as loaded already, without
+    secrets); return its summary for the journal and the runbook loaded with its secrets,
+    which the run then uses (its values are resolved once).
 
     Raises:
         InputError: (exit 2) a check failed; every failure is named with its fix and
@@ -80,14 +87,14 @@ def preflight_or_refuse(
     """
     from runbook_engine.run.preflight import preflight
 
-    report = preflight(runbook, env_path, overrides, left_out)
+    report = preflight(runbook, env_path, overrides, left_out, loaded)
     if not report.ok:
         raise report.error()
     if not quiet:
         hand = report.summary()["by_hand"]
         extra = f"; by hand: {', '.join(hand)}" if hand else ""
         click.echo(f"Preflight: {len(report.checks)} check(s) passed{extra}")
-    return report.summary()
+    return report.summary(), report.loaded
 
 
 @click.command()

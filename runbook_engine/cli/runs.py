@@ -184,8 +184,11 @@ def run(
     options.check, no_preflight = control.pop("check"), control.pop("no_preflight")
     options.selection = selection_of(**control)
     left_out = excluded(options.selection, loaded.tailored)
+    resolved = None  # the runbook with its secrets, resolved once (by the preflight)
     if not no_preflight and not to_queue:  # before the run exists: no run left behind
-        options.preflight = preflight_or_refuse(runbook, env_path, overrides, left_out, as_json)
+        options.preflight, resolved = preflight_or_refuse(
+            runbook, env_path, overrides, left_out, as_json, loaded
+        )
     elif not no_preflight:  # a queued run is checked where it executes (its hosts, secrets)
         options.preflight = {"on_worker": True}
     if guide is not None:
@@ -203,7 +206,7 @@ def run(
         )
         return
     _finish_run(
-        lambda: start_run(runbook, env_path, overrides, store, options, run_id),
+        lambda: start_run(runbook, env_path, overrides, store, options, run_id, loaded=resolved),
         store,
         as_json,
         guide,

@@ -429,6 +429,24 @@ class Journal:
         record["hash"] = record_hash(record)
         return record
 
+    def sync(self) -> None:
+        """``fsync`` the records appended without it and move the anchor to the last one.
+
+        Raises:
+            StorageError: (exit 74) the file cannot be synced.
+        """
+        if self._seq == 0:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise storage_error(f"journal {self.path}", exc) from exc
+        self._anchor.write(self._seq, self._hash)
+
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one event and make it durable (``fsync``) before returning.
 

@@ -37,7 +37,7 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,9 @@ class SignedJournal(Journal):
         last = _last_event(self.path) if self.head[0] else None
         self._sealed = last == SEAL_EVENT
         self.unsigned: dict[str, Any] | None = None
+        #: Called, then forgotten, once the journal and a signature covering it are on the
+        #: disk up to a record written without ``fsync`` (:meth:`when_durable`).
+        self._waiting: list[Callable[[], None]] = []
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append and sign one event (see ``Journal.append``); seal the journal after the
@@ -291,6 +294,7 @@ class SignedJournal(Journal):
         sync: bool = True,
         sync_signature: bool | None = None,
         sign: bool = True,
+        acknowledge: bool = True,
     ) -> dict[str, Any]:
         """:meth:`append`, the ``fsync`` of the record (``sync``, see ``Journal.append_record``)
         and of its signature line (``sync_signature``, default ``sync``) optional, and the
@@ -298,14 +302,61 @@ class SignedJournal(Journal):
         it through the chain).  A signature line is only written for a record ``fsync``'d, so
         one on the disk always names a record on the disk.  An unsynced signature is made
         durable by the next synced one; a power loss before leaves the record unsigned, and
-        the run's next signed record (its resume) covers it.  Raises as :meth:`append`.
+        the run's next signed record (its resume) covers it.  ``acknowledge`` (with
+        ``sync``): when actions wait (:meth:`when_durable`), the signature is ``fsync``'d
+        and they are called; false leaves them to a later synced append or
+        :meth:`make_durable`.  Raises as :meth:`append`.
         """
         sync_signature = sync if sync_signature is None else (sync and sync_signature)
+        if self._waiting and sync and acknowledge:  # the record and its signature ack them
+            sync_signature = sign = True
         record = self._append_signed(event, fields, sync, sync_signature, sign and sync)
         if self.signer is not None and (event == "run-finished" or self._sealed):
             self._append_signed(SEAL_EVENT, {"run_id": self.run_id, "last_seq": self.head[0] + 1})
             self._sealed = True
+        if sync and acknowledge:
+            self._acknowledge()
         return record
+
+    def when_durable(self, action: Callable[[], None]) -> None:
+        """Call ``action`` once the journal, as written now, is on the disk and signed there.
+
+        For what acknowledges a record written without ``fsync`` (a step's end: its
+        checkpoint, its line on the terminal): the next synced append (its signature
+        ``fsync``'d, covering the earlier records through the chain) or :meth:`make_durable`
+        calls the actions waiting, in the order given.  A kill before leaves them undone
+        (the journal, in the page cache, says what they would have said); a power loss
+        may take the unsynced records, which nobody was told of.
+        """
+        self._waiting.append(action)
+
+    @property
+    def owing(self) -> bool:
+        """True while actions wait for the journal to be durable (:meth:`when_durable`)."""
+        return bool(self._waiting)
+
+    def make_durable(self) -> None:
+        """``fsync`` the records written without it, sign the last one (signature
+        ``fsync``'d), then call the actions waiting for that (:meth:`when_durable`).
+
+        Raises:
+            StorageError: (exit 74) the journal or its signatures cannot be synced.
+        """
+        tail = self.unsigned
+        if tail is not None or self._waiting:
+            self.sync()
+        if tail is not None and self.signer is not None:
+            self.signer.sign(tail)  # fsync'd: the earlier lines with it
+            self.unsigned = None
+        elif self.signer is not None:
+            self.signer.flush()  # lines signed since the last fsync'd one
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for action in waiting:
+                action()
 
     @property
     def sealed(self) -> bool:

@@ -8,6 +8,9 @@ the checkpoint store, the gate logic and the transports only through it.
 from __future__ import annotations
 
 import contextlib
+import functools
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +44,10 @@ if TYPE_CHECKING:
 
 #: Characters of a command's output kept in its journal event (the whole output is a file).
 EXCERPT_CHARS = 2000
+#: Steps whose end may wait for one acknowledgment (one signature ``fsync`` for them all),
+#: and the seconds the first of them may wait: the terminal lags the run by no more.
+ACK_STEPS = 16
+ACK_SECONDS = 0.2
 
 
 class RunContext:
@@ -88,6 +95,16 @@ class RunContext:
         self._carry: dict[tuple[str, str], dict[str, Any]] = {}
         #: Set by the runner while a step fans out to several hosts at once.
         self.group: GroupCommit | None = None
+        #: Set by the runner while it walks the flow: a command step's end is written
+        #: without ``fsync`` and acknowledged (checkpoint, terminal) with the next synced
+        #: record (:meth:`record_result`).
+        self.pipelined = False
+        #: Store transitions waiting for the journal to be durable (:meth:`transition`).
+        self._unacknowledged: list[tuple[tuple[str, str], Callable[[], None]]] = []
+        #: ``(step, host)`` whose end was written without ``fsync`` (:meth:`record_result`),
+        #: and when the first of them was.
+        self._deferred: set[tuple[str, str]] = set()
+        self._deferred_since = 0.0
         self.parallel = HeldLock()
         self.secret_env = secret_environment(dict(loaded.values.secrets) if loaded.values else {})
         self.report = options.reporter or Reporter(quiet=True)
@@ -113,6 +130,8 @@ class RunContext:
 
     def state(self, ts: TailoredStep, host: Host) -> StepState:
         """The checkpoint of ``ts`` on ``host``, created pending when the run has none."""
+        if any(key == (ts.id, host.name) for key, _ in self._unacknowledged):
+            self.settle()  # its own transition waits for the disk: read it committed
         state = self.store.step(self.run_id, ts.id, host.name)
         if state is None:
             self.store.ensure_step(self.run_id, ts.id, host.name, ts.number)
@@ -127,10 +146,66 @@ class RunContext:
         The transaction does not wait for the disk: the journal holds what it says
         (ARCHITECTURE.md, "Durability of a step")."""
         _, _, _, columns = self._move(ts, host, status, fields)
-        anchor = self.anchor.pending
+        key = (ts.id, host.name)
+        if self.journal.owing and key in self._deferred:  # a step whose end waits
+            commit = functools.partial(self._commit, ts, host, status, columns)
+            self._unacknowledged.append((key, commit))
+            return
+        self.settle()  # another step's move: what waits is committed first
+        self._commit(ts, host, status, columns)
+
+    def _commit(self, ts: TailoredStep, host: Host, status: str, columns: dict[str, Any]) -> None:
         self.store.transition(
-            self.run_id, ts.id, host.name, status, anchor=anchor, durable=False, **columns
+            self.run_id,
+            ts.id,
+            host.name,
+            status,
+            anchor=self.anchor.pending,
+            durable=False,
+            **columns,
         )
+
+    def settle(self) -> None:
+        """Make the journal durable now when a step's end waits for it (``fsync``, then a
+        signature), then commit and show what waited: before a person is asked anything,
+        before a fanned-out step, at the end of the flow and when the run stops.
+
+        Raises:
+            StorageError: (exit 74) the journal or its signatures cannot be synced.
+        """
+        if self.journal.owing:
+            self.journal.make_durable()
+
+    def _acknowledge_now(self, host: Host) -> bool:
+        """Whether a command's ``-started`` record also acknowledges the steps whose end
+        waits (its signature ``fsync``'d): when they waited :data:`ACK_SECONDS` or are
+        :data:`ACK_STEPS`, or the host's transport cannot do it while the command runs
+        (no idle call); else the ends wait on, for the command's idle call, the next
+        step or :meth:`settle`."""
+        if not self._deferred:
+            return True
+        info = TRANSPORTS.get(host.transport)
+        waited = time.monotonic() - self._deferred_since
+        return (
+            not (info and info.idle) or len(self._deferred) >= ACK_STEPS or (waited >= ACK_SECONDS)
+        )
+
+    def _idle(self) -> None:
+        """A command runs on: acknowledge the steps whose end waits (errors wait on)."""
+        if self.journal.owing:
+            with self.parallel, contextlib.suppress(RunbookError):
+                self.settle()
+
+    def _acknowledge(self) -> None:
+        """The journal is durable through a step's end: commit its transitions, then let
+        the terminal say it (kill point ``before-acknowledge`` before)."""
+        crash_point("before-acknowledge")
+        waiting, self._unacknowledged, self._deferred = self._unacknowledged, [], set()
+        for _, commit in waiting:
+            commit()
+        release = getattr(self.report, "release", None)
+        if release is not None:
+            release()
 
     def _move(self, ts: TailoredStep, host: Host, status: str, fields: dict[str, Any]) -> Move:
         """The transition of ``ts`` on ``host`` to ``status``, with what the last command left."""
@@ -149,6 +224,8 @@ class RunContext:
         written unsigned (``process-started`` of a command a full disk stopped; the journal
         ``fsync``'d first), then make the store and the journal's anchor durable
         (:meth:`StoreAnchor.rest`)."""
+        with contextlib.suppress(RunbookError):  # a full disk: the resume reconciles
+            self.settle()
         if self.notifier is not None:
             self.notifier.flush(self.journal)
         tail = self.journal.unsigned
@@ -197,6 +274,7 @@ class RunContext:
             if found is not None:
                 return found
         if self.options.interactive:
+            self.settle()  # the terminal shows everything the person is asked after
             return prompt_gate(
                 self.report.console,
                 f"Step {ts.number}: {ts.step.display_title()}",
@@ -332,7 +410,12 @@ class RunContext:
             record = self.journal.append_record(f"{purpose}-started", fields, sync=False)
             self.group.commit(record, self._move(ts, host, "running", start))
         else:
-            self.journal.append_record(f"{purpose}-started", fields, sync_signature=False)
+            self.journal.append_record(
+                f"{purpose}-started",
+                fields,
+                sync_signature=False,
+                acknowledge=self._acknowledge_now(host),
+            )
         if start is not None and self.group is None:  # running: with its process (one commit)
             crash_point("after-step-started")
             self._carry[(ts.id, host.name)] = self._carry.get((ts.id, host.name), {}) | start
@@ -361,7 +444,8 @@ class RunContext:
             )
             self.report.error(ts, host, self.redactor.redact(exc.message))
             return None
-        self.record_result(ts, host, step_id, ts.id, purpose, attempt, result)
+        defer = start is not None and self.pipelined and self.group is None
+        self.record_result(ts, host, step_id, ts.id, purpose, attempt, result, defer=defer)
         self.report.result(ts, host, self.redacted(result), purpose)
         return result
 
@@ -376,15 +460,21 @@ class RunContext:
                 # Not fsync'd: a process identity means nothing after a power loss.
                 self.journal.append_record("process-started", fields, sync=False)
                 crash_point("after-process-started")
-                if purpose == "step":
-                    self.transition(ts, host, "running", **identity.columns())
+                if purpose == "step":  # (the previous steps' ends may wait on: no settle)
+                    self._commit(
+                        ts, host, "running", self._move(ts, host, "running", identity.columns())[3]
+                    )
 
         def event(name: str, fields: dict[str, Any]) -> None:
             with self.parallel:
                 self.journal.append(name, step=step_id, id=ts.id, **{"host": host.name, **fields})
 
         return CommandHooks(
-            started, self.redactor.redact, max_output_bytes(self.options), on_event=event
+            started,
+            self.redactor.redact,
+            max_output_bytes(self.options),
+            on_event=event,
+            on_idle=self._idle if self.pipelined else None,
         )
 
     def record_result(
@@ -396,10 +486,19 @@ class RunContext:
         purpose: str,
         attempt: int,
         result: CommandResult,
+        *,
+        defer: bool = False,
     ) -> str:
         """Save and journal what a command did (``{purpose}-finished``); a step's own
         command also leaves its exit code and output digest in the checkpoint, in the
         step's next transition (a kill before it: the journal says them).
+
+        ``defer``: the record is written without ``fsync`` or signature, and what
+        acknowledges it (the step's transitions, its lines on the terminal) waits until a
+        signature covering it is on the disk: with a later step's ``step-started``
+        (:meth:`_acknowledge_now`), the running command's idle call, or :meth:`settle`.
+        One journal ``fsync`` per step, one signature ``fsync`` per batch, instead of
+        three per step (ARCHITECTURE.md, "Durability of a step").
 
         Returns:
             The SHA-256 of the redacted output.
@@ -412,9 +511,18 @@ class RunContext:
         fields |= {"duration_seconds": round(result.duration, 3), "output_sha256": digest}
         fields |= {"output_file": f"output/{name}", "output_excerpt": output[-EXCERPT_CHARS:]}
         fields |= {"output_streams": result.streams} if result.streams else {}
-        record = self.journal.append_record(f"{purpose}-finished", fields, sync=self.group is None)
+        sync = self.group is None and not defer
+        record = self.journal.append_record(f"{purpose}-finished", fields, sync=sync)
         if self.group is not None:  # durable and signed with the other hosts' records
             self.group.commit(record)
+        elif defer:  # acknowledged once the journal is durable through it
+            if not self.journal.owing:
+                self.journal.when_durable(self._acknowledge)
+                self._deferred_since = time.monotonic()
+            self._deferred.add((ts.id, host.name))
+            hold = getattr(self.report, "hold", None)
+            if hold is not None:
+                hold()
         if purpose == "step":  # carried by the step's next transition (its end, mostly)
             crash_point("after-step-finished")
             self._carry[(ts.id, host.name)] = {
@@ -501,6 +609,7 @@ class RunContext:
             from rich.prompt import Confirm
 
             self.report.backout_offer(ts, shown, host)
+            self.settle()
             agreed = Confirm.ask("Run the backout now?", console=self.report.console)
             return ("run" if agreed else "skip"), "terminal"
         return None, None

@@ -19,8 +19,12 @@ The points, in the order a run meets them:
     ``fsync``'d: a power loss may take it), its ``running`` checkpoint with the process
     not yet committed.
 ``after-step-finished``
-    A command step's ``step-finished`` is journaled and signed, its final
-    checkpoint not yet committed.
+    A command step's ``step-finished`` is written (neither ``fsync``'d nor signed: the
+    next synced record acknowledges it), its final checkpoint not yet committed.
+``before-acknowledge``
+    The journal is durable and signed through a command step's end (with a later step's
+    ``step-started``, the next command's idle call or a settle), the step's final
+    checkpoint not yet committed nor its result shown.
 ``after-take-gate``
     The runner took a decision stored by ``runbook confirm``, before it journals
     ``gate-passed`` (or the skip or abort).

@@ -94,15 +94,19 @@ def start_run(
     store: Store,
     options: RunOptions,
     run_id: str | None = None,
+    *,
+    loaded: Loaded | None = None,
 ) -> RunResult:
-    """Validate, create a run and execute it.
+    """Validate, create a run and execute it (``loaded``: see :func:`create_run`).
 
     Raises:
         InputError: bad runbook, environment, values or answers (nothing is written).
         RunPaused: stopped at an unanswered gate (exit 3).
         RunInterrupted: Ctrl-C (exit 130).
     """
-    return create_run(runbook_path, env_path, overrides, store, options, run_id).execute()
+    return create_run(
+        runbook_path, env_path, overrides, store, options, run_id, loaded=loaded
+    ).execute()
 
 
 def create_run(
@@ -114,11 +118,15 @@ def create_run(
     run_id: str | None = None,
     *,
     queued: bool = False,
+    loaded: Loaded | None = None,
 ) -> Runner:
     """Validate and create a run (journaled as started); return its runner, not yet executed.
 
     ``queued`` (``runbook run --queue``): the run is created ``queued`` for a worker to
     execute (:mod:`.queue`), and its secrets are not resolved here but on the worker.
+    ``loaded``: the same runbook, environment and overrides loaded with their secrets
+    already (by the preflight), so values and secrets are resolved once per run;
+    ``None``: loaded here.
 
     The run's folder, with its signed ``run-started``, is written under a staging name
     before the store's row; the row is the commit point, and the folder is renamed into
@@ -129,7 +137,8 @@ def create_run(
         InputError: bad runbook, environment or values (nothing is written).
         StateError: ``run_id`` exists already.
     """
-    loaded = load(runbook_path, env_path, overrides, with_secrets=not queued, need_env=True)
+    if loaded is None or queued or loaded.shown is None:
+        loaded = load(runbook_path, env_path, overrides, with_secrets=not queued, need_env=True)
     shown = loaded.shown or load(runbook_path, env_path, overrides, need_env=True).tailored
     _check_change_options(loaded, overrides, options)
     left_out = excluded(options.selection, loaded.tailored)  # bad ids refused before writing

@@ -65,6 +65,9 @@ class PreflightReport:
 
     checks: list[HostCheck] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The runbook loaded with its secrets resolved (``None`` when they did not resolve):
+    #: a run that starts after the preflight uses it instead of resolving them again.
+    loaded: Loaded | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -176,12 +179,15 @@ def preflight(
     env_path: Path | None,
     overrides: dict[str, str],
     excluded: dict[tuple[str, str], str] | None = None,
+    loaded: Loaded | None = None,
 ) -> PreflightReport:
     """Check that a run of the runbook in the environment can start (module docstring).
 
     Args:
         runbook_path, env_path, overrides: As ``runbook run`` takes them.
         excluded: Step results the run's selection leaves out (not checked).
+        loaded: The runbook as loaded already without secrets (``runbook run``), or
+            ``None`` to load it here.
 
     Returns:
         The report; :attr:`PreflightReport.ok` says whether the run may start.
@@ -191,9 +197,10 @@ def preflight(
     """
     from runbook_engine.tailor.loading import load
 
-    loaded = load(runbook_path, env_path, overrides, need_env=True)
+    if loaded is None:
+        loaded = load(runbook_path, env_path, overrides, need_env=True)
     report = PreflightReport()
-    secrets, secret_checks = _secrets(runbook_path, env_path, overrides)
+    secrets, secret_checks, report.loaded = _secrets(runbook_path, env_path, overrides)
     report.secrets = secrets
     for host, needs in host_needs(loaded, excluded):
         info = TRANSPORTS.get(host.transport)
@@ -211,9 +218,10 @@ def preflight(
 
 def _secrets(
     runbook_path: Path, env_path: Path | None, overrides: dict[str, str]
-) -> tuple[dict[str, str], list[HostCheck]]:
+) -> tuple[dict[str, str], list[HostCheck], Loaded | None]:
     """The run's secrets as far as they resolve, and a check line for each failure (or
-    one line saying they all resolved)."""
+    one line saying they all resolved), and the runbook loaded with them (``None``
+    when they did not resolve)."""
     from runbook_engine.tailor.loading import load
 
     try:
@@ -224,9 +232,9 @@ def _secrets(
         lines = [
             HostCheck("-", "-", "secrets", False, p.format(), _SECRET_FIX) for p in problems
         ] or [HostCheck("-", "-", "secrets", False, exc.message, _SECRET_FIX)]
-        return {}, lines
+        return {}, lines, None
     names = ", ".join(sorted(found)) or "none needed"
-    return found, [HostCheck("-", "-", "secrets", True, f"resolved: {names}")]
+    return found, [HostCheck("-", "-", "secrets", True, f"resolved: {names}")], loaded
 
 
 def _resolves(name: str, step: str) -> HostCheck:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.cells import cell_len
@@ -34,9 +35,27 @@ class Reporter:
         self.console = Console(
             stderr=stderr, highlight=False, soft_wrap=False, file=None if not quiet else open_null()
         )
+        #: Output kept back until :meth:`release` (``None``: written at once).
+        self._held: list[tuple[Callable[..., None], tuple[Any, ...], dict[str, Any]]] | None = None
+
+    def hold(self) -> None:
+        """Keep what is reported back until :meth:`release`: the terminal never says a
+        step ended before the journal holds its end on the disk (the run's deferred
+        acknowledgment, ARCHITECTURE.md "Durability of a step")."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Write what was held back, in order, and write at once from now on."""
+        held, self._held = self._held, None
+        for write, args, kwargs in held or ():
+            write(*args, **kwargs)
 
     def _print(self, *args: Any, **kwargs: Any) -> None:
         if self.quiet:
+            return
+        if self._held is not None:
+            self._held.append((self._print, args, kwargs))
             return
         args = tuple(terminal_safe(a) if isinstance(a, str) else a for a in args)
         if not (len(args) == 1 and isinstance(args[0], str) and self._plain(args[0], kwargs)):
@@ -60,10 +79,14 @@ class Reporter:
 
     def _command(self, body: str) -> None:
         """Print a command exactly, unwrapped and unpadded, so it can be copied."""
-        if not self.quiet:
-            self.console.print(
-                terminal_safe(body.rstrip()), markup=False, highlight=False, soft_wrap=True
-            )
+        if self.quiet:
+            return
+        if self._held is not None:
+            self._held.append((self._command, (body,), {}))
+            return
+        self.console.print(
+            terminal_safe(body.rstrip()), markup=False, highlight=False, soft_wrap=True
+        )
 
     def warning(self, message: str) -> None:
         """Show a warning about the run as a whole."""
@@ -75,7 +98,9 @@ class Reporter:
 
     def output_line(self, line: str) -> None:
         """Echo one line of command output (only with ``stream``)."""
-        if self.stream and not self.quiet:
+        if self.stream and not self.quiet and self._held is not None:
+            self._held.append((self.output_line, (line,), {}))
+        elif self.stream and not self.quiet:
             self.console.print(f"  [dim]│[/dim] {escape(terminal_safe(line))}", soft_wrap=True)
 
     def step_header(self, ts: TailoredStep, host: Host, total: int) -> None:

@@ -109,7 +109,12 @@ class Runner:
         status = "error"
         try:
             with self._lock():
-                status = self._flow(stop_after)
+                self.ctx.pipelined = True  # a step's end acknowledged with the next record
+                try:
+                    status = self._flow(stop_after)
+                finally:
+                    self.ctx.pipelined = False
+                self.ctx.settle()  # the last step's end, before the summary reads the store
         except RunPaused as paused:
             self.store.update_run(run_id, status="paused")
             self.append_signed("run-paused")
@@ -204,6 +209,7 @@ class Runner:
                 break
             if ts.id == stop_after and ts is not steps[-1]:
                 return "failed" if failed else "partial"
+        self.ctx.settle()  # the last step's end, before the store is read
         if paused:
             raise RunPaused(locate(self._pause_hint(paused[0]), location_args(self.store)))
         if failed:
@@ -256,6 +262,7 @@ class Runner:
                 return outcome
 
         ctx = self.ctx
+        ctx.settle()  # the previous step's end first: the group syncs and signs its own
         ctx.group = GroupCommit(ctx.journal, ctx.store, ctx.run_id, ctx.anchor, ctx.parallel)
         try:
             with ThreadPoolExecutor(

@@ -67,6 +67,9 @@ class TransportInfo:
         preflight: ``"module:function"`` checking a host before a run: ``(host, secrets,
             needs) -> list[HostCheck]`` (connection, authentication, shell, programs;
             see :mod:`runbook_engine.transports.preflight`); ``None``: not checkable.
+        idle: The transport calls :attr:`~.process.CommandHooks.on_idle` while a command
+            runs (its output loop, :func:`~.reader.follow`): the run may leave the
+            previous step's acknowledgment to that call.
     """
 
     name: str
@@ -79,6 +82,7 @@ class TransportInfo:
     secret_options: tuple[str, ...] = ()
     kill_hint: str | None = None
     preflight: str | None = None
+    idle: bool = False
 
     @property
     def by_hand(self) -> bool:
@@ -168,6 +172,7 @@ register_transport(
         "a subprocess on this machine",
         "runbook_engine.transports.local:open_local",
         preflight="runbook_engine.transports.preflight:preflight_local",
+        idle=True,
     )
 )
 register_transport(TransportInfo("manual", "a person, shown the exact commands", None))
@@ -196,6 +201,7 @@ register_transport(
         kill_hint="runbook_engine.transports.ssh_identity:kill_hint",
         secret_options=("become_password",),
         preflight="runbook_engine.transports.ssh_preflight:preflight_ssh",
+        idle=True,
     )
 )
 

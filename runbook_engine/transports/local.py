@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from runbook_engine.errors import ExecutionError
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.capture import Capture
-from runbook_engine.transports.process import CommandHooks, current_hooks, identify
+from runbook_engine.transports.process import IDLE_SECONDS, CommandHooks, current_hooks, identify
 from runbook_engine.transports.reader import StreamReader, follow
 
 #: The reaper script, run by path (``python -I``: it needs only the standard library).
@@ -276,7 +276,8 @@ class LocalTransport:
         try:
             if hooks.on_process is not None:
                 hooks.on_process(identify(proc.pid))
-            timed_out = follow(proc, [out, err], timeout, self._grace, self._kill_group)
+            idle = None if hooks.on_idle is None else (IDLE_SECONDS, hooks.on_idle)
+            timed_out = follow(proc, [out, err], timeout, self._grace, self._kill_group, idle=idle)
         except BaseException:  # Ctrl-C or any other stop: the command must not outlive the run
             if proc.returncode is None:
                 self._kill_group(proc)

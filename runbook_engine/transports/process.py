@@ -92,13 +92,20 @@ class CommandHooks:
         max_output: Bytes of output kept per stream (half head, half tail).
         on_event: Called with an event name and its fields for something the transport
             did that belongs in the journal (SSH: ``host-key-accepted`` on first use).
+        on_idle: Called once, in the calling thread, when a command has run
+            :data:`IDLE_SECONDS` (transports whose ``idle`` is set: local, SSH); it must
+            not raise.
     """
 
     on_process: Callable[[ProcessIdentity | RemoteProcess], None] | None = None
     filter: Callable[[str], str] | None = None
     max_output: int = DEFAULT_MAX_OUTPUT
     on_event: Callable[[str, dict[str, Any]], None] | None = None
+    on_idle: Callable[[], None] | None = None
 
+
+#: Seconds a command runs before :attr:`CommandHooks.on_idle` is called.
+IDLE_SECONDS = 0.2
 
 _NO_HOOKS = CommandHooks()
 _HOOKS: ContextVar[CommandHooks | None] = ContextVar("runbook_command_hooks", default=None)

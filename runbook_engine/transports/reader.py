@@ -1,4 +1,5 @@
-"""Reading a local command's output in the calling thread while waiting for it.
+"""Reading a command's output in the calling thread while waiting for it (the local and
+the SSH transports).
 
 One :class:`StreamReader` per pipe (standard output, standard error) keeps the bytes in a
 bounded :class:`~runbook_engine.transports.capture.Capture`, cut in blocks of whole lines
@@ -9,6 +10,10 @@ with one :mod:`selectors` loop: the process's exit is a file descriptor too (Lin
 ``pidfd_open``; elsewhere the loop looks at the process every 50 ms), so no reader
 thread is started or joined per command (two thread starts and joins were most of a
 no-op step's cost in the transport).
+
+What a command reads on standard input (the SSH transport's script) is written by the
+same loop, as the pipe takes it, so a command that writes before it has read all of it
+never waits on us.
 
 The deadline and the kill are the caller's (:meth:`LocalTransport._kill_group`):
 :func:`follow` calls ``kill`` once when the deadline passes, then reads what the dying
@@ -103,6 +108,29 @@ class StreamReader:
         return self.capture.text()
 
 
+class _Feeder:
+    """Standard input of a command: ``data`` written as the pipe takes it, then closed."""
+
+    def __init__(self, stream: IO[bytes], data: bytes) -> None:
+        self.stream, self.fd, self.data = stream, stream.fileno(), memoryview(data)
+        os.set_blocking(self.fd, False)
+
+    def write(self) -> bool:
+        """Write what the pipe takes now; True once everything is written (or the reader
+        is gone: a broken pipe ends the feeding, the command's exit says the rest)."""
+        try:
+            self.data = self.data[os.write(self.fd, self.data[:BLOCK]) :]
+        except BlockingIOError:
+            return False
+        except OSError:
+            self.data = self.data[:0]
+        return not self.data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stream.close()
+
+
 def _pidfd(pid: int) -> int | None:
     """A file descriptor that becomes readable when ``pid`` exits (Linux ≥ 5.3), or ``None``."""
     opener = getattr(os, "pidfd_open", None)
@@ -120,6 +148,8 @@ def follow(
     timeout: float | None,
     grace: float,
     kill: Callable[[subprocess.Popen[bytes]], None],
+    stdin: bytes | None = None,
+    idle: tuple[float, Callable[[], None]] | None = None,
 ) -> bool:
     """Read ``readers``' pipes until they close while waiting for ``proc``, in this thread.
 
@@ -130,6 +160,10 @@ def follow(
         grace: Seconds the pipes are read after the process exited (a background child
             may keep them open), at most.
         kill: Ends the process and its group and reaps it (called at most once).
+        stdin: Written to ``proc.stdin`` as the pipe takes it, which is then closed
+            (``None``: ``proc.stdin`` is not touched).
+        idle: ``(seconds, call)``: ``call()`` once, here, when the command still runs
+            after ``seconds`` (the run acknowledges the previous step then).
 
     Returns:
         True when the deadline killed the process.
@@ -139,18 +173,27 @@ def follow(
         Every reader is ended (its pipe closed) on return and on error.
     """
     if os.name == "nt":  # pragma: no cover - select() takes no pipes on Windows
-        return _follow_threads(proc, readers, timeout, grace, kill)
+        return _follow_threads(proc, readers, timeout, grace, kill, stdin)
     deadline = None if timeout is None else time.monotonic() + timeout
     pidfd = _pidfd(proc.pid)
     sel = selectors.DefaultSelector()
+    feeder = None
     try:
+        if stdin is not None and proc.stdin is not None:
+            feeder = _Feeder(proc.stdin, stdin)
+            if feeder.write():  # most scripts fit in the pipe at once
+                feeder.close()
+            else:
+                sel.register(feeder.fd, selectors.EVENT_WRITE, feeder)
         for reader in readers:
             sel.register(reader.fd, selectors.EVENT_READ, reader)
         if pidfd is not None:
             sel.register(pidfd, selectors.EVENT_READ, None)
-        return _loop(proc, sel, pidfd is not None, deadline, grace, kill)
+        return _loop(proc, sel, pidfd is not None, deadline, grace, kill, idle)
     finally:
         sel.close()
+        if feeder is not None:
+            feeder.close()
         if pidfd is not None:
             os.close(pidfd)
         for reader in readers:
@@ -164,10 +207,12 @@ def _loop(
     deadline: float | None,
     grace: float,
     kill: Callable[[subprocess.Popen[bytes]], None],
+    idle: tuple[float, Callable[[], None]] | None = None,
 ) -> bool:
     timed_out = False
     drain_until: float | None = None  # set once the process is gone
-    pipes = sum(1 for key in sel.get_map().values() if key.data is not None)
+    idle_at = None if idle is None else time.monotonic() + idle[0]
+    pipes = sum(1 for key in sel.get_map().values() if isinstance(key.data, StreamReader))
     while True:
         now = time.monotonic()
         if drain_until is None and proc.poll() is not None:
@@ -179,18 +224,28 @@ def _loop(
             continue
         if drain_until is not None and (pipes == 0 or now >= drain_until):
             return timed_out
+        if idle_at is not None and idle is not None and now >= idle_at:
+            idle_at = None
+            idle[1]()
+            continue
+        soon = deadline if idle_at is None else min(idle_at, deadline or idle_at)
         if pipes == 0:  # the pipes closed, the process runs on: wait for it alone
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(None if deadline is None else max(0.0, deadline - now))
+                proc.wait(None if soon is None else max(0.0, soon - now))
             continue
         wait = drain_until - now if drain_until is not None else None
-        if wait is None and deadline is not None:
-            wait = max(0.0, deadline - now)
+        if wait is None and soon is not None:
+            wait = max(0.0, soon - now)
         if drain_until is None and not watched:
             wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
         for key, _ in sel.select(wait):
             if key.data is None:  # the process exited (its pidfd): poll() reaps it above
                 sel.unregister(key.fd)
+                continue
+            if isinstance(key.data, _Feeder):
+                if key.data.write():
+                    sel.unregister(key.fd)
+                    key.data.close()
                 continue
             reader: StreamReader = key.data
             chunk = os.read(key.fd, BLOCK)
@@ -208,9 +263,15 @@ def _follow_threads(
     timeout: float | None,
     grace: float,
     kill: Callable[[subprocess.Popen[bytes]], None],
+    stdin: bytes | None = None,
 ) -> bool:  # pragma: no cover - Windows only
     """:func:`follow` with one thread per pipe (Windows, where pipes cannot be selected)."""
     lock = threading.Lock()
+    if stdin is not None and proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.write(stdin)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
     def pump(reader: StreamReader) -> None:
         for chunk in iter(lambda: os.read(reader.fd, BLOCK), b""):

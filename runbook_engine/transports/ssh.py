@@ -10,7 +10,9 @@ with its SHA-256 fingerprint for the journal), and the host's ``ssh:`` options
 
 A step runs as a fixed remote script that receives its values, working directory and
 body on standard input (:mod:`~runbook_engine.transports.ssh_scripts`): no value is ever
-on a command line, here or on the host.  Output is read in blocks into a bounded
+on a command line, here or on the host.  The script is written in and both output pipes
+are read by one selectors loop in the calling thread, as for the local transport
+(:func:`~runbook_engine.transports.reader.follow`: no reader threads), in blocks into a bounded
 :class:`~runbook_engine.transports.capture.Capture`; on the deadline the step's remote
 session is killed (TERM, then KILL) through the connection.  Connection, host key, sudo
 and interpreter failures raise one clear :class:`ExecutionError` each
@@ -22,7 +24,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -36,7 +37,8 @@ from runbook_engine.errors import ConnectionLost, EnvironmentFileError, Executio
 from runbook_engine.source.model import Host
 from runbook_engine.transports.base import CommandResult
 from runbook_engine.transports.capture import Capture
-from runbook_engine.transports.process import RemoteProcess, current_hooks
+from runbook_engine.transports.process import IDLE_SECONDS, RemoteProcess, current_hooks
+from runbook_engine.transports.reader import StreamReader, follow
 from runbook_engine.transports.ssh_errors import become_message, connection_error
 from runbook_engine.transports.ssh_options import SSHOptions, file_problems, validate_ssh_options
 from runbook_engine.transports.ssh_scripts import (
@@ -63,13 +65,11 @@ _BLOCK = 64 * 1024
 ERREXIT_LINES: dict[str, str] = {"sh": "set -e\n", "bash": "set -eo pipefail\n"}
 
 
-class _Reader(threading.Thread):
-    """Reads one of the client's pipes in blocks of whole lines into a :class:`Capture`.
-
-    With a ``sentinel`` (standard error), what comes before it is the client's and
+class _MarkedReader(StreamReader):
+    """The client's standard error: what comes before :data:`STARTED` is the client's and
     sudo's own messages (kept in :attr:`before`); the step's output follows it, up to
-    :data:`ENDED` (removed; :attr:`ended` tells it came).
-    """
+    :data:`ENDED` (removed; :attr:`finished` tells it came).  Read by the same loop as
+    standard output (:func:`~runbook_engine.transports.reader.follow`)."""
 
     def __init__(
         self,
@@ -77,57 +77,57 @@ class _Reader(threading.Thread):
         capture: Capture,
         emit: Callable[[str], None] | None,
         filter: Callable[[str], str] | None,
-        sentinel: bytes | None = None,
     ) -> None:
-        super().__init__(daemon=True)
-        self._stream, self.capture, self._emit, self._filter = stream, capture, emit, filter
-        self._sentinel = sentinel
+        super().__init__(stream, capture, emit, filter)
         self.before = b""
-        self.started = sentinel is None
-        self.ended = False
-        self._lock = threading.Lock()
+        self.started = False
+        self.finished = False  # (``ended``: the pipe, as for any StreamReader)
+        self._held = b""  # a tail that may be the start of ENDED
 
-    def run(self) -> None:
-        fd, carry = self._stream.fileno(), b""
-        while chunk := os.read(fd, _BLOCK):
-            if not self.started:
-                self.before += chunk
-                at = self.before.find(self._sentinel or b"")
-                if at < 0:
-                    self.before = self.before[-_BLOCK:]
-                    continue
-                self.started = True
-                chunk = self.before[at + len(self._sentinel or b"") :]
-                self.before = self.before[:at]
-            carry += chunk
-            cut = carry.rfind(b"\n") + 1
-            if cut == 0 and len(carry) < _BLOCK:
-                continue
-            # A block without a line break keeps its tail back: a mark is never split.
-            block, carry = (carry[:cut], carry[cut:]) if cut else (carry[:-16], carry[-16:])
-            self._take(block)
-        if carry:
-            self._take(carry)
-        self._stream.close()
+    def feed(self, chunk: bytes) -> None:
+        """Take the next ``chunk``: the client's messages, then the step's output."""
+        if not self.started:
+            self.before += chunk
+            at = self.before.find(STARTED)
+            if at < 0:
+                self.before = self.before[-_BLOCK:]
+                return
+            self.started = True
+            chunk = self.before[at + len(STARTED) :]
+            self.before = self.before[:at]
+        data = self._held + chunk
+        if not self.finished and (at := data.find(ENDED)) >= 0:
+            self.finished, data = True, data[:at] + data[at + len(ENDED) :]
+        keep = 0 if self.finished else _prefix_at_end(data, ENDED)
+        self._held = data[len(data) - keep :] if keep else b""
+        super().feed(data[: len(data) - keep])
 
-    def _take(self, block: bytes) -> None:
-        if self._sentinel is not None and (at := block.find(ENDED)) >= 0:
-            self.ended, block = True, block[:at] + block[at + len(ENDED) :]
-        text = block.decode("utf-8", errors="replace")
-        if self._filter is not None:
-            text = self._filter(text)
-            block = text.encode("utf-8")
-        with self._lock:
-            self.capture.feed(block)
-        if self._emit is not None:
-            with contextlib.suppress(Exception):  # the display never stops a command
-                for line in text.splitlines():
-                    self._emit(line)
+    def end(self) -> None:
+        """The pipe closed: keep what was held back, then end."""
+        if self._held:
+            held, self._held = self._held, b""
+            super().feed(held)
+        super().end()
 
-    def text(self) -> str:
-        """What was kept so far."""
-        with self._lock:
-            return self.capture.text()
+
+def _prefix_at_end(data: bytes, mark: bytes) -> int:
+    """The length of the longest end of ``data`` that ``mark`` starts with (a mark cut in two)."""
+    for n in range(min(len(mark) - 1, len(data)), 0, -1):
+        if mark.startswith(data[-n:]):
+            return n
+    return 0
+
+
+def _quiet(emit: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """``emit`` that never raises: the display never stops a command."""
+    if emit is None:
+        return None
+
+    def shown(line: str) -> None:
+        with contextlib.suppress(Exception):
+            emit(line)
+
+    return shown
 
 
 class SSHTransport:
@@ -346,30 +346,29 @@ class SSHTransport:
             stderr=subprocess.PIPE,
             start_new_session=True,  # the terminal's Ctrl-C reaches us, and we stop the step
         )
-        emit = self._on_output if stream else None
+        emit = _quiet(self._on_output if stream else None)
         limit = max(2, hooks.max_output // 2)
-        out = _Reader(proc.stdout, Capture(limit), emit, hooks.filter)  # type: ignore[arg-type]
-        err = _Reader(proc.stderr, Capture(limit), emit, hooks.filter, STARTED)  # type: ignore[arg-type]
-        out.start()
-        err.start()
-        timed_out = False
-        try:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                proc.stdin.write(data)  # type: ignore[union-attr]
-                proc.stdin.close()  # type: ignore[union-attr]
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        out = StreamReader(proc.stdout, Capture(limit), emit, hooks.filter)  # type: ignore[arg-type]
+        err = _MarkedReader(proc.stderr, Capture(limit), emit, hooks.filter)  # type: ignore[arg-type]
+        stopped: list[bool] = []
+
+        def stop(proc: subprocess.Popen[bytes]) -> None:  # the deadline passed
+            stopped.append(True)
             self._stop(proc, marker)
+
+        try:  # one loop in this thread: the script in, both pipes out, the deadline
+            idle = None if hooks.on_idle is None else (IDLE_SECONDS, hooks.on_idle)
+            timed_out = follow(
+                proc, [out, err], timeout, self._grace + 5, stop, stdin=data, idle=idle
+            )
         except BaseException:  # Ctrl-C or any stop: the step must not outlive the run
-            with contextlib.suppress(Exception):
-                self._stop(proc, marker)
+            if not stopped:  # (a failed stop at the deadline is not tried twice)
+                with contextlib.suppress(Exception):
+                    self._stop(proc, marker)
             raise
-        out.join(self._grace + 5)
-        err.join(self._grace + 5)
         if not err.started and not timed_out:
             raise ExecutionError(self._not_started(proc.returncode, err.before))
-        if not timed_out and not err.ended and proc.returncode == 255:
+        if not timed_out and not err.finished and proc.returncode == 255:
             raise ConnectionLost(
                 f"SSH host {self.host.name}: connection lost while the step ran; whether "
                 f"it ended is unknown and it may still run there (marker {marker})",

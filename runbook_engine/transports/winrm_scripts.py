@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 #: cmd.exe's command-line limit in characters (KB 830473).
@@ -256,6 +255,8 @@ def decode_clixml(text: str) -> str:
     """
     if "#< CLIXML" not in text:
         return text
+    import xml.etree.ElementTree as ET  # (only for PowerShell's error output)
+
     out: list[str] = []
     for part in text.split("#< CLIXML"):
         part = part.strip()
