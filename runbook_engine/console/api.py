@@ -401,34 +401,51 @@ async def bundle(request: Request) -> Response:
     )
 
 
-@endpoint
-async def start(request: Request) -> Response:
-    data = await body(
-        request,
-        {"runbook": str, "environment": str, "values": dict, "note": str, "change_id": str},
-    )
+def begin(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """Start a run as the signed-in person from ``data`` (``runbook``, ``environment``,
+    ``values``, ``note``, ``change_id``): the one implementation behind ``POST
+    /api/v1/runs`` and the start page's form (the caller has checked a session's CSRF
+    token).
+
+    Returns:
+        The answer: ``run_id``, its API ``url``, the ``launcher``'s description and
+        ``message`` (one sentence for a person).
+
+    Raises:
+        Forbidden: the roles do not grant starting runs.
+        InputError: no runbook, a value that is not a string.
+        RunbookError: what ``runbook run`` refuses.
+    """
     if not data.get("runbook"):
         raise InputError("runbook: the runbook's path in the library is required")
     values = data.get("values") or {}
     if not all(isinstance(v, str) for v in values.values()):
         raise InputError("values: every value must be a string")
+    me = request.state.identity
     started = actions.start(
         request.app.state,
-        request.state.identity,
+        me,
         data["runbook"],
         data.get("environment") or None,
         values,
         data.get("note") or None,
         data.get("change_id") or None,
     )
-    return JSONResponse(
-        {
-            "run_id": started.run_id,
-            "url": f"{PREFIX}/runs/{quote(started.run_id)}",
-            "launcher": started.description,
-        },
-        status_code=202,
+    return {
+        "run_id": started.run_id,
+        "url": f"{PREFIX}/runs/{quote(started.run_id)}",
+        "launcher": started.description,
+        "message": f"Run {started.run_id} started by {me.name}: it {started.description}.",
+    }
+
+
+@endpoint
+async def start(request: Request) -> Response:
+    data = await body(
+        request,
+        {"runbook": str, "environment": str, "values": dict, "note": str, "change_id": str},
     )
+    return JSONResponse(begin(request, data), status_code=202)
 
 
 @endpoint

@@ -303,6 +303,7 @@ def document() -> dict[str, Any]:
                         "run_id": {"type": "string"},
                         "url": {"type": "string"},
                         "launcher": {"type": "string"},
+                        "message": {"type": "string"},
                     },
                 },
                 "Decided": {

@@ -215,27 +215,21 @@ async def start_page(request: Request) -> Response:
 
 
 async def start(request: Request) -> Response:
-    app = request.app.state
+    """The start page's form: the API's start (:func:`~.api.begin`), then the run's page."""
     form = await checked_form(request, "start")
-    me = request.state.identity
-    runbook, env = str(form.get("runbook", "")), str(form.get("environment", "")) or None
+    runbook = str(form.get("runbook", ""))
+    data = {
+        "runbook": runbook,
+        "environment": str(form.get("environment", "")),
+        "values": parse_values(str(form.get("values", ""))),
+        "note": str(form.get("note", "")).strip(),
+        "change_id": str(form.get("change", "")).strip(),
+    }
     try:
-        started = actions.start(
-            app,
-            me,
-            runbook,
-            env,
-            parse_values(str(form.get("values", ""))),
-            str(form.get("note", "")).strip() or None,
-            str(form.get("change", "")).strip() or None,
-        )
+        started = api.begin(request, data)
     except RunbookError as exc:
         return back(request, f"/start?runbook={quote(runbook)}", str(exc))
-    return back(
-        request,
-        f"/runs/{quote(started.run_id)}",
-        f"Run {started.run_id} started by {me.name}: it {started.description}.",
-    )
+    return back(request, f"/runs/{quote(started['run_id'])}", started["message"])
 
 
 def parse_values(text: str) -> dict[str, str]:

@@ -406,6 +406,11 @@ class RunContext:
         fields |= {"transport": host.transport, "kind": ts.step.kind, "attempt": attempt}
         fields |= {"command": ts.run_body or ts.body, "timeout_seconds": ts.step.timeout}
         fields["values"] = dict(ts.env)  # on disk before the command starts (signature: at its end)
+        if self._deferred and getattr(self.store, "lock_may_lapse", False):
+            # A team store's run lock can lapse unseen (a restart, a cut session): the
+            # ends that wait are committed, and the lock checked, before another process
+            # starts or is journaled as starting (else a second runner could take the run).
+            self.settle()
         if self.group is not None and start is not None:  # fsync and transaction shared
             record = self.journal.append_record(f"{purpose}-started", fields, sync=False)
             self.group.commit(record, self._move(ts, host, "running", start))

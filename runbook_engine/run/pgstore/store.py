@@ -91,6 +91,12 @@ class PgStore:
             runbook-engine's (older: `runbook store upgrade`; newer: refused).
     """
 
+    #: The run lock (a session's advisory lock) can lapse without this process seeing it:
+    #: the runner commits the step ends that wait before it starts the next command
+    #: (:meth:`~runbook_engine.run.context.RunContext.run_command`), each commit checking
+    #: the lock.
+    lock_may_lapse = True
+
     def __init__(self, url: str, work_dir: Path, **_: Any) -> None:
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
