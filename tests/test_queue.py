@@ -228,6 +228,9 @@ def test_an_approval_reaching_its_quorum_is_resumed_by_the_worker(team: Team) ->
     second = team.runbook(*vote, "Dana Lead")
     assert second.returncode == 0, second.stderr
     assert "queued for a worker to resume" in second.stderr
+    # The terminal says what happens next: the worker resumes it, nobody runs `resume`.
+    assert "a worker resumes the run" in second.stdout
+    assert "runbook resume" not in second.stdout
     assert wait_until(lambda: team.step("export-settings")["status"] == "awaiting", 90)
     assert [r["event"] for r in team.events(name="approval-passed")] == ["approval-passed"]
     assert team.log() == ["pre"]
