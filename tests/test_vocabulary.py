@@ -246,6 +246,8 @@ def test_status_names_the_gate_it_waits_at_in_full_on_a_narrow_terminal(book: Bo
     for step in ("first", "look-at-the-console-by-hand", "on-web", "last"):
         assert f" {step} " in shown, shown
     assert "Waits at look-at-the-console-by-hand on " in shown, shown
+    journal = book.state / "runs" / "r1" / "journal.jsonl"
+    assert f"Journal: {journal.resolve()}\n" in shown, shown  # one line, to copy and paste
     confirmed = book("confirm", "r1", "look-at-the-console-by-hand", "--as", "Bob")
     assert confirmed.returncode == 0, confirmed.stderr
     assert "Waits at" not in book("status", "r1").stdout  # decided: resume applies it

@@ -150,7 +150,8 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
     console.print(table)
     for line in waits:
         console.print(line, markup=False, highlight=False)
-    console.print(f"Journal: {journal}")
+    # A path is copied and pasted: never broken across lines, nor marked up.
+    console.print(f"Journal: {journal}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _waits(steps: list[StepState], decided: dict[tuple[str, str], GateDecision]) -> list[str]:
