@@ -477,3 +477,14 @@ def test_import_formats_listed_by_the_cli_are_the_registered_importers() -> None
     from runbook_engine.source.importers import IMPORTERS
 
     assert tuple(IMPORTERS) == FORMATS
+
+
+def test_keys_init_names_the_key_for_runbook_signing_key_by_its_absolute_path(
+    tmp_path: Path,
+) -> None:
+    """Found by a new user: `keys init -o team-keys` suggested a relative path, which a
+    worker started in another folder does not find."""
+    made = runbook("keys", "init", "-o", "team-keys", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    wanted = tmp_path.resolve() / "team-keys" / "signing.key"
+    assert f"RUNBOOK_SIGNING_KEY={wanted}\n" in made.stdout, made.stdout
