@@ -181,6 +181,8 @@ def test_expired_approval_no_longer_counts(book: Book) -> None:
     """expires_hours 0.0003 is about one second; the wait only makes the approval old enough,
     nothing asserts how long anything takes."""
     assert book.run("expiring.md").returncode == 3
+    (cab,) = [s for s in book.status()["steps"] if s["step_id"] == "cab"]
+    assert cab["reason"] == "waiting for 1 approval"  # not "1 approvals"
     assert book.vote("approve", "Alice Approver").returncode == 0
     given = book.events("approval-recorded")[0]["time"]
     given_at = datetime.strptime(given, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
@@ -251,7 +253,9 @@ def test_emergency_run_bypasses_approval_and_is_flagged(book: Book) -> None:
     started = book.events("run-started")[0]
     assert started["emergency"] is True and started["reason"] == "outage INC-9"
     assert book.events("approval-bypassed")[0]["reason"] == "outage INC-9"
-    record = json.loads(book("evidence", "export", "r1", "--to", "json", "--state-dir", book.state).stdout)
+    record = json.loads(
+        book("evidence", "export", "r1", "--to", "json", "--state-dir", book.state).stdout
+    )
     assert record["summary"]["change"]["emergency"] is True
     assert any(d["kind"] == "approval-bypassed" for d in record["summary"]["deviations"])
     html = book("evidence", "export", "r1", "--to", "html", "--state-dir", book.state).stdout

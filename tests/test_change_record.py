@@ -539,3 +539,13 @@ def test_a_paused_run_has_pending_steps_not_unreached_ones(tmp_path: Path) -> No
     status = {s["id"]: s["status"] for s in record["steps"]}
     assert status == {"one": "succeeded", "gate": "awaiting", "two": "pending"}
     assert record["summary"]["failures"] == []
+
+
+def test_a_missing_change_id_or_reason_names_the_flags_that_give_them(tmp_path: Path) -> None:
+    """The record tells how to give them with today's words (`--note`, not the old `--reason`)."""
+    state = _run(tmp_path, FAILING)
+    for fmt in ("md", "html"):
+        text = _export(state, "r1", fmt, tmp_path)
+        assert "no change id was given (runbook run --change)" in text, fmt
+        assert "no reason was given (runbook run --note)" in text, fmt
+        assert "--reason" not in text, fmt

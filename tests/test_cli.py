@@ -477,3 +477,26 @@ def test_import_formats_listed_by_the_cli_are_the_registered_importers() -> None
     from runbook_engine.source.importers import IMPORTERS
 
     assert tuple(IMPORTERS) == FORMATS
+
+
+def test_keys_init_names_the_key_for_runbook_signing_key_by_its_absolute_path(
+    tmp_path: Path,
+) -> None:
+    """Found by a new user: `keys init -o team-keys` suggested a relative path, which a
+    worker started in another folder does not find."""
+    made = runbook("keys", "init", "-o", "team-keys", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    wanted = tmp_path.resolve() / "team-keys" / "signing.key"
+    assert f"RUNBOOK_SIGNING_KEY={wanted}\n" in made.stdout, made.stdout
+
+
+def test_an_unknown_run_id_says_where_else_runs_may_be(book: Path, tmp_path: Path) -> None:
+    """Found by a new user in team mode: the hint named only other state directories."""
+    state = tmp_path / "state"
+    assert (
+        runbook("run", "retry.md", "--state-dir", state, "--run-id", "r1", cwd=book).returncode == 0
+    )
+    proc = runbook("status", "chg-42", "--state-dir", state, cwd=book)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no run 'chg-42'" in proc.stderr and "RUNBOOK_STATE_DIR" in proc.stderr
+    assert "--store or RUNBOOK_STORE" in proc.stderr, proc.stderr

@@ -569,6 +569,7 @@ def test_three_authenticated_people_carry_a_two_person_change_end_to_end(
     )
     assert bob.returncode == 0, bob.stderr
     assert "2 of 2 approvals" in bob.stdout and "authenticated: token" in bob.stdout
+    assert "Recorded approval of cab" in bob.stdout and "quorum reached" in bob.stdout
     wait_for(waiting_at("export-settings"))
     status = served.cli("status", run_id, "--server", served.url, token=served.tokens[OPERATOR])
     assert "waits at export-settings" in status.stdout
@@ -731,3 +732,42 @@ def test_the_cli_server_path_decides_in_advance_attaches_and_reruns(served: Serv
     wait_for(lambda: api.get("/api/v1/runs/r2").json()["finished"])
     assert api.get("/api/v1/runs/r2").json()["status"] == "succeeded"
     api.close()
+
+
+@pytest.mark.parametrize(
+    ("decision", "approvals", "said", "not_said"),
+    [
+        (
+            "approve",
+            1,
+            "Recorded approval of cab by Bob Board (1 of 2 approvals; 1 more needed",
+            "continues",
+        ),
+        (
+            "approve",
+            2,
+            "(2 of 2 approvals; quorum reached; the console continues the run)",
+            "more needed",
+        ),
+        ("reject", 0, "Recorded rejection of cab", "quorum"),
+    ],
+)
+def test_the_cli_server_path_says_what_a_vote_did(
+    capsys: pytest.CaptureFixture[str], decision: str, approvals: int, said: str, not_said: str
+) -> None:
+    """A vote that leaves the quorum short does not claim the run goes on (it waits)."""
+    from runbook_engine.cli.remote import show_decision
+
+    answer = {
+        "run_id": "r1",
+        "step": "cab",
+        "by": "Bob Board",
+        "decision": decision,
+        "approvals": approvals,
+        "required": 2,
+        "auth_method": "token",
+        "attachments": [],
+    }
+    show_decision(answer, as_json=False)
+    out = capsys.readouterr().out
+    assert said in out and not_said not in out, out

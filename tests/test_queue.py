@@ -204,6 +204,11 @@ def test_a_confirmed_gate_is_resumed_by_the_worker(team: Team) -> None:
     assert "a worker resumes the run" in confirmed.stdout
     assert wait_until(lambda: team.step("on-web")["status"] == "awaiting", 90), team.worker_log()
     assert team.step("by-hand")["status"] == "succeeded"
+    # The worker's log says what to do at a queued run's gate: decide it; nobody resumes.
+    paused = [line for line in team.worker_log().splitlines() if ": paused: " in line]
+    assert paused and all("runbook resume" not in line for line in paused), paused
+    assert "`runbook confirm r1 by-hand --as NAME" in paused[0], paused
+    assert paused[0].endswith("; the decision queues its resume for a worker"), paused
     confirmed = team.confirm("on-web", "--as", "Ann Admin", "--queue-url", team.url)
     assert confirmed.returncode == 0, confirmed.stderr
     assert team.wait_status("succeeded") == "succeeded"
@@ -228,6 +233,9 @@ def test_an_approval_reaching_its_quorum_is_resumed_by_the_worker(team: Team) ->
     second = team.runbook(*vote, "Dana Lead")
     assert second.returncode == 0, second.stderr
     assert "queued for a worker to resume" in second.stderr
+    # The terminal says what happens next: the worker resumes it, nobody runs `resume`.
+    assert "a worker resumes the run" in second.stdout
+    assert "runbook resume" not in second.stdout
     assert wait_until(lambda: team.step("export-settings")["status"] == "awaiting", 90)
     assert [r["event"] for r in team.events(name="approval-passed")] == ["approval-passed"]
     assert team.log() == ["pre"]

@@ -240,6 +240,19 @@ def test_environments_are_the_nearest_folder(tmp_path: Path) -> None:
     assert environments_for(lib / "other" / "local-only.md", lib) == ()
 
 
+def test_environments_may_end_in_yml(tmp_path: Path) -> None:
+    """Found by a new user: the README's examples say prod.yml, and the console's library
+    listed no environment for it (only *.yaml was looked for)."""
+    lib = small_library(tmp_path)
+    envs = lib / "other" / "environments"
+    envs.mkdir()
+    (envs / "prod.yml").write_text("name: prod\n")
+    (envs / "lab.yaml").write_text("name: lab\n")
+    (envs / "lab.yml").write_text("name: shadowed\n")  # the .yaml of the same name wins
+    found = environments_for(lib / "other" / "local-only.md", lib)
+    assert [p.name for p in found] == ["lab.yaml", "prod.yml"]
+
+
 # --- slow: the real library, in Chromium ------------------------------------------------------
 
 

@@ -273,3 +273,16 @@ def test_a_process_not_holding_the_run_stores_nothing_of_its_working_copy(
         assert top == (note["seq"],)
     finally:
         holder.close()
+
+
+def test_a_missing_database_is_one_line_saying_to_create_it(
+    pg_url: str, book: Path, tmp_path: Path
+) -> None:
+    """A store URL naming no database: what to do (createdb, then store upgrade), no traceback."""
+    missing = pg_url.rsplit("/", 1)[0] + f"/rbe_missing_{secrets.token_hex(4)}"
+    for args in (("runs",), ("store", "upgrade")):
+        proc = machine("alice", tmp_path, missing, *args, cwd=book)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert "does not exist" in line and "createdb rbe_missing_" in line, line
+        assert "runbook store upgrade" in line, line

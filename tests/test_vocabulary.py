@@ -158,7 +158,7 @@ def test_readme_vocabulary_table_lists_the_words() -> None:
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
-    env.update(NO_COLOR="1", COLUMNS="200", **extra)
+    env.update({"NO_COLOR": "1", "COLUMNS": "200", **extra})
     return env
 
 
@@ -233,6 +233,24 @@ def test_status_shows_a_recorded_decision_until_resume(book: Book) -> None:
     after = book("status", "r1").stdout
     row = step_row(after, "by-hand")
     assert "succeeded" in row and "awaiting-resume" not in row
+
+
+def test_status_names_the_gate_it_waits_at_in_full_on_a_narrow_terminal(book: Book) -> None:
+    """The step id and host are what `runbook confirm` needs: never cut with an ellipsis."""
+    (book.dir / "gate.md").write_text(
+        (book.dir / "gate.md").read_text().replace("by-hand", "look-at-the-console-by-hand")
+    )
+    book.paused_run("--operator", "Ann")
+    shown = book("status", "r1", COLUMNS="60").stdout
+    assert "…" not in shown, shown
+    for step in ("first", "look-at-the-console-by-hand", "on-web", "last"):
+        assert f" {step} " in shown, shown
+    assert "Waits at look-at-the-console-by-hand on " in shown, shown
+    journal = book.state / "runs" / "r1" / "journal.jsonl"
+    assert f"Journal: {journal.resolve()}\n" in shown, shown  # one line, to copy and paste
+    confirmed = book("confirm", "r1", "look-at-the-console-by-hand", "--as", "Bob")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "Waits at" not in book("status", "r1").stdout  # decided: resume applies it
 
 
 def test_resume_records_the_runs_operator_not_the_login(book: Book) -> None:

@@ -186,14 +186,14 @@ def _check_team(store: str | None, queue: str | None, folder: Path) -> None:
         InputError: the team extra is missing, or a queue URL that is not PostgreSQL.
         StateError: the store or the queue does not answer.
     """
+    if store:  # first: the queue is the store's database by default, and the store says more
+        from runbook_engine.run.store_api import open_store
+
+        open_store(folder, store, create=False).close()
     if queue:
         from runbook_engine.run.queue import check_url, ensure_schema
 
         ensure_schema(check_url(queue))
-    if store:
-        from runbook_engine.run.store_api import open_store
-
-        open_store(folder, store, create=False).close()
 
 
 @click.group()

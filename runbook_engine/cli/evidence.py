@@ -88,7 +88,8 @@ def keys_init(output: Path | None, force: bool, state_dir: Path | None, as_json:
     )
     click.echo(f"Key id:      {made.key_id}")
     if output is not None:
-        click.echo(f"Runs sign with it when RUNBOOK_SIGNING_KEY={made.private}")
+        # an absolute path: a worker or another shell started elsewhere finds it too
+        click.echo(f"Runs sign with it when RUNBOOK_SIGNING_KEY={made.private.resolve()}")
 
 
 class _EvidenceGroup(click.Group):

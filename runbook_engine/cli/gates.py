@@ -132,11 +132,7 @@ def confirm(
     from runbook_engine.evidence.safeio import terminal_safe
     from runbook_engine.run.hints import locate, location_args
 
-    then = (
-        "a worker resumes the run"
-        if "for a worker" in queued
-        else f"continue with: runbook resume {run_id}"
-    )
+    then = _worker_resumes(queued) or f"continue with: runbook resume {run_id}"
     click.echo(
         terminal_safe(
             locate(
@@ -145,6 +141,14 @@ def confirm(
             )
         )
     )
+
+
+def _worker_resumes(queued: str) -> str | None:
+    """What comes next after a decision, when ``queued`` (resume_when_decided's line) says a
+    worker's resume is on the queue; None when the person must run ``runbook resume``."""
+    if "queued for a worker" in queued or "resume is queued already" in queued:
+        return "a worker resumes the run"
+    return None
 
 
 def _vote(
@@ -169,6 +173,7 @@ def _vote(
     by = _need_name(by)
     store = open_store(state_dir, create=False, run_id=run_id)
     recorded = record_vote(store, run_id, step, by, decision, note, attachments=attachments)
+    queued = ""
     if decision == "reject" or recorded.approvals >= recorded.required:  # the gate is decided
         queued = resume_when_decided(queue_url, store, run_id, None)
         if queued:
@@ -179,7 +184,8 @@ def _vote(
     from runbook_engine.evidence.safeio import terminal_safe
     from runbook_engine.run.hints import locate, location_args
 
-    click.echo(terminal_safe(locate(recorded.text(), location_args(store))))
+    then = _worker_resumes(queued)
+    click.echo(terminal_safe(locate(recorded.text(then), location_args(store))))
 
 
 @click.command()

@@ -168,10 +168,16 @@ def show_decision(data: dict[str, Any], as_json: bool) -> None:
         return
     kept = data.get("attachments") or []
     if "approvals" in data:
+        if data["decision"] == "reject":
+            noun, then = "rejection", "the console continues the run, which stops (rejected)"
+        elif data["approvals"] >= data["required"]:
+            noun, then = "approval", "quorum reached; the console continues the run"
+        else:
+            noun = "approval"
+            then = f"{data['required'] - data['approvals']} more needed; the run waits"
         text = (
-            f"Recorded {data['decision']} of {data['step']} by {data['by']} "
-            f"({data['approvals']} of {data['required']} approvals); the console continues "
-            "the run"
+            f"Recorded {noun} of {data['step']} by {data['by']} "
+            f"({data['approvals']} of {data['required']} approvals; {then})"
         )
     else:
         then = (

@@ -120,6 +120,7 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
         for s in steps
     ]
     journal = store.run_dir(run_id) / "journal.jsonl"
+    waits = _waits(steps, decided)
     if len(rows) > RICH_ROWS:
         click.echo(
             terminal_safe(
@@ -128,6 +129,8 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
             )
         )
         click.echo(plain_table(header, rows))
+        for line in waits:
+            click.echo(terminal_safe(line))
         click.echo(f"Journal: {journal}")
         return
     from rich.console import Console
@@ -139,12 +142,27 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
         f"  status=[bold]{run_word(record)}[/bold]  operator={record.operator}"
     )
     table = Table(*header)
-    table.columns[3].no_wrap = True  # a status word is never cut
-    table.columns[3].min_width = max(len(row[3]) for row in rows) if rows else None
+    for column in (1, 2, 3):  # step ids, hosts (typed into `runbook confirm`), statuses
+        table.columns[column].no_wrap = True  # are never cut
+        table.columns[column].min_width = max(len(row[column]) for row in rows) if rows else None
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(f"Journal: {journal}")
+    for line in waits:
+        console.print(line, markup=False, highlight=False)
+    # A path is copied and pasted: never broken across lines, nor marked up.
+    console.print(f"Journal: {journal}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _waits(steps: list[StepState], decided: dict[tuple[str, str], GateDecision]) -> list[str]:
+    """One line per gate the run waits at with no decision recorded: the step id and host
+    in full (the table may have to narrow its columns), and why it waits."""
+    lines = []
+    for s in steps:
+        if s.status == "awaiting" and (s.step_id, s.host) not in decided:
+            why = f": {s.reason}" if s.reason else ""
+            lines.append(terminal_safe(f"Waits at {s.step_id} on {s.host}{why}"))
+    return lines
 
 
 def _note(state: StepState, decision: GateDecision | None, run_id: str) -> str:

@@ -98,11 +98,15 @@ class SiteReport:
 
 
 def environments_for(runbook: Path, source: Path) -> tuple[Path, ...]:
-    """Return the example environments of ``runbook``: ``environments/*.yaml`` in its folder,
-    or else in the nearest folder above it, up to ``source``."""
+    """Return the example environments of ``runbook``: ``environments/*.yaml`` (or
+    ``*.yml``; a ``.yaml`` wins over a ``.yml`` of the same name) in its folder, or else in
+    the nearest folder above it, up to ``source``; sorted by name."""
     folder = runbook.parent
     while True:
-        found = sorted((folder / ENVIRONMENTS).glob("*.yaml"))
+        where = folder / ENVIRONMENTS
+        yaml = {p.stem: p for p in where.glob("*.yaml")}
+        yml = {p.stem: p for p in where.glob("*.yml") if p.stem not in yaml}
+        found = tuple(sorted([*yaml.values(), *yml.values()], key=lambda p: p.name))
         if found or folder == source or source not in folder.parents:
             return tuple(found)
         folder = folder.parent

@@ -300,18 +300,29 @@ class VoteRecorded:
     approvals: int
     required: int
 
-    def text(self) -> str:
-        """One line for the terminal: the vote, the quorum state and what comes next."""
+    def text(self, then: str | None = None) -> str:
+        """One line for the terminal: the vote, the quorum state and what comes next.
+
+        Args:
+            then: What comes next when the gate is decided, instead of
+                ``runbook resume RUN_ID`` (for a queued run: a worker resumes it).
+        """
         if self.decision == "reject":
             return (
                 f"Recorded rejection of {self.step} by {self.by}: the step is rejected, and "
-                f"the run stops (outcome rejected) when it resumes: runbook resume {self.run_id}"
+                f"the run stops (outcome rejected) when it resumes: "
+                f"{then or f'runbook resume {self.run_id}'}"
             )
         state = (
             "quorum reached"
             if self.approvals >= self.required
             else f"{self.required - self.approvals} more needed"
         )
+        if then and self.approvals >= self.required:
+            return (
+                f"Recorded approval of {self.step} by {self.by} ({self.approvals} of "
+                f"{self.required} approvals; {state}); {then}"
+            )
         return (
             f"Recorded approval of {self.step} by {self.by} ({self.approvals} of "
             f"{self.required} approvals; {state}); continue with: runbook resume {self.run_id}"

@@ -274,7 +274,8 @@ class CheckpointStore:
         if row is None:
             raise StateError(
                 f"no run {run_id!r} in {self.state_dir}; `runbook runs` lists the runs "
-                "(use --state-dir or RUNBOOK_STATE_DIR for another state directory)"
+                "(use --state-dir or RUNBOOK_STATE_DIR for another state directory, --store "
+                "or RUNBOOK_STORE for a team's PostgreSQL store)"
             )
         return _run(row)
 

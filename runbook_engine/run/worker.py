@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass
@@ -200,6 +201,8 @@ async def execute_job(context: Any, args: JobArgs) -> dict[str, Any]:
         "outcome": said.get("outcome"),
         "message": message.splitlines()[-1] if message else "",
     }
+    if code == 3:
+        result["message"] = queued_pause(result["message"])
     _report(result, bool(extra.get("as_json")))
     if code in _FINISHED:
         return result
@@ -208,6 +211,17 @@ async def execute_job(context: Any, args: JobArgs) -> dict[str, Any]:
     if code == 2 and not any(held in message for held in _HELD):
         raise RunRefused(f"run {args.run_id}: {result['message'] or 'refused (exit 2)'}")
     raise RunNotDone(f"run {args.run_id}: exit {code}: {result['message']}")
+
+
+#: The runner's "then `runbook resume RUN`" at the end of its pause message.
+_THEN_RESUME = re.compile(r", then `runbook resume [^`]*`(?: \(or resume with --answers FILE\))?")
+
+
+def queued_pause(message: str) -> str:
+    """The pause message of a queued run as its worker tells it: the decision (``runbook
+    confirm``, ``approve`` once the quorum is reached, ``reject``) queues the run's resume
+    for a worker, so the runner's "then `runbook resume RUN`" is left out."""
+    return _THEN_RESUME.sub("; the decision queues its resume for a worker", message)
 
 
 def _json_of(out: bytes) -> dict[str, Any]:

@@ -112,7 +112,9 @@ def upgrade(url: str, where: str) -> Upgrade:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except sqlalchemy.exc.OperationalError as exc:
-        raise StateError(f"cannot reach the store {where}: {exc.orig}") from None
+        from runbook_engine.run.pgstore.store import unreachable
+
+        raise StateError(unreachable(where, exc.orig)) from None
     finally:
         engine.dispose()
     return Upgrade(before, head_revision())

@@ -74,8 +74,30 @@ def connect(url: str, **kwargs: Any) -> Any:
     try:
         return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, row_factory=dict_row, **kwargs)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no answer"
-        raise StateError(f"cannot reach the store {shown_url(url)}: {reason}") from None
+        raise StateError(unreachable(shown_url(url), exc)) from None
+
+
+def unreachable(where: str, exc: BaseException) -> str:
+    """One line saying why the store ``where`` (a URL without its password) cannot be
+    reached, from the driver's error ``exc``, and what to do when a database is missing.
+
+    psycopg's message has several lines (``... failed: Connection refused`` then a tab and
+    ``Is the server running ...?``; one per address tried): they are joined, repeats left out.
+    """
+    lines: list[str] = []
+    for line in str(exc).splitlines():
+        line = " ".join(line.split())
+        if line and line not in lines:
+            lines.append(line)
+    reason = " ".join(lines) or "no answer"
+    text = f"cannot reach the store {where}: {reason}"
+    if "does not exist" in reason and "database" in reason:
+        name = where.rsplit("/", 1)[-1]
+        text += (
+            f"; create it once on the database server (createdb {name}), "
+            "then run `runbook store upgrade`"
+        )
+    return text
 
 
 class PgStore:

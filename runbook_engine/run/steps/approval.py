@@ -116,7 +116,8 @@ def pass_gate(ctx: StepContext, ts: TailoredStep, host: Host, awaiting: bool) ->
         return "done"
     _expired(ctx, ts, host, records, count.discarded, spec.expires_hours)
     if not awaiting:
-        ctx.transition(ts, host, "awaiting", reason=f"waiting for {spec.required} approvals")
+        plural = "" if spec.required == 1 else "s"
+        ctx.transition(ts, host, "awaiting", reason=f"waiting for {spec.required} approval{plural}")
         ctx.journal.append(
             "approval-requested",
             step=ts.id,
