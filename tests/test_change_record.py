@@ -590,6 +590,7 @@ def test_approvals_say_who_may_approve_without_the_operator(tmp_path: Path) -> N
     md = _export(state, "r1", "md", tmp_path)
     assert "may approve: Alice A, Bob B, not Olga O: operated this run" in md
     assert "Verification: 1 step, passed (1 observed)." in md
+    assert "Approval policy: required — the runbook needs an approval step before its changes" in md
     html = _export(state, "r1", "html", tmp_path)
     assert "not Olga O: operated this run" in html
 

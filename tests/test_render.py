@@ -679,7 +679,11 @@ def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
         "[step 9](#gc-restart-go), Go/no-go: restart the global catalog now:",
         "after [step 31](#verify-outlook-https), the last verification:",
         "### Prerequisites",
-        "- [ ] Access to **PDC** (by hand) — role `dc`",
+        # the runbook's own prerequisites (front matter), then the operator machine
+        "- [ ] Windows Server 2003 CD or its files (proxy install, section 3)",
+        "- [ ] The operator machine, for the steps that run locally",
+        # access to each host is ticked in the hosts table, once per host
+        "| `dc` | PDC | pdc.internaldomain.local | by hand | 4, 5, 8, 9, 10, 21, 22 | ☐ |",
         "| Change id | CHG-1042 |",
     ):
         assert needle in first, needle
@@ -687,6 +691,18 @@ def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
     assert "| Change owner | Dana Lead | | |" in text
     generic = md(tailored(SEEDS / "rpc-over-https.md", None))
     assert "| Change owner |   |   |   |" in generic
+    assert "- [ ] Access to the hosts of role `dc`" in generic  # no hosts to tick yet
+    assert "Access to **PDC**" not in text
+
+
+def test_prerequisites_must_be_a_list_of_text(tmp_path: Path) -> None:
+    from runbook_engine.errors import InputError
+    from runbook_engine.source.parser import parse_file
+
+    book = tmp_path / "rb.md"
+    book.write_text("---\nprerequisites: {a: 1}\n---\n# T\n\n```sh {#a}\ntrue\n```\n")
+    with pytest.raises(InputError, match="'prerequisites' must be a list of text items"):
+        parse_file(book)
 
 
 def test_estimates_make_the_time_plan() -> None:
