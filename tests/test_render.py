@@ -663,6 +663,8 @@ def test_backout_plan_is_complete_in_reverse_order() -> None:
     assert 'reg delete "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters"' in nspi
     assert "nspi-before.txt" in nspi  # the NSPI step is a cmd step now: its own backout
     assert "shutdown /r" in plan[plan.index("Repeat step 10.") :]
+    # the repeated restart is decided as the first one was: at its go/no-go gate
+    assert "Only when the go/no-go of step 9" in plan[plan.index("Repeat step 10.") :]
 
 
 def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
