@@ -528,6 +528,10 @@ def test_a_backout_agreed_in_the_answers_file_ran(tmp_path: Path) -> None:
         c for c in record["appendix"]["commands"] if "boom@operator (backout)" in c["used_by"]
     ]
     assert cmd["shown_to_person"] is False
+    # the person who agreed to it in the answers file is named for it
+    pat = next(p for p in record["summary"]["people"] if p["name"] == "Pat Plan")
+    assert "agreed to run a backout in advance in the answers file" in pat["roles"]
+    assert "boom" in pat["steps"]
     assert f"#### {cmd['ref']}: run by the tool" in md
     # the verification step was never reached: it did not pass; the outcome in words
     assert "Verification: 1 step, did NOT pass." in md and "step(s)" not in md

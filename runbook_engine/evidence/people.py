@@ -184,8 +184,15 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if channel not in person["identity"]["given_by"]:
             person["identity"]["given_by"].append(channel)
 
+    answering: str | None = None  # the operator the answers file in use names
     for r in records:
         e, at = r["event"], r["time"]
+        if e == "backout-offered" and r.get("source") == "answers-file" and answering:
+            decided = r.get("decision")
+            if decided in ("run", "skip"):
+                verb = "agreed to run" if decided == "run" else "declined"
+                role = f"{verb} a backout in advance in the answers file"
+                add(answering, role, at, "answers-file", r.get("step"), r)
         if e == "run-started":
             source = _operator(r.get("operator_source"))
             add(r.get("operator"), "ran the tool (started the run)", at, source, None, r)
@@ -204,6 +211,12 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif e == "attachment-added":
             add(r.get("by"), "attached files", at, "confirm", r.get("step"), r)
         answers = r.get("answers") if e in ("run-started", "run-resumed") else None
+        if e in ("run-started", "run-resumed"):
+            answering = (
+                str(answers["operator"])
+                if isinstance(answers, dict) and answers.get("operator")
+                else None
+            )
         if isinstance(answers, dict) and answers.get("operator"):
             add(answers["operator"], "named as the answers file's operator", at, "answers-file")
             files = found[str(answers["operator"])]["identity"]["answers_files"]
