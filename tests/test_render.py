@@ -677,7 +677,8 @@ def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
         "| Pre-checks | 1–7, 9, 15 | 8 |",
         "| **Total** |",
         "### Go/no-go points",
-        "before [step 8](#nspi-set), the first change:",
+        # step 9, a pre-check (the restart's gate), comes after the first change
+        "before [step 8](#nspi-set), the first change:** every pre-check before it passed",
         "[step 9](#gc-restart-go), Go/no-go: restart the global catalog now:",
         "after [step 31](#verify-outlook-https), the last verification:",
         "### Prerequisites",
