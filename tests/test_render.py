@@ -698,6 +698,13 @@ def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
     assert "Access to **PDC**" not in text
 
 
+def test_values_table_tells_an_empty_value_from_none() -> None:
+    # as the change record does: probe_connect defaults to "", probe_ca_file has no value
+    text = md(_lab_seed())
+    assert "| `probe_connect` | *(empty)* |" in text
+    assert "| `probe_ca_file` | *(not set)* |" in text
+
+
 def test_prerequisites_must_be_a_list_of_text(tmp_path: Path) -> None:
     from runbook_engine.errors import InputError
     from runbook_engine.source.parser import parse_file

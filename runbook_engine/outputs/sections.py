@@ -118,7 +118,8 @@ def value_rows(
             raw = values.params.get(name)
             empty = raw is None or raw == ""
             shown = refs.sub(format_value(raw))
-            value = "*(not set)*" if empty else code(shown)
+            # as the change record prints them: no value at all, or an empty text
+            value = code(shown) if not empty else "*(not set)*" if raw is None else "*(empty)*"
             if not empty and refs.used(shown):
                 value += " (see [Values to copy](#_values))"
             if values.sources.get(name) == "default" and not empty:
