@@ -498,6 +498,8 @@ def test_a_failed_run_says_on_page_one_what_failed_and_whether_backouts_ran(
         assert "not reached" in text
     page1 = md.split("\n## Steps\n")[0]
     assert "**Failed: step 3 boom on operator**, exit code 2" in page1
+    # the counts overlap for a failure: said so, so that they need not add up
+    assert "a failed result counts twice above: by how it is known, and as failed" in page1
     assert "in Details, step 3 on operator" in page1
     assert "backout of step 3 boom on operator: did not run: nobody decided" in page1
     assert "1 earlier step result that changed something was not undone" in page1
