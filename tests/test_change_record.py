@@ -498,6 +498,8 @@ def test_a_failed_run_says_on_page_one_what_failed_and_whether_backouts_ran(
         assert "not reached" in text
     page1 = md.split("\n## Steps\n")[0]
     assert "**Failed: step 3 boom on operator**, exit code 2" in page1
+    # the counts overlap for a failure: said so, so that they need not add up
+    assert "a failed result counts twice above: by how it is known, and as failed" in page1
     assert "in Details, step 3 on operator" in page1
     assert "backout of step 3 boom on operator: did not run: nobody decided" in page1
     assert "1 earlier step result that changed something was not undone" in page1
@@ -523,6 +525,92 @@ def test_a_backout_agreed_in_the_answers_file_ran(tmp_path: Path) -> None:
     md = _export(state, "r1", "md", tmp_path)
     assert "backout undo-boom ran: succeeded, exit code 0" in md
     assert "offered: agreed in the answers file, to run" in md
+    # the backout's text was printed when offered, but the tool ran it: not "shown to a person"
+    (cmd,) = [
+        c for c in record["appendix"]["commands"] if "boom@operator (backout)" in c["used_by"]
+    ]
+    assert cmd["shown_to_person"] is False
+    # the person who agreed to it in the answers file is named for it
+    pat = next(p for p in record["summary"]["people"] if p["name"] == "Pat Plan")
+    assert "agreed to run a backout in advance in the answers file" in pat["roles"]
+    assert "boom" in pat["steps"]
+    assert f"#### {cmd['ref']}: run by the tool" in md
+    # the verification step was never reached: it did not pass; the outcome in words
+    assert "Verification: 1 step, did NOT pass." in md and "step(s)" not in md
+    assert record["summary"]["outcome"]["note"] == "a step failed and the run stopped there"
+
+
+def test_a_run_without_verification_claims_no_pass(tmp_path: Path) -> None:
+    state = _run(tmp_path, "# No checks\n\n```sh {#one}\ntrue\n```\n")
+    md = _export(state, "r1", "md", tmp_path)
+    assert "No verification step applied to this run." in md
+    assert "all passed" not in md and "step(s)" not in md
+
+
+APPROVED = """\
+---
+id: approved
+title: An approved change
+approval: required
+---
+# Approved
+
+```approval {#cab title="Change board approval"}
+required: 2
+approvers: [board]
+```
+
+```sh {#change}
+echo change
+```
+
+```sh {#check .verify}
+true
+```
+"""
+
+
+def test_approvals_say_who_may_approve_without_the_operator(tmp_path: Path) -> None:
+    (tmp_path / "rb.md").write_text(APPROVED, encoding="utf-8")
+    (tmp_path / "env.yml").write_text(
+        "name: board-env\napprovers:\n  board: [Alice A, Bob B, Olga O]\n", encoding="utf-8"
+    )
+    state = tmp_path / "st"
+    common = ["--state-dir", state]
+    proc = runbook(
+        "run", tmp_path / "rb.md", "--env", tmp_path / "env.yml", "--run-id", "r1",
+        "--operator", "Olga O", "--no-input", *common, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # waits for the approval
+    for who in ("Alice A", "Bob B"):
+        proc = runbook("approve", "r1", "cab", "--as", who, *common, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = runbook("resume", "r1", "--no-input", *common, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads(_export(state, "r1", "json", tmp_path))
+    (cab,) = record["summary"]["approvals"]
+    assert cab["approvers"] == ["Alice A", "Bob B"] and cab["operators"] == ["Olga O"]
+    assert record["summary"]["outcome"]["note"] == (
+        "the 1 verification step passed, observed by the tool"
+    )
+    md = _export(state, "r1", "md", tmp_path)
+    assert "may approve: Alice A, Bob B, not Olga O: operated this run" in md
+    assert "Verification: 1 step, passed (1 observed)." in md
+    assert "Approval policy: required — the runbook needs an approval step before its changes" in md
+    html = _export(state, "r1", "html", tmp_path)
+    assert "not Olga O: operated this run" in html
+
+
+def test_hosts_appendix_says_which_steps_each_role_has(
+    readme_run: tuple[Path, dict[str, Any]],
+) -> None:
+    _, record = readme_run
+    hosts = {(h["role"], h["name"]): h["steps"] for h in record["appendix"]["hosts"]}
+    assert hosts[("admin", "ADMIN-WS")] == []  # the lab names it; this runbook does not use it
+    assert hosts[("dc", "PDC")] == [4, 5, 8, 9, 10, 21, 22]
+    skipped = [d for d in record["details"] if d["step"] == "server-restart"]
+    text = json.dumps(skipped)
+    assert "when=" not in text and "condition dc_is_exchange is false in environment lab" in text
 
 
 def test_a_paused_run_has_pending_steps_not_unreached_ones(tmp_path: Path) -> None:

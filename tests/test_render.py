@@ -663,6 +663,8 @@ def test_backout_plan_is_complete_in_reverse_order() -> None:
     assert 'reg delete "HKLM\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters"' in nspi
     assert "nspi-before.txt" in nspi  # the NSPI step is a cmd step now: its own backout
     assert "shutdown /r" in plan[plan.index("Repeat step 10.") :]
+    # the repeated restart is decided as the first one was: at its go/no-go gate
+    assert "Only when the go/no-go of step 9" in plan[plan.index("Repeat step 10.") :]
 
 
 def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
@@ -675,11 +677,16 @@ def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
         "| Pre-checks | 1–7, 9, 15 | 8 |",
         "| **Total** |",
         "### Go/no-go points",
-        "before [step 8](#nspi-set), the first change:",
+        # step 9, a pre-check (the restart's gate), comes after the first change
+        "before [step 8](#nspi-set), the first change:** every pre-check before it passed",
         "[step 9](#gc-restart-go), Go/no-go: restart the global catalog now:",
         "after [step 31](#verify-outlook-https), the last verification:",
         "### Prerequisites",
-        "- [ ] Access to **PDC** (by hand) — role `dc`",
+        # the runbook's own prerequisites (front matter), then the operator machine
+        "- [ ] Windows Server 2003 CD or its files (proxy install, section 3)",
+        "- [ ] The operator machine, for the steps that run locally",
+        # access to each host is ticked in the hosts table, once per host
+        "| `dc` | PDC | pdc.internaldomain.local | by hand | 4, 5, 8, 9, 10, 21, 22 | ☐ |",
         "| Change id | CHG-1042 |",
     ):
         assert needle in first, needle
@@ -687,6 +694,25 @@ def test_first_page_has_contacts_time_plan_and_go_no_go() -> None:
     assert "| Change owner | Dana Lead | | |" in text
     generic = md(tailored(SEEDS / "rpc-over-https.md", None))
     assert "| Change owner |   |   |   |" in generic
+    assert "- [ ] Access to the hosts of role `dc`" in generic  # no hosts to tick yet
+    assert "Access to **PDC**" not in text
+
+
+def test_values_table_tells_an_empty_value_from_none() -> None:
+    # as the change record does: probe_connect defaults to "", probe_ca_file has no value
+    text = md(_lab_seed())
+    assert "| `probe_connect` | *(empty)* |" in text
+    assert "| `probe_ca_file` | *(not set)* |" in text
+
+
+def test_prerequisites_must_be_a_list_of_text(tmp_path: Path) -> None:
+    from runbook_engine.errors import InputError
+    from runbook_engine.source.parser import parse_file
+
+    book = tmp_path / "rb.md"
+    book.write_text("---\nprerequisites: {a: 1}\n---\n# T\n\n```sh {#a}\ntrue\n```\n")
+    with pytest.raises(InputError, match="'prerequisites' must be a list of text items"):
+        parse_file(book)
 
 
 def test_estimates_make_the_time_plan() -> None:

@@ -52,7 +52,9 @@ def commands(
 
     Returns:
         ``[{"ref", "sha256", "kind", "shown_to_person", "used_by", "lines", "print_in_full",
-        "text", "values"}]``; ``kind`` is ``command`` or ``instructions`` (a manual step's
+        "text", "values"}]``; ``shown_to_person`` is true only when no use of the text
+        was run by the tool (a backout offered and then run by the tool is not);
+        ``kind`` is ``command`` or ``instructions`` (a manual step's
         text as the person was shown it, tailored); ``used_by`` names ``step@host`` (with
         `` (backout)`` or `` (check)``); ``values`` lists the run-form values the text
         reads from ``RUNBOOK_VALUE_*`` variables: ``{"name", "variable", "in_parameters"}``
@@ -80,6 +82,10 @@ def commands(
                 "text": text,
                 "values": _values(text, names, env),
             }
+        if not shown:
+            # run by the tool in one use at least: a backout printed when it was offered
+            # and then run by the tool was not done by a person
+            entry["shown_to_person"] = False
         if user not in entry["used_by"]:
             entry["used_by"].append(user)
         return entry
@@ -270,11 +276,21 @@ def appendix(
     cmds: list[dict[str, Any]], started: dict[str, Any], environment: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The record's appendix: ``commands``, ``parameters`` (name → value as run) and
-    ``hosts`` (``[{"role", "name", "address", "transport"}]``)."""
+    ``hosts`` (``[{"role", "name", "address", "transport", "steps"}]``; ``steps`` are the
+    numbers of the run's steps aimed at the role, empty for a role of the environment
+    the runbook does not use)."""
+    by_role: dict[str, list[Any]] = {}
+    for spec in started.get("steps") or []:
+        if spec.get("target"):
+            by_role.setdefault(str(spec["target"]), []).append(spec.get("number"))
     hosts = []
     for role, members in sorted(((environment or {}).get("hosts") or {}).items()):
         for h in members:
-            hosts.append({"role": role} | {k: h.get(k) for k in ("name", "address", "transport")})
+            hosts.append(
+                {"role": role}
+                | {k: h.get(k) for k in ("name", "address", "transport")}
+                | {"steps": [n for n in by_role.get(role, []) if n is not None]}
+            )
     return {"commands": cmds, "parameters": started.get("parameters") or {}, "hosts": hosts}
 
 

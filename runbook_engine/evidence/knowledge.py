@@ -64,6 +64,17 @@ def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     return {c: n for c, n in found.items() if n}
 
 
+#: What an unsuccessful or unfinished outcome means, in plain words.
+_ENDED = {
+    "failed": "a step failed and the run stopped there",
+    "aborted": "a person stopped the run",
+    "rejected": "an approval was refused and the run stopped there",
+    "running": "the run has not finished",
+    "paused": "the run waits for a person at a gate or an approval",
+    "interrupted": "the run was interrupted and has not been resumed",
+}
+
+
 def outcome(
     status: str | None, verify_rows: list[dict[str, Any]], excluded: int = 0
 ) -> tuple[str | None, str]:
@@ -96,18 +107,20 @@ def outcome(
     if status == "unverified" or (status == "succeeded" and not passed):
         return "unverified", "no errors, but not every verification step passed"
     if status != "succeeded":
-        return status, f"the run ended {status}"
+        return status, _ENDED.get(str(status), f"the run ended {status}")
     if not verify_rows:
         return "succeeded", "no errors; no verification step applied to this run"
     how = counts(verify_rows)
     total, seen = len(verify_rows), how.get(OBSERVED, 0)
     detail = ", ".join(f"{n} {c}" for c, n in how.items())
-    if seen == total:
-        return "succeeded", f"all {total} verification step(s) passed, each observed by the tool"
-    observed = "none" if not seen else f"only {seen}"
-    note = (
-        f"all {total} verification step(s) passed, but {observed} observed by the tool ({detail})"
+    passed_words = (
+        "the 1 verification step passed" if total == 1 else f"all {total} verification steps passed"
     )
+    if seen == total:
+        each = "observed by the tool" if total == 1 else "each observed by the tool"
+        return "succeeded", f"{passed_words}, {each}"
+    observed = ("not" if total == 1 else "none") if not seen else f"only {seen}"
+    note = f"{passed_words}, but {observed} observed by the tool ({detail})"
     if how.get(PRE_ANSWERED) or how.get(NOTEBOOK_PARAMETER):
         return "succeeded-pre-answered", note
     return "succeeded-attested", note

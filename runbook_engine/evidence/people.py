@@ -36,14 +36,13 @@ CHANNELS = {
     "operator-option": "operator of runbook run/resume, given with --operator",
     "operator-env": "operator of runbook run/resume, given by the RUNBOOK_OPERATOR "
     "environment variable",
-    "operator-login": "operator of runbook run/resume: the login name of the account that "
-    "ran it (no --operator or RUNBOOK_OPERATOR)",
-    "operator-run": "resumed as the run's own operator (no --operator or RUNBOOK_OPERATOR "
-    "given)",
+    "operator-login": "the login name of the computer account that ran the tool (no name "
+    "given with --operator or RUNBOOK_OPERATOR)",
+    "operator-run": "resumed under the name the run was started with",
     "operator-notebook": "operator given in the notebook",
     "answers-file": "named as operator in the answers file",
-    "confirm": "runbook confirm --as",
-    "approve": "runbook approve/reject --as",
+    "confirm": "name given when confirming a step (runbook confirm --as)",
+    "approve": "name given with the vote (runbook approve/reject --as)",
     "terminal": "typed at the run's terminal",
     "notebook": "given in the notebook",
     "console": "signed in to the web console",
@@ -59,8 +58,20 @@ def _operator(source: Any) -> str:
 
 
 def approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each approval step of the run, as the journal tells it.
+
+    Returns:
+        One dict per approval step: ``step``, ``status``, ``required``, ``approvers``
+        (who may approve: the step's list without the people who operated the run),
+        ``operators`` (people on the step's list who operated the run and so cannot
+        approve it), ``expires_hours``, ``votes``, ``approved_by``, ``discarded``,
+        ``rejected_by``, ``comment``, ``reason``, ``by``, ``at``.
+    """
+    from runbook_engine.run.approval import operators, person_key
+
     found: dict[str, dict[str, Any]] = {}
-    for r in records:
+    decided: dict[str, int] = {}  # step -> index of the record that decided it
+    for i, r in enumerate(records):
         event = r["event"]
         if not event.startswith("approval-"):
             continue
@@ -71,6 +82,7 @@ def approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "status": "waiting",
                 "required": None,
                 "approvers": [],
+                "operators": [],
                 "expires_hours": None,
                 "votes": [],
                 "approved_by": [],
@@ -97,7 +109,9 @@ def approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "at": r["time"],
                 }
             )
-        elif event == "approval-passed":
+        if event in ("approval-passed", "approval-rejected", "approval-bypassed"):
+            decided.setdefault(r["step"], i)
+        if event == "approval-passed":
             entry.update(
                 status="approved",
                 at=r["time"],
@@ -117,6 +131,12 @@ def approvals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry.update(
                 status="bypassed (emergency)", at=r["time"], reason=r.get("reason"), by=r.get("by")
             )
+    for entry in found.values():
+        # who had operated the run by the time the step was decided (or by now)
+        ran = operators(records[: decided.get(entry["step"], len(records)) + 1])
+        listed = entry["approvers"]
+        entry["approvers"] = [n for n in listed if person_key(str(n)) not in ran]
+        entry["operators"] = [n for n in listed if person_key(str(n)) in ran]
     return list(found.values())
 
 
@@ -164,8 +184,15 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if channel not in person["identity"]["given_by"]:
             person["identity"]["given_by"].append(channel)
 
+    answering: str | None = None  # the operator the answers file in use names
     for r in records:
         e, at = r["event"], r["time"]
+        if e == "backout-offered" and r.get("source") == "answers-file" and answering:
+            decided = r.get("decision")
+            if decided in ("run", "skip"):
+                verb = "agreed to run" if decided == "run" else "declined"
+                role = f"{verb} a backout in advance in the answers file"
+                add(answering, role, at, "answers-file", r.get("step"), r)
         if e == "run-started":
             source = _operator(r.get("operator_source"))
             add(r.get("operator"), "ran the tool (started the run)", at, source, None, r)
@@ -184,6 +211,12 @@ def people(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif e == "attachment-added":
             add(r.get("by"), "attached files", at, "confirm", r.get("step"), r)
         answers = r.get("answers") if e in ("run-started", "run-resumed") else None
+        if e in ("run-started", "run-resumed"):
+            answering = (
+                str(answers["operator"])
+                if isinstance(answers, dict) and answers.get("operator")
+                else None
+            )
         if isinstance(answers, dict) and answers.get("operator"):
             add(answers["operator"], "named as the answers file's operator", at, "answers-file")
             files = found[str(answers["operator"])]["identity"]["answers_files"]

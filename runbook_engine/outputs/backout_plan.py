@@ -87,13 +87,29 @@ def backout_plan(tailored: TailoredRunbook, refs: ValueRefs | None = None) -> li
                 BackoutEntry(
                     f"Repeat step {again.number}. {escape(again.step.display_title())}",
                     _where(tailored, again, step_seconds(again)),
-                    f"So that the change undone above (step {ts.number}) takes effect.",
+                    f"So that the change undone above (step {ts.number}) takes effect."
+                    + _gate_note(tailored, again),
                     command_block(again, "", refs.sub),
                     checkbox_lines(again) if by_hand(again) else (),
                     step_seconds(again),
                 )
             )
     return out
+
+
+def _gate_note(tailored: TailoredRunbook, ts: TailoredStep) -> str:
+    """A note naming the go/no-go gate that comes right before ``ts`` in the flow (a
+    restart's decision point), so that a repeat in the backout is decided the same way;
+    ``""`` when there is none."""
+    steps = [s for s in tailored.steps if s.skip_reason is None]
+    at = next((i for i, s in enumerate(steps) if s.id == ts.id), 0)
+    if at and steps[at - 1].step.go_no_go:
+        gate = steps[at - 1]
+        return (
+            f" Only when the go/no-go of step {gate.number}"
+            f" ({escape(gate.step.display_title())}) gives the go again."
+        )
+    return ""
 
 
 def _undoable(tailored: TailoredRunbook, ts: TailoredStep) -> bool:

@@ -111,9 +111,9 @@ def go_no_go(tailored: TailoredRunbook) -> list[str]:
         elif ts.step.changes_state and first_change:
             first_change = False
             items.append(
-                f"**{clock_text(elapsed)} — before {link}, the first change:** every pre-check "
-                "passed, the change window is open and the contacts can be reached. No-go: stop "
-                "here; nothing has been changed yet."
+                f"**{clock_text(elapsed)} — before {link}, the first change:** every "
+                "pre-check before it passed, the change window is open and the contacts can be "
+                "reached. No-go: stop here; nothing has been changed yet."
             )
         elapsed += step_seconds(ts)
     verifications = [
@@ -174,7 +174,7 @@ def by_hand_note(tailored: TailoredRunbook, numbered: bool = False) -> str:
         "**Commands typed by hand** run on the host named in the step. A command succeeded "
         "when it ends with exit code 0"
         + (f" ({checks})" if checks else "")
-        + "; one ending in `| find \"...\"` prints the line it found, and nothing when it "
+        + '; one ending in `| find "..."` prints the line it found, and nothing when it '
         "fails."
         + (
             " In a command box each numbered line is one line to type: a line without a "
@@ -185,4 +185,3 @@ def by_hand_note(tailored: TailoredRunbook, numbered: bool = False) -> str:
         + " Fill in a step's box before ticking Done."
     )
     return text
-

@@ -118,7 +118,8 @@ def value_rows(
             raw = values.params.get(name)
             empty = raw is None or raw == ""
             shown = refs.sub(format_value(raw))
-            value = "*(not set)*" if empty else code(shown)
+            # as the change record prints them: no value at all, or an empty text
+            value = code(shown) if not empty else "*(not set)*" if raw is None else "*(empty)*"
             if not empty and refs.used(shown):
                 value += " (see [Values to copy](#_values))"
             if values.sources.get(name) == "default" and not empty:
@@ -131,8 +132,10 @@ def value_rows(
     return [tuple(cell(c) for c in row) for row in rows]  # type: ignore[misc]
 
 
-def host_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str, str]]:
-    """Rows (role, host, address, transport, steps) for the roles this runbook declares."""
+def host_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str, str, str]]:
+    """Rows (role, host, address, transport, steps, access) for the roles this runbook
+    declares; ``access`` is a check box to tick when access to the host was checked
+    before the window (a role without hosts has none)."""
     rows = []
     env = tailored.environment
     for role in tailored.runbook.roles:
@@ -145,7 +148,14 @@ def host_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str, str]]
         steps = ", ".join(numbers) or "—"
         if not hosts:
             rows.append(
-                (code(role), "*set by the environment*" if env is None else "—", "—", "—", steps)
+                (
+                    code(role),
+                    "*set by the environment*" if env is None else "—",
+                    "—",
+                    "—",
+                    steps,
+                    "—",
+                )
             )
         for host in hosts:
             rows.append(
@@ -155,26 +165,22 @@ def host_rows(tailored: TailoredRunbook) -> list[tuple[str, str, str, str, str]]
                     escape(host.address),
                     TRANSPORT_LABELS.get(host.transport, escape(host.transport)),
                     steps,
+                    "☐",
                 )
             )
     return [tuple(cell(c) for c in row) for row in rows]  # type: ignore[misc]
 
 
 def prerequisites(tailored: TailoredRunbook) -> list[str]:
-    """Bullet items: access to each role's hosts, and the operator machine if used."""
-    items = []
+    """Bullet items: the runbook's own ``prerequisites`` (front matter, as written), access
+    to the hosts of each role the environment gives none for (a host the environment names
+    has its check box in the hosts table, :func:`host_rows`), and the operator machine if
+    used."""
+    items = [str(p) for p in tailored.runbook.meta.get("prerequisites") or ()]
     env = tailored.environment
     for role in tailored.runbook.roles:
-        hosts = env.roles.get(role, ()) if env else ()
-        if hosts:
-            text = "Access to " + ", ".join(
-                f"**{escape(h.name)}** ({TRANSPORT_LABELS.get(h.transport, h.transport)})"
-                for h in hosts
-            )
-            text += f" — role {code(role)}"
-        else:
-            text = f"Access to the hosts of role {code(role)}"
-        items.append(text)
+        if not (env.roles.get(role, ()) if env else ()):
+            items.append(f"Access to the hosts of role {code(role)}")
     if any(ts.step.target is None for ts in tailored.steps):
         items.append("The operator machine, for the steps that run locally")
     if any(p.secret for p in tailored.runbook.parameters.values()):

@@ -30,6 +30,7 @@ RUNBOOK_KEYS = frozenset(
         "roles",
         "parameters",
         "references",
+        "prerequisites",
         "approval",
         "lint",
     }
@@ -136,6 +137,8 @@ def read_meta(
         if param is not None:
             info.parameters[param.name] = param
     info.extra = {k: meta[k] for k in ("approval", "lint") if k in meta and k in allowed}
+    if "prerequisites" in meta and "prerequisites" in allowed:
+        info.extra["prerequisites"] = _strings(meta, "prerequisites", add)
     approval = info.extra.get("approval")
     if approval is not None and approval not in ("required", "optional"):
         add("'approval' must be 'required' or 'optional'", "approval")

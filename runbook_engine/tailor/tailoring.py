@@ -251,7 +251,7 @@ def _tailor_step(
                 expression=True,
             )
             if value is not None and value.strip() in ("False", "", "None", "0", "[]"):
-                skip = f"condition when={step.when!r} is false in environment {env.name!r}"
+                skip = f"condition {step.when} is false in environment {env.name}"
     if step.kind == "probe" and env is not None and not skip:
         from runbook_engine.errors import InputError
         from runbook_engine.probes import parse_probe
