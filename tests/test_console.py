@@ -324,3 +324,26 @@ def test_proxy_header_only_when_enabled_and_only_from_the_trusted_proxy(tmp_path
     UserFile(users_path(off.state)).add("Alice Approver", ("approver",), None)
     plain = TestClient(off.app, client=("10.0.0.1", 4000))
     assert plain.get("/runs", headers=header).url.path == "/login"
+
+
+def test_a_body_past_the_upload_bounds_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Starlette spools a form's file parts to disk whatever their size: the console
+    refuses a larger body (413) before the form is parsed, also on ``/login`` where
+    nobody is signed in, whether it says its length or not."""
+    from runbook_engine.console.app import body_limit
+
+    here = Place(tmp_path, max_upload_bytes=1000)
+    limit = body_limit(here.settings)
+    big = b"x" * (limit + 1)
+    with TestClient(here.app) as client:
+        client.get("/login")
+        said = client.post("/login", files={"name": ("a.txt", big)})
+        assert said.status_code == 413, said.text
+        chunked = client.post(
+            "/login",
+            content=(big[i : i + 65536] for i in range(0, len(big), 65536)),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        assert chunked.status_code == 413, chunked.text
+        small = client.post("/login", files={"name": ("a.txt", b"x" * 10)})
+        assert small.status_code == 403  # read, and refused for its missing CSRF token
