@@ -347,3 +347,20 @@ def test_a_body_past_the_upload_bounds_is_refused_before_it_is_read(tmp_path: Pa
         assert chunked.status_code == 413, chunked.text
         small = client.post("/login", files={"name": ("a.txt", b"x" * 10)})
         assert small.status_code == 403  # read, and refused for its missing CSRF token
+
+
+def test_a_session_cookie_copied_before_sign_out_is_dead_after_it(place: Place) -> None:
+    """The session cookie is signed, not stored: clearing it in the browser alone left a
+    copy (a shared machine, a proxy log) valid until it expired.  Signing out ends every
+    session of the person begun before; signing in again starts a live one."""
+    alice = place.client("Alice Approver")
+    copied = alice.cookies.get("runbook_console")
+    assert copied
+    out = alice.post("/logout", data={"csrf": csrf(alice, "/runs")}, follow_redirects=False)
+    assert out.status_code == 303
+    thief = TestClient(place.app)
+    thief.cookies.set("runbook_console", copied)
+    assert thief.get("/runs", follow_redirects=False).status_code == 303  # to /login
+    assert thief.get("/api/v1/runs").status_code == 401
+    again = place.client("Alice Approver")
+    assert again.get("/runs", follow_redirects=False).status_code == 200
