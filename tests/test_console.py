@@ -324,3 +324,43 @@ def test_proxy_header_only_when_enabled_and_only_from_the_trusted_proxy(tmp_path
     UserFile(users_path(off.state)).add("Alice Approver", ("approver",), None)
     plain = TestClient(off.app, client=("10.0.0.1", 4000))
     assert plain.get("/runs", headers=header).url.path == "/login"
+
+
+def test_a_body_past_the_upload_bounds_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Starlette spools a form's file parts to disk whatever their size: the console
+    refuses a larger body (413) before the form is parsed, also on ``/login`` where
+    nobody is signed in, whether it says its length or not."""
+    from runbook_engine.console.app import body_limit
+
+    here = Place(tmp_path, max_upload_bytes=1000)
+    limit = body_limit(here.settings)
+    big = b"x" * (limit + 1)
+    with TestClient(here.app) as client:
+        client.get("/login")
+        said = client.post("/login", files={"name": ("a.txt", big)})
+        assert said.status_code == 413, said.text
+        chunked = client.post(
+            "/login",
+            content=(big[i : i + 65536] for i in range(0, len(big), 65536)),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        assert chunked.status_code == 413, chunked.text
+        small = client.post("/login", files={"name": ("a.txt", b"x" * 10)})
+        assert small.status_code == 403  # read, and refused for its missing CSRF token
+
+
+def test_a_session_cookie_copied_before_sign_out_is_dead_after_it(place: Place) -> None:
+    """The session cookie is signed, not stored: clearing it in the browser alone left a
+    copy (a shared machine, a proxy log) valid until it expired.  Signing out ends every
+    session of the person begun before; signing in again starts a live one."""
+    alice = place.client("Alice Approver")
+    copied = alice.cookies.get("runbook_console")
+    assert copied
+    out = alice.post("/logout", data={"csrf": csrf(alice, "/runs")}, follow_redirects=False)
+    assert out.status_code == 303
+    thief = TestClient(place.app)
+    thief.cookies.set("runbook_console", copied)
+    assert thief.get("/runs", follow_redirects=False).status_code == 303  # to /login
+    assert thief.get("/api/v1/runs").status_code == 401
+    again = place.client("Alice Approver")
+    assert again.get("/runs", follow_redirects=False).status_code == 200

@@ -10,6 +10,7 @@ TestClient, or served by uvicorn (``runbook serve``) on a free loopback port.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -771,3 +772,54 @@ def test_the_cli_server_path_says_what_a_vote_did(
     show_decision(answer, as_json=False)
     out = capsys.readouterr().out
     assert said in out and not_said not in out, out
+
+
+def _address_not_loopback() -> str | None:
+    """An address of this machine that is not loopback (``None`` when it has none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: the route picks the address
+            address = str(probe.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_the_cli_server_path_never_sends_the_token_over_plain_http_to_another_machine(
+    tmp_path: Path,
+) -> None:
+    address = _address_not_loopback()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    received = bytearray()
+    with socket.socket() as listener:
+        listener.bind((address, 0))
+        listener.listen(1)
+        listener.settimeout(15)
+        url = f"http://{address}:{listener.getsockname()[1]}"
+        env = {**_cli_env_plain(), "RUNBOOK_TOKEN": "tok-s3cret-never-in-clear"}
+        cmd = [sys.executable, "-m", "runbook_engine", "runs", "--server", url]
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        listener.settimeout(0.2)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:  # read what the CLI sends, then hang up
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    received += conn.recv(65536)
+        out, err = proc.communicate(timeout=60)
+    assert b"tok-s3cret" not in received
+    assert proc.returncode == 2 and "https://" in err and "Traceback" not in err, out + err
+    for bad in ("ftp://example.org", "example.org", "http://"):
+        refused = subprocess.run(
+            [sys.executable, "-m", "runbook_engine", "runs", "--server", bad],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 2 and "https://" in refused.stderr, refused.stderr

@@ -343,3 +343,34 @@ def test_an_untouched_bundle_verifies_whether_or_not_either_side_pinned_the_key(
     edited.write_bytes(canonical_zip(members))
     check = verify_bundle(edited, public_key=pub)
     assert check.verdict == "failed" and check.problems[0].file == "change-record.json"
+
+
+def test_an_added_line_claiming_a_signed_in_approver_is_a_name_given(tmp_path: Path) -> None:
+    """Someone who can write the journal but has no key (a row added to a team's
+    database, a line added to the file) adds an approval "signed in" as Bob; a later
+    signature covers it through the chain, but only a record signed on its own counts as
+    signed in: the change record names Bob as given, and says why."""
+    copy_fixtures(tmp_path)
+    book = Book(tmp_path)
+    assert book("keys", "init").returncode == 0
+    assert book.run("approved.md", "--env", "env.yml", run_id="f1").returncode == 3
+    journal = book.run_dir("f1") / "journal.jsonl"
+    last = read_journal(journal)[-1]
+    forged = {
+        "event": "approval-recorded", "by": "Bob Board", "decision": "approve", "step": "cab",
+        "comment": None, "attachments": None, "source": "console", "authenticated": True,
+        "auth_method": "password", "seq": last["seq"] + 1, "prev": last["hash"],
+        "time": last["time"],
+    }  # fmt: skip
+    forged["hash"] = record_hash(forged)
+    with open(journal, "a", encoding="utf-8") as out:
+        out.write(canonical_json(forged) + "\n")
+    head_path(journal).write_text(
+        canonical_json({"hash": forged["hash"], "seq": forged["seq"]}) + "\n"
+    )
+    assert book.st("approve", "f1", "cab", "--as", "Alice Approver").returncode == 0  # signs
+    exported = book.st("evidence", "export", "f1", "--to", "json", "-o", tmp_path / "rec.json")
+    record = json.loads((tmp_path / "rec.json").read_text())
+    people = {p["name"]: p["identity"] for p in record["summary"]["people"]}
+    assert people["Bob Board"]["authenticated"] is False, people["Bob Board"]
+    assert "no signature of its own" in exported.stdout + exported.stderr

@@ -15,9 +15,11 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -303,3 +305,33 @@ def test_secrets_resolve_on_the_worker_and_never_travel_in_the_job(team: Team) -
     assert team.log() == [hashlib.sha256(token.encode()).hexdigest()[:16]]
     assert all(token not in job["args"] for job in team.jobs())
     assert token not in team.journal_path().read_text()
+
+
+def test_a_job_naming_another_database_is_refused_and_never_connects(team: Team) -> None:
+    """A job whose store is a database that is neither the worker's nor its queue's (a
+    forged job): the worker would connect there with its credentials and execute what
+    that database holds.  It refuses the job (failed, not retried) and never connects."""
+    from runbook_engine.run.queue import START_TASK, JobArgs, enqueue
+
+    with socket.socket() as elsewhere:  # a "database" on another address: never spoken to
+        elsewhere.bind(("127.0.0.2", 0))
+        elsewhere.listen(1)
+        elsewhere.settimeout(0.2)
+        port = elsewhere.getsockname()[1]
+        store = f"postgresql://postgres@127.0.0.2:{port}/theirs"
+        enqueue(team.url, START_TASK, JobArgs(run_id="r1", store=store, operator="Olga"))
+        team.worker(env={"PGPASSWORD": "worker-secret"})
+        connected = False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                conn, _ = elsewhere.accept()
+                conn.close()
+                connected = True
+                break
+            if team.jobs()[0]["status"] == "failed":
+                break
+        assert not connected, team.worker_log()
+    assert team.jobs()[0]["status"] == "failed" and team.jobs()[0]["attempts"] == 1
+    assert "neither this worker's" in team.worker_log()
+    assert "worker-secret" not in team.worker_log()

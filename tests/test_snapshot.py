@@ -14,6 +14,7 @@ from typing import Any
 from test_runner import cli_env
 
 from runbook_engine.evidence.journal import read_journal, verify_journal
+from runbook_engine.source.parser import parse_file
 
 BOOK = """---
 id: kept
@@ -121,3 +122,39 @@ def test_a_changed_file_where_it_is_still_refused_and_an_accepted_change_is_kept
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     status = _runbook(tmp_path, tmp_path, "status", "s1", "--json", "--state-dir", state)
     assert json.loads(status.stdout)["status"] == "succeeded"
+
+
+def test_a_copy_swapped_with_the_stores_hash_is_not_executed(tmp_path: Path) -> None:
+    """Someone who can write the store (state.db, or a team's database) adds a copy of
+    another runbook and sets the run's recorded SHA-256 to it: the journal's
+    ``run-started`` still names the first, so the resume sets the store back (journaled
+    ``store-reconciled``) and executes the runbook the run started with."""
+    import hashlib
+    import sqlite3
+
+    folder, state = _paused(tmp_path)
+    shutil.rmtree(folder)
+    source = state / "runs" / "s1" / "source"
+    (manifest_path,) = source.glob("runbook-*.json")
+    first = manifest_path.with_suffix("")
+    evil = BOOK.replace("echo last", "echo evil")
+    made = tmp_path / "made"
+    shutil.copytree(first, made)
+    (made / "kept.md").write_text(evil)
+    digest = parse_file(made / "kept.md").content_hash  # as the run would record it
+    swapped = source / f"runbook-{digest[:16]}"
+    shutil.copytree(made, swapped)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["kept.md"] = hashlib.sha256(evil.encode()).hexdigest()
+    (source / f"runbook-{digest[:16]}.json").write_text(json.dumps(manifest))
+    with sqlite3.connect(state / "state.db") as db:
+        db.execute("UPDATE runs SET content_hash=? WHERE run_id='s1'", (digest,))
+    ok = _runbook(tmp_path, tmp_path, "confirm", "s1", "look", "--as", "Ann", "--state-dir", state)
+    resumed = _runbook(tmp_path, tmp_path, "resume", "s1", "--no-input", "--state-dir", state)
+    assert resumed.returncode == 0, ok.stderr + resumed.stdout + resumed.stderr
+    assert (tmp_path / "steps.log").read_text().split() == ["first", "last"]
+    events = read_journal(state / "runs" / "s1" / "journal.jsonl")
+    (fixed,) = [e for e in events if e["event"] == "store-reconciled"]
+    assert any(digest[:12] in change and "runbook" in change for change in fixed["changes"])
+    (copied,) = [e for e in events if e["event"] == "source-copy-read" and e["what"] == "runbook"]
+    assert copied["sha256"] == events[0]["runbook"]["sha256"] != digest

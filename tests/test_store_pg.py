@@ -286,3 +286,34 @@ def test_a_missing_database_is_one_line_saying_to_create_it(
         (line,) = proc.stderr.strip().splitlines()
         assert "does not exist" in line and "createdb rbe_missing_" in line, line
         assert "runbook store upgrade" in line, line
+
+
+def test_rows_naming_the_journal_or_an_altered_blob_are_never_written_to_a_copy(
+    pg_url: str, book: Path, tmp_path: Path
+) -> None:
+    """Rows added to ``run_files`` behind the tool's back: one naming the journal (which
+    the store keeps as records), one whose blob's bytes are not its SHA-256.  A working
+    copy filled from the database takes neither."""
+    import hashlib
+
+    run = ("run", "gate.md", "--env", "env-manual.yml", "--run-id", "t1", "--no-input")
+    ok(machine("alice", tmp_path, pg_url, *run, cwd=book), 3)
+    forged = b'{"event":"run-started","forged":true}\n'
+    digest = hashlib.sha256(forged).hexdigest()
+    claimed = hashlib.sha256(b"what the journal vouches for\n").hexdigest()
+    with psycopg.connect(pg_url) as conn:
+        for key, data in ((digest, forged), (claimed, b"something else\n")):
+            conn.execute("INSERT INTO blobs VALUES (%s, %s, %s)", (key, len(data), data))
+        for path, key in (("journal.jsonl", digest), ("lock", digest), ("notes/x.txt", claimed)):
+            conn.execute("INSERT INTO run_files VALUES ('t1', %s, %s)", (path, key))
+        stored = [r[0] for r in conn.execute(
+            "SELECT line FROM journal WHERE run_id='t1' ORDER BY seq"
+        )]  # fmt: skip
+    copy = PgStore(pg_url, tmp_path / "bob")
+    try:
+        folder = copy.run_dir("t1")
+        assert (folder / "journal.jsonl").read_text().splitlines() == stored
+        assert not (folder / "lock").exists() or (folder / "lock").read_bytes() != forged
+        assert not (folder / "notes" / "x.txt").exists()
+    finally:
+        copy.close()

@@ -55,7 +55,7 @@ class Remote:
             raise InputError(
                 "--server needs httpx: pip install 'runbook-engine[console]'"
             ) from None
-        self.server = server.rstrip("/")
+        self.server = refuse_plain_http(server.rstrip("/"))
         self._client = httpx.Client(
             base_url=self.server, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
         )
@@ -150,6 +150,39 @@ class Remote:
         if in_advance:
             body["in_advance"] = True
         return dict(self.call("POST", path, body, attachments))
+
+
+def refuse_plain_http(server: str) -> str:
+    """``server`` when the token may go there: an ``https://`` URL, or ``http://`` to this
+    machine (a loopback address or ``localhost``).
+
+    Raises:
+        InputError: another scheme, or ``http://`` to another machine (the token would
+            cross the network in clear text).
+    """
+    from ipaddress import ip_address
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(server)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    scheme = parts.scheme.lower() if parts is not None else ""
+    if scheme == "https" and host:
+        return server
+    if scheme == "http" and host:
+        try:
+            local = host == "localhost" or ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if local:
+            return server
+        raise InputError(
+            f"--server {server}: plain http:// to another machine would send ${TOKEN_ENV} "
+            "in clear text; give the console's https:// URL (TLS at its reverse proxy)"
+        )
+    raise InputError(f"--server {server}: give the console's URL, https://HOST[:PORT]")
 
 
 def _form_value(value: Any) -> str:

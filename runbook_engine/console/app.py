@@ -74,6 +74,71 @@ class _Identify(BaseHTTPMiddleware):
         return response
 
 
+class _TooLarge(Exception):
+    """A request body went past :class:`_BoundedBody`'s limit."""
+
+
+def _caused_by_too_large(exc: BaseException | None, depth: int = 0) -> bool:
+    """True when ``exc`` is :class:`_TooLarge`, or wraps it (exception groups, causes)."""
+    if exc is None or depth > 20:
+        return False
+    if isinstance(exc, _TooLarge):
+        return True
+    inner = [*(getattr(exc, "exceptions", ()) or ()), exc.__cause__, exc.__context__]
+    return any(_caused_by_too_large(e, depth + 1) for e in inner if e is not exc)
+
+
+class _BoundedBody:
+    """Refuse (HTTP 413) a request body larger than ``limit`` bytes, before anything reads
+    it: Starlette's form parser bounds text fields but spools file parts to disk whatever
+    their size, even on ``/login`` where nobody is signed in yet.  A declared
+    ``Content-Length`` over the limit is refused at once; a body without one is counted
+    as it arrives and cut off."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen, started = 0, False
+
+        async def bounded() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded, sending)
+        except Exception as exc:  # raised in the middle of the app, maybe in task groups
+            if not _caused_by_too_large(exc):
+                raise
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        await Response(
+            f"the request is larger than {self.limit} bytes (attachments: at most "
+            f"{api.MAX_FILES} files, each within the console's max_upload_bytes)",
+            status_code=413,
+            media_type="text/plain",
+        )(scope, receive, send)
+
+
 async def _static(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in STATIC:
@@ -152,6 +217,12 @@ def default_launcher(settings: Settings) -> Launcher:
     return BackgroundLauncher(settings.state_dir, settings.store_url)
 
 
+def body_limit(settings: Settings) -> int:
+    """The largest request body the console reads: its attachments at their largest
+    (:data:`~.api.MAX_FILES` of ``max_upload_bytes``) and 1 MiB of fields and framing."""
+    return api.MAX_FILES * settings.max_upload_bytes + 1024 * 1024
+
+
 def create_app(settings: Settings, launcher: Launcher | None = None) -> Starlette:
     """The console for ``settings``; ``launcher`` carries out started runs (default:
     :func:`default_launcher`)."""
@@ -177,6 +248,7 @@ def create_app(settings: Settings, launcher: Launcher | None = None) -> Starlett
         *api.routes(),
     ]
     middleware = [
+        Middleware(_BoundedBody, limit=body_limit(settings)),
         Middleware(
             SessionMiddleware,
             secret_key=settings.secret_key,

@@ -21,8 +21,10 @@ A session lasts ``session_hours``; after that the person signs in again.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook_engine.console.users import User, UserFile
@@ -71,6 +73,9 @@ def current(request: Request, settings: Settings, users: UserFile) -> Identity |
     if time.time() - since > settings.session_hours * 3600:
         session.clear()
         return None
+    if since <= signed_out(settings.state_dir).get(str(name), 0.0):
+        session.clear()  # signed out since (this cookie, or a copy of it, is dead)
+        return None
     user = users.get(name)
     return Identity(user, method) if user else None
 
@@ -80,6 +85,39 @@ def sign_in(request: Request, user: User, method: str) -> None:
     included, are dropped)."""
     request.session.clear()
     request.session.update({"user": user.name, "method": method, "since": time.time()})
+
+
+def _signed_out_path(state_dir: Path) -> Path:
+    return state_dir / "console" / "signed-out.json"
+
+
+def signed_out(state_dir: Path) -> dict[str, float]:
+    """When each person last signed out (``{name: epoch seconds}``; empty when nobody has
+    or the file cannot be read)."""
+    try:
+        data = json.loads(_signed_out_path(state_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}
+
+
+def sign_out(state_dir: Path, name: str) -> None:
+    """Record that ``name`` signed out now: every session of theirs started before ends,
+    including a copy of the cookie kept elsewhere (the cookie itself is only signed, so
+    clearing it in the browser alone would leave copies valid until they expire).
+
+    Raises:
+        OSError: the state folder cannot be written.
+    """
+    from runbook_engine.evidence.safeio import write_atomic
+
+    times = signed_out(state_dir)
+    times[name] = time.time()
+    path = _signed_out_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(path, (json.dumps(times, sort_keys=True) + "\n").encode("utf-8"), 0o600)
 
 
 def oidc_client(settings: Settings) -> Any:

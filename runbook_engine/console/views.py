@@ -127,6 +127,8 @@ async def oidc_done(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     await checked_form(request)
     request.app.state.audit("logout", name=request.state.identity.name)
+    if request.state.identity.method in ("password", "oidc"):  # a session of the cookie
+        auth.sign_out(request.app.state.settings.state_dir, request.state.identity.name)
     request.session.clear()
     return back(request, "/login")
 

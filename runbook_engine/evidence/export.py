@@ -45,8 +45,36 @@ def record_of(
     check = verify_run(run_dir, public_key=public_key, expected_run_id=expected_run_id)
     records = check.records  # read once, by the check
     if check.signed and not check.problems:
-        records = records[: check.covered]
+        records = unsigned_claims_dropped(records[: check.covered], check)
     return build_record(records, check), check
+
+
+#: Fields by which a record says its person was signed in to the web console.
+_CLAIMS = ("authenticated", "auth_method", "operator_authenticated", "operator_auth_method")
+
+
+def unsigned_claims_dropped(
+    records: list[dict[str, Any]], check: EvidenceCheck
+) -> list[dict[str, Any]]:
+    """``records`` where a record saying its person was signed in (``authenticated``,
+    ``operator_authenticated``) keeps it only when the record has a signature of its own.
+
+    The console and the runner sign such a record the moment they write it, with the
+    run's key; one covered only by a later signature was written by someone without the
+    key (a row added to a team's database, a line added to the file) and names a person
+    as given, not as signed in.  Each is named in ``check.notes``.
+    """
+    kept = []
+    for rec in records:
+        claims = rec.get("authenticated") is True or rec.get("operator_authenticated") is True
+        if claims and rec.get("seq") not in check.signed_seqs:
+            rec = {k: v for k, v in rec.items() if k not in _CLAIMS}
+            check.notes.append(
+                f"line {rec.get('seq')} ({rec.get('event')}) says its person was signed in, "
+                "but has no signature of its own: counted as a name given"
+            )
+        kept.append(rec)
+    return kept
 
 
 def render_record(record: dict[str, Any], fmt: str) -> bytes:

@@ -113,6 +113,8 @@ class EvidenceCheck:
     gaps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: The journal lines that have a signature of their own (not only through the chain).
+    signed_seqs: set[int] = field(default_factory=set, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -413,6 +415,7 @@ def _scan_signatures(
         rec = json.loads(raw)
         prev, last_seq = line_hash(raw), rec["seq"]
         check.signatures += 1
+        check.signed_seqs.add(int(rec["seq"]))
     return last_seq
 
 

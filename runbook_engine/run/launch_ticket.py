@@ -97,6 +97,9 @@ def issue_for_worker(store: Any, run_id: str, operator: str) -> str | None:
     console does when it continues a run it started itself (a decision's resume, not a
     new sign-in): the method is the one ``run-started`` journals, never one a job says.
     The ticket is written where the resume's store looks (``store.state_dir``).
+    ``run-started`` must be signed by this machine's signing key (the team's, as the
+    console that started the run holds it): a record written into the store by anyone
+    else, with a forged job naming it, gets no ticket.
 
     Raises:
         StateError: the store cannot be read.
@@ -111,7 +114,45 @@ def issue_for_worker(store: Any, run_id: str, operator: str) -> str | None:
         return None  # the resume itself reports a missing or damaged journal
     if first.get("event") != "run-started" or first.get("operator_authenticated") is not True:
         return None
+    if not _signed_by_this_key(store, run_id, first):
+        return None  # written by someone without the team's key (the database, a forged job)
     method = first.get("operator_auth_method")
     if not method or first.get("operator") != operator:
         return None
     return issue(store.state_dir, "resume", run_id, operator, str(method))
+
+
+def _signed_by_this_key(store: Any, run_id: str, first: dict[str, Any]) -> bool:
+    """True when the run's signature file signs ``first`` (the run's first record, its
+    hash intact) with the key this machine signs with."""
+    from runbook_engine.errors import RunbookError
+    from runbook_engine.evidence import SIGNATURES_NAME
+    from runbook_engine.evidence.journal import GENESIS_HASH, record_hash
+    from runbook_engine.evidence.keys import find_signing_key, load_private_key
+    from runbook_engine.evidence.signing import verify_signature
+
+    try:
+        if first.get("seq") != 1 or first.get("prev") != GENESIS_HASH:
+            return False
+        if record_hash(first) != first.get("hash"):
+            return False
+        path = find_signing_key(store.state_dir)
+        if path is None:
+            return False
+        public = load_private_key(path).public_key()
+        lines = (store.run_dir(run_id) / SIGNATURES_NAME).read_text(encoding="utf-8")
+    except (RunbookError, OSError, ValueError, TypeError):
+        return False
+    for line in lines.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(entry, dict) or entry.get("seq") != 1:
+            continue
+        return (
+            entry.get("run_id") == run_id
+            and entry.get("head") == first.get("hash")
+            and verify_signature(public, entry)
+        )
+    return False

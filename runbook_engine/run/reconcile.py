@@ -81,6 +81,24 @@ def _run_finished(records: list[dict[str, Any]]) -> str | None:
     return "aborted" if status == "rejected" else status
 
 
+def _journaled_source(records: list[dict[str, Any]]) -> list[tuple[str, str, str | None]]:
+    """``(store field, what, SHA-256)`` of the runbook and the environment file the journal
+    says the run runs: ``run-started``'s, else the last ``change-accepted``'s.  A journal
+    without them (none yet, an old format) says nothing."""
+    started = records[0] if records and records[0].get("event") == "run-started" else {}
+    found: dict[str, tuple[str, str | None]] = {}
+    if isinstance(started.get("runbook"), dict):
+        found["runbook"] = ("content_hash", started["runbook"].get("sha256"))
+    if "environment" in started:
+        env = started["environment"]
+        found["environment"] = ("env_hash", env.get("sha256") if isinstance(env, dict) else None)
+    for rec in records:
+        what = rec.get("what")
+        if rec.get("event") == "change-accepted" and what in found:
+            found[what] = (found[what][0], rec.get("new_sha256"))
+    return [(field, what, sha) for what, (field, sha) in found.items() if what != "runbook" or sha]
+
+
 def reconcile(store: Store, run_id: str, journal: Journal | None = None) -> list[str]:
     """Set the store to what the journal of ``run_id`` supports; return the changes
     (journaled as ``store-reconciled`` when ``journal`` is given and there are any).
@@ -90,7 +108,9 @@ def reconcile(store: Store, run_id: str, journal: Journal | None = None) -> list
     journal write and the checkpoint, or a checkpoint the disk lost with the power: the
     runner's transitions do not wait for the disk) goes forward, and the decision stored
     for it is dropped; a step the store calls pending whose journal says it started goes
-    to running (the command may have run: its check or a person decides).
+    to running (the command may have run: its check or a person decides).  The run's
+    runbook and environment SHA-256 go back to what ``run-started`` (or the last
+    ``change-accepted``) says: a resume reads and checks the source the journal names.
     """
     created = ensure_created(store, run_id)  # a kill between the row and the folder
     path = store.run_dir(run_id) / "journal.jsonl"
@@ -132,6 +152,14 @@ def reconcile(store: Store, run_id: str, journal: Journal | None = None) -> list
         )
         changes.append(f"step {state.step_id}@{state.host}: {state.status} -> {back}")
     record = store.get_run(run_id)
+    for field, what, journaled in _journaled_source(records):
+        stored = getattr(record, field)
+        if stored != journaled:  # state.db or the team's database changed behind the journal
+            store.update_run(run_id, **{field: journaled})
+            changes.append(
+                f"run: {what} sha256 {(stored or 'none')[:12]} -> {(journaled or 'none')[:12]} "
+                "(as the journal says)"
+            )
     ended = _run_finished(records)
     if record.status in _FINISHED_RUN and records and ended is None:
         store.update_run(run_id, status="interrupted", outcome=None)

@@ -34,7 +34,14 @@ from typing import Any
 
 import procrastinate
 
-from runbook_engine.run.queue import QUEUE, JobArgs, ensure_schema, make_app, without_password
+from runbook_engine.run.queue import (
+    QUEUE,
+    JobArgs,
+    ensure_schema,
+    make_app,
+    redact_url,
+    without_password,
+)
 from runbook_engine.run.queue import retry_stalled as _retry_stalled
 
 log = logging.getLogger("runbook_engine.worker")
@@ -111,6 +118,25 @@ def store_args(store: str) -> list[str]:
     return ["--state-dir", store]
 
 
+def _same_database(url: str) -> str:
+    """``url`` as compared with another: no password, one spelling of the scheme."""
+    bare = without_password(url)
+    return "postgresql://" + bare.split("://", 1)[1] if "://" in bare else bare
+
+
+def store_allowed(store: str, queue_url: str | None) -> bool:
+    """True when a job naming ``store`` may run here: a state folder (on this machine), or
+    a PostgreSQL store that is this worker's own (``RUNBOOK_STORE``) or its queue's
+    database.  A job naming any other database would make this worker connect there with
+    its credentials (``PGPASSWORD``, ``~/.pgpass``) and execute what that database holds,
+    with its secrets."""
+    if not store.startswith(("postgresql://", "postgres://")):
+        return True
+    own = [os.environ.get("RUNBOOK_STORE"), queue_url]
+    mine = {_same_database(u) for u in own if u and u.startswith(("postgresql://", "postgres://"))}
+    return _same_database(store) in mine
+
+
 def resume_command(args: JobArgs) -> list[str]:
     """The ``runbook resume`` command line a job runs (no secret on it)."""
     cmd = [sys.executable, "-m", "runbook_engine", "resume", args.run_id, *store_args(args.store)]
@@ -168,6 +194,18 @@ async def execute_job(context: Any, args: JobArgs) -> dict[str, Any]:
     """
     job = getattr(context, "job", None)
     extra = getattr(context, "additional_context", None) or {}
+    if not store_allowed(args.store, extra.get("queue_url")):
+        message = (
+            f"run {args.run_id}: the job names the store {redact_url(args.store)}, which is "
+            "neither this worker's (RUNBOOK_STORE) nor its queue's database; refused (a "
+            "worker connects, with its credentials, only to its own team's store)"
+        )
+        said = {"job": getattr(job, "id", None), "run_id": args.run_id, "exit": 2}
+        _report(
+            {**said, "status": None, "outcome": None, "message": message},
+            bool(extra.get("as_json")),
+        )
+        raise RunRefused(message)
     env = dict(os.environ)
     ticket = await asyncio.to_thread(operator_ticket, args)
     if ticket:
@@ -276,7 +314,7 @@ async def _serve(options: WorkerOptions) -> None:
                 concurrency=options.concurrency,
                 update_heartbeat_interval=max(options.stalled_after / 3, 0.2),
                 stalled_worker_timeout=options.stalled_after,
-                additional_context={"as_json": options.as_json},
+                additional_context={"as_json": options.as_json, "queue_url": options.url},
             )
         finally:
             for task in (recovery, sweeping):

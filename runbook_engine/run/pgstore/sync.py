@@ -252,7 +252,10 @@ def _blob(conn: Any, digest: str) -> bytes:
 def pull_files(conn: Any, run_id: str, run_dir: Path) -> int:
     """Write the stored files the working copy lacks or holds otherwise; return how many.
     A growing file (the signature file) whose working copy goes on from the stored version
-    is left as it is."""
+    is left as it is.  Never written: a name the store keeps otherwise (the journal, its
+    head, the lock file: a row naming one was not written by :func:`push_files`), a hidden
+    name, a name leading out of the run folder, and a blob whose bytes are not its SHA-256
+    (altered in the database; ``evidence verify`` then names the file)."""
     rows = conn.execute(
         "SELECT path, sha256 FROM run_files WHERE run_id=%s ORDER BY path", (run_id,)
     ).fetchall()
@@ -262,12 +265,17 @@ def pull_files(conn: Any, run_id: str, run_dir: Path) -> int:
         if root is None:
             run_dir.mkdir(parents=True, exist_ok=True)
             root = run_dir.resolve()
-        target = inside(root, row["path"])
+        rel = str(row["path"])
+        if rel in _NOT_FILES or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        target = inside(root, rel)
         if target is None:
             continue  # a name leading out of the run folder is never written
         if target.is_file() and sha256_file(target) == row["sha256"]:
             continue
         data = _blob(conn, row["sha256"])
+        if hashlib.sha256(data).hexdigest() != row["sha256"]:
+            continue
         if row["path"] in _GROWING and target.is_file() and target.read_bytes().startswith(data):
             continue  # the working copy's goes on from the stored one (the holder writes it)
         write_atomic(target, data)
