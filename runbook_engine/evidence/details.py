@@ -119,8 +119,8 @@ def _values(text: str, names: dict[str, str], env: Any) -> list[dict[str, Any]]:
             "variable": f"RUNBOOK_VALUE_{var}",
             "in_parameters": var in names,
         }
-        if var not in names and isinstance(env, dict):
-            entry["value"] = env.get(f"RUNBOOK_VALUE_{var}")
+        if var not in names:  # None: the journal does not say (a check's or backout's code)
+            entry["value"] = env.get(f"RUNBOOK_VALUE_{var}") if isinstance(env, dict) else None
         out.append(entry)
     return out
 
