@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from runbook_engine.evidence import JOURNAL_NAME
 from runbook_engine.evidence.journal import verify_journal
-from runbook_engine.evidence.signing import SignedJournal, Signer
+from runbook_engine.evidence.signatures import Signer
+from runbook_engine.evidence.signing import SignedJournal
 from runbook_engine.evidence.verify import verify_run
 
 

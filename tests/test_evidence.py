@@ -43,7 +43,8 @@ from wsman_server import CommandCall, Reply, WindowsHost, wsman  # type: ignore[
 
 from runbook_engine.errors import StateError
 from runbook_engine.evidence.bundle import canonical_zip, verify_bundle
-from runbook_engine.evidence.journal import canonical_json, head_path, read_journal, record_hash
+from runbook_engine.evidence.canonical import canonical_json, record_hash
+from runbook_engine.evidence.journal import head_path, read_journal
 from runbook_engine.evidence.keys import load_private_key
 from runbook_engine.evidence.verify import verify_run
 

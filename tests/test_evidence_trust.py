@@ -22,7 +22,8 @@ import pytest
 from stores import both_stores, cli_environ, database_bytes, on_pg  # type: ignore[import-not-found]
 from test_evidence import OPERATOR, Book, approved_run, copy_fixtures
 
-from runbook_engine.evidence.journal import canonical_json, head_path, read_journal, record_hash
+from runbook_engine.evidence.canonical import canonical_json, record_hash
+from runbook_engine.evidence.journal import head_path, read_journal
 from runbook_engine.evidence.verify import verify_run
 
 RESUME = [sys.executable, "-m", "runbook_engine", "resume", "r1", "--state-dir"]
@@ -121,7 +122,7 @@ def test_require_signature_refuses_a_key_the_verifier_does_not_trust(
     trust: Book, tmp_path: Path
 ) -> None:
     from runbook_engine.evidence.keys import init_keys, load_private_key
-    from runbook_engine.evidence.signing import Signer
+    from runbook_engine.evidence.signatures import Signer
 
     run = _copy(trust, tmp_path)
     forger = init_keys(tmp_path / "forger")

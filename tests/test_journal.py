@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from runbook_engine.errors import EvidenceError
+from runbook_engine.evidence.canonical import GENESIS_HASH, canonical_json
 from runbook_engine.evidence.journal import (
-    GENESIS_HASH,
     Journal,
     JournalCheck,
-    canonical_json,
     head_path,
     read_journal,
     verify_journal,

@@ -10,7 +10,8 @@ import pytest
 
 from runbook_engine.evidence import JOURNAL_NAME
 from runbook_engine.evidence.keys import init_keys, load_private_key
-from runbook_engine.evidence.signing import SignedJournal, Signer
+from runbook_engine.evidence.signatures import Signer
+from runbook_engine.evidence.signing import SignedJournal
 from runbook_engine.run.launch_ticket import issue_for_worker, redeem
 from runbook_engine.run.store import CheckpointStore
 

@@ -242,7 +242,7 @@ def test_a_process_not_holding_the_run_stores_nothing_of_its_working_copy(
     machine holds it and writes its working copy must not store the holder's records (two
     processes inserting the same records collided: a traceback) nor overwrite its
     signature file with the shorter stored one."""
-    from runbook_engine.evidence.journal import canonical_json, record_hash
+    from runbook_engine.evidence.canonical import canonical_json, record_hash
     from runbook_engine.run.store_api import open_store
 
     ok(machine("alice", tmp_path, pg_url, "keys", "init", cwd=book))  # a signature file

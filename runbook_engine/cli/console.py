@@ -173,7 +173,7 @@ def serve(
 
 def shown(url: str) -> str:
     """A store URL without its password."""
-    from runbook_engine.run.pgstore.store import shown_url
+    from runbook_engine.run.pgstore.connection import shown_url
 
     return shown_url(url)
 

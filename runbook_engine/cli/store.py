@@ -41,7 +41,7 @@ def store_upgrade(state_dir: Path | None, as_json: bool) -> None:
 
         if not is_pg(url):
             open_store(state_dir)  # the one message for a URL that is not postgresql://
-        from runbook_engine.run.pgstore.store import shown_url
+        from runbook_engine.run.pgstore.connection import shown_url
 
         done = upgrade(url, shown_url(url))
         where, before, after = shown_url(url), done.before, done.after

@@ -5,7 +5,7 @@ Files of a run (``STATE/runs/RUN_ID/``)::
 
     journal.jsonl          hash-chained events (runbook_engine.evidence.journal)
     journal.jsonl.head     the chain's anchor
-    journal.sig.jsonl      Ed25519 signatures of chain heads (signing.py)
+    journal.sig.jsonl      Ed25519 signatures of chain heads (signatures.py)
     signing.pub            the public key that signed them (PEM)
     attachments/           files attached to gates, SHA-256 in the journal
     output/                redacted command output, SHA-256 in the journal

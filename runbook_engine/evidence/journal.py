@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import EvidenceError, storage_error
+from runbook_engine.evidence.canonical import GENESIS_HASH, canonical_json, record_hash
 from runbook_engine.evidence.head import (
     HeadFile,
     JournalAnchor,
@@ -57,8 +58,6 @@ try:  # POSIX only
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-#: ``prev`` of the first record.
-GENESIS_HASH = "0" * 64
 #: Keys the journal sets itself; event fields may not use them.
 RESERVED_KEYS = frozenset({"seq", "time", "event", "prev", "hash"})
 _REQUIRED_TYPES: tuple[tuple[str, type], ...] = (
@@ -68,24 +67,6 @@ _REQUIRED_TYPES: tuple[tuple[str, type], ...] = (
     ("prev", str),
     ("hash", str),
 )
-
-
-def canonical_json(obj: Any) -> str:
-    """Return the canonical JSON text of ``obj`` (sorted keys, no spaces, UTF-8 kept).
-
-    Raises:
-        TypeError: ``obj`` holds something JSON cannot represent.
-        ValueError: ``obj`` holds NaN or an infinity.
-    """
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def record_hash(record: dict[str, Any]) -> str:
-    """Return the SHA-256 hex digest of the canonical JSON of ``record`` without ``hash``."""
-    body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,21 +40,12 @@ from runbook_engine.evidence import (
     PUBLIC_KEY_NAME,
     SIGNATURES_NAME,
 )
+from runbook_engine.evidence.canonical import GENESIS_HASH, canonical_json
 from runbook_engine.evidence.files import check_files
-from runbook_engine.evidence.journal import (
-    GENESIS_HASH,
-    canonical_json,
-    check_and_read,
-    verify_journal,
-)
+from runbook_engine.evidence.journal import check_and_read, verify_journal
 from runbook_engine.evidence.keys import key_id, load_public_key
-from runbook_engine.evidence.signing import (
-    EVERY_RECORD,
-    SEAL_EVENT,
-    is_signing_point,
-    line_hash,
-    verify_signature,
-)
+from runbook_engine.evidence.signatures import EVERY_RECORD, line_hash, verify_signature
+from runbook_engine.evidence.signing import SEAL_EVENT, is_signing_point
 
 #: Exit status of ``runbook evidence verify`` (and export) per verdict.
 EXIT_STATUS = {

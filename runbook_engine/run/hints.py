@@ -31,7 +31,7 @@ def location_args(store: Any) -> str:
     """
     url = getattr(store, "url", None)
     if url:
-        from runbook_engine.run.pgstore.store import shown_url
+        from runbook_engine.run.pgstore.connection import shown_url
 
         if url == os.environ.get("RUNBOOK_STORE"):
             return ""

@@ -127,9 +127,9 @@ def _signed_by_this_key(store: Any, run_id: str, first: dict[str, Any]) -> bool:
     hash intact) with the key this machine signs with."""
     from runbook_engine.errors import RunbookError
     from runbook_engine.evidence import SIGNATURES_NAME
-    from runbook_engine.evidence.journal import GENESIS_HASH, record_hash
+    from runbook_engine.evidence.canonical import GENESIS_HASH, record_hash
     from runbook_engine.evidence.keys import find_signing_key, load_private_key
-    from runbook_engine.evidence.signing import verify_signature
+    from runbook_engine.evidence.signatures import verify_signature
 
     try:
         if first.get("seq") != 1 or first.get("prev") != GENESIS_HASH:

@@ -123,7 +123,7 @@ def work_folder(state_dir: Path, url: str | None) -> Path:
     run folders) for a PostgreSQL store.  Opens nothing."""
     if not is_pg(url):
         return state_dir
-    from runbook_engine.run.pgstore.store import shown_url
+    from runbook_engine.run.pgstore.connection import shown_url
 
     digest = hashlib.sha256(shown_url(str(url)).encode("utf-8")).hexdigest()[:16]
     return state_dir / "team" / digest

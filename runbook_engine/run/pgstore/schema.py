@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import StateError
+from runbook_engine.run.pgstore.connection import unreachable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
@@ -112,8 +113,6 @@ def upgrade(url: str, where: str) -> Upgrade:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except sqlalchemy.exc.OperationalError as exc:
-        from runbook_engine.run.pgstore.store import unreachable
-
         raise StateError(unreachable(where, exc.orig)) from None
     finally:
         engine.dispose()

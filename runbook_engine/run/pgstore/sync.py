@@ -27,9 +27,9 @@ from typing import Any
 
 from runbook_engine.errors import EvidenceError, StateError
 from runbook_engine.evidence import JOURNAL_NAME, SIGNATURES_NAME
+from runbook_engine.evidence.canonical import GENESIS_HASH, canonical_json, record_hash
 from runbook_engine.evidence.files import inside, sha256_file
 from runbook_engine.evidence.head import write_head
-from runbook_engine.evidence.journal import GENESIS_HASH, canonical_json, record_hash
 from runbook_engine.evidence.safeio import write_atomic
 
 #: Files of a run folder that are not copied as files (the journal goes by records).
