@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine import __version__
-from runbook_engine.errors import ExecutionError, InputError, StateError, StepStillRunning
+from runbook_engine.errors import InputError, StateError, StepStillRunning
 from runbook_engine.evidence import JOURNAL_NAME
 from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import flow_fields
@@ -32,6 +32,7 @@ from runbook_engine.run import snapshot
 from runbook_engine.run.faults import crash_point
 from runbook_engine.run.gates import Answers
 from runbook_engine.run.hints import locate, location_args
+from runbook_engine.run.live_steps import refuse_live_steps
 from runbook_engine.run.options import RunOptions, RunResult
 from runbook_engine.run.reconcile import reconcile
 from runbook_engine.run.recovery import complete_finished, place_run_folder, prepare_staging
@@ -41,8 +42,7 @@ from runbook_engine.run.steps import executors
 from runbook_engine.run.store import DONE_STATUSES, RunRecord, utcnow
 from runbook_engine.run.store_api import Store
 from runbook_engine.tailor.loading import Loaded, load
-from runbook_engine.transports import TRANSPORTS, weakened_hosts
-from runbook_engine.transports.process import ProcessIdentity, is_alive
+from runbook_engine.transports import weakened_hosts
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -344,7 +344,7 @@ def _open_run(run_id: str, store: Store, options: RunOptions, changes: list[Any]
     if source.copied:
         runner.report.warning(source.describe())
     try:
-        assumed = _refuse_live_steps(store, run_id, runner, options)
+        assumed = refuse_live_steps(store, run_id, runner, options)
     except StepStillRunning as still:
         runner.pool.close()  # the shells opened to look
         raise StepStillRunning(locate(still.message, location_args(store))) from None
@@ -422,107 +422,20 @@ def _preflight_on_worker(
         tailored = load(source.runbook, source.env, record.overrides, need_env=True).tailored
         left_out = excluded(Selection.from_dict(started.get("selection")), tailored, strict=False)
         report = preflight(source.runbook, source.env, record.overrides, left_out)
-    failures = [
-        {"host": c.host, "transport": c.transport, "check": c.check, "detail": c.detail,
-         "fix": c.fix}
-        for c in report.failures
-    ]  # fmt: skip
     run_dir = store.run_dir(record.run_id)
     journal = open_run_journal(store.state_dir, run_dir, record.run_id, Redactor(report.secrets))
-    journal.append("preflight", **report.summary(), workstation=platform.node(), failures=failures)
+    journal.append(
+        "preflight",
+        **report.summary(),
+        workstation=platform.node(),
+        failures=report.journal_failures(),
+    )
     if not report.ok:
-        found = "; ".join(
-            (f"{c.host} ({c.transport}) " if c.transport != "-" else "")
-            + f"{c.check}: {c.detail}"
-            + (f" ({c.fix})" if c.fix else "")
-            for c in report.failures
-        )
         raise InputError(
-            f"preflight on {platform.node()}: {found}. Nothing was started: run "
+            f"preflight on {platform.node()}: {report.failure_text()}. Nothing was started: run "
             f"{record.run_id} stays queued; fix this where it executes, then `runbook "
             f"resume {record.run_id}` there"
         )
-
-
-def _refuse_live_steps(
-    store: Store, run_id: str, runner: Runner, options: RunOptions
-) -> list[tuple[Any, str]]:
-    """Refuse to go on while the process of an interrupted step still runs.
-
-    A local step's process is known by pid, start time and group; a remote one's by the
-    marker its command line carries, looked for on its host through the host's transport
-    (:class:`~runbook_engine.transports.process.RemoteProcess`).  A host that cannot be
-    asked refuses the resume as well, unless the operator says the command has ended
-    (``options.assume_stopped``); a process found alive refuses it regardless.
-
-    Returns:
-        The remote steps assumed stopped, each with why its host could not be asked
-        (journaled ``process-assumed-stopped`` once the resume goes on).
-
-    Raises:
-        StepStillRunning: (exit 75) a step found ``running`` whose process (same pid and
-            start time), a process of its group, or a process carrying its marker is
-            alive; or whose host cannot be asked (without ``assume_stopped``).
-    """
-    assumed: list[tuple[Any, str]] = []
-    for state in store.steps(run_id):
-        if state.status != "running":
-            continue
-        if state.marker is not None:
-            error = _remote_alive(run_id, state, runner)
-            if error is not None and not options.assume_stopped:
-                raise StepStillRunning(
-                    f"run {run_id}: step {state.step_id} was interrupted while its command "
-                    f"ran on {state.host}, and {state.host} cannot be asked whether it still "
-                    f"runs (marker {state.marker}): {error}. Resume once the host answers; "
-                    "if you know the command has ended (no process on the host has "
-                    f"RBE_STEP={state.marker} in its command line), resume with "
-                    "--assume-stopped (journaled)"
-                )
-            if error is not None:
-                assumed.append((state, error))
-            continue
-        if state.pid is None:
-            continue
-        identity = ProcessIdentity(state.pid, state.pid_start, state.pgid)
-        if is_alive(identity):
-            raise StepStillRunning(
-                f"run {run_id}: step {state.step_id} on {state.host} is still running "
-                f"(process {state.pid}, group {state.pgid}); wait for it to end or stop it "
-                f"({identity.kill_hint()}), then `runbook resume {run_id}` again"
-            )
-    return assumed
-
-
-def _remote_alive(run_id: str, state: Any, runner: Runner) -> str | None:
-    """Look for the marked command of ``state`` on its host: ``None`` when it has ended,
-    else why the host could not be asked.
-
-    Raises:
-        StepStillRunning: a process carrying the marker runs on the host.
-    """
-    hosts = {h.name: h for ts in runner.loaded.tailored.steps for h in ts.hosts}
-    host = hosts.get(state.host)
-    info = TRANSPORTS.get(host.transport) if host else None
-    if host is None or info is None:
-        return f"host {state.host} is not in the environment any more"
-    try:
-        transport = runner.pool.get(host)
-        pids = info.still_running(transport, state.marker)
-    except ExecutionError as exc:
-        return exc.message
-    if pids:
-        try:
-            hint = info.stop_hint(transport, state.marker, pids)
-        except ExecutionError:  # found alive: refused regardless of the hint
-            hint = f"processes {', '.join(map(str, pids))}"
-        raise StepStillRunning(
-            f"run {run_id}: step {state.step_id} is still running on {state.host} "
-            f"(marker {state.marker}: process {', '.join(map(str, pids))}); wait for it "
-            f"to end or stop it on the host ({hint}), then "
-            f"`runbook resume {run_id}` again"
-        )
-    return None
 
 
 def _runbook_fields(loaded: Loaded) -> dict[str, Any]:

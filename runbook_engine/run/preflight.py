@@ -92,6 +92,25 @@ class PreflightReport:
         by_hand = sorted({c.host for c in self.checks if c.ok is None})
         return {"ok": self.ok, "checks": len(self.checks), "by_hand": by_hand}
 
+    def journal_failures(self) -> list[dict[str, str]]:
+        """The failed checks as the ``failures`` field of a ``preflight`` event: per
+        failure its ``host``, ``transport``, ``check``, ``detail`` and ``fix``."""
+        return [
+            {"host": c.host, "transport": c.transport, "check": c.check, "detail": c.detail,
+             "fix": c.fix}
+            for c in self.failures
+        ]  # fmt: skip
+
+    def failure_text(self) -> str:
+        """The failed checks on one line, ``; ``-separated: ``HOST (TRANSPORT) CHECK:
+        DETAIL (FIX)``, without host and transport for run-wide checks (secrets, probes)."""
+        return "; ".join(
+            (f"{c.host} ({c.transport}) " if c.transport != "-" else "")
+            + f"{c.check}: {c.detail}"
+            + (f" ({c.fix})" if c.fix else "")
+            for c in self.failures
+        )
+
     def error(self) -> InputError:
         """The error that refuses a run (exit 2): one line per failure, host and fix."""
         lines = [
