@@ -335,3 +335,41 @@ def test_a_job_naming_another_database_is_refused_and_never_connects(team: Team)
     assert team.jobs()[0]["status"] == "failed" and team.jobs()[0]["attempts"] == 1
     assert "neither this worker's" in team.worker_log()
     assert "worker-secret" not in team.worker_log()
+
+
+def test_status_shows_the_job_a_worker_refused(team: Team) -> None:
+    """A worker refuses a queued run (here its runbook changed after queueing): the run
+    stays ``queued`` in the store, and ``runbook status`` says the job failed and what to
+    do, from procrastinate's tables, never showing the queue's password."""
+    (team.root / "together.md").write_text(TOGETHER.replace("-lt 2", "-lt 1"))
+    assert team.queue("together.md").returncode == 0
+    (team.root / "together.md").write_text(TOGETHER.replace("-lt 2", "-lt 1") + "\nChanged.\n")
+    waiting = team.runbook("status", "r1", "--state-dir", team.state, "--queue-url", team.url)
+    assert waiting.returncode == 0, waiting.stderr
+    assert "Worker: job" in waiting.stdout and "waits for a worker" in waiting.stdout
+    team.worker()
+    assert wait_until(lambda: team.jobs()[0]["status"] == "failed", 90), team.worker_log()
+    assert "changed since the run started" in team.worker_log()
+    job = team.jobs()[0]
+    shown = team.runbook("status", "r1", "--state-dir", team.state, "--queue-url", team.url)
+    assert shown.returncode == 0, shown.stderr
+    assert "status=queued" in shown.stdout
+    text = " ".join(shown.stdout.split())
+    assert f"Worker: job {job['id']} failed at " in text and "after 1 attempt " in text, text
+    assert "the worker's log says why" in text and "runbook resume r1" in text
+    proc = team.runbook(
+        "status", "r1", "--state-dir", team.state, "--queue-url", team.url, "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    queue = json.loads(proc.stdout)["queue"]
+    assert queue["job"] == job["id"] and queue["status"] == "failed"
+    assert queue["attempts"] == 1 and queue["task"] == "runbook:start_run"
+    assert queue["at"].endswith("+00:00") and queue["url"] == team.url
+    # A password in the queue's URL is never shown; an unreachable queue is one line.
+    parts = urlsplit(team.url)
+    wrong = urlunsplit(parts._replace(netloc="postgres:hunter2@127.0.0.1:1"))
+    proc = team.runbook("status", "r1", "--state-dir", team.state, "--queue-url", wrong)
+    assert proc.returncode == 0, proc.stderr
+    assert "Worker: cannot read the queue" in proc.stdout and "hunter2" not in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert team.status()["queue"] is None  # no queue known: nothing said

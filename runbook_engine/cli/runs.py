@@ -398,15 +398,23 @@ def _finish_run(action: Any, store: Any, as_json: bool, guide: Path | None) -> N
 @click.argument("run_id", required=False)
 @server_option
 @state_option
+@queue_url_option
 @json_option
-def status(run_id: str | None, server: str | None, state_dir: Path | None, as_json: bool) -> None:
-    """Show a run's steps (the latest run without RUN_ID)."""
+def status(
+    run_id: str | None,
+    server: str | None,
+    state_dir: Path | None,
+    queue_url: str | None,
+    as_json: bool,
+) -> None:
+    """Show a run's steps (the latest run without RUN_ID); for a run a worker has not
+    finished, its latest job in the queue (--queue-url, RUNBOOK_QUEUE or the store)."""
     from runbook_engine.cli.status_view import show_status
 
     if server:
         remote_status(Remote(server), run_id, as_json)
         return
-    show_status(state_dir_or_default(state_dir), run_id, as_json)
+    show_status(state_dir_or_default(state_dir), run_id, as_json, queue_url)
 
 
 @click.command()

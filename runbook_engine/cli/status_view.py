@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -79,8 +80,11 @@ def show_runs(state_dir: Path, as_json: bool) -> None:
     Console(width=max(Console().width, 160)).print(table)
 
 
-def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
-    """Print the steps of ``run_id`` (the newest run when ``None``).
+def show_status(
+    state_dir: Path, run_id: str | None, as_json: bool, queue_url: str | None = None
+) -> None:
+    """Print the steps of ``run_id`` (the newest run when ``None``), and, for a queued run
+    not finished, its latest job in queue ``queue_url`` (:func:`queue_view`).
 
     Raises:
         StateError: no such run, or no runs at all.
@@ -97,6 +101,7 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
     record = store.get_run(run_id)
     steps = store.steps(run_id)
     decided = store.gate_decisions(run_id)
+    queue = queue_view(store, record, queue_url)
     if as_json:
         data = asdict(record)
         data["steps"] = [
@@ -104,6 +109,7 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
             for s in steps
         ]
         data["journal"] = str(store.run_dir(run_id) / "journal.jsonl")
+        data["queue"] = queue
         click.echo(json.dumps(data, indent=2))
         return
     header = ("#", "step", "host", "status", "attempts", "exit", "note")
@@ -121,6 +127,8 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
     ]
     journal = store.run_dir(run_id) / "journal.jsonl"
     waits = _waits(steps, decided)
+    if queue is not None:
+        waits.append(terminal_safe(queue["line"]))
     if len(rows) > RICH_ROWS:
         click.echo(
             terminal_safe(
@@ -152,6 +160,60 @@ def show_status(state_dir: Path, run_id: str | None, as_json: bool) -> None:
         console.print(line, markup=False, highlight=False)
     # A path is copied and pasted: never broken across lines, nor marked up.
     console.print(f"Journal: {journal}", soft_wrap=True, markup=False, highlight=False)
+
+
+#: Run statuses for which the run's jobs are worth showing (a worker may have refused one).
+_WAITING = ("queued", "paused", "interrupted")
+
+
+def queue_view(store: Any, record: RunRecord, queue_url: str | None) -> dict[str, Any] | None:
+    """What the queue says of a run started with ``run --queue`` that has not finished:
+    its latest job (``job``, ``task``, ``status``, ``attempts``, ``at``), the queue's
+    URL without its password, and ``line``, one sentence for people; or ``error`` when
+    the queue cannot be read.  ``None`` for any other run, or when no queue is known
+    (``queue_url`` falls back to the PostgreSQL store's URL).  Never raises."""
+    from runbook_engine.cli.team import is_queued_run, queue_url_or_default
+    from runbook_engine.errors import InputError
+
+    if record.outcome or record.status not in _WAITING:
+        return None
+    url = queue_url_or_default(queue_url)
+    if not url or not is_queued_run(store, record.run_id):
+        return None
+    try:
+        from runbook_engine.run.queue import redact_url, run_jobs
+    except InputError as exc:  # no team extra installed here
+        return {"url": None, "error": str(exc), "line": f"Worker: cannot read the queue: {exc}"}
+    shown = redact_url(url)
+    try:
+        jobs = run_jobs(url, record.run_id)
+    except (InputError, StateError) as exc:
+        return {"url": shown, "error": str(exc), "line": f"Worker: cannot read the queue: {exc}"}
+    if not jobs:
+        line = f"Worker: no job of this run in queue {shown}"
+        return {"url": shown, "job": None, "line": line}
+    job = jobs[-1]
+    data: dict[str, Any] = {"url": shown, **asdict(job)}
+    data["job"] = data.pop("id")
+    data["line"] = _job_line(job, record.run_id)
+    return data
+
+
+def _job_line(job: Any, run_id: str) -> str:
+    """One sentence on ``job`` (a :class:`~runbook_engine.run.queue.RunJob`)."""
+    when = f" at {job.at[:19].replace('T', ' ')} UTC" if job.at else ""
+    tries = f"{job.attempts} attempt{'s' if job.attempts != 1 else ''}"
+    if job.status == "todo":
+        return f"Worker: job {job.id} waits for a worker (queued{when})"
+    if job.status == "doing":
+        return f"Worker: job {job.id} is being executed by a worker (since{when or ' -'})"
+    if job.status in ("failed", "cancelled", "aborted"):
+        return (
+            f"Worker: job {job.id} {job.status}{when} after {tries} — the worker's log says "
+            f"why; fix it, then `runbook resume {run_id}` on a machine with what the run "
+            "needs (its store, runbook, secrets, signing key)"
+        )
+    return f"Worker: job {job.id} {job.status}{when} after {tries}"
 
 
 def _waits(steps: list[StepState], decided: dict[tuple[str, str], GateDecision]) -> list[str]:

@@ -194,3 +194,55 @@ async def retry_stalled(app: procrastinate.App, seconds: float) -> list[int]:
         await app.job_manager.retry_job(job)
         retried.append(int(job.id or 0))
     return retried
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    """A job of a run as procrastinate's tables hold it (what ``runbook status`` shows).
+
+    Attributes:
+        id: procrastinate's job id.
+        task: :data:`START_TASK` or :data:`RESUME_TASK`.
+        status: procrastinate's job status (``todo``, ``doing``, ``succeeded``, ``failed``,
+            ``cancelled``, ``aborted``...).
+        attempts: How many times a worker took it.
+        at: When its last event happened (ISO 8601, UTC), or ``None``.
+    """
+
+    id: int
+    task: str
+    status: str
+    attempts: int
+    at: str | None
+
+
+def run_jobs(url: str, run_id: str) -> list[RunJob]:
+    """The jobs of run ``run_id`` in queue ``url``, oldest first (read-only).
+
+    Raises:
+        InputError: ``url`` is not a PostgreSQL URL.
+        StateError: the queue cannot be reached, or has no procrastinate tables.
+    """
+    lock = run_lock_name(run_id)
+    try:
+        with psycopg.connect(check_url(url), connect_timeout=5) as db:
+            db.read_only = True
+            rows = db.execute(
+                "SELECT j.id, j.task_name, j.status::text, j.attempts,"
+                " (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id)"
+                " FROM procrastinate_jobs j WHERE j.lock = %s OR j.queueing_lock = %s"
+                " ORDER BY j.id",
+                (lock, lock),
+            ).fetchall()
+    except psycopg.Error as exc:
+        raise StateError(f"queue {redact_url(url)}: {_pg_message(exc)}") from None
+    return [
+        RunJob(int(i), str(task), str(status), int(attempts), _utc(at))
+        for i, task, status, attempts, at in rows
+    ]
+
+
+def _utc(at: Any) -> str | None:
+    from datetime import UTC
+
+    return at.astimezone(UTC).isoformat(timespec="seconds") if at is not None else None
