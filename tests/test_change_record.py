@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,26 +44,24 @@ def _export(state: Path, run_id: str, fmt: str, cwd: Path) -> str:
     return proc.stdout
 
 
+def _readme_first_command() -> list[str]:
+    """The words after `runbook` of the README's first command (its first sh block)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```sh\n(.*?)```", readme, re.S).group(1)  # type: ignore[union-attr]
+    words = shlex.split(block.strip().split("&&")[-1])
+    assert Path(words[0]).name == "runbook", words
+    return words[1:]
+
+
 @pytest.fixture(scope="module")
 def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """The README's first command: the seed runbook in the article's lab, answered."""
+    """The README's first command as written (its state and guide in a temporary folder):
+    the seed runbook in the article's lab, answered, with its change id and reason."""
     tmp = tmp_path_factory.mktemp("readme")
-    proc = runbook(
-        "run",
-        SEEDS / "rpc-over-https.md",
-        "--env",
-        SEEDS / "environments" / "lab.yaml",
-        "--answers",
-        SEEDS / "answers" / "rpc-over-https-lab.yaml",
-        "--state-dir",
-        tmp / "state",
-        "--guide",
-        tmp / "guide.html",
-        "--run-id",
-        "r1",
-        "--no-input",
-        cwd=tmp,
-    )
+    words = _readme_first_command()
+    for option, value in (("--state-dir", tmp / "state"), ("--guide", tmp / "guide.html")):
+        words[words.index(option) + 1] = str(value)
+    proc = runbook(*words, "--run-id", "r1", "--no-input", cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return tmp, json.loads(_export(tmp / "state", "r1", "json", tmp))
 
@@ -127,6 +126,9 @@ def test_page_one_separates_observed_from_attested(
     assert row in numbers, page1
     assert summary["outcome"]["status"] in page1  # succeeded-pre-answered, not "succeeded"
     assert "NOT SIGNED" in page1  # the evidence verdict of an unsigned run
+    # The README's command gives the change id its answers file's notes name (CHG-1042).
+    assert "CHG-1042" in page1 and "Outlook Anywhere for remote staff" in page1
+    assert "no change id" not in page1 and "no reason was given" not in page1
     assert "claimed, not authenticated" in page1
     assert "Jane Operator" in page1 and "answers file" in page1
     for label in ("Runbook as run", "Environment", "Window", "Deviations", "Approvals"):
@@ -627,6 +629,29 @@ def test_a_paused_run_has_pending_steps_not_unreached_ones(tmp_path: Path) -> No
     status = {s["id"]: s["status"] for s in record["steps"]}
     assert status == {"one": "succeeded", "gate": "awaiting", "two": "pending"}
     assert record["summary"]["failures"] == []
+    shown = runbook("status", "r1", "--state-dir", state, cwd=tmp_path).stdout
+    assert "pending" in shown and "not reached" not in shown
+
+
+def test_a_finished_runs_unreached_steps_are_not_reached_in_every_text(tmp_path: Path) -> None:
+    """One word for one thing: the summary line, `runbook status` and the record's outcome
+    say "not reached" for the steps a failed run never started, as its step table does."""
+    book = tmp_path / "rb.md"
+    book.write_text(FAILING, encoding="utf-8")
+    state = tmp_path / "st"
+    proc = runbook("run", book, "--state-dir", state, "--run-id", "r1", "--no-input", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Run r1: failed (1 failed, 1 not reached, 1 succeeded)" in proc.stdout + proc.stderr
+    assert "pending" not in proc.stdout + proc.stderr
+    shown = runbook("status", "r1", "--state-dir", state, cwd=tmp_path).stdout
+    assert "not reached" in shown and "pending" not in shown
+    record = json.loads(_export(state, "r1", "json", tmp_path))
+    assert record["summary"]["outcome"]["steps"] == {"failed": 1, "not reached": 1, "succeeded": 1}
+    assert {s["id"]: s["status"] for s in record["steps"]}["after"] == "not reached"
+    markdown = _export(state, "r1", "md", tmp_path)
+    assert "pending" not in markdown and "not reached" in markdown
+    page = _export(state, "r1", "html", tmp_path)
+    assert "pending" not in page[page.index("<body") :]  # the stylesheet names the class
 
 
 def test_a_missing_change_id_or_reason_names_the_flags_that_give_them(tmp_path: Path) -> None:

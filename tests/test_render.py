@@ -232,6 +232,25 @@ def test_each_step_is_one_unbreakable_block_in_html() -> None:
     assert "size: A4" in css and "counter(page)" in css
 
 
+def test_html_guide_printed_from_a_browser_has_the_pdfs_page_one_rules() -> None:
+    """The print rules of the first page (prerequisites checklist kept whole, small print
+    for the estimates note) are one source, guide.css's @media print block, which the HTML
+    guide inlines and the PDF prints; guide-pdf.css keeps only what only a PDF has."""
+    page = html(fixture("rpc-over-https", "lab"))
+    style = page[page.index("<style") : page.index("</style>")]
+    printing = style[style.index("@media print") :]
+    for rule in (
+        "#prerequisites { break-after: avoid; }",
+        "#prerequisites + ul li { break-inside: avoid; }",
+        "#time-plan + table + p { font-size: 8pt;",
+        ".step > p:first-child + p { break-before: avoid; }",
+    ):
+        assert rule in printing, rule
+    pdf_css = (ROOT / "templates" / "guide-pdf.css").read_text()
+    rules = re.sub(r"/\*.*?\*/", "", pdf_css, flags=re.S)
+    assert not re.search(r"#prerequisites|#time-plan|#hosts-and-roles|\.checkbox|\.signoff", rules)
+
+
 # --- what the guide says ----------------------------------------------------------------------
 
 

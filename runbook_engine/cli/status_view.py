@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from runbook_engine.errors import StateError
+from runbook_engine.evidence.rows import NOT_REACHED
 from runbook_engine.evidence.safeio import terminal_safe
 from runbook_engine.run.store import GateDecision, RunRecord, StepState
 
@@ -38,9 +39,15 @@ def run_word(record: RunRecord) -> str:
     return record.outcome or record.status
 
 
-def step_word(state: StepState, decision: GateDecision | None) -> str:
+def step_word(state: StepState, decision: GateDecision | None, finished: bool = False) -> str:
     """The word shown for a step: its status, or the decision recorded for it and waiting
-    for the runner (``confirmed-awaiting-resume``; ``...-in-advance`` for a step not reached)."""
+    for the runner (``confirmed-awaiting-resume``; ``...-in-advance`` for a step not reached).
+
+    ``finished``: the run has ended (it has an outcome); its steps that never started are
+    ``not reached``, as its change record and summary line say (``pending`` is the word
+    of a run that has not ended)."""
+    if decision is None and finished and state.status == "pending":
+        return NOT_REACHED
     if decision is None or state.status in ("succeeded", "skipped", "already-done"):
         return state.status
     word = _DECIDED.get(decision.decision, decision.decision)
@@ -118,7 +125,7 @@ def show_status(
             str(s.position),
             s.step_id,
             s.host,
-            step_word(s, decided.get((s.step_id, s.host))),
+            step_word(s, decided.get((s.step_id, s.host)), finished=bool(record.outcome)),
             str(s.attempts),
             "" if s.exit_code is None else str(s.exit_code),
             locate(_note(s, decided.get((s.step_id, s.host)), run_id), location_args(store)),

@@ -51,7 +51,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runbook_engine.evidence import details, knowledge, people
-from runbook_engine.evidence.rows import FAILED, TABLE_KEYS, parse_time, step_rows
+from runbook_engine.evidence.rows import FAILED, NOT_REACHED, TABLE_KEYS, parse_time, step_rows
 
 if TYPE_CHECKING:
     from runbook_engine.evidence.verify import EvidenceCheck
@@ -356,7 +356,11 @@ def _outcome(
         "succeeded": status == "succeeded",
         "finished": True,
         "note": note,
-        "steps": finished.get("steps"),
+        # Journals written before the summary said "not reached" call those steps pending.
+        "steps": {
+            (NOT_REACHED if k == "pending" else k): n
+            for k, n in (finished.get("steps") or {}).items()
+        },
         "counts": _counts(rows),
     }
 

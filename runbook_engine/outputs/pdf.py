@@ -3,10 +3,13 @@
 The page is the HTML guide of :mod:`runbook_engine.outputs.guide_html` (its
 print CSS in ``templates/guide.css`` gives A4 pages, a running head with the
 runbook title, environment and change id, page numbers, steps kept with their
-heading and checkboxes for steps done by hand), plus ``templates/guide-pdf.css``
-for what only a PDF has: bookmarks per section (WeasyPrint makes them from
-``h1``-``h6``, https://doc.courtbouillon.org/weasyprint/stable/api_reference.html
-"bookmark-level") and per step, and the sign-off table kept whole on the last page.
+heading, checkboxes for steps done by hand, the sign-off block kept whole and the
+first page's rules, shared with a browser printing the HTML guide), plus
+``templates/guide-pdf.css`` for what only a PDF has: its page header and bookmarks
+per section (WeasyPrint makes them from ``h1``-``h6``,
+https://doc.courtbouillon.org/weasyprint/stable/api_reference.html "bookmark-level")
+and per step.  WeasyPrint reads that file as a user stylesheet: a property guide.css
+also sets for the same element is guide.css's.
 
 WeasyPrint is an optional dependency (``pip install runbook-engine[pdf]``) and
 needs Pango at run time; both are imported only here.  Nothing is fetched: the

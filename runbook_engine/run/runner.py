@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from runbook_engine.errors import ConnectionLost, RunInterrupted, RunPaused, StateError
 from runbook_engine.evidence.journal import read_journal
 from runbook_engine.evidence.record import finished_summary
+from runbook_engine.evidence.rows import NOT_REACHED
 from runbook_engine.evidence.secrets import run_secrets
 from runbook_engine.run.check import check_step, verdict_counts
 from runbook_engine.run.context import RunContext
@@ -376,9 +377,12 @@ class Runner:
         return ctx.apply(ts, host, decision, "interrupted", ts.body)
 
     def _summary(self) -> dict[str, Any]:
+        """The finished run's step counts by status; a step that never started is
+        ``not reached`` (as in its change record), ``pending`` being a paused run's word."""
         counts: dict[str, int] = {}
         for s in self.store.steps(self.record.run_id):
-            counts[s.status] = counts.get(s.status, 0) + 1
+            status = NOT_REACHED if s.status == "pending" else s.status
+            counts[status] = counts.get(status, 0) + 1
         return {"steps": counts}
 
     def claim(self) -> None:
