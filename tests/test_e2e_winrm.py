@@ -58,6 +58,8 @@ from probe_servers import (  # type: ignore[import-not-found]
 )
 from wsman_server import WindowsHost, wsman  # type: ignore[import-not-found]
 
+from runbook_engine.source.parser import parse_file
+
 __all__ = ["wsman"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.slow
@@ -643,9 +645,14 @@ def test_nspi_merge_keeps_other_protocol_sequences(lab: Lab) -> None:
     done = lab.run("rpc-over-https.md", "e2e-nspi")
     assert_succeeded(lab, done, "e2e-nspi")
     assert lab.dc.reg(NTDS_KEY, NSPI) == ["ncacn_ip_tcp:6005", "ncalrpc", "ncacn_http:6004"]
-    assert lab.dc.files["c:\\runbook-backup\\nspi-before.txt"].startswith(
-        "NSPI=ncacn_ip_tcp:6005\\0ncalrpc"
-    )
+    saved = lab.dc.files["c:\\runbook-backup\\nspi-before.txt"]
+    assert saved.rstrip("\r\n") == "NSPI=ncacn_ip_tcp:6005\\0ncalrpc"  # no trailing \0\0
+    # The backout, run on the host, writes back the value as found: no empty entries.
+    book = parse_file(lab.library / "rpc-over-https.md")
+    backout = next(s for s in book.steps if s.id == "nspi-backout")
+    out, code = lab.dc.run_script(backout.body.replace("{{ backup_dir }}", "c:\\runbook-backup"))
+    assert code == 0, out
+    assert lab.dc.reg(NTDS_KEY, NSPI) == ["ncacn_ip_tcp:6005", "ncalrpc"]
     output = "".join(
         (lab.state / "runs" / "e2e-nspi" / e["output_file"]).read_text("utf-8", "replace")
         for e in lab.journal("e2e-nspi")
