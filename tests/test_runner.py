@@ -288,6 +288,10 @@ def _kill_mid_step(ws: Workspace, book: str) -> None:
     try:
         assert wait_until(lambda: (ws.root / "marker").exists() or proc.poll() is not None)
         assert proc.poll() is None, "the run ended before step 'slow' started sleeping"
+        # The running checkpoint is committed with the step's process, just after it starts
+        # (on the team store a network round trip later): killed before, the store lags the
+        # journal and the resume reconciles; this test is about a checkpoint that says running.
+        assert wait_until(lambda: ws.step("slow")["status"] == "running")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
