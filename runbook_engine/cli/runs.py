@@ -224,20 +224,11 @@ def _queue_run(
     """``run --queue``: create the run ``queued`` (journaled, no secret resolved), then
     enqueue its first job; print the run id."""
     from runbook_engine.cli.team import queue_new_run
-    from runbook_engine.errors import StateError
     from runbook_engine.run.lifecycle import create_run
 
     runbook, env_path, overrides, options, run_id = how
     runner = create_run(runbook, env_path, overrides, store, options, run_id, queued=True)
-    runner.ctx.rest()
-    runner.pool.close()
-    try:
-        data = queue_new_run(queue_url, runner, options, answers, overrides, state_dir)
-    except StateError as exc:
-        raise StateError(
-            f"{exc.message}; run {runner.record.run_id} was created (queued) but not put on "
-            f"the queue: `runbook resume {runner.record.run_id}` runs it here"
-        ) from None
+    data = queue_new_run(queue_url, runner, options, answers, overrides, state_dir)
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:

@@ -60,27 +60,30 @@ def queue_new_run(
     state_dir: Path | None,
     store: str | None = None,
 ) -> dict[str, Any]:
-    """Enqueue the first job of a run created ``queued``; return what ``run --queue``
-    prints (the run, its status, the job).  ``store``: where the worker finds the run
-    (a store URL or a state folder; default :func:`store_location` of ``state_dir``).
+    """Hand a run just created ``queued`` to the workers: let go of its runner, store its
+    journal and files in a team's store, enqueue its first job; return what ``run --queue``
+    prints (the run, its status, the job).  ``store``: where the worker finds the run (a
+    store URL or a state folder; default :func:`store_location` of ``state_dir``).
 
     Raises:
-        InputError: no queue URL.  StateError: the queue cannot be reached.
+        InputError: no queue URL.  StateError: the queue cannot be reached (the message
+            says the run was created and how to run it).
     """
+    from runbook_engine.errors import StateError
     from runbook_engine.run.queue import START_TASK, JobArgs, check_url, enqueue, without_password
+    from runbook_engine.run.store_api import is_pg
 
-    check_url(url)
     record = runner.record
+    runner.ctx.rest()
+    runner.pool.close()
+    check_url(url)
     # The run stops here until a worker takes it, maybe on another machine: its journal
     # and files (its source's copy) go to a team's store now.
     runner.store.set_anchor(record.run_id, runner.journal.head, durable=True)
+    where = store or store_location(state_dir)
     args = JobArgs(
         run_id=record.run_id,
-        store=(
-            without_password(store)
-            if store and store.startswith(("postgresql://", "postgres://"))
-            else store or store_location(state_dir)
-        ),
+        store=without_password(where) if is_pg(where) else where,
         operator=options.operator,
         answers=str(answers.resolve()) if answers else None,
         forks=options.forks,
@@ -90,7 +93,13 @@ def queue_new_run(
         env=record.env_path,
         sets=sets,
     )
-    job = enqueue(str(url), START_TASK, args)
+    try:
+        job = enqueue(str(url), START_TASK, args)
+    except StateError as exc:
+        raise StateError(
+            f"{exc.message}; run {record.run_id} was created (queued) but not put on the "
+            f"queue: `runbook resume {record.run_id}` runs it"
+        ) from None
     return {
         "run_id": record.run_id,
         "status": "queued",

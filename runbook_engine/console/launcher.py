@@ -89,7 +89,6 @@ class QueueLauncher:
                 cannot be reached (a run created but not queued says how to run it).
         """
         from runbook_engine.cli.team import queue_new_run
-        from runbook_engine.errors import StateError
         from runbook_engine.run.lifecycle import create_run
         from runbook_engine.run.options import RunOptions
         from runbook_engine.run.queue import ensure_schema
@@ -113,18 +112,8 @@ class QueueLauncher:
                 request.run_id,
                 queued=True,
             )
-            runner.ctx.rest()
-            runner.pool.close()
             where = self.store_url or str(store.state_dir.resolve())
-            try:
-                queue_new_run(
-                    self.queue_url, runner, options, None, dict(request.sets), None, where
-                )
-            except StateError as exc:
-                raise StateError(
-                    f"{exc.message}; run {request.run_id} was created (queued) but not put "
-                    f"on the queue: `runbook resume {request.run_id}` runs it"
-                ) from None
+            queue_new_run(self.queue_url, runner, options, None, dict(request.sets), None, where)
         finally:
             store.close()
 

@@ -283,7 +283,7 @@ class RunContext(GateServices):
         fields |= {"transport": host.transport, "kind": ts.step.kind, "attempt": attempt}
         fields |= {"command": ts.run_body or ts.body, "timeout_seconds": ts.step.timeout}
         fields["values"] = dict(ts.env)  # on disk before the command starts (signature: at its end)
-        if self._deferred and getattr(self.store, "lock_may_lapse", False):
+        if self._deferred and self.store.lock_may_lapse:
             # A team store's run lock can lapse unseen (a restart, a cut session): the
             # ends that wait are committed, and the lock checked, before another process
             # starts or is journaled as starting (else a second runner could take the run).

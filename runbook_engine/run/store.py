@@ -99,6 +99,9 @@ class CheckpointStore:
             or the database is from a newer version.
     """
 
+    #: A state folder's run lock (a file lock of this process) cannot lapse unseen.
+    lock_may_lapse = False
+
     def __init__(self, state_dir: Path, *, create: bool = True, run_id: str | None = None) -> None:
         self.state_dir = state_dir
         self.db_path = state_dir / "state.db"

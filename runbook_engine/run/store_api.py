@@ -30,6 +30,9 @@ class Store(Protocol):
     """
 
     state_dir: Path
+    #: Whether the run lock can lapse without this process seeing it (the runner then
+    #: commits waiting step ends before it starts the next command).
+    lock_may_lapse: bool
 
     def close(self) -> None: ...
     def run_dir(self, run_id: str) -> Path: ...
